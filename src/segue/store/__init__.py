@@ -1,0 +1,10 @@
+"""Persistence of the catalog, users and events behind one small interface.
+
+``open_store(url)`` returns a :class:`~segue.store.base.Store`; SQLite (the default, a file in
+the data directory) and PostgreSQL differ only in the SQL dialect, chosen from the URL.
+"""
+
+from segue.store.base import IngestReport, Store
+from segue.store.sql import open_store
+
+__all__ = ["IngestReport", "Store", "open_store"]

@@ -1,0 +1,72 @@
+"""The ``segue`` command. Commands parse options, call a job, and print; nothing more.
+
+User mistakes surface as :class:`segue.errors.SegueError` and are printed as one red line
+with exit status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from segue.cli import data_commands, model_commands
+from segue.cli.console import err_console
+from segue.cli.context import State
+from segue.config import load_settings
+from segue.errors import SegueError
+
+app = typer.Typer(
+    name="segue",
+    help="segue: a self-hostable music recommendation platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_commands.import_app, name="import")
+data_commands.register(app)
+model_commands.register(app)
+
+
+@app.callback()
+def _settings(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where segue keeps its files [env: SEGUE_DATA_DIR]"),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="Store URL, e.g. postgresql://localhost/segue [env: SEGUE_DATABASE_URL]"),
+    ] = None,
+) -> None:
+    """Settings come from SEGUE_* variables or segue.toml; these options override both."""
+    settings = load_settings().with_overrides(data_dir=data_dir, database_url=database_url)
+    ctx.obj = State(settings)
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one clear line."""
+    try:
+        app(standalone_mode=False)
+    except SegueError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("[yellow]aborted[/]")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

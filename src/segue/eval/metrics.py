@@ -1,0 +1,111 @@
+"""Offline top-k ranking metrics, computed for many users at once.
+
+Conventions follow RecBole (so our Last.fm numbers compare with published ones): a user counts
+only if they have at least one relevant item; precision@k divides by k; recall@k by the number of
+relevant items; NDCG@k uses binary gains and an ideal DCG over min(k, #relevant) items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def hit_matrix(ranked: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
+    """``hits[u, j]`` is true when ``ranked[u, j]`` is relevant for user ``u``.
+
+    ``ranked`` is (n_users, k) of item indices, -1 for padding; ``relevant`` is a user×item CSR
+    matrix whose rows align with ``ranked``'s rows (non-zero = relevant).
+    """
+    ranked = np.asarray(ranked, dtype=np.int64)
+    if ranked.ndim != 2 or ranked.shape[0] != relevant.shape[0]:
+        raise ValueError(
+            f"ranked has shape {ranked.shape}; expected ({relevant.shape[0]}, k) rows aligned "
+            "with the relevance matrix"
+        )
+    rel = relevant.tocsr().copy()
+    rel.eliminate_zeros()
+    rel.sort_indices()
+    n_items = rel.shape[1]
+    rows = np.repeat(np.arange(rel.shape[0], dtype=np.int64), np.diff(rel.indptr))
+    truth_keys = rows * n_items + rel.indices.astype(np.int64)
+    query = np.arange(ranked.shape[0], dtype=np.int64)[:, None] * n_items + ranked
+    pos = np.searchsorted(truth_keys, query)
+    pos = np.minimum(pos, max(len(truth_keys) - 1, 0))
+    found = truth_keys[pos] == query if len(truth_keys) else np.zeros(query.shape, dtype=bool)
+    return found & (ranked >= 0)
+
+
+@dataclass(frozen=True)
+class RankingScores:
+    """Per-user metric values; averaging is left to the caller (e.g. by activity bucket)."""
+
+    precision: np.ndarray
+    recall: np.ndarray
+    f1: np.ndarray
+    ndcg: np.ndarray
+    hit_rate: np.ndarray
+    mrr: np.ndarray
+    map: np.ndarray
+    users: np.ndarray
+
+    def mean(self) -> dict[str, float]:
+        return {
+            name: float(getattr(self, name).mean()) if len(self.users) else float("nan")
+            for name in ("precision", "recall", "f1", "ndcg", "hit_rate", "mrr", "map")
+        }
+
+
+def ranking_scores(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> RankingScores:
+    """Metrics at ``k`` for every user with at least one relevant item."""
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    ranked = np.asarray(ranked)[:, :k]
+    if ranked.shape[1] < k:
+        pad = np.full((ranked.shape[0], k - ranked.shape[1]), -1, dtype=np.int64)
+        ranked = np.hstack([ranked, pad])
+    n_relevant = np.diff(relevant.tocsr().indptr)
+    users = np.flatnonzero(n_relevant > 0)
+    hits = hit_matrix(ranked, relevant)[users].astype(np.float64)
+    n_rel = n_relevant[users].astype(np.float64)
+    n_hits = hits.sum(axis=1)
+    precision = n_hits / k
+    recall = n_hits / n_rel
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(n_hits > 0, 2 * precision * recall / (precision + recall), 0.0)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = hits @ discounts
+    ideal_cum = np.concatenate([[0.0], np.cumsum(discounts)])
+    idcg = ideal_cum[np.minimum(n_rel, k).astype(int)]
+    ndcg = dcg / idcg
+    first = np.where(n_hits > 0, hits.argmax(axis=1), -1)
+    mrr = np.where(first >= 0, 1.0 / (first + 1), 0.0)
+    precision_at_hits = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    ap = (precision_at_hits * hits).sum(axis=1) / np.minimum(n_rel, k)
+    return RankingScores(
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        ndcg=ndcg,
+        hit_rate=(n_hits > 0).astype(np.float64),
+        mrr=mrr,
+        map=ap,
+        users=users,
+    )
+
+
+def catalog_coverage(ranked: np.ndarray, n_items: int) -> float:
+    """Share of the catalog that appears in at least one list."""
+    shown = np.unique(ranked[ranked >= 0])
+    return len(shown) / n_items if n_items else 0.0
+
+
+def novelty(ranked: np.ndarray, item_popularity: np.ndarray, n_users: int) -> float:
+    """Mean self-information −log2(p(i)) of recommended items, p = share of users with i."""
+    items = ranked[ranked >= 0]
+    if len(items) == 0:
+        return float("nan")
+    p = np.clip(item_popularity[items] / max(n_users, 1), 1e-12, 1.0)
+    return float(np.mean(-np.log2(p)))

@@ -1,0 +1,166 @@
+"""The one protocol every recommender follows, and the helpers they share.
+
+Models work in index space: users and items are rows and columns of the training matrix
+(``segue.dataset``'s id maps translate). ``recommend`` returns a :class:`Recommendations`
+batch; reasons are computed lazily per row because most callers (evaluation) never need them.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from segue.errors import SegueError
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why an item was recommended, as data: faces render ``code`` with the anchor's title.
+
+    Codes: ``because_you_played`` (anchor = a played item), ``popular`` (value = listeners),
+    ``listeners_like_you``, ``new_from_artist``, ``matches_your_taste``, ``exploration``.
+    """
+
+    code: str
+    anchor_item: int | None = None
+    value: float | None = None
+
+
+@dataclass
+class Recommendations:
+    """Top-k lists for a batch of users: ``items[r]`` ranked best first, -1 where short."""
+
+    users: np.ndarray
+    items: np.ndarray
+    scores: np.ndarray
+    model: Recommender
+
+    def reasons(self, row: int) -> list[Reason]:
+        """One reason per recommended item of ``row`` (skipping padding)."""
+        user = int(self.users[row])
+        return [self.model.explain(user, int(i)) for i in self.items[row] if i >= 0]
+
+
+class Recommender(abc.ABC):
+    """fit → recommend / similar_items → save / load; scores are comparable within a model."""
+
+    #: Registry name, used by the CLI and in saved manifests.
+    name: ClassVar[str]
+
+    _train: sp.csr_matrix | None = None
+
+    @abc.abstractmethod
+    def fit(self, interactions: sp.csr_matrix) -> Self:
+        """Learn from a user×item matrix of positive, already-weighted interactions."""
+
+    @abc.abstractmethod
+    def score(self, users: np.ndarray) -> np.ndarray:
+        """Dense (len(users), n_items) scores; higher is better."""
+
+    @abc.abstractmethod
+    def explain(self, user: int, item: int) -> Reason: ...
+
+    def params(self) -> dict[str, Any]:
+        """Constructor arguments, saved with the model."""
+        return {}
+
+    def recommend(
+        self,
+        users: Sequence[int] | np.ndarray,
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        batch_size: int = 512,
+    ) -> Recommendations:
+        """Top ``k`` items per user; seen items are removed unless ``exclude_seen`` is false."""
+        train = self._fitted()
+        users = np.asarray(users, dtype=np.int64)
+        if len(users) and (users.min() < 0 or users.max() >= train.shape[0]):
+            raise SegueError(f"user index out of range 0..{train.shape[0] - 1}")
+        k = min(k, train.shape[1])
+        items = np.full((len(users), k), -1, dtype=np.int64)
+        scores = np.full((len(users), k), -np.inf, dtype=np.float32)
+        for start in range(0, len(users), batch_size):
+            block = users[start : start + batch_size]
+            dense = self.score(block).astype(np.float32, copy=False)
+            if exclude_seen:
+                seen = train[block]
+                rows = np.repeat(np.arange(len(block)), np.diff(seen.indptr))
+                dense[rows, seen.indices] = -np.inf
+            top, top_scores = top_k(dense, k)
+            items[start : start + len(block)] = top
+            scores[start : start + len(block)] = top_scores
+        items[~np.isfinite(scores)] = -1
+        return Recommendations(users=users, items=items, scores=scores, model=self)
+
+    def similar_items(self, items: Sequence[int] | np.ndarray, k: int = 10) -> np.ndarray:
+        """Items most like each given item; by default by co-occurrence cosine."""
+        raise SegueError(f"model {self.name!r} does not provide similar items")
+
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """Write ``params.json`` and ``arrays.npz`` into a folder (replaced atomically)."""
+        train = self._fitted()
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        (tmp / "params.json").write_text(
+            json.dumps({"name": self.name, "params": self.params()}, indent=2)
+        )
+        sp.save_npz(tmp / "train.npz", train)
+        np.savez(tmp / "arrays.npz", **self._state())
+        _replace_dir(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        meta = json.loads((path / "params.json").read_text())
+        if meta["name"] != cls.name:
+            raise SegueError(f"{path} holds a {meta['name']!r} model, not {cls.name!r}")
+        model = cls(**meta["params"])
+        model._train = sp.load_npz(path / "train.npz").tocsr()
+        with np.load(path / "arrays.npz", allow_pickle=False) as arrays:
+            model._restore({key: arrays[key] for key in arrays.files})
+        return model
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        return None
+
+    def _fitted(self) -> sp.csr_matrix:
+        if self._train is None:
+            raise SegueError(f"model {self.name!r} is not fitted yet; call fit() first")
+        return self._train
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and values of the k largest scores per row, best first (ties by index)."""
+    if k >= scores.shape[1]:
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    else:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        part_scores = np.take_along_axis(scores, part, axis=1)
+        # stable order: by score desc, then by item index asc
+        order_in_part = np.lexsort((part, -part_scores), axis=1)
+        order = np.take_along_axis(part, order_in_part, axis=1)
+    return order, np.take_along_axis(scores, order, axis=1)
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    import shutil
+
+    old = final.with_name(final.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    if old.exists():
+        shutil.rmtree(old)

@@ -45,17 +45,18 @@ class IdMap:
 
     def __init__(self, ids: Iterable[str], *, name: str = "id") -> None:
         self.name = name
+        label = "id" if name == "id" else f"{name} id"
         self._ids = np.array(list(ids), dtype=object)
         self._ids.flags.writeable = False
         self._index: dict[str, int] = {}
         for position, value in enumerate(self._ids):
             if not isinstance(value, str) or not value:
                 raise DatasetError(
-                    f"{name} ids must be non-empty strings; position {position} holds {value!r}"
+                    f"{label}s must be non-empty strings; position {position} holds {value!r}"
                 )
             if self._index.setdefault(value, position) != position:
                 raise DatasetError(
-                    f"{name} id {value!r} appears twice (positions {self._index[value]} and "
+                    f"{label} {value!r} appears twice (positions {self._index[value]} and "
                     f"{position}); an id map needs unique ids"
                 )
 
@@ -170,11 +171,15 @@ class IdMap:
             raise DatasetError(f"{source}: {exc}") from exc
 
     # -- messages ------------------------------------------------------------------------
+    @property
+    def _label(self) -> str:
+        return "id" if self.name == "id" else f"{self.name} id"
+
     def _raise_unknown(self, unknown: list[str], asked: int) -> None:
         shown = ", ".join(repr(v) for v in unknown[:_SHOWN])
         more = f" and {len(unknown) - _SHOWN} more" if len(unknown) > _SHOWN else ""
         raise UnknownIdError(
-            f"unknown {self.name} id(s) {shown}{more} ({len(unknown)} distinct of {asked} "
+            f"unknown {self._label}(s) {shown}{more} ({len(unknown)} distinct of {asked} "
             f"looked up; the map holds {len(self)} {self.name}s)",
             unknown,
         )

@@ -77,10 +77,16 @@ class Recommender(abc.ABC):
         k: int = 10,
         *,
         exclude_seen: bool = True,
+        exclude: sp.csr_matrix | None = None,
         batch_size: int = 512,
     ) -> Recommendations:
-        """Top ``k`` items per user; seen items are removed unless ``exclude_seen`` is false."""
+        """Top ``k`` items per user.
+
+        Items of the training matrix are removed unless ``exclude_seen`` is false; ``exclude``
+        replaces that mask (evaluation masks train and validation items alike).
+        """
         train = self._fitted()
+        mask = train if exclude is None else exclude.tocsr()
         users = np.asarray(users, dtype=np.int64)
         if len(users) and (users.min() < 0 or users.max() >= train.shape[0]):
             raise SegueError(f"user index out of range 0..{train.shape[0] - 1}")
@@ -91,7 +97,7 @@ class Recommender(abc.ABC):
             block = users[start : start + batch_size]
             dense = self.score(block).astype(np.float32, copy=False)
             if exclude_seen:
-                seen = train[block]
+                seen = mask[block]
                 rows = np.repeat(np.arange(len(block)), np.diff(seen.indptr))
                 dense[rows, seen.indices] = -np.inf
             top, top_scores = top_k(dense, k)

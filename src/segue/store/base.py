@@ -33,10 +33,16 @@ TABLES = ("items", "users", "events", "friendships", "tags", "tag_assignments")
 
 @dataclass
 class IngestReport:
-    """How many rows of each kind an ingest added, and how many were already there."""
+    """Per table: rows an ingest added, rows it skipped as duplicates, rows it replaced.
+
+    ``ignored`` counts records whose key was already present (events, friend links, tag
+    assignments) or repeated within the batch; ``updated`` counts items, users and tags that
+    existed and were overwritten by the upsert.
+    """
 
     inserted: dict[str, int] = field(default_factory=dict)
     ignored: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
 
 
 class Store(abc.ABC):

@@ -1,0 +1,149 @@
+"""Commands that train, evaluate and use models: train, evaluate, recommend, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from segue.cli.console import console, progress_bar
+from segue.cli.context import State, state
+
+_MODELS_HELP = "Comma-separated model names (default: all), e.g. popularity,itemknn."
+_METRICS = ("precision", "recall", "ndcg", "hit_rate", "map", "mrr", "coverage", "novelty")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.command()(evaluate)
+    app.command()(recommend)
+    app.command()(demo)
+
+
+def _names(models: str) -> list[str]:
+    from segue.models import MODELS, model_spec
+
+    names = [m.strip() for m in models.split(",") if m.strip()] or list(MODELS)
+    for name in names:
+        model_spec(name)  # raises a clear error for unknown names
+    return names
+
+
+def _model_dir(st: State) -> Path:
+    return st.settings.data_dir / "models"
+
+
+def train(ctx: typer.Context, models: Annotated[str, typer.Option(help=_MODELS_HELP)] = "") -> None:
+    """Train models on every interaction in the store and save them in the data directory."""
+    from segue.jobs.train import load_interactions, train_models
+
+    st = state(ctx)
+    names = _names(models)
+    with console.status("loading interactions"):
+        data = load_interactions(st.store())
+    with progress_bar() as bar:
+        task = bar.add_task("training", total=len(names))
+        trained = train_models(
+            data, names, _model_dir(st), progress=lambda s, d, t: bar.update(task, completed=d)
+        )
+    for name, result in trained.items():
+        console.print(f"trained {name} on {data!r} in {result.fit_seconds:.1f}s")
+
+
+def evaluate(
+    ctx: typer.Context,
+    models: Annotated[str, typer.Option(help=_MODELS_HELP)] = "",
+    k: Annotated[int, typer.Option(min=1, help="List length for the metrics.")] = 10,
+    seed: Annotated[int, typer.Option(help="Split seed.")] = 0,
+) -> None:
+    """Evaluate models on one random 8:1:1 per-user split and print the metrics table."""
+    from segue.jobs.evaluate import evaluate_models
+    from segue.jobs.train import load_interactions
+
+    st = state(ctx)
+    names = _names(models)
+    with console.status("loading interactions"):
+        data = load_interactions(st.store())
+    with progress_bar() as bar:
+        task = bar.add_task("evaluating", total=len(names))
+        results = evaluate_models(
+            data, names, k=k, seed=seed, progress=lambda s, d, t: bar.update(task, completed=d)
+        )
+    print_results(results, k)
+
+
+def print_results(results, k: int) -> None:
+    table = Table(
+        "model",
+        *(f"{m}@{k}" if m not in ("coverage", "novelty") else m for m in _METRICS),
+        "fit s",
+        "rec s",
+        title="test split",
+    )
+    for r in results:
+        table.add_row(
+            r.model,
+            *(f"{r.metrics[m]:.4f}" for m in _METRICS),
+            f"{r.fit_seconds:.2f}",
+            f"{r.recommend_seconds:.2f}",
+        )
+    console.print(table)
+
+
+def recommend(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="The user's id.")],
+    model: Annotated[str, typer.Option(help="Which trained model answers.")] = "itemknn",
+    k: Annotated[int, typer.Option(min=1, max=500, help="How many items.")] = 10,
+) -> None:
+    """Recommend items to one user with the reason for each."""
+    from segue.jobs.train import load_trained, recommend_for_user
+
+    st = state(ctx)
+    trained = load_trained(_model_dir(st), _names(model)[0])
+    print_suggestions(recommend_for_user(st.store(), trained, user, k), f"{user} · {model}")
+
+
+def print_suggestions(suggestions, title: str) -> None:
+    table = Table("#", "item", "score", "why", title=title)
+    for rank, s in enumerate(suggestions, 1):
+        table.add_row(str(rank), s.title, f"{s.score:.3f}", s.reason)
+    console.print(table)
+
+
+def demo(
+    ctx: typer.Context,
+    users: Annotated[int, typer.Option(min=10, help="Listeners in the synthetic world.")] = 2000,
+    tracks: Annotated[int, typer.Option(min=50, help="Tracks in the synthetic world.")] = 5000,
+    events: Annotated[int, typer.Option(min=1000, help="Target number of events.")] = 200_000,
+    seed: Annotated[int, typer.Option(help="Seed for the world and the split.")] = 7,
+    models: Annotated[str, typer.Option(help=_MODELS_HELP)] = "",
+) -> None:
+    """Run the main job end to end: synth, import, train, evaluate, show recommendations."""
+    from segue.data.synth import SynthParams
+    from segue.jobs.demo import run_demo
+
+    st = state(ctx)
+    params = SynthParams(seed=seed, n_users=users, n_tracks=tracks, n_events=events)
+    with progress_bar() as bar:
+        tasks: dict[str, int] = {}
+
+        def report(step: str, done: int, total: int | None) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=total)
+            bar.update(tasks[step], completed=done, total=total)
+
+        result = run_demo(
+            st.store(), params, _model_dir(st), models=_names(models), progress=report
+        )
+    w = result.world
+    console.print(
+        f"[green]world[/]: {w.users:,} users, {w.items:,} items, {w.events_inserted:,} new events "
+        f"in {st.settings.resolved_database_url}"
+    )
+    print_results(result.results, 10)
+    for user_id, by_model in result.samples.items():
+        for name, suggestions in by_model.items():
+            print_suggestions(suggestions, f"user {user_id} · {name}")

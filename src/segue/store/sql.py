@@ -1,0 +1,460 @@
+"""The one :class:`~segue.store.base.Store` implementation, on SQLAlchemy Core.
+
+SQLite and PostgreSQL share every statement except the few bulk paths in
+:mod:`segue.store.bulk`. Inside ``with store.transaction():`` every call (reads included) uses
+the transaction's connection, so reads see the transaction's own writes; outside, each call is
+its own transaction. A store object is meant for one thread at a time per open transaction:
+the current transaction is tracked per thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from segue.data.batch import Origin, RecordBatch
+from segue.data.log import InteractionLog
+from segue.data.model import (
+    Event,
+    EventType,
+    Friendship,
+    Item,
+    ItemKind,
+    Tag,
+    TagAssignment,
+    User,
+    to_epoch_ms,
+)
+from segue.errors import RowError, StoreError
+from segue.store import bulk, export, schema
+from segue.store.base import TABLES, IngestReport, Store
+from segue.store.codec import USER_FLAGS, item_row, row_item, row_user, user_row
+from segue.store.engine import create_engine, masked, open_error, parse_url
+
+# Statement chunk for executemany of small-record writes (keeps parameter lists bounded).
+_CHUNK = 5_000
+
+
+def open_store(url: str) -> Store:
+    """Open (creating or migrating if needed) the store at a SQLAlchemy URL.
+
+    ``sqlite:///path`` creates the file and its folder; ``postgresql://``, ``postgres://`` and
+    ``postgresql+psycopg://`` all use psycopg 3. Raises StoreError with the (password-masked)
+    URL when the database cannot be reached or its schema is newer than this segue.
+    """
+    return SqlStore(url)
+
+
+class SqlStore(Store):
+    """Store on SQLite or PostgreSQL; see the module docstring for transaction semantics."""
+
+    def __init__(self, url: str) -> None:
+        parsed = parse_url(url)
+        self.url = parsed.render_as_string(hide_password=False)
+        self._masked_url = masked(parsed)
+        self._engine = create_engine(parsed)
+        self._local = threading.local()
+        try:
+            # The first connection is where a wrong URL, a stopped server or a file that is
+            # not SQLite shows up; later failures are bugs and keep their traceback.
+            with self._engine.connect():
+                pass
+        except sa.exc.DBAPIError as exc:
+            self._engine.dispose()
+            raise open_error(parsed, exc) from exc
+        try:
+            self.schema_version = self._prepare_schema()
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self._masked_url!r})"
+
+    def _prepare_schema(self) -> int:
+        with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two processes opening a fresh database must not both create the tables.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(724311001)")
+            version = schema.read_version(conn)
+            latest = schema.SCHEMA_VERSION
+            if version is None:
+                found = schema.foreign_tables(conn)
+                if found:
+                    raise StoreError(
+                        f"{self._masked_url} has tables {found} but no segue schema version; "
+                        "it is not a segue database (or was damaged). Use an empty database."
+                    )
+                schema.create_current(conn, latest)
+                return latest
+            if version > latest:
+                raise StoreError(
+                    f"the store at {self._masked_url} has schema version {version}, newer than "
+                    f"this segue understands ({latest}). Upgrade segue to open it."
+                )
+            if version < latest:
+                schema.migrate(conn, version, latest)
+            return latest
+
+    # -- transactions ----------------------------------------------------------------------
+    @property
+    def _tx(self) -> sa.Connection | None:
+        return getattr(self._local, "conn", None)
+
+    def transaction(self) -> AbstractContextManager[None]:
+        return self._transaction()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        if self._tx is not None:  # nested: join the outer transaction
+            yield
+            return
+        with self._engine.begin() as conn:
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        if self._tx is not None:
+            yield self._tx
+            return
+        with self._engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        if self._tx is not None:
+            yield self._tx
+            return
+        with self._engine.connect() as conn:
+            yield conn
+
+    # -- generic helpers -------------------------------------------------------------------
+    def _insert(self, conn: sa.Connection, table: sa.Table) -> Any:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    def _upsert(
+        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], key: str
+    ) -> tuple[int, int]:
+        """Insert-or-update rows by ``key``; the last of repeated keys wins. (new, updated)."""
+        unique = list({row[key]: row for row in rows}.values())
+        if not unique:
+            return 0, 0
+        existing = self._existing(conn, table, key, [row[key] for row in unique])
+        stmt = self._insert(conn, table)
+        updates = {c: stmt.excluded[c] for c in unique[0] if c != key}
+        stmt = stmt.on_conflict_do_update(index_elements=[key], set_=updates)
+        for start in range(0, len(unique), _CHUNK):
+            conn.execute(stmt, unique[start : start + _CHUNK])
+        return len(unique) - len(existing), len(existing)
+
+    def _existing(
+        self, conn: sa.Connection, table: sa.Table, column: str, values: Sequence[Any]
+    ) -> set[Any]:
+        if table.name in ("users", "items"):
+            return set(bulk.lookup_keys(conn, table.name, values))
+        found: set[Any] = set()
+        col = table.c[column]
+        distinct = list(set(values))
+        for start in range(0, len(distinct), _CHUNK):
+            chunk = distinct[start : start + _CHUNK]
+            found.update(conn.execute(sa.select(col).where(col.in_(chunk))).scalars())
+        return found
+
+    def _insert_ignore(
+        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
+    ) -> int:
+        """Insert rows whose primary key is new; returns how many were."""
+        if not rows:
+            return 0
+        stmt = self._insert(conn, table).on_conflict_do_nothing()
+        inserted = 0
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            # RETURNING counts exactly on both backends, where executemany rowcount does not.
+            result = conn.execute(stmt.returning(*table.primary_key.columns), chunk)
+            inserted += len(result.all())
+        return inserted
+
+    # -- writes ----------------------------------------------------------------------------
+    def upsert_items(self, items: Iterable[Item]) -> int:
+        """Insert or replace items by id; returns how many distinct ids were written."""
+        with self._write() as conn:
+            new, updated = self._upsert(conn, schema.items, [item_row(i) for i in items], "id")
+        return new + updated
+
+    def upsert_users(self, users: Iterable[User]) -> int:
+        """Insert or replace users by id; returns how many distinct ids were written."""
+        with self._write() as conn:
+            new, updated = self._upsert(conn, schema.users, [user_row(u) for u in users], "id")
+        return new + updated
+
+    def upsert_tags(self, tags: Iterable[Tag]) -> int:
+        """Insert or rename tags by id; returns how many distinct ids were written."""
+        with self._write() as conn:
+            rows = [{"id": t.id, "name": t.name} for t in tags]
+            new, updated = self._upsert(conn, schema.tags, rows, "id")
+        return new + updated
+
+    def add_events(self, events: Iterable[Event]) -> int:
+        return self.add_event_log(InteractionLog.from_events(events))
+
+    def add_event_log(self, log: InteractionLog) -> int:
+        with self._write() as conn:
+            return bulk.add_event_log(conn, log)
+
+    def add_friendships(self, links: Iterable[Friendship]) -> int:
+        links = list(links)
+        with self._write() as conn:
+            keys = self._user_keys(conn, [x for link in links for x in (link.user_id, link.friend_id)])
+            return self._write_friendships(conn, links, keys)
+
+    def add_tag_assignments(self, rows: Iterable[TagAssignment]) -> int:
+        rows = list(rows)
+        with self._write() as conn:
+            keys = self._user_keys(conn, [r.user_id for r in rows])
+            self._check_tags(conn, rows)
+            return self._write_tag_assignments(conn, rows, keys)
+
+    def _user_keys(self, conn: sa.Connection, ids: Sequence[str]) -> dict[str, int]:
+        keys = bulk.lookup_keys(conn, "users", ids)
+        missing = sorted(set(ids) - set(keys))
+        if missing:
+            shown = ", ".join(repr(m) for m in missing[:5])
+            raise StoreError(f"{len(missing)} unknown user id(s): {shown}. Add the users first.")
+        return keys
+
+    def _check_tags(self, conn: sa.Connection, rows: Sequence[TagAssignment]) -> None:
+        ids = {r.tag_id for r in rows}
+        missing = sorted(ids - self._existing(conn, schema.tags, "id", list(ids)))
+        if missing:
+            raise StoreError(f"unknown tag id(s) {missing[:5]}. Add the tags first.")
+
+    def _write_friendships(
+        self, conn: sa.Connection, links: Sequence[Friendship], keys: dict[str, int]
+    ) -> int:
+        rows = [{"user_key": keys[x.user_id], "friend_key": keys[x.friend_id]} for x in links]
+        return self._insert_ignore(conn, schema.friendships, rows)
+
+    def _write_tag_assignments(
+        self, conn: sa.Connection, rows: Sequence[TagAssignment], keys: dict[str, int]
+    ) -> int:
+        values = [
+            {
+                "user_key": keys[r.user_id],
+                "item_id": r.item_id,
+                "tag_id": r.tag_id,
+                "ts_ms": to_epoch_ms(r.timestamp),
+            }
+            for r in rows
+        ]
+        return self._insert_ignore(conn, schema.tag_assignments, values)
+
+    def ingest(self, batch: RecordBatch) -> IngestReport:
+        report = IngestReport()
+        with self._write() as conn:
+            self._check_references(conn, batch)
+            for name, table, rows in (
+                ("items", schema.items, [item_row(i) for i in batch.items]),
+                ("users", schema.users, [user_row(u) for u in batch.users]),
+                ("tags", schema.tags, [{"id": t.id, "name": t.name} for t in batch.tags]),
+            ):
+                new, updated = self._upsert(conn, table, rows, "id")
+                report.inserted[name], report.updated[name] = new, updated
+                report.ignored[name] = len(rows) - new - updated  # repeats inside the batch
+            new = bulk.add_event_log(conn, InteractionLog.from_events(batch.events))
+            report.inserted["events"] = new
+            report.ignored["events"] = len(batch.events) - new
+            user_ids = [x for f in batch.friendships for x in (f.user_id, f.friend_id)]
+            user_ids += [t.user_id for t in batch.tag_assignments]
+            keys = bulk.lookup_keys(conn, "users", user_ids)
+            new = self._write_friendships(conn, batch.friendships, keys)
+            report.inserted["friendships"] = new
+            report.ignored["friendships"] = len(batch.friendships) - new
+            new = self._write_tag_assignments(conn, batch.tag_assignments, keys)
+            report.inserted["tag_assignments"] = new
+            report.ignored["tag_assignments"] = len(batch.tag_assignments) - new
+        return report
+
+    def _check_references(self, conn: sa.Connection, batch: RecordBatch) -> None:
+        """Raise RowError for the first record naming a user, item or tag that won't exist."""
+        users = {u.id for u in batch.users}
+        items = {i.id for i in batch.items}
+        tags = {t.id for t in batch.tags}
+        wanted_users = {e.user_id for e in batch.events}
+        wanted_users |= {x for f in batch.friendships for x in (f.user_id, f.friend_id)}
+        wanted_users |= {t.user_id for t in batch.tag_assignments}
+        users |= set(bulk.lookup_keys(conn, "users", wanted_users - users))
+        items |= set(bulk.lookup_keys(conn, "items", {e.item_id for e in batch.events} - items))
+        wanted_tags = {t.tag_id for t in batch.tag_assignments} - tags
+        tags |= self._existing(conn, schema.tags, "id", list(wanted_tags))
+
+        checks: list[tuple[str, Sequence[Any], Sequence[Origin], list[tuple[str, str]]]] = [
+            ("event", batch.events, batch.event_origins, [("user_id", "user"), ("item_id", "item")]),
+            (
+                "friendship",
+                batch.friendships,
+                batch.friendship_origins,
+                [("user_id", "user"), ("friend_id", "friend")],
+            ),
+            (
+                "tag assignment",
+                batch.tag_assignments,
+                batch.tag_assignment_origins,
+                [("user_id", "user"), ("tag_id", "tag")],
+            ),
+        ]
+        known = {"user": users, "friend": users, "item": items, "tag": tags}
+        for what, records, origins, fields in checks:
+            for index, record in enumerate(records):
+                for attr, role in fields:
+                    value = getattr(record, attr)
+                    if value in known[role]:
+                        continue
+                    label = "user" if role == "friend" else role
+                    reason = f"unknown {label} {str(value)!r}"
+                    if index < len(origins):
+                        origin = origins[index]
+                        raise RowError(origin.file, origin.line, _column(origin, role), reason)
+                    raise StoreError(
+                        f"{what} #{index + 1} of the batch names an {reason}; add it to the "
+                        "batch or the store first."
+                    )
+
+    def set_user_flags(self, user_id: str, **flags: bool) -> User:
+        unknown = sorted(set(flags) - set(USER_FLAGS))
+        if unknown:
+            raise StoreError(
+                f"unknown user flag(s) {unknown}; the flags are: {', '.join(USER_FLAGS)}"
+            )
+        for name, value in flags.items():
+            if not isinstance(value, bool):
+                raise StoreError(f"user flag {name} must be true or false, not {value!r}")
+        with self._write() as conn:
+            if flags:
+                result = conn.execute(
+                    sa.update(schema.users).where(schema.users.c.id == user_id).values(**flags)
+                )
+                if result.rowcount == 0:
+                    raise StoreError(f"unknown user {user_id!r}")
+            row = conn.execute(
+                sa.select(schema.users).where(schema.users.c.id == user_id)
+            ).mappings().first()
+        if row is None:
+            raise StoreError(f"unknown user {user_id!r}")
+        return row_user(row)
+
+    # -- reads -----------------------------------------------------------------------------
+    def get_item(self, item_id: str) -> Item | None:
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(schema.items).where(schema.items.c.id == item_id)
+            ).mappings().first()
+        return None if row is None else row_item(row)
+
+    def get_user(self, user_id: str) -> User | None:
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(schema.users).where(schema.users.c.id == user_id)
+            ).mappings().first()
+        return None if row is None else row_user(row)
+
+    def iter_items(self, kind: ItemKind | None = None) -> Iterator[Item]:
+        query = sa.select(schema.items).order_by(schema.items.c.key)
+        if kind is not None:
+            query = query.where(schema.items.c.kind == ItemKind(kind).value)
+        return (row_item(row) for row in self._stream(query))
+
+    def iter_users(self) -> Iterator[User]:
+        query = sa.select(schema.users).order_by(schema.users.c.key)
+        return (row_user(row) for row in self._stream(query))
+
+    def _stream(self, query: sa.Select[Any]) -> Iterator[Any]:
+        with self._read() as conn:
+            result = conn.execution_options(yield_per=2_000).execute(query).mappings()
+            yield from result
+
+    def existing_user_ids(self, ids: Iterable[str]) -> set[str]:
+        with self._read() as conn:
+            return set(bulk.lookup_keys(conn, "users", ids))
+
+    def existing_item_ids(self, ids: Iterable[str]) -> set[str]:
+        with self._read() as conn:
+            return set(bulk.lookup_keys(conn, "items", ids))
+
+    def count(self, table: str) -> int:
+        target = _table(table)
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(target)).scalar_one())
+
+    def interactions(
+        self,
+        types: Sequence[EventType] | None = None,
+        *,
+        include_focus: bool = False,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> InteractionLog:
+        with self._read() as conn:
+            return bulk.read_events(conn, types, include_focus, start_ms, end_ms)
+
+    def friendships(self) -> list[tuple[str, str]]:
+        u, f = schema.users.alias("u"), schema.users.alias("f")
+        links = schema.friendships
+        query = (
+            sa.select(u.c.id, f.c.id)
+            .select_from(links.join(u, u.c.key == links.c.user_key))
+            .join(f, f.c.key == links.c.friend_key)
+            .order_by(links.c.user_key, links.c.friend_key)
+        )
+        with self._read() as conn:
+            return [(a, b) for a, b in conn.execute(query)]
+
+    def tags(self) -> dict[int, str]:
+        query = sa.select(schema.tags.c.id, schema.tags.c.name).order_by(schema.tags.c.id)
+        with self._read() as conn:
+            return {i: n for i, n in conn.execute(query)}
+
+    def tag_assignments(self) -> list[tuple[str, str, int, int]]:
+        ta, u = schema.tag_assignments, schema.users
+        query = (
+            sa.select(u.c.id, ta.c.item_id, ta.c.tag_id, ta.c.ts_ms)
+            .select_from(ta.join(u, u.c.key == ta.c.user_key))
+            .order_by(ta.c.user_key, ta.c.item_id, ta.c.tag_id)
+        )
+        with self._read() as conn:
+            return [(a, b, int(c), int(d)) for a, b, c, d in conn.execute(query)]
+
+    def export_parquet(self, table: str, path: Path) -> int:
+        _table(table)
+        with self._read() as conn:
+            return export.export_table(conn, table, Path(path))
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def _table(name: str) -> sa.Table:
+    if name not in TABLES:
+        raise StoreError(f"unknown table {name!r}; the tables are: {', '.join(TABLES)}")
+    return schema.TABLES_BY_NAME[name]
+
+
+def _column(origin: Origin, role: str) -> str | None:
+    """The input column holding a reference. A friendship's friend is its second reference,
+    recorded in ``item_column`` by importers (Origin has two reference slots)."""
+    if role in ("item", "friend"):
+        return origin.item_column
+    if role == "user":
+        return origin.user_column
+    return None

@@ -181,14 +181,19 @@ def test_bad_cells_name_line_column_and_expectation(
     assert f"line 4, column '{column}'" in str(err)
 
 
-def test_invalid_utf8_names_the_line_and_column(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("row", "column"),
+    [(b"u3,caf\xe9,1714564800,play", "track"), (b"\xff3,t,1714564800,play", "uid")],
+)
+def test_invalid_utf8_names_the_line_and_column(tmp_path: Path, row: bytes, column: str) -> None:
     path = tmp_path / "events.csv"
     path.write_bytes(
-        b"uid,track,ts,what\nu1,t1,1714564800,play\nu2,t1,1714564800,play\n"
-        b"u3,caf\xe9,1714564800,play\n"
+        b"\xef\xbb\xbfuid,track,ts,what\nu1,t1,1714564800,play\nu2,t1,1714564800,play\n"
+        + row
+        + b"\n"
     )
     err = _row_error(path)
-    assert (err.line, err.column) == (4, "track")
+    assert (err.line, err.column) == (4, column)
     assert "UTF-8" in err.reason
 
 

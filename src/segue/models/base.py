@@ -147,7 +147,11 @@ class Recommender(abc.ABC):
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and values of the k largest scores per row, best first (ties by index)."""
+    """Indices and values of the k largest scores per row, best first.
+
+    Ties inside the list are ordered by item index; a tie straddling the k-th place is
+    resolved by ``argpartition`` (deterministic for the same input, not by index).
+    """
     if k >= scores.shape[1]:
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
     else:

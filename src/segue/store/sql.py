@@ -210,8 +210,14 @@ class SqlStore(Store):
         return self.add_event_log(InteractionLog.from_events(events))
 
     def add_event_log(self, log: InteractionLog) -> int:
-        with self._write() as conn:
-            return bulk.add_event_log(conn, log)
+        tx = self._tx
+        if tx is not None:
+            return bulk.add_event_log(tx, log)
+        with self._engine.connect() as conn:
+            # A transaction of our own may skip SQLite's per-row foreign-key probes: every key
+            # was resolved from the users/items tables inside this same transaction.
+            with bulk.sqlite_foreign_keys_off(conn), conn.begin():
+                return bulk.add_event_log(conn, log)
 
     def add_friendships(self, links: Iterable[Friendship]) -> int:
         links = list(links)

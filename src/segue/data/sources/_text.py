@@ -7,6 +7,7 @@ user fixes an encoding problem in an editor, not at a byte offset.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gc
 from collections.abc import Iterator, Sequence
@@ -40,8 +41,8 @@ def decode(
 
     A UTF-8 byte-order mark is dropped: spreadsheet programs write one and it is not data.
     """
-    if encoding.lower().replace("-", "").replace("_", "") == "utf8":
-        encoding = "utf-8-sig"
+    if data.startswith(codecs.BOM_UTF8) and encoding.lower().replace("-", "") in ("utf8", "utf_8"):
+        data = data[len(codecs.BOM_UTF8) :]  # sliced, not "utf-8-sig": error offsets stay true
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
@@ -56,16 +57,18 @@ def _decode_error(
     bad = data[exc.start : exc.end]
     name = "UTF-8" if exc.encoding.lower().startswith("utf") else exc.encoding
     reason = (
-        f"invalid {name} byte(s) {bad!r} at character {exc.start - line_start + 1} of the line; "
+        f"invalid {name} byte(s) {bad!r} at byte {exc.start - line_start + 1} of the line; "
         f"save the file as {name}"
     )
     column = None
     if line > 1:
         header_end = data.find(b"\n")
-        header_text = data[:header_end].decode(exc.encoding, errors="replace").rstrip("\r")
+        header_text = data[:header_end].decode(exc.encoding, errors="replace")
+        header = [
+            name.strip() for name in split_fields(header_text.rstrip("\r"), delimiter, quoting)
+        ]
         prefix = data[line_start : exc.start].decode(exc.encoding, errors="replace")
-        header = split_fields(header_text, delimiter, quoting)
-        position = len(split_fields(prefix, delimiter, quoting)) - 1
+        position = max(len(split_fields(prefix, delimiter, quoting)) - 1, 0)
         if 0 <= position < len(header):
             column = header[position]
     return RowError(file, line, column, reason)

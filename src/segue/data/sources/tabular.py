@@ -238,10 +238,11 @@ class _Reader:
                     "or give a default",
                 )
         self.id_counts: dict[str, int] = {}
+        # the optional event fields (str, int, float, bool or None: their repr is stable)
         self.event_defaults = {
             name: info.default
             for name, info in Event.model_fields.items()
-            if name != "event_id" and not info.is_required()
+            if not info.is_required()
         }
 
     def read(self) -> RecordBatch:
@@ -296,25 +297,22 @@ class _Reader:
         return values
 
     def _content_id(self, values: dict[str, object]) -> str:
-        parts = [
-            f"{name}={_canonical(values[name])}"
-            for name in ("user_id", "item_id", "type", "timestamp")
-        ]
-        parts += [
-            f"{name}={_canonical(values.get(name, default))}"
-            for name, default in self.event_defaults.items()
-        ]
-        digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+        """Hash of every field but the id, in a form that no Python upgrade changes."""
+        when = values["timestamp"]
+        kind = values["type"]
+        assert isinstance(when, dt.datetime) and isinstance(kind, Enum)
+        content = (
+            values["user_id"],
+            values["item_id"],
+            kind.value,
+            (when - _EPOCH) // _MICROSECOND,
+            *[values.get(name, default) for name, default in self.event_defaults.items()],
+        )
+        digest = hashlib.blake2b(repr(content).encode(), digest_size=16).hexdigest()
         seen = self.id_counts.get(digest, 0)
         self.id_counts[digest] = seen + 1
         return f"row:{digest}" if seen == 0 else f"row:{digest}:{seen}"
 
 
-def _canonical(value: object) -> str:
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat()
-    if isinstance(value, Enum):
-        return str(value.value)
-    if isinstance(value, tuple):
-        return "|".join(map(str, value))
-    return repr(value)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)

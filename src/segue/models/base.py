@@ -12,12 +12,15 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
 from segue.errors import SegueError
+
+if TYPE_CHECKING:
+    from segue.models.filters import Filters
 
 
 @dataclass(frozen=True)
@@ -78,19 +81,27 @@ class Recommender(abc.ABC):
         *,
         exclude_seen: bool = True,
         exclude: sp.csr_matrix | None = None,
+        filters: Filters | None = None,
         batch_size: int = 512,
     ) -> Recommendations:
         """Top ``k`` items per user.
 
         Items of the training matrix are removed unless ``exclude_seen`` is false; ``exclude``
-        replaces that mask (evaluation masks train and validation items alike).
+        replaces that mask (evaluation masks train and validation items alike). ``filters``
+        apply the business rules (kinds, explicit, allow/deny lists, per-artist cap).
         """
         train = self._fitted()
         mask = train if exclude is None else exclude.tocsr()
+        if filters is not None and len(filters.allowed) != train.shape[1]:
+            raise SegueError(
+                f"filters cover {len(filters.allowed)} items but the model has {train.shape[1]}"
+            )
+        capped = filters is not None and filters.max_per_artist is not None
+        final_k = min(k, train.shape[1])
         users = np.asarray(users, dtype=np.int64)
         if len(users) and (users.min() < 0 or users.max() >= train.shape[0]):
             raise SegueError(f"user index out of range 0..{train.shape[0] - 1}")
-        k = min(k, train.shape[1])
+        k = min(max(4 * k, k + 50) if capped else k, train.shape[1])
         items = np.full((len(users), k), -1, dtype=np.int64)
         scores = np.full((len(users), k), -np.inf, dtype=np.float32)
         for start in range(0, len(users), batch_size):
@@ -100,10 +111,22 @@ class Recommender(abc.ABC):
                 seen = mask[block]
                 rows = np.repeat(np.arange(len(block)), np.diff(seen.indptr))
                 dense[rows, seen.indices] = -np.inf
+            if filters is not None:
+                dense[:, ~filters.allowed] = -np.inf
             top, top_scores = top_k(dense, k)
             items[start : start + len(block)] = top
             scores[start : start + len(block)] = top_scores
         items[~np.isfinite(scores)] = -1
+        if capped:
+            assert filters is not None
+            kept = filters.cap_per_artist(items, final_k)
+            new_scores = np.full(kept.shape, -np.inf, dtype=np.float32)
+            for r in range(len(users)):
+                position = {int(item): j for j, item in enumerate(items[r])}
+                for j, item in enumerate(kept[r]):
+                    if item >= 0:
+                        new_scores[r, j] = scores[r, position[int(item)]]
+            items, scores = kept, new_scores
         return Recommendations(users=users, items=items, scores=scores, model=self)
 
     def similar_items(self, items: Sequence[int] | np.ndarray, k: int = 10) -> np.ndarray:

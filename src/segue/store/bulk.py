@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from segue.data.log import UNKNOWN_MS, InteractionLog
-from segue.data.model import EVENT_CODES, EVENT_TYPES, EventType
+from segue.data.model import EVENT_TYPES
 from segue.errors import StoreError
 from segue.store import schema
 
@@ -94,6 +94,72 @@ def lookup_keys(conn: sa.Connection, table: str, ids: Iterable[str]) -> dict[str
         return dict(cur.fetchall())
     finally:
         cur.close()
+
+
+def write_rows(
+    conn: sa.Connection,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    conflict: Sequence[str],
+    *,
+    update: bool,
+) -> int:
+    """Insert rows; on a clash over ``conflict`` update the row (upsert) or skip it.
+
+    Returns how many rows were inserted or updated. Repeated keys within ``rows`` must be
+    removed first for an upsert (PostgreSQL refuses to update one row twice in a statement);
+    when skipping, the first of them wins. PostgreSQL gets the rows through ``COPY`` into a
+    temporary table: several times faster than multi-row INSERTs once foreign keys are
+    checked, because the checks then run in one statement.
+    """
+    if not rows:
+        return 0
+    columns = list(rows[0])
+    names = ", ".join(columns)
+    target = ", ".join(conflict)
+    if update:
+        sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in conflict)
+        action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
+    else:
+        action = "DO NOTHING"
+    cur = _driver(conn).cursor()
+    try:
+        if _dialect(conn) == "sqlite":
+            driver = _driver(conn)
+            dates = [c for c in columns if isinstance(table.c[c].type, sa.Date)]
+            before = driver.total_changes
+            cur.executemany(
+                f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' for _ in columns)}) "
+                f"ON CONFLICT ({target}) {action}",
+                (_sqlite_values(row, columns, dates) for row in rows),
+            )
+            return int(driver.total_changes - before)
+        cur.execute(
+            f"CREATE TEMP TABLE segue_rows_in ON COMMIT DROP AS "
+            f"SELECT {names}, 0::bigint AS segue_ord FROM {table.name} WITH NO DATA"
+        )
+        with cur.copy(f"COPY segue_rows_in ({names}, segue_ord) FROM STDIN") as copy:
+            for position, row in enumerate(rows):
+                copy.write_row([*(row[c] for c in columns), position])
+        cur.execute(
+            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM segue_rows_in "
+            f"ORDER BY segue_ord ON CONFLICT ({target}) {action}"
+        )
+        written = int(cur.rowcount)
+        cur.execute("DROP TABLE segue_rows_in")
+        return written
+    finally:
+        cur.close()
+
+
+def _sqlite_values(row: dict[str, Any], columns: list[str], dates: list[str]) -> list[Any]:
+    values = [row[c] for c in columns]
+    for name in dates:  # stored as ISO text, the form SQLAlchemy's Date type reads back
+        position = columns.index(name)
+        value = values[position]
+        if value is not None:
+            values[position] = value.isoformat()
+    return values
 
 
 def resolve_vocab(
@@ -184,23 +250,50 @@ def _chunk_columns(
 
 def _present_columns(log: InteractionLog) -> list[str]:
     """Event columns worth binding: optional ones that are entirely absent stay NULL."""
-    names = []
-    for name in _EVENT_COLUMNS:
-        if name in _STRING_COLUMNS:
-            column = getattr(log, name)
-            if column is None or not any(v is not None for v in column):
-                continue
-        elif name == "ms_played" and np.all(log.ms_played == UNKNOWN_MS):
-            continue
-        elif name == "rating" and np.all(np.isnan(log.rating)):
-            continue
-        names.append(name)
-    return names
+    absent = {
+        name
+        for name in _STRING_COLUMNS
+        if getattr(log, name) is None or all(v is None for v in getattr(log, name))
+    }
+    if np.all(log.ms_played == UNKNOWN_MS):
+        absent.add("ms_played")
+    if np.all(np.isnan(log.rating)):
+        absent.add("rating")
+    return [name for name in _EVENT_COLUMNS if name not in absent]
 
 
 #: Logs at least this long, and at least as long as the events already stored, are loaded
-#: with the secondary index dropped and rebuilt: one sort beats millions of random inserts.
-REBUILD_INDEX_MIN = 200_000
+#: the way both databases' manuals advise for bulk loads: secondary index (and on PostgreSQL
+#: the foreign keys) dropped, rows inserted, then rebuilt in one sort / one validating join.
+#: It is all inside the transaction, so a failure restores them; PostgreSQL holds an exclusive
+#: lock on ``events`` meanwhile, acceptable for a load that at least doubles the table.
+REBUILD_MIN = 200_000
+
+
+@contextmanager
+def _bulk_load(conn: sa.Connection, rows: int) -> Iterator[None]:
+    stored = conn.exec_driver_sql("SELECT COALESCE(MAX(key), 0) FROM events").scalar_one()
+    if rows < REBUILD_MIN or rows < stored:
+        yield
+        return
+    # Plain SQL on purpose: SQLAlchemy's DropConstraint marks the shared Table's constraint
+    # as "do not create", which would strip foreign keys from every database created later.
+    postgres = _dialect(conn) == "postgresql"
+    foreign_keys = sorted(schema.events.foreign_keys, key=lambda fk: fk.parent.name)
+    if postgres:
+        for fk in foreign_keys:
+            conn.exec_driver_sql(f"ALTER TABLE events DROP CONSTRAINT {fk.constraint.name}")
+    for index in schema.events.indexes:
+        index.drop(conn)
+    yield
+    for index in schema.events.indexes:
+        index.create(conn)
+    if postgres:
+        for fk in foreign_keys:
+            conn.exec_driver_sql(
+                f"ALTER TABLE events ADD CONSTRAINT {fk.constraint.name} FOREIGN KEY "
+                f"({fk.parent.name}) REFERENCES {fk.column.table.name} ({fk.column.name})"
+            )
 
 
 def _insert_sqlite(
@@ -216,36 +309,24 @@ def _insert_sqlite(
         f"INSERT INTO events ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
         "ON CONFLICT (event_id) DO NOTHING"
     )
-    cur = driver.cursor()
     before = driver.total_changes
-    try:
-        rebuild = False
-        if len(log) >= REBUILD_INDEX_MIN:
-            stored = cur.execute("SELECT COALESCE(MAX(key), 0) FROM events").fetchone()[0]
-            rebuild = len(log) >= stored
-        if rebuild:
-            for index in schema.events.indexes:
-                cur.execute(f"DROP INDEX IF EXISTS {index.name}")
-        for start in range(0, len(log), CHUNK):
-            cols = _chunk_columns(log, event_ids, user_keys, item_keys, start, start + CHUNK)
-            lists = []
-            for name in names:
-                value = cols[name]
-                if isinstance(value, tuple):  # (values, missing) -> None where missing
-                    values, missing = value
-                    lists.append(
-                        _none_where(values, missing).tolist() if missing.any() else values.tolist()
-                    )
-                else:
-                    lists.append(value.tolist())
-            cur.executemany(sql, zip(*lists, strict=True))
+    with _bulk_load(conn, len(log)):
+        cur = driver.cursor()
+        try:
+            for start in range(0, len(log), CHUNK):
+                cols = _chunk_columns(log, event_ids, user_keys, item_keys, start, start + CHUNK)
+                cur.executemany(sql, zip(*(_as_list(cols[n]) for n in names), strict=True))
+        finally:
+            cur.close()
         inserted = driver.total_changes - before
-        if rebuild:
-            for index in schema.events.indexes:
-                index.create(conn)
-    finally:
-        cur.close()
     return inserted
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, tuple):  # (values, missing): None where missing
+        values, missing = value
+        return _none_where(values, missing).tolist() if missing.any() else values.tolist()
+    return value.tolist()
 
 
 def _arrow_chunk(cols: dict[str, Any]) -> pa.Table:
@@ -273,6 +354,8 @@ def _insert_postgres(
     names = ", ".join(_EVENT_COLUMNS)
     options = pacsv.WriteOptions(include_header=False)
     try:
+        # Sorting by ord must not spill to disk on big loads.
+        cur.execute("SET LOCAL work_mem = '256MB'")
         cur.execute(
             "CREATE TEMP TABLE segue_events_in (ord bigserial, event_id text, user_key integer, "
             "item_key integer, type text, ts_ms bigint, ms_played bigint, count integer, "
@@ -286,160 +369,13 @@ def _insert_postgres(
                 pacsv.write_csv(_arrow_chunk(cols), buffer, options)
                 copy.write(buffer.getbuffer())
         # ORDER BY ord: within one log the first of two equal event ids wins, as on SQLite.
-        cur.execute(
-            f"INSERT INTO events ({names}) SELECT {names} FROM segue_events_in ORDER BY ord "
-            "ON CONFLICT (event_id) DO NOTHING"
-        )
-        inserted = cur.rowcount
+        with _bulk_load(conn, len(log)):
+            cur.execute(
+                f"INSERT INTO events ({names}) SELECT {names} FROM segue_events_in ORDER BY ord "
+                "ON CONFLICT (event_id) DO NOTHING"
+            )
+            inserted = cur.rowcount
         cur.execute("DROP TABLE segue_events_in")
     finally:
         cur.close()
     return inserted
-
-
-# -- reading ---------------------------------------------------------------------------------
-
-_READ_DTYPE = np.dtype(
-    [
-        ("key", np.int64),
-        ("user_key", np.int64),
-        ("item_key", np.int64),
-        ("type", np.int16),
-        ("ts_ms", np.int64),
-        ("ms_played", np.int64),
-        ("count", np.int64),
-        ("focus", np.int8),
-        ("rating", np.float64),
-    ]
-)
-
-
-def type_codes(types: Sequence[EventType | str]) -> list[int]:
-    codes = []
-    for t in types:
-        try:
-            codes.append(EVENT_CODES[str(t)])
-        except KeyError:
-            raise StoreError(
-                f"unknown event type {t!r}; known: {', '.join(EVENT_CODES)}"
-            ) from None
-    return codes
-
-
-def _where(
-    dialect: str,
-    codes: Sequence[int] | None,
-    include_focus: bool,
-    start_ms: int | None,
-    end_ms: int | None,
-) -> str:
-    # Only validated ints and fixed names reach this SQL, so literals are safe here.
-    clauses = []
-    if not include_focus:
-        clauses.append("NOT focus" if dialect != "sqlite" else "focus = 0")
-    if codes is not None:
-        names = ", ".join(f"'{EVENT_TYPES[c].value}'" for c in sorted(set(codes)))
-        clauses.append(f"type IN ({names})" if names else "1 = 0")
-    if start_ms is not None:
-        clauses.append(f"ts_ms >= {int(start_ms)}")
-    if end_ms is not None:
-        clauses.append(f"ts_ms < {int(end_ms)}")
-    return f" WHERE {' AND '.join(clauses)}" if clauses else ""
-
-
-def _select(dialect: str, where: str) -> str:
-    case = " ".join(f"WHEN '{t.value}' THEN {i}" for i, t in enumerate(EVENT_TYPES))
-    focus = "focus" if dialect == "sqlite" else "focus::int"
-    return (
-        f"SELECT key, user_key, item_key, CASE type {case} END, ts_ms, "
-        f"COALESCE(ms_played, {UNKNOWN_MS}), count, {focus}, rating FROM events{where}"
-    )
-
-
-def _fetch_sqlite(conn: sa.Connection, sql: str) -> np.ndarray:
-    cur = _driver(conn).cursor()
-    chunks = []
-    try:
-        cur.execute(sql + " ORDER BY key")
-        while rows := cur.fetchmany(CHUNK):
-            chunks.append(np.array(rows, dtype=_READ_DTYPE))
-    finally:
-        cur.close()
-    return np.concatenate(chunks) if chunks else np.empty(0, dtype=_READ_DTYPE)
-
-
-def _fetch_postgres(conn: sa.Connection, sql: str) -> np.ndarray:
-    cur = _driver(conn).cursor()
-    buffer = io.BytesIO()
-    try:
-        with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
-            for data in copy:
-                buffer.write(data)
-    finally:
-        cur.close()
-    if buffer.tell() == 0:
-        return np.empty(0, dtype=_READ_DTYPE)
-    buffer.seek(0)
-    names = list(_READ_DTYPE.names or ())
-    table = pacsv.read_csv(
-        buffer,
-        read_options=pacsv.ReadOptions(column_names=names),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.from_numpy_dtype(_READ_DTYPE[n]) for n in names}
-        ),
-    )
-    out = np.empty(table.num_rows, dtype=_READ_DTYPE)
-    for name in names:
-        column = table.column(name)
-        if name == "rating":
-            out[name] = column.to_numpy(zero_copy_only=False)  # nulls become NaN
-        else:
-            out[name] = column.to_numpy()
-    return out
-
-
-def read_events(
-    conn: sa.Connection,
-    types: Sequence[EventType | str] | None,
-    include_focus: bool,
-    start_ms: int | None,
-    end_ms: int | None,
-) -> InteractionLog:
-    """Events as a log over every user and item of the store, oldest first."""
-    dialect = _dialect(conn)
-    codes = None if types is None else type_codes(types)
-    sql = _select(dialect, _where(dialect, codes, include_focus, start_ms, end_ms))
-    rows = _fetch_sqlite(conn, sql) if dialect == "sqlite" else _fetch_postgres(conn, sql)
-    user_keys, user_ids = _vocabulary(conn, "users")
-    item_keys, item_ids = _vocabulary(conn, "items")
-    # Oldest first; insertion order (key) breaks ties. Rows usually arrive nearly sorted, which
-    # the stable sort (timsort) handles in close to linear time.
-    if len(rows) and not np.all(rows["key"][1:] > rows["key"][:-1]):
-        rows = rows[np.argsort(rows["key"], kind="stable")]
-    if len(rows) and not np.all(rows["ts_ms"][1:] >= rows["ts_ms"][:-1]):
-        rows = rows[np.argsort(rows["ts_ms"], kind="stable")]
-    return InteractionLog(
-        user_ids=user_ids,
-        item_ids=item_ids,
-        user=np.searchsorted(user_keys, rows["user_key"]),
-        item=np.searchsorted(item_keys, rows["item_key"]),
-        type=rows["type"],
-        ts_ms=rows["ts_ms"],
-        ms_played=rows["ms_played"],
-        count=rows["count"],
-        focus=rows["focus"].astype(bool),
-        rating=rows["rating"],
-    )
-
-
-def _vocabulary(conn: sa.Connection, table: str) -> tuple[np.ndarray, np.ndarray]:
-    cur = _driver(conn).cursor()
-    try:
-        cur.execute(f"SELECT key, id FROM {table} ORDER BY key")
-        rows = cur.fetchall()
-    finally:
-        cur.close()
-    keys = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    ids = np.empty(len(rows), dtype=object)
-    ids[:] = [r[1] for r in rows]
-    return keys, ids

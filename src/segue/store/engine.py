@@ -78,7 +78,9 @@ def create_engine(url: URL) -> sa.Engine:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the folder for the SQLite store {path}: {exc}") from exc
+            raise StoreError(
+                f"cannot create the folder for the SQLite store {path}: {exc}"
+            ) from exc
         engine = sa.create_engine(url.set(database=str(path)))
         sa.event.listen(engine, "connect", _sqlite_on_connect)
         sa.event.listen(engine, "begin", _sqlite_on_begin)

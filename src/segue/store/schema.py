@@ -25,7 +25,15 @@ import sqlalchemy as sa
 #: Version of the tables defined below. Bump it together with a new entry in MIGRATIONS.
 SCHEMA_VERSION = 1
 
-metadata = sa.MetaData()
+#: Named constraints, so that migrations and bulk loads can drop and re-add them by name.
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 # SQLite only aliases the rowid (fast, autoincrementing) for a column declared INTEGER.
 _BigKey = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -78,8 +86,18 @@ events = sa.Table(
     metadata,
     sa.Column("key", _BigKey, primary_key=True, autoincrement=True),
     sa.Column("event_id", sa.String(200), nullable=False, unique=True),
-    sa.Column("user_key", sa.Integer, sa.ForeignKey("users.key"), nullable=False),
-    sa.Column("item_key", sa.Integer, sa.ForeignKey("items.key"), nullable=False),
+    sa.Column(
+        "user_key",
+        sa.Integer,
+        sa.ForeignKey("users.key", name="fk_events_user_key_users"),
+        nullable=False,
+    ),
+    sa.Column(
+        "item_key",
+        sa.Integer,
+        sa.ForeignKey("items.key", name="fk_events_item_key_items"),
+        nullable=False,
+    ),
     sa.Column("type", sa.String(32), nullable=False),
     sa.Column("ts_ms", sa.BigInteger, nullable=False),
     sa.Column("ms_played", sa.BigInteger),  # NULL = unknown

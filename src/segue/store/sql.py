@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from segue.data.batch import Origin, RecordBatch
 from segue.data.log import InteractionLog
@@ -32,7 +31,7 @@ from segue.data.model import (
     to_epoch_ms,
 )
 from segue.errors import RowError, StoreError
-from segue.store import bulk, export, schema
+from segue.store import bulk, export, scan, schema
 from segue.store.base import TABLES, IngestReport, Store
 from segue.store.codec import USER_FLAGS, item_row, row_item, row_user, user_row
 from segue.store.engine import create_engine, masked, open_error, parse_url
@@ -139,10 +138,6 @@ class SqlStore(Store):
             yield conn
 
     # -- generic helpers -------------------------------------------------------------------
-    def _insert(self, conn: sa.Connection, table: sa.Table) -> Any:
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        return dialect.insert(table)
-
     def _upsert(
         self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], key: str
     ) -> tuple[int, int]:
@@ -151,11 +146,7 @@ class SqlStore(Store):
         if not unique:
             return 0, 0
         existing = self._existing(conn, table, key, [row[key] for row in unique])
-        stmt = self._insert(conn, table)
-        updates = {c: stmt.excluded[c] for c in unique[0] if c != key}
-        stmt = stmt.on_conflict_do_update(index_elements=[key], set_=updates)
-        for start in range(0, len(unique), _CHUNK):
-            conn.execute(stmt, unique[start : start + _CHUNK])
+        bulk.write_rows(conn, table, unique, [key], update=True)
         return len(unique) - len(existing), len(existing)
 
     def _existing(
@@ -175,16 +166,8 @@ class SqlStore(Store):
         self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
     ) -> int:
         """Insert rows whose primary key is new; returns how many were."""
-        if not rows:
-            return 0
-        stmt = self._insert(conn, table).on_conflict_do_nothing()
-        inserted = 0
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start : start + _CHUNK]
-            # RETURNING counts exactly on both backends, where executemany rowcount does not.
-            result = conn.execute(stmt.returning(*table.primary_key.columns), chunk)
-            inserted += len(result.all())
-        return inserted
+        primary_key = [c.name for c in table.primary_key.columns]
+        return bulk.write_rows(conn, table, rows, primary_key, update=False)
 
     # -- writes ----------------------------------------------------------------------------
     def upsert_items(self, items: Iterable[Item]) -> int:
@@ -213,16 +196,21 @@ class SqlStore(Store):
         tx = self._tx
         if tx is not None:
             return bulk.add_event_log(tx, log)
-        with self._engine.connect() as conn:
-            # A transaction of our own may skip SQLite's per-row foreign-key probes: every key
-            # was resolved from the users/items tables inside this same transaction.
-            with bulk.sqlite_foreign_keys_off(conn), conn.begin():
-                return bulk.add_event_log(conn, log)
+        # A transaction of our own may skip SQLite's per-row foreign-key probes: every key is
+        # resolved from the users/items tables inside this same transaction.
+        with (
+            self._engine.connect() as conn,
+            bulk.sqlite_foreign_keys_off(conn),
+            conn.begin(),
+        ):
+            return bulk.add_event_log(conn, log)
 
     def add_friendships(self, links: Iterable[Friendship]) -> int:
         links = list(links)
         with self._write() as conn:
-            keys = self._user_keys(conn, [x for link in links for x in (link.user_id, link.friend_id)])
+            keys = self._user_keys(
+                conn, [x for link in links for x in (link.user_id, link.friend_id)]
+            )
             return self._write_friendships(conn, links, keys)
 
     def add_tag_assignments(self, rows: Iterable[TagAssignment]) -> int:
@@ -306,7 +294,12 @@ class SqlStore(Store):
         tags |= self._existing(conn, schema.tags, "id", list(wanted_tags))
 
         checks: list[tuple[str, Sequence[Any], Sequence[Origin], list[tuple[str, str]]]] = [
-            ("event", batch.events, batch.event_origins, [("user_id", "user"), ("item_id", "item")]),
+            (
+                "event",
+                batch.events,
+                batch.event_origins,
+                [("user_id", "user"), ("item_id", "item")],
+            ),
             (
                 "friendship",
                 batch.friendships,
@@ -353,9 +346,11 @@ class SqlStore(Store):
                 )
                 if result.rowcount == 0:
                     raise StoreError(f"unknown user {user_id!r}")
-            row = conn.execute(
-                sa.select(schema.users).where(schema.users.c.id == user_id)
-            ).mappings().first()
+            row = (
+                conn.execute(sa.select(schema.users).where(schema.users.c.id == user_id))
+                .mappings()
+                .first()
+            )
         if row is None:
             raise StoreError(f"unknown user {user_id!r}")
         return row_user(row)
@@ -363,16 +358,20 @@ class SqlStore(Store):
     # -- reads -----------------------------------------------------------------------------
     def get_item(self, item_id: str) -> Item | None:
         with self._read() as conn:
-            row = conn.execute(
-                sa.select(schema.items).where(schema.items.c.id == item_id)
-            ).mappings().first()
+            row = (
+                conn.execute(sa.select(schema.items).where(schema.items.c.id == item_id))
+                .mappings()
+                .first()
+            )
         return None if row is None else row_item(row)
 
     def get_user(self, user_id: str) -> User | None:
         with self._read() as conn:
-            row = conn.execute(
-                sa.select(schema.users).where(schema.users.c.id == user_id)
-            ).mappings().first()
+            row = (
+                conn.execute(sa.select(schema.users).where(schema.users.c.id == user_id))
+                .mappings()
+                .first()
+            )
         return None if row is None else row_user(row)
 
     def iter_items(self, kind: ItemKind | None = None) -> Iterator[Item]:
@@ -412,7 +411,7 @@ class SqlStore(Store):
         end_ms: int | None = None,
     ) -> InteractionLog:
         with self._read() as conn:
-            return bulk.read_events(conn, types, include_focus, start_ms, end_ms)
+            return scan.read_events(conn, types, include_focus, start_ms, end_ms)
 
     def friendships(self) -> list[tuple[str, str]]:
         u, f = schema.users.alias("u"), schema.users.alias("f")

@@ -99,9 +99,10 @@ class Catalog:
         return _ItemBuilder(self).build()
 
 
-def build_catalog(params: SynthParams) -> Catalog:
-    """Draw the whole catalog for ``params`` (depends only on the catalog parameters)."""
-    return _CatalogBuilder(params).build()
+def build_catalog(params: SynthParams, demand: np.ndarray) -> Catalog:
+    """Draw the whole catalog for ``params``; ``demand[g]`` is genre g's expected share of
+    listening (supply follows it: artists per genre and the popularity mass of the genre)."""
+    return _CatalogBuilder(params, demand).build()
 
 
 def _rng(params: SynthParams, part: int) -> np.random.Generator:
@@ -124,10 +125,14 @@ def _normal_rows(rng: np.random.Generator, n: int, d: int, scale: float) -> np.n
 
 
 class _CatalogBuilder:
-    def __init__(self, params: SynthParams) -> None:
+    def __init__(self, params: SynthParams, demand: np.ndarray) -> None:
         self.p = params
         self.d = params.latent_dim
         self.genres = GENRES[: params.n_genres]
+        demand = np.asarray(demand, dtype=np.float64)
+        if demand.shape != (params.n_genres,) or not np.all(demand > 0):
+            raise ValueError(f"demand must hold {params.n_genres} positive shares")
+        self.demand = demand / demand.sum()
 
     def build(self) -> Catalog:
         p = self.p
@@ -159,8 +164,7 @@ class _CatalogBuilder:
     def _artists(self, centroids: np.ndarray) -> dict[str, np.ndarray]:
         p, rng = self.p, _rng(self.p, _ARTISTS)
         n, g = p.n_artists, p.n_genres
-        weights = np.array([x.weight for x in self.genres])
-        weights = weights / weights.sum()
+        weights = self.demand
         primary = rng.choice(g, size=n, p=weights)
         primary[:g] = np.arange(g)  # every genre has at least one artist
         has_second = (rng.random(n) < SECOND_GENRE_SHARE) & (g > 1)
@@ -227,9 +231,9 @@ class _CatalogBuilder:
         score = np.log(artists["popularity"][artist]) + TRACK_POPULARITY_SIGMA * (
             rng.standard_normal(n)
         )
-        ranks = np.empty(n, dtype=np.int64)
-        ranks[np.argsort(-score, kind="stable")] = np.arange(1, n + 1)
-        popularity = zipf_weights(ranks, p.popularity_exponent)
+        popularity = zipf_weights(
+            _interleaved_ranks(genre, score, self.demand), p.popularity_exponent
+        )
 
         explicit_rate = np.array([x.explicit for x in self.genres])[genre]
         explicit = rng.random(n) < np.clip(explicit_rate * rng.uniform(0, 2, n), 0, 1)
@@ -268,13 +272,7 @@ class _CatalogBuilder:
         spread = np.sqrt((self.p.artist_spread**2 + self.p.track_spread**2) / self.d)
         signal = offset @ directions.T / max(spread, 1e-9)
         noise = rng.standard_normal((n, len(AUDIO_FIELDS)))
-        means = np.array(
-            [
-                [x.tempo, x.energy, x.danceability, x.valence, x.acousticness]
-                + [x.instrumentalness, x.loudness]
-                for x in self.genres
-            ]
-        )[genre]
+        means = np.array([[getattr(x, name) for name in AUDIO_FIELDS] for x in self.genres])[genre]
         out = np.empty((n, len(AUDIO_FIELDS)))
         out[:, 0] = np.clip(means[:, 0] * np.exp(0.08 * signal[:, 0] + 0.05 * noise[:, 0]), 50, 220)
         unit = np.clip(means[:, 1:6], 0.01, 0.99)
@@ -378,10 +376,16 @@ class _CatalogBuilder:
         t_pop = tracks["popularity"]
         album_pop = np.bincount(album, weights=t_pop, minlength=n_albums)
         artist_pop = np.bincount(artist, weights=t_pop, minlength=n_artists)
-        album_latent = np.stack(
-            [np.bincount(album, weights=tracks["latent"][:, k], minlength=n_albums) for k in range(d)],
-            axis=1,
-        ) / np.maximum(albums["sizes"], 1)[:, None]
+        album_latent = (
+            np.stack(
+                [
+                    np.bincount(album, weights=tracks["latent"][:, k], minlength=n_albums)
+                    for k in range(d)
+                ],
+                axis=1,
+            )
+            / np.maximum(albums["sizes"], 1)[:, None]
+        )
         album_day = tracks["album_release_day"]
         artist_day = np.full(n_artists, np.iinfo(np.int64).max)
         np.minimum.at(artist_day, albums["artist"], album_day)
@@ -489,6 +493,26 @@ class _CatalogBuilder:
         )
 
 
+def _interleaved_ranks(genre: np.ndarray, score: np.ndarray, demand: np.ndarray) -> np.ndarray:
+    """Global popularity ranks (1 = most popular) that give each genre ranks at a density
+    proportional to its demand, best-scored tracks of a genre first.
+
+    Genre g's k-th best track sits at key (k - 1/2) / demand_g; sorting the keys interleaves
+    the genres so that at every depth of the ranking genre g holds a share demand_g of the
+    tracks (until it runs out), and so a share demand_g of the Zipf popularity mass.
+    """
+    n = len(genre)
+    by_genre = np.lexsort((-score, genre))
+    sizes = np.bincount(genre, minlength=len(demand))
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    k = np.empty(n, dtype=np.int64)
+    k[by_genre] = np.arange(n) - starts[genre[by_genre]] + 1
+    key = (k - 0.5) / demand[genre]
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[np.lexsort((-score, key))] = np.arange(1, n + 1)
+    return ranks
+
+
 def _related_genres(genres: tuple) -> list[list[int]]:
     """For each genre, the selected genres of the same family (same parent, or parent/child)."""
     roots = [g.parent or g.name for g in genres]
@@ -524,7 +548,7 @@ def _item_ids(offsets: dict[ItemKind, tuple[int, int]]) -> np.ndarray:
 class _Titles:
     """Names from their own random stream, so that they never shift the numbers."""
 
-    def __init__(self, p, genres, artists, tracks, spoken, sizes) -> None:  # noqa: ANN001
+    def __init__(self, p, genres, artists, tracks, spoken, sizes) -> None:
         self.p, self.genres = p, genres
         self.artists, self.tracks, self.spoken, self.sizes = artists, tracks, spoken, sizes
         self.rng = _rng(p, _NAMES)

@@ -38,10 +38,10 @@ class SynthParams:
     # -- catalog ------------------------------------------------------------------------
     popularity_exponent: float = 0.9
     new_release_share: float = 0.10
-    n_podcast_shows: int = 200
-    n_podcast_episodes: int = 4_000
-    n_videos: int = 1_000
-    n_audiobooks: int = 100
+    n_podcast_shows: int = 100
+    n_podcast_episodes: int = 2_000
+    n_videos: int = 500
+    n_audiobooks: int = 50
     # -- taste --------------------------------------------------------------------------
     affinity_scale: float = 4.0
     artist_spread: float = 1.0
@@ -103,7 +103,9 @@ class SynthParams:
                 try:
                     value = dt.date.fromisoformat(value)
                 except ValueError as exc:
-                    raise SynthParamError(f"SynthParams.{name}: {value!r} is not YYYY-MM-DD") from exc
+                    raise SynthParamError(
+                        f"SynthParams.{name}: {value!r} is not YYYY-MM-DD"
+                    ) from exc
                 object.__setattr__(self, name, value)
             if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
                 raise SynthParamError(f"SynthParams.{name} must be a date, not {value!r}")
@@ -137,11 +139,6 @@ class SynthParams:
             raise SynthParamError(
                 "SynthParams.podcast_session_share + video_session_share + "
                 "audiobook_session_share must leave at least 5% of sessions to music"
-            )
-        if self.session_length_mean > self.shortlist_size:
-            raise SynthParamError(
-                f"SynthParams.session_length_mean={self.session_length_mean} must not exceed "
-                f"shortlist_size={self.shortlist_size}"
             )
 
     # -- derived sizes ------------------------------------------------------------------

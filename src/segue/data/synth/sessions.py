@@ -14,6 +14,7 @@ or a (full or partial) play, and may bring a like, an add-to-playlist, a dislike
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +25,6 @@ from segue.data.synth.choice import (
     DAY_MS,
     Proposal,
     Shortlist,
-    geometric_capped_mean,
     row_categorical,
 )
 from segue.data.synth.clock import HOUR_MS, hour_cdf, utc_offsets_ms, weekday_acceptance
@@ -33,7 +33,6 @@ from segue.data.synth.tables import (
     DAILY_MIX,
     DEVICES,
     DISCOVERY,
-    FEATURES,
     FOCUS,
     MUSIC_SURFACES,
     PRIMARY_DEVICE_SHARE,
@@ -111,13 +110,13 @@ def expected_rows(params: SynthParams, kind_probs: np.ndarray, surface: np.ndarr
     """Expected events per session of each user, from the documented rates."""
     p = params
     s, like = p.skip_rate, p.like_prob
-    music_len = geometric_capped_mean(p.session_length_mean, p.shortlist_size)
+    music_len = p.session_length_mean
     per_play = 1 + (1 - s) * (like + p.playlist_prob + like * p.follow_prob) + s * p.dislike_prob
     music = (1 - p.focus_share) * (
         music_len * per_play + surface[:, _DISCOVERY_SURFACE]
     ) + p.focus_share * (p.focus_length_mean + 1)
     podcast = 1 + p.podcast_follow_prob
-    video = geometric_capped_mean(p.video_length_mean, p.shortlist_size) * (1 + (1 - s) * like)
+    video = p.video_length_mean * (1 + (1 - s) * like)
     return (
         kind_probs[:, MUSIC] * music
         + kind_probs[:, PODCAST] * podcast
@@ -142,7 +141,9 @@ def plan_sessions(params: SynthParams, pop: Population) -> Plan:
     total = weight.sum()
     share = weight / total if total > 0 else weight
     rate = p.n_events * share / rows
-    return Plan(session_rate=rate, kind_probs=kind_probs, surface_probs=surface, rows_per_session=rows)
+    return Plan(
+        session_rate=rate, kind_probs=kind_probs, surface_probs=surface, rows_per_session=rows
+    )
 
 
 # -- calibration: intercepts that make the marginal rates equal the parameters ---------------
@@ -164,7 +165,8 @@ class Calibration:
     sample_plays: int
 
 
-def _solve(target: float, fn) -> float:  # noqa: ANN001 - a monotone increasing f(theta)
+def _solve(target: float, fn: Callable[[float], float]) -> float:
+    """θ with fn(θ) = target for an increasing fn, by bisection."""
     lo, hi = -40.0, 40.0
     for _ in range(100):
         mid = (lo + hi) / 2
@@ -282,7 +284,7 @@ class EventEngine:
             recency_days=p.recency_days,
             fallback=catalog.fallback_track,
         )
-        self.tracks = Proposal(keys=catalog.genre_keys, order=catalog.genre_order)
+        self.tracks = Proposal.grouped(catalog.genre_keys, catalog.genre_order, p.n_genres)
         v_lo, v_hi = catalog.span(ItemKind.VIDEO)
         self.videos = (
             Proposal.single(np.arange(v_lo, v_hi), catalog.popularity[v_lo:v_hi])
@@ -303,7 +305,9 @@ class EventEngine:
         self.feature_lo = catalog.span(ItemKind.FEATURE)[0]
         ep_release = catalog.release_ms[self.episode_lo : catalog.span(ItemKind.PODCAST_EPISODE)[1]]
         self.ep_base = int(ep_release.min()) if len(ep_release) else 0
-        self.ep_keys = catalog.episode_show.astype(np.int64) * (1 << 42) + (ep_release - self.ep_base)
+        self.ep_keys = catalog.episode_show.astype(np.int64) * (1 << 42) + (
+            ep_release - self.ep_base
+        )
 
     # -- public -------------------------------------------------------------------------
     def block_bounds(self, block: int) -> tuple[int, int]:
@@ -409,17 +413,12 @@ class EventEngine:
             return np.zeros((0, f), dtype=np.int32)
         size = 3 * f
         genres = row_categorical(pop.genre_weights[users], rng.random((n, size)))
-        picked, _ = self.shortlist.choose(
-            rng,
-            self.tracks,
-            pop.latent[users],
-            genres,
-            np.full(n, p.start_ms, dtype=np.int64),
-            pop.kids[users],
-            np.full(n, f),
-            size,
+        at = np.full(n, p.start_ms, dtype=np.int64)
+        cand, logit = self.shortlist.score(
+            rng, self.tracks, pop.latent[users], genres, at, pop.kids[users], size
         )
         out = np.full((n, f), -1, dtype=np.int32)
+        picked = self.shortlist.top(rng, cand, logit, f)
         out[:, : picked.shape[1]] = picked
         return out
 
@@ -436,25 +435,22 @@ class EventEngine:
         n = len(idx)
         su, start, focus = sess.user[idx], sess.start[idx], sess.focus[idx]
         genres = row_categorical(pop.genre_weights[su], rng.random(n))
-        length = np.minimum(rng.geometric(1 / p.session_length_mean, size=n), p.shortlist_size)
+        length = rng.geometric(1 / p.session_length_mean, size=n)
         focus_length = rng.geometric(1 / p.focus_length_mean, size=n)
-        picked, taken = self.shortlist.choose(
-            rng,
-            self.tracks,
-            pop.latent[su],
-            genres,
-            start,
-            pop.kids[su],
-            np.where(focus, 1, length),
-            p.shortlist_size,
+        cand, logit = self.shortlist.score(
+            rng, self.tracks, pop.latent[su], genres, start, pop.kids[su], p.shortlist_size
         )
-        n_plays = np.where(focus, focus_length, taken)
+        n_plays = np.where(focus, focus_length, length)
         local = np.repeat(np.arange(n), n_plays)
-        position = np.arange(len(local)) - np.repeat(np.cumsum(n_plays) - n_plays, n_plays)
         in_focus = focus[local]
-        track = picked[local, np.where(in_focus, 0, position)] if n else np.zeros(0, np.int32)
+        # a focus session repeats one track: one draw per session, not per play
+        single = self.shortlist.sample(rng, cand, logit, np.arange(n))
+        track = self.shortlist.sample(rng, cand, logit, local)
+        track = np.where(in_focus, single[local], track)
         replay = ~in_focus & (rng.random(len(local)) < p.repeat_share)
-        k = np.minimum(np.searchsorted(self.fav_cdf, rng.random(len(local)), side="right"), favs.shape[1] - 1)
+        k = np.minimum(
+            np.searchsorted(self.fav_cdf, rng.random(len(local)), side="right"), favs.shape[1] - 1
+        )
         fav = favs[fav_row[idx][local], k] if len(local) else np.zeros(0, np.int32)
         track = np.where(replay & (fav >= 0), fav, track)
         return _Plays(session=idx[local], user=su[local], track=track, focus=in_focus)
@@ -463,8 +459,8 @@ class EventEngine:
         out = np.empty(len(users), dtype=np.float64)
         step = 262_144
         for lo in range(0, len(users), step):
-            u = self.pop.latent[users[lo : lo + step]]
-            v = self.catalog.latent[items[lo : lo + step]]
+            u = np.take(self.pop.latent, users[lo : lo + step], axis=0)
+            v = np.take(self.catalog.latent, items[lo : lo + step], axis=0)
             out[lo : lo + step] = np.einsum("ij,ij->i", u, v)
         return out
 
@@ -490,7 +486,9 @@ class EventEngine:
         skip_ms = np.minimum(duration, rng.integers(p.skip_ms_min, p.skip_ms_max, size=n))
         partial = ~focus & (rng.random(n) < p.partial_rate)
         frac = rng.uniform(*PARTIAL_FRACTION, size=n)
-        ms = np.where(skipped, skip_ms, np.where(partial, (duration * frac).astype(np.int64), duration))
+        ms = np.where(
+            skipped, skip_ms, np.where(partial, (duration * frac).astype(np.int64), duration)
+        )
         liked = ~skipped & ~focus & (rng.random(n) < expit(c.like_intercept + p.like_affinity * z))
         return skipped, ms, liked
 
@@ -579,20 +577,18 @@ class EventEngine:
         if n == 0 or self.videos is None:
             return
         su, start = sess.user[idx], sess.start[idx]
-        length = np.minimum(rng.geometric(1 / p.video_length_mean, size=n), p.shortlist_size)
-        picked, taken = self.shortlist.choose(
+        length = rng.geometric(1 / p.video_length_mean, size=n)
+        cand, logit = self.shortlist.score(
             rng,
             self.videos,
             self.pop.latent[su],
             np.zeros(n),
             start,
             self.pop.kids[su],
-            length,
             p.shortlist_size,
         )
-        local = np.repeat(np.arange(n), taken)
-        position = np.arange(len(local)) - np.repeat(np.cumsum(taken) - taken, taken)
-        video = picked[local, position]
+        local = np.repeat(np.arange(n), length)
+        video = self.shortlist.sample(rng, cand, logit, local)
         unreleased = self.catalog.release_ms[video] > start[local]  # only the fallback track
         local, video = local[~unreleased], video[~unreleased]
         focus = np.zeros(len(local), dtype=bool)
@@ -673,5 +669,3 @@ __all__ = [
     "plan_sessions",
     "solve_intercepts",
 ]
-
-_ = FEATURES  # imported for documentation cross-reference

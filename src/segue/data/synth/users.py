@@ -106,8 +106,13 @@ class Population:
         return [Friendship(user_id=ids[a], friend_id=ids[b]) for a, b in self.friend_pairs]
 
 
-def _rng(params: SynthParams, part: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([params.seed, 2, part]))
+#: Size of the reference sample that estimates each genre's share of listening (demand).
+DEMAND_SAMPLE = 20_000
+_USERS_STREAM, _REFERENCE_STREAM = 2, 5
+
+
+def _rng(params: SynthParams, part: int, stream: int = _USERS_STREAM) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([params.seed, stream, part]))
 
 
 def user_ids(n: int) -> np.ndarray:
@@ -145,20 +150,30 @@ def genre_preferences(
     return q / q.sum(axis=1, keepdims=True)
 
 
+def expected_genre_demand(params: SynthParams) -> np.ndarray:
+    """Each genre's expected share of music sessions, E[π_g], over a reference sample of
+    ``DEMAND_SAMPLE`` users drawn like the real ones (from their own random stream, so the
+    catalog does not depend on ``n_users``)."""
+    demo = _demographics(params, DEMAND_SAMPLE, _REFERENCE_STREAM)
+    rng = _rng(params, _TASTE, _REFERENCE_STREAM)
+    _, _, weights = _genre_mixture(params, demo, rng, 0, DEMAND_SAMPLE)
+    demand = weights.mean(axis=0)
+    return demand / demand.sum()
+
+
 def build_population(params: SynthParams, catalog: Catalog) -> Population:
     p = params
     n = p.n_users
     ids = user_ids(n)
-    demo = _demographics(p)
+    demo = _demographics(p, n)
     taste = _taste(p, catalog, demo)
     side = _side_interests(p, catalog, demo, taste)
     friends = _friendships(p, demo["country"], demo["kids"])
     return Population(ids=ids, **demo, **taste, **side, friend_pairs=friends)
 
 
-def _demographics(p: SynthParams) -> dict[str, np.ndarray]:
-    rng = _rng(p, _AGES)
-    n = p.n_users
+def _demographics(p: SynthParams, n: int, stream: int = _USERS_STREAM) -> dict[str, np.ndarray]:
+    rng = _rng(p, _AGES, stream)
     kids = rng.random(n) < p.kids_share
     band_p = np.array([w for _, w, _ in AGE_BANDS])
     band = rng.choice(len(AGE_BANDS), size=n, p=band_p / band_p.sum()).astype(np.int8)
@@ -175,7 +190,7 @@ def _demographics(p: SynthParams) -> dict[str, np.ndarray]:
         cum = np.cumsum([w for _, w in c.timezones])
         local = np.minimum(np.searchsorted(cum / cum[-1], pick[mask], side="right"), len(cum) - 1)
         tz[mask] = first_tz[ci] + local
-    g_rng = _rng(p, _GENDERS_S)
+    g_rng = _rng(p, _GENDERS_S, stream)
     gender_p = np.array([w for _, w in GENDERS])
     gender = g_rng.choice(len(GENDERS), size=n, p=gender_p / gender_p.sum()).astype(np.int8)
     during = g_rng.random(n) < p.signup_during_share
@@ -204,13 +219,33 @@ def _demographics(p: SynthParams) -> dict[str, np.ndarray]:
     }
 
 
+def _genre_mixture(
+    p: SynthParams, demo: dict[str, np.ndarray], rng: np.random.Generator, lo: int, hi: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Favourite genres of users ``lo:hi`` (1-3, drawn from q without replacement, -1 pads),
+    their weights (rows of a genre matrix) and the session-genre mixture
+    π = (1 - exploration)·favourites + exploration·q."""
+    g = p.n_genres
+    n = hi - lo
+    counts = np.minimum(rng.choice(3, size=n, p=FAVOURITE_COUNT_PROBS) + 1, g)
+    q = genre_preferences(p, demo["age_years"][lo:hi], demo["country"][lo:hi], demo["kids"][lo:hi])
+    keys = np.log(q) + rng.gumbel(size=q.shape)
+    top = np.argsort(-keys, axis=1)[:, :3]
+    if top.shape[1] < 3:
+        top = np.pad(top, ((0, 0), (0, 3 - top.shape[1])))
+    mix = rng.gamma(FAVOURITE_CONCENTRATION, size=(n, 3))
+    mix[np.arange(3)[None, :] >= counts[:, None]] = 0.0
+    mix /= mix.sum(axis=1, keepdims=True)
+    fav = np.zeros((n, g))
+    np.add.at(fav, (np.broadcast_to(np.arange(n)[:, None], top.shape), top), mix)
+    weights = (1 - p.exploration) * fav + p.exploration * q
+    return np.where(mix > 0, top, -1).astype(np.int16), fav, weights
+
+
 def _taste(p: SynthParams, catalog: Catalog, demo: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Favourite genres (1-3, drawn from q without replacement), the session-genre mixture
-    π = (1 - exploration)·favourites + exploration·q, and the latent taste vector."""
+    """Genre mixture, latent taste u = Σ_favourites w_g·c_g + noise, and activity."""
     rng = _rng(p, _TASTE)
     n, g, d = p.n_users, p.n_genres, p.latent_dim
-    counts = rng.choice(3, size=n, p=FAVOURITE_COUNT_PROBS) + 1
-    counts = np.minimum(counts, g)
     favourites = np.full((n, 3), -1, dtype=np.int16)
     weights = np.zeros((n, g), dtype=np.float32)
     latent = np.empty((n, d), dtype=np.float32)
@@ -218,21 +253,9 @@ def _taste(p: SynthParams, catalog: Catalog, demo: dict[str, np.ndarray]) -> dic
     activity = np.exp(p.activity_sigma * rng.standard_normal(n))
     for lo in range(0, n, _BATCH):
         hi = min(n, lo + _BATCH)
-        q = genre_preferences(
-            p, demo["age_years"][lo:hi], demo["country"][lo:hi], demo["kids"][lo:hi]
-        )
-        keys = np.log(q) + rng.gumbel(size=q.shape)
-        top = np.argsort(-keys, axis=1)[:, :3]
-        mix = rng.gamma(FAVOURITE_CONCENTRATION, size=(hi - lo, 3))
-        mix[np.arange(3)[None, :] >= counts[lo:hi, None]] = 0.0
-        mix /= mix.sum(axis=1, keepdims=True)
-        rows = np.arange(hi - lo)[:, None]
-        fav = np.zeros((hi - lo, g))
-        np.add.at(fav, (np.broadcast_to(rows, top.shape), top), mix)
-        weights[lo:hi] = (1 - p.exploration) * fav + p.exploration * q
-        favourites[lo:hi] = np.where(mix > 0, top, -1)
+        favourites[lo:hi], mix, weights[lo:hi] = _genre_mixture(p, demo, rng, lo, hi)
         noise = rng.standard_normal((hi - lo, d)) * (p.user_spread / np.sqrt(d))
-        latent[lo:hi] = fav @ centroids + noise
+        latent[lo:hi] = mix @ centroids + noise
     return {
         "favourite_genres": favourites,
         "genre_weights": weights,

@@ -1,0 +1,118 @@
+"""Item attributes as arrays aligned with an item :class:`IdMap`.
+
+Models score items by column index; filters, content models and explanations need the kind,
+artist, explicit flag, genres, tags and audio features of those same columns. This table is
+built once from the catalog records (``Store.iter_items()``) and shared.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from segue.data.model import AudioFeatures, Item, ItemKind, to_epoch_ms
+from segue.dataset.idmap import IdMap
+
+#: Kinds in code order: ``KINDS[code]``.
+KINDS: tuple[ItemKind, ...] = tuple(ItemKind)
+KIND_CODES: dict[str, int] = {k.value: i for i, k in enumerate(KINDS)}
+AUDIO_FIELDS: tuple[str, ...] = tuple(AudioFeatures.model_fields)
+NO_RELEASE = np.iinfo(np.int64).min
+
+
+@dataclass(frozen=True)
+class ItemCatalog:
+    """Attributes of every item column; unknown items (no record) get neutral values.
+
+    ``artist`` holds the column of the item's artist (-1 when none or not in the map; an
+    artist item is its own artist); ``genres`` and ``tags`` are item×label CSR indicator
+    matrices over ``genre_names`` / ``tag_names``; ``audio`` is (n_items, len(AUDIO_FIELDS))
+    with NaN rows where unknown.
+    """
+
+    items: IdMap
+    titles: np.ndarray
+    kind: np.ndarray
+    artist: np.ndarray
+    explicit: np.ndarray
+    release_ms: np.ndarray
+    genres: sp.csr_matrix
+    genre_names: tuple[str, ...]
+    tags: sp.csr_matrix
+    tag_names: tuple[str, ...]
+    audio: np.ndarray
+    known: np.ndarray
+
+    @classmethod
+    def from_items(cls, records: Iterable[Item], items: IdMap) -> ItemCatalog:
+        n = len(items)
+        titles = np.array(list(items.ids), dtype=object)
+        kind = np.full(n, KIND_CODES[ItemKind.TRACK.value], dtype=np.int8)
+        artist_ids: list[str | None] = [None] * n
+        explicit = np.zeros(n, dtype=bool)
+        release = np.full(n, NO_RELEASE, dtype=np.int64)
+        audio = np.full((n, len(AUDIO_FIELDS)), np.nan, dtype=np.float32)
+        known = np.zeros(n, dtype=bool)
+        genre_vocab: dict[str, int] = {}
+        tag_vocab: dict[str, int] = {}
+        g_rows: list[int] = []
+        g_cols: list[int] = []
+        t_rows: list[int] = []
+        t_cols: list[int] = []
+        records = list(records)
+        columns = items.to_index([r.id for r in records], allow_unknown=True) if records else []
+        for item, col in zip(records, columns, strict=True):
+            if col < 0:
+                continue
+            known[col] = True
+            titles[col] = item.title
+            kind[col] = KIND_CODES[item.kind.value]
+            artist_ids[col] = item.id if item.kind is ItemKind.ARTIST else item.artist_id
+            explicit[col] = item.explicit
+            if item.release_date is not None:
+                release[col] = to_epoch_ms(dt.datetime.combine(item.release_date, dt.time()))
+            if item.audio is not None:
+                audio[col] = [getattr(item.audio, f) for f in AUDIO_FIELDS]
+            for genre in item.genres:
+                g_rows.append(col)
+                g_cols.append(genre_vocab.setdefault(genre, len(genre_vocab)))
+            for tag in item.tags:
+                t_rows.append(col)
+                t_cols.append(tag_vocab.setdefault(tag, len(tag_vocab)))
+        artist = np.asarray(
+            items.to_index([a or "" for a in artist_ids], allow_unknown=True), dtype=np.int64
+        )
+        artist[np.array([a is None for a in artist_ids], dtype=bool)] = -1
+        return cls(
+            items=items,
+            titles=titles,
+            kind=kind,
+            artist=artist,
+            explicit=explicit,
+            release_ms=release,
+            genres=_indicator(g_rows, g_cols, n, len(genre_vocab)),
+            genre_names=tuple(genre_vocab),
+            tags=_indicator(t_rows, t_cols, n, len(tag_vocab)),
+            tag_names=tuple(tag_vocab),
+            audio=audio,
+            known=known,
+        )
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def kind_mask(self, kinds: Iterable[ItemKind | str]) -> np.ndarray:
+        codes = [KIND_CODES[str(k)] for k in kinds]
+        return np.isin(self.kind, codes)
+
+
+def _indicator(rows: list[int], cols: list[int], n_rows: int, n_cols: int) -> sp.csr_matrix:
+    data = np.ones(len(rows), dtype=np.float32)
+    matrix = sp.csr_matrix((data, (rows, cols)), shape=(n_rows, n_cols))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix

@@ -144,6 +144,26 @@ def test_upsert_replaces_by_id_and_last_repeat_wins(store) -> None:
     assert store.tags() == {7: "Rock ’n’ Roll", 8: "rock"}
 
 
+def test_repeated_upserts_do_not_use_up_surrogate_keys(store, database_url: str) -> None:
+    for _ in range(3):
+        store.upsert_users(users("u1", "u2"))
+        store.upsert_items(items("i1"))
+    store.upsert_users(users("u3"))
+    store.upsert_items(items("i2"))
+    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(schema.users.c.key).order_by("key")).scalars().all() == [
+            1,
+            2,
+            3,
+        ]
+        assert conn.execute(sa.select(schema.items.c.key).order_by("key")).scalars().all() == [
+            1,
+            2,
+        ]
+    engine.dispose()
+
+
 def test_events_are_inserted_once_per_event_id(store) -> None:
     store.upsert_users(users("u1", "u2"))
     store.upsert_items(items("i1", "i2"))
@@ -655,6 +675,13 @@ def test_interactions_of_an_empty_store(store) -> None:
     assert len(log) == 0 and len(log.user_ids) == 0
     store.upsert_users(users("u1"))
     assert store.interactions().user_ids.tolist() == ["u1"]
+
+
+def test_key_positions_dense_and_sparse() -> None:
+    dense = np.array([1, 2, 3, 5])
+    assert scan._positions(dense, np.array([5, 1, 3])).tolist() == [3, 0, 2]
+    sparse = np.array([3, 10, 10_000_000])  # e.g. keys after many sequence gaps
+    assert scan._positions(sparse, np.array([10_000_000, 3, 10])).tolist() == [2, 0, 1]
 
 
 # -- export -----------------------------------------------------------------------------------

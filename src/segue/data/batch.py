@@ -14,7 +14,10 @@ from segue.data.model import Event, Friendship, Item, Tag, TagAssignment, User
 
 @dataclass(frozen=True)
 class Origin:
-    """Where a record came from: file, 1-based line, and the columns holding its references."""
+    """Where a record came from: file, 1-based line, and the columns holding its references.
+
+    A friendship's second reference (the friend) is reported in ``item_column``.
+    """
 
     file: str
     line: int

@@ -78,7 +78,12 @@ class Store(abc.ABC):
     def add_friendships(self, links: Iterable[Friendship]) -> int: ...
 
     @abc.abstractmethod
-    def add_tag_assignments(self, rows: Iterable[TagAssignment]) -> int: ...
+    def add_tag_assignments(self, rows: Iterable[TagAssignment]) -> int:
+        """Insert new (user, item, tag) rows; returns how many were new.
+
+        Item ids are not checked: tags may describe items outside the catalog (Last.fm tags
+        artists that its artist file lacks). Unknown users or tags raise StoreError.
+        """
 
     @abc.abstractmethod
     def ingest(self, batch: RecordBatch) -> IngestReport:

@@ -1,15 +1,17 @@
-"""The columnar event paths: tens of millions of events in and out without per-event objects.
+"""Writing columnar event logs: tens of millions of events without per-event objects.
 
-Both directions talk to the DBAPI driver directly, inside the caller's SQLAlchemy transaction:
-SQLite through ``executemany``/``fetchmany`` over plain tuples, PostgreSQL through ``COPY``
-(CSV written and read by pyarrow). Ids are resolved per vocabulary, never per row.
+Talks to the DBAPI driver directly, inside the caller's SQLAlchemy transaction: SQLite through
+``executemany`` over plain tuples built column-wise, PostgreSQL through ``COPY`` of CSV that
+pyarrow writes, into a temporary table, then one ``INSERT ... ON CONFLICT DO NOTHING``. User
+and item ids are resolved once per vocabulary entry, never per row. (Reading is
+:mod:`segue.store.scan`.)
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -96,72 +98,6 @@ def lookup_keys(conn: sa.Connection, table: str, ids: Iterable[str]) -> dict[str
         cur.close()
 
 
-def write_rows(
-    conn: sa.Connection,
-    table: sa.Table,
-    rows: Sequence[dict[str, Any]],
-    conflict: Sequence[str],
-    *,
-    update: bool,
-) -> int:
-    """Insert rows; on a clash over ``conflict`` update the row (upsert) or skip it.
-
-    Returns how many rows were inserted or updated. Repeated keys within ``rows`` must be
-    removed first for an upsert (PostgreSQL refuses to update one row twice in a statement);
-    when skipping, the first of them wins. PostgreSQL gets the rows through ``COPY`` into a
-    temporary table: several times faster than multi-row INSERTs once foreign keys are
-    checked, because the checks then run in one statement.
-    """
-    if not rows:
-        return 0
-    columns = list(rows[0])
-    names = ", ".join(columns)
-    target = ", ".join(conflict)
-    if update:
-        sets = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in conflict)
-        action = f"DO UPDATE SET {sets}" if sets else "DO NOTHING"
-    else:
-        action = "DO NOTHING"
-    cur = _driver(conn).cursor()
-    try:
-        if _dialect(conn) == "sqlite":
-            driver = _driver(conn)
-            dates = [c for c in columns if isinstance(table.c[c].type, sa.Date)]
-            before = driver.total_changes
-            cur.executemany(
-                f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' for _ in columns)}) "
-                f"ON CONFLICT ({target}) {action}",
-                (_sqlite_values(row, columns, dates) for row in rows),
-            )
-            return int(driver.total_changes - before)
-        cur.execute(
-            f"CREATE TEMP TABLE segue_rows_in ON COMMIT DROP AS "
-            f"SELECT {names}, 0::bigint AS segue_ord FROM {table.name} WITH NO DATA"
-        )
-        with cur.copy(f"COPY segue_rows_in ({names}, segue_ord) FROM STDIN") as copy:
-            for position, row in enumerate(rows):
-                copy.write_row([*(row[c] for c in columns), position])
-        cur.execute(
-            f"INSERT INTO {table.name} ({names}) SELECT {names} FROM segue_rows_in "
-            f"ORDER BY segue_ord ON CONFLICT ({target}) {action}"
-        )
-        written = int(cur.rowcount)
-        cur.execute("DROP TABLE segue_rows_in")
-        return written
-    finally:
-        cur.close()
-
-
-def _sqlite_values(row: dict[str, Any], columns: list[str], dates: list[str]) -> list[Any]:
-    values = [row[c] for c in columns]
-    for name in dates:  # stored as ISO text, the form SQLAlchemy's Date type reads back
-        position = columns.index(name)
-        value = values[position]
-        if value is not None:
-            values[position] = value.isoformat()
-    return values
-
-
 def resolve_vocab(
     conn: sa.Connection, table: str, vocab: np.ndarray, used: np.ndarray, what: str
 ) -> np.ndarray:
@@ -192,7 +128,7 @@ def _check_event_ids(log: InteractionLog) -> np.ndarray:
             "event ids make repeated imports idempotent."
         )
     ids = log.event_id
-    bad = np.flatnonzero(np.array([not (isinstance(v, str) and v) for v in ids], dtype=bool))
+    bad = np.flatnonzero((ids == None) | (ids == ""))  # noqa: E711 - elementwise on objects
     if len(bad):
         raise StoreError(
             f"{len(bad)} event(s) have no event_id (first at row {int(bad[0])}); "
@@ -354,7 +290,7 @@ def _insert_postgres(
     names = ", ".join(_EVENT_COLUMNS)
     options = pacsv.WriteOptions(include_header=False)
     try:
-        # Sorting by ord must not spill to disk on big loads.
+        # Sorting by ord must not spill to disk on big loads (lasts until the transaction ends).
         cur.execute("SET LOCAL work_mem = '256MB'")
         cur.execute(
             "CREATE TEMP TABLE segue_events_in (ord bigserial, event_id text, user_key integer, "

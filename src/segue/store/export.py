@@ -162,8 +162,7 @@ def _batch(
     rows: list[Any], columns: list[_Column], timestamps: dict[str, str], target: pa.Schema
 ) -> pa.RecordBatch:
     arrays: dict[str, pa.Array] = {}
-    for position, column in enumerate(columns):
-        values = [row[position] for row in rows]
+    for column, values in zip(columns, zip(*rows, strict=True), strict=True):
         if column.convert is not None:
             values = [column.convert(v) for v in values]
         arrays[column.name] = pa.array(values, type=column.type)

@@ -1,10 +1,11 @@
 """The one :class:`~segue.store.base.Store` implementation, on SQLAlchemy Core.
 
-SQLite and PostgreSQL share every statement except the few bulk paths in
-:mod:`segue.store.bulk`. Inside ``with store.transaction():`` every call (reads included) uses
-the transaction's connection, so reads see the transaction's own writes; outside, each call is
-its own transaction. A store object is meant for one thread at a time per open transaction:
-the current transaction is tracked per thread.
+SQLite and PostgreSQL share the schema and every small query; the paths that move many rows
+(:mod:`~segue.store.rows`, :mod:`~segue.store.bulk`, :mod:`~segue.store.scan`) talk to the
+driver directly, inside the same transaction. Inside ``with store.transaction():`` every call
+(reads included) uses the transaction's connection, so reads see the transaction's own writes;
+outside, each call is its own transaction. The open transaction is tracked per thread, so
+threads sharing a store never join each other's transactions.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from segue.store import bulk, export, scan, schema
 from segue.store.base import TABLES, IngestReport, Store
 from segue.store.codec import USER_FLAGS, item_row, row_item, row_user, user_row
 from segue.store.engine import create_engine, masked, open_error, parse_url
+from segue.store.rows import write_rows
 
 # Statement chunk for executemany of small-record writes (keeps parameter lists bounded).
 _CHUNK = 5_000
@@ -139,15 +141,17 @@ class SqlStore(Store):
 
     # -- generic helpers -------------------------------------------------------------------
     def _upsert(
-        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], key: str
+        self, conn: sa.Connection, table: sa.Table, records: list[dict[str, Any]], key: str
     ) -> tuple[int, int]:
-        """Insert-or-update rows by ``key``; the last of repeated keys wins. (new, updated)."""
-        unique = list({row[key]: row for row in rows}.values())
+        """Insert-or-update records by ``key``; the last of repeated keys wins. (new, updated)"""
+        unique = list({r[key]: r for r in records}.values())
         if not unique:
             return 0, 0
         existing = self._existing(conn, table, key, [row[key] for row in unique])
-        bulk.write_rows(conn, table, unique, [key], update=True)
-        return len(unique) - len(existing), len(existing)
+        write_rows(conn, table, [r for r in unique if r[key] in existing], [key], "update")
+        new = [r for r in unique if r[key] not in existing]
+        write_rows(conn, table, new, [key], "upsert")  # upsert: a racing writer may win
+        return len(new), len(existing)
 
     def _existing(
         self, conn: sa.Connection, table: sa.Table, column: str, values: Sequence[Any]
@@ -163,11 +167,11 @@ class SqlStore(Store):
         return found
 
     def _insert_ignore(
-        self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
+        self, conn: sa.Connection, table: sa.Table, records: list[dict[str, Any]]
     ) -> int:
         """Insert rows whose primary key is new; returns how many were."""
         primary_key = [c.name for c in table.primary_key.columns]
-        return bulk.write_rows(conn, table, rows, primary_key, update=False)
+        return write_rows(conn, table, records, primary_key, "skip")
 
     # -- writes ----------------------------------------------------------------------------
     def upsert_items(self, items: Iterable[Item]) -> int:
@@ -255,6 +259,13 @@ class SqlStore(Store):
         return self._insert_ignore(conn, schema.tag_assignments, values)
 
     def ingest(self, batch: RecordBatch) -> IngestReport:
+        """Write a parsed import in one transaction after checking every reference.
+
+        References are checked before anything is written: event users and items, both ends
+        of a friendship, the user and tag of a tag assignment (not its item). The RowError
+        names the first offending record's file, line and column; a friend's column is taken
+        from ``Origin.item_column``, a tag's is not recorded (None).
+        """
         report = IngestReport()
         with self._write() as conn:
             self._check_references(conn, batch)

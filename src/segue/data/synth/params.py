@@ -16,6 +16,8 @@ from segue.data.synth.tables import GENRES
 from segue.errors import SegueError
 
 _DAY_MS = 86_400_000
+#: Genres used when ``n_genres`` is not given (fewer for catalogs under 300 tracks).
+DEFAULT_GENRES = 30
 
 
 class SynthParamError(SegueError, ValueError):
@@ -33,7 +35,7 @@ class SynthParams:
     n_events: int = 1_000_000
     start_date: dt.date = dt.date(2024, 1, 1)
     end_date: dt.date = dt.date(2025, 1, 1)
-    n_genres: int = 30
+    n_genres: int | None = None  # None: min(30, n_tracks // 10)
     latent_dim: int = 32
     # -- catalog ------------------------------------------------------------------------
     popularity_exponent: float = 0.9
@@ -97,6 +99,9 @@ class SynthParams:
     hour_effect: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.n_genres is None:
+            tracks = self.n_tracks if isinstance(self.n_tracks, int) else 0
+            object.__setattr__(self, "n_genres", max(1, min(DEFAULT_GENRES, tracks // 10)))
         for name in ("start_date", "end_date"):
             value = getattr(self, name)
             if isinstance(value, str):

@@ -16,7 +16,8 @@ probabilities behind it. The formulas are in ``docs/synthetic-world.md`` ("The s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -90,11 +91,11 @@ class UserSimulator:
         return float(t.standardized_affinity(np.array(u), np.array(i)))
 
     def probabilities(
-        self, user_id: str, item_id: str, context: Context | None = None
+        self, user_id: str, item_id: str, context: Context | Mapping[str, object] | None = None
     ) -> tuple[float, float, float]:
         """(P(play), P(skip | play), P(like | play and not skipped))."""
         u, i = self.world.user_index(user_id), self.world.item_index(item_id)
-        return self._probabilities(u, i, context or Context())[:3]
+        return self._probabilities(u, i, as_context(context))[:3]
 
     def _probabilities(self, u: int, i: int, context: Context) -> tuple[float, float, float, float]:
         p, t = self.params, self.truth
@@ -127,9 +128,11 @@ class UserSimulator:
         return p_play, p_skip, p_like, z
 
     # -- reactions ----------------------------------------------------------------------
-    def respond(self, user_id: str, item_id: str, context: Context | None = None) -> Response:
+    def respond(
+        self, user_id: str, item_id: str, context: Context | Mapping[str, object] | None = None
+    ) -> Response:
         """Would the user play the item, skip it, like it? Drawn from the stated probabilities."""
-        context = context or Context()
+        context = as_context(context)
         u, i = self.world.user_index(user_id), self.world.item_index(item_id)
         p_play, p_skip, p_like, z = self._probabilities(u, i, context)
         draws = self.rng.random(4)
@@ -177,6 +180,21 @@ class UserSimulator:
         return bool(self.rng.random() < prob), prob
 
 
+def as_context(context: Context | Mapping[str, object] | None) -> Context:
+    """A :class:`Context` from itself, a mapping of its fields, or ``None`` (nothing known)."""
+    if context is None:
+        return Context()
+    if isinstance(context, Context):
+        return context
+    if isinstance(context, Mapping):
+        known = {f.name for f in fields(Context)}
+        unknown = sorted(set(context) - known)
+        if unknown:
+            raise SegueError(f"unknown context field(s) {unknown}; known: {sorted(known)}")
+        return Context(**context)  # type: ignore[arg-type]
+    raise SegueError(f"context must be a Context or a mapping, not {type(context).__name__}")
+
+
 def _check_hour(hour: int | None, required: bool = False) -> None:
     if hour is None and not required:
         return
@@ -198,4 +216,4 @@ def _popularity_z(world: World) -> np.ndarray:
     return out
 
 
-__all__ = ["Context", "Response", "UserSimulator", "hour_term"]
+__all__ = ["Context", "Response", "UserSimulator", "as_context", "hour_term"]

@@ -1,18 +1,18 @@
 """The listeners: demographics, consents, taste, activity, side interests and friends.
 
 Like the catalog, the population is a set of arrays indexed by user position; :class:`User`
-records are built only on request. Taste is drawn *from* demographics (a genre's weight is
-tilted by the user's age and country), so demographics carry signal for cold-start models.
+records are built only on request (:mod:`segue.data.synth.records`). Taste is drawn *from*
+demographics (a genre's weight is tilted by the user's age and country), so demographics
+carry signal for cold-start models.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
 
-from segue.data.model import AgeBand, Friendship, Gender, ItemKind, User
+from segue.data.model import ItemKind
 from segue.data.synth.catalog import DAY_MS, Catalog
 from segue.data.synth.params import SynthParams
 from segue.data.synth.tables import (
@@ -32,7 +32,6 @@ from segue.data.synth.tables import (
     HOME_BOOST,
     KID_AGE,
     PODCASTS_FEATURE,
-    TIMEZONES,
 )
 
 #: How many favourite genres a user has (1, 2 or 3) and with what probability.
@@ -77,33 +76,6 @@ class Population:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-    def build_users(self, params: SynthParams) -> list[User]:
-        """Validated :class:`User` records, in user-position order."""
-        bands = [b for b, _, _ in AGE_BANDS]
-        genders = [None if g is None else Gender(g) for g, _ in GENDERS]
-        out: list[User] = []
-        for i in range(len(self.ids)):
-            band = int(self.age_band[i])
-            out.append(
-                User(
-                    id=self.ids[i],
-                    signup_at=dt.datetime.fromtimestamp(int(self.signup_ms[i]) / 1000, tz=dt.UTC),
-                    age_band=None if band < 0 else AgeBand(bands[band]),
-                    gender=genders[int(self.gender[i])],
-                    country=COUNTRIES[int(self.country[i])].code,
-                    timezone=TIMEZONES[int(self.tz[i])],
-                    consent_push=bool(self.consent_push[i]),
-                    consent_email=bool(self.consent_email[i]),
-                    consent_personalisation=bool(self.consent_personalisation[i]),
-                    kids_profile=bool(self.kids[i]),
-                )
-            )
-        return out
-
-    def build_friendships(self) -> list[Friendship]:
-        ids = self.ids
-        return [Friendship(user_id=ids[a], friend_id=ids[b]) for a, b in self.friend_pairs]
 
 
 #: Size of the reference sample that estimates each genre's share of listening (demand).
@@ -237,7 +209,9 @@ def _genre_mixture(
     mix[np.arange(3)[None, :] >= counts[:, None]] = 0.0
     mix /= mix.sum(axis=1, keepdims=True)
     fav = np.zeros((n, g))
-    np.add.at(fav, (np.broadcast_to(np.arange(n)[:, None], top.shape), top), mix)
+    rows = np.arange(n)
+    for j in range(3):  # a row's three genres are distinct, so plain assignment adds
+        fav[rows, top[:, j]] += mix[:, j]
     weights = (1 - p.exploration) * fav + p.exploration * q
     return np.where(mix > 0, top, -1).astype(np.int16), fav, weights
 
@@ -350,5 +324,6 @@ def _friendships(p: SynthParams, country: np.ndarray, kids: np.ndarray) -> np.nd
     keep = src != dst
     a, b = src[keep].astype(np.int64), dst[keep].astype(np.int64)
     n = np.int64(p.n_users)
-    keys = np.unique(np.concatenate([a * n + b, b * n + a]))
+    keys = np.sort(np.concatenate([a * n + b, b * n + a]))
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
     return np.stack([keys // n, keys % n], axis=1).astype(np.int32)

@@ -18,6 +18,7 @@ from segue.data.log import InteractionLog
 from segue.data.model import Friendship, Item, User
 from segue.data.synth.catalog import Catalog, build_catalog
 from segue.data.synth.params import SynthParamError, SynthParams
+from segue.data.synth.records import build_friendships, build_items, build_users
 from segue.data.synth.sessions import Block, Calibration, EventEngine, Plan, plan_sessions
 from segue.data.synth.tables import DEVICES, SURFACES
 from segue.data.synth.users import Population, build_population, expected_genre_demand
@@ -79,16 +80,16 @@ class World:
 
     @cached_property
     def items(self) -> list[Item]:
-        return self.truth.catalog.build_items()
+        return build_items(self.truth.catalog)
 
     @cached_property
     def users(self) -> list[User]:
-        return self.truth.population.build_users(self.params)
+        return build_users(self.truth.population)
 
     @cached_property
     def friendships(self) -> list[Friendship]:
         """Friend links, each listed in both directions."""
-        return self.truth.population.build_friendships()
+        return build_friendships(self.truth.population)
 
     @cached_property
     def _user_positions(self) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,7 +16,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console()
+def _width() -> int:
+    """Terminal width, but never below 110: tables of metrics stay readable when piped."""
+    return max(shutil.get_terminal_size((120, 24)).columns, 110)
+
+
+console = Console(width=_width())
 err_console = Console(stderr=True)
 
 

@@ -1,6 +1,8 @@
-"""Commands that put data into the store or take it out: synth, import, export, stats."""
+"""Commands that put data into the store or take it out: synth, import, export, stats.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Typer evaluates the annotations of the
+import-command factory, which refer to its local ``fmt``.
+"""
 
 import time
 from pathlib import Path

@@ -48,24 +48,16 @@ def _settings(
 
 
 def main() -> None:
-    """Entry point: run the app, turning user errors into one clear line."""
+    """Entry point: run the app, turning user errors into one clear line.
+
+    Usage errors (unknown option, missing argument) are reported by Typer itself with exit
+    status 2, the same status a :class:`SegueError` gets.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except SegueError as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print("[yellow]aborted[/]")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

@@ -74,18 +74,22 @@ def evaluate(
     print_results(results, k)
 
 
-def print_results(results, k: int) -> None:
-    table = Table(
-        "model",
-        *(f"{m}@{k}" if m not in ("coverage", "novelty") else m for m in _METRICS),
-        "fit s",
-        "rec s",
-        title="test split",
-    )
+def print_results(results, k: int) -> None:  # noqa: ANN001
+    """Metrics at k per model (P precision, R recall, HR hit rate), coverage, novelty, time."""
+    short = {
+        "precision": "P",
+        "recall": "R",
+        "ndcg": "NDCG",
+        "hit_rate": "HR",
+        "map": "MAP",
+        "mrr": "MRR",
+    }
+    headers = [f"{short[m]}@{k}" if m in short else m[:5] for m in _METRICS]
+    table = Table("model", *headers, "fit s", "rec s", title="test split (random 8:1:1 per user)")
     for r in results:
         table.add_row(
             r.model,
-            *(f"{r.metrics[m]:.4f}" for m in _METRICS),
+            *(f"{r.metrics[m]:.3f}" for m in _METRICS),
             f"{r.fit_seconds:.2f}",
             f"{r.recommend_seconds:.2f}",
         )
@@ -115,9 +119,9 @@ def print_suggestions(suggestions, title: str) -> None:
 
 def demo(
     ctx: typer.Context,
-    users: Annotated[int, typer.Option(min=10, help="Listeners in the synthetic world.")] = 2000,
-    tracks: Annotated[int, typer.Option(min=50, help="Tracks in the synthetic world.")] = 5000,
-    events: Annotated[int, typer.Option(min=1000, help="Target number of events.")] = 200_000,
+    users: Annotated[int, typer.Option(min=10, help="Listeners in the synthetic world.")] = 5000,
+    tracks: Annotated[int, typer.Option(min=50, help="Tracks in the synthetic world.")] = 10_000,
+    events: Annotated[int, typer.Option(min=1000, help="Target number of events.")] = 500_000,
     seed: Annotated[int, typer.Option(help="Seed for the world and the split.")] = 7,
     models: Annotated[str, typer.Option(help=_MODELS_HELP)] = "",
 ) -> None:

@@ -81,7 +81,7 @@ def ranking_scores(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> Ranki
     idcg = ideal_cum[np.minimum(n_rel, k).astype(int)]
     ndcg = dcg / idcg
     first = np.where(n_hits > 0, hits.argmax(axis=1), -1)
-    mrr = np.where(first >= 0, 1.0 / (first + 1), 0.0)
+    mrr = np.divide(1.0, first + 1.0, out=np.zeros(len(first)), where=first >= 0)
     precision_at_hits = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
     ap = (precision_at_hits * hits).sum(axis=1) / np.minimum(n_rel, k)
     return RankingScores(

@@ -515,14 +515,11 @@ def test_add_event_log_refuses_bad_logs(store) -> None:
         store.add_event_log(InteractionLog(**base))
     with pytest.raises(StoreError, match=r"no event_id .*row 0"):
         store.add_event_log(InteractionLog(**base, event_id=np.array([None], dtype=object)))
-    many = [f"ghost{i}" for i in range(8)]
-    ghost_log = InteractionLog(
-        **{**base, "user_ids": many, "user": list(range(8)), "item": [0] * 8}
-        | {k: base[k] * 8 for k in ("type", "ts_ms", "ms_played", "count", "focus", "rating")},
-        event_id=np.array([f"e{i}" for i in range(8)], dtype=object),
-    )
+    with pytest.raises(StoreError, match=r"no event_id .*row 0"):
+        store.add_event_log(InteractionLog(**base, event_id=np.array([""], dtype=object)))
+    ghosts = InteractionLog.from_events([play(f"e{n}", f"ghost{n}", "i1", n) for n in range(8)])
     with pytest.raises(StoreError, match=r"8 unknown user id\(s\).*'ghost0'.* and 3 more"):
-        store.add_event_log(ghost_log)
+        store.add_event_log(ghosts)
     assert store.add_event_log(InteractionLog.empty()) == 0
     assert store.count("events") == 0
 

@@ -64,3 +64,8 @@ __all__ = [
     "random_split",
     "user_temporal_split",
 ]
+
+from segue.dataset.catalog import ItemCatalog
+from segue.dataset.side import SideInfo, UserTable, friend_matrix
+
+__all__ += ["ItemCatalog", "SideInfo", "UserTable", "friend_matrix"]

@@ -11,7 +11,13 @@ from segue.data.synth import SynthParams
 from segue.jobs.evaluate import ModelResult, evaluate_models
 from segue.jobs.ingest import SynthReport, load_synthetic_world
 from segue.jobs.progress import Progress, no_progress
-from segue.jobs.train import Suggestion, load_interactions, recommend_for_user, train_models
+from segue.jobs.train import (
+    Suggestion,
+    load_interactions,
+    load_side_info,
+    recommend_for_user,
+    train_models,
+)
 from segue.models import MODELS
 from segue.store import Store
 
@@ -37,8 +43,9 @@ def run_demo(
     names = models or list(MODELS)
     world = load_synthetic_world(store, params, progress=progress)
     data = load_interactions(store)
-    results = evaluate_models(data, names, k=k, seed=params.seed, progress=progress)
-    trained = train_models(data, names, model_dir, progress=progress)
+    side = load_side_info(store, data)
+    results = evaluate_models(data, names, k=k, seed=params.seed, progress=progress, side=side)
+    trained = train_models(data, names, model_dir, progress=progress, side=side)
     active = np.flatnonzero(data.user_counts() >= 5)
     rng = np.random.default_rng(params.seed)
     picked = rng.choice(active, size=min(sample_users, len(active)), replace=False)

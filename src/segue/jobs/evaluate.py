@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from segue.dataset import Interactions, random_split
+from segue.dataset import Interactions, SideInfo, random_split
 from segue.eval.metrics import catalog_coverage, novelty, ranking_scores
 from segue.jobs.progress import Progress, no_progress
 from segue.models import model_spec
@@ -31,6 +31,7 @@ def evaluate_models(
     seed: int = 0,
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
     progress: Progress = no_progress,
+    side: SideInfo | None = None,
 ) -> list[ModelResult]:
     """Random per-user split; fit on train, rank all items with train and valid masked."""
     split = random_split(data, ratios, seed=seed)
@@ -43,7 +44,7 @@ def evaluate_models(
         progress("evaluating", done, len(names))
         spec = model_spec(name)
         started = time.perf_counter()
-        model = spec.factory().fit(split.train.matrix(spec.weighting))
+        model = spec.factory().fit(split.train.matrix(spec.weighting), side)
         fitted = time.perf_counter()
         recs = model.recommend(users, k, exclude=masked)
         ranked_all = np.full((data.n_users, k), -1, dtype=np.int64)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segue.dataset import IdMap, Interactions
+from segue.dataset import IdMap, Interactions, ItemCatalog, SideInfo, UserTable, friend_matrix
 from segue.errors import SegueError
 from segue.jobs.progress import Progress, no_progress
 from segue.models import Reason, Recommender, model_spec
@@ -18,6 +18,15 @@ from segue.store import Store
 def load_interactions(store: Store) -> Interactions:
     """Everything personalisation may use (Focus-Mode events are left out by the store)."""
     return Interactions.from_log(store.interactions())
+
+
+def load_side_info(store: Store, data: Interactions) -> SideInfo:
+    """Item attributes, demographics and friend links aligned with ``data``'s id maps."""
+    return SideInfo(
+        catalog=ItemCatalog.from_items(store.iter_items(), data.items),
+        users=UserTable.from_users(store.iter_users(), data.users),
+        friends=friend_matrix(store.friendships(), data.users),
+    )
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,7 @@ def train_models(
     names: list[str],
     model_dir: Path | None = None,
     progress: Progress = no_progress,
+    side: SideInfo | None = None,
 ) -> dict[str, TrainedModel]:
     """Fit each named model on all of ``data``; save under ``model_dir/<name>`` if given."""
     trained = {}
@@ -41,7 +51,7 @@ def train_models(
         progress("training", done, len(names))
         spec = model_spec(name)
         started = time.perf_counter()
-        model = spec.factory().fit(data.matrix(spec.weighting))
+        model = spec.factory().fit(data.matrix(spec.weighting), side)
         result = TrainedModel(name, model, data.users, data.items, time.perf_counter() - started)
         if model_dir is not None:
             save_trained(result, model_dir / name)

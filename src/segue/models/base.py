@@ -20,6 +20,7 @@ import scipy.sparse as sp
 from segue.errors import SegueError
 
 if TYPE_CHECKING:
+    from segue.dataset.side import SideInfo
     from segue.models.filters import Filters
 
 
@@ -60,8 +61,12 @@ class Recommender(abc.ABC):
     _train: sp.csr_matrix | None = None
 
     @abc.abstractmethod
-    def fit(self, interactions: sp.csr_matrix) -> Self:
-        """Learn from a user×item matrix of positive, already-weighted interactions."""
+    def fit(self, interactions: sp.csr_matrix, side: SideInfo | None = None) -> Self:
+        """Learn from a user×item matrix of positive, already-weighted interactions.
+
+        ``side`` carries item attributes, demographics and the friend graph, aligned with the
+        matrix; models that need none of it ignore it.
+        """
 
     @abc.abstractmethod
     def score(self, users: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from typing import Self
 import numpy as np
 import scipy.sparse as sp
 
+from segue.dataset.side import SideInfo
 from segue.models.base import Reason, Recommender, top_k
 
 
@@ -31,7 +32,7 @@ class ItemKNNRecommender(Recommender):
     def params(self) -> dict[str, object]:
         return {"neighbours": self.neighbours, "shrink": self.shrink}
 
-    def fit(self, interactions: sp.csr_matrix) -> Self:
+    def fit(self, interactions: sp.csr_matrix, side: SideInfo | None = None) -> Self:
         x = interactions.tocsc().astype(np.float32)
         norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
         norms[norms == 0] = 1.0

@@ -7,6 +7,7 @@ from typing import Self
 import numpy as np
 import scipy.sparse as sp
 
+from segue.dataset.side import SideInfo
 from segue.models.base import Reason, Recommender
 
 
@@ -18,7 +19,7 @@ class PopularityRecommender(Recommender):
     def __init__(self) -> None:
         self.listeners: np.ndarray = np.zeros(0)
 
-    def fit(self, interactions: sp.csr_matrix) -> Self:
+    def fit(self, interactions: sp.csr_matrix, side: SideInfo | None = None) -> Self:
         self._train = interactions.tocsr()
         self.listeners = np.asarray((self._train > 0).sum(axis=0)).ravel().astype(np.float32)
         return self

@@ -11,13 +11,14 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "segue"
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "config": {"errors"},
+    "ranking": set(),
     "data": {"errors", "config"},
     "store": {"errors", "config", "data"},
     "dataset": {"errors", "config", "data"},
-    "models": {"errors", "config", "data", "dataset"},
-    "eval": {"errors", "config", "data", "dataset", "models"},
-    "jobs": {"errors", "config", "data", "store", "dataset", "models", "eval"},
-    "cli": {"errors", "config", "data", "store", "dataset", "models", "eval", "jobs"},
+    "models": {"errors", "config", "ranking", "data", "dataset"},
+    "eval": {"errors", "config", "ranking", "data", "dataset", "models"},
+    "jobs": {"errors", "config", "ranking", "data", "store", "dataset", "models", "eval"},
+    "cli": {"errors", "config", "ranking", "data", "store", "dataset", "models", "eval", "jobs"},
 }
 
 

@@ -588,6 +588,30 @@ def test_large_loads_rebuild_indexes_and_keep_constraints(
     assert _event_constraints(fresh) == ({"ix_events_user_ts"}, 2)
 
 
+def test_a_chunked_load_in_one_transaction_rebuilds_once_at_commit(
+    store, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "REBUILD_MIN", 2)
+    store.upsert_users(users("u1", "u2"))
+    store.upsert_items(items("i1"))
+    chunks = [
+        InteractionLog.from_events(
+            [play(f"c{c}e{n}", f"u{n % 2 + 1}", "i1", c * 10 + n) for n in range(3)]
+        )
+        for c in range(3)
+    ]
+    with store.transaction():
+        for chunk in chunks:
+            assert store.add_event_log(chunk) == 3
+            # still dropped after later chunks, which would otherwise not qualify (3 < stored)
+            assert sa.inspect(store._tx).get_indexes("events") == []
+        assert store.count("events") == 9
+    assert _event_constraints(database_url) == ({"ix_events_user_ts"}, 2)
+    assert store.interactions().ts_ms.tolist() == sorted(
+        ms(c * 10 + n) for c in range(3) for n in range(3)
+    )
+
+
 def test_sqlite_foreign_keys_are_back_on_after_a_bulk_load(tmp_path: Path) -> None:
     with open_store(f"sqlite:///{tmp_path / 's.sqlite'}") as store:
         store.upsert_users(users("u1"))

@@ -109,3 +109,68 @@ def novelty(ranked: np.ndarray, item_popularity: np.ndarray, n_users: int) -> fl
         return float("nan")
     p = np.clip(item_popularity[items] / max(n_users, 1), 1e-12, 1.0)
     return float(np.mean(-np.log2(p)))
+
+
+# -- rating-like data and full-ranking AUC -------------------------------------------------
+def _paired(predicted: np.ndarray, true: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(predicted, dtype=np.float64).ravel()
+    t = np.asarray(true, dtype=np.float64).ravel()
+    if np.shape(predicted) != np.shape(true):
+        raise ValueError(
+            f"{where}: predicted has shape {np.shape(predicted)} but true has {np.shape(true)}"
+        )
+    if len(p) == 0:
+        raise ValueError(f"{where}: no values to compare")
+    if not (np.isfinite(p).all() and np.isfinite(t).all()):
+        raise ValueError(f"{where}: predicted and true must be finite (found NaN or inf)")
+    return p, t
+
+
+def rmse(predicted: np.ndarray, true: np.ndarray) -> float:
+    """Root mean squared error, for rating-like data (explicit stars, predicted play shares)."""
+    p, t = _paired(predicted, true, "rmse")
+    return float(np.sqrt(np.mean((p - t) ** 2)))
+
+
+def mae(predicted: np.ndarray, true: np.ndarray) -> float:
+    """Mean absolute error; less dominated than RMSE by a few large misses."""
+    p, t = _paired(predicted, true, "mae")
+    return float(np.mean(np.abs(p - t)))
+
+
+def auc_scores(
+    scores: np.ndarray, relevant: sp.csr_matrix, exclude: sp.csr_matrix | None = None
+) -> np.ndarray:
+    """Per-row AUC: the chance that a relevant item outscores a non-relevant one (ties ½).
+
+    Unlike the top-k metrics this looks at the whole ranking. Items masked by ``exclude``
+    (train and validation items) are neither positives nor negatives. Rows align with
+    ``scores``; NaN where a row has no relevant or no non-relevant candidate.
+    """
+    from scipy.stats import rankdata
+
+    scores = np.asarray(scores, dtype=np.float64)
+    relevant = relevant.tocsr()
+    if scores.shape != relevant.shape:
+        raise ValueError(f"scores {scores.shape} and relevant {relevant.shape} must align")
+    if exclude is not None and exclude.shape != relevant.shape:
+        raise ValueError(f"exclude {exclude.shape} and relevant {relevant.shape} must align")
+    excluded = None if exclude is None else exclude.tocsr()
+    out = np.full(scores.shape[0], np.nan)
+    for row in range(scores.shape[0]):
+        candidate = np.ones(scores.shape[1], dtype=bool)
+        if excluded is not None:
+            start, end = excluded.indptr[row], excluded.indptr[row + 1]
+            candidate[excluded.indices[start:end][excluded.data[start:end] != 0]] = False
+        positive = np.zeros(scores.shape[1], dtype=bool)
+        start, end = relevant.indptr[row], relevant.indptr[row + 1]
+        positive[relevant.indices[start:end][relevant.data[start:end] != 0]] = True
+        positive &= candidate
+        n_pos = int(positive.sum())
+        n_neg = int(candidate.sum()) - n_pos
+        if n_pos == 0 or n_neg == 0:
+            continue
+        ranks = rankdata(scores[row, candidate])  # average ranks for ties
+        rank_sum = ranks[positive[candidate]].sum()
+        out[row] = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return out

@@ -75,6 +75,15 @@ class Recommender(abc.ABC):
     @abc.abstractmethod
     def explain(self, user: int, item: int) -> Reason: ...
 
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        """Scores for users known only by a history row (onboarding picks, fresh plays).
+
+        ``history`` is (n, n_items) in the same weighting the model was fitted on. Models that
+        can answer without retraining (neighbourhood, EASE, content, fold-in MF) override this;
+        it is what lets a new listener's list follow their first plays.
+        """
+        raise SegueError(f"model {self.name!r} cannot score users outside its training data")
+
     def params(self) -> dict[str, Any]:
         """Constructor arguments, saved with the model."""
         return {}

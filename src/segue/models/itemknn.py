@@ -57,6 +57,9 @@ class ItemKNNRecommender(Recommender):
         # score(u, i) = sum_j r(u, j) * sim(j, i)
         return np.asarray((self._fitted()[users] @ self.similarity).todense())
 
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        return np.asarray((history.tocsr().astype(np.float32) @ self.similarity).todense())
+
     def explain(self, user: int, item: int) -> Reason:
         row = self._fitted()[user]
         contributions = row.data * np.asarray(self.similarity[row.indices, item].todense()).ravel()

@@ -27,6 +27,9 @@ class PopularityRecommender(Recommender):
     def score(self, users: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.listeners, (len(users), len(self.listeners))).copy()
 
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        return self.score(np.zeros(history.shape[0], dtype=np.int64))
+
     def explain(self, user: int, item: int) -> Reason:
         return Reason("popular", value=float(self.listeners[item]))
 

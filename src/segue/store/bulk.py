@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -143,16 +143,25 @@ def _none_where(values: np.ndarray, missing: np.ndarray) -> np.ndarray:
     return out
 
 
-def add_event_log(conn: sa.Connection, log: InteractionLog) -> int:
-    """Insert a log's events (ignoring event ids already stored); returns how many were new."""
+#: Work an open transaction must do before it commits, by name (see :func:`_bulk_load`).
+Deferred = dict[str, Callable[[sa.Connection], None]]
+
+
+def add_event_log(conn: sa.Connection, log: InteractionLog, deferred: Deferred | None) -> int:
+    """Insert a log's events (ignoring event ids already stored); returns how many were new.
+
+    ``deferred`` is the enclosing transaction's to-do list when the caller's transaction goes
+    on after this call (None when the call is its own transaction).
+    """
     event_ids = _check_event_ids(log)
     if len(log) == 0:
         return 0
     user_keys = resolve_vocab(conn, "users", log.user_ids, log.user, "user")[log.user]
     item_keys = resolve_vocab(conn, "items", log.item_ids, log.item, "item")[log.item]
-    if _dialect(conn) == "sqlite":
-        return _insert_sqlite(conn, log, event_ids, user_keys, item_keys)
-    return _insert_postgres(conn, log, event_ids, user_keys, item_keys)
+    with _bulk_load(conn, len(log), deferred):
+        if _dialect(conn) == "sqlite":
+            return _insert_sqlite(conn, log, event_ids, user_keys, item_keys)
+        return _insert_postgres(conn, log, event_ids, user_keys, item_keys)
 
 
 def _chunk_columns(
@@ -201,13 +210,19 @@ def _present_columns(log: InteractionLog) -> list[str]:
 #: Logs at least this long, and at least as long as the events already stored, are loaded
 #: the way both databases' manuals advise for bulk loads: secondary index (and on PostgreSQL
 #: the foreign keys) dropped, rows inserted, then rebuilt in one sort / one validating join.
-#: It is all inside the transaction, so a failure restores them; PostgreSQL holds an exclusive
-#: lock on ``events`` meanwhile, acceptable for a load that at least doubles the table.
+#: It all happens inside the transaction, so a failure restores them; PostgreSQL holds an
+#: exclusive lock on ``events`` meanwhile, acceptable for a load that at least doubles it.
+#: Inside a longer transaction (a log written chunk by chunk) the rebuild waits for the
+#: commit, so that each chunk does not pay for it again.
 REBUILD_MIN = 200_000
+_REBUILD = "events: secondary index and foreign keys"
 
 
 @contextmanager
-def _bulk_load(conn: sa.Connection, rows: int) -> Iterator[None]:
+def _bulk_load(conn: sa.Connection, rows: int, deferred: Deferred | None) -> Iterator[None]:
+    if deferred is not None and _REBUILD in deferred:  # dropped earlier in this transaction
+        yield
+        return
     stored = conn.exec_driver_sql("SELECT COALESCE(MAX(key), 0) FROM events").scalar_one()
     if rows < REBUILD_MIN or rows < stored:
         yield
@@ -221,15 +236,23 @@ def _bulk_load(conn: sa.Connection, rows: int) -> Iterator[None]:
             conn.exec_driver_sql(f"ALTER TABLE events DROP CONSTRAINT {fk.constraint.name}")
     for index in schema.events.indexes:
         index.drop(conn)
-    yield
-    for index in schema.events.indexes:
-        index.create(conn)
-    if postgres:
-        for fk in foreign_keys:
-            conn.exec_driver_sql(
-                f"ALTER TABLE events ADD CONSTRAINT {fk.constraint.name} FOREIGN KEY "
-                f"({fk.parent.name}) REFERENCES {fk.column.table.name} ({fk.column.name})"
-            )
+
+    def rebuild(conn: sa.Connection) -> None:
+        for index in schema.events.indexes:
+            index.create(conn)
+        if postgres:
+            for fk in foreign_keys:
+                conn.exec_driver_sql(
+                    f"ALTER TABLE events ADD CONSTRAINT {fk.constraint.name} FOREIGN KEY "
+                    f"({fk.parent.name}) REFERENCES {fk.column.table.name} ({fk.column.name})"
+                )
+
+    if deferred is not None:
+        deferred[_REBUILD] = rebuild
+        yield
+    else:
+        yield
+        rebuild(conn)
 
 
 def _insert_sqlite(
@@ -246,16 +269,14 @@ def _insert_sqlite(
         "ON CONFLICT (event_id) DO NOTHING"
     )
     before = driver.total_changes
-    with _bulk_load(conn, len(log)):
-        cur = driver.cursor()
-        try:
-            for start in range(0, len(log), CHUNK):
-                cols = _chunk_columns(log, event_ids, user_keys, item_keys, start, start + CHUNK)
-                cur.executemany(sql, zip(*(_as_list(cols[n]) for n in names), strict=True))
-        finally:
-            cur.close()
-        inserted = driver.total_changes - before
-    return inserted
+    cur = driver.cursor()
+    try:
+        for start in range(0, len(log), CHUNK):
+            cols = _chunk_columns(log, event_ids, user_keys, item_keys, start, start + CHUNK)
+            cur.executemany(sql, zip(*(_as_list(cols[n]) for n in names), strict=True))
+    finally:
+        cur.close()
+    return int(driver.total_changes - before)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -305,12 +326,11 @@ def _insert_postgres(
                 pacsv.write_csv(_arrow_chunk(cols), buffer, options)
                 copy.write(buffer.getbuffer())
         # ORDER BY ord: within one log the first of two equal event ids wins, as on SQLite.
-        with _bulk_load(conn, len(log)):
-            cur.execute(
-                f"INSERT INTO events ({names}) SELECT {names} FROM segue_events_in ORDER BY ord "
-                "ON CONFLICT (event_id) DO NOTHING"
-            )
-            inserted = cur.rowcount
+        cur.execute(
+            f"INSERT INTO events ({names}) SELECT {names} FROM segue_events_in ORDER BY ord "
+            "ON CONFLICT (event_id) DO NOTHING"
+        )
+        inserted = int(cur.rowcount)
         cur.execute("DROP TABLE segue_events_in")
     finally:
         cur.close()

@@ -111,17 +111,25 @@ class SqlStore(Store):
     def transaction(self) -> AbstractContextManager[None]:
         return self._transaction()
 
+    @property
+    def _deferred(self) -> bulk.Deferred | None:
+        """Work the open transaction does just before it commits (None outside one)."""
+        return getattr(self._local, "deferred", None)
+
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         if self._tx is not None:  # nested: join the outer transaction
             yield
             return
         with self._engine.begin() as conn:
-            self._local.conn = conn
+            deferred: bulk.Deferred = {}
+            self._local.conn, self._local.deferred = conn, deferred
             try:
                 yield
+                for finish in deferred.values():
+                    finish(conn)
             finally:
-                self._local.conn = None
+                self._local.conn = self._local.deferred = None
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
@@ -199,7 +207,7 @@ class SqlStore(Store):
     def add_event_log(self, log: InteractionLog) -> int:
         tx = self._tx
         if tx is not None:
-            return bulk.add_event_log(tx, log)
+            return bulk.add_event_log(tx, log, self._deferred)
         # A transaction of our own may skip SQLite's per-row foreign-key probes: every key is
         # resolved from the users/items tables inside this same transaction.
         with (
@@ -207,7 +215,7 @@ class SqlStore(Store):
             bulk.sqlite_foreign_keys_off(conn),
             conn.begin(),
         ):
-            return bulk.add_event_log(conn, log)
+            return bulk.add_event_log(conn, log, None)
 
     def add_friendships(self, links: Iterable[Friendship]) -> int:
         links = list(links)
@@ -277,7 +285,8 @@ class SqlStore(Store):
                 new, updated = self._upsert(conn, table, rows, "id")
                 report.inserted[name], report.updated[name] = new, updated
                 report.ignored[name] = len(rows) - new - updated  # repeats inside the batch
-            new = bulk.add_event_log(conn, InteractionLog.from_events(batch.events))
+            events = InteractionLog.from_events(batch.events)
+            new = bulk.add_event_log(conn, events, self._deferred)
             report.inserted["events"] = new
             report.ignored["events"] = len(batch.events) - new
             user_ids = [x for f in batch.friendships for x in (f.user_id, f.friend_id)]

@@ -1,0 +1,233 @@
+"""A hybrid of several recommenders with blend weights learned on held-out data.
+
+Each component's scores are standardised per user (z-scores over the items it can score), so
+that an ALS dot product and an item-kNN sum can be added; the hybrid score is their weighted
+sum. Weights are learned in ``fit`` on a validation part carved from the training data (about
+``holdout`` of each user's items), by coordinate ascent on NDCG@10, and the components are then
+refitted on everything. Nothing outside the training matrix is ever looked at.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from segue.dataset.side import SideInfo
+from segue.errors import SegueError
+from segue.models.base import Reason, Recommender, _replace_dir, top_k
+from segue.ranking import hit_matrix, ndcg_per_user
+
+_WEIGHT_STEPS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+class HybridRecommender(Recommender):
+    name = "hybrid"
+
+    def __init__(
+        self,
+        components: Sequence[str] = ("itemknn", "popularity"),
+        weights: Sequence[float] | None = None,
+        holdout: float = 0.1,
+        tuning_users: int = 1000,
+        refit: bool = True,
+        seed: int = 0,
+    ) -> None:
+        if not components:
+            raise SegueError("a hybrid needs at least one component")
+        if "hybrid" in components:
+            raise SegueError("a hybrid cannot contain itself")
+        if weights is not None and len(weights) != len(components):
+            raise SegueError(f"{len(components)} components but {len(weights)} weights")
+        if not 0 < holdout < 1:
+            raise SegueError("holdout must lie strictly between 0 and 1")
+        self.components = list(components)
+        self.weights = None if weights is None else [float(w) for w in weights]
+        self.holdout = holdout
+        self.tuning_users = tuning_users
+        self.refit = refit
+        self.seed = seed
+        self.models: list[Recommender] = []
+        self.validation_ndcg: float | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "components": self.components,
+            "weights": self.weights,
+            "holdout": self.holdout,
+            "tuning_users": self.tuning_users,
+            "refit": self.refit,
+            "seed": self.seed,
+        }
+
+    # -- fitting -------------------------------------------------------------------------
+    def fit(self, interactions: sp.csr_matrix, side: SideInfo | None = None) -> Self:
+        """``interactions`` holds raw values (counts); each component applies its weighting."""
+        raw = interactions.tocsr().astype(np.float32)
+        if self.weights is None:
+            inner_train, inner_valid = _holdout(raw, self.holdout, self.seed)
+            models = self._fit_components(inner_train, side)
+            self.weights, self.validation_ndcg = self._learn_weights(
+                models, inner_train, inner_valid
+            )
+            if not self.refit:
+                self.models, self._train = models, raw
+                return self
+        self.models = self._fit_components(raw, side)
+        self._train = raw
+        return self
+
+    def _fit_components(self, raw: sp.csr_matrix, side: SideInfo | None) -> list[Recommender]:
+        from segue.models import model_spec  # the registry lists this module too
+
+        fitted = []
+        for name in self.components:
+            spec = model_spec(name)
+            fitted.append(spec.factory().fit(spec.weighting.apply(raw), side))
+        return fitted
+
+    def _learn_weights(
+        self, models: list[Recommender], train: sp.csr_matrix, valid: sp.csr_matrix
+    ) -> tuple[list[float], float]:
+        rng = np.random.default_rng(self.seed)
+        users = np.flatnonzero(np.diff(valid.indptr) > 0)
+        if len(users) > self.tuning_users:
+            users = np.sort(rng.choice(users, self.tuning_users, replace=False))
+        if len(users) == 0:
+            return [1.0] * len(models), float("nan")
+        seen = train[users]
+        rows = np.repeat(np.arange(len(users)), np.diff(seen.indptr))
+        standardised = []
+        for model in models:
+            scores = _standardise(model.score(users).astype(np.float32))
+            scores[rows, seen.indices] = -np.inf
+            standardised.append(scores)
+        relevant = valid[users]
+        n_relevant = np.diff(relevant.indptr)
+
+        def quality(weights: list[float]) -> float:
+            if not any(weights):
+                return -1.0
+            blend = sum(w * s for w, s in zip(weights, standardised, strict=True) if w)
+            ranked, _ = top_k(np.asarray(blend), 10)
+            return float(ndcg_per_user(hit_matrix(ranked, relevant), n_relevant).mean())
+
+        weights = [1.0] * len(models)
+        best = quality(weights)
+        for _ in range(3):  # coordinate ascent; converges in a pass or two
+            improved = False
+            for c in range(len(models)):
+                for step in _WEIGHT_STEPS:
+                    trial = weights.copy()
+                    trial[c] = step
+                    value = quality(trial)
+                    if value > best + 1e-9:
+                        best, weights, improved = value, trial, True
+            if not improved:
+                break
+        total = sum(weights)
+        return [w / total for w in weights], best
+
+    # -- scoring -------------------------------------------------------------------------
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return self._blend([m.score(users) for m in self._fitted_models()])
+
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        return self._blend([m.score_history(history) for m in self._fitted_models()])
+
+    def _blend(self, parts: list[np.ndarray]) -> np.ndarray:
+        assert self.weights is not None
+        total = None
+        for weight, part in zip(self.weights, parts, strict=True):
+            if weight:
+                term = weight * _standardise(part.astype(np.float32))
+                total = term if total is None else total + term
+        assert total is not None
+        return total
+
+    def explain(self, user: int, item: int) -> Reason:
+        """The reason of the component that contributed most to this item's score."""
+        models = self._fitted_models()
+        assert self.weights is not None
+        contributions = [
+            w * _standardise(m.score(np.array([user])).astype(np.float32))[0, item]
+            for w, m in zip(self.weights, models, strict=True)
+        ]
+        return models[int(np.argmax(contributions))].explain(user, item)
+
+    def similar_items(self, items: Sequence[int] | np.ndarray, k: int = 10) -> np.ndarray:
+        for model in self._fitted_models():
+            try:
+                return model.similar_items(items, k)
+            except SegueError:
+                continue
+        return super().similar_items(items, k)
+
+    def _fitted_models(self) -> list[Recommender]:
+        if not self.models:
+            raise SegueError("model 'hybrid' is not fitted yet; call fit() first")
+        return self.models
+
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        train = self._fitted()
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        meta = {"name": self.name, "params": self.params(), "validation_ndcg": self.validation_ndcg}
+        (tmp / "params.json").write_text(json.dumps(meta, indent=2))
+        sp.save_npz(tmp / "train.npz", train)
+        for index, model in enumerate(self.models):
+            model.save(tmp / f"component-{index}-{model.name}")
+        _replace_dir(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        from segue.models import model_spec
+
+        meta = json.loads((path / "params.json").read_text())
+        if meta["name"] != cls.name:
+            raise SegueError(f"{path} holds a {meta['name']!r} model, not {cls.name!r}")
+        model = cls(**meta["params"])
+        model.validation_ndcg = meta.get("validation_ndcg")
+        model._train = sp.load_npz(path / "train.npz").tocsr()
+        model.models = [
+            model_spec(name).cls.load(path / f"component-{index}-{name}")
+            for index, name in enumerate(model.components)
+        ]
+        return model
+
+
+def _standardise(scores: np.ndarray) -> np.ndarray:
+    """Per-row z-scores over finite entries; unscorable items (-inf/NaN) become the row minimum."""
+    finite = np.isfinite(scores)
+    safe = np.where(finite, scores, np.nan)
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(safe, axis=1, keepdims=True)
+        std = np.nanstd(safe, axis=1, keepdims=True)
+        low = np.nanmin(safe, axis=1, keepdims=True)
+    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    low = np.where(np.isfinite(low), low, 0.0)
+    return ((np.where(finite, scores, low) - mean) / std).astype(np.float32)
+
+
+def _holdout(matrix: sp.csr_matrix, share: float, seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Per user with at least 3 items, move round(share·n) (at least 1) random items out."""
+    rng = np.random.default_rng(seed)
+    matrix = matrix.tocsr()
+    counts = np.diff(matrix.indptr)
+    rows = np.repeat(np.arange(matrix.shape[0]), counts)
+    order = np.lexsort((rng.random(len(rows)), rows))
+    rank = np.empty(len(rows), dtype=np.int64)
+    rank[order] = np.arange(len(rows)) - np.repeat(matrix.indptr[:-1], counts)
+    n_out = np.where(counts >= 3, np.maximum(1, np.round(share * counts)), 0).astype(np.int64)
+    out = rank < n_out[rows]
+    coo = matrix.tocoo()
+    shape = matrix.shape
+    train = sp.csr_matrix((coo.data[~out], (coo.row[~out], coo.col[~out])), shape=shape)
+    valid = sp.csr_matrix((np.ones(out.sum(), np.float32), (coo.row[out], coo.col[out])), shape)
+    return train, valid

@@ -1,0 +1,45 @@
+"""The ranking arithmetic that both models (internal validation) and evaluation need.
+
+Kept below every layer so that a model can tune itself on a held-out part of its training data
+(the hybrid's blend weights) without importing the evaluation layer above it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def hit_matrix(ranked: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
+    """``hits[u, j]`` is true when ``ranked[u, j]`` is relevant for user ``u``.
+
+    ``ranked`` is (n_users, k) of item indices, -1 for padding; ``relevant`` is a user×item CSR
+    matrix whose rows align with ``ranked``'s rows (non-zero = relevant).
+    """
+    ranked = np.asarray(ranked, dtype=np.int64)
+    if ranked.ndim != 2 or ranked.shape[0] != relevant.shape[0]:
+        raise ValueError(
+            f"ranked has shape {ranked.shape}; expected ({relevant.shape[0]}, k) rows aligned "
+            "with the relevance matrix"
+        )
+    rel = relevant.tocsr().copy()
+    rel.eliminate_zeros()
+    rel.sort_indices()
+    n_items = rel.shape[1]
+    rows = np.repeat(np.arange(rel.shape[0], dtype=np.int64), np.diff(rel.indptr))
+    truth_keys = rows * n_items + rel.indices.astype(np.int64)
+    query = np.arange(ranked.shape[0], dtype=np.int64)[:, None] * n_items + ranked
+    pos = np.searchsorted(truth_keys, query)
+    pos = np.minimum(pos, max(len(truth_keys) - 1, 0))
+    found = truth_keys[pos] == query if len(truth_keys) else np.zeros(query.shape, dtype=bool)
+    return found & (ranked >= 0)
+
+
+def ndcg_per_user(hits: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
+    """Binary-gain NDCG of each row of ``hits`` (n, k), ideal DCG over min(k, #relevant)."""
+    k = hits.shape[1]
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = hits.astype(np.float64) @ discounts
+    ideal = np.concatenate([[0.0], np.cumsum(discounts)])[np.minimum(n_relevant, k).astype(int)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ideal > 0, dcg / ideal, 0.0)

@@ -51,8 +51,9 @@ def _catalog() -> ItemCatalog:
 def test_catalog_arrays_align_with_the_id_map() -> None:
     cat = _catalog()
     col = {i: IDS.to_index(i) for i in IDS.ids}
-    assert cat.artist[col["t2"]] == col["a1"]
-    assert cat.artist[col["a2"]] == col["a2"]  # an artist is its own artist
+    assert cat.artist_ids[cat.artist[col["t2"]]] == "a1"
+    assert cat.artist_ids[cat.artist[col["a2"]]] == "a2"  # an artist is its own artist
+    assert cat.artist[col["t1"]] == cat.artist[col["a1"]]
     assert cat.artist[col["p1"]] == -1
     assert cat.explicit.tolist() == [False, False, True, False, False, False, False, False]
     assert cat.known[col["unknown"]] == False  # noqa: E712

@@ -604,9 +604,11 @@ def test_a_chunked_load_in_one_transaction_rebuilds_once_at_commit(
         for chunk in chunks:
             assert store.add_event_log(chunk) == 3
             # still dropped after later chunks, which would otherwise not qualify (3 < stored)
-            assert sa.inspect(store._tx).get_indexes("events") == []
+            names = {ix["name"] for ix in sa.inspect(store._tx).get_indexes("events")}
+            assert "ix_events_user_ts" not in names
         assert store.count("events") == 9
-    assert _event_constraints(database_url) == ({"ix_events_user_ts"}, 2)
+    indexes, fks = _event_constraints(database_url)
+    assert "ix_events_user_ts" in indexes and fks == 2
     assert store.interactions().ts_ms.tolist() == sorted(
         ms(c * 10 + n) for c in range(3) for n in range(3)
     )

@@ -16,6 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+
 def _width() -> int:
     """Terminal width, but never below 110: tables of metrics stay readable when piped."""
     return max(shutil.get_terminal_size((120, 24)).columns, 110)

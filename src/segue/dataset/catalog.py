@@ -28,8 +28,8 @@ NO_RELEASE = np.iinfo(np.int64).min
 class ItemCatalog:
     """Attributes of every item column; unknown items (no record) get neutral values.
 
-    ``artist`` holds the column of the item's artist (-1 when none or not in the map; an
-    artist item is its own artist); ``genres`` and ``tags`` are item×label CSR indicator
+    ``artist`` holds a code into ``artist_ids`` (-1 when none; an artist item is its own
+    artist), whether or not the artist is itself an item column; ``genres`` and ``tags`` are item×label CSR indicator
     matrices over ``genre_names`` / ``tag_names``; ``audio`` is (n_items, len(AUDIO_FIELDS))
     with NaN rows where unknown.
     """
@@ -38,6 +38,7 @@ class ItemCatalog:
     titles: np.ndarray
     kind: np.ndarray
     artist: np.ndarray
+    artist_ids: tuple[str, ...]
     explicit: np.ndarray
     release_ms: np.ndarray
     genres: sp.csr_matrix
@@ -83,15 +84,20 @@ class ItemCatalog:
             for tag in item.tags:
                 t_rows.append(col)
                 t_cols.append(tag_vocab.setdefault(tag, len(tag_vocab)))
-        artist = np.asarray(
-            items.to_index([a or "" for a in artist_ids], allow_unknown=True), dtype=np.int64
+        artist_vocab: dict[str, int] = {}
+        artist = np.array(
+            [
+                -1 if a is None else artist_vocab.setdefault(a, len(artist_vocab))
+                for a in artist_ids
+            ],
+            dtype=np.int64,
         )
-        artist[np.array([a is None for a in artist_ids], dtype=bool)] = -1
         return cls(
             items=items,
             titles=titles,
             kind=kind,
             artist=artist,
+            artist_ids=tuple(artist_vocab),
             explicit=explicit,
             release_ms=release,
             genres=_indicator(g_rows, g_cols, n, len(genre_vocab)),

@@ -29,12 +29,14 @@ class Reason:
     """Why an item was recommended, as data: faces render ``code`` with the anchor's title.
 
     Codes: ``because_you_played`` (anchor = a played item), ``popular`` (value = listeners),
-    ``listeners_like_you``, ``new_from_artist``, ``matches_your_taste``, ``exploration``.
+    ``listeners_like_you``, ``new_from_artist`` (label = the artist's id),
+    ``matches_your_taste``, ``matches_your_picks``, ``exploration``.
     """
 
     code: str
     anchor_item: int | None = None
     value: float | None = None
+    label: str | None = None
 
 
 @dataclass

@@ -298,8 +298,8 @@ class NewItemPolicy:
             by_artist = [c for c in candidates if catalog.artist[c] in played_artists]
             newest = sorted(by_artist, key=lambda c: -catalog.release_ms[c])
             for item in newest[:slots]:
-                anchor = int(catalog.artist[item])
-                chosen.append((int(item), Reason("new_from_artist", anchor_item=anchor)))
+                artist = catalog.artist_ids[int(catalog.artist[item])]
+                chosen.append((int(item), Reason("new_from_artist", label=artist)))
         if self.content is not None and history.nnz and len(chosen) < slots:
             scores = self.content.score_history(history)[0]
             taken = {c for c, _ in chosen}

@@ -34,9 +34,13 @@ class EASERecommender(Recommender):
 
     def __init__(self, regularization: float = 200.0, min_item_count: int = 2) -> None:
         if not np.isfinite(regularization) or regularization <= 0:
-            raise SegueError(f"ease: regularization must be a finite number > 0, got {regularization!r}")
+            raise SegueError(
+                f"ease: regularization must be a finite number > 0, got {regularization!r}"
+            )
         if not isinstance(min_item_count, int | np.integer) or min_item_count < 1:
-            raise SegueError(f"ease: min_item_count must be an integer >= 1, got {min_item_count!r}")
+            raise SegueError(
+                f"ease: min_item_count must be an integer >= 1, got {min_item_count!r}"
+            )
         self.regularization = float(regularization)
         self.min_item_count = int(min_item_count)
         #: Item indices covered by the Gram matrix, ascending; ``weights`` is indexed by them.

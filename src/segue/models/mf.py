@@ -191,7 +191,9 @@ class BPRRecommender(FactorRecommender):
     ) -> None:
         _check_factor_params(factors, iterations, regularization)
         if not np.isfinite(learning_rate) or learning_rate <= 0:
-            raise SegueError(f"bpr: learning_rate must be a finite number > 0, got {learning_rate!r}")
+            raise SegueError(
+                f"bpr: learning_rate must be a finite number > 0, got {learning_rate!r}"
+            )
         self.factors = factors
         self.learning_rate = learning_rate
         self.regularization = regularization

@@ -175,3 +175,15 @@ def test_an_item_with_plays_is_no_longer_new() -> None:
     x[3, 10] = 1
     policy = NewItemPolicy(x.tocsr(), side)
     assert policy.new_items.tolist() == [11]
+
+
+def test_new_items_respect_the_per_artist_cap() -> None:
+    x, side = _world()
+    policy = NewItemPolicy(x, side, max_share=0.4, exploration=0.0)
+    history = sp.csr_matrix(([1.0, 1.0], ([0, 0], [0, 1])), shape=(1, 12))  # plays r1
+    capped = Filters.build(side.catalog, max_per_artist=1)  # type: ignore[arg-type]
+    ranked = np.array([2, 3, 6, 8, 4, 5, 7, 9])  # r1, r2, j1, j2, ...
+    items, _ = policy.blend(history, ranked, [None] * 8, k=5, filters=capped)  # type: ignore[list-item]
+    artists = [ARTISTS[i] for i in items]
+    assert len(artists) == len(set(artists)) == 4  # only four artists exist
+    assert 10 not in items  # r1's new release would be r1's second item

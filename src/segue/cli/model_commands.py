@@ -74,7 +74,7 @@ def evaluate(
     print_results(results, k)
 
 
-def print_results(results, k: int) -> None:  # noqa: ANN001
+def print_results(results, k: int) -> None:
     """Metrics at k per model (P precision, R recall, HR hit rate), coverage, novelty, time."""
     short = {
         "precision": "P",
@@ -98,22 +98,44 @@ def print_results(results, k: int) -> None:  # noqa: ANN001
 
 def recommend(
     ctx: typer.Context,
-    user: Annotated[str, typer.Argument(help="The user's id.")],
+    user: Annotated[str, typer.Argument(help="The user's id (a new id tries a new listener).")],
     model: Annotated[str, typer.Option(help="Which trained model answers.")] = "itemknn",
     k: Annotated[int, typer.Option(min=1, max=500, help="How many items.")] = 10,
+    pick: Annotated[
+        list[str] | None, typer.Option(help="Onboarding pick (item id); repeat for several.")
+    ] = None,
+    genre: Annotated[
+        list[str] | None, typer.Option(help="Onboarding genre; repeat for several.")
+    ] = None,
+    max_per_artist: Annotated[int | None, typer.Option(min=1, help="Cap per artist.")] = None,
+    new_items: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of the list reserved for new items.")
+    ] = 0.0,
 ) -> None:
-    """Recommend items to one user with the reason for each."""
-    from segue.jobs.train import load_trained, recommend_for_user
+    """Recommend items to one listener with the reason for each (new listeners: cold start)."""
+    from segue.jobs.recommend import recommend_for_user
+    from segue.jobs.train import load_trained
 
     st = state(ctx)
     trained = load_trained(_model_dir(st), _names(model)[0])
-    print_suggestions(recommend_for_user(st.store(), trained, user, k), f"{user} · {model}")
+    suggestions = recommend_for_user(
+        st.store(),
+        trained,
+        user,
+        k,
+        picks=pick or (),
+        genres=genre or (),
+        max_per_artist=max_per_artist,
+        new_item_share=new_items,
+    )
+    print_suggestions(suggestions, f"{user} · {model}")
 
 
 def print_suggestions(suggestions, title: str) -> None:
     table = Table("#", "item", "score", "why", title=title)
     for rank, s in enumerate(suggestions, 1):
-        table.add_row(str(rank), s.title, f"{s.score:.3f}", s.reason)
+        score = "—" if s.score != s.score else f"{s.score:.3f}"  # NaN: placed by a rule
+        table.add_row(str(rank), s.title, score, s.reason)
     console.print(table)
 
 

@@ -29,9 +29,9 @@ class ItemCatalog:
     """Attributes of every item column; unknown items (no record) get neutral values.
 
     ``artist`` holds a code into ``artist_ids`` (-1 when none; an artist item is its own
-    artist), whether or not the artist is itself an item column; ``genres`` and ``tags`` are item×label CSR indicator
-    matrices over ``genre_names`` / ``tag_names``; ``audio`` is (n_items, len(AUDIO_FIELDS))
-    with NaN rows where unknown.
+    artist), whether or not the artist is itself an item column; ``genres`` and ``tags`` are
+    item×label CSR indicator matrices over ``genre_names`` / ``tag_names``; ``audio`` is
+    (n_items, len(AUDIO_FIELDS)) with NaN rows where unknown.
     """
 
     items: IdMap

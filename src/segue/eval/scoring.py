@@ -6,6 +6,7 @@ reported score are computed by the same code.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.dataset import SideInfo, Weighting
+from segue.errors import SegueError
 from segue.eval.beyond import (
     average_recommendation_popularity,
     exposure_gini,
@@ -22,7 +24,6 @@ from segue.eval.beyond import (
     popularity_percentile,
 )
 from segue.eval.metrics import auc_scores, catalog_coverage, novelty, ranking_scores
-from segue.errors import SegueError
 from segue.eval.protocols import Holdout
 from segue.models import Recommender
 
@@ -79,8 +80,8 @@ def fit_and_rank(
 def bucket_labels(edges: Sequence[int]) -> list[str]:
     """``(5, 20, 50)`` → ``["0", "1-5", "6-20", "21-50", ">50"]``."""
     edges = list(edges)
-    if not edges or edges[0] < 1 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
-        raise ValueError(f"bucket edges must be increasing integers >= 1, got {edges}")
+    if not edges or edges[0] < 1 or any(b <= a for a, b in itertools.pairwise(edges)):
+        raise SegueError(f"bucket edges must be increasing integers >= 1, got {edges}")
     labels = ["0"]
     low = 1
     for edge in edges:

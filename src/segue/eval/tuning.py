@@ -16,9 +16,9 @@ from typing import Any
 
 from segue.dataset import Binary, Interactions, SideInfo, Weighting
 from segue.errors import SegueError
+from segue.eval.metrics import ranking_scores
 from segue.eval.protocols import Protocol, make_protocol
 from segue.eval.scoring import Factory, fit_and_rank
-from segue.eval.metrics import ranking_scores
 
 #: Metrics a tuner may maximise (means over validation users at k).
 TUNABLE = ("precision", "recall", "f1", "ndcg", "hit_rate", "mrr", "map")
@@ -63,11 +63,12 @@ def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """Every combination, keys in sorted order so the walk is the same on every run."""
     for name, values in grid.items():
         if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
-            raise SegueError(
-                f"grid[{name!r}] must be a non-empty list of values, got {values!r}"
-            )
+            raise SegueError(f"grid[{name!r}] must be a non-empty list of values, got {values!r}")
     names = sorted(grid)
-    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(grid[n] for n in names))]
+    return [
+        dict(zip(names, combo, strict=True))
+        for combo in itertools.product(*(grid[n] for n in names))
+    ]
 
 
 def tune(

@@ -11,13 +11,8 @@ from segue.data.synth import SynthParams
 from segue.jobs.evaluate import ModelResult, evaluate_models
 from segue.jobs.ingest import SynthReport, load_synthetic_world
 from segue.jobs.progress import Progress, no_progress
-from segue.jobs.train import (
-    Suggestion,
-    load_interactions,
-    load_side_info,
-    recommend_for_user,
-    train_models,
-)
+from segue.jobs.recommend import Suggestion, recommend_for_user
+from segue.jobs.train import load_interactions, load_side_info, train_models
 from segue.models import MODELS
 from segue.store import Store
 

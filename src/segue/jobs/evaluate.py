@@ -1,16 +1,19 @@
-"""Offline evaluation: the same split for every model, top-k metrics in one table."""
+"""Offline evaluation as a job: registered models through :mod:`segue.eval`'s runner.
+
+``evaluate_models`` keeps the one-split answer the demo prints; ``evaluate_protocol`` is the
+full run behind ``segue evaluate`` (any protocol, several seeds, mean ± std, a report).
+"""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
-
-from segue.dataset import Interactions, SideInfo, random_split
-from segue.eval.metrics import catalog_coverage, novelty, ranking_scores
+from segue.dataset import Interactions, SideInfo
+from segue.eval import Evaluation, RandomProtocol, evaluate, registry_candidates
+from segue.eval.report import write_report
 from segue.jobs.progress import Progress, no_progress
-from segue.models import model_spec
 
 
 @dataclass(frozen=True)
@@ -34,25 +37,42 @@ def evaluate_models(
     side: SideInfo | None = None,
 ) -> list[ModelResult]:
     """Random per-user split; fit on train, rank all items with train and valid masked."""
-    split = random_split(data, ratios, seed=seed)
-    relevant = split.test.binary_matrix()
-    masked = (split.train.binary_matrix() + split.valid.binary_matrix()).tocsr()
-    users = np.flatnonzero(np.diff(relevant.indptr) > 0)
-    popularity = split.train.item_counts()
-    results = []
-    for done, name in enumerate(names):
-        progress("evaluating", done, len(names))
-        spec = model_spec(name)
-        started = time.perf_counter()
-        model = spec.factory().fit(split.train.matrix(spec.weighting), side)
-        fitted = time.perf_counter()
-        recs = model.recommend(users, k, exclude=masked)
-        ranked_all = np.full((data.n_users, k), -1, dtype=np.int64)
-        ranked_all[users] = recs.items
-        recommended = time.perf_counter()
-        metrics = ranking_scores(ranked_all, relevant, k).mean()
-        metrics["coverage"] = catalog_coverage(recs.items, data.n_items)
-        metrics["novelty"] = novelty(recs.items, popularity, data.n_users)
-        results.append(ModelResult(name, metrics, fitted - started, recommended - fitted))
-    progress("evaluating", len(names), len(names))
-    return results
+    evaluation = evaluate(
+        data,
+        registry_candidates(names),
+        RandomProtocol(tuple(ratios)),
+        seeds=[seed],
+        k=k,
+        side=side,
+        progress=progress,
+    )
+    return [
+        ModelResult(r.model, dict(r.metrics), r.fit_seconds, r.recommend_seconds)
+        for r in evaluation.runs
+    ]
+
+
+def evaluate_protocol(
+    data: Interactions,
+    names: Sequence[str],
+    *,
+    protocol: str = "random",
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    k: int = 10,
+    side: SideInfo | None = None,
+    report: Path | None = None,
+    progress: Progress = no_progress,
+) -> Evaluation:
+    """Every named model on each seed's identical split; optionally a report folder."""
+    evaluation = evaluate(
+        data,
+        registry_candidates(list(names)),
+        protocol,
+        seeds=seeds,
+        k=k,
+        side=side,
+        progress=progress,
+    )
+    if report is not None:
+        write_report(evaluation, report)
+    return evaluation

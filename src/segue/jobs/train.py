@@ -6,12 +6,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from segue.dataset import IdMap, Interactions, ItemCatalog, SideInfo, UserTable, friend_matrix
 from segue.errors import SegueError
 from segue.jobs.progress import Progress, no_progress
-from segue.models import Reason, Recommender, model_spec
+from segue.models import Recommender, model_spec
 from segue.store import Store
 
 
@@ -77,62 +75,3 @@ def load_trained(model_dir: Path, name: str) -> TrainedModel:
         IdMap.load(path / "users.idmap"),
         IdMap.load(path / "items.idmap"),
     )
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    """One recommended item, ready to show: id, title, score and the reason in words."""
-
-    item_id: str
-    title: str
-    score: float
-    reason: str
-
-
-def recommend_for_user(
-    store: Store, trained: TrainedModel, user_id: str, k: int = 10
-) -> list[Suggestion]:
-    """Top-k for one known user, with titles and reasons from the store."""
-    if user_id not in trained.users:
-        raise SegueError(
-            f"user {user_id!r} is not in the {trained.name!r} model's training data; "
-            "retrain after importing their events, or pick a user from `segue stats`"
-        )
-    index = int(trained.users.to_index([user_id])[0])
-    recs = trained.model.recommend(np.array([index]), k)
-    items = [int(i) for i in recs.items[0] if i >= 0]
-    ids = [str(x) for x in trained.items.to_ids(np.array(items, dtype=np.int64))] if items else []
-    titles = _titles(store, ids)
-    out = []
-    for item_id, score, reason in zip(ids, recs.scores[0], recs.reasons(0), strict=False):
-        out.append(
-            Suggestion(
-                item_id,
-                titles.get(item_id, item_id),
-                float(score),
-                render_reason(reason, trained.items, store),
-            )
-        )
-    return out
-
-
-def render_reason(reason: Reason, items: IdMap, store: Store) -> str:
-    """Words for a reason, naming the anchor item by its title."""
-    if reason.code == "because_you_played" and reason.anchor_item is not None:
-        anchor = str(items.to_ids(np.array([reason.anchor_item]))[0])
-        return f"because you played {_titles(store, [anchor]).get(anchor, anchor)}"
-    if reason.code == "popular":
-        if reason.value is None:
-            return "popular with listeners"
-        return f"popular with {int(reason.value):,} listeners"
-    return reason.code.replace("_", " ")
-
-
-def _titles(store: Store, item_ids: list[str]) -> dict[str, str]:
-    titles = {}
-    for item_id in item_ids:
-        item = store.get_item(item_id)
-        if item is not None:
-            artist = store.get_item(item.artist_id) if item.artist_id else None
-            titles[item_id] = f"{item.title} — {artist.title}" if artist else item.title
-    return titles

@@ -235,8 +235,9 @@ def _code(values: tuple[str, ...], value: str | None, what: str) -> int:
 class NewItemPolicy:
     """Reserve up to ``max_share`` of a list for items without plays (see module docstring).
 
-    ``content`` must score histories (``score_history``) over all items, new ones included;
-    ``min_content_score`` keeps weak content matches out.
+    New items are those without plays, of a kind that has plays (a new track, not an artist
+    page). ``content`` must score histories (``score_history``) over all items, new ones
+    included; ``min_content_score`` keeps weak content matches out.
     """
 
     train: sp.csr_matrix
@@ -252,7 +253,13 @@ class NewItemPolicy:
         if not 0 <= self.max_share <= 1 or not 0 <= self.exploration <= 1:
             raise SegueError("max_share and exploration must lie in [0, 1]")
         self._rng = np.random.default_rng(self.seed)
-        self.new_items = np.flatnonzero(np.diff(self.train.tocsc().indptr) == 0)
+        plays = np.diff(self.train.tocsc().indptr)
+        new = plays == 0
+        catalog = self.side.catalog
+        if catalog is not None:
+            # only kinds that people actually play here: a new track, not a bare artist page
+            new &= np.isin(catalog.kind, np.unique(catalog.kind[plays > 0]))
+        self.new_items = np.flatnonzero(new)
 
     def blend(
         self,
@@ -276,16 +283,37 @@ class NewItemPolicy:
         base = [
             (i, r) for i, r in zip(ranked, reasons, strict=False) if i not in {c for c, _ in chosen}
         ]
-        out: list[tuple[int, Reason]] = []
         spacing = max(1, k // max(len(chosen), 1))
         queue = list(chosen)
-        for position in range(k):
-            if queue and position % spacing == spacing - 1:
-                out.append(queue.pop(0))
-            elif base:
-                out.append(base.pop(0))
-            elif queue:
-                out.append(queue.pop(0))
+        cap = filters.max_per_artist if filters is not None else None
+        artist = filters.artist if filters is not None else None
+        per_artist: dict[int, int] = {}
+
+        def fits(item: int) -> bool:
+            if cap is None or artist is None or artist[item] < 0:
+                return True
+            return per_artist.get(int(artist[item]), 0) < cap
+
+        def take(source: list[tuple[int, Reason]]) -> tuple[int, Reason] | None:
+            while source:
+                entry = source.pop(0)
+                if fits(entry[0]):
+                    if cap is not None and artist is not None and artist[entry[0]] >= 0:
+                        a = int(artist[entry[0]])
+                        per_artist[a] = per_artist.get(a, 0) + 1
+                    return entry
+            return None
+
+        out: list[tuple[int, Reason]] = []
+        position = 0
+        while len(out) < k and (queue or base):
+            due = queue and position % spacing == spacing - 1
+            entry = take(queue) if due or not base else take(base)
+            if entry is None and due:
+                entry = take(base)
+            if entry is not None:
+                out.append(entry)
+            position += 1
         return np.array([i for i, _ in out], dtype=np.int64), [r for _, r in out]
 
     def _choose(
@@ -296,7 +324,7 @@ class NewItemPolicy:
         if catalog is not None and history.nnz:
             played_artists = set(catalog.artist[history.indices].tolist()) - {-1}
             by_artist = [c for c in candidates if catalog.artist[c] in played_artists]
-            newest = sorted(by_artist, key=lambda c: -catalog.release_ms[c])
+            newest = sorted(by_artist, key=lambda c: int(catalog.release_ms[c]), reverse=True)
             for item in newest[:slots]:
                 artist = catalog.artist_ids[int(catalog.artist[item])]
                 chosen.append((int(item), Reason("new_from_artist", label=artist)))

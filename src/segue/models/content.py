@@ -102,8 +102,9 @@ class ContentRecommender(Recommender):
             )
         labels, terms = label_tfidf(catalog)
         blocks: list[np.ndarray] = []
-        if self.audio_weight > 0:
-            blocks.append(self.audio_weight * audio_block(catalog.audio))
+        audio = audio_block(catalog.audio)
+        if self.audio_weight > 0 and audio.any():  # a catalog without audio adds no columns
+            blocks.append(self.audio_weight * audio)
         if self.text_weight > 0:
             blocks.append(self.text_weight * self._text_block(catalog))
         n = len(catalog)
@@ -182,11 +183,11 @@ class ContentRecommender(Recommender):
         norms = np.linalg.norm(profiles, axis=1)
         unit = profiles / np.where(norms > 0, norms, 1.0)[:, None]
         t = self.sparse_vectors.shape[1]
-        # item-major products: sparse @ dense is the fast direction for scipy
-        scores = np.asarray(self.sparse_vectors @ unit[:, :t].T).T
+        # item-major: CSR @ C-contiguous dense is scipy's fast kernel; one transpose at the end
+        item_major = np.asarray(self.sparse_vectors @ np.ascontiguousarray(unit[:, :t].T))
         if self.dense_vectors.shape[1]:
-            scores = scores + unit[:, t:] @ self.dense_vectors.T
-        return np.ascontiguousarray(scores, dtype=np.float32)
+            item_major += self.dense_vectors @ unit[:, t:].T
+        return np.ascontiguousarray(item_major.T, dtype=np.float32)
 
     def _profiles(self, rows: sp.csr_matrix) -> np.ndarray:
         """Unnormalised weighted sums of item vectors, one per row of ``rows``."""

@@ -118,10 +118,11 @@ def export(
 
 def stats(ctx: typer.Context) -> None:
     """Row counts of every table in the store."""
+    from segue.store import masked
     from segue.store.base import TABLES
 
     store = state(ctx).store()
-    table = Table("table", "rows", title=store.url)
+    table = Table("table", "rows", title=masked(store.url))
     for name in TABLES:
         table.add_row(name, f"{store.count(name):,}")
     console.print(table)

@@ -55,27 +55,71 @@ def train(ctx: typer.Context, models: Annotated[str, typer.Option(help=_MODELS_H
 def evaluate(
     ctx: typer.Context,
     models: Annotated[str, typer.Option(help=_MODELS_HELP)] = "",
+    protocol: Annotated[
+        str,
+        typer.Option(help="random (8:1:1 per user), temporal, cold-users or cold-items."),
+    ] = "random",
+    seeds: Annotated[
+        str, typer.Option(help="Comma-separated split seeds; results are mean ± std.")
+    ] = "0,1,2,3,4",
     k: Annotated[int, typer.Option(min=1, help="List length for the metrics.")] = 10,
-    seed: Annotated[int, typer.Option(help="Split seed.")] = 0,
+    report: Annotated[
+        Path | None, typer.Option(help="Folder for a Markdown report with PNG plots.")
+    ] = None,
 ) -> None:
-    """Evaluate models on one random 8:1:1 per-user split and print the metrics table."""
-    from segue.jobs.evaluate import evaluate_models
-    from segue.jobs.train import load_interactions
+    """Evaluate models on identical splits per seed and print mean ± std of the metrics."""
+    from segue.errors import SegueError
+    from segue.jobs.evaluate import evaluate_protocol
+    from segue.jobs.train import load_interactions, load_side_info
 
     st = state(ctx)
     names = _names(models)
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise SegueError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
     with console.status("loading interactions"):
         data = load_interactions(st.store())
+        side = load_side_info(st.store(), data)
     with progress_bar() as bar:
-        task = bar.add_task("evaluating", total=len(names))
-        results = evaluate_models(
-            data, names, k=k, seed=seed, progress=lambda s, d, t: bar.update(task, completed=d)
+        task = bar.add_task("evaluating", total=None)
+        evaluation = evaluate_protocol(
+            data,
+            names,
+            protocol=protocol,
+            seeds=seed_list,
+            k=k,
+            side=side,
+            report=report,
+            progress=lambda s, d, t: bar.update(task, completed=d, total=t),
         )
-    print_results(results, k)
+    print_results(evaluation, k)
+    if report is not None:
+        console.print(f"report written to {report}")
 
 
 def print_results(results, k: int) -> None:
-    """Metrics at k per model (P precision, R recall, HR hit rate), coverage, novelty, time."""
+    """Metrics at k per model (P precision, R recall, HR hit rate), coverage, novelty, time.
+
+    ``results`` is the demo's list of one-split ``ModelResult`` or a multi-seed ``Evaluation``
+    (then mean ± std per metric, and a table per user-activity bucket).
+    """
+    from segue.eval import Evaluation
+    from segue.eval.report import bucket_table, main_table
+
+    if isinstance(results, Evaluation):
+        seeds = ", ".join(str(s) for s in results.seeds)
+        headers, rows = main_table(results)
+        table = Table(*headers, title=f"{results.description} · seeds {seeds}")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        headers, rows = bucket_table(results)
+        table = Table(*headers, title="by training pairs per user (means over seeds)")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
     short = {
         "precision": "P",
         "recall": "R",
@@ -150,6 +194,7 @@ def demo(
     """Run the main job end to end: synth, import, train, evaluate, show recommendations."""
     from segue.data.synth import SynthParams
     from segue.jobs.demo import run_demo
+    from segue.store import masked
 
     st = state(ctx)
     params = SynthParams(seed=seed, n_users=users, n_tracks=tracks, n_events=events)
@@ -167,7 +212,7 @@ def demo(
     w = result.world
     console.print(
         f"[green]world[/]: {w.users:,} users, {w.items:,} items, {w.events_inserted:,} new events "
-        f"in {st.settings.resolved_database_url}"
+        f"in {masked(st.settings.resolved_database_url)}"
     )
     print_results(result.results, 10)
     for user_id, by_model in result.samples.items():

@@ -69,11 +69,13 @@ def evaluate(
 ) -> None:
     """Evaluate models on identical splits per seed and print mean ± std of the metrics."""
     from segue.errors import SegueError
+    from segue.eval import make_protocol
     from segue.jobs.evaluate import evaluate_protocol
     from segue.jobs.train import load_interactions, load_side_info
 
     st = state(ctx)
     names = _names(models)
+    make_protocol(protocol)  # an unknown name fails before the data is loaded
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
@@ -109,12 +111,14 @@ def print_results(results, k: int) -> None:
 
     if isinstance(results, Evaluation):
         seeds = ", ".join(str(s) for s in results.seeds)
-        headers, rows = main_table(results)
+        shown = ("precision", "recall", "ndcg", "hit_rate", "mrr", "auc", "coverage", "novelty")
+        shown += ("diversity", "pop_percentile", "gini")
+        headers, rows = main_table(results, digits=3, columns=shown, plus_minus="±")
         table = Table(*headers, title=f"{results.description} · seeds {seeds}")
         for row in rows:
             table.add_row(*row)
         console.print(table)
-        headers, rows = bucket_table(results)
+        headers, rows = bucket_table(results, digits=3)
         table = Table(*headers, title="by training pairs per user (means over seeds)")
         for row in rows:
             table.add_row(*row)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import shutil
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from segue.errors import SegueError
@@ -48,7 +49,7 @@ _BUCKET_COLUMNS: tuple[tuple[str, str], ...] = (
 def _number(value: float, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    if abs(value) >= 100:
+    if abs(value) >= 10:
         return f"{value:,.1f}"
     return f"{value:.{digits}f}"
 
@@ -57,10 +58,22 @@ def _header(label: str, k: int) -> str:
     return f"{label}{k}" if label.endswith("@") else label
 
 
-def main_table(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
-    """Headers and rows: per model, mean ± std of each metric, then mean seconds."""
+def main_table(
+    evaluation: Evaluation,
+    digits: int = 4,
+    *,
+    columns: Sequence[str] | None = None,
+    plus_minus: str = " ± ",
+) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows: per model, mean ± std of each metric, then mean seconds.
+
+    ``columns`` picks metric keys (default: every one measured); a terminal wants fewer.
+    """
+    wanted = set(columns) if columns is not None else None
     present = [
-        (key, label) for key, label in _COLUMNS if any(key in s.mean for s in evaluation.summaries)
+        (key, label)
+        for key, label in _COLUMNS
+        if any(key in s.mean for s in evaluation.summaries) and (wanted is None or key in wanted)
     ]
     several = len(evaluation.seeds) > 1
     headers = ["model", *(_header(label, evaluation.k) for _, label in present)]
@@ -70,16 +83,16 @@ def main_table(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
         cells = [s.model]
         for key, _ in present:
             mean = s.mean.get(key, math.nan)
-            cell = _number(mean)
+            cell = _number(mean, digits)
             if several and not math.isnan(mean):
-                cell += f" ± {_number(s.std.get(key, math.nan))}"
+                cell += f"{plus_minus}{_number(s.std.get(key, math.nan), digits)}"
             cells.append(cell)
         cells += [f"{s.fit_seconds:.2f}", f"{s.recommend_seconds:.2f}"]
         rows.append(cells)
     return headers, rows
 
 
-def bucket_table(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
+def bucket_table(evaluation: Evaluation, digits: int = 4) -> tuple[list[str], list[list[str]]]:
     """Per model and non-empty activity bucket: mean users and mean metrics at k over seeds."""
     headers = ["model", "train pairs", "users"]
     headers += [_header(label, evaluation.k) for _, label in _BUCKET_COLUMNS]
@@ -90,7 +103,7 @@ def bucket_table(evaluation: Evaluation) -> tuple[list[str], list[list[str]]]:
             if not row["users"] > 0:
                 continue
             cells = [s.model, label, f"{row['users']:.0f}"]
-            cells += [_number(row[key]) for key, _ in _BUCKET_COLUMNS]
+            cells += [_number(row[key], digits) for key, _ in _BUCKET_COLUMNS]
             rows.append(cells)
     return headers, rows
 

@@ -1,0 +1,128 @@
+"""The `segue` command as a user meets it: help everywhere, clear errors, the main job."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from segue.cli.main import app
+from segue.store import open_store
+
+runner = CliRunner()
+SMALL_WORLD = ["--users", "150", "--tracks", "400", "--events", "6000", "--seed", "3"]
+
+
+def _segue(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real entry point in a subprocess, as a user would."""
+    env = {**os.environ, "SEGUE_DATA_DIR": str(data_dir), "COLUMNS": "160"}
+    env.pop("SEGUE_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-c", "from segue.cli.main import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
+def _all_command_paths() -> list[list[str]]:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    paths = []
+
+    def walk(command, prefix: list[str]) -> None:
+        paths.append(prefix)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*prefix, name])
+
+    walk(group, [])
+    return paths
+
+
+def test_every_command_has_help() -> None:
+    paths = _all_command_paths()
+    names = {" ".join(p) for p in paths}
+    assert {"synth", "import lastfm-2k", "import csv", "export", "demo", "recommend"} <= names
+    for path in paths:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage" in result.output
+
+
+def test_synth_stats_export_train_recommend(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    synth = _segue(data, "synth", *SMALL_WORLD)
+    assert synth.returncode == 0, synth.stderr
+    with open_store(f"sqlite:///{data / 'segue.sqlite'}") as store:
+        events = store.count("events")
+        users = store.count("users")
+        some_user = next(iter(store.interactions().user_id_array()))
+    assert events > 5000
+    stats = _segue(data, "stats")
+    assert f"{events:,}" in stats.stdout and f"{users:,}" in stats.stdout
+
+    out = tmp_path / "events.parquet"
+    assert _segue(data, "export", "events", str(out)).returncode == 0
+    assert pq.read_table(out).num_rows == events
+
+    assert _segue(data, "train", "--models", "popularity,itemknn").returncode == 0
+    rec = _segue(data, "recommend", str(some_user), "--k", "3")
+    assert rec.returncode == 0, rec.stderr
+    assert "because you played" in rec.stdout
+
+
+def test_user_mistakes_get_one_clear_line_and_no_traceback(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    missing = _segue(data, "import", "csv", str(tmp_path / "nope.csv"), "--kind", "events")
+    assert missing.returncode == 2
+    assert "error:" in missing.stderr and "Traceback" not in missing.stderr
+
+    wrong_kind = _segue(data, "import", "csv", str(tmp_path / "x.csv"), "--kind", "plays")
+    assert wrong_kind.returncode == 2 and "events, items or users" in wrong_kind.stderr
+
+    unknown_model = _segue(data, "train", "--models", "telepathy")
+    assert unknown_model.returncode == 2 and "unknown model 'telepathy'" in unknown_model.stderr
+
+    no_model = _segue(data, "recommend", "someone")
+    assert no_model.returncode == 2 and "segue train" in no_model.stderr
+
+
+def test_a_bad_row_fails_the_import_with_its_location_and_changes_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert _segue(data, "synth", *SMALL_WORLD).returncode == 0
+    with open_store(f"sqlite:///{data / 'segue.sqlite'}") as store:
+        before = store.count("events")
+        user = store.interactions().user_ids[0]
+        item = store.interactions().item_ids[0]
+    csv = tmp_path / "plays.csv"
+    csv.write_text(
+        "uid,track,ts,kind\n"
+        f"{user},{item},2024-03-01T10:00:00Z,play\n"
+        f"{user},{item},2024-13-45T10:00:00Z,play\n"
+    )
+    result = _segue(
+        data, "import", "csv", str(csv), "--kind", "events",
+        "--map", "user_id=uid,item_id=track,timestamp=ts,type=kind",
+    )  # fmt: skip
+    assert result.returncode == 2
+    message = " ".join(result.stderr.split())
+    assert "plays.csv" in message and "line 3" in message and "'ts'" in message
+    with open_store(f"sqlite:///{data / 'segue.sqlite'}") as store:
+        assert store.count("events") == before
+
+
+@pytest.mark.slow
+def test_demo_prints_the_results_table_and_reasons(tmp_path: Path) -> None:
+    result = _segue(tmp_path / "data", "demo", "--users", "400", "--tracks", "800",
+                    "--events", "20000", "--seed", "5")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "NDCG@10" in result.stdout
+    assert "itemknn" in result.stdout and "popularity" in result.stdout
+    assert "because you played" in result.stdout

@@ -37,16 +37,21 @@ def _model_dir(st: State) -> Path:
 
 def train(ctx: typer.Context, models: Annotated[str, typer.Option(help=_MODELS_HELP)] = "") -> None:
     """Train models on every interaction in the store and save them in the data directory."""
-    from segue.jobs.train import load_interactions, train_models
+    from segue.jobs.train import load_interactions, load_side_info, train_models
 
     st = state(ctx)
     names = _names(models)
     with console.status("loading interactions"):
         data = load_interactions(st.store())
+        side = load_side_info(st.store(), data)
     with progress_bar() as bar:
         task = bar.add_task("training", total=len(names))
         trained = train_models(
-            data, names, _model_dir(st), progress=lambda s, d, t: bar.update(task, completed=d)
+            data,
+            names,
+            _model_dir(st),
+            progress=lambda s, d, t: bar.update(task, completed=d),
+            side=side,
         )
     for name, result in trained.items():
         console.print(f"trained {name} on {data!r} in {result.fit_seconds:.1f}s")

@@ -8,8 +8,12 @@ from dataclasses import dataclass
 from segue.dataset import BM25, Binary, Weighting
 from segue.errors import SegueError
 from segue.models.base import Reason, Recommendations, Recommender
+from segue.models.content import ContentRecommender
+from segue.models.ease import EASERecommender
 from segue.models.itemknn import ItemKNNRecommender
+from segue.models.mf import ALSRecommender, BPRRecommender
 from segue.models.popularity import PopularityRecommender
+from segue.models.userknn import UserKNNRecommender
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,11 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     "popularity": ModelSpec(PopularityRecommender, Binary(), PopularityRecommender),
     "itemknn": ModelSpec(ItemKNNRecommender, BM25(), ItemKNNRecommender),
+    "userknn": ModelSpec(UserKNNRecommender, BM25(), UserKNNRecommender),
+    "als": ModelSpec(ALSRecommender, BM25(), ALSRecommender),
+    "bpr": ModelSpec(BPRRecommender, Binary(), BPRRecommender),
+    "ease": ModelSpec(EASERecommender, Binary(), EASERecommender),
+    "content": ModelSpec(ContentRecommender, BM25(), ContentRecommender),
 }
 
 

@@ -48,7 +48,7 @@ class ContentRecommender(Recommender):
     def __init__(
         self,
         label_weight: float = 1.0,
-        audio_weight: float = 0.5,
+        audio_weight: float = 1.0,
         text_weight: float = 0.0,
         text_cache_dir: str | None = None,
     ) -> None:

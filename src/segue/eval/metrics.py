@@ -12,30 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-
-def hit_matrix(ranked: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
-    """``hits[u, j]`` is true when ``ranked[u, j]`` is relevant for user ``u``.
-
-    ``ranked`` is (n_users, k) of item indices, -1 for padding; ``relevant`` is a user×item CSR
-    matrix whose rows align with ``ranked``'s rows (non-zero = relevant).
-    """
-    ranked = np.asarray(ranked, dtype=np.int64)
-    if ranked.ndim != 2 or ranked.shape[0] != relevant.shape[0]:
-        raise ValueError(
-            f"ranked has shape {ranked.shape}; expected ({relevant.shape[0]}, k) rows aligned "
-            "with the relevance matrix"
-        )
-    rel = relevant.tocsr().copy()
-    rel.eliminate_zeros()
-    rel.sort_indices()
-    n_items = rel.shape[1]
-    rows = np.repeat(np.arange(rel.shape[0], dtype=np.int64), np.diff(rel.indptr))
-    truth_keys = rows * n_items + rel.indices.astype(np.int64)
-    query = np.arange(ranked.shape[0], dtype=np.int64)[:, None] * n_items + ranked
-    pos = np.searchsorted(truth_keys, query)
-    pos = np.minimum(pos, max(len(truth_keys) - 1, 0))
-    found = truth_keys[pos] == query if len(truth_keys) else np.zeros(query.shape, dtype=bool)
-    return found & (ranked >= 0)
+from segue.ranking import hit_matrix, ndcg_per_user
 
 
 @dataclass(frozen=True)
@@ -75,11 +52,7 @@ def ranking_scores(ranked: np.ndarray, relevant: sp.csr_matrix, k: int) -> Ranki
     recall = n_hits / n_rel
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(n_hits > 0, 2 * precision * recall / (precision + recall), 0.0)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = hits @ discounts
-    ideal_cum = np.concatenate([[0.0], np.cumsum(discounts)])
-    idcg = ideal_cum[np.minimum(n_rel, k).astype(int)]
-    ndcg = dcg / idcg
+    ndcg = ndcg_per_user(hits, n_rel)
     first = np.where(n_hits > 0, hits.argmax(axis=1), -1)
     mrr = np.divide(1.0, first + 1.0, out=np.zeros(len(first)), where=first >= 0)
     precision_at_hits = np.cumsum(hits, axis=1) / np.arange(1, k + 1)

@@ -30,9 +30,10 @@ from segue.dataset import (
     BM25,
     Binary,
     Interactions,
+    ItemCatalog,
     LogScale,
     SideInfo,
-    TfIdf,
+    UserTable,
     Weighting,
     friend_matrix,
     random_split,
@@ -41,7 +42,6 @@ from segue.eval.metrics import ranking_scores
 from segue.models import MODELS
 from segue.models.base import Recommender
 from segue.models.ease import EASERecommender
-from segue.models.itemknn import ItemKNNRecommender
 from segue.models.mf import ALSRecommender, BPRRecommender
 from segue.models.userknn import UserKNNRecommender
 
@@ -74,27 +74,65 @@ def grid(
 
 
 def grids() -> dict[str, list[Candidate]]:
-    bm25 = [BM25(), BM25(k1=1.2, b=0.75)]
+    """Each model's key knobs around the region a coarse single-seed search found best.
+
+    Value scales differ by weighting (BM25 with k1=1.2 stays below ~15, play counts under
+    ``LogScale`` below ~12, BM25 with k1=100 reaches hundreds), so ALS's ``alpha`` and EASE's
+    ``regularization`` are searched per weighting.
+    """
+    bm25 = BM25(k1=1.2, b=0.75)
     return {
-        "itemknn": grid(
-            "itemknn", ItemKNNRecommender, [BM25(), Binary()], neighbours=[50, 100, 200],
-            shrink=[0.0, 10.0],
-        ),
-        "userknn": grid(
-            "userknn", UserKNNRecommender, [*bm25, TfIdf(), Binary()],
-            neighbours=[50, 100, 200], shrink=[0.0, 10.0], friends_weight=[0.0, 0.1, 0.3],
-        ),
-        "als": grid(
-            "als", ALSRecommender, [*bm25, LogScale(), Binary()], factors=[64, 128],
-            regularization=[0.05, 1.0], alpha=[1.0, 5.0, 20.0], iterations=[15],
-        ),
+        "als": [
+            *grid(
+                "als",
+                ALSRecommender,
+                [bm25],
+                alpha=[0.2, 0.3, 0.5],
+                regularization=[5.0, 10.0, 15.0],
+                factors=[64, 96],
+                iterations=[30],
+            ),
+            *grid(
+                "als",
+                ALSRecommender,
+                [BM25(k1=5.0, b=0.75)],
+                alpha=[0.05, 0.1],
+                regularization=[10.0, 15.0],
+                factors=[64, 96],
+                iterations=[30],
+            ),
+            *grid("als", ALSRecommender, [BM25()], alpha=[0.01], regularization=[10.0]),
+            *grid("als", ALSRecommender, [LogScale()], alpha=[1.0], regularization=[10.0]),
+            *grid("als", ALSRecommender, [Binary()], alpha=[5.0], regularization=[10.0]),
+        ],
         "bpr": grid(
-            "bpr", BPRRecommender, [Binary()], factors=[64, 128], learning_rate=[0.01, 0.05],
-            regularization=[0.001, 0.01], iterations=[100, 300],
+            "bpr",
+            BPRRecommender,
+            [Binary()],
+            learning_rate=[0.005, 0.01, 0.02],
+            regularization=[0.01, 0.03],
+            factors=[64, 128],
+            iterations=[100],
         ),
-        "ease": grid(
-            "ease", EASERecommender, [Binary(), LogScale(), TfIdf()],
-            regularization=[50.0, 100.0, 200.0, 400.0, 800.0], min_item_count=[2],
+        "ease": [
+            *grid("ease", EASERecommender, [Binary()], regularization=[50.0, 100.0, 200.0]),
+            *grid("ease", EASERecommender, [LogScale()], regularization=[800.0, 1500.0, 3000.0]),
+            *grid("ease", EASERecommender, [bm25], regularization=[1e4, 2e4, 4e4]),
+            *grid(
+                "ease",
+                EASERecommender,
+                [BM25(k1=1.2, b=0.4)],
+                regularization=[2e4, 3e4, 6e4],
+                min_item_count=[2, 3],
+            ),
+        ],
+        "userknn": grid(
+            "userknn",
+            UserKNNRecommender,
+            [BM25(), bm25],
+            neighbours=[50, 100, 200],
+            shrink=[0.0, 10.0],
+            friends_weight=[0.0, 0.02, 0.05],
         ),
     }
 
@@ -119,7 +157,12 @@ def load() -> tuple[Interactions, SideInfo]:
     batch = read_lastfm_2k(LASTFM)
     data = Interactions.from_log(InteractionLog.from_events(batch.events))
     links = [(f.user_id, f.friend_id) for f in batch.friendships]
-    return data, SideInfo(friends=friend_matrix(links, data.users))
+    side = SideInfo(
+        catalog=ItemCatalog.from_items(batch.items, data.items),
+        users=UserTable.from_users(batch.users, data.users),
+        friends=friend_matrix(links, data.users),
+    )
+    return data, side
 
 
 def folds(data: Interactions, seeds: list[int]) -> list[Fold]:
@@ -172,8 +215,10 @@ def main() -> None:
         rows.sort(key=lambda r: -r[0])
         print(f"== {name}: best {args.top}")
         for ndcg, spread, fit_s, rec_s, candidate in rows[: args.top]:
-            print(f"   {ndcg:.4f} ±{spread:.4f}  fit {fit_s:6.2f}s rec {rec_s:5.2f}s  "
-                  f"{candidate.label()}")
+            print(
+                f"   {ndcg:.4f} ±{spread:.4f}  fit {fit_s:6.2f}s rec {rec_s:5.2f}s  "
+                f"{candidate.label()}"
+            )
         best[name] = (rows[0][0], rows[0][4], rows[0][2], rows[0][3])
     print("\nmodel     valid NDCG@10   fit s   rec s   chosen")
     for name, (ndcg, candidate, fit_s, rec_s) in best.items():

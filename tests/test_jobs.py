@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from segue.data.synth import SynthParams
@@ -13,8 +11,9 @@ from segue.store import open_store
 PARAMS = SynthParams(seed=11, n_users=300, n_tracks=600, n_events=15_000)
 
 
-@pytest.fixture
-def demo_twice(tmp_path: Path):
+@pytest.fixture(scope="module")
+def demo_twice(tmp_path_factory: pytest.TempPathFactory):
+    tmp_path = tmp_path_factory.mktemp("demo")
     url = f"sqlite:///{tmp_path / 'segue.sqlite'}"
     with open_store(url) as store:
         first = run_demo(store, PARAMS, tmp_path / "models")

@@ -29,7 +29,7 @@ MODELS: dict[str, ModelSpec] = {
     "popularity": ModelSpec(PopularityRecommender, Binary(), PopularityRecommender),
     "itemknn": ModelSpec(ItemKNNRecommender, BM25(), ItemKNNRecommender),
     "userknn": ModelSpec(UserKNNRecommender, BM25(), UserKNNRecommender),
-    "als": ModelSpec(ALSRecommender, BM25(), ALSRecommender),
+    "als": ModelSpec(ALSRecommender, BM25(k1=1.2, b=0.75), ALSRecommender),
     "bpr": ModelSpec(BPRRecommender, Binary(), BPRRecommender),
     "ease": ModelSpec(EASERecommender, Binary(), EASERecommender),
     "content": ModelSpec(ContentRecommender, BM25(), ContentRecommender),

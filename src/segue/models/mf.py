@@ -83,9 +83,9 @@ class ALSRecommender(FactorRecommender):
     def __init__(
         self,
         factors: int = 64,
-        regularization: float = 0.05,
-        alpha: float = 1.0,
-        iterations: int = 15,
+        regularization: float = 10.0,
+        alpha: float = 0.3,
+        iterations: int = 30,
         random_state: int = 0,
         num_threads: int = 0,
     ) -> None:

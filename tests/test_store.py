@@ -496,6 +496,34 @@ def test_add_event_log_stores_what_add_events_stores(store, tmp_path: Path) -> N
     assert a[2]["device"] == "télé\nwith newline" and a[2]["rating"] == -0.5
 
 
+def test_add_event_log_with_a_short_last_chunk_and_absent_columns(store, monkeypatch) -> None:
+    """Regression: a log longer than one chunk, with a column the writer left out (None)."""
+    from segue.store import bulk
+
+    monkeypatch.setattr(bulk, "CHUNK", 4)
+    store.upsert_users(users("u1"))
+    store.upsert_items(items("i1"))
+    n = 10  # chunks of 4, 4 and 2
+    log = InteractionLog(
+        user_ids=np.array(["u1"], dtype=object),
+        item_ids=np.array(["i1"], dtype=object),
+        user=np.zeros(n),
+        item=np.zeros(n),
+        type=np.zeros(n),
+        ts_ms=np.arange(n) * 1000,
+        ms_played=np.full(n, 1000),
+        count=np.ones(n),
+        focus=np.zeros(n, dtype=bool),
+        rating=np.full(n, np.nan),
+        event_id=np.array([f"e{i}" for i in range(n)], dtype=object),
+        session_id=np.array([f"s{i % 3}" for i in range(n)], dtype=object),
+    )
+    assert store.add_event_log(log) == n
+    back = store.interactions()
+    assert len(back) == n
+    assert back.ts_ms.tolist() == [i * 1000 for i in range(n)]
+
+
 def test_add_event_log_refuses_bad_logs(store) -> None:
     store.upsert_users(users("u1"))
     store.upsert_items(items("i1"))

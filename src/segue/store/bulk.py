@@ -172,6 +172,7 @@ def _chunk_columns(
     start: int,
     stop: int,
 ) -> dict[str, np.ndarray]:
+    stop = min(stop, len(log))  # the last chunk is usually short
     s = slice(start, stop)
     ms = log.ms_played[s]
     rating = log.rating[s]

@@ -96,3 +96,55 @@ def test_top_k_orders_by_score_then_index() -> None:
     assert values[0].tolist() == [0.9, 0.9, 0.7]
     full, _ = top_k(scores, 5)
     assert full[0].tolist() == [1, 4, 2, 0, 3]
+
+
+def test_trending_weighs_recent_listening_more() -> None:
+    import datetime as dt
+
+    from segue.data.log import InteractionLog
+    from segue.dataset import Interactions, Recency
+
+    day = 86_400_000
+    now = int(dt.datetime(2024, 6, 1, tzinfo=dt.UTC).timestamp() * 1000)
+    # item "old" had 3 listeners 60 days ago; item "new" 2 listeners today
+    log = InteractionLog(
+        user_ids=["a", "b", "c", "d", "e"],
+        item_ids=["old", "new"],
+        user=[0, 1, 2, 3, 4],
+        item=[0, 0, 0, 1, 1],
+        type=[0] * 5,
+        ts_ms=[now - 60 * day] * 3 + [now] * 2,
+        ms_played=[-1] * 5,
+        count=[1] * 5,
+        focus=[False] * 5,
+        rating=[np.nan] * 5,
+    )
+    data = Interactions.from_log(log)
+    global_ = PopularityRecommender().fit(data.matrix())
+    trending = PopularityRecommender(measure="weight").fit(data.matrix(Recency(14.0)))
+    assert global_.listeners.tolist() == [3, 2]
+    assert trending.listeners[0] == pytest.approx(3 * 0.5 ** (60 / 14))
+    assert trending.listeners[1] == pytest.approx(2.0)
+    assert trending.recommend([0], k=1, exclude_seen=False).items[0].tolist() == [1]
+    assert trending.explain(0, 1).code == "trending"
+
+
+def test_per_country_popularity_follows_the_listeners_country() -> None:
+    import datetime as dt
+
+    from segue.data.model import User
+    from segue.dataset import IdMap, SideInfo, UserTable
+
+    # users 0-2 in DE play item 0, users 3-4 in FR play item 1, user 5 in FR has no history
+    x = sp.csr_matrix(([1.0] * 5, ([0, 1, 2, 3, 4], [0, 0, 0, 1, 1])), shape=(6, 3))
+    countries = ["DE", "DE", "DE", "FR", "FR", "FR"]
+    users = [User(id=f"u{i}", signup_at=dt.datetime(2024, 1, 1), country=c)
+             for i, c in enumerate(countries)]  # fmt: skip
+    side = SideInfo(users=UserTable.from_users(users, IdMap([u.id for u in users])))
+    model = PopularityRecommender(country_weight=0.8).fit(x, side)
+    assert model.recommend([5], k=1).items[0].tolist() == [1]  # FR's chart, not the global one
+    scores = model.score(np.array([5]))[0]
+    assert scores[1] == pytest.approx(0.2 * 2 / 5 + 0.8 * 1.0)
+    assert model.explain(5, 1).code == "popular_in_your_country"
+    with pytest.raises(SegueError, match="demographics"):
+        PopularityRecommender(country_weight=0.5).fit(x)

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from segue.data.log import InteractionLog
 from segue.data.model import EVENT_CODES, EventType
 from segue.dataset.idmap import IdMap
-from segue.dataset.weighting import Binary, Counts, TimeDecay, Weighting
+from segue.dataset.weighting import Binary, Counts, Recency, TimeDecay, Weighting
 from segue.errors import DatasetError
 
 #: ``user_last_ts`` of a user without pairs.
@@ -205,8 +205,11 @@ class Interactions:
 
         A fresh matrix each call, so a model may modify it in place.
         """
+        weighting = weighting or self.weighting
+        if isinstance(weighting, Recency):  # weighs pairs by time, which a matrix has lost
+            return self.pairs.csr(weighting.pair_values(self.pairs.last_ts), self.shape)
         raw = self.pairs.csr(self.pairs.value, self.shape)
-        return (weighting or self.weighting).apply(raw)
+        return weighting.apply(raw)
 
     def binary_matrix(self) -> sp.csr_matrix:
         """1 per positive pair: what ranking metrics and "exclude seen" need."""

@@ -176,6 +176,36 @@ class TimeDecay:
         return np.asarray(count, dtype=np.float64) * np.exp2(-age_days / self.half_life_days)
 
 
+@dataclass(frozen=True)
+class Recency:
+    """Per-pair weight ``0.5 ** (age_days / half_life_days)`` of the pair's newest event.
+
+    What "trending" means: an item counts by how recently its listeners played it. Age is
+    measured back from the newest pair of the matrix being built (a training split's own
+    newest event, so evaluation never peeks ahead). It needs pair timestamps, so it works
+    through :meth:`Interactions.matrix`, not on a bare matrix.
+    """
+
+    half_life_days: float = 14.0
+    name: ClassVar[str] = "recency"
+
+    def __post_init__(self) -> None:
+        _positive("Recency half_life_days", self.half_life_days)
+
+    def pair_values(self, last_ts: np.ndarray) -> np.ndarray:
+        ts = np.asarray(last_ts, dtype=np.int64)
+        if len(ts) == 0:
+            return np.zeros(0, dtype=np.float64)
+        age_days = (int(ts.max()) - ts).astype(np.float64) / MS_PER_DAY
+        return np.exp2(-age_days / self.half_life_days)
+
+    def apply(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        raise DatasetError(
+            "Recency weighting needs the time of each pair; build the matrix with "
+            "Interactions.matrix(Recency(...)) rather than applying it to a bare matrix"
+        )
+
+
 WEIGHTINGS: dict[str, type] = {
     cls.name: cls for cls in (Binary, Counts, LogScale, BM25, TfIdf, Confidence)
 }

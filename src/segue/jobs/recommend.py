@@ -128,6 +128,8 @@ def render_reason(reason: Reason, items: IdMap, store: Store) -> str:
         "matches_your_picks": "matches what you picked",
         "matches_your_taste": "matches your taste",
         "exploration": "something new to explore",
+        "trending": "trending now",
+        "popular_in_your_country": "popular in your country",
         "because_you_played": "because of what you play",
     }
     return words.get(code, code.replace("_", " "))

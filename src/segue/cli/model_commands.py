@@ -160,6 +160,10 @@ def recommend(
     genre: Annotated[
         list[str] | None, typer.Option(help="Onboarding genre; repeat for several.")
     ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(help="Only items of this kind (track, podcast_episode, ...); repeatable."),
+    ] = None,
     max_per_artist: Annotated[int | None, typer.Option(min=1, help="Cap per artist.")] = None,
     new_items: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of the list reserved for new items.")
@@ -178,6 +182,7 @@ def recommend(
         k,
         picks=pick or (),
         genres=genre or (),
+        kinds=kind or (),
         max_per_artist=max_per_artist,
         new_item_share=new_items,
     )

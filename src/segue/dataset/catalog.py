@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from segue.data.model import AudioFeatures, Item, ItemKind, to_epoch_ms
 from segue.dataset.idmap import IdMap
+from segue.errors import DatasetError
 
 #: Kinds in code order: ``KINDS[code]``.
 KINDS: tuple[ItemKind, ...] = tuple(ItemKind)
@@ -112,8 +113,11 @@ class ItemCatalog:
         return len(self.items)
 
     def kind_mask(self, kinds: Iterable[ItemKind | str]) -> np.ndarray:
-        codes = [KIND_CODES[str(k)] for k in kinds]
-        return np.isin(self.kind, codes)
+        kinds = [str(k) for k in kinds]
+        unknown = [k for k in kinds if k not in KIND_CODES]
+        if unknown:
+            raise DatasetError(f"unknown item kind(s) {unknown}; known: {', '.join(KIND_CODES)}")
+        return np.isin(self.kind, [KIND_CODES[k] for k in kinds])
 
 
 def _indicator(rows: list[int], cols: list[int], n_rows: int, n_cols: int) -> sp.csr_matrix:

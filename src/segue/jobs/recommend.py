@@ -49,11 +49,16 @@ def recommend_for_user(
     *,
     picks: Sequence[str] = (),
     genres: Sequence[str] = (),
+    kinds: Sequence[str] = (),
     max_per_artist: int | None = None,
     new_item_share: float = 0.0,
     side: SideInfo | None = None,
 ) -> list[Suggestion]:
-    """Top-k for one listener, known to the model or not; see the module docstring."""
+    """Top-k for one listener, known to the model or not; see the module docstring.
+
+    ``kinds`` restricts the list to item kinds (e.g. ``podcast_episode`` for a music listener:
+    the same collaborative models answer across kinds when people consume several).
+    """
     user = store.get_user(user_id)
     if user is None and not (picks or genres):
         raise SegueError(
@@ -64,6 +69,7 @@ def recommend_for_user(
     assert side.catalog is not None
     filters = Filters.build(
         side.catalog,
+        only_kinds=kinds,
         no_explicit=bool(user and user.kids_profile),
         max_per_artist=max_per_artist,
     )
@@ -140,6 +146,7 @@ def _titles(store: Store, item_ids: list[str]) -> dict[str, str]:
     for item_id in item_ids:
         item = store.get_item(item_id)
         if item is not None:
-            artist = store.get_item(item.artist_id) if item.artist_id else None
-            titles[item_id] = f"{item.title} — {artist.title}" if artist else item.title
+            parent_id = item.artist_id or item.show_id
+            parent = store.get_item(parent_id) if parent_id else None
+            titles[item_id] = f"{item.title} — {parent.title}" if parent else item.title
     return titles

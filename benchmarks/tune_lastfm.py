@@ -9,6 +9,7 @@ seconds (mean over seeds, this machine). Not a test.
     .venv/bin/python benchmarks/tune_lastfm.py                    # every model, full grids
     .venv/bin/python benchmarks/tune_lastfm.py --models ease als --seeds 0
     .venv/bin/python benchmarks/tune_lastfm.py --defaults         # only the registry's defaults
+    .venv/bin/python benchmarks/tune_lastfm.py --timing           # defaults fitted on all data
 """
 
 from __future__ import annotations
@@ -186,15 +187,40 @@ def run(candidate: Candidate, fold: Fold, side: SideInfo) -> tuple[float, float,
     return ndcg, fitted - started, done - fitted
 
 
+def timing(data: Interactions, side: SideInfo, names: list[str], repeats: int = 3) -> None:
+    """Fit each registry default on all of Last.fm and recommend 10 to every user (best of n)."""
+    users = np.arange(data.n_users)
+    print(f"\nall {len(data)} pairs, {data.n_users} users; best of {repeats} runs")
+    print("model      fit s   recommend s")
+    for name in names:
+        spec = MODELS[name]
+        matrix = data.matrix(spec.weighting)
+        fits, recs = [], []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            model = spec.factory().fit(matrix, side)
+            fitted = time.perf_counter()
+            model.recommend(users, K)
+            fits.append(fitted - started)
+            recs.append(time.perf_counter() - fitted)
+        print(f"{name:9s} {min(fits):6.2f} {min(recs):13.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="*", default=None)
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--defaults", action="store_true", help="only the registry defaults")
     parser.add_argument("--top", type=int, default=5, help="rows shown per model")
+    parser.add_argument("--timing", action="store_true", help="time the defaults on all data")
     args = parser.parse_args()
 
     data, side = load()
+    if args.timing:
+        timing(
+            data, side, args.models or ["popularity", "itemknn", "userknn", "als", "bpr", "ease"]
+        )
+        return
     print(f"Last.fm 2K: {data}; friends {side.friends.nnz // 2} links; seeds {args.seeds}")
     data_folds = folds(data, args.seeds)
     table = defaults() if args.defaults else grids()

@@ -53,7 +53,7 @@ def small_models() -> list[Recommender]:
     return [
         ALSRecommender(factors=8, regularization=5.0, alpha=0.3, iterations=20),
         BPRRecommender(factors=8, learning_rate=0.05, regularization=0.05, iterations=100),
-        EASERecommender(regularization=5.0, min_item_count=1),
+        EASERecommender(regularization=200.0, min_item_count=1),
         UserKNNRecommender(neighbours=10, shrink=1.0),
     ]
 
@@ -257,7 +257,7 @@ def test_userknn_similarity_and_scores_by_hand() -> None:
         ],
         dtype=np.float64,
     )
-    model = UserKNNRecommender(neighbours=2, shrink=1.0).fit(sp.csr_matrix(r))
+    model = UserKNNRecommender(neighbours=2, shrink=1.0, friends_weight=0.0).fit(sp.csr_matrix(r))
     norms = np.linalg.norm(r, axis=1)
     cosine = (r @ r.T) / np.outer(norms, norms)
     common = (r > 0).astype(float) @ (r > 0).T
@@ -288,7 +288,9 @@ def test_userknn_friend_blending_pulls_towards_friends_items() -> None:
     )
     friends = sp.csr_matrix(([1.0, 1.0], ([0, 3], [3, 0])), shape=(4, 4))
     side = SideInfo(friends=friends)
-    plain = UserKNNRecommender(neighbours=3, shrink=0.0).fit(sp.csr_matrix(r), side)
+    plain = UserKNNRecommender(neighbours=3, shrink=0.0, friends_weight=0.0).fit(
+        sp.csr_matrix(r), side
+    )
     assert plain.recommend([0], 1).items[0, 0] == 4
     w = 0.7
     social = UserKNNRecommender(neighbours=3, shrink=0.0, friends_weight=w).fit(
@@ -387,3 +389,44 @@ def test_registry_defaults_beat_popularity_on_the_synthetic_world(
     model = spec.factory().fit(train.matrix(spec.weighting), side)
     baseline = PopularityRecommender().fit(train.binary_matrix())
     assert ndcg(model) > 3 * ndcg(baseline)
+
+
+# -- listeners known only by a history row ------------------------------------------------------
+def test_history_scores_of_a_training_row_equal_the_users_scores() -> None:
+    train, _ = planted(seed=8)
+    users = np.array([0, 30, 59])
+    ease = EASERecommender(regularization=4.0, min_item_count=1).fit(train)
+    np.testing.assert_array_equal(ease.score_history(train[users]), ease.score(users))
+    als = ALSRecommender(factors=6, regularization=0.5, alpha=0.5, iterations=60).fit(train)
+    np.testing.assert_allclose(
+        als.score_history(train[users]), als.score_vectors(als.fold_in(train[users]))
+    )
+    np.testing.assert_array_equal(
+        np.argsort(-als.score_history(train[users]), axis=1)[:, :5],
+        np.argsort(-als.score(users), axis=1)[:, :5],
+    )
+
+
+def test_userknn_scores_a_newcomer_from_their_nearest_listeners() -> None:
+    r = np.array([[2, 1, 0, 0], [1, 1, 1, 0], [0, 0, 1, 3], [2, 0, 0, 1]], dtype=np.float64)
+    model = UserKNNRecommender(neighbours=2, shrink=1.0).fit(sp.csr_matrix(r))
+    history = np.array([[1.0, 0.0, 2.0, 0.0]])
+    cosine = (history @ r.T)[0] / (np.linalg.norm(history) * np.linalg.norm(r, axis=1))
+    common = ((history > 0).astype(float) @ (r > 0).T)[0]
+    shrunk = cosine * common / (common + 1.0)
+    nearest = np.argsort(-shrunk)[:2]
+    expected = shrunk[nearest] @ r[nearest]
+    got = model.score_history(sp.csr_matrix(history))
+    np.testing.assert_allclose(got[0], expected, rtol=1e-5)
+
+
+def test_history_of_the_wrong_width_and_bpr_histories_are_refused() -> None:
+    train, _ = planted()
+    narrow = sp.csr_matrix((1, N_ITEMS - 1), dtype=np.float32)
+    for model in (EASERecommender(min_item_count=1), UserKNNRecommender()):
+        model.fit(train)
+        with pytest.raises(SegueError, match=f"\\(n, {N_ITEMS}\\)"):
+            model.score_history(narrow)
+    bpr = BPRRecommender(factors=4, iterations=2).fit(train)
+    with pytest.raises(SegueError, match="cannot score users outside"):
+        bpr.score_history(train[:1])

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from segue.dataset import BM25, Binary, Weighting
+from segue.dataset import BM25, Binary, Counts, Recency, Weighting
 from segue.errors import SegueError
 from segue.models.base import Reason, Recommendations, Recommender
 from segue.models.content import ContentRecommender
 from segue.models.ease import EASERecommender
+from segue.models.hybrid import HybridRecommender
 from segue.models.itemknn import ItemKNNRecommender
 from segue.models.mf import ALSRecommender, BPRRecommender
 from segue.models.popularity import PopularityRecommender
@@ -27,12 +28,24 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     "popularity": ModelSpec(PopularityRecommender, Binary(), PopularityRecommender),
+    "trending": ModelSpec(
+        lambda: PopularityRecommender(measure="weight"), Recency(14.0), PopularityRecommender
+    ),
+    "popularity_country": ModelSpec(
+        lambda: PopularityRecommender(country_weight=0.7), Binary(), PopularityRecommender
+    ),
     "itemknn": ModelSpec(ItemKNNRecommender, BM25(), ItemKNNRecommender),
     "userknn": ModelSpec(UserKNNRecommender, BM25(), UserKNNRecommender),
     "als": ModelSpec(ALSRecommender, BM25(k1=1.2, b=0.75), ALSRecommender),
     "bpr": ModelSpec(BPRRecommender, Binary(), BPRRecommender),
-    "ease": ModelSpec(EASERecommender, Binary(), EASERecommender),
+    "ease": ModelSpec(EASERecommender, BM25(k1=1.2, b=0.75), EASERecommender),
     "content": ModelSpec(ContentRecommender, BM25(), ContentRecommender),
+    # components apply their own weightings to the raw counts the hybrid receives
+    "hybrid": ModelSpec(
+        lambda: HybridRecommender(components=("als", "ease", "userknn")),
+        Counts(),
+        HybridRecommender,
+    ),
 }
 
 

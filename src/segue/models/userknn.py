@@ -31,10 +31,14 @@ _BLOCK = 1024
 
 
 class UserKNNRecommender(Recommender):
+    """Defaults chosen on Last.fm 2K's validation split with the registry's ``BM25()``
+    weighting (benchmarks/tune_lastfm.py); there shrinkage made no measurable difference and a
+    small friend weight helped a little."""
+
     name = "userknn"
 
     def __init__(
-        self, neighbours: int = 100, shrink: float = 10.0, friends_weight: float = 0.0
+        self, neighbours: int = 100, shrink: float = 0.0, friends_weight: float = 0.05
     ) -> None:
         if not isinstance(neighbours, int | np.integer) or neighbours < 1:
             raise SegueError(f"userknn: neighbours must be an integer >= 1, got {neighbours!r}")
@@ -62,23 +66,7 @@ class UserKNNRecommender(Recommender):
         if not np.isfinite(train.data).all():
             raise SegueError("userknn: interaction values must be finite")
         friends = self._friends(side, train.shape[0])
-        norms = np.sqrt(np.asarray(train.multiply(train).sum(axis=1)).ravel())
-        unit = sp.diags(1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32) @ train
-        binary = (train != 0).astype(np.float32)
-        unit_t, binary_t = unit.T.tocsr(), binary.T.tocsr()
-        blocks = []
-        for start in range(0, train.shape[0], _BLOCK):
-            stop = min(start + _BLOCK, train.shape[0])
-            cosine = (unit[start:stop] @ unit_t).toarray()
-            if self.shrink > 0:
-                common = (binary[start:stop] @ binary_t).toarray()
-                cosine *= common / (common + self.shrink)
-            if friends is not None:
-                cosine *= 1.0 - self.friends_weight
-                cosine += self.friends_weight * friends[start:stop].toarray()
-            cosine[np.arange(stop - start), np.arange(start, stop)] = 0.0  # not one's own
-            blocks.append(_top_per_row(cosine, self.neighbours))
-        self.similarity = sp.vstack(blocks, format="csr").astype(np.float32)
+        self.similarity = self._neighbourhoods(train, train, friends, own_rows=True)
         self._train = train
         return self
 
@@ -92,9 +80,55 @@ class UserKNNRecommender(Recommender):
             )
         return (sp.csr_matrix(side.friends) != 0).astype(np.float32)
 
+    def _neighbourhoods(
+        self,
+        query: sp.csr_matrix,
+        train: sp.csr_matrix,
+        friends: sp.csr_matrix | None,
+        own_rows: bool,
+    ) -> sp.csr_matrix:
+        """(len(query), n_users) CSR: each query row's top neighbours among training users.
+
+        ``own_rows``: query row r *is* training user r, who is not their own neighbour.
+        """
+        unit_query, binary_query = _unit_and_binary(query)
+        unit, binary = _unit_and_binary(train)
+        unit_t, binary_t = unit.T.tocsr(), binary.T.tocsr()
+        blocks = []
+        for start in range(0, query.shape[0], _BLOCK):
+            stop = min(start + _BLOCK, query.shape[0])
+            similarity = (unit_query[start:stop] @ unit_t).toarray()
+            if self.shrink > 0:
+                common = (binary_query[start:stop] @ binary_t).toarray()
+                similarity *= common / (common + self.shrink)
+            if friends is not None:
+                similarity *= 1.0 - self.friends_weight
+                similarity += self.friends_weight * friends[start:stop].toarray()
+            if own_rows:
+                similarity[np.arange(stop - start), np.arange(start, stop)] = 0.0
+            blocks.append(_top_per_row(similarity, self.neighbours))
+        if not blocks:
+            return sp.csr_matrix((0, train.shape[0]), dtype=np.float32)
+        return sp.vstack(blocks, format="csr").astype(np.float32)
+
     def score(self, users: np.ndarray) -> np.ndarray:
         train = self._fitted()
         return np.asarray((self.similarity[np.asarray(users)] @ train).toarray())
+
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        """Scores of listeners known by a history row, from their nearest training users.
+
+        A newcomer has no friend links in the model, so only taste picks the neighbours.
+        """
+        train = self._fitted()
+        if not sp.issparse(history) or history.shape[1] != train.shape[1]:
+            raise SegueError(
+                f"userknn: a history must be a sparse (n, {train.shape[1]}) matrix, got "
+                f"{getattr(history, 'shape', type(history))}"
+            )
+        rows = sp.csr_matrix(history, dtype=np.float32)
+        neighbours = self._neighbourhoods(rows, train, None, own_rows=False)
+        return np.asarray((neighbours @ train).toarray())
 
     def explain(self, user: int, item: int) -> Reason:
         """``listeners_like_you``; ``value`` = how many of the user's neighbours played it."""
@@ -111,6 +145,13 @@ class UserKNNRecommender(Recommender):
         self.similarity = sp.csr_matrix(
             (state["data"], state["indices"], state["indptr"]), shape=tuple(state["shape"])
         )
+
+
+def _unit_and_binary(matrix: sp.csr_matrix) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Rows scaled to unit length, and the 0/1 pattern of the stored non-zeros."""
+    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+    unit = sp.diags(1.0 / np.where(norms > 0, norms, 1.0)).astype(np.float32) @ matrix
+    return unit.tocsr(), (matrix != 0).astype(np.float32).tocsr()
 
 
 def _top_per_row(dense: np.ndarray, n: int) -> sp.csr_matrix:

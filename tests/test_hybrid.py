@@ -87,3 +87,15 @@ def test_bad_configurations_are_refused() -> None:
         HybridRecommender(components=("hybrid",))
     with pytest.raises(SegueError, match="weights"):
         HybridRecommender(components=("itemknn",), weights=(0.5, 0.5))
+
+
+def test_zero_weight_components_are_neither_fitted_nor_saved(tmp_path: Path) -> None:
+    model = HybridRecommender(components=("itemknn", "popularity"), weights=(1.0, 0.0))
+    model.fit(_planted())
+    assert model.models[1]._train is None  # popularity never fitted
+    model.save(tmp_path / "h")
+    assert not list((tmp_path / "h").glob("component-1-*"))
+    loaded = HybridRecommender.load(tmp_path / "h")
+    np.testing.assert_array_equal(
+        loaded.recommend(np.arange(10), k=4).items, model.recommend(np.arange(10), k=4).items
+    )

@@ -10,7 +10,7 @@ refitted on everything. Nothing outside the training matrix is ever looked at.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -77,17 +77,24 @@ class HybridRecommender(Recommender):
             if not self.refit:
                 self.models, self._train = models, raw
                 return self
-        self.models = self._fit_components(raw, side)
+        self.models = self._fit_components(raw, side, self.weights)
         self._train = raw
         return self
 
-    def _fit_components(self, raw: sp.csr_matrix, side: SideInfo | None) -> list[Recommender]:
+    def _fit_components(
+        self, raw: sp.csr_matrix, side: SideInfo | None, weights: list[float] | None = None
+    ) -> list[Recommender]:
+        """Fit every component, or only those with a non-zero weight (the rest stay unfitted
+        placeholders and are never scored)."""
         from segue.models import model_spec  # the registry lists this module too
 
         fitted = []
-        for name in self.components:
+        for index, name in enumerate(self.components):
             spec = model_spec(name)
-            fitted.append(spec.factory().fit(spec.weighting.apply(raw), side))
+            model = spec.factory()
+            if weights is None or weights[index]:
+                model.fit(spec.weighting.apply(raw), side)
+            fitted.append(model)
         return fitted
 
     def _learn_weights(
@@ -134,17 +141,19 @@ class HybridRecommender(Recommender):
 
     # -- scoring -------------------------------------------------------------------------
     def score(self, users: np.ndarray) -> np.ndarray:
-        return self._blend([m.score(users) for m in self._fitted_models()])
+        return self._blend(lambda model: model.score(users))
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
-        return self._blend([m.score_history(history) for m in self._fitted_models()])
+        return self._blend(lambda model: model.score_history(history))
 
-    def _blend(self, parts: list[np.ndarray]) -> np.ndarray:
+    def _blend(self, part: Callable[[Recommender], np.ndarray]) -> np.ndarray:
+        """Weighted sum of standardised component scores; zero-weight components are skipped."""
         assert self.weights is not None
         total = None
-        for weight, part in zip(self.weights, parts, strict=True):
+        for weight, model in zip(self.weights, self._fitted_models(), strict=True):
             if weight:
-                term = weight * _standardise(part.astype(np.float32))
+                term = _standardise(part(model).astype(np.float32, copy=False))
+                term *= weight
                 total = term if total is None else total + term
         assert total is not None
         return total
@@ -155,6 +164,8 @@ class HybridRecommender(Recommender):
         assert self.weights is not None
         contributions = [
             w * _standardise(m.score(np.array([user])).astype(np.float32))[0, item]
+            if w
+            else -np.inf
             for w, m in zip(self.weights, models, strict=True)
         ]
         return models[int(np.argmax(contributions))].explain(user, item)
@@ -180,8 +191,10 @@ class HybridRecommender(Recommender):
         meta = {"name": self.name, "params": self.params(), "validation_ndcg": self.validation_ndcg}
         (tmp / "params.json").write_text(json.dumps(meta, indent=2))
         sp.save_npz(tmp / "train.npz", train)
-        for index, model in enumerate(self.models):
-            model.save(tmp / f"component-{index}-{model.name}")
+        assert self.weights is not None
+        for index, (model, weight) in enumerate(zip(self.models, self.weights, strict=True)):
+            if weight:  # zero-weight components were never fitted
+                model.save(tmp / f"component-{index}-{model.name}")
         _replace_dir(tmp, path)
 
     @classmethod
@@ -196,7 +209,11 @@ class HybridRecommender(Recommender):
         model._train = sp.load_npz(path / "train.npz").tocsr()
         model.models = [
             model_spec(name).cls.load(path / f"component-{index}-{name}")
-            for index, name in enumerate(model.components)
+            if weight
+            else model_spec(name).factory()
+            for index, (name, weight) in enumerate(
+                zip(model.components, model.weights or [], strict=True)
+            )
         ]
         return model
 
@@ -204,6 +221,11 @@ class HybridRecommender(Recommender):
 def _standardise(scores: np.ndarray) -> np.ndarray:
     """Per-row z-scores over finite entries; unscorable items (-inf/NaN) become the row minimum."""
     finite = np.isfinite(scores)
+    if finite.all():  # the common case, without NaN-aware reductions
+        mean = scores.mean(axis=1, keepdims=True)
+        std = scores.std(axis=1, keepdims=True)
+        std[std == 0] = 1.0
+        return ((scores - mean) / std).astype(np.float32, copy=False)
     safe = np.where(finite, scores, np.nan)
     with np.errstate(invalid="ignore"):
         mean = np.nanmean(safe, axis=1, keepdims=True)

@@ -120,16 +120,11 @@ class Recommender(abc.ABC):
         k = min(max(4 * k, k + 50) if capped else k, train.shape[1])
         items = np.full((len(users), k), -1, dtype=np.int64)
         scores = np.full((len(users), k), -np.inf, dtype=np.float32)
+        blocked = None if filters is None else np.flatnonzero(~filters.allowed)
         for start in range(0, len(users), batch_size):
             block = users[start : start + batch_size]
-            dense = self.score(block).astype(np.float32, copy=False)
-            if exclude_seen:
-                seen = mask[block]
-                rows = np.repeat(np.arange(len(block)), np.diff(seen.indptr))
-                dense[rows, seen.indices] = -np.inf
-            if filters is not None:
-                dense[:, ~filters.allowed] = -np.inf
-            top, top_scores = top_k(dense, k)
+            seen = mask[block] if exclude_seen else None
+            top, top_scores = self._top_block(block, k, seen, filters, blocked)
             items[start : start + len(block)] = top
             scores[start : start + len(block)] = top_scores
         items[~np.isfinite(scores)] = -1
@@ -144,6 +139,47 @@ class Recommender(abc.ABC):
                         new_scores[r, j] = scores[r, position[int(item)]]
             items, scores = kept, new_scores
         return Recommendations(users=users, items=items, scores=scores, model=self)
+
+    def score_sparse(self, users: np.ndarray) -> sp.csr_matrix | None:
+        """Scores as a sparse matrix, for models whose candidates are few; None: use ``score``.
+
+        Only for scores that are never negative: an unstored entry means a score of 0.
+        ``recommend`` then ranks the stored entries and fills short lists with 0-score items in
+        index order, which is what a dense ranking does up to the order of tied zeros.
+        """
+        return None
+
+    def _dot_factors(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(user vectors, item vectors) when ``score`` is exactly their dot product, else None.
+
+        ``recommend`` then ranks with ``implicit``'s fused multiply-and-select, which never
+        holds a dense (users, items) block and uses every core.
+        """
+        return None
+
+    def _top_block(
+        self,
+        block: np.ndarray,
+        k: int,
+        seen: sp.csr_matrix | None,
+        filters: Filters | None,
+        blocked: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top k of one batch of users, masked items at -inf: by factors, sparse, or dense."""
+        factors = self._dot_factors()
+        if factors is not None and factors[0].dtype == factors[1].dtype == np.float32:
+            return _top_k_factors(factors[0][block], factors[1], k, seen, blocked)
+        sparse = self.score_sparse(block)
+        if sparse is not None:
+            allowed = None if filters is None else filters.allowed
+            return _top_k_sparse(sparse, k, seen, allowed)
+        dense = self.score(block).astype(np.float32, copy=False)
+        if seen is not None:
+            rows = np.repeat(np.arange(len(block)), np.diff(seen.indptr))
+            dense[rows, seen.indices] = -np.inf
+        if filters is not None:
+            dense[:, ~filters.allowed] = -np.inf
+        return top_k(dense, k)
 
     def similar_items(self, items: Sequence[int] | np.ndarray, k: int = 10) -> np.ndarray:
         """Items most like each given item; by default by co-occurrence cosine."""
@@ -200,6 +236,98 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         order_in_part = np.lexsort((part, -part_scores), axis=1)
         order = np.take_along_axis(part, order_in_part, axis=1)
     return order, np.take_along_axis(scores, order, axis=1)
+
+
+class _RowIndices:
+    """Rows of a CSR as objects with ``.indices``: what ``implicit``'s filter reads, no copies."""
+
+    def __init__(self, matrix: sp.csr_matrix) -> None:
+        self.indptr = matrix.indptr
+        self.cols = matrix.indices
+
+    def __getitem__(self, row: int) -> _RowIndices._Row:
+        return _RowIndices._Row(self.cols[self.indptr[row] : self.indptr[row + 1]])
+
+    @dataclass(frozen=True)
+    class _Row:
+        indices: np.ndarray
+
+
+def _top_k_factors(
+    query: np.ndarray,
+    item_vectors: np.ndarray,
+    k: int,
+    seen: sp.csr_matrix | None,
+    blocked: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top k of ``query @ item_vectors.T`` with masked items at -inf, ordered as ``top_k``.
+
+    ``implicit`` multiplies in slices of 100 users on its own threads (BLAS held to one), so the
+    scores are the same float32 products as the dense path's; its selection may break a tie
+    straddling the k-th place differently, and the list is re-sorted by score, then index.
+    """
+    from implicit.cpu.topk import topk
+    from threadpoolctl import threadpool_limits
+
+    seen_rows = None if seen is None or seen.nnz == 0 else _RowIndices(seen.tocsr())
+    filter_items = None if blocked is None or len(blocked) == 0 else blocked.astype(np.int32)
+    with threadpool_limits(1, "blas"):
+        ids, values = topk(
+            item_vectors,
+            np.ascontiguousarray(query),
+            k,
+            filter_query_items=seen_rows,
+            filter_items=filter_items,
+        )
+    ids = ids.astype(np.int64)
+    values = values.astype(np.float32, copy=False)
+    values[values <= -np.finfo(np.float32).max] = -np.inf
+    order = np.lexsort((ids, -values), axis=1)
+    return np.take_along_axis(ids, order, axis=1), np.take_along_axis(values, order, axis=1)
+
+
+def _top_k_sparse(
+    scores: sp.csr_matrix, k: int, seen: sp.csr_matrix | None, allowed: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``top_k`` of non-negative sparse scores (unstored = 0), seen and disallowed at -inf.
+
+    Positive entries rank by score, then index; a list they leave short is filled with the
+    lowest-index 0-score items (a dense ``top_k`` picks those tied zeros by ``argpartition``).
+    """
+    scores = scores.tocsr()
+    scores.sum_duplicates()
+    n_rows, n_items = scores.shape
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(scores.indptr))
+    cols = scores.indices.astype(np.int64)
+    values = scores.data.astype(np.float32, copy=False)
+    keep = values > 0
+    if allowed is not None:
+        keep &= allowed[cols]
+    if seen is not None and seen.nnz:
+        seen_rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(seen.indptr))
+        seen_keys = np.unique(seen_rows * n_items + seen.indices)
+        keep &= ~np.isin(rows * n_items + cols, seen_keys, assume_unique=False)
+    rows, cols, values = rows[keep], cols[keep], values[keep]
+    order = np.lexsort((cols, -values, rows))
+    rows, cols, values = rows[order], cols[order], values[order]
+    starts = np.searchsorted(rows, np.arange(n_rows))
+    rank = np.arange(len(rows)) - starts[rows]
+    top = rank < k
+    items = np.full((n_rows, k), -1, dtype=np.int64)
+    out = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    items[rows[top], rank[top]] = cols[top]
+    out[rows[top], rank[top]] = values[top]
+    have = np.bincount(rows[top], minlength=n_rows)
+    candidates = np.arange(n_items) if allowed is None else np.flatnonzero(allowed)
+    for r in np.flatnonzero(have < k):
+        taken = items[r, : have[r]]
+        excluded = taken if seen is None else np.concatenate([taken, seen[r].indices])
+        need = k - have[r]
+        head = candidates[: need + len(excluded)]
+        zeros = head[~np.isin(head, excluded)][:need]
+        items[r, have[r] : have[r] + len(zeros)] = zeros
+        out[r, have[r] : have[r] + len(zeros)] = 0.0
+    return items, out
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:

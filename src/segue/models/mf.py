@@ -41,6 +41,10 @@ class FactorRecommender(Recommender):
         self._fitted()
         return self.user_factors[np.asarray(users)] @ self.item_factors.T
 
+    def _dot_factors(self) -> tuple[np.ndarray, np.ndarray]:
+        self._fitted()
+        return self.user_factors, self.item_factors
+
     def score_vectors(self, vectors: np.ndarray) -> np.ndarray:
         """Dense (len(vectors), n_items) scores of user vectors the model did not train."""
         self._fitted()

@@ -124,5 +124,7 @@ def test_demo_prints_the_results_table_and_reasons(tmp_path: Path) -> None:
                     "--events", "20000", "--seed", "5")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "NDCG@10" in result.stdout
-    assert "itemknn" in result.stdout and "popularity" in result.stdout
+    assert (
+        "itemknn" in result.stdout and "popularity" in result.stdout and "hybrid" in result.stdout
+    )
     assert "because you played" in result.stdout

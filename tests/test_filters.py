@@ -114,5 +114,5 @@ def test_bad_filter_arguments_are_explained() -> None:
         Filters.build(cat, max_per_artist=0)
     with pytest.raises(SegueError, match="outside"):
         Filters.build(cat, exclude=[99])
-    with pytest.raises(SegueError, match="unknown item kind.*podcst"):
+    with pytest.raises(SegueError, match=r"unknown item kind.*podcst"):
         Filters.build(cat, only_kinds=["podcst"])

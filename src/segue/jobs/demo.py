@@ -44,10 +44,13 @@ def run_demo(
     active = np.flatnonzero(data.user_counts() >= 5)
     rng = np.random.default_rng(params.seed)
     picked = rng.choice(active, size=min(sample_users, len(active)), replace=False)
+    # sample lists from the best model and from item-kNN, whose reasons name a played item
+    best = max(results, key=lambda r: r.metrics["ndcg"]).model
+    shown = [name for name in dict.fromkeys([best, "itemknn"]) if name in trained]
     samples = {}
     for user_index in sorted(int(u) for u in picked):
         user_id = str(data.users.to_ids(np.array([user_index]))[0])
         samples[user_id] = {
-            name: recommend_for_user(store, model, user_id, k=5) for name, model in trained.items()
+            name: recommend_for_user(store, trained[name], user_id, k=5) for name in shown
         }
     return DemoResult(world, results, samples)

@@ -269,6 +269,26 @@ def _top_k_factors(
     from implicit.cpu.topk import topk
     from threadpoolctl import threadpool_limits
 
+    zero = ~query.any(axis=1)
+    if zero.any():
+        # a user without plays has the zero vector (ALS solves to exactly 0): every score is 0,
+        # so the sparse ranking's fill gives the list without multiplying anything
+        allowed = None
+        if blocked is not None and len(blocked):
+            allowed = np.ones(item_vectors.shape[0], dtype=bool)
+            allowed[blocked] = False
+        empty = sp.csr_matrix((int(zero.sum()), item_vectors.shape[0]), dtype=np.float32)
+        parts = [
+            _top_k_sparse(empty, k, None if seen is None else seen[zero], allowed),
+            _top_k_factors(query[~zero], item_vectors, k, _rows(seen, ~zero), blocked)
+            if (~zero).any()
+            else (np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)),
+        ]
+        ids = np.empty((len(query), k), dtype=np.int64)
+        values = np.empty((len(query), k), dtype=np.float32)
+        ids[zero], values[zero] = parts[0]
+        ids[~zero], values[~zero] = parts[1]
+        return ids, values
     seen_rows = None if seen is None or seen.nnz == 0 else _RowIndices(seen.tocsr())
     filter_items = None if blocked is None or len(blocked) == 0 else blocked.astype(np.int32)
     with threadpool_limits(1, "blas"):
@@ -284,6 +304,10 @@ def _top_k_factors(
     values[values <= -np.finfo(np.float32).max] = -np.inf
     order = np.lexsort((ids, -values), axis=1)
     return np.take_along_axis(ids, order, axis=1), np.take_along_axis(values, order, axis=1)
+
+
+def _rows(matrix: sp.csr_matrix | None, rows: np.ndarray) -> sp.csr_matrix | None:
+    return None if matrix is None else matrix[rows]
 
 
 def _top_k_sparse(

@@ -128,3 +128,37 @@ def test_demo_prints_the_results_table_and_reasons(tmp_path: Path) -> None:
         "itemknn" in result.stdout and "popularity" in result.stdout and "hybrid" in result.stdout
     )
     assert "because you played" in result.stdout
+
+
+def test_csv_import_without_a_mapping_and_rating_evaluation(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (tmp_path / "users.csv").write_text(
+        "id,signup_at\n" + "".join(f"u{u},2024-01-01T00:00:00Z\n" for u in range(20))
+    )
+    (tmp_path / "items.csv").write_text(
+        "id,kind,title\n" + "".join(f"i{i},track,Track {i}\n" for i in range(50))
+    )
+    # user u's ratings are all 1 + u % 5: a per-user bias the baseline must find
+    rows = [
+        f"u{u},i{i},like,{1_700_000_000 + 100 * u + i},{1 + u % 5}"
+        for u in range(20)
+        for i in range(50)
+    ]
+    (tmp_path / "ratings.csv").write_text(
+        "user_id,item_id,type,timestamp,rating\n" + "\n".join(rows)
+    )
+    for name in ("users", "items"):
+        assert (
+            _segue(data, "import", "csv", str(tmp_path / f"{name}.csv"), "--kind", name).returncode
+            == 0
+        )
+    events = _segue(data, "import", "csv", str(tmp_path / "ratings.csv"), "--kind", "events")
+    assert events.returncode == 0, events.stderr
+    with open_store(f"sqlite:///{data / 'segue.sqlite'}") as store:
+        assert store.count("events") == 1000
+    result = _segue(data, "evaluate", "--protocol", "ratings", "--seeds", "0")
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.strip("│ ").startswith("0"))
+    cells = [c.strip() for c in row.strip("│").split("│")]
+    rmse, rmse_mean = float(cells[3]), float(cells[5])
+    assert rmse < 0.5 * rmse_mean

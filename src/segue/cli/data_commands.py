@@ -88,7 +88,9 @@ def _import_table_command(fmt: str):
         if path.suffix.lower() not in suffixes:
             raise SegueError(f"{path} does not look like a {fmt} file (expected {suffixes})")
         with console.status(f"importing {path}"):
-            report = import_table(state(ctx).store(), path, kind, parse_mapping(map))  # type: ignore[arg-type]
+            report = import_table(
+                state(ctx).store(), path, kind, parse_mapping(map) if map.strip() else None
+            )  # type: ignore[arg-type]
         _print_report(report)
 
     command.__doc__ = f"Import {fmt.upper()} rows of events, items or users with a column mapping."

@@ -62,7 +62,10 @@ def evaluate(
     models: Annotated[str, typer.Option(help=_MODELS_HELP)] = "",
     protocol: Annotated[
         str,
-        typer.Option(help="random (8:1:1 per user), temporal, cold-users or cold-items."),
+        typer.Option(
+            help="random (8:1:1 per user), temporal, cold-users, cold-items, or ratings "
+            "(RMSE/MAE of rating prediction, for stores with rated events)."
+        ),
     ] = "random",
     seeds: Annotated[
         str, typer.Option(help="Comma-separated split seeds; results are mean ± std.")
@@ -80,11 +83,14 @@ def evaluate(
 
     st = state(ctx)
     names = _names(models)
-    make_protocol(protocol)  # an unknown name fails before the data is loaded
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise SegueError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
+    if protocol == "ratings":
+        _evaluate_ratings(st, seed_list)
+        return
+    make_protocol(protocol)  # an unknown name fails before the data is loaded
     with console.status("loading interactions"):
         data = load_interactions(st.store())
         side = load_side_info(st.store(), data)
@@ -103,6 +109,19 @@ def evaluate(
     print_results(evaluation, k)
     if report is not None:
         console.print(f"report written to {report}")
+
+
+def _evaluate_ratings(st: State, seeds: list[int]) -> None:
+    from segue.eval.ratings import evaluate_ratings
+
+    log = st.store().interactions()
+    table = Table("seed", "train", "test", "RMSE", "MAE", "RMSE mean", "MAE mean",
+                  title="rating prediction: bias baseline vs global mean")  # fmt: skip
+    for seed in seeds:
+        r = evaluate_ratings(log, seed=seed)
+        errors = (r.rmse, r.mae, r.rmse_global_mean, r.mae_global_mean)
+        table.add_row(str(seed), f"{r.n_train:,}", f"{r.n_test:,}", *(f"{e:.4f}" for e in errors))
+    console.print(table)
 
 
 def print_results(results, k: int) -> None:

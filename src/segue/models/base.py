@@ -187,15 +187,19 @@ class Recommender(abc.ABC):
 
     # -- persistence ---------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        """Write ``params.json`` and ``arrays.npz`` into a folder (replaced atomically)."""
+        """Write ``params.json``, ``train.npz`` and ``arrays.npz`` into a folder, atomically.
+
+        Subclasses describe their fitted state through ``_state``/``_restore`` (arrays) and, for
+        nested models, ``_save_parts``/``_load_parts`` (sub-folders) and ``_meta`` (JSON).
+        """
         train = self._fitted()
         tmp = path.with_name(path.name + ".tmp")
         tmp.mkdir(parents=True, exist_ok=True)
-        (tmp / "params.json").write_text(
-            json.dumps({"name": self.name, "params": self.params()}, indent=2)
-        )
+        meta = {"name": self.name, "params": self.params(), **self._meta()}
+        (tmp / "params.json").write_text(json.dumps(meta, indent=2))
         sp.save_npz(tmp / "train.npz", train)
         np.savez(tmp / "arrays.npz", **self._state())
+        self._save_parts(tmp)
         _replace_dir(tmp, path)
 
     @classmethod
@@ -207,12 +211,22 @@ class Recommender(abc.ABC):
         model._train = sp.load_npz(path / "train.npz").tocsr()
         with np.load(path / "arrays.npz", allow_pickle=False) as arrays:
             model._restore({key: arrays[key] for key in arrays.files})
+        model._load_parts(path, meta)
         return model
 
     def _state(self) -> dict[str, np.ndarray]:
         return {}
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
+        return None
+
+    def _meta(self) -> dict[str, Any]:
+        return {}
+
+    def _save_parts(self, folder: Path) -> None:
+        return None
+
+    def _load_parts(self, folder: Path, meta: dict[str, Any]) -> None:
         return None
 
     def _fitted(self) -> sp.csr_matrix:
@@ -352,6 +366,23 @@ def _top_k_sparse(
         items[r, have[r] : have[r] + len(zeros)] = zeros
         out[r, have[r] : have[r] + len(zeros)] = 0.0
     return items, out
+
+
+def sparse_state(matrix: sp.csr_matrix, prefix: str = "") -> dict[str, np.ndarray]:
+    """A CSR matrix as plain arrays for ``np.savez`` (no pickling)."""
+    return {
+        f"{prefix}data": matrix.data,
+        f"{prefix}indices": matrix.indices,
+        f"{prefix}indptr": matrix.indptr,
+        f"{prefix}shape": np.asarray(matrix.shape),
+    }
+
+
+def sparse_from_state(state: dict[str, np.ndarray], prefix: str = "") -> sp.csr_matrix:
+    return sp.csr_matrix(
+        (state[f"{prefix}data"], state[f"{prefix}indices"], state[f"{prefix}indptr"]),
+        shape=tuple(int(n) for n in state[f"{prefix}shape"]),
+    )
 
 
 def _replace_dir(tmp: Path, final: Path) -> None:

@@ -9,7 +9,6 @@ refitted on everything. Nothing outside the training matrix is ever looked at.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -19,7 +18,7 @@ import scipy.sparse as sp
 
 from segue.dataset.side import SideInfo
 from segue.errors import SegueError
-from segue.models.base import Reason, Recommender, _replace_dir, top_k
+from segue.models.base import Reason, Recommender, top_k
 from segue.ranking import hit_matrix, ndcg_per_user
 
 _WEIGHT_STEPS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
@@ -184,38 +183,27 @@ class HybridRecommender(Recommender):
         return self.models
 
     # -- persistence ---------------------------------------------------------------------
-    def save(self, path: Path) -> None:
-        train = self._fitted()
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.mkdir(parents=True, exist_ok=True)
-        meta = {"name": self.name, "params": self.params(), "validation_ndcg": self.validation_ndcg}
-        (tmp / "params.json").write_text(json.dumps(meta, indent=2))
-        sp.save_npz(tmp / "train.npz", train)
+    def _meta(self) -> dict[str, Any]:
+        return {"validation_ndcg": self.validation_ndcg}
+
+    def _save_parts(self, folder: Path) -> None:
         assert self.weights is not None
         for index, (model, weight) in enumerate(zip(self.models, self.weights, strict=True)):
             if weight:  # zero-weight components were never fitted
-                model.save(tmp / f"component-{index}-{model.name}")
-        _replace_dir(tmp, path)
+                model.save(folder / f"component-{index}-{model.name}")
 
-    @classmethod
-    def load(cls, path: Path) -> Self:
+    def _load_parts(self, folder: Path, meta: dict[str, Any]) -> None:
         from segue.models import model_spec
 
-        meta = json.loads((path / "params.json").read_text())
-        if meta["name"] != cls.name:
-            raise SegueError(f"{path} holds a {meta['name']!r} model, not {cls.name!r}")
-        model = cls(**meta["params"])
-        model.validation_ndcg = meta.get("validation_ndcg")
-        model._train = sp.load_npz(path / "train.npz").tocsr()
-        model.models = [
-            model_spec(name).cls.load(path / f"component-{index}-{name}")
+        self.validation_ndcg = meta.get("validation_ndcg")
+        self.models = [
+            model_spec(name).cls.load(folder / f"component-{index}-{name}")
             if weight
             else model_spec(name).factory()
             for index, (name, weight) in enumerate(
-                zip(model.components, model.weights or [], strict=True)
+                zip(self.components, self.weights or [], strict=True)
             )
         ]
-        return model
 
 
 def _standardise(scores: np.ndarray) -> np.ndarray:

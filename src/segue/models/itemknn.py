@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.dataset.side import SideInfo
-from segue.models.base import Reason, Recommender, top_k
+from segue.models.base import Reason, Recommender, sparse_from_state, sparse_state, top_k
 
 #: Upper bound on the stored entries of one block of similarity rows before the top-N cut
 #: (cosine and co-counts together take ~24 bytes an entry while a block is worked on).
@@ -128,13 +128,10 @@ class ItemKNNRecommender(Recommender):
         return ranked
 
     def _state(self) -> dict[str, np.ndarray]:
-        s = self.similarity
-        return {"data": s.data, "indices": s.indices, "indptr": s.indptr, "shape": s.shape}
+        return sparse_state(self.similarity)
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
-        self.similarity = sp.csr_matrix(
-            (state["data"], state["indices"], state["indptr"]), shape=tuple(state["shape"])
-        )
+        self.similarity = sparse_from_state(state)
         self._nonnegative = None
 
 

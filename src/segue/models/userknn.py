@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from segue.dataset.side import SideInfo
 from segue.errors import SegueError
-from segue.models.base import Reason, Recommender
+from segue.models.base import Reason, Recommender, sparse_from_state, sparse_state
 
 _BLOCK = 1024
 
@@ -138,13 +138,10 @@ class UserKNNRecommender(Recommender):
         return Reason("listeners_like_you", value=float(played))
 
     def _state(self) -> dict[str, np.ndarray]:
-        s = self.similarity
-        return {"data": s.data, "indices": s.indices, "indptr": s.indptr, "shape": s.shape}
+        return sparse_state(self.similarity)
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
-        self.similarity = sp.csr_matrix(
-            (state["data"], state["indices"], state["indptr"]), shape=tuple(state["shape"])
-        )
+        self.similarity = sparse_from_state(state)
 
 
 def _unit_and_binary(matrix: sp.csr_matrix) -> tuple[sp.csr_matrix, sp.csr_matrix]:

@@ -40,6 +40,7 @@ def load_synthetic_world(
             inserted += store.add_event_log(chunk)
             generated += len(chunk)
             progress("events", generated, max(generated, params.n_events))
+    progress("events", generated, generated)  # the target is approximate: close the bar
     return SynthReport(len(world.items), len(world.users), generated, inserted)
 
 

@@ -73,6 +73,29 @@ def store(database_url: str):
         s.close()
 
 
+REDIS_URL = os.environ.get("SEGUE_TEST_REDIS_URL", "redis://localhost:6379/0")
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own on the real Redis; every key under it is deleted after."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:  # pragma: no cover - a requirement
+        pytest.fail(f"Redis is required for the online tests ({REDIS_URL}): {exc}")
+    prefix = f"segue-test:{uuid.uuid4().hex[:12]}:"
+    try:
+        yield prefix
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
 @pytest.fixture
 def lastfm_dir() -> Path:
     if not LASTFM_DIR.is_dir():

@@ -14,11 +14,23 @@ ALLOWED: dict[str, set[str]] = {
     "ranking": set(),
     "data": {"errors", "config"},
     "store": {"errors", "config", "data"},
+    "online": {"errors", "config", "data"},
     "dataset": {"errors", "config", "data"},
     "models": {"errors", "config", "ranking", "data", "dataset"},
     "eval": {"errors", "config", "ranking", "data", "dataset", "models"},
-    "jobs": {"errors", "config", "ranking", "data", "store", "dataset", "models", "eval"},
-    "cli": {"errors", "config", "ranking", "data", "store", "dataset", "models", "eval", "jobs"},
+    "jobs": {"errors", "config", "ranking", "data", "store", "online", "dataset", "models", "eval"},
+    "cli": {
+        "errors",
+        "config",
+        "ranking",
+        "data",
+        "store",
+        "online",
+        "dataset",
+        "models",
+        "eval",
+        "jobs",
+    },
 }
 
 

@@ -35,11 +35,11 @@ def _settings(
     ctx: typer.Context,
     data_dir: Annotated[
         Path | None,
-        typer.Option(help="Where segue keeps its files [env: SEGUE_DATA_DIR]"),
+        typer.Option(help="Where segue keeps its files (env SEGUE_DATA_DIR, default ./segue-data)"),
     ] = None,
     database_url: Annotated[
         str | None,
-        typer.Option(help="Store URL, e.g. postgresql://localhost/segue [env: SEGUE_DATABASE_URL]"),
+        typer.Option(help="Store URL, e.g. postgresql://localhost/segue (env SEGUE_DATABASE_URL)"),
     ] = None,
 ) -> None:
     """Settings come from SEGUE_* variables or segue.toml; these options override both."""

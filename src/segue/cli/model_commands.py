@@ -38,6 +38,7 @@ def _model_dir(st: State) -> Path:
 def train(ctx: typer.Context, models: Annotated[str, typer.Option(help=_MODELS_HELP)] = "") -> None:
     """Train models on every interaction in the store and save them in the data directory."""
     from segue.jobs.train import load_interactions, load_side_info, train_models
+    from segue.models import model_spec
 
     st = state(ctx)
     names = _names(models)
@@ -54,7 +55,11 @@ def train(ctx: typer.Context, models: Annotated[str, typer.Option(help=_MODELS_H
             side=side,
         )
     for name, result in trained.items():
-        console.print(f"trained {name} on {data!r} in {result.fit_seconds:.1f}s")
+        console.print(
+            f"trained {name} on {data.n_users:,} users × {data.n_items:,} items "
+            f"({len(data):,} pairs, weighting {model_spec(name).weighting.name}) "
+            f"in {result.fit_seconds:.1f}s"
+        )
 
 
 def evaluate(

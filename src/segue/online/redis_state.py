@@ -1,0 +1,246 @@
+"""Redis implementation of the online state, shared by every API process.
+
+Why Lua: one event touches the seen-id set, the session and its counters, the recent plays,
+the context and an item counter. A server-side script does that atomically in one round trip,
+so two processes applying the same user's events (or the same redelivered event) cannot
+interleave. Key layout under ``prefix`` (all with TTLs, so abandoned users disappear):
+
+* ``u:<user>:seen``  sorted set event_id -> arrival time (s): idempotency window
+* ``u:<user>:plays`` list of item ids, newest first, trimmed to ``RECENT_PLAYS_MAX``
+* ``u:<user>:sess``  hash session_id / started_ms / last_ms; ``u:<user>:sess:{sa,sg,la,lg}``
+  hashes of skips/likes by artist/genre in that session
+* ``u:<user>:ctx``   hash device / surface / timestamp_ms;  ``u:<user>:vec`` float32 bytes
+* ``i:<item>:m:<hour>`` hash minute -> plays, one key per item and hour (event time), expiring
+  ``ITEM_TTL_S`` after the last write, so old buckets need no clean-up pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
+
+import numpy as np
+import redis
+
+from segue.data.model import Event, to_epoch_ms
+from segue.online.state import (
+    DAY_MINUTES,
+    RECENT_PLAYS_MAX,
+    SEEN_MAX_IDS,
+    SEEN_TTL_S,
+    SESSION_TIMEOUT_MS,
+    OnlineState,
+    SessionState,
+    StateUnavailable,
+    check_vector,
+    minute_of,
+    window_counts,
+)
+
+#: User keys live this long after the user's last event or vector write.
+USER_TTL_S = 30 * 24 * 3600
+#: Item hour-buckets live a day plus the hour they cover, plus slack.
+ITEM_TTL_S = 26 * 3600
+
+T = TypeVar("T")
+
+_APPLY = """
+local seen, plays, sess, sa, sg, la, lg, ctx, bucket = unpack(KEYS)
+local eid, ts, etype, sid, device, surface, artist, item, uid = unpack(ARGV, 1, 9)
+local now, timeout, plays_max = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local seen_max, seen_ttl, user_ttl = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
+local item_ttl, minute, count = tonumber(ARGV[16]), ARGV[17], tonumber(ARGV[18])
+local t = tonumber(ts)
+
+redis.call('ZREMRANGEBYSCORE', seen, '-inf', '(' .. (now - seen_ttl))
+if redis.call('ZADD', seen, 'NX', now, eid) == 0 then return 0 end
+redis.call('ZREMRANGEBYRANK', seen, 0, -(seen_max + 1))
+redis.call('EXPIRE', seen, seen_ttl)
+
+local cur = redis.call('HMGET', sess, 'session_id', 'last_ms')
+if (not cur[1]) or (t - tonumber(cur[2]) > timeout) or (sid ~= '' and sid ~= cur[1]) then
+  if sid == '' then sid = uid .. '@' .. ts end
+  redis.call('DEL', sa, sg, la, lg)
+  redis.call('HSET', sess, 'session_id', sid, 'started_ms', ts, 'last_ms', ts)
+elseif t > tonumber(cur[2]) then
+  redis.call('HSET', sess, 'last_ms', ts)
+end
+redis.call('EXPIRE', sess, user_ttl)
+
+local by_artist, by_genre = nil, nil
+if etype == 'skip' then by_artist, by_genre = sa, sg end
+if etype == 'like' then by_artist, by_genre = la, lg end
+if by_artist then
+  if artist ~= '' then redis.call('HINCRBY', by_artist, artist, 1) end
+  for i = 19, #ARGV do redis.call('HINCRBY', by_genre, ARGV[i], 1) end
+  redis.call('EXPIRE', by_artist, user_ttl)
+  redis.call('EXPIRE', by_genre, user_ttl)
+end
+
+if etype == 'play' then
+  redis.call('LPUSH', plays, item)
+  redis.call('LTRIM', plays, 0, plays_max - 1)
+  redis.call('EXPIRE', plays, user_ttl)
+  redis.call('HINCRBY', bucket, minute, count)
+  redis.call('EXPIRE', bucket, item_ttl)
+end
+
+local last = redis.call('HGET', ctx, 'timestamp_ms')
+if (not last) or t >= tonumber(last) then
+  redis.call('HSET', ctx, 'timestamp_ms', ts)
+  if device ~= '' then redis.call('HSET', ctx, 'device', device) end
+  if surface ~= '' then redis.call('HSET', ctx, 'surface', surface) end
+end
+redis.call('EXPIRE', ctx, user_ttl)
+return 1
+"""
+
+
+class RedisState(OnlineState):
+    """Online state in Redis (hashes, sorted sets, lists, TTLs); semantics as in-process."""
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "segue:",
+        *,
+        session_timeout_ms: int = SESSION_TIMEOUT_MS,
+        connect_timeout_s: float = 2.0,
+    ) -> None:
+        super().__init__(session_timeout_ms=session_timeout_ms)
+        self.url = url
+        self.prefix = prefix
+        try:
+            self._r = redis.Redis.from_url(
+                url, socket_connect_timeout=connect_timeout_s, socket_timeout=connect_timeout_s
+            )
+        except ValueError as exc:
+            raise StateUnavailable(
+                f"bad Redis URL {url!r}: {exc}; expected e.g. redis://localhost:6379/0"
+            ) from exc
+        self._call(self._r.ping)
+        self._apply_script = self._r.register_script(_APPLY)
+
+    def _call(self, fn: Callable[..., T], *args: object) -> T:
+        try:
+            return fn(*args)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise StateUnavailable(
+                f"online state Redis at {self.url} is unreachable ({exc}); start Redis there "
+                "or fix/unset SEGUE_REDIS_URL to use the in-process state"
+            ) from exc
+
+    def _u(self, user_id: str, part: str) -> str:
+        return f"{self.prefix}u:{user_id}:{part}"
+
+    def apply(
+        self,
+        events: Sequence[Event],
+        *,
+        artist_of: Mapping[str, str] | None = None,
+        genres_of: Mapping[str, Sequence[str]] | None = None,
+    ) -> int:
+        artist_of = artist_of or {}
+        genres_of = genres_of or {}
+        todo = [e for e in events if not e.focus]
+        if not todo:
+            return 0
+        pipe = self._r.pipeline(transaction=False)
+        now = time.time()
+        for i, e in enumerate(todo):
+            ts = to_epoch_ms(e.timestamp)
+            minute = minute_of(ts)
+            u = e.user_id
+            keys = [
+                self._u(u, "seen"),
+                self._u(u, "plays"),
+                self._u(u, "sess"),
+                self._u(u, "sess:sa"),
+                self._u(u, "sess:sg"),
+                self._u(u, "sess:la"),
+                self._u(u, "sess:lg"),
+                self._u(u, "ctx"),
+                f"{self.prefix}i:{e.item_id}:m:{minute // 60}",
+            ]
+            args: list[str | int | float] = [
+                e.event_id,
+                str(ts),
+                e.type.value,
+                e.session_id or "",
+                e.device or "",
+                e.surface or "",
+                artist_of.get(e.item_id) or "",
+                e.item_id,
+                u,
+                now + i * 1e-6,  # distinct arrival scores keep eviction in delivery order
+                self.session_timeout_ms,
+                RECENT_PLAYS_MAX,
+                SEEN_MAX_IDS,
+                SEEN_TTL_S,
+                USER_TTL_S,
+                ITEM_TTL_S,
+                str(minute),
+                e.count,
+                *genres_of.get(e.item_id, ()),
+            ]
+            self._apply_script(keys=keys, args=args, client=pipe)
+        return int(sum(self._call(pipe.execute)))
+
+    def recent_plays(self, user_id: str, n: int = 50) -> list[str]:
+        if n <= 0:
+            return []
+        raw = self._call(self._r.lrange, self._u(user_id, "plays"), 0, n - 1)
+        return [x.decode() for x in raw]
+
+    def session(self, user_id: str, now_ms: int | None = None) -> SessionState | None:
+        pipe = self._r.pipeline(transaction=True)
+        pipe.hgetall(self._u(user_id, "sess"))
+        for part in ("sa", "sg", "la", "lg"):
+            pipe.hgetall(self._u(user_id, f"sess:{part}"))
+        head, sa, sg, la, lg = self._call(pipe.execute)
+        if not head:
+            return None
+        s = SessionState(
+            head[b"session_id"].decode(),
+            int(head[b"started_ms"]),
+            int(head[b"last_ms"]),
+            *({k.decode(): int(v) for k, v in h.items()} for h in (sa, sg, la, lg)),
+        )
+        return None if self._session_expired(s, now_ms) else s
+
+    def last_context(self, user_id: str) -> dict[str, object]:
+        raw = self._call(self._r.hgetall, self._u(user_id, "ctx"))
+        out: dict[str, object] = {k.decode(): v.decode() for k, v in raw.items()}
+        if "timestamp_ms" in out:
+            out["timestamp_ms"] = int(out["timestamp_ms"])  # type: ignore[call-overload]
+        return out
+
+    def set_vector(self, user_id: str, vector: np.ndarray) -> None:
+        data = check_vector(vector).astype("<f4").tobytes()
+        self._call(self._r.set, self._u(user_id, "vec"), data, USER_TTL_S)
+
+    def get_vector(self, user_id: str) -> np.ndarray | None:
+        raw = self._call(self._r.get, self._u(user_id, "vec"))
+        return None if raw is None else np.frombuffer(raw, dtype="<f4").astype(np.float32)
+
+    def item_counts(self, item_ids: Sequence[str], now_ms: int) -> tuple[np.ndarray, np.ndarray]:
+        now_m = minute_of(now_ms)
+        hours = range((now_m - DAY_MINUTES + 1) // 60, now_m // 60 + 1)
+        pipe = self._r.pipeline(transaction=False)
+        for item_id in item_ids:
+            for h in hours:
+                pipe.hgetall(f"{self.prefix}i:{item_id}:m:{h}")
+        raw = self._call(pipe.execute) if item_ids else []
+        hour = np.zeros(len(item_ids), dtype=np.int64)
+        day = np.zeros(len(item_ids), dtype=np.int64)
+        per_item = len(hours)
+        for i in range(len(item_ids)):
+            buckets: dict[int, int] = {}
+            for h in raw[i * per_item : (i + 1) * per_item]:
+                buckets.update((int(k), int(v)) for k, v in h.items())
+            hour[i], day[i] = window_counts(buckets, now_ms)
+        return hour, day
+
+    def close(self) -> None:
+        self._r.close()

@@ -40,6 +40,7 @@ ALLOWED: dict[str, set[str]] = {
         "online",
         "dataset",
         "models",
+        "pipeline",
         "eval",
         "jobs",
     },

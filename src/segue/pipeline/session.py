@@ -1,0 +1,273 @@
+"""Session-aware re-ranking: what the listener did seconds ago changes the very next list.
+
+The models are retrained hourly or daily; the online state (:mod:`segue.online.state`) knows
+the skips, likes and plays of the current session. This module turns both into one list:
+
+1. the user is scored from their history row (:meth:`Recommender.score_history`), which for
+   ALS is the fold-in, so plays made since the last training already move the scores;
+2. :class:`SessionAdjuster` puts the scores on a common scale and subtracts (skips) or adds
+   (likes) a fixed amount per session count of the item's artist and genres;
+3. seen and excluded items are masked and the top ``k`` kept.
+
+Why a common scale: each model's scores have their own units (shares of listening, cosine
+sums, dot products), so a fixed penalty only means the same thing for every model once the
+scores are standardised. Standardised scores are then softly bounded (see
+:func:`bounded_z_scores`) so that a heavy-tailed model (popularity) cannot put one item so far
+ahead that no number of skips moves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from segue.dataset.catalog import ItemCatalog
+from segue.dataset.idmap import IdMap
+from segue.errors import SegueError
+from segue.models.base import Recommender
+from segue.online.state import SessionState
+
+#: Standardised scores are squashed into (−SCORE_BOUND, +SCORE_BOUND).
+SCORE_BOUND = 3.0
+#: Defaults: one artist skip costs 2 bounded standard units, one genre skip 2 × 0.7 = 1.4.
+#: Three skips of a genre cost 4.2 > SCORE_BOUND + 1, so every item of that genre ends below
+#: −1.2 and hence below every unaffected item scoring above −1 standard deviation: in a
+#: bell-shaped list that is the top ~84% of items, so the whole of any usual top-k list.
+DEFAULT_SKIP_PENALTY = 2.0
+DEFAULT_LIKE_BOOST = 1.0
+DEFAULT_GENRE_WEIGHT = 0.7
+
+
+def bounded_z_scores(scores: np.ndarray) -> np.ndarray:
+    """z-scores over the finite entries, squashed by ``B·(2/π)·atan(z·π/(2B))``, ``B = 3``.
+
+    The squash has slope 1 at 0 (ordinary scores stay nearly z-scores: 1 → 0.92, 2 → 1.54)
+    and is strictly increasing, so the ranking is unchanged, but it never exceeds ``B``: that
+    bound is what makes "three skips push a genre below the rest" hold for every model.
+    Non-finite entries (masked items at −inf) are kept as they are; if all finite scores are
+    equal they all become 0.
+    """
+    out = np.asarray(scores, dtype=np.float64).copy()
+    finite = np.isfinite(out)
+    if not finite.any():
+        return out
+    values = out[finite]
+    std = values.std()
+    z = (values - values.mean()) / std if std > 0 else np.zeros_like(values)
+    scale = 2.0 * SCORE_BOUND / np.pi
+    out[finite] = scale * np.arctan(z / scale)
+    return out
+
+
+class SessionAdjuster:
+    """Moves items by the session's skips and likes of their artist and genres.
+
+    For item ``i`` with artist ``a`` and genres ``G``, the adjusted score is::
+
+        bounded_z(score)[i]
+          − skip_penalty · skips[a] + like_boost · likes[a]
+          + genre_weight · Σ_{g ∈ G} (− skip_penalty · skips[g] + like_boost · likes[g])
+
+    Genres weigh less than artists by default because a genre is broad: one skipped jazz track
+    says less about all of jazz than about that one artist. Artists and genres the catalog does
+    not know count nowhere (the session may name labels from newer catalog records).
+    """
+
+    def __init__(
+        self,
+        catalog: ItemCatalog,
+        *,
+        skip_penalty: float = DEFAULT_SKIP_PENALTY,
+        like_boost: float = DEFAULT_LIKE_BOOST,
+        genre_weight: float = DEFAULT_GENRE_WEIGHT,
+    ) -> None:
+        for name, value in (
+            ("skip_penalty", skip_penalty),
+            ("like_boost", like_boost),
+            ("genre_weight", genre_weight),
+        ):
+            if not np.isfinite(value) or value < 0:
+                raise SegueError(
+                    f"SessionAdjuster: {name} must be a finite number >= 0, got {value!r}"
+                )
+        self.catalog = catalog
+        self.skip_penalty = float(skip_penalty)
+        self.like_boost = float(like_boost)
+        self.genre_weight = float(genre_weight)
+        self._artist_code = {artist: code for code, artist in enumerate(catalog.artist_ids)}
+        self._genre_code = {genre: code for code, genre in enumerate(catalog.genre_names)}
+
+    def adjust(self, scores: np.ndarray, session: SessionState | None) -> np.ndarray:
+        """Adjusted (n_items,) float64 scores; without a session only the standardisation.
+
+        Standardising never changes the order, so with ``session=None`` the ranking is the
+        model's own; the scale is the same either way, so callers may blend the result.
+        """
+        scores = np.asarray(scores)
+        n = len(self.catalog)
+        if scores.ndim != 1 or scores.shape[0] != n:
+            raise SegueError(
+                f"SessionAdjuster.adjust: expected scores of shape ({n},) for the catalog's "
+                f"{n} items, got {scores.shape}"
+            )
+        out = bounded_z_scores(scores)
+        if session is None:
+            return out
+        delta = self.item_deltas(session)
+        finite = np.isfinite(out)
+        out[finite] += delta[finite]
+        return out
+
+    def item_deltas(self, session: SessionState) -> np.ndarray:
+        """The (n_items,) amount each item moves by in this session (0 for unaffected items)."""
+        catalog = self.catalog
+        by_artist = self._label_deltas(
+            session.skips_by_artist,
+            session.likes_by_artist,
+            self._artist_code,
+            len(catalog.artist_ids),
+        )
+        by_genre = self._label_deltas(
+            session.skips_by_genre,
+            session.likes_by_genre,
+            self._genre_code,
+            len(catalog.genre_names),
+        )
+        delta = np.zeros(len(catalog), dtype=np.float64)
+        has_artist = catalog.artist >= 0
+        if len(by_artist):
+            delta[has_artist] += by_artist[catalog.artist[has_artist]]
+        if len(by_genre):
+            delta += self.genre_weight * np.asarray(catalog.genres @ by_genre).ravel()
+        return delta
+
+    def _label_deltas(
+        self,
+        skips: Mapping[str, int],
+        likes: Mapping[str, int],
+        codes: Mapping[str, int],
+        size: int,
+    ) -> np.ndarray:
+        out = np.zeros(size, dtype=np.float64)
+        for label, count in skips.items():
+            code = codes.get(label)
+            if code is not None:
+                out[code] -= self.skip_penalty * count
+        for label, count in likes.items():
+            code = codes.get(label)
+            if code is not None:
+                out[code] += self.like_boost * count
+        return out
+
+
+def history_from_recent(
+    item_ids: Iterable[str], item_map: IdMap, base_row: sp.csr_matrix | None
+) -> sp.csr_matrix:
+    """The user's training row plus 1 per recent play: a (1, n_items) float32 history row.
+
+    Why: ``score_history`` (the ALS fold-in, the item-kNN sum) reads this row, so plays made
+    since the last training move the user's scores without retraining. Plays of items the
+    model was not trained on (newer than its item map) are left out: no column can hold them.
+    A play counts 1 whatever the training weighting, a deliberate approximation: one fresh
+    play should count about as much as one unit of the weighted matrix.
+    """
+    n = len(item_map)
+    if base_row is None:
+        base = sp.csr_matrix((1, n), dtype=np.float32)
+    else:
+        base = sp.csr_matrix(base_row, dtype=np.float32)
+        if base.shape != (1, n):
+            raise SegueError(
+                f"history_from_recent: base_row must have shape (1, {n}) for the item map's "
+                f"{n} items, got {base.shape}"
+            )
+    columns = np.asarray(item_map.to_index(list(item_ids), allow_unknown=True), dtype=np.int64)
+    columns = columns[columns >= 0]
+    if len(columns) == 0:
+        return base.copy()
+    recent = sp.csr_matrix(
+        (
+            np.ones(len(columns), dtype=np.float32),
+            (np.zeros(len(columns), dtype=np.int64), columns),
+        ),
+        shape=(1, n),
+    )
+    row = (base + recent).tocsr()
+    row.sum_duplicates()
+    row.sort_indices()
+    return row
+
+
+def rerank_for_session(
+    model: Recommender,
+    user_row: int | None,
+    history_row: sp.csr_matrix | None,
+    catalog: ItemCatalog,
+    session: SessionState | None,
+    k: int,
+    exclude: Sequence[int] | np.ndarray | None = None,
+    *,
+    adjuster: SessionAdjuster | None = None,
+    exclude_seen: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top ``k`` (item indices, adjusted scores) for one user, best first.
+
+    The user is scored from ``history_row`` (``model.score_history``: fresh plays count
+    without retraining); without one, from their training row ``user_row``
+    (``model.score``). Items in ``history_row`` are masked when ``exclude_seen``, and so are
+    the item indices (or the boolean item mask) in ``exclude``. The lists may be shorter than
+    ``k`` when fewer items are left; ties are broken by item index, so the result is
+    deterministic. ``adjuster`` defaults to a :class:`SessionAdjuster` with its defaults.
+    """
+    n = len(catalog)
+    if k < 0:
+        raise SegueError(f"rerank_for_session: k must be >= 0, got {k}")
+    if history_row is not None:
+        history = sp.csr_matrix(history_row, dtype=np.float32)
+        if history.shape != (1, n):
+            raise SegueError(
+                f"rerank_for_session: history_row must have shape (1, {n}) for the catalog's "
+                f"{n} items, got {history.shape}"
+            )
+        raw = model.score_history(history)
+    elif user_row is not None:
+        history = None
+        raw = model.score(np.asarray([user_row], dtype=np.int64))
+    else:
+        raise SegueError("rerank_for_session: give a history_row or a user_row to score")
+    raw = np.asarray(raw, dtype=np.float64).reshape(-1)
+    if raw.shape[0] != n:
+        raise SegueError(
+            f"rerank_for_session: model {model.name!r} scores {raw.shape[0]} items, "
+            f"the catalog has {n}; were they built from the same item map?"
+        )
+    masked = raw.copy()
+    if exclude_seen and history is not None:
+        masked[history.indices] = -np.inf
+    if exclude is not None:
+        masked[_exclude_indices(exclude, n)] = -np.inf
+    adjusted = (adjuster or SessionAdjuster(catalog)).adjust(masked, session)
+    candidates = np.flatnonzero(np.isfinite(adjusted))
+    order = np.lexsort((candidates, -adjusted[candidates]))[:k]
+    top = candidates[order]
+    return top.astype(np.int64), adjusted[top]
+
+
+def _exclude_indices(exclude: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
+    arr = np.asarray(exclude)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise SegueError(
+                f"rerank_for_session: a boolean exclude mask must have shape ({n},), "
+                f"got {arr.shape}"
+            )
+        return np.flatnonzero(arr)
+    arr = arr.astype(np.int64).reshape(-1)
+    bad = arr[(arr < 0) | (arr >= n)]
+    if len(bad):
+        raise SegueError(
+            f"rerank_for_session: exclude holds item indices outside 0..{n - 1}: {bad[:5].tolist()}"
+        )
+    return arr

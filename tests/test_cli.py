@@ -18,10 +18,14 @@ runner = CliRunner()
 SMALL_WORLD = ["--users", "150", "--tracks", "400", "--events", "6000", "--seed", "3"]
 
 
-def _segue(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _segue(
+    data_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real entry point in a subprocess, as a user would."""
-    env = {**os.environ, "SEGUE_DATA_DIR": str(data_dir), "COLUMNS": "160"}
-    env.pop("SEGUE_DATABASE_URL", None)
+    base = {**os.environ, "SEGUE_DATA_DIR": str(data_dir), "COLUMNS": "160"}
+    for name in ("SEGUE_DATABASE_URL", "SEGUE_REDIS_URL", "SEGUE_REDIS_PREFIX"):
+        base.pop(name, None)
+    env = {**base, **(env or {})}
     return subprocess.run(
         [sys.executable, "-c", "from segue.cli.main import main; main()", *args],
         capture_output=True,
@@ -162,3 +166,29 @@ def test_csv_import_without_a_mapping_and_rating_evaluation(tmp_path: Path) -> N
     cells = [c.strip() for c in row.strip("│").split("│")]
     rmse, rmse_mean = float(cells[3]), float(cells[5])
     assert rmse < 0.5 * rmse_mean
+
+
+def test_publish_and_worker_through_redis(tmp_path: Path, redis_prefix: str) -> None:
+    from conftest import REDIS_URL
+
+    data = tmp_path / "data"
+    assert _segue(data, "synth", *SMALL_WORLD).returncode == 0
+    with open_store(f"sqlite:///{data / 'segue.sqlite'}") as store:
+        before = store.count("events")
+        item = store.interactions().item_ids[0]
+    csv = tmp_path / "live.csv"
+    rows = [f"e{i},brand-new-listener,{item},play,2024-06-01T10:0{i}:00Z" for i in range(3)]
+    csv.write_text("event_id,user_id,item_id,type,timestamp\n" + "\n".join(rows) + "\n")
+    env = {"SEGUE_REDIS_URL": REDIS_URL, "SEGUE_REDIS_PREFIX": redis_prefix}
+
+    no_redis = _segue(data, "publish", str(csv))
+    assert no_redis.returncode == 2 and "SEGUE_REDIS_URL" in no_redis.stderr
+    for _ in range(2):  # the second round redelivers the same event ids
+        published = _segue(data, "publish", str(csv), env=env)
+        assert published.returncode == 0, published.stderr
+        drained = _segue(data, "worker", "--once", env=env)
+        assert drained.returncode == 0, drained.stderr
+    assert "received 3" in drained.stdout and "persisted 0" in drained.stdout
+    with open_store(f"sqlite:///{data / 'segue.sqlite'}") as store:
+        assert store.count("events") == before + 3
+        assert store.get_user("brand-new-listener") is not None  # created from its first event

@@ -18,6 +18,7 @@ _KEYS = {
     "data_dir": "SEGUE_DATA_DIR",
     "database_url": "SEGUE_DATABASE_URL",
     "redis_url": "SEGUE_REDIS_URL",
+    "redis_prefix": "SEGUE_REDIS_PREFIX",
 }
 
 
@@ -28,6 +29,7 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path("segue-data"))
     database_url: str = ""
     redis_url: str = ""
+    redis_prefix: str = "segue:"
 
     @property
     def resolved_database_url(self) -> str:

@@ -9,7 +9,8 @@ import pytest
 import scipy.sparse as sp
 
 from segue.errors import SegueError
-from segue.models.hybrid import HybridRecommender, _holdout, _standardise
+from segue.models.hybrid import HybridRecommender, _holdout
+from segue.ranking import standardise as _standardise
 
 
 def _planted(seed: int = 0, n_users: int = 200, n_items: int = 60) -> sp.csr_matrix:

@@ -43,3 +43,25 @@ def ndcg_per_user(hits: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
     ideal = np.concatenate([[0.0], np.cumsum(discounts)])[np.minimum(n_relevant, k).astype(int)]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(ideal > 0, dcg / ideal, 0.0)
+
+
+def standardise(scores: np.ndarray) -> np.ndarray:
+    """Per-row z-scores over finite entries; unscorable items (-inf/NaN) become the row minimum.
+
+    What makes scores of different models addable (the hybrid, the cold-start blend).
+    """
+    finite = np.isfinite(scores)
+    if finite.all():  # the common case, without NaN-aware reductions
+        mean = scores.mean(axis=1, keepdims=True)
+        std = scores.std(axis=1, keepdims=True)
+        std[std == 0] = 1.0
+        return ((scores - mean) / std).astype(np.float32, copy=False)
+    safe = np.where(finite, scores, np.nan)
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(safe, axis=1, keepdims=True)
+        std = np.nanstd(safe, axis=1, keepdims=True)
+        low = np.nanmin(safe, axis=1, keepdims=True)
+    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    mean = np.where(np.isfinite(mean), mean, 0.0)
+    low = np.where(np.isfinite(low), low, 0.0)
+    return ((np.where(finite, scores, low) - mean) / std).astype(np.float32)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from segue.dataset import IdMap, ItemCatalog, SideInfo, UserTable
+from segue.data.model import Item
+from segue.dataset import IdMap, SideInfo
 from segue.errors import SegueError
-from segue.jobs.train import TrainedModel
+from segue.jobs.train import TrainedModel, load_side_info
 from segue.models import Reason
 from segue.models.coldstart import ColdStartRecommender, NewItemPolicy, Onboarding
 from segue.models.filters import Filters
@@ -31,14 +32,6 @@ class Suggestion:
     title: str
     score: float
     reason: str
-
-
-def side_info_for(store: Store, trained: TrainedModel) -> SideInfo:
-    """Catalog and demographics aligned with a trained model's id maps."""
-    return SideInfo(
-        catalog=ItemCatalog.from_items(store.iter_items(), trained.items),
-        users=UserTable.from_users(store.iter_users(), trained.users),
-    )
 
 
 def recommend_for_user(
@@ -65,7 +58,7 @@ def recommend_for_user(
             f"unknown user {user_id!r}: import or create the user first, or give onboarding "
             "picks (--pick ITEM_ID) or genres (--genre NAME) to try a new listener"
         )
-    side = side or side_info_for(store, trained)
+    side = side or load_side_info(store, users=trained.users, items=trained.items, friends=False)
     assert side.catalog is not None
     filters = Filters.build(
         side.catalog,
@@ -107,28 +100,26 @@ def _suggestions(
 ) -> list[Suggestion]:
     columns = np.asarray([int(c) for c in columns if c >= 0], dtype=np.int64)
     ids = [str(x) for x in items.to_ids(columns)] if len(columns) else []
-    titles = _titles(store, ids)
+    titles = _Titles(store)
     return [
-        Suggestion(
-            item_id, titles.get(item_id, item_id), float(score), render_reason(r, items, store)
-        )
-        for item_id, score, r in zip(ids, scores, reasons, strict=False)
+        Suggestion(item_id, titles[item_id], float(s), render_reason(r, items, store, titles))
+        for item_id, s, r in zip(ids, scores, reasons, strict=False)
     ]
 
 
-def render_reason(reason: Reason, items: IdMap, store: Store) -> str:
+def render_reason(reason: Reason, items: IdMap, store: Store, titles: _Titles | None = None) -> str:
     """Words for a reason, naming the anchor item or artist by its title."""
+    titles = titles or _Titles(store)
     code = reason.code
     if code == "because_you_played" and reason.anchor_item is not None:
         anchor = str(items.to_ids(np.array([reason.anchor_item]))[0])
-        return f"because you played {_titles(store, [anchor]).get(anchor, anchor)}"
+        return f"because you played {titles[anchor]}"
     if code == "popular":
         if reason.value is None:
             return "popular with listeners"
         return f"popular with {int(reason.value):,} listeners"
     if code == "new_from_artist" and reason.label:
-        artist = store.get_item(reason.label)
-        return f"new from {artist.title if artist else reason.label}"
+        return f"new from {titles.bare(reason.label)}"
     words = {
         "listeners_like_you": "popular with listeners like you",
         "matches_your_picks": "matches what you picked",
@@ -141,12 +132,30 @@ def render_reason(reason: Reason, items: IdMap, store: Store) -> str:
     return words.get(code, code.replace("_", " "))
 
 
-def _titles(store: Store, item_ids: list[str]) -> dict[str, str]:
-    titles = {}
-    for item_id in item_ids:
-        item = store.get_item(item_id)
-        if item is not None:
-            parent_id = item.artist_id or item.show_id
-            parent = store.get_item(parent_id) if parent_id else None
-            titles[item_id] = f"{item.title} — {parent.title}" if parent else item.title
-    return titles
+class _Titles:
+    """Display titles ("Song — Artist") looked up once per item for one answer.
+
+    A list of ten items names ten items, their artists and the anchors of their reasons, many
+    of them the same; this keeps that to one store read per distinct id.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._items: dict[str, Item | None] = {}
+
+    def _item(self, item_id: str) -> Item | None:
+        if item_id not in self._items:
+            self._items[item_id] = self._store.get_item(item_id)
+        return self._items[item_id]
+
+    def bare(self, item_id: str) -> str:
+        item = self._item(item_id)
+        return item.title if item else item_id
+
+    def __getitem__(self, item_id: str) -> str:
+        item = self._item(item_id)
+        if item is None:
+            return item_id
+        parent_id = item.artist_id or item.show_id
+        parent = self._item(parent_id) if parent_id else None
+        return f"{item.title} — {parent.title}" if parent else item.title

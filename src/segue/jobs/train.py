@@ -18,12 +18,26 @@ def load_interactions(store: Store) -> Interactions:
     return Interactions.from_log(store.interactions())
 
 
-def load_side_info(store: Store, data: Interactions) -> SideInfo:
-    """Item attributes, demographics and friend links aligned with ``data``'s id maps."""
+def load_side_info(
+    store: Store,
+    data: Interactions | None = None,
+    *,
+    users: IdMap | None = None,
+    items: IdMap | None = None,
+    friends: bool = True,
+) -> SideInfo:
+    """Item attributes, demographics and (optionally) friend links aligned with id maps.
+
+    The maps are ``data``'s, or given directly (a trained model's, when serving).
+    """
+    if data is not None:
+        users, items = data.users, data.items
+    if users is None or items is None:
+        raise ValueError("load_side_info needs the interactions or both id maps")
     return SideInfo(
-        catalog=ItemCatalog.from_items(store.iter_items(), data.items),
-        users=UserTable.from_users(store.iter_users(), data.users),
-        friends=friend_matrix(store.friendships(), data.users),
+        catalog=ItemCatalog.from_items(store.iter_items(), items),
+        users=UserTable.from_users(store.iter_users(), users),
+        friends=friend_matrix(store.friendships(), users) if friends else None,
     )
 
 

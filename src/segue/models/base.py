@@ -130,14 +130,13 @@ class Recommender(abc.ABC):
         items[~np.isfinite(scores)] = -1
         if capped:
             assert filters is not None
-            kept = filters.cap_per_artist(items, final_k)
-            new_scores = np.full(kept.shape, -np.inf, dtype=np.float32)
-            for r in range(len(users)):
-                position = {int(item): j for j, item in enumerate(items[r])}
-                for j, item in enumerate(kept[r]):
-                    if item >= 0:
-                        new_scores[r, j] = scores[r, position[int(item)]]
-            items, scores = kept, new_scores
+            positions = filters.cap_positions(items, final_k)
+            kept = positions >= 0
+            safe = np.where(kept, positions, 0)
+            items = np.where(kept, np.take_along_axis(items, safe, axis=1), -1)
+            scores = np.where(kept, np.take_along_axis(scores, safe, axis=1), -np.inf).astype(
+                np.float32
+            )
         return Recommendations(users=users, items=items, scores=scores, model=self)
 
     def score_sparse(self, users: np.ndarray) -> sp.csr_matrix | None:

@@ -29,7 +29,7 @@ from segue.dataset.side import AGE_BANDS, GENDERS, SideInfo
 from segue.errors import SegueError
 from segue.models.base import Reason, Recommender, top_k
 from segue.models.filters import Filters
-from segue.models.hybrid import _standardise
+from segue.ranking import standardise
 
 
 @dataclass(frozen=True)
@@ -169,13 +169,13 @@ class ColdStartRecommender:
                     (np.ones(len(picks), np.float32), (np.zeros(len(picks)), picks)),
                     shape=(1, n_items),
                 )
-                prior = _standardise(self.personal.score_history(row))[0]
+                prior = standardise(self.personal.score_history(row))[0]
             if onboarding.genres:
                 prior = prior + self.genre_boost * self._genre_lift(onboarding.genres)
             prior_reason = "matches_your_picks"
         elif onboarding.age_band or onboarding.gender or onboarding.country:
             counts, prior_reason = self.segment_popularity(onboarding)
-            prior = _standardise(np.log1p(counts)[None, :].astype(np.float32))[0]
+            prior = standardise(np.log1p(counts)[None, :].astype(np.float32))[0]
         else:
             prior_reason = "popular"
             prior = None
@@ -190,10 +190,10 @@ class ColdStartRecommender:
                 personal_weight=0.0,
             )
         if prior is None:
-            prior = _standardise(np.log1p(self.listeners)[None, :].astype(np.float32))[0]
+            prior = standardise(np.log1p(self.listeners)[None, :].astype(np.float32))[0]
         blend = (1 - weight) * prior
         if n_played:
-            blend = blend + weight * _standardise(self.personal.score_history(history))[0]
+            blend = blend + weight * standardise(self.personal.score_history(history))[0]
         blend = blend.astype(np.float32)
         blend[history.indices] = -np.inf
         if len(picks):

@@ -57,16 +57,18 @@ class Filters:
             raise SegueError("max_per_artist must be at least 1")
         return cls(allowed, catalog.artist if max_per_artist else None, max_per_artist)
 
-    def cap_per_artist(self, ranked: np.ndarray, k: int) -> np.ndarray:
-        """First ``k`` items of each over-fetched row keeping at most N per artist (-1 pads)."""
+    def cap_positions(self, ranked: np.ndarray, k: int) -> np.ndarray:
+        """Positions in each over-fetched row of the first ``k`` items that keep at most N per
+        artist (-1 pads), so callers can take items and scores alike."""
         out = np.full((ranked.shape[0], k), -1, dtype=np.int64)
         if self.max_per_artist is None or self.artist is None:
-            out[:, : min(k, ranked.shape[1])] = ranked[:, :k]
+            width = min(k, ranked.shape[1])
+            out[:, :width] = np.where(ranked[:, :width] >= 0, np.arange(width), -1)
             return out
         for r, row in enumerate(ranked):
             counts: dict[int, int] = {}
             filled = 0
-            for item in row:
+            for position, item in enumerate(row):
                 if item < 0 or filled == k:
                     break
                 artist = int(self.artist[item])
@@ -74,7 +76,7 @@ class Filters:
                     if counts.get(artist, 0) >= self.max_per_artist:
                         continue
                     counts[artist] = counts.get(artist, 0) + 1
-                out[r, filled] = item
+                out[r, filled] = position
                 filled += 1
         return out
 

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from segue.dataset.side import SideInfo
 from segue.errors import SegueError
 from segue.models.base import Reason, Recommender, top_k
-from segue.ranking import hit_matrix, ndcg_per_user
+from segue.ranking import hit_matrix, ndcg_per_user, standardise
 
 _WEIGHT_STEPS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -109,7 +109,7 @@ class HybridRecommender(Recommender):
         rows = np.repeat(np.arange(len(users)), np.diff(seen.indptr))
         standardised = []
         for model in models:
-            scores = _standardise(model.score(users).astype(np.float32))
+            scores = standardise(model.score(users).astype(np.float32))
             scores[rows, seen.indices] = -np.inf
             standardised.append(scores)
         relevant = valid[users]
@@ -151,7 +151,7 @@ class HybridRecommender(Recommender):
         total = None
         for weight, model in zip(self.weights, self._fitted_models(), strict=True):
             if weight:
-                term = _standardise(part(model).astype(np.float32, copy=False))
+                term = standardise(part(model).astype(np.float32, copy=False))
                 term *= weight
                 total = term if total is None else total + term
         assert total is not None
@@ -162,9 +162,7 @@ class HybridRecommender(Recommender):
         models = self._fitted_models()
         assert self.weights is not None
         contributions = [
-            w * _standardise(m.score(np.array([user])).astype(np.float32))[0, item]
-            if w
-            else -np.inf
+            w * standardise(m.score(np.array([user])).astype(np.float32))[0, item] if w else -np.inf
             for w, m in zip(self.weights, models, strict=True)
         ]
         return models[int(np.argmax(contributions))].explain(user, item)
@@ -204,25 +202,6 @@ class HybridRecommender(Recommender):
                 zip(self.components, self.weights or [], strict=True)
             )
         ]
-
-
-def _standardise(scores: np.ndarray) -> np.ndarray:
-    """Per-row z-scores over finite entries; unscorable items (-inf/NaN) become the row minimum."""
-    finite = np.isfinite(scores)
-    if finite.all():  # the common case, without NaN-aware reductions
-        mean = scores.mean(axis=1, keepdims=True)
-        std = scores.std(axis=1, keepdims=True)
-        std[std == 0] = 1.0
-        return ((scores - mean) / std).astype(np.float32, copy=False)
-    safe = np.where(finite, scores, np.nan)
-    with np.errstate(invalid="ignore"):
-        mean = np.nanmean(safe, axis=1, keepdims=True)
-        std = np.nanstd(safe, axis=1, keepdims=True)
-        low = np.nanmin(safe, axis=1, keepdims=True)
-    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
-    mean = np.where(np.isfinite(mean), mean, 0.0)
-    low = np.where(np.isfinite(low), low, 0.0)
-    return ((np.where(finite, scores, low) - mean) / std).astype(np.float32)
 
 
 def _holdout(matrix: sp.csr_matrix, share: float, seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:

@@ -19,7 +19,9 @@ ALLOWED: dict[str, set[str]] = {
     "models": {"errors", "config", "ranking", "data", "dataset"},
     "pipeline": {"errors", "config", "ranking", "data", "dataset", "models", "online"},
     "eval": {"errors", "config", "ranking", "data", "dataset", "models"},
-    "jobs": {
+    "nlu": {"errors", "config", "data", "dataset"},
+    "registry": {"errors", "config", "data", "dataset", "models"},
+    "products": {
         "errors",
         "config",
         "ranking",
@@ -29,10 +31,29 @@ ALLOWED: dict[str, set[str]] = {
         "dataset",
         "models",
         "pipeline",
-        "eval",
     },
+    "nba": {"errors", "config", "ranking", "data", "store", "online", "dataset", "models", "eval"},
 }
-ALLOWED["cli"] = ALLOWED["jobs"] | {"jobs"}  # a face may use everything below it
+ALLOWED["jobs"] = {
+    "errors",
+    "config",
+    "ranking",
+    "data",
+    "store",
+    "online",
+    "dataset",
+    "models",
+    "pipeline",
+    "eval",
+    "nlu",
+    "registry",
+    "products",
+    "nba",
+}
+# the faces may use everything below them, but not each other
+ALLOWED["cli"] = ALLOWED["jobs"] | {"jobs"}
+ALLOWED["api"] = ALLOWED["jobs"] | {"jobs"}
+ALLOWED["flows"] = ALLOWED["jobs"] | {"jobs"}
 
 
 def _segue_imports(path: Path) -> set[str]:

@@ -51,7 +51,7 @@ ALLOWED["jobs"] = {
     "nba",
 }
 # the faces may use everything below them, but not each other
-ALLOWED["cli"] = ALLOWED["jobs"] | {"jobs"}
+ALLOWED["cli"] = ALLOWED["jobs"] | {"jobs", "api"}  # ``segue serve`` launches the API
 ALLOWED["api"] = ALLOWED["jobs"] | {"jobs"}
 ALLOWED["flows"] = ALLOWED["jobs"] | {"jobs"}
 

@@ -19,6 +19,7 @@ _KEYS = {
     "database_url": "SEGUE_DATABASE_URL",
     "redis_url": "SEGUE_REDIS_URL",
     "redis_prefix": "SEGUE_REDIS_PREFIX",
+    "api_keys": "SEGUE_API_KEYS",
 }
 
 
@@ -30,6 +31,8 @@ class Settings:
     database_url: str = ""
     redis_url: str = ""
     redis_prefix: str = "segue:"
+    #: ``KEY=scope+scope,KEY2=scope``; scopes read, ingest, admin. Empty: the API is open.
+    api_keys: str = ""
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -102,14 +103,21 @@ def _suggestions(
     ids = [str(x) for x in items.to_ids(columns)] if len(columns) else []
     titles = _Titles(store)
     return [
-        Suggestion(item_id, titles[item_id], float(s), render_reason(r, items, store, titles))
+        Suggestion(item_id, titles[item_id], float(s), render_reason(r, items, titles))
         for item_id, s, r in zip(ids, scores, reasons, strict=False)
     ]
 
 
-def render_reason(reason: Reason, items: IdMap, store: Store, titles: _Titles | None = None) -> str:
+class TitleLookup(Protocol):
+    """Display titles by item id: ``lookup[id]`` ("Song — Artist") and ``lookup.bare(id)``."""
+
+    def __getitem__(self, item_id: str) -> str: ...
+
+    def bare(self, item_id: str) -> str: ...
+
+
+def render_reason(reason: Reason, items: IdMap, titles: TitleLookup) -> str:
     """Words for a reason, naming the anchor item or artist by its title."""
-    titles = titles or _Titles(store)
     code = reason.code
     if code == "because_you_played" and reason.anchor_item is not None:
         anchor = str(items.to_ids(np.array([reason.anchor_item]))[0])

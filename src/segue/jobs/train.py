@@ -79,9 +79,17 @@ def save_trained(trained: TrainedModel, path: Path) -> None:
 
 
 def load_trained(model_dir: Path, name: str) -> TrainedModel:
+    """The model ``name`` saved by ``segue train`` under ``model_dir/<name>``."""
     path = model_dir / name
     if not (path / "params.json").is_file():
         raise SegueError(f"no trained {name!r} model in {model_dir}; run `segue train` first")
+    return load_trained_at(path, name)
+
+
+def load_trained_at(path: Path, name: str) -> TrainedModel:
+    """The model of registry name ``name`` saved in the folder ``path`` (any folder name)."""
+    if not (path / "params.json").is_file():
+        raise SegueError(f"{path} holds no saved model (params.json is missing)")
     spec = model_spec(name)
     return TrainedModel(
         name,

@@ -10,12 +10,14 @@ interleave. Key layout under ``prefix`` (all with TTLs, so abandoned users disap
 * ``u:<user>:sess``  hash session_id / started_ms / last_ms; ``u:<user>:sess:{sa,sg,la,lg}``
   hashes of skips/likes by artist/genre in that session
 * ``u:<user>:ctx``   hash device / surface / timestamp_ms;  ``u:<user>:vec`` float32 bytes
+* ``u:<user>:onb``   JSON onboarding picks and genres
 * ``i:<item>:m:<hour>`` hash minute -> plays, one key per item and hour (event time), expiring
   ``ITEM_TTL_S`` after the last write, so old buckets need no clean-up pass.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
@@ -223,6 +225,17 @@ class RedisState(OnlineState):
     def get_vector(self, user_id: str) -> np.ndarray | None:
         raw = self._call(self._r.get, self._u(user_id, "vec"))
         return None if raw is None else np.frombuffer(raw, dtype="<f4").astype(np.float32)
+
+    def set_onboarding(self, user_id: str, items: Sequence[str], genres: Sequence[str]) -> None:
+        data = json.dumps({"items": list(items), "genres": list(genres)})
+        self._call(self._r.set, self._u(user_id, "onb"), data, USER_TTL_S)
+
+    def onboarding(self, user_id: str) -> tuple[list[str], list[str]]:
+        raw = self._call(self._r.get, self._u(user_id, "onb"))
+        if raw is None:
+            return [], []
+        data = json.loads(raw)
+        return list(data["items"]), list(data["genres"])
 
     def item_counts(self, item_ids: Sequence[str], now_ms: int) -> tuple[np.ndarray, np.ndarray]:
         now_m = minute_of(now_ms)

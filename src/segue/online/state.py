@@ -137,6 +137,14 @@ class OnlineState(ABC):
         """(plays in the last hour, plays in the last day) per item, as int64 arrays."""
 
     @abstractmethod
+    def set_onboarding(self, user_id: str, items: Sequence[str], genres: Sequence[str]) -> None:
+        """Remember a new listener's onboarding picks (item ids) and genres, replacing any."""
+
+    @abstractmethod
+    def onboarding(self, user_id: str) -> tuple[list[str], list[str]]:
+        """The user's onboarding (item ids, genres); two empty lists if none."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release connections."""
 
@@ -151,6 +159,7 @@ class _User:
     session: SessionState | None = None
     context: dict[str, object] = field(default_factory=dict)
     vector: np.ndarray | None = None
+    onboarding: tuple[list[str], list[str]] = field(default_factory=lambda: ([], []))
 
 
 class InProcessState(OnlineState):
@@ -281,6 +290,17 @@ class InProcessState(OnlineState):
         with self._lock:
             user = self._users.get(user_id)
             return None if user is None or user.vector is None else user.vector.copy()
+
+    def set_onboarding(self, user_id: str, items: Sequence[str], genres: Sequence[str]) -> None:
+        with self._lock:
+            self._users[user_id].onboarding = (list(items), list(genres))
+
+    def onboarding(self, user_id: str) -> tuple[list[str], list[str]]:
+        with self._lock:
+            user = self._users.get(user_id)
+            if user is None:
+                return [], []
+            return list(user.onboarding[0]), list(user.onboarding[1])
 
     def item_counts(self, item_ids: Sequence[str], now_ms: int) -> tuple[np.ndarray, np.ndarray]:
         hour = np.zeros(len(item_ids), dtype=np.int64)

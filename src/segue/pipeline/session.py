@@ -250,6 +250,10 @@ def rerank_for_session(
         masked[_exclude_indices(exclude, n)] = -np.inf
     adjusted = (adjuster or SessionAdjuster(catalog)).adjust(masked, session)
     candidates = np.flatnonzero(np.isfinite(adjusted))
+    if 0 < k < len(candidates):  # sort only what can make the top k (ties at the edge kept)
+        values = adjusted[candidates]
+        kth = np.partition(values, len(values) - k)[len(values) - k]
+        candidates = candidates[values >= kth]
     order = np.lexsort((candidates, -adjusted[candidates]))[:k]
     top = candidates[order]
     return top.astype(np.int64), adjusted[top]

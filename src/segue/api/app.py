@@ -1,0 +1,65 @@
+"""The FastAPI application: ``create_app`` wires services, middleware, errors and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse, Response
+
+from segue.api.metrics import BodyLimitMiddleware, LatencyMiddleware, Metrics
+from segue.api.routes import router
+from segue.api.services import Services, build_services
+from segue.config import Settings, load_settings
+from segue.errors import SegueError
+
+#: Default request body limit: 5,000 events of ~400 bytes fit.
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    model: str = "als",
+    max_body_bytes: int = MAX_BODY_BYTES,
+    watch_s: float | None = 2.0,
+    run_worker: bool = True,
+) -> FastAPI:
+    """The service for ``model``; settings default to ``SEGUE_*`` / ``segue.toml``."""
+    settings = settings or load_settings()
+    metrics = Metrics()
+    services: Services | None = None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        nonlocal services
+        services = build_services(settings, model, metrics=metrics, run_worker=run_worker)
+        app.state.services = services
+        services.start(watch_s=watch_s)
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(
+        title="segue",
+        version="1",
+        summary="Music recommendations that react within one request.",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.exception_handler(SegueError)
+    async def user_error(request: Request, exc: SegueError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
+    app.state.metrics = metrics
+    return app

@@ -1,0 +1,275 @@
+"""The ``/v1`` endpoints. Each parses, calls a serving job, and shapes the answer.
+
+A valid request never gets a 500: recommendation errors fall back to a popular list (and are
+counted), a store that cannot be read is reported in ``degraded``. Invalid requests get a 4xx
+whose ``detail`` says what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+
+from segue.api.schemas import (
+    EventBatch,
+    EventsAccepted,
+    Readiness,
+    RecommendationList,
+    RecommendedItem,
+    SimilarItems,
+    UserIn,
+    UserOut,
+    UserSettings,
+)
+from segue.api.security import require
+from segue.api.services import Services
+from segue.data.model import Event, EventType, ItemKind, User
+from segue.errors import StoreError
+from segue.jobs.live import LiveItem, LiveRequest, popular_answer, recommend_live, similar_live
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1")
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+def _items(items: list[LiveItem]) -> list[RecommendedItem]:
+    return [RecommendedItem(**vars(i)) for i in items]
+
+
+@router.get("/health", tags=["operations"])
+def health() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", tags=["operations"], response_model=Readiness)
+def ready(svc: ServicesDep, response: Response) -> Readiness:
+    """Readiness: a model is loaded and the store answers (503 otherwise)."""
+    model = svc.models.current if svc.models.ready else None
+    store_ok = True
+    try:
+        svc.store.count("items")
+    except Exception:
+        store_ok = False
+    is_ready = model is not None and store_ok
+    if not is_ready:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    bus = svc.mode if svc.mode == "embedded" else "redis"
+    return Readiness(
+        ready=is_ready,
+        model=model.name if model else None,
+        version=model.version if model else None,
+        fallback=model.fallback if model else None,
+        state=svc.state_mode(),
+        bus=bus,
+        auth=svc.api_keys.enabled,
+    )
+
+
+@router.get(
+    "/users/{user_id}/recommendations",
+    tags=["recommendations"],
+    response_model=RecommendationList,
+    dependencies=[Depends(require("read"))],
+)
+def recommendations(
+    user_id: str,
+    svc: ServicesDep,
+    k: Annotated[int, Query(ge=1, le=500, description="How many items")] = 10,
+    surface: Annotated[
+        Literal["home", "radio", "discovery"],
+        Query(description="home; radio (known tracks may return); discovery (never heard)"),
+    ] = "home",
+    device: Annotated[str | None, Query(max_length=100)] = None,
+    local_time: Annotated[dt.datetime | None, Query(description="Listener's local time")] = None,
+    kinds: Annotated[list[ItemKind], Query(description="Only these item kinds")] = [],  # noqa: B006
+    genres: Annotated[list[str], Query(description="Only items of these genres")] = [],  # noqa: B006
+    exclude: Annotated[list[str], Query(description="Item ids not to show")] = [],  # noqa: B006
+    max_per_artist: Annotated[int | None, Query(ge=1, le=100)] = None,
+    explain: Annotated[bool, Query(description="Per-item reasons (slower)")] = False,
+) -> RecommendationList:
+    """Top-k for a listener, known or new, shaped by what they did seconds ago."""
+    model = svc.models.current
+    req = LiveRequest(
+        user_id=user_id,
+        k=k,
+        surface=surface,
+        kinds=tuple(k_.value for k_ in kinds),
+        genres=tuple(genres),
+        exclude=tuple(exclude),
+        max_per_artist=max_per_artist,
+        explain=explain,
+        device=device,
+        local_time=local_time,
+    )
+    degraded: list[str] = []
+    user: User | None = None
+    try:
+        user = svc.store.get_user(user_id)
+    except Exception as exc:  # the store is down: answer without profile flags
+        degraded.append(f"store: {type(exc).__name__}")
+        svc.metrics.fallbacks.labels("store_unavailable").inc()
+    try:
+        answer = recommend_live(model, svc.state, user, req)
+    except Exception:
+        log.exception("recommendation for %s failed; answering with popular items", user_id)
+        svc.metrics.fallbacks.labels("recommend_error").inc()
+        answer = popular_answer(model, user, req)
+    answer.degraded[:0] = degraded
+    svc.metrics.recommendations.labels(answer.path).inc()
+    return RecommendationList(
+        user_id=user_id,
+        items=_items(answer.items),
+        model=answer.model,
+        version=answer.version,
+        path=answer.path,
+        surface=surface,
+        personal_weight=answer.personal_weight,
+        fresh_plays=answer.fresh_plays,
+        session_id=answer.session_id,
+        degraded=answer.degraded,
+    )
+
+
+@router.get(
+    "/items/{item_id}/similar",
+    tags=["recommendations"],
+    response_model=SimilarItems,
+    dependencies=[Depends(require("read"))],
+)
+def similar(
+    item_id: str, svc: ServicesDep, k: Annotated[int, Query(ge=1, le=200)] = 10
+) -> SimilarItems:
+    """Items most like one item (the served model's own notion, or co-listening)."""
+    model = svc.models.current
+    if item_id not in model.items:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"item {item_id!r} is not in the served catalog"
+        )
+    return SimilarItems(
+        item_id=item_id,
+        items=_items(similar_live(model, item_id, k)),
+        model=model.name,
+        version=model.version,
+    )
+
+
+@router.post(
+    "/events",
+    tags=["events"],
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EventsAccepted,
+    dependencies=[Depends(require("ingest"))],
+)
+def post_events(batch: EventBatch, svc: ServicesDep) -> EventsAccepted:
+    """Accept a batch of events: all or none. They change the next recommendation at once."""
+    received = dt.datetime.now(dt.UTC)
+    events = [e.to_event(received) for e in batch.events]
+    report = svc.intake.accept(events)
+    svc.metrics.events.labels(report.path).inc(report.accepted)
+    return EventsAccepted(**vars(report))
+
+
+@router.post(
+    "/users",
+    tags=["users"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserOut,
+    dependencies=[Depends(require("ingest"))],
+)
+def create_user(body: UserIn, svc: ServicesDep) -> UserOut:
+    """Sign up a listener with optional demographics and onboarding picks/genres."""
+    user_id = body.id or uuid.uuid4().hex
+    if svc.store.get_user(user_id) is not None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"user {user_id!r} already exists")
+    model = svc.models.current
+    unknown = [p for p in body.picks if p not in model.items]
+    if unknown:
+        unknown = sorted(set(unknown) - svc.store.existing_item_ids(unknown))
+    if unknown:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"picks name items not in the catalog: {unknown[:5]}",
+        )
+    now = dt.datetime.now(dt.UTC)
+    fields = body.model_dump(exclude={"id", "picks", "genres"})
+    user = User(id=user_id, signup_at=now, **fields)
+    svc.store.upsert_users([user])
+    svc.state.set_onboarding(user_id, body.picks, body.genres)
+    if body.picks:  # the picks are likes: training sees them once persisted
+        svc.intake.accept(
+            [
+                Event(
+                    event_id=f"onboarding:{user_id}:{item}",
+                    user_id=user_id,
+                    item_id=item,
+                    type=EventType.LIKE,
+                    timestamp=now,
+                    source="onboarding",
+                )
+                for item in dict.fromkeys(body.picks)
+            ]
+        )
+    return UserOut.of(user)
+
+
+@router.get(
+    "/users/{user_id}",
+    tags=["users"],
+    response_model=UserOut,
+    dependencies=[Depends(require("read"))],
+)
+def get_user(user_id: str, svc: ServicesDep) -> UserOut:
+    user = svc.store.get_user(user_id)
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown user {user_id!r}")
+    return UserOut.of(user)
+
+
+@router.patch(
+    "/users/{user_id}/settings",
+    tags=["users"],
+    response_model=UserOut,
+    dependencies=[Depends(require("ingest"))],
+)
+def update_settings(user_id: str, body: UserSettings, svc: ServicesDep) -> UserOut:
+    """Consents, kids profile and Focus Mode; Focus Mode applies to events from now on."""
+    flags = body.model_dump(exclude_none=True)
+    try:
+        user = svc.store.set_user_flags(user_id, **flags)
+    except StoreError as exc:
+        if "unknown user" in str(exc):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        raise
+    return UserOut.of(user)
+
+
+@router.get("/admin/model", tags=["operations"], dependencies=[Depends(require("admin"))])
+def model_info(svc: ServicesDep) -> dict[str, object]:
+    """The served model version."""
+    model = svc.models.current
+    return {
+        "model": model.name,
+        "version": model.version,
+        "fallback": model.fallback,
+        "loaded_at": model.loaded_at,
+        "items": len(model.items),
+        "users": len(model.users),
+    }
+
+
+@router.post("/admin/model/reload", tags=["operations"], dependencies=[Depends(require("admin"))])
+def reload_model(svc: ServicesDep) -> dict[str, object]:
+    """Load the production version now if it changed (the watcher does this every few s)."""
+    swapped = svc.models.refresh()
+    return {"swapped": swapped, "version": svc.models.current.version}

@@ -1,0 +1,142 @@
+"""Request and response bodies of the HTTP API; their docstrings become the OpenAPI text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from segue.data.model import AgeBand, Event, EventType, Gender, User
+
+#: Most events one request may carry (the body size limit applies too).
+MAX_EVENTS_PER_REQUEST = 5_000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventIn(_Body):
+    """One thing a listener did. Send an ``event_id`` to make retries safe: a repeated id is
+    ignored. Without one, the server assigns a random id."""
+
+    event_id: str | None = Field(default=None, min_length=1, max_length=200)
+    user_id: str = Field(min_length=1, max_length=200)
+    item_id: str = Field(min_length=1, max_length=200)
+    type: EventType
+    timestamp: dt.datetime | None = Field(
+        default=None, description="When it happened (ISO 8601); default: when received"
+    )
+    ms_played: int | None = Field(default=None, ge=0)
+    session_id: str | None = Field(default=None, max_length=200)
+    surface: str | None = Field(default=None, max_length=100)
+    device: str | None = Field(default=None, max_length=100)
+    focus: bool = Field(default=False, description="Listening in Focus Mode: not for the profile")
+
+    def to_event(self, received: dt.datetime) -> Event:
+        return Event(
+            event_id=self.event_id or uuid.uuid4().hex,
+            user_id=self.user_id,
+            item_id=self.item_id,
+            type=self.type,
+            timestamp=self.timestamp or received,
+            ms_played=self.ms_played,
+            session_id=self.session_id,
+            surface=self.surface,
+            device=self.device,
+            focus=self.focus,
+            source="api",
+        )
+
+
+class EventBatch(_Body):
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)
+
+
+class EventsAccepted(BaseModel):
+    accepted: int
+    focus: int = Field(description="How many were marked Focus Mode (not for personalisation)")
+    applied: int = Field(description="How many changed the live state right away")
+    path: str = Field(description="'bus', or 'direct' when the bus was down and they were stored")
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    title: str
+    score: float
+    reason: str
+
+
+class RecommendationList(BaseModel):
+    user_id: str
+    items: list[RecommendedItem]
+    model: str
+    version: str
+    path: str = Field(description="personal, cold_start or fallback")
+    surface: str
+    personal_weight: float
+    fresh_plays: int = Field(description="Plays since the model was trained that were folded in")
+    session_id: str | None
+    degraded: list[str] = Field(description="What could not be used for this answer, if anything")
+
+
+class SimilarItems(BaseModel):
+    item_id: str
+    items: list[RecommendedItem]
+    model: str
+    version: str
+
+
+class UserIn(_Body):
+    """A new listener. ``picks`` (item ids) and ``genres`` are their onboarding answers."""
+
+    id: str | None = Field(default=None, min_length=1, max_length=200)
+    age_band: AgeBand | None = None
+    gender: Gender | None = None
+    country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
+    timezone: str | None = None
+    consent_push: bool = False
+    consent_email: bool = False
+    consent_personalisation: bool = True
+    kids_profile: bool = False
+    picks: list[str] = Field(default_factory=list, max_length=50)
+    genres: list[str] = Field(default_factory=list, max_length=20)
+
+
+class UserSettings(_Body):
+    """Only the fields given change."""
+
+    consent_push: bool | None = None
+    consent_email: bool | None = None
+    consent_personalisation: bool | None = None
+    kids_profile: bool | None = None
+    focus_mode: bool | None = None
+
+
+class UserOut(BaseModel):
+    id: str
+    signup_at: dt.datetime
+    age_band: AgeBand | None
+    gender: Gender | None
+    country: str | None
+    timezone: str | None
+    consent_push: bool
+    consent_email: bool
+    consent_personalisation: bool
+    kids_profile: bool
+    focus_mode: bool
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(**user.model_dump(include=set(cls.model_fields)))
+
+
+class Readiness(BaseModel):
+    ready: bool
+    model: str | None
+    version: str | None
+    fallback: str | None
+    state: str = Field(description="redis, in-process, or degraded (Redis down)")
+    bus: str
+    auth: bool

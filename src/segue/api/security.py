@@ -1,0 +1,88 @@
+"""API keys with scopes: who may read, who may write events and users, who may administer.
+
+Keys come from ``SEGUE_API_KEYS`` as ``KEY=scope+scope,KEY2=scope``. The ``admin`` scope
+implies the others. With no keys configured the API is open (a development setup); the
+readiness endpoint says so, and ``segue serve`` warns at startup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import HTTPException, Request, status
+
+from segue.errors import ConfigError
+
+SCOPES = ("read", "ingest", "admin")
+
+
+@dataclass(frozen=True)
+class ApiKeys:
+    keys: dict[str, frozenset[str]]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.keys)
+
+    @classmethod
+    def parse(cls, text: str) -> ApiKeys:
+        keys: dict[str, frozenset[str]] = {}
+        for n, part in enumerate(p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            key, sep, scopes_text = part.partition("=")
+            scopes = frozenset(s.strip() for s in scopes_text.split("+") if s.strip())
+            bad = scopes - set(SCOPES)
+            if not sep or not key.strip() or not scopes or bad:
+                raise ConfigError(
+                    f"SEGUE_API_KEYS entry {n + 1} ({key.strip()[:4] + '…' if key else '?'}) "
+                    f"must look like KEY=scope+scope with scopes from {SCOPES}"
+                    + (f"; unknown {sorted(bad)}" if bad else "")
+                )
+            keys[key.strip()] = scopes
+        return cls(keys)
+
+    def scopes_of(self, key: str | None) -> frozenset[str]:
+        if key is None:
+            return frozenset()
+        return self.keys.get(key, frozenset())
+
+
+def presented_key(request: Request) -> str | None:
+    """The key from ``X-API-Key`` or ``Authorization: Bearer …``."""
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip() or None
+    return None
+
+
+def require(scope: str) -> Callable[[Request], None]:
+    """A FastAPI dependency that lets the request through only with ``scope``."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def check(request: Request) -> None:
+        keys: ApiKeys = request.app.state.services.api_keys
+        if not keys.enabled:
+            return
+        key = presented_key(request)
+        if key is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                f"this endpoint needs an API key with the {scope!r} scope "
+                "(header X-API-Key or Authorization: Bearer)",
+            )
+        granted = keys.scopes_of(key)
+        if not granted:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key")
+        if scope not in granted and "admin" not in granted:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this API key lacks the {scope!r} scope (it has {sorted(granted)})",
+            )
+
+    return check

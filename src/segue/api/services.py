@@ -1,0 +1,112 @@
+"""Everything a serving process holds open: store, bus, online state, model, workers.
+
+Two modes, chosen by ``SEGUE_REDIS_URL``:
+
+* **embedded** (no Redis): in-process bus and state, a worker thread in this process; one
+  process only, since nothing is shared.
+* **redis**: Redis Streams and Redis state shared by every process behind the port; each
+  process also runs a worker thread as one more consumer of the group. Redis going away
+  degrades to in-process state and direct persisting (see :mod:`segue.online.resilient`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+
+from segue.api.metrics import Metrics
+from segue.api.security import ApiKeys
+from segue.config import Settings
+from segue.jobs.events import EventWorker
+from segue.jobs.intake import BackgroundWorker, EventIntake
+from segue.jobs.serving import ModelHolder
+from segue.online.bus import EventBus, InProcessBus, RedisStreamBus
+from segue.online.redis_state import RedisState
+from segue.online.resilient import ReconnectingBus, ResilientState
+from segue.online.state import InProcessState, OnlineState
+from segue.store import Store, open_store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    bus: EventBus
+    state: OnlineState
+    models: ModelHolder
+    intake: EventIntake
+    worker: BackgroundWorker | None
+    metrics: Metrics
+    api_keys: ApiKeys
+    mode: str
+
+    def start(self, *, watch_s: float | None = 2.0) -> None:
+        self.models.load()
+        if watch_s:
+            self.models.watch(watch_s)
+        if self.worker is not None:
+            self.worker.start()
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+        self.models.close()
+        self.bus.close()
+        self.state.close()
+        self.store.close()
+
+    def state_mode(self) -> str:
+        if isinstance(self.state, ResilientState):
+            return "degraded" if self.state.degraded else "redis"
+        return "in-process"
+
+
+def build_services(
+    settings: Settings,
+    model_name: str,
+    *,
+    metrics: Metrics | None = None,
+    run_worker: bool = True,
+) -> Services:
+    metrics = metrics or Metrics()
+    api_keys = ApiKeys.parse(settings.api_keys)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.resolved_database_url)
+    url, prefix = settings.redis_url, settings.redis_prefix
+    bus: EventBus
+    state: OnlineState
+    if url:
+        mode = "redis"
+        degraded = metrics.degraded.labels("redis")
+        state = ResilientState(
+            lambda: RedisState(url, prefix),
+            on_degraded=lambda down: degraded.set(1 if down else 0),
+        )
+        bus = ReconnectingBus(lambda: RedisStreamBus(url, prefix))
+    else:
+        mode = "embedded"
+        state = InProcessState()
+        bus = InProcessBus()
+
+    def on_model_event(kind: str, detail: str) -> None:
+        metrics.model_loads.labels(kind).inc()
+        if kind == "fallback":
+            metrics.fallbacks.labels("model_unavailable").inc()
+
+    models = ModelHolder(store, settings, model_name, on_event=on_model_event)
+    intake = EventIntake(
+        store,
+        bus,
+        state,
+        models,
+        on_direct=lambda reason: metrics.fallbacks.labels("bus_unavailable").inc(),
+    )
+    worker = None
+    if run_worker:
+        consumer = f"api-{socket.gethostname()}-{os.getpid()}"
+        worker = BackgroundWorker(
+            EventWorker(bus, store, state, consumer=consumer),
+            on_report=lambda persisted, rejected: metrics.events_persisted.inc(persisted),
+        )
+    return Services(settings, store, bus, state, models, intake, worker, metrics, api_keys, mode)

@@ -1,0 +1,68 @@
+"""``segue serve``: the HTTP API under uvicorn, one or several worker processes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Annotated
+
+import typer
+
+from segue.cli.console import console, err_console
+from segue.cli.context import state
+from segue.errors import SegueError
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (needs SEGUE_REDIS_URL if > 1).")
+    ] = 1,
+    model: Annotated[str, typer.Option(help="Which trained model to serve.")] = "als",
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve recommendations, events and users over HTTP (OpenAPI at /docs)."""
+    import uvicorn
+
+    from segue.api.server import MODEL_VAR
+    from segue.models import model_spec
+
+    model_spec(model)  # unknown names fail here, with the list of known ones
+    settings = state(ctx).settings
+    if workers > 1 and not settings.redis_url:
+        raise SegueError(
+            "--workers > 1 needs SEGUE_REDIS_URL: without Redis each process would have its own "
+            "bus and live state, and a listener's skip would only count on one of them"
+        )
+    env = {
+        "SEGUE_DATA_DIR": str(settings.data_dir.resolve()),
+        "SEGUE_DATABASE_URL": settings.database_url,
+        "SEGUE_REDIS_URL": settings.redis_url,
+        "SEGUE_REDIS_PREFIX": settings.redis_prefix,
+        "SEGUE_API_KEYS": settings.api_keys,
+        MODEL_VAR: model,
+    }
+    os.environ.update({k: v for k, v in env.items() if v})
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="segue-metrics-")
+    if not settings.api_keys:
+        err_console.print(
+            "[yellow]warning:[/] no SEGUE_API_KEYS: every endpoint is open (fine on a laptop)"
+        )
+    mode = "redis" if settings.redis_url else "embedded"
+    console.print(f"serving {model!r} on http://{host}:{port} ({mode}, {workers} worker(s))")
+    uvicorn.run(
+        "segue.api.server:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )

@@ -1,0 +1,179 @@
+"""Accepting events at serving time: check, mark Focus Mode, publish, and make them count now.
+
+Why events are applied to the online state *here*, before any worker has persisted them: the
+listener's next request, milliseconds later, must already know about the skip (the freshness
+target is 100 ms). The bus then carries them to the workers that persist them and apply them
+again, which changes nothing because the state remembers applied event ids. The store stays
+the record of truth: only events whose items exist are accepted, so a worker never has to
+reject what the API already acknowledged.
+
+Degradation: when the bus cannot be reached, :class:`EventIntake` persists the batch itself
+(the same :meth:`EventWorker.handle` a worker would run), so nothing accepted is lost; the
+caller is told via ``path="direct"``.
+
+Focus Mode: events of a user whose profile has Focus Mode on are marked ``focus=True`` before
+anything else sees them, so they are stored as "heard, not for personalisation" and the state
+ignores them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from segue.data.model import Event
+from segue.errors import SegueError
+from segue.jobs.events import EventWorker
+from segue.jobs.serving import ModelHolder
+from segue.online.bus import BusUnavailable, EventBus
+from segue.online.state import OnlineState, StateUnavailable
+from segue.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class UnknownItemsError(SegueError):
+    """Events name items that neither the served model nor the store knows."""
+
+
+@dataclass(frozen=True)
+class IntakeReport:
+    accepted: int
+    focus: int
+    applied: int
+    path: str  # "bus" or "direct"
+
+
+class EventIntake:
+    """The API's door for events; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        state: OnlineState,
+        models: ModelHolder,
+        *,
+        on_direct: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.state = state
+        self.models = models
+        self._direct = EventWorker(bus, store, state, consumer="intake-direct")
+        self._on_direct = on_direct or (lambda reason: None)
+
+    def accept(self, events: Sequence[Event]) -> IntakeReport:
+        events = list(events)
+        if not events:
+            return IntakeReport(0, 0, 0, "bus")
+        self._check_items(events)
+        events, focus = self._mark_focus(events)
+        model = self.models.current
+        applied = 0
+        try:
+            self.bus.publish(events)
+            path = "bus"
+        except BusUnavailable as exc:
+            log.warning(
+                "event bus unavailable, persisting %d events directly: %s", len(events), exc
+            )
+            self._on_direct(str(exc))
+            report = self._direct.handle(events)  # persists and applies the state
+            return IntakeReport(len(events), focus, report.applied, "direct")
+        try:
+            applied = self.state.apply(events, artist_of=model.artist_of, genres_of=model.genres_of)
+        except StateUnavailable as exc:  # the worker applies them once the state is back
+            log.warning("online state unavailable while accepting events: %s", exc)
+        return IntakeReport(len(events), focus, applied, path)
+
+    def _check_items(self, events: list[Event]) -> None:
+        known = self.models.current.items
+        unknown = {e.item_id for e in events if e.item_id not in known}
+        if unknown:
+            unknown -= self.store.existing_item_ids(unknown)
+        if unknown:
+            where = [
+                f"events[{i}].item_id={e.item_id!r}"
+                for i, e in enumerate(events)
+                if e.item_id in unknown
+            ]
+            raise UnknownItemsError(
+                f"{len(where)} event(s) name items not in the catalog: {', '.join(where[:5])}"
+                + (" ..." if len(where) > 5 else "")
+                + "; add the items first (nothing in this batch was accepted)"
+            )
+
+    def _mark_focus(self, events: list[Event]) -> tuple[list[Event], int]:
+        focus_users = {
+            uid
+            for uid in {e.user_id for e in events}
+            if (user := self.store.get_user(uid)) is not None and user.focus_mode
+        }
+        out = [
+            e.model_copy(update={"focus": True}) if e.user_id in focus_users and not e.focus else e
+            for e in events
+        ]
+        return out, sum(e.focus for e in out)
+
+
+class BackgroundWorker:
+    """An :class:`EventWorker` loop in a daemon thread of the serving process.
+
+    Embedded mode needs it (the in-process bus exists only inside this process); in Redis mode
+    each API process runs one as another consumer of the group, so persisting scales with the
+    processes, and a separate ``segue worker`` is optional.
+    """
+
+    def __init__(
+        self,
+        worker: EventWorker,
+        *,
+        batch: int = 500,
+        block_ms: int = 200,
+        reclaim_idle_ms: int = 60_000,
+        on_report: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.worker = worker
+        self.batch = batch
+        self.block_ms = block_ms
+        self.reclaim_idle_ms = reclaim_idle_ms
+        self._on_report = on_report or (lambda persisted, rejected: None)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="segue-events", daemon=True)
+            self._thread.start()
+
+    def drain(self, timeout_s: float = 10.0) -> None:
+        """Handle what is on the bus now (tests, shutdown); stops early on an empty batch."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            report = self.worker.run_once(self.batch)
+            self._on_report(report.persisted, len(report.rejected))
+            if report.received == 0:
+                return
+
+    def _loop(self) -> None:
+        last_reclaim = 0.0
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() - last_reclaim > self.reclaim_idle_ms / 1000:
+                    self.worker.reclaim(self.reclaim_idle_ms)
+                    last_reclaim = time.monotonic()
+                report = self.worker.run_once(self.batch, block_ms=self.block_ms)
+                self._on_report(report.persisted, len(report.rejected))
+            except Exception:  # keep consuming; the batch stays pending and is retried
+                log.exception("event worker batch failed; retrying")
+                self._stop.wait(1.0)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None

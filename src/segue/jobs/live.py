@@ -1,0 +1,340 @@
+"""One recommendation request at serving time: model version, live state and rules together.
+
+The path a request takes (each step reads memory or the online state, nothing is rebuilt):
+
+1. **Who is asking.** A listener the served model was trained on has a history row; their
+   plays since training come from the online state and are folded in (``score_history``:
+   ALS solves the user's least-squares system anew, neighbour models add the rows), so a play
+   moves the list without a retrain. Everyone else (new listeners, users created after
+   training) goes through :class:`~segue.models.coldstart.ColdStartRecommender` with their
+   onboarding picks, demographics and first plays: recommendations from the first event.
+2. **The session.** Skips and likes of this session push artists and genres down or up
+   (:class:`~segue.pipeline.session.SessionAdjuster`).
+3. **Rules and surface.** Kids profiles never see explicit items; ``kinds``/``genres``/
+   ``exclude`` filters; the ``discovery`` surface shows only music never heard (no played
+   track and, by default, no played artist); ``radio`` may replay known tracks; a per-artist cap.
+
+What the request could not use is reported in :attr:`LiveAnswer.degraded` (e.g. the online
+state was unreachable) rather than failing: a valid request always gets a list.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from segue.data.model import User
+from segue.errors import SegueError
+from segue.jobs.recommend import render_reason
+from segue.jobs.serving import ServingModel
+from segue.models import Reason
+from segue.models.coldstart import Onboarding
+from segue.models.filters import Filters
+from segue.online.state import OnlineState, SessionState, StateUnavailable
+from segue.pipeline.session import history_from_recent, rerank_for_session
+
+#: Surfaces the request may name, and what they change.
+SURFACES = ("home", "radio", "discovery")
+#: How many of the user's latest plays are folded into their history.
+RECENT_FOR_SCORING = 50
+#: Over-fetch factor before the per-artist cap.
+CAP_OVERFETCH = 4
+
+
+@dataclass(frozen=True)
+class LiveRequest:
+    """What a client asks for; validated by the face, checked again here."""
+
+    user_id: str
+    k: int = 10
+    surface: str = "home"
+    kinds: tuple[str, ...] = ()
+    genres: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    max_per_artist: int | None = None
+    explain: bool = False
+    device: str | None = None
+    local_time: dt.datetime | None = None
+    now_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class LiveItem:
+    item_id: str
+    title: str
+    score: float
+    reason: str
+
+
+@dataclass
+class LiveAnswer:
+    """The list plus how it was made, for the response and the metrics."""
+
+    items: list[LiveItem]
+    model: str
+    version: str
+    path: str  # "personal", "cold_start" or "fallback"
+    personal_weight: float = 1.0
+    fresh_plays: int = 0
+    session_id: str | None = None
+    degraded: list[str] = field(default_factory=list)
+
+
+class _Titles:
+    """Display titles from the serving model, in the interface ``render_reason`` reads."""
+
+    def __init__(self, model: ServingModel) -> None:
+        self._model = model
+        self._column = model.items
+
+    def _column_of(self, item_id: str) -> int:
+        return int(self._column.to_index([item_id], allow_unknown=True)[0])
+
+    def __getitem__(self, item_id: str) -> str:
+        column = self._column_of(item_id)
+        return self._model.display_titles[column] if column >= 0 else item_id
+
+    def bare(self, item_id: str) -> str:
+        column = self._column_of(item_id)
+        if column < 0:
+            return item_id
+        assert self._model.side.catalog is not None
+        return str(self._model.side.catalog.titles[column])
+
+
+def recommend_live(
+    model: ServingModel,
+    state: OnlineState,
+    user: User | None,
+    request: LiveRequest,
+) -> LiveAnswer:
+    """Top ``request.k`` for one listener; see the module docstring for the steps."""
+    if request.k < 1:
+        raise SegueError(f"k must be at least 1, got {request.k}")
+    if request.surface not in SURFACES:
+        raise SegueError(f"unknown surface {request.surface!r}; expected one of {SURFACES}")
+    degraded: list[str] = []
+    catalog = model.side.catalog
+    assert catalog is not None
+    uid = request.user_id
+    now_ms = request.now_ms
+    if user is not None and not user.consent_personalisation:
+        # no consent: nothing the listener did may shape the list, only what everyone does
+        recent, session, onboarding, row = [], None, ([], []), -1
+    else:
+        recent, session, onboarding = _live_state(state, uid, now_ms, degraded)
+        row = int(model.users.to_index([uid], allow_unknown=True)[0])
+    base = model.train[row] if row >= 0 and model.train[row].nnz > 0 else None
+    fresh = [i for i in recent if i in model.items]
+    history = history_from_recent(model.items, fresh, base) if fresh else base
+
+    filters = _filters(model, user, request, history)
+    cap = request.max_per_artist
+    fetch = request.k * CAP_OVERFETCH if cap else request.k
+    exclude_seen = request.surface != "radio"
+    if base is not None:
+        excluded = ~filters.allowed
+        if exclude_seen:  # scored from the training row when nothing is fresh: mask it too
+            excluded[base.indices] = True
+        items, scores = rerank_for_session(
+            model.trained.model,
+            row,
+            history if fresh else None,
+            catalog,
+            session,
+            fetch,
+            exclude=excluded,
+            adjuster=model.adjuster,
+            exclude_seen=exclude_seen,
+        )
+        reasons = _personal_reasons(model, row, items, request.explain)
+        path, weight = "personal", 1.0
+    else:
+        items, scores, reasons, weight = _cold(
+            model, user, history, session, onboarding, filters, fetch
+        )
+        path = "cold_start"
+    if cap:
+        positions = filters.cap_positions(items[None, :], request.k)[0]
+        positions = positions[positions >= 0]
+        items, scores = items[positions], scores[positions]
+        reasons = [reasons[p] for p in positions]
+    items, scores, reasons = items[: request.k], scores[: request.k], reasons[: request.k]
+    if model.fallback:
+        path = "fallback"
+        degraded.append(f"model: {model.fallback}")
+    titles = _Titles(model)
+    return LiveAnswer(
+        items=[
+            LiveItem(
+                item_id=str(model.item_ids[c]),
+                title=model.display_titles[c],
+                score=float(s),
+                reason=render_reason(r, model.items, titles),
+            )
+            for c, s, r in zip(items.tolist(), scores.tolist(), reasons, strict=True)
+        ],
+        model=model.name,
+        version=model.version,
+        path=path,
+        personal_weight=weight,
+        fresh_plays=len(fresh),
+        session_id=session.session_id if session else None,
+        degraded=degraded,
+    )
+
+
+def _live_state(
+    state: OnlineState, user_id: str, now_ms: int | None, degraded: list[str]
+) -> tuple[list[str], SessionState | None, tuple[list[str], list[str]]]:
+    """Recent plays, session and onboarding; empty when the state cannot be read at all."""
+    try:
+        return (
+            state.recent_plays(user_id, RECENT_FOR_SCORING),
+            state.session(user_id, now_ms),
+            state.onboarding(user_id),
+        )
+    except StateUnavailable as exc:
+        degraded.append(f"online state: {exc}")
+        return [], None, ([], [])
+
+
+def _filters(
+    model: ServingModel,
+    user: User | None,
+    request: LiveRequest,
+    history: sp.csr_matrix | None,
+) -> Filters:
+    catalog = model.side.catalog
+    assert catalog is not None
+    include = None
+    if request.genres:
+        wanted = [catalog.genre_names.index(g) for g in request.genres if g in catalog.genre_names]
+        genres = catalog.genres.tocsc()
+        include = np.unique(np.concatenate([genres[:, [g]].indices for g in wanted] or [[]]))
+    exclude = model.items.to_index(list(request.exclude), allow_unknown=True)
+    exclude = [int(c) for c in exclude if c >= 0]
+    if request.surface == "discovery" and history is not None and history.nnz:
+        heard_artists = catalog.artist[history.indices]
+        heard_artists = heard_artists[heard_artists >= 0]
+        exclude.extend(np.flatnonzero(np.isin(catalog.artist, heard_artists)).tolist())
+        exclude.extend(history.indices.tolist())
+    return Filters.build(
+        catalog,
+        only_kinds=request.kinds,
+        no_explicit=bool(user and user.kids_profile),
+        include=include.astype(np.int64).tolist() if include is not None else None,
+        exclude=exclude,
+        max_per_artist=request.max_per_artist,
+    )
+
+
+def _personal_reasons(
+    model: ServingModel, row: int, items: np.ndarray, explain: bool
+) -> list[Reason]:
+    """Per-item explanations when asked (they cost a solve per item for ALS), else one line."""
+    if explain:
+        return [model.trained.model.explain(row, int(i)) for i in items]
+    return [Reason("matches_your_taste") for _ in items]
+
+
+def _cold(
+    model: ServingModel,
+    user: User | None,
+    history: sp.csr_matrix | None,
+    session: SessionState | None,
+    onboarding: tuple[list[str], list[str]],
+    filters: Filters,
+    fetch: int,
+) -> tuple[np.ndarray, np.ndarray, list[Reason], float]:
+    """The cold-start list, then moved by the session like a personal one."""
+    picks, genres = onboarding
+    columns = model.items.to_index(picks, allow_unknown=True) if picks else []
+    answers = Onboarding(
+        items=[int(c) for c in columns if c >= 0],
+        genres=tuple(genres),
+        age_band=user.age_band.value if user and user.age_band else None,
+        gender=user.gender.value if user and user.gender else None,
+        country=user.country if user else None,
+    )
+    # fetch more than asked when a session may reorder the list
+    wanted = fetch * 3 if session else fetch
+    result = model.cold.recommend(answers, history, k=wanted, filters=filters)
+    items, scores, reasons = result.items, np.asarray(result.scores, np.float64), result.reasons
+    if session is not None and len(items):
+        z = (scores - scores.mean()) / (scores.std() or 1.0)
+        adjusted = z + model.adjuster.item_deltas(session)[items]
+        order = np.lexsort((items, -adjusted))
+        items, scores = items[order], adjusted[order]
+        reasons = [reasons[i] for i in order]
+    return items[:fetch], scores[:fetch], list(reasons[:fetch]), result.personal_weight
+
+
+def item_columns(model: ServingModel, item_ids: Sequence[str]) -> np.ndarray:
+    """Columns of ``item_ids`` in the served model; -1 for ids it does not know."""
+    return np.asarray(model.items.to_index(list(item_ids), allow_unknown=True), dtype=np.int64)
+
+
+def popular_answer(model: ServingModel, user: User | None, request: LiveRequest) -> LiveAnswer:
+    """The list of last resort (popular, varied, kids-safe): when the personal path failed."""
+    catalog = model.side.catalog
+    assert catalog is not None
+    filters = Filters.build(catalog, no_explicit=bool(user and user.kids_profile))
+    items = model.cold.diverse_popular(request.k, filters)
+    titles = _Titles(model)
+    listeners = model.cold.listeners
+    return LiveAnswer(
+        items=[
+            LiveItem(
+                str(model.item_ids[c]),
+                model.display_titles[c],
+                float(listeners[c]),
+                render_reason(Reason("popular", value=float(listeners[c])), model.items, titles),
+            )
+            for c in items.tolist()
+        ],
+        model=model.name,
+        version=model.version,
+        path="fallback",
+        personal_weight=0.0,
+        degraded=["recommendation failed; popular items instead"],
+    )
+
+
+def similar_live(model: ServingModel, item_id: str, k: int) -> list[LiveItem]:
+    """Items like ``item_id``: the model's similarity, else co-listening cosine."""
+    column = int(model.items.to_index([item_id])[0])
+    try:
+        ranked = np.asarray(model.trained.model.similar_items(np.array([column]), k))[0]
+        ranked = ranked[ranked >= 0]
+        scores = np.arange(len(ranked), 0, -1, dtype=np.float64) / max(len(ranked), 1)
+    except SegueError:
+        ranked, scores = _co_listened(model.train, column, k)
+    return [
+        LiveItem(
+            str(model.item_ids[c]),
+            model.display_titles[c],
+            float(s),
+            f"like {model.display_titles[column]}",
+        )
+        for c, s in zip(ranked.tolist(), scores.tolist(), strict=True)
+    ]
+
+
+def _co_listened(train: sp.csr_matrix, column: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine of co-listening between one item and all others (for models without one)."""
+    binary = (train > 0).astype(np.float32).tocsc()
+    listeners = binary[:, column].indices
+    if len(listeners) == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    together = np.asarray(binary[listeners].sum(axis=0)).ravel()
+    norms = np.sqrt(np.asarray(binary.sum(axis=0)).ravel()) * np.sqrt(len(listeners))
+    cosine = np.divide(together, norms, out=np.zeros_like(together), where=norms > 0)
+    cosine[column] = 0
+    order = np.argsort(-cosine, kind="stable")[:k]
+    order = order[cosine[order] > 0]
+    return order.astype(np.int64), cosine[order].astype(np.float64)

@@ -1,0 +1,295 @@
+"""What a serving process holds in memory, and how it is replaced without a restart.
+
+A request must not touch the disk or rebuild anything: everything that depends only on the
+model version (the model, its id maps, the item catalog, display titles, artist and genres per
+item for the live state, the cold-start priors) is built once into an immutable
+:class:`ServingModel` when a version is loaded. :class:`ModelHolder` keeps the current one;
+swapping is one reference assignment, so a request sees either the old version or the new one
+in full, never a mix. A watcher thread polls where the production version lives (the model
+registry when one has a production version, else ``segue train``'s output folder) and loads a
+new version beside the old before swapping.
+
+When no model can be loaded at all, the holder serves a popularity model fitted from the store
+and says so (:attr:`ServingModel.fallback`); when a *new* version fails to load, the current one
+keeps serving and the failure is counted, because a working model beats a popular-items list.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from segue.config import Settings
+from segue.dataset import IdMap, SideInfo
+from segue.errors import SegueError
+from segue.jobs.train import (
+    TrainedModel,
+    load_interactions,
+    load_side_info,
+    load_trained_at,
+)
+from segue.models import model_spec
+from segue.models.coldstart import ColdStartRecommender
+from segue.pipeline.session import SessionAdjuster
+from segue.store import Store
+
+log = logging.getLogger(__name__)
+
+#: Name of the popularity model served when nothing else loads.
+FALLBACK_MODEL = "popularity"
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where a model version lives: ``version`` changes whenever the files do."""
+
+    name: str
+    version: str
+    path: Path
+
+
+@dataclass(frozen=True, eq=False)
+class ServingModel:
+    """One loaded model version and everything derived from it that requests read."""
+
+    trained: TrainedModel
+    version: str
+    side: SideInfo
+    train: sp.csr_matrix
+    item_ids: np.ndarray
+    display_titles: list[str]
+    artist_of: dict[str, str]
+    genres_of: dict[str, tuple[str, ...]]
+    cold: ColdStartRecommender
+    adjuster: SessionAdjuster
+    fallback: str | None = None
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def name(self) -> str:
+        return self.trained.name
+
+    @property
+    def items(self) -> IdMap:
+        return self.trained.items
+
+    @property
+    def users(self) -> IdMap:
+        return self.trained.users
+
+    @classmethod
+    def build(
+        cls,
+        store: Store,
+        trained: TrainedModel,
+        version: str,
+        *,
+        fallback: str | None = None,
+    ) -> ServingModel:
+        """Derive the request-time tables from a trained model and the store's catalog."""
+        side = load_side_info(store, users=trained.users, items=trained.items, friends=False)
+        catalog = side.catalog
+        assert catalog is not None
+        item_ids = np.asarray(trained.items.ids, dtype=object)
+        titles = {str(i): str(t) for i, t in zip(item_ids, catalog.titles, strict=True)}
+        artist_of: dict[str, str] = {}
+        genres_of: dict[str, tuple[str, ...]] = {}
+        genres = catalog.genres.tocsr()
+        display: list[str] = []
+        for column, item_id in enumerate(item_ids):
+            item_id = str(item_id)
+            artist_code = int(catalog.artist[column])
+            title = titles[item_id]
+            if artist_code >= 0:
+                artist = catalog.artist_ids[artist_code]
+                artist_of[item_id] = artist
+                artist_title = titles.get(artist)
+                if artist_title and artist != item_id:
+                    title = f"{title} — {artist_title}"
+            display.append(title)
+            row = genres.indices[genres.indptr[column] : genres.indptr[column + 1]]
+            if len(row):
+                genres_of[item_id] = tuple(catalog.genre_names[g] for g in row)
+        train = trained.model._fitted()
+        return cls(
+            trained=trained,
+            version=version,
+            side=side,
+            train=train,
+            item_ids=item_ids,
+            display_titles=display,
+            artist_of=artist_of,
+            genres_of=genres_of,
+            cold=ColdStartRecommender(trained.model, train, side),
+            adjuster=SessionAdjuster(catalog),
+            fallback=fallback,
+        )
+
+
+def popularity_from_store(store: Store, reason: str) -> ServingModel:
+    """The last resort: most-listened items, fitted from the store in this process."""
+    data = load_interactions(store)
+    if len(data.items) == 0:
+        raise SegueError(
+            "the store has no items, so there is nothing to recommend: import a catalog first "
+            "(segue synth, segue import ...)"
+        )
+    spec = model_spec(FALLBACK_MODEL)
+    model = spec.factory().fit(data.matrix(spec.weighting))
+    trained = TrainedModel(FALLBACK_MODEL, model, data.users, data.items)
+    return ServingModel.build(store, trained, "fallback", fallback=reason)
+
+
+def locate_model(settings: Settings, name: str) -> ModelLocation | None:
+    """The production version of ``name``: the registry's, else ``segue train``'s folder.
+
+    The version of a plain folder is its ``params.json`` modification time, so retraining into
+    the same folder is noticed as a new version.
+    """
+    registered = _registry_production(settings, name)
+    if registered is not None:
+        return registered
+    path = settings.data_dir / "models" / name
+    params = path / "params.json"
+    if not params.is_file():
+        return None
+    return ModelLocation(name, f"local-{params.stat().st_mtime_ns}", path)
+
+
+def _registry_production(settings: Settings, name: str) -> ModelLocation | None:
+    try:
+        from segue.registry import ModelRegistry
+    except ImportError:  # the registry is optional for serving
+        return None
+    root = settings.data_dir / "registry"
+    if not root.is_dir():
+        return None
+    current = ModelRegistry(root).production(name)
+    if current is None:
+        return None
+    return ModelLocation(name, str(current.version), Path(current.path))
+
+
+Loader = Callable[[ModelLocation], TrainedModel]
+
+
+def load_location(location: ModelLocation) -> TrainedModel:
+    return load_trained_at(location.path, location.name)
+
+
+class ModelHolder:
+    """The current :class:`ServingModel`, replaced atomically when a new version appears.
+
+    ``on_event(kind, detail)`` is told about ``"loaded"``, ``"load_failed"`` and
+    ``"fallback"`` so the face can count them in its metrics.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        name: str,
+        *,
+        loader: Loader = load_location,
+        on_event: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.name = name
+        self._loader = loader
+        self._on_event = on_event or (lambda kind, detail: None)
+        self._current: ServingModel | None = None
+        self._location: ModelLocation | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def current(self) -> ServingModel:
+        model = self._current
+        if model is None:
+            raise SegueError("no model loaded yet: call ModelHolder.load() first")
+        return model
+
+    @property
+    def ready(self) -> bool:
+        return self._current is not None
+
+    def load(self) -> ServingModel:
+        """Load the production version, or fall back to popularity; at startup."""
+        location = locate_model(self.settings, self.name)
+        if location is None:
+            reason = f"no trained {self.name!r} model (run `segue train --models {self.name}`)"
+            return self._fall_back(reason)
+        try:
+            return self._swap_to(location)
+        except Exception as exc:  # any load failure: serve something rather than nothing
+            log.exception("loading %s %s failed", location.name, location.version)
+            self._on_event("load_failed", f"{location.name} {location.version}: {exc}")
+            return self._fall_back(f"model {self.name!r} failed to load: {exc}")
+
+    def refresh(self) -> bool:
+        """Swap to the production version if it changed; True if a new one now serves.
+
+        A version that fails to load leaves the current one serving, and is not retried until
+        the production pointer changes again.
+        """
+        location = locate_model(self.settings, self.name)
+        if location is None or location == self._location:
+            return False
+        try:
+            self._swap_to(location)
+        except Exception as exc:
+            log.exception("loading %s %s failed; keeping the current model", *location[:2])
+            self._location = location  # do not retry the same broken version every poll
+            self._on_event("load_failed", f"{location.name} {location.version}: {exc}")
+            return False
+        return True
+
+    def swap(self, model: ServingModel) -> None:
+        """Serve ``model`` from now on (one reference assignment: atomic for readers)."""
+        self._current = model
+
+    def watch(self, interval_s: float = 2.0) -> None:
+        """Poll for new versions in a daemon thread until :meth:`close`."""
+        if self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.refresh()
+                except Exception:  # the watcher must never die
+                    log.exception("model refresh failed")
+
+        self._thread = threading.Thread(target=loop, name="segue-model-watch", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _swap_to(self, location: ModelLocation) -> ServingModel:
+        with self._lock:
+            trained = self._loader(location)
+            model = ServingModel.build(self.store, trained, location.version)
+            self._current = model
+            self._location = location
+        self._on_event("loaded", f"{location.name} {location.version}")
+        return model
+
+    def _fall_back(self, reason: str) -> ServingModel:
+        log.warning("serving popularity: %s", reason)
+        model = popularity_from_store(self.store, reason)
+        self._current = model
+        self._on_event("fallback", reason)
+        return model

@@ -12,7 +12,16 @@ from typing import Annotated
 
 import typer
 
-from segue.cli import data_commands, model_commands, stream_commands
+from segue.cli import (
+    data_commands,
+    lifecycle_commands,
+    model_commands,
+    nba_commands,
+    nlu_commands,
+    product_commands,
+    serve_commands,
+    stream_commands,
+)
 from segue.cli.console import err_console
 from segue.cli.context import State
 from segue.config import load_settings
@@ -28,7 +37,12 @@ app = typer.Typer(
 app.add_typer(data_commands.import_app, name="import")
 data_commands.register(app)
 model_commands.register(app)
+nlu_commands.register(app)
 stream_commands.register(app)
+product_commands.register(app)
+serve_commands.register(app)
+lifecycle_commands.register(app)
+nba_commands.register(app)
 
 
 @app.callback()

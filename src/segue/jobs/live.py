@@ -130,7 +130,7 @@ def recommend_live(
         row = int(model.users.to_index([uid], allow_unknown=True)[0])
     base = model.train[row] if row >= 0 and model.train[row].nnz > 0 else None
     fresh = [i for i in recent if i in model.items]
-    history = history_from_recent(model.items, fresh, base) if fresh else base
+    history = history_from_recent(fresh, model.items, base) if fresh else base
 
     filters = _filters(model, user, request, history)
     cap = request.max_per_artist

@@ -247,7 +247,7 @@ class ModelHolder:
         try:
             self._swap_to(location)
         except Exception as exc:
-            log.exception("loading %s %s failed; keeping the current model", *location[:2])
+            log.exception("loading %s failed; keeping the current model", location)
             self._location = location  # do not retry the same broken version every poll
             self._on_event("load_failed", f"{location.name} {location.version}: {exc}")
             return False

@@ -55,6 +55,9 @@ def worker(
     batch: Annotated[int, typer.Option(min=1, max=10_000, help="Events per batch.")] = 500,
     block_ms: Annotated[int, typer.Option(min=0, help="How long to wait for events.")] = 1000,
     consumer: Annotated[str, typer.Option(help="This worker's name in the group.")] = "worker-1",
+    reclaim_idle_ms: Annotated[
+        int, typer.Option(min=0, help="Take over other consumers' messages pending this long.")
+    ] = 60_000,
 ) -> None:
     """Consume events: persist them in the store, update the online state, acknowledge."""
     from segue.jobs.events import EventWorker
@@ -68,7 +71,7 @@ def worker(
     events_worker = EventWorker(bus, st.store(), online, consumer=consumer)
     totals = {"received": 0, "persisted": 0, "applied": 0, "created_users": 0, "rejected": 0}
     try:
-        events_worker.reclaim(min_idle_ms=60_000)  # take over what a crashed worker left
+        events_worker.reclaim(min_idle_ms=reclaim_idle_ms)  # what a crashed worker left
         while True:
             report = events_worker.run_once(batch, block_ms=0 if once else block_ms)
             for key in totals:

@@ -1,0 +1,86 @@
+"""A worker process killed mid-stream loses nothing and stores nothing twice.
+
+Real parts: Redis Streams, PostgreSQL, and ``segue worker`` processes; the first is killed
+with SIGKILL while it persists, the second takes over its pending messages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REDIS_URL, _reset_postgres
+from segue.data.model import Event, EventType, Item, ItemKind, User
+from segue.online.bus import RedisStreamBus
+from segue.store import open_store
+
+N_EVENTS = 30_000
+
+
+def _worker(env: dict[str, str], *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "segue.cli.main", "worker", "--batch", "250", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_killed_worker_loses_nothing_and_stores_nothing_twice(
+    pg_database_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    _reset_postgres(pg_database_url)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    with open_store(pg_database_url) as store:
+        store.upsert_items(
+            [Item(id=f"t{i}", kind=ItemKind.TRACK, title=f"T{i}") for i in range(50)]
+        )
+        store.upsert_users([User(id=f"u{i}", signup_at=start) for i in range(100)])
+    bus = RedisStreamBus(REDIS_URL, redis_prefix)
+    events = [
+        Event(
+            event_id=f"e{n}",
+            user_id=f"u{n % 100}",
+            item_id=f"t{n % 50}",
+            type=EventType.PLAY,
+            timestamp=start + dt.timedelta(seconds=n),
+        )
+        for n in range(N_EVENTS)
+    ]
+    for chunk in range(0, N_EVENTS, 5_000):
+        bus.publish(events[chunk : chunk + 5_000])
+    env = {
+        **os.environ,
+        "SEGUE_DATA_DIR": str(tmp_path),
+        "SEGUE_DATABASE_URL": pg_database_url,
+        "SEGUE_REDIS_URL": REDIS_URL,
+        "SEGUE_REDIS_PREFIX": redis_prefix,
+    }
+    first = _worker(env, "--consumer", "doomed")
+    with open_store(pg_database_url) as store:
+        deadline = time.monotonic() + 120
+        while store.count("events") < N_EVENTS // 5:
+            assert first.poll() is None, first.stdout.read() if first.stdout else ""
+            assert time.monotonic() < deadline, "the first worker made no progress"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        stored_at_kill = store.count("events")
+        assert stored_at_kill < N_EVENTS, "killed too late to prove anything"
+        second = _worker(env, "--consumer", "heir", "--once", "--reclaim-idle-ms", "0")
+        out, _ = second.communicate(timeout=300)
+        assert second.returncode == 0, out
+        assert store.count("events") == N_EVENTS
+        log = store.interactions()
+        assert len(log) == N_EVENTS
+    assert bus.pending("persist") == 0
+    bus.close()

@@ -115,7 +115,7 @@ def recommendations(
     degraded: list[str] = []
     user: User | None = None
     try:
-        user = svc.store.get_user(user_id)
+        user = svc.users.get(user_id)
     except Exception as exc:  # the store is down: answer without profile flags
         degraded.append(f"store: {type(exc).__name__}")
         svc.metrics.fallbacks.labels("store_unavailable").inc()
@@ -205,6 +205,7 @@ def create_user(body: UserIn, svc: ServicesDep) -> UserOut:
     fields = body.model_dump(exclude={"id", "picks", "genres"})
     user = User(id=user_id, signup_at=now, **fields)
     svc.store.upsert_users([user])
+    svc.users.forget(user_id)
     svc.state.set_onboarding(user_id, body.picks, body.genres)
     if body.picks:  # the picks are likes: training sees them once persisted
         svc.intake.accept(
@@ -247,6 +248,7 @@ def update_settings(user_id: str, body: UserSettings, svc: ServicesDep) -> UserO
     flags = body.model_dump(exclude_none=True)
     try:
         user = svc.store.set_user_flags(user_id, **flags)
+        svc.users.forget(user_id)
     except StoreError as exc:
         if "unknown user" in str(exc):
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc

@@ -20,7 +20,7 @@ from segue.api.security import ApiKeys
 from segue.config import Settings
 from segue.jobs.events import EventWorker
 from segue.jobs.intake import BackgroundWorker, EventIntake
-from segue.jobs.serving import ModelHolder
+from segue.jobs.serving import ModelHolder, UserCache
 from segue.online.bus import EventBus, InProcessBus, RedisStreamBus
 from segue.online.redis_state import RedisState
 from segue.online.resilient import ReconnectingBus, ResilientState
@@ -35,6 +35,7 @@ class Services:
     bus: EventBus
     state: OnlineState
     models: ModelHolder
+    users: UserCache
     intake: EventIntake
     worker: BackgroundWorker | None
     metrics: Metrics
@@ -95,11 +96,13 @@ def build_services(
             metrics.fallbacks.labels("model_unavailable").inc()
 
     models = ModelHolder(store, settings, model_name, on_event=on_model_event)
+    users = UserCache(store)
     intake = EventIntake(
         store,
         bus,
         state,
         models,
+        users=users,
         on_direct=lambda reason: metrics.fallbacks.labels("bus_unavailable").inc(),
     )
     worker = None
@@ -109,4 +112,6 @@ def build_services(
             EventWorker(bus, store, state, consumer=consumer),
             on_report=lambda persisted, rejected: metrics.events_persisted.inc(persisted),
         )
-    return Services(settings, store, bus, state, models, intake, worker, metrics, api_keys, mode)
+    return Services(
+        settings, store, bus, state, models, users, intake, worker, metrics, api_keys, mode
+    )

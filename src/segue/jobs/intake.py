@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from segue.data.model import Event
 from segue.errors import SegueError
 from segue.jobs.events import EventWorker
-from segue.jobs.serving import ModelHolder
+from segue.jobs.serving import ModelHolder, UserCache
 from segue.online.bus import BusUnavailable, EventBus
 from segue.online.state import OnlineState, StateUnavailable
 from segue.store import Store
@@ -57,9 +57,11 @@ class EventIntake:
         state: OnlineState,
         models: ModelHolder,
         *,
+        users: UserCache | None = None,
         on_direct: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
+        self.users = users or UserCache(store, ttl_s=0.0)
         self.bus = bus
         self.state = state
         self.models = models
@@ -111,7 +113,7 @@ class EventIntake:
         focus_users = {
             uid
             for uid in {e.user_id for e in events}
-            if (user := self.store.get_user(uid)) is not None and user.focus_mode
+            if (user := self.users.get(uid)) is not None and user.focus_mode
         }
         out = [
             e.model_copy(update={"focus": True}) if e.user_id in focus_users and not e.focus else e

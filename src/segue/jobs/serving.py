@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.config import Settings
+from segue.data.model import User
 from segue.dataset import IdMap, SideInfo
 from segue.errors import SegueError
 from segue.jobs.train import (
@@ -293,3 +294,37 @@ class ModelHolder:
         self._current = model
         self._on_event("fallback", reason)
         return model
+
+
+class UserCache:
+    """Users read from the store, kept for ``ttl_s`` seconds: one query per user per TTL.
+
+    Every request needs the listener's flags (kids profile, Focus Mode, consent); reading them
+    from the store each time would cost more than scoring. A change made through this process
+    is seen at once (:meth:`forget`); one made through another process within ``ttl_s``.
+    Missing users are cached too (as None), so a stream of requests for unknown ids does not
+    become a stream of queries.
+    """
+
+    def __init__(self, store: Store, *, ttl_s: float = 2.0, max_users: int = 200_000) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self.max_users = max_users
+        self._users: dict[str, tuple[float, User | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, user_id: str) -> User | None:
+        now = time.monotonic()
+        hit = self._users.get(user_id)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        user = self.store.get_user(user_id)
+        with self._lock:
+            if len(self._users) >= self.max_users:
+                self._users.clear()  # crude but bounded; a TTL cache refills in ttl_s
+            self._users[user_id] = (now, user)
+        return user
+
+    def forget(self, user_id: str) -> None:
+        with self._lock:
+            self._users.pop(user_id, None)

@@ -288,3 +288,31 @@ def test_clear_errors() -> None:
         rerank_for_session(model, 0, None, CATALOG, None, K, exclude=[1, 99])
     with pytest.raises(SegueError, match=r"history_row must have shape \(1, 18\)"):
         rerank_for_session(model, None, sp.csr_matrix((1, 2)), CATALOG, None, K)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_top_ranks_exactly_like_adjusting_every_item(seed: int) -> None:
+    """The fast path (only candidates adjusted) equals sorting the fully adjusted scores."""
+    rng = np.random.default_rng(seed)
+    n = len(ITEMS)
+    scores = rng.normal(size=n).round(1)  # rounding makes ties, the tricky part
+    scores[rng.choice(n, size=4, replace=False)] = -np.inf  # masked items
+    artists = sorted({r.artist_id for r in RECORDS})
+    session = SessionState(
+        "s",
+        0,
+        0,
+        skips_by_artist={artists[seed % len(artists)]: 1 + seed % 3},
+        skips_by_genre={GENRES[seed % 3]: seed % 2},
+        likes_by_artist={artists[(seed + 2) % len(artists)]: seed % 2},
+        likes_by_genre={},
+    )
+    adjuster = SessionAdjuster(CATALOG)
+    for s in (session, None):
+        full = adjuster.adjust(scores, s)
+        finite = np.flatnonzero(np.isfinite(full))
+        expected = finite[np.lexsort((finite, -full[finite]))]
+        for k in (1, 3, K, n):
+            items, adjusted = adjuster.top(scores, s, k)
+            np.testing.assert_array_equal(items, expected[:k])
+            np.testing.assert_allclose(adjusted, full[expected[:k]])

@@ -56,9 +56,13 @@ def bounded_z_scores(scores: np.ndarray) -> np.ndarray:
     values = out[finite]
     std = values.std()
     z = (values - values.mean()) / std if std > 0 else np.zeros_like(values)
-    scale = 2.0 * SCORE_BOUND / np.pi
-    out[finite] = scale * np.arctan(z / scale)
+    out[finite] = _squash(z)
     return out
+
+
+def _squash(z: np.ndarray) -> np.ndarray:
+    scale = 2.0 * SCORE_BOUND / np.pi
+    return scale * np.arctan(z / scale)
 
 
 class SessionAdjuster:
@@ -120,6 +124,50 @@ class SessionAdjuster:
         out[finite] += delta[finite]
         return out
 
+    def top(
+        self, scores: np.ndarray, session: SessionState | None, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``k`` (items, adjusted scores) of :meth:`adjust`, without adjusting all.
+
+        Same result as ranking ``adjust(scores, session)`` (ties by item index), at a
+        fraction of the cost on a large catalog: items the session does not move keep the
+        model's order (standardising and squashing are increasing), so only their top ``k``
+        and the items the session moves need their adjusted score. That matters per request:
+        the squash over 100k items costs more than scoring them.
+        """
+        scores = np.asarray(scores)
+        n = len(self.catalog)
+        if scores.ndim != 1 or scores.shape[0] != n:
+            raise SegueError(
+                f"SessionAdjuster.top: expected scores of shape ({n},) for the catalog's "
+                f"{n} items, got {scores.shape}"
+            )
+        finite = np.isfinite(scores)
+        values = scores[finite].astype(np.float64)
+        if k <= 0 or len(values) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        mean, std = values.mean(), values.std()
+        delta = self.item_deltas(session) if session is not None and _counts(session) else None
+        unmoved = scores.astype(np.float64)  # a working copy: moved and masked items drop out
+        unmoved[~finite] = -np.inf
+        moved = np.zeros(0, np.int64)
+        if delta is not None:
+            moved = np.flatnonzero((delta != 0) & finite)
+            unmoved[moved] = -np.inf
+        live = int(np.isfinite(unmoved).sum())
+        if live > k:
+            kth = np.partition(unmoved, n - k)[n - k]
+            kept = np.flatnonzero(unmoved >= kth)
+        else:
+            kept = np.flatnonzero(np.isfinite(unmoved))
+        candidates = np.concatenate([kept, moved])
+        raw = scores[candidates].astype(np.float64)
+        adjusted = _squash((raw - mean) / std) if std > 0 else np.zeros(len(candidates))
+        if delta is not None:
+            adjusted = adjusted + delta[candidates]
+        order = np.lexsort((candidates, -adjusted))[:k]
+        return candidates[order].astype(np.int64), adjusted[order]
+
     def item_deltas(self, session: SessionState) -> np.ndarray:
         """The (n_items,) amount each item moves by in this session (0 for unaffected items)."""
         catalog = self.catalog
@@ -160,6 +208,16 @@ class SessionAdjuster:
             if code is not None:
                 out[code] += self.like_boost * count
         return out
+
+
+def _counts(session: SessionState) -> bool:
+    """Whether the session skipped or liked anything (else nothing moves)."""
+    return bool(
+        session.skips_by_artist
+        or session.skips_by_genre
+        or session.likes_by_artist
+        or session.likes_by_genre
+    )
 
 
 def history_from_recent(
@@ -248,15 +306,7 @@ def rerank_for_session(
         masked[history.indices] = -np.inf
     if exclude is not None:
         masked[_exclude_indices(exclude, n)] = -np.inf
-    adjusted = (adjuster or SessionAdjuster(catalog)).adjust(masked, session)
-    candidates = np.flatnonzero(np.isfinite(adjusted))
-    if 0 < k < len(candidates):  # sort only what can make the top k (ties at the edge kept)
-        values = adjusted[candidates]
-        kth = np.partition(values, len(values) - k)[len(values) - k]
-        candidates = candidates[values >= kth]
-    order = np.lexsort((candidates, -adjusted[candidates]))[:k]
-    top = candidates[order]
-    return top.astype(np.int64), adjusted[top]
+    return (adjuster or SessionAdjuster(catalog)).top(masked, session, k)
 
 
 def _exclude_indices(exclude: Sequence[int] | np.ndarray, n: int) -> np.ndarray:

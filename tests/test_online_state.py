@@ -221,3 +221,27 @@ def test_timestamp_naive_and_aware_agree(state: OnlineState) -> None:
     state.apply([e])
     aware_ms = int(naive.replace(tzinfo=dt.UTC).timestamp() * 1000)
     assert state.last_context("u1")["timestamp_ms"] == aware_ms
+
+
+def test_onboarding_is_kept_per_user_and_replaced(state: OnlineState) -> None:
+    assert state.onboarding("u1") == ([], [])
+    state.set_onboarding("u1", ["t1", "t2"], ["jazz"])
+    state.set_onboarding("u2", ["t9"], [])
+    assert state.onboarding("u1") == (["t1", "t2"], ["jazz"])
+    state.set_onboarding("u1", ["t3"], ["rock", "pop"])
+    assert state.onboarding("u1") == (["t3"], ["rock", "pop"])
+    assert state.onboarding("u2") == (["t9"], [])
+
+
+def test_for_request_reads_what_the_separate_calls_read(state: OnlineState) -> None:
+    events = [ev(EventType.PLAY, f"t{i}", T0 + i * 1000) for i in range(5)]
+    events.append(ev(EventType.SKIP, "t1", T0 + 6000))
+    state.apply(events, artist_of={"t1": "a1"}, genres_of={"t1": ["jazz"]})
+    state.set_onboarding("u1", ["t7"], ["jazz"])
+    now = T0 + 10_000
+    recent, session, onboarding = state.for_request("u1", 3, now)
+    assert recent == state.recent_plays("u1", 3) == ["t4", "t3", "t2"]
+    assert session == state.session("u1", now)
+    assert session is not None and session.skips_by_artist == {"a1": 1}
+    assert onboarding == (["t7"], ["jazz"])
+    assert state.for_request("nobody", 3, now) == ([], None, ([], []))

@@ -193,11 +193,7 @@ def _live_state(
 ) -> tuple[list[str], SessionState | None, tuple[list[str], list[str]]]:
     """Recent plays, session and onboarding; empty when the state cannot be read at all."""
     try:
-        return (
-            state.recent_plays(user_id, RECENT_FOR_SCORING),
-            state.session(user_id, now_ms),
-            state.onboarding(user_id),
-        )
+        return state.for_request(user_id, RECENT_FOR_SCORING, now_ms)
     except StateUnavailable as exc:
         degraded.append(f"online state: {exc}")
         return [], None, ([], [])

@@ -115,6 +115,11 @@ class ResilientState(OnlineState):
     def session(self, user_id: str, now_ms: int | None = None) -> SessionState | None:
         return self._run(lambda s: s.session(user_id, now_ms))
 
+    def for_request(
+        self, user_id: str, n: int, now_ms: int | None = None
+    ) -> tuple[list[str], SessionState | None, tuple[list[str], list[str]]]:
+        return self._run(lambda s: s.for_request(user_id, n, now_ms))
+
     def last_context(self, user_id: str) -> dict[str, object]:
         return self._run(lambda s: s.last_context(user_id))
 

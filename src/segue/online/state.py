@@ -144,6 +144,16 @@ class OnlineState(ABC):
     def onboarding(self, user_id: str) -> tuple[list[str], list[str]]:
         """The user's onboarding (item ids, genres); two empty lists if none."""
 
+    def for_request(
+        self, user_id: str, n: int, now_ms: int | None = None
+    ) -> tuple[list[str], SessionState | None, tuple[list[str], list[str]]]:
+        """(recent plays, session, onboarding): all a recommendation request reads, at once."""
+        return (
+            self.recent_plays(user_id, n),
+            self.session(user_id, now_ms),
+            self.onboarding(user_id),
+        )
+
     @abstractmethod
     def close(self) -> None:
         """Release connections."""

@@ -480,3 +480,23 @@ def test_timestamps_default_to_now(client: TestClient, store: Store) -> None:
     session = state.session(user)
     now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
     assert session is not None and abs(session.last_ms - now_ms) < 60_000
+
+
+def test_a_known_listeners_fresh_plays_update_their_vector(
+    client: TestClient, store: Store
+) -> None:
+    from segue.pipeline.session import history_from_recent
+
+    user = _known_user(store, 11)
+    before = _recs(client, user)
+    plays = [i["item_id"] for i in _recs(client, _known_user(store, 12), k=40)["items"][-3:]]
+    _post(client, *(_event(user, item) for item in plays))
+    after = _recs(client, user)
+    assert after["path"] == "personal" and after["fresh_plays"] == 3
+    assert after["items"] != before["items"]
+    assert not {i["item_id"] for i in after["items"]} & set(plays)
+    model = client.app.state.services.models.current
+    row = model.train[int(model.users.to_index([user])[0])]
+    expected = model.trained.model.fold_in(history_from_recent(plays, model.items, row))[0]
+    vector = client.app.state.services.state.get_vector(user)
+    np.testing.assert_allclose(vector, expected, rtol=1e-4, atol=1e-5)

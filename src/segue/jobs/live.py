@@ -20,6 +20,7 @@ state was unreachable) rather than failing: a valid request always gets a list.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -150,6 +151,7 @@ def recommend_live(
             exclude=excluded,
             adjuster=model.adjuster,
             exclude_seen=exclude_seen,
+            scores=_folded_scores(model, state, uid, history) if fresh else None,
         )
         reasons = _personal_reasons(model, row, items, request.explain)
         path, weight = "personal", 1.0
@@ -186,6 +188,23 @@ def recommend_live(
         session_id=session.session_id if session else None,
         degraded=degraded,
     )
+
+
+def _folded_scores(
+    model: ServingModel, state: OnlineState, user_id: str, history: sp.csr_matrix
+) -> np.ndarray | None:
+    """Scores from the user's vector folded in from their history, which the feature store
+    keeps as the user's current vector (for other consumers: campaigns, analytics).
+
+    Only for models with a fold-in (ALS); others score the history row themselves.
+    """
+    fold_in = getattr(model.trained.model, "fold_in", None)
+    if fold_in is None:
+        return None
+    vector = fold_in(history)[0]
+    with contextlib.suppress(StateUnavailable):
+        state.set_vector(user_id, vector)
+    return model.trained.model.score_vectors(vector)[0]
 
 
 def _live_state(

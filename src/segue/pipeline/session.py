@@ -269,6 +269,7 @@ def rerank_for_session(
     *,
     adjuster: SessionAdjuster | None = None,
     exclude_seen: bool = True,
+    scores: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` (item indices, adjusted scores) for one user, best first.
 
@@ -278,6 +279,8 @@ def rerank_for_session(
     the item indices (or the boolean item mask) in ``exclude``. The lists may be shorter than
     ``k`` when fewer items are left; ties are broken by item index, so the result is
     deterministic. ``adjuster`` defaults to a :class:`SessionAdjuster` with its defaults.
+    ``scores``, if given, are the model's scores of ``history_row`` computed by the caller
+    (e.g. from a fold-in vector it also stores), used instead of scoring it again.
     """
     n = len(catalog)
     if k < 0:
@@ -289,7 +292,7 @@ def rerank_for_session(
                 f"rerank_for_session: history_row must have shape (1, {n}) for the catalog's "
                 f"{n} items, got {history.shape}"
             )
-        raw = model.score_history(history)
+        raw = model.score_history(history) if scores is None else scores
     elif user_row is not None:
         history = None
         raw = model.score(np.asarray([user_row], dtype=np.int64))

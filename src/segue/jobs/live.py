@@ -30,10 +30,10 @@ import scipy.sparse as sp
 
 from segue.data.model import User
 from segue.errors import SegueError
-from segue.jobs.recommend import render_reason
 from segue.jobs.serving import ServingModel
+from segue.jobs.titles import render_reason
 from segue.models import Reason
-from segue.models.coldstart import Onboarding
+from segue.models.coldstart import NewItemPolicy, Onboarding
 from segue.models.filters import Filters
 from segue.online.state import OnlineState, SessionState, StateUnavailable
 from segue.pipeline.session import history_from_recent, rerank_for_session
@@ -58,6 +58,10 @@ class LiveRequest:
     exclude: tuple[str, ...] = ()
     max_per_artist: int | None = None
     explain: bool = False
+    #: up to this share of the list for new items (no plays yet): content, artist, exploration
+    new_item_share: float = 0.0
+    #: score a known listener as a new one from their onboarding answers (trying sign-ups)
+    as_new_listener: bool = False
     device: str | None = None
     local_time: dt.datetime | None = None
     now_ms: int | None = None
@@ -129,6 +133,7 @@ def recommend_live(
     else:
         recent, session, onboarding = _live_state(state, uid, now_ms, degraded)
         row = int(model.users.to_index([uid], allow_unknown=True)[0])
+        row = -1 if request.as_new_listener else row
     base = model.train[row] if row >= 0 and model.train[row].nnz > 0 else None
     fresh = [i for i in recent if i in model.items]
     history = history_from_recent(fresh, model.items, base) if fresh else base
@@ -160,6 +165,15 @@ def recommend_live(
             model, user, history, session, onboarding, filters, fetch
         )
         path = "cold_start"
+    if request.new_item_share > 0:
+        by_item = dict(zip(items.tolist(), scores.tolist(), strict=True))
+        empty = sp.csr_matrix((1, len(catalog)), dtype=np.float32)
+        policy = NewItemPolicy(model.train, model.side, max_share=request.new_item_share)
+        blended, reasons = policy.blend(
+            history if history is not None else empty, items, reasons, fetch, filters
+        )
+        items = np.asarray(blended, dtype=np.int64)
+        scores = np.array([by_item.get(int(i), np.nan) for i in items], dtype=np.float64)
     if cap:
         positions = filters.cap_positions(items[None, :], request.k)[0]
         positions = positions[positions >= 0]

@@ -93,9 +93,12 @@ class ServingModel:
         version: str,
         *,
         fallback: str | None = None,
+        side: SideInfo | None = None,
     ) -> ServingModel:
-        """Derive the request-time tables from a trained model and the store's catalog."""
-        side = load_side_info(store, users=trained.users, items=trained.items, friends=False)
+        """Derive the request-time tables from a trained model and the store's catalog
+        (``side``: side information already aligned with the model's maps, if at hand)."""
+        if side is None or side.catalog is None:
+            side = load_side_info(store, users=trained.users, items=trained.items, friends=False)
         catalog = side.catalog
         assert catalog is not None
         item_ids = np.asarray(trained.items.ids, dtype=object)

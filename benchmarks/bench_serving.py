@@ -66,21 +66,26 @@ def build(args: argparse.Namespace) -> None:
     )
     ROOT.mkdir(parents=True, exist_ok=True)
     sqlite = ROOT / "segue.sqlite"
-    if sqlite.exists():
-        sqlite.unlink()
+    if not args.keep:
+        for path in ROOT.glob("segue.sqlite*"):
+            path.unlink()
     started = time.perf_counter()
     with open_store(f"sqlite:///{sqlite}") as store:
-        load_synthetic_world(store, params)
+        if not args.keep:
+            load_synthetic_world(store, params)
         loaded = time.perf_counter()
+        print(f"sqlite world: {store.count('events'):,} events in {loaded - started:.0f} s")
         data = load_interactions(store)
         side = load_side_info(store, data, friends=False)
         read = time.perf_counter()
+        print(f"read back in {read - loaded:.0f} s", flush=True)
         train_models(data, [args.model], ROOT / "data" / "models", side=side)
         trained = time.perf_counter()
     print(
         f"sqlite world {args.users:,} users x {args.tracks:,} tracks x {args.events:,} events: "
         f"load {loaded - started:.0f} s, read {read - loaded:.0f} s, "
-        f"train {args.model} {trained - read:.0f} s, peak {_rss_mib():.0f} MiB"
+        f"train {args.model} {trained - read:.0f} s, peak {_rss_mib():.0f} MiB",
+        flush=True,
     )
     if args.pg:
         admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -394,6 +399,7 @@ def main() -> None:
     b.add_argument("--events", type=int, default=10_000_000)
     b.add_argument("--seed", type=int, default=7)
     b.add_argument("--pg", action="store_true", help="also load the world into PostgreSQL")
+    b.add_argument("--keep", action="store_true", help="reuse the SQLite world, only train")
     for p in (b, *(sub.add_parser(n) for n in ("load", "freshness", "ingest"))):
         p.add_argument("--model", default="als")
         if p is b:

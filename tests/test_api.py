@@ -500,3 +500,21 @@ def test_a_known_listeners_fresh_plays_update_their_vector(
     expected = model.trained.model.fold_in(history_from_recent(plays, model.items, row))[0]
     vector = client.app.state.services.state.get_vector(user)
     np.testing.assert_allclose(vector, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_item_play_counters_follow_the_stream(client: TestClient, store: Store) -> None:
+    user = _known_user(store, 13)
+    item = _recs(client, user)["items"][3]["item_id"]
+    before = client.get(f"/v1/items/{item}/plays").json()
+    now = dt.datetime.now(dt.UTC)
+    _post(
+        client,
+        _event(user, item, timestamp=now.isoformat()),
+        _event(user, item, timestamp=(now - dt.timedelta(minutes=5)).isoformat()),
+        _event(user, item, timestamp=(now - dt.timedelta(hours=3)).isoformat()),
+        _event(user, item, timestamp=(now - dt.timedelta(days=2)).isoformat()),
+    )
+    after = client.get(f"/v1/items/{item}/plays").json()
+    assert after["last_hour"] - before["last_hour"] == 2
+    assert after["last_day"] - before["last_day"] == 3
+    assert client.get("/v1/items/ghost/plays").status_code == 404

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from segue.api.schemas import (
     EventBatch,
     EventsAccepted,
+    ItemPlays,
     Readiness,
     RecommendationList,
     RecommendedItem,
@@ -162,6 +163,21 @@ def similar(
         model=model.name,
         version=model.version,
     )
+
+
+@router.get(
+    "/items/{item_id}/plays",
+    tags=["recommendations"],
+    response_model=ItemPlays,
+    dependencies=[Depends(require("read"))],
+)
+def item_plays(item_id: str, svc: ServicesDep) -> ItemPlays:
+    """Fresh counters from the live state: plays in the last hour and day (event time)."""
+    if item_id not in svc.models.current.items and not svc.store.existing_item_ids([item_id]):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown item {item_id!r}")
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    hour, day = svc.state.item_counts([item_id], now_ms)
+    return ItemPlays(item_id=item_id, last_hour=int(hour[0]), last_day=int(day[0]))
 
 
 @router.post(

@@ -81,6 +81,12 @@ class RecommendationList(BaseModel):
     degraded: list[str] = Field(description="What could not be used for this answer, if anything")
 
 
+class ItemPlays(BaseModel):
+    item_id: str
+    last_hour: int
+    last_day: int
+
+
 class SimilarItems(BaseModel):
     item_id: str
     items: list[RecommendedItem]

@@ -187,3 +187,30 @@ def test_new_items_respect_the_per_artist_cap() -> None:
     artists = [ARTISTS[i] for i in items]
     assert len(artists) == len(set(artists)) == 4  # only four artists exist
     assert 10 not in items  # r1's new release would be r1's second item
+
+
+def test_cached_answers_equal_fresh_ones() -> None:
+    """Serving asks the same segment and diverse list repeatedly; the cache must not change
+    an answer, nor hand out an array a caller could modify."""
+    cold = _cold()
+    questions = [
+        Onboarding(country="DE", age_band="18-24"),
+        Onboarding(country="DE", age_band="65+"),
+        Onboarding(country="FR"),
+        Onboarding(country="US"),
+    ]
+    for onboarding in questions:
+        first, code = cold.segment_popularity(onboarding)
+        again, code_again = cold.segment_popularity(onboarding)
+        fresh, fresh_code = _cold().segment_popularity(onboarding)
+        np.testing.assert_array_equal(again, fresh)
+        np.testing.assert_array_equal(first, fresh)
+        assert code == code_again == fresh_code
+    kids = Filters(allowed=np.arange(len(ARTISTS)) % 3 != 0)
+    for filters in (None, kids):
+        first = cold.diverse_popular(4, filters)
+        first[:] = -1  # the caller scribbles on its copy
+        np.testing.assert_array_equal(
+            cold.diverse_popular(4, filters), _cold().diverse_popular(4, filters)
+        )
+    assert not np.array_equal(cold.diverse_popular(4, kids), cold.diverse_popular(4))

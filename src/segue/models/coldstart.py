@@ -19,6 +19,9 @@ plays it is no longer "new" and competes in collaborative filtering like any oth
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +33,9 @@ from segue.errors import SegueError
 from segue.models.base import Reason, Recommender, top_k
 from segue.models.filters import Filters
 from segue.ranking import standardise
+
+#: Answers kept per recommender (segments, diverse lists), least recently used dropped first.
+CACHE_ENTRIES = 4096
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,15 @@ class ColdStartRecommender:
         binary = (self.train > 0).astype(np.float32)
         self.listeners = np.asarray(binary.sum(axis=0)).ravel()
         self._binary = binary
+        self._active = np.diff(self.train.indptr) > 0
+        # Serving asks the same questions again and again (one segment's popular items, the
+        # diverse popular list under the same rules); each costs passes over every user or
+        # item, so answers are kept: segments sparsely (a segment plays a sliver of the
+        # catalog), diverse lists by (k, allowed-mask digest).
+        self._segment_cache: OrderedDict[tuple[int, ...], tuple[np.ndarray, np.ndarray, str]]
+        self._segment_cache = OrderedDict()
+        self._diverse_cache: OrderedDict[tuple[int, bytes], np.ndarray] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     # -- the schedule --------------------------------------------------------------------
     def personal_weight(self, n_items_played: int) -> float:
@@ -87,15 +102,36 @@ class ColdStartRecommender:
         table = self.side.users
         if table is None:
             return self.listeners, "popular"
-        codes = {
-            "age_band": _code(AGE_BANDS, onboarding.age_band, "age band"),
-            "gender": _code(GENDERS, onboarding.gender, "gender"),
-            "country": (
-                table.countries.index(onboarding.country)
-                if onboarding.country in table.countries
-                else -1
-            ),
-        }
+        key = (
+            _code(AGE_BANDS, onboarding.age_band, "age band"),
+            _code(GENDERS, onboarding.gender, "gender"),
+            table.countries.index(onboarding.country)
+            if onboarding.country in table.countries
+            else -1,
+        )
+        with self._cache_lock:
+            hit = self._segment_cache.get(key)
+            if hit is not None:
+                self._segment_cache.move_to_end(key)
+        if hit is None:
+            counts, reason = self._segment_counts(key)
+            columns = np.flatnonzero(counts)
+            hit = (columns, counts[columns].astype(np.float32), reason)
+            with self._cache_lock:
+                self._segment_cache[key] = hit
+                while len(self._segment_cache) > CACHE_ENTRIES:
+                    self._segment_cache.popitem(last=False)
+        columns, values, reason = hit
+        if reason == "popular":
+            return self.listeners, reason
+        counts = np.zeros(len(self.listeners), dtype=np.float32)
+        counts[columns] = values
+        return counts, reason
+
+    def _segment_counts(self, key: tuple[int, ...]) -> tuple[np.ndarray, str]:
+        table = self.side.users
+        assert table is not None
+        codes = dict(zip(("age_band", "gender", "country"), key, strict=True))
         columns = {"age_band": table.age_band, "gender": table.gender, "country": table.country}
         for keys in (
             ("age_band", "gender", "country"),
@@ -110,7 +146,7 @@ class ColdStartRecommender:
             for key in keys:
                 members &= columns[key] == codes[key]
             members = members[: self._binary.shape[0]]
-            members &= np.diff(self.train.indptr) > 0
+            members &= self._active
             if members.sum() >= self.min_segment_users:
                 counts = np.asarray(self._binary[members].sum(axis=0)).ravel()
                 return counts, "listeners_like_you"
@@ -118,6 +154,21 @@ class ColdStartRecommender:
 
     def diverse_popular(self, k: int, filters: Filters | None = None) -> np.ndarray:
         """Popular items, one per artist, genres taken in turn (by their own popularity)."""
+        mask = b"" if filters is None else hashlib.blake2b(filters.allowed.tobytes()).digest()
+        key = (k, mask)
+        with self._cache_lock:
+            hit = self._diverse_cache.get(key)
+            if hit is not None:
+                self._diverse_cache.move_to_end(key)
+                return hit.copy()
+        picked = self._diverse_popular(k, filters)
+        with self._cache_lock:
+            self._diverse_cache[key] = picked
+            while len(self._diverse_cache) > CACHE_ENTRIES:
+                self._diverse_cache.popitem(last=False)
+        return picked.copy()
+
+    def _diverse_popular(self, k: int, filters: Filters | None) -> np.ndarray:
         order = np.argsort(-self.listeners, kind="stable")
         order = order[self.listeners[order] > 0]
         if filters is not None:

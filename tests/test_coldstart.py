@@ -214,3 +214,15 @@ def test_cached_answers_equal_fresh_ones() -> None:
             cold.diverse_popular(4, filters), _cold().diverse_popular(4, filters)
         )
     assert not np.array_equal(cold.diverse_popular(4, kids), cold.diverse_popular(4))
+
+
+def test_warming_computes_each_segment_once_and_changes_nothing() -> None:
+    warm, fresh = _cold(), _cold()
+    assert warm.warm_segments() >= 2
+    cached = len(warm._segment_cache)
+    for country, age in (("DE", "18-24"), ("FR", "45-54"), ("DE", "65+")):
+        onboarding = Onboarding(country=country, age_band=age)
+        np.testing.assert_array_equal(
+            warm.segment_popularity(onboarding)[0], fresh.segment_popularity(onboarding)[0]
+        )
+    assert len(warm._segment_cache) <= cached + 1  # ("DE", "65+") is nobody's own segment

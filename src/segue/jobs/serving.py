@@ -122,6 +122,8 @@ class ServingModel:
             if len(row):
                 genres_of[item_id] = tuple(catalog.genre_names[g] for g in row)
         train = trained.model._fitted()
+        cold = ColdStartRecommender(trained.model, train, side)
+        cold.warm_segments()
         return cls(
             trained=trained,
             version=version,
@@ -131,7 +133,7 @@ class ServingModel:
             display_titles=display,
             artist_of=artist_of,
             genres_of=genres_of,
-            cold=ColdStartRecommender(trained.model, train, side),
+            cold=cold,
             adjuster=SessionAdjuster(catalog),
             fallback=fallback,
         )

@@ -128,6 +128,28 @@ class ColdStartRecommender:
         counts[columns] = values
         return counts, reason
 
+    def warm_segments(self) -> int:
+        """Compute every segment present among the users now (serving calls this at load, so
+        no listener waits for their segment); returns how many were computed."""
+        table = self.side.users
+        if table is None:
+            return 0
+        keys = {
+            (int(a), int(g), int(c))
+            for a, g, c in np.unique(
+                np.stack([table.age_band, table.gender, table.country], axis=1), axis=0
+            )
+        }
+        for age_band, gender, country in sorted(keys):
+            self.segment_popularity(
+                Onboarding(
+                    age_band=AGE_BANDS[age_band] if age_band >= 0 else None,
+                    gender=GENDERS[gender] if gender >= 0 else None,
+                    country=table.countries[country] if country >= 0 else None,
+                )
+            )
+        return len(keys)
+
     def _segment_counts(self, key: tuple[int, ...]) -> tuple[np.ndarray, str]:
         table = self.side.users
         assert table is not None

@@ -240,6 +240,13 @@ def _filters(
 ) -> Filters:
     catalog = model.side.catalog
     assert catalog is not None
+    kids = bool(user and user.kids_profile)
+    plain = not (request.genres or request.kinds or request.exclude)
+    if plain and request.surface != "discovery":  # the common request: rules built at load
+        rules = model.rules[kids]
+        if request.max_per_artist is None:
+            return rules
+        return Filters.build(catalog, no_explicit=kids, max_per_artist=request.max_per_artist)
     include = None
     if request.genres:
         wanted = [catalog.genre_names.index(g) for g in request.genres if g in catalog.genre_names]
@@ -255,7 +262,7 @@ def _filters(
     return Filters.build(
         catalog,
         only_kinds=request.kinds,
-        no_explicit=bool(user and user.kids_profile),
+        no_explicit=kids,
         include=include.astype(np.int64).tolist() if include is not None else None,
         exclude=exclude,
         max_per_artist=request.max_per_artist,

@@ -38,6 +38,7 @@ from segue.jobs.train import (
 )
 from segue.models import model_spec
 from segue.models.coldstart import ColdStartRecommender
+from segue.models.filters import Filters
 from segue.pipeline.session import SessionAdjuster
 from segue.store import Store
 
@@ -70,6 +71,8 @@ class ServingModel:
     genres_of: dict[str, tuple[str, ...]]
     cold: ColdStartRecommender
     adjuster: SessionAdjuster
+    #: the rules of a plain request, by kids profile (False, True)
+    rules: tuple[Filters, Filters]
     fallback: str | None = None
     loaded_at: float = field(default_factory=time.time)
 
@@ -134,6 +137,7 @@ class ServingModel:
             artist_of=artist_of,
             genres_of=genres_of,
             cold=cold,
+            rules=(Filters.build(catalog), Filters.build(catalog, no_explicit=True)),
             adjuster=SessionAdjuster(catalog),
             fallback=fallback,
         )

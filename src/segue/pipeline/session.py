@@ -143,18 +143,21 @@ class SessionAdjuster:
                 f"{n} items, got {scores.shape}"
             )
         finite = np.isfinite(scores)
-        values = scores[finite].astype(np.float64)
-        if k <= 0 or len(values) == 0:
+        count = int(finite.sum())
+        if k <= 0 or count == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        mean, std = values.mean(), values.std()
+        # float32 scores stay float32 over the whole catalog (copies of 100k+ items add up);
+        # only the statistics and the few candidates are computed in float64
+        mean = float(np.mean(scores, where=finite, dtype=np.float64))
+        std = float(np.std(scores, where=finite, dtype=np.float64))
         delta = self.item_deltas(session) if session is not None and _counts(session) else None
-        unmoved = scores.astype(np.float64)  # a working copy: moved and masked items drop out
-        unmoved[~finite] = -np.inf
+        # a working copy in which moved and masked items drop out
+        unmoved = scores.copy() if count == n else np.where(finite, scores, -np.inf)
         moved = np.zeros(0, np.int64)
         if delta is not None:
             moved = np.flatnonzero((delta != 0) & finite)
             unmoved[moved] = -np.inf
-        live = int(np.isfinite(unmoved).sum())
+        live = count - len(moved)
         if live > k:
             kth = np.partition(unmoved, n - k)[n - k]
             kept = np.flatnonzero(unmoved >= kth)
@@ -298,7 +301,9 @@ def rerank_for_session(
         raw = model.score(np.asarray([user_row], dtype=np.int64))
     else:
         raise SegueError("rerank_for_session: give a history_row or a user_row to score")
-    raw = np.asarray(raw, dtype=np.float64).reshape(-1)
+    raw = np.asarray(raw).reshape(-1)
+    if raw.dtype not in (np.float32, np.float64):
+        raw = raw.astype(np.float64)
     if raw.shape[0] != n:
         raise SegueError(
             f"rerank_for_session: model {model.name!r} scores {raw.shape[0]} items, "
@@ -308,7 +313,11 @@ def rerank_for_session(
     if exclude_seen and history is not None:
         masked[history.indices] = -np.inf
     if exclude is not None:
-        masked[_exclude_indices(exclude, n)] = -np.inf
+        exclude = np.asarray(exclude)
+        if exclude.dtype == bool and exclude.shape == (n,):
+            masked[exclude] = -np.inf  # a mask applies directly, without listing its items
+        else:
+            masked[_exclude_indices(exclude, n)] = -np.inf
     return (adjuster or SessionAdjuster(catalog)).top(masked, session, k)
 
 

@@ -18,25 +18,36 @@ def demo_twice(tmp_path_factory: pytest.TempPathFactory):
     with open_store(url) as store:
         first = run_demo(store, PARAMS, tmp_path / "models")
         second = run_demo(store, PARAMS, tmp_path / "models")
-    return first, second
+        artist_of = {i.id: i.artist_id for i in store.iter_items()}
+    return first, second, artist_of
+
+
+def test_the_demo_shows_two_skips_clearing_the_artist(demo_twice) -> None:
+    first, _, artist_of = demo_twice
+    live = first.live
+    assert live is not None and live.before and live.after
+    artist = artist_of[live.before[0].item_id]
+    assert artist is not None and live.skipped == live.before[0].title
+    assert artist not in {artist_of[i.item_id] for i in live.after}
+    assert len(live.after) == len(live.before)
 
 
 def test_collaborative_filtering_beats_popularity_on_the_synthetic_world(demo_twice) -> None:
-    first, _ = demo_twice
+    first, _, _ = demo_twice
     ndcg = {r.model: r.metrics["ndcg"] for r in first.results}
     assert ndcg["itemknn"] > 1.5 * ndcg["popularity"]
     assert 0 < ndcg["popularity"] < 1
 
 
 def test_the_demo_is_idempotent_and_deterministic(demo_twice) -> None:
-    first, second = demo_twice
+    first, second, _ = demo_twice
     assert first.world.events_inserted == first.world.events_generated > 0
     assert second.world.events_inserted == 0  # same event ids: nothing duplicated
     assert [r.metrics for r in first.results] == [r.metrics for r in second.results]
 
 
 def test_samples_carry_titles_and_reasons(demo_twice) -> None:
-    first, _ = demo_twice
+    first, _, _ = demo_twice
     assert first.samples
     for by_model in first.samples.values():
         knn = by_model["itemknn"]

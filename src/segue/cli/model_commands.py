@@ -256,3 +256,13 @@ def demo(
     for user_id, by_model in result.samples.items():
         for name, suggestions in by_model.items():
             print_suggestions(suggestions, f"user {user_id} · {name}")
+    for what, path in result.wrapped.items():
+        console.print(f"[green]Wrapped {what}[/]: {path}")
+    if result.live is not None:
+        live = result.live
+        console.print(
+            f"[green]real time[/]: user {live.user_id} skips {live.skipped} twice; "
+            f"the next list has no {live.artist}"
+        )
+        for label, items in (("before", live.before), ("after the skips", live.after)):
+            console.print(f"  {label}: " + "; ".join(i.title for i in items[:5]))

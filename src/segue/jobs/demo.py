@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from segue.data.model import Event, EventType
 from segue.data.synth import SynthParams
 from segue.jobs.evaluate import ModelResult, evaluate_models
 from segue.jobs.ingest import SynthReport, load_synthetic_world
+from segue.jobs.live import LiveItem, LiveRequest, ModelTitles, recommend_live
+from segue.jobs.products import wrapped_html, wrapped_png
 from segue.jobs.progress import Progress, no_progress
 from segue.jobs.recommend import Suggestion, recommend_for_user
-from segue.jobs.train import load_interactions, load_side_info, train_models
+from segue.jobs.serving import ServingModel
+from segue.jobs.train import TrainedModel, load_interactions, load_side_info, train_models
 from segue.models import MODELS
+from segue.online.state import InProcessState
 from segue.store import Store
 
 
@@ -22,6 +28,8 @@ class DemoResult:
     world: SynthReport
     results: list[ModelResult]
     samples: dict[str, dict[str, list[Suggestion]]]  # user id -> model -> suggestions
+    wrapped: dict[str, Path] = field(default_factory=dict)  # "png"/"html" -> file
+    live: LiveDemo | None = None
 
 
 def run_demo(
@@ -53,4 +61,54 @@ def run_demo(
         samples[user_id] = {
             name: recommend_for_user(store, trained[name], user_id, k=5) for name in shown
         }
-    return DemoResult(world, results, samples)
+    # the Wrapped of the most active sampled listener, as the card and page a listener shares
+    wrapped: dict[str, Path] = {}
+    if samples:
+        counts = data.user_counts()
+        listener = max(sorted(samples), key=lambda u: int(counts[data.users.to_index([u])[0]]))
+        out, year = model_dir.parent / "wrapped", params.start_date.year
+        wrapped = {"png": out / f"{listener}-{year}.png", "html": out / f"{listener}-{year}.html"}
+        wrapped_png(store, listener, year, wrapped["png"])
+        wrapped_html(store, listener, year, wrapped["html"])
+    live = (
+        live_demo(store, trained["als"], next(iter(samples)), k)
+        if samples and ("als" in trained)
+        else None
+    )
+    return DemoResult(world, results, samples, wrapped, live)
+
+
+@dataclass(frozen=True)
+class LiveDemo:
+    """The real-time loop in miniature: one listener's list before and after two skips."""
+
+    user_id: str
+    skipped: str  # the title of the skipped track
+    artist: str
+    before: list[LiveItem]
+    after: list[LiveItem]
+
+
+def live_demo(store: Store, trained: TrainedModel, user_id: str, k: int = 10) -> LiveDemo:
+    """Skip the top track twice, as a listener would, and ask again: what the API does when
+    events arrive (applied to the live state at once), without starting a server."""
+    model = ServingModel.build(store, trained, "demo")
+    state = InProcessState()
+    user = store.get_user(user_id)
+    before = recommend_live(model, state, user, LiveRequest(user_id, k)).items
+    top = before[0]
+    now = dt.datetime.now(dt.UTC)
+    skips = [
+        Event(
+            event_id=f"demo-skip-{user_id}-{n}",
+            user_id=user_id,
+            item_id=top.item_id,
+            type=EventType.SKIP,
+            timestamp=now + dt.timedelta(seconds=n),
+        )
+        for n in range(2)
+    ]
+    state.apply(skips, artist_of=model.artist_of, genres_of=model.genres_of)
+    after = recommend_live(model, state, user, LiveRequest(user_id, k)).items
+    artist = model.artist_of.get(top.item_id, "")
+    return LiveDemo(user_id, top.title, ModelTitles(model).bare(artist), before, after)

@@ -89,7 +89,7 @@ class LiveAnswer:
     degraded: list[str] = field(default_factory=list)
 
 
-class _Titles:
+class ModelTitles:
     """Display titles from the serving model, in the interface ``render_reason`` reads."""
 
     def __init__(self, model: ServingModel) -> None:
@@ -183,7 +183,7 @@ def recommend_live(
     if model.fallback:
         path = "fallback"
         degraded.append(f"model: {model.fallback}")
-    titles = _Titles(model)
+    titles = ModelTitles(model)
     return LiveAnswer(
         items=[
             LiveItem(
@@ -321,7 +321,7 @@ def popular_answer(model: ServingModel, user: User | None, request: LiveRequest)
     assert catalog is not None
     filters = Filters.build(catalog, no_explicit=bool(user and user.kids_profile))
     items = model.cold.diverse_popular(request.k, filters)
-    titles = _Titles(model)
+    titles = ModelTitles(model)
     listeners = model.cold.listeners
     return LiveAnswer(
         items=[

@@ -143,6 +143,12 @@ class _CrashOnce(OnlineState):
     def item_counts(self, item_ids: Sequence[str], now_ms: int) -> tuple[np.ndarray, np.ndarray]:
         return self.real.item_counts(item_ids, now_ms)
 
+    def set_onboarding(self, user_id: str, items: Sequence[str], genres: Sequence[str]) -> None:
+        self.real.set_onboarding(user_id, items, genres)
+
+    def onboarding(self, user_id: str) -> tuple[list[str], list[str]]:
+        return self.real.onboarding(user_id)
+
     def close(self) -> None:
         self.real.close()
 

@@ -1,0 +1,145 @@
+"""Commands for what a listener sees: ``segue mixes``, ``segue station``, ``segue wrapped``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from segue.cli.console import console
+from segue.cli.context import state
+
+if TYPE_CHECKING:
+    from segue.jobs.train import TrainedModel
+
+_MODEL_HELP = "Which trained model answers (run `segue train` first)."
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(mixes)
+    app.command()(station)
+    app.command()(wrapped)
+
+
+def _trained(ctx: typer.Context, model: str) -> TrainedModel:
+    from segue.cli.model_commands import _model_dir, _names
+    from segue.jobs.train import load_trained
+
+    st = state(ctx)
+    return load_trained(_model_dir(st), _names(model)[0])
+
+
+def mixes(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="The listener's id.")],
+    model: Annotated[str, typer.Option(help=_MODEL_HELP)] = "itemknn",
+    date: Annotated[
+        str | None, typer.Option(help="Day of the mixes, YYYY-MM-DD (default: today, UTC).")
+    ] = None,
+    length: Annotated[int, typer.Option(help="Tracks per mix (25-50).")] = 30,
+    familiar: Annotated[
+        float, typer.Option(help="Share of familiar favourites (0 = all new, 1 = all known).")
+    ] = 0.5,
+    count: Annotated[int, typer.Option("--mixes", help="At most this many mixes.")] = 6,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the mixes as JSON.")] = False,
+) -> None:
+    """The listener's "Made for you" daily mixes: one per cluster of their taste."""
+    from segue.errors import SegueError
+    from segue.jobs.products import daily_mixes
+    from segue.products.mixes import MixConfig
+
+    try:
+        day = dt.date.fromisoformat(date) if date else None
+    except ValueError:
+        raise SegueError(f"--date must be YYYY-MM-DD, got {date!r}") from None
+    config = MixConfig(n_mixes=count, length=length, familiar_share=familiar)
+    result = daily_mixes(state(ctx).store(), _trained(ctx, model), user, day, config=config)
+    if as_json:
+        console.print_json(data=[m.model_dump(mode="json") for m in result])
+        return
+    if not result:
+        console.print(f"no mixes for {user}: not enough listening to build one yet")
+    for mix in result:
+        table = Table("#", "track", "artist", "", title=f"{mix.title} · {mix.date}",
+                      caption=mix.description)  # fmt: skip
+        for rank, track in enumerate(mix.tracks, 1):
+            table.add_row(str(rank), track.title, track.artist or "—",
+                          "♥" if track.familiar else "new")  # fmt: skip
+        console.print(table)
+
+
+def station(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="The listener's id.")],
+    seed: Annotated[
+        str, typer.Option(help="discovery, artist:ID, track:ID, genre:NAME or mood:NAME.")
+    ] = "discovery",
+    k: Annotated[int, typer.Option(min=1, max=100, help="Tracks in the page.")] = 10,
+    model: Annotated[str, typer.Option(help=_MODEL_HELP)] = "itemknn",
+    served: Annotated[
+        list[str] | None, typer.Option(help="Item id already played by this station; repeat.")
+    ] = None,
+    all_artists: Annotated[
+        bool, typer.Option(help="Discovery: allow new tracks by artists the user knows.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the page as JSON.")] = False,
+) -> None:
+    """The next page of a station, adapted to the session's skips and likes (online state)."""
+    from segue.jobs.products import station_page
+    from segue.online.state import open_state
+    from segue.products.stations import StationSeed
+
+    parsed = StationSeed.parse(seed)  # a typo fails before anything is loaded
+    st = state(ctx)
+    online = open_state(st.settings.redis_url or None, st.settings.redis_prefix)
+    try:
+        page = station_page(
+            st.store(), _trained(ctx, model), online, user, parsed, k,
+            served=served or (), new_artists_only=not all_artists,
+        )  # fmt: skip
+    finally:
+        online.close()
+    if as_json:
+        console.print_json(page.model_dump_json())
+        return
+    table = Table("#", "track", "artist", "genre", "score", title=f"{user} · {page.seed}")
+    for rank, t in enumerate(page.tracks, 1):
+        table.add_row(str(rank), t.title, t.artist or "—", t.genre or "—", f"{t.score:.2f}")
+    console.print(table)
+
+
+def wrapped(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="The listener's id.")],
+    year: Annotated[int, typer.Option(help="The year to wrap.")] = dt.date.today().year,
+    png: Annotated[Path | None, typer.Option(help="Write the shareable card here.")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write the web page here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+) -> None:
+    """The listener's year: top songs, artists, genres and podcasts, minutes, personality."""
+    from segue.jobs.products import wrapped as wrapped_job
+    from segue.products.wrapped_render import write_html, write_png
+
+    result = wrapped_job(state(ctx).store(), user, year)
+    if as_json:
+        console.print_json(result.model_dump_json())
+    else:
+        console.print(
+            f"[bold]{result.year} Wrapped · {user}[/]: {round(result.minutes_listened):,} "
+            f"minutes, {result.streams:,} plays, {round(100 * result.discovery_share)}% new "
+            f"to you · [green]{result.personality.name}[/]"
+        )
+        table = Table("#", "top songs", "plays", "top artists", "plays")
+        for rank in range(max(len(result.top_tracks), len(result.top_artists))):
+            t = result.top_tracks[rank] if rank < len(result.top_tracks) else None
+            a = result.top_artists[rank] if rank < len(result.top_artists) else None
+            table.add_row(str(rank + 1), t.name if t else "", str(t.plays) if t else "",
+                          a.name if a else "", str(a.plays) if a else "")  # fmt: skip
+        console.print(table)
+    if png is not None:
+        console.print(f"card written to {write_png(result, png)}")
+    if html is not None:
+        console.print(f"page written to {write_html(result, html)}")

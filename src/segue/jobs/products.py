@@ -1,0 +1,377 @@
+"""Listener products as jobs: daily mixes (one user, or everyone in batch), station pages, Wrapped.
+
+Faces (CLI, API) call these with the store and a trained model; the logic lives in
+:mod:`segue.products`. What is done here: reading the store and the online state, choosing the
+known-user or cold-start path (the cold path is :func:`segue.jobs.recommend.recommend_for_user`
+for one user, the same :class:`ColdStartRecommender` per demographic segment in batch), the
+business rules (tracks only; kids profiles never see explicit items) and ids at the edges.
+
+Focus Mode holds everywhere without a rule of its own here: the training matrix and the online
+state never see focus events, station histories are read without them and Wrapped drops them.
+
+:class:`ProductContext` is what is worth keeping between requests (the catalog arrays, the
+session adjuster); the API builds one per loaded model and passes it in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel
+
+from segue.data.model import EVENT_CODES, EventType, Item, ItemKind, User
+from segue.dataset import SideInfo
+from segue.dataset.side import AGE_BANDS, GENDERS, UserTable
+from segue.errors import SegueError
+from segue.jobs.progress import Progress, no_progress
+from segue.jobs.recommend import recommend_for_user
+from segue.jobs.train import TrainedModel, load_side_info
+from segue.models.coldstart import ColdStartRecommender, Onboarding
+from segue.models.filters import Filters
+from segue.online.state import OnlineState
+from segue.pipeline.session import SessionAdjuster, history_from_recent
+from segue.products.catalog_view import ProductCatalog
+from segue.products.mixes import Mix, MixConfig, MixPlan, build_mixes, to_mix
+from segue.products.stations import StationSeed, next_page
+from segue.products.wrapped import Wrapped, compute_wrapped, year_bounds_ms
+from segue.products.wrapped_render import render_html, render_png
+from segue.store import Store
+
+RECENT_PLAYS = 200
+
+
+@dataclass(frozen=True, eq=False)
+class ProductContext:
+    """Per trained model: side info, catalog arrays, the session adjuster and the rule masks."""
+
+    trained: TrainedModel
+    side: SideInfo
+    pc: ProductCatalog
+    adjuster: SessionAdjuster
+    allowed_adult: np.ndarray
+    allowed_kids: np.ndarray
+
+    def allowed(self, kids: bool) -> np.ndarray:
+        return self.allowed_kids if kids else self.allowed_adult
+
+
+def product_context(
+    store: Store | None, trained: TrainedModel, side: SideInfo | None = None
+) -> ProductContext:
+    """Build once per model (seconds on a large catalog); ``side`` may be a cached one, and
+    then the store is not read (a batch may run from a saved model and side info alone)."""
+    if side is None:
+        if store is None:
+            raise SegueError("product_context needs the store or an already-built SideInfo")
+        side = load_side_info(store, users=trained.users, items=trained.items, friends=False)
+    if side.catalog is None:
+        raise SegueError("the listener products need item attributes (SideInfo.catalog)")
+    catalog = side.catalog
+    pc = ProductCatalog.build(catalog, trained.model._fitted())
+    track = [ItemKind.TRACK]
+    return ProductContext(
+        trained=trained,
+        side=side,
+        pc=pc,
+        adjuster=SessionAdjuster(catalog),
+        allowed_adult=Filters.build(catalog, only_kinds=track).allowed,
+        allowed_kids=Filters.build(catalog, only_kinds=track, no_explicit=True).allowed,
+    )
+
+
+def _user(store: Store, user_id: str) -> User:
+    user = store.get_user(user_id)
+    if user is None:
+        raise SegueError(f"unknown user {user_id!r}: import or create the user first")
+    return user
+
+
+# -- daily mixes -----------------------------------------------------------------------------
+def daily_mixes(
+    store: Store,
+    trained: TrainedModel,
+    user_id: str,
+    date: dt.date | None = None,
+    *,
+    config: MixConfig = MixConfig(),
+    side: SideInfo | None = None,
+    context: ProductContext | None = None,
+) -> list[Mix]:
+    """The user's "Made for you" mixes for ``date`` (default: today, UTC)."""
+    user = _user(store, user_id)
+    ctx = context or product_context(store, trained, side)
+    date = date or dt.datetime.now(dt.UTC).date()
+    allowed = ctx.allowed(user.kids_profile)
+    train = trained.model._fitted()
+    row = int(trained.users.to_index([user_id], allow_unknown=True)[0])
+    if row >= 0 and train[row].nnz:
+        history = train[row]
+        recs = trained.model.recommend(
+            np.array([row]), config.n_candidates, filters=Filters(allowed)
+        )
+        candidates = recs.items[0]
+    else:  # a new listener: the cold-start path every face uses
+        history = sp.csr_matrix((1, train.shape[1]), dtype=np.float32)
+        suggestions = recommend_for_user(
+            store, trained, user_id, config.n_candidates, kinds=("track",), side=ctx.side
+        )
+        candidates = trained.items.to_index([s.item_id for s in suggestions], allow_unknown=True)
+    plans = build_mixes(
+        user_id, date, history.indices, history.data, candidates, ctx.pc, allowed, config
+    )
+    return [to_mix(plan, user_id, date, ctx.pc) for plan in plans]
+
+
+@dataclass(frozen=True)
+class MixBatchReport:
+    users: int
+    mixes: int
+    tracks: int
+    cold_users: int
+    seconds: float
+
+
+def mixes_for_all_users(
+    store: Store | None,
+    trained: TrainedModel,
+    date: dt.date,
+    *,
+    config: MixConfig = MixConfig(),
+    side: SideInfo | None = None,
+    context: ProductContext | None = None,
+    users: Sequence[int] | np.ndarray | None = None,
+    batch_size: int = 2048,
+    sink: Callable[[str, list[MixPlan]], None] | None = None,
+    progress: Progress = no_progress,
+) -> MixBatchReport:
+    """Every user's mixes for ``date``, in batches of rows; each user's plans go to ``sink``
+    (:func:`segue.products.mixes.to_mix` makes a plan JSON-ready when it is served).
+
+    Known users get the model's candidates in one batched ``recommend`` per block (kids and
+    others apart, for the explicit rule); users without history share one cold-start list per
+    demographic segment, so a million new listeners cost one ranking per segment, not each.
+    ``users``: model rows to do (default all); shards of rows can run in parallel processes.
+    The store is only read when no ``context`` or ``side`` is given.
+    """
+    started = time.perf_counter()
+    ctx = context or product_context(store, trained, side)
+    table = ctx.side.users
+    if table is None:
+        raise SegueError("mixes for all users need the user table (SideInfo.users)")
+    train = trained.model._fitted()
+    rows = np.arange(train.shape[0]) if users is None else np.asarray(users, dtype=np.int64)
+    nnz = np.diff(train.indptr)
+    cold = ColdStartRecommender(trained.model, train, ctx.side)
+    segments: dict[tuple[int, int, int, bool], np.ndarray] = {}
+    filters = {kids: Filters(ctx.allowed(kids)) for kids in (False, True)}
+    n_mixes = n_tracks = n_cold = 0
+    for start in range(0, len(rows), batch_size):
+        block = rows[start : start + batch_size]
+        ids = [str(x) for x in trained.users.to_ids(block)]
+        kids = table.kids_profile[block]
+        known = nnz[block] > 0
+        candidates: dict[int, np.ndarray] = {}
+        for flag in (False, True):
+            chosen = block[known & (kids == flag)]
+            if len(chosen):
+                recs = trained.model.recommend(chosen, config.n_candidates, filters=filters[flag])
+                candidates.update(zip(chosen.tolist(), recs.items, strict=True))
+        for row, user_id, is_kid, is_known in zip(
+            block.tolist(), ids, kids.tolist(), known.tolist(), strict=True
+        ):
+            if is_known:
+                lo, hi = train.indptr[row], train.indptr[row + 1]
+                history_items, history_weights = train.indices[lo:hi], train.data[lo:hi]
+                user_candidates = candidates[row]
+            else:
+                n_cold += 1
+                history_items = history_weights = np.zeros(0)
+                user_candidates = _segment_candidates(
+                    cold, table, row, is_kid, filters[is_kid], config, segments
+                )
+            mixes = build_mixes(
+                user_id, date, history_items, history_weights, user_candidates, ctx.pc,
+                ctx.allowed(is_kid), config,
+            )  # fmt: skip
+            n_mixes += len(mixes)
+            n_tracks += sum(len(m.tracks) for m in mixes)
+            if sink is not None:
+                sink(user_id, mixes)
+        progress("mixes", min(start + batch_size, len(rows)), len(rows))
+    return MixBatchReport(len(rows), n_mixes, n_tracks, n_cold, time.perf_counter() - started)
+
+
+def _segment_candidates(
+    cold: ColdStartRecommender,
+    table: UserTable,
+    row: int,
+    kids: bool,
+    filters: Filters,
+    config: MixConfig,
+    cache: dict[tuple[int, int, int, bool], np.ndarray],
+) -> np.ndarray:
+    key = (int(table.age_band[row]), int(table.gender[row]), int(table.country[row]), kids)
+    if key not in cache:
+        onboarding = Onboarding(
+            age_band=AGE_BANDS[key[0]] if key[0] >= 0 else None,
+            gender=GENDERS[key[1]] if key[1] >= 0 else None,
+            country=table.countries[key[2]] if key[2] >= 0 else None,
+        )
+        cache[key] = cold.recommend(onboarding, k=config.n_candidates, filters=filters).items
+    return cache[key]
+
+
+# -- stations --------------------------------------------------------------------------------
+class StationTrack(BaseModel):
+    item_id: str
+    title: str
+    artist: str | None
+    genre: str | None
+    score: float
+
+
+class StationResult(BaseModel):
+    """The next page of a station, with the session it was adapted to."""
+
+    user_id: str
+    seed: str
+    session_id: str | None
+    skips_by_genre: dict[str, int]
+    tracks: list[StationTrack]
+
+
+def station_page(
+    store: Store,
+    trained: TrainedModel,
+    state: OnlineState,
+    user_id: str,
+    seed: str | StationSeed,
+    k: int = 10,
+    *,
+    served: Sequence[str] = (),
+    now_ms: int | None = None,
+    new_artists_only: bool = True,
+    side: SideInfo | None = None,
+    context: ProductContext | None = None,
+) -> StationResult:
+    """The next ``k`` tracks of a station given the session so far.
+
+    ``served``: item ids this station already played in the session (the client sends them;
+    they are never repeated); skips and likes come from the online state's current session.
+    The user's history (their "never played" set) is the model's training row plus the
+    online state's recent plays (:func:`user_history`).
+    """
+    user = _user(store, user_id)
+    ctx = context or product_context(store, trained, side)
+    seed = seed if isinstance(seed, StationSeed) else StationSeed.parse(seed)
+    history, user_row = user_history(trained, state, user_id)
+    served_cols = trained.items.to_index(list(served), allow_unknown=True)
+    session = state.session(user_id, now_ms)
+    page = next_page(
+        trained.model,
+        ctx.pc,
+        seed,
+        history,
+        session,
+        k,
+        allowed=ctx.allowed(user.kids_profile),
+        served=np.asarray(served_cols)[np.asarray(served_cols) >= 0],
+        adjuster=ctx.adjuster,
+        new_artists_only=new_artists_only,
+        user_row=user_row,
+    )
+    pc = ctx.pc
+    return StationResult(
+        user_id=user_id,
+        seed=str(seed),
+        session_id=session.session_id if session else None,
+        skips_by_genre=dict(session.skips_by_genre) if session else {},
+        tracks=[
+            StationTrack(
+                item_id=item_id,
+                title=str(pc.catalog.titles[col]),
+                artist=pc.artist_name(int(col)),
+                genre=pc.genre_name(int(pc.genre[col])),
+                score=float(score),
+            )
+            for item_id, col, score in zip(
+                pc.item_ids(page.items), page.items, page.scores, strict=True
+            )
+        ],
+    )
+
+
+def user_history(
+    trained: TrainedModel, state: OnlineState, user_id: str
+) -> tuple[sp.csr_matrix, int | None]:
+    """(history row, training row or None): what the user has heard, without Focus Mode.
+
+    The training row holds every positive event up to the last training (plays, likes, ...;
+    the store leaves focus events out) and the online state the plays since (it ignores focus
+    events too); between them that is the user's listening, read without a store query so a
+    page stays within its latency budget.
+
+    The training row is returned for a user the model knows, so the model scores the trained
+    user (a dot product for ALS) rather than folding the whole history in on every page (an
+    ALS fold-in costs a pass over all item factors, tens of ms on a large catalog). Plays since
+    training still count where a page must react at once: they are "heard" (never offered
+    again by Discovery) and the session's skips and likes move the scores; they reach the
+    user's taste vector at the next training. Users the model does not know are scored from
+    their history row.
+    """
+    row = int(trained.users.to_index([user_id], allow_unknown=True)[0])
+    base = trained.model._fitted()[row] if row >= 0 else None
+    history = history_from_recent(state.recent_plays(user_id, RECENT_PLAYS), trained.items, base)
+    known = base is not None and base.nnz > 0
+    return history, (row if known else None)
+
+
+# -- Wrapped ---------------------------------------------------------------------------------
+def wrapped(store: Store, user_id: str, year: int) -> Wrapped:
+    """The user's Wrapped for ``year``, from the store (SQLite or PostgreSQL alike)."""
+    user = _user(store, user_id)
+    start_ms, end_ms = year_bounds_ms(year, user.timezone)
+    log = store.user_events(user_id, start_ms, end_ms)
+    before = store.user_events(user_id, None, start_ms)
+    played_before = ~before.focus & (before.type == EVENT_CODES[EventType.PLAY.value])
+    heard_before = {str(x) for x in before.item_ids[np.unique(before.item[played_before])]}
+    items = _items_with_parents(store, {str(x) for x in log.item_ids} | heard_before)
+    return compute_wrapped(user, year, log, items, heard_before)
+
+
+def _items_with_parents(store: Store, ids: set[str]) -> dict[str, Item]:
+    items: dict[str, Item] = {}
+    for item_id in sorted(ids):
+        item = store.get_item(item_id)
+        if item is not None:
+            items[item_id] = item
+    parents = {p for i in items.values() for p in (i.artist_id, i.show_id) if p} - set(items)
+    for item_id in sorted(parents):
+        item = store.get_item(item_id)
+        if item is not None:
+            items[item_id] = item
+    return items
+
+
+def wrapped_html(store: Store, user_id: str, year: int, path: Path | None = None) -> str:
+    """The Wrapped page as HTML; written to ``path`` too when given."""
+    html = render_html(wrapped(store, user_id, year))
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(html, encoding="utf-8")
+    return html
+
+
+def wrapped_png(store: Store, user_id: str, year: int, path: Path | None = None) -> bytes:
+    """The shareable Wrapped card as PNG bytes; written to ``path`` too when given."""
+    png = render_png(wrapped(store, user_id, year))
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(png)
+    return png

@@ -518,3 +518,57 @@ def test_item_play_counters_follow_the_stream(client: TestClient, store: Store) 
     assert after["last_hour"] - before["last_hour"] == 2
     assert after["last_day"] - before["last_day"] == 3
     assert client.get("/v1/items/ghost/plays").status_code == 404
+
+
+# -- the listener's surfaces -----------------------------------------------------------------
+
+
+def test_mixes_are_stable_within_a_day_and_kids_safe(tmp_path: Path) -> None:
+    import products_world
+
+    url = f"sqlite:///{tmp_path / 'segue.sqlite'}"
+    with open_store(url) as store:
+        products_world.build(store)
+        trained, _ = products_world.trained(store)
+        save_trained(trained, tmp_path / "models" / trained.name)
+        explicit = {i.id for i in store.iter_items() if i.explicit}
+    settings = Settings(data_dir=tmp_path, database_url=url)
+    with TestClient(create_app(settings, model=trained.name, watch_s=None)) as c:
+        r = c.get("/v1/users/main/mixes", params={"date": "2024-06-01"})
+        assert r.status_code == 200, r.text
+        mixes = r.json()
+        assert mixes and all(25 <= len(m["tracks"]) <= 50 for m in mixes)
+        assert c.get("/v1/users/main/mixes", params={"date": "2024-06-01"}).json() == mixes
+        other_day = c.get("/v1/users/main/mixes", params={"date": "2024-06-02"}).json()
+        assert other_day != mixes
+        kid = c.get("/v1/users/kid/mixes", params={"date": "2024-06-01"}).json()
+        assert not {t["item_id"] for m in kid for t in m["tracks"]} & explicit
+        assert c.get("/v1/users/nobody-at-all/mixes").status_code == 404
+
+
+def test_station_drops_a_genre_skipped_three_times(client: TestClient, store: Store) -> None:
+    user = _known_user(store, 15)
+    url = f"/v1/users/{user}/station"
+    page = client.get(url, params={"seed": "discovery", "k": 10}).json()["tracks"]
+    assert len(page) == 10
+    genre = page[0]["genre"]
+    assert genre is not None
+    skipped = [t["item_id"] for t in page if t["genre"] == genre][:1] * 3
+    _post(client, *(_event(user, item, "skip") for item in skipped))
+    served = [t["item_id"] for t in page]
+    after = client.get(url, params={"seed": "discovery", "k": 10, "served": served}).json()
+    assert after["skips_by_genre"].get(genre) == 3
+    assert after["tracks"] and all(t["genre"] != genre for t in after["tracks"])
+    assert not {t["item_id"] for t in after["tracks"]} & set(served)
+
+
+def test_wrapped_as_json_page_and_card(client: TestClient, store: Store) -> None:
+    user = _known_user(store, 0)
+    data = client.get(f"/v1/users/{user}/wrapped/2024")
+    assert data.status_code == 200, data.text
+    assert data.json()["minutes_listened"] > 0
+    page = client.get(f"/v1/users/{user}/wrapped/2024/page")
+    assert page.headers["content-type"].startswith("text/html") and "<html" in page.text
+    card = client.get(f"/v1/users/{user}/wrapped/2024/card.png")
+    assert card.headers["content-type"] == "image/png"
+    assert card.content[:8] == b"\x89PNG\r\n\x1a\n"

@@ -20,7 +20,8 @@ from segue.api.security import ApiKeys
 from segue.config import Settings
 from segue.jobs.events import EventWorker
 from segue.jobs.intake import BackgroundWorker, EventIntake
-from segue.jobs.serving import ModelHolder, UserCache
+from segue.jobs.products import ProductContext
+from segue.jobs.serving import ModelHolder, ServingModel, UserCache
 from segue.online.bus import EventBus, InProcessBus, RedisStreamBus
 from segue.online.redis_state import RedisState
 from segue.online.resilient import ReconnectingBus, ResilientState
@@ -41,6 +42,8 @@ class Services:
     metrics: Metrics
     api_keys: ApiKeys
     mode: str
+    #: the listener products' tables for one model version (built on first use)
+    products: tuple[ServingModel, ProductContext] | None = None
 
     def start(self, *, watch_s: float | None = 2.0) -> None:
         self.models.load()

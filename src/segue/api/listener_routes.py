@@ -1,0 +1,119 @@
+"""The listener's surfaces: daily mixes, stations that adapt to the session, Wrapped.
+
+The product context (per-catalog arrays the mixes and stations read) is built once per served
+model version, on first use, and dropped when the version changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, Response
+
+from segue.api.security import require
+from segue.api.services import Services
+from segue.jobs.products import (
+    ProductContext,
+    StationResult,
+    daily_mixes,
+    product_context,
+    station_page,
+    wrapped,
+    wrapped_html,
+    wrapped_png,
+)
+from segue.products.mixes import Mix
+from segue.products.wrapped import Wrapped
+
+router = APIRouter(prefix="/v1/users/{user_id}", tags=["listener"])
+_lock = threading.Lock()
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(_services)]
+
+
+def _context(svc: Services) -> ProductContext:
+    model = svc.models.current
+    cached = svc.products
+    if cached is None or cached[0] is not model:
+        with _lock:
+            cached = svc.products
+            if cached is None or cached[0] is not model:
+                cached = svc.products = (model, product_context(None, model.trained, model.side))
+    return cached[1]
+
+
+def _known(svc: Services, user_id: str) -> None:
+    if svc.users.get(user_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown user {user_id!r}")
+
+
+@router.get("/mixes", response_model=list[Mix], dependencies=[Depends(require("read"))])
+def mixes(
+    user_id: str,
+    svc: ServicesDep,
+    date: Annotated[dt.date | None, Query(description="Which day's mixes (default today)")] = None,
+) -> list[Mix]:
+    """ "Made for you" daily mixes: stable within a day, refreshed the next."""
+    _known(svc, user_id)
+    model = svc.models.current
+    return daily_mixes(svc.store, model.trained, user_id, date, context=_context(svc))
+
+
+@router.get("/station", response_model=StationResult, dependencies=[Depends(require("read"))])
+def station(
+    user_id: str,
+    svc: ServicesDep,
+    seed: Annotated[
+        str, Query(description="discovery, artist:ID, track:ID, genre:NAME or mood:NAME")
+    ] = "discovery",
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+    served: Annotated[list[str], Query(description="Tracks this station already played")] = [],  # noqa: B006
+) -> StationResult:
+    """The next page of a station, adapted to this session's skips and likes."""
+    _known(svc, user_id)
+    model = svc.models.current
+    return station_page(
+        svc.store,
+        model.trained,
+        svc.state,
+        user_id,
+        seed,
+        k,
+        served=served,
+        context=_context(svc),
+    )
+
+
+@router.get("/wrapped/{year}", response_model=Wrapped, dependencies=[Depends(require("read"))])
+def wrapped_json(user_id: str, year: int, svc: ServicesDep) -> Wrapped:
+    """The listener's year: top tracks, artists, genres, podcasts, minutes, personality."""
+    _known(svc, user_id)
+    return wrapped(svc.store, user_id, year)
+
+
+@router.get(
+    "/wrapped/{year}/page",
+    response_class=HTMLResponse,
+    dependencies=[Depends(require("read"))],
+)
+def wrapped_page(user_id: str, year: int, svc: ServicesDep) -> HTMLResponse:
+    _known(svc, user_id)
+    return HTMLResponse(wrapped_html(svc.store, user_id, year))
+
+
+@router.get(
+    "/wrapped/{year}/card.png",
+    response_class=Response,
+    dependencies=[Depends(require("read"))],
+)
+def wrapped_card(user_id: str, year: int, svc: ServicesDep) -> Response:
+    _known(svc, user_id)
+    return Response(wrapped_png(svc.store, user_id, year), media_type="image/png")

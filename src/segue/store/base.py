@@ -14,6 +14,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from segue.data.batch import RecordBatch
 from segue.data.log import InteractionLog
 from segue.data.model import (
@@ -26,6 +28,7 @@ from segue.data.model import (
     TagAssignment,
     User,
 )
+from segue.store.outbox import OutboxMessage
 
 #: Tables a user can count or export.
 TABLES = ("items", "users", "events", "friendships", "tags", "tag_assignments")
@@ -135,6 +138,13 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def user_events(
+        self, user_id: str, start_ms: int | None = None, end_ms: int | None = None
+    ) -> InteractionLog:
+        """One user's events with ``start_ms <= ts < end_ms``, oldest first, Focus-Mode ones
+        included (``log.focus`` marks them); an unknown user raises StoreError."""
+
+    @abc.abstractmethod
     def friendships(self) -> list[tuple[str, str]]: ...
 
     @abc.abstractmethod
@@ -143,6 +153,53 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def tag_assignments(self) -> list[tuple[str, str, int, int]]:
         """(user_id, item_id, tag_id, ts_ms) rows."""
+
+    # -- next-best-action outbox (protocol in segue.store.outbox) -------------------------
+    @abc.abstractmethod
+    def outbox_add(self, messages: Sequence[OutboxMessage]) -> int:
+        """Queue messages; a ``message_id`` already queued is ignored. Returns how many were new."""
+
+    @abc.abstractmethod
+    def outbox_claim(
+        self, now_ms: int, lease_ms: int, limit: int, channels: Sequence[str] | None = None
+    ) -> list[OutboxMessage]:
+        """Claim due messages (pending, or sending with an expired lease) for one sender."""
+
+    @abc.abstractmethod
+    def outbox_mark_sent(self, message_id: str, claim_token: str, now_ms: int) -> bool:
+        """Mark a claimed message sent; False when the claim was lost to another sender."""
+
+    @abc.abstractmethod
+    def outbox_mark_failed(
+        self, message_id: str, claim_token: str, error: str, retry_at_ms: int, max_attempts: int
+    ) -> str | None:
+        """Retry later or give up (``failed``); the new status, None if the claim was lost."""
+
+    @abc.abstractmethod
+    def outbox_counts(self, campaign: str | None = None) -> dict[str, int]: ...
+
+    @abc.abstractmethod
+    def outbox_recent(
+        self, since_ms: int, user_ids: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Columns user_id, channel, item_id, created_ms, scheduled_ms of recent messages."""
+
+    @abc.abstractmethod
+    def outbox_messages(
+        self, campaign: str | None = None, status: str | None = None
+    ) -> list[OutboxMessage]: ...
+
+    @abc.abstractmethod
+    def table_columns(self, table: str, columns: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored values of some columns of ``items`` or ``users`` in key order (the order of
+        ``interactions()``'s vocabularies), without building a record per row: campaigns read
+        every user. Lists are their JSON text, timestamps epoch ms, NULL is None."""
+
+    @abc.abstractmethod
+    def message_events(
+        self, start_ms: int | None = None, end_ms: int | None = None
+    ) -> InteractionLog:
+        """Impression/open/click/conversion events with session_id, surface and source."""
 
     @abc.abstractmethod
     def export_parquet(self, table: str, path: Path) -> int:

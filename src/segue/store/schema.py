@@ -23,7 +23,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 #: Version of the tables defined below. Bump it together with a new entry in MIGRATIONS.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Named constraints, so that migrations and bulk loads can drop and re-add them by name.
 metadata = sa.MetaData(
@@ -134,6 +134,34 @@ tag_assignments = sa.Table(
     sa.Column("ts_ms", sa.BigInteger, nullable=False),
 )
 
+# Version 2: the next-best-action outbox (see segue.store.outbox for the delivery protocol).
+# User and item are external ids without foreign keys: a message outlives a deleted item.
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("key", _BigKey, primary_key=True, autoincrement=True),
+    sa.Column("message_id", sa.String(200), nullable=False, unique=True),  # idempotency key
+    sa.Column("campaign", sa.String(200), nullable=False),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("action_type", sa.String(32), nullable=False),
+    sa.Column("item_id", sa.String(200), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # JSON: rendered message and recipient
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_ms", sa.BigInteger, nullable=False),
+    sa.Column("scheduled_ms", sa.BigInteger, nullable=False),  # not before (quiet hours, retry)
+    sa.Column("claim_token", sa.String(64)),
+    sa.Column("lease_until_ms", sa.BigInteger),
+    sa.Column("sent_ms", sa.BigInteger),
+    sa.Column("last_error", sa.Text),
+    sa.Column("p_click", sa.Float, nullable=False),
+    sa.Column("value", sa.Float, nullable=False),
+    sa.Index("ix_outbox_status_scheduled", "status", "scheduled_ms"),
+    sa.Index("ix_outbox_user_created", "user_id", "created_ms"),
+    sa.Index("ix_outbox_claim_token", "claim_token"),
+)
+
 #: Store tables by the public names in :data:`segue.store.base.TABLES`.
 TABLES_BY_NAME: dict[str, sa.Table] = {
     t.name: t for t in (items, users, events, friendships, tags, tag_assignments)
@@ -144,7 +172,9 @@ Migration = Callable[[sa.Connection], None]
 #: ``MIGRATIONS[v]`` turns a version ``v - 1`` database into version ``v``. Each runs inside
 #: the transaction that opens the store, so a failing step leaves the database as it was.
 #: A fresh database skips them: it is created at :data:`SCHEMA_VERSION` directly.
-MIGRATIONS: dict[int, Migration] = {}
+MIGRATIONS: dict[int, Migration] = {
+    2: lambda conn: outbox.create(conn),
+}
 
 
 def read_version(conn: sa.Connection) -> int | None:

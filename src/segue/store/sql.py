@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 
 from segue.data.batch import Origin, RecordBatch
@@ -32,7 +33,7 @@ from segue.data.model import (
     to_epoch_ms,
 )
 from segue.errors import RowError, StoreError
-from segue.store import bulk, export, scan, schema
+from segue.store import bulk, export, history, outbox, scan, schema
 from segue.store.base import TABLES, IngestReport, Store
 from segue.store.codec import USER_FLAGS, item_row, row_item, row_user, user_row
 from segue.store.engine import create_engine, masked, open_error, parse_url
@@ -433,6 +434,12 @@ class SqlStore(Store):
         with self._read() as conn:
             return scan.read_events(conn, types, include_focus, start_ms, end_ms)
 
+    def user_events(
+        self, user_id: str, start_ms: int | None = None, end_ms: int | None = None
+    ) -> InteractionLog:
+        with self._read() as conn:
+            return history.read_user_events(conn, user_id, start_ms, end_ms)
+
     def friendships(self) -> list[tuple[str, str]]:
         u, f = schema.users.alias("u"), schema.users.alias("f")
         links = schema.friendships
@@ -459,6 +466,64 @@ class SqlStore(Store):
         )
         with self._read() as conn:
             return [(a, b, int(c), int(d)) for a, b, c, d in conn.execute(query)]
+
+    # -- next-best-action outbox -------------------------------------------------------------
+    def outbox_add(self, messages: Sequence[outbox.OutboxMessage]) -> int:
+        with self._write() as conn:
+            return outbox.add(conn, list(messages))
+
+    def outbox_claim(
+        self, now_ms: int, lease_ms: int, limit: int, channels: Sequence[str] | None = None
+    ) -> list[outbox.OutboxMessage]:
+        with self._write() as conn:
+            return outbox.claim(conn, now_ms, lease_ms, limit, channels)
+
+    def outbox_mark_sent(self, message_id: str, claim_token: str, now_ms: int) -> bool:
+        with self._write() as conn:
+            return outbox.mark_sent(conn, message_id, claim_token, now_ms)
+
+    def outbox_mark_failed(
+        self, message_id: str, claim_token: str, error: str, retry_at_ms: int, max_attempts: int
+    ) -> str | None:
+        with self._write() as conn:
+            return outbox.mark_failed(
+                conn, message_id, claim_token, error, retry_at_ms, max_attempts
+            )
+
+    def outbox_counts(self, campaign: str | None = None) -> dict[str, int]:
+        with self._read() as conn:
+            return outbox.counts(conn, campaign)
+
+    def outbox_recent(
+        self, since_ms: int, user_ids: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        with self._read() as conn:
+            return outbox.recent(conn, since_ms, user_ids)
+
+    def outbox_messages(
+        self, campaign: str | None = None, status: str | None = None
+    ) -> list[outbox.OutboxMessage]:
+        with self._read() as conn:
+            return outbox.messages(conn, campaign, status)
+
+    def table_columns(self, table: str, columns: Sequence[str]) -> dict[str, np.ndarray]:
+        if table not in ("items", "users"):
+            raise StoreError(f"table_columns reads items or users, not {table!r}")
+        target = schema.TABLES_BY_NAME[table]
+        unknown = [c for c in columns if c not in target.c]
+        if unknown:
+            raise StoreError(f"{table} has no column(s) {unknown}")
+        query = sa.select(*(target.c[c] for c in columns)).order_by(target.c.key)
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+        return {c: np.array(v, dtype=object) for c, v in zip(columns, values, strict=True)}
+
+    def message_events(
+        self, start_ms: int | None = None, end_ms: int | None = None
+    ) -> InteractionLog:
+        with self._read() as conn:
+            return outbox.read_message_events(conn, start_ms, end_ms)
 
     def export_parquet(self, table: str, path: Path) -> int:
         _table(table)

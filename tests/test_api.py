@@ -572,3 +572,8 @@ def test_wrapped_as_json_page_and_card(client: TestClient, store: Store) -> None
     card = client.get(f"/v1/users/{user}/wrapped/2024/card.png")
     assert card.headers["content-type"] == "image/png"
     assert card.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_next_best_action_says_when_it_is_not_set_up(client: TestClient, store: Store) -> None:
+    r = client.get(f"/v1/users/{_known_user(store)}/next-best-action")
+    assert r.status_code == 503 and "segue nba train" in r.json()["detail"]

@@ -219,3 +219,22 @@ def test_cli_errors_are_one_line(world: dict, tmp_path: Path) -> None:
     result = runner.invoke(app, ["nba", "train"], env=env)
     assert result.exit_code != 0
     assert "no impression events" in str(result.exception) or "no impression" in result.output
+
+
+def test_the_api_answers_what_the_service_answers(world: dict) -> None:
+    from fastapi.testclient import TestClient
+
+    from segue.api import create_app
+    from segue.config import Settings
+
+    when = NOW + dt.timedelta(days=30)
+    settings = Settings(data_dir=world["data_dir"])
+    with _store(world) as store, TestClient(create_app(settings, watch_s=None)) as client:
+        adult = next(u for u in store.iter_users() if not u.kids_profile and u.consent_push)
+        r = client.get(f"/v1/users/{adult.id}/next-best-action", params={"now": when.isoformat()})
+        assert r.status_code == 200, r.text
+        expected = nba.NBAService(store, world["data_dir"] / "models").next_best_action(
+            adult.id, when
+        )
+        assert r.json() == json.loads(expected.model_dump_json())
+        assert client.get("/v1/users/nobody/next-best-action").status_code == 404

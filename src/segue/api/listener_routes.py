@@ -15,6 +15,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from segue.api.security import require
 from segue.api.services import Services
+from segue.errors import SegueError
+from segue.jobs.nba import NBAService, NextBestAction
 from segue.jobs.products import (
     ProductContext,
     StationResult,
@@ -90,6 +92,37 @@ def station(
         served=served,
         context=_context(svc),
     )
+
+
+@router.get(
+    "/next-best-action",
+    response_model=NextBestAction,
+    dependencies=[Depends(require("read"))],
+)
+def next_best_action(
+    user_id: str,
+    svc: ServicesDep,
+    now: Annotated[dt.datetime | None, Query(description="Decide as of (default now)")] = None,
+) -> NextBestAction:
+    """The one thing to suggest to this listener now (song, podcast, artist, video,
+    audiobook or app feature), by predicted click x value, within consent, caps and quiet
+    hours; the same rules as a batch campaign, without its holdout."""
+    _known(svc, user_id)
+    return _nba(svc).next_best_action(user_id, now)
+
+
+def _nba(svc: Services) -> NBAService:
+    if svc.nba is None:
+        with _lock:
+            if svc.nba is None:
+                try:
+                    svc.nba = NBAService(svc.store, svc.settings.data_dir / "models")
+                except (SegueError, FileNotFoundError) as exc:
+                    raise HTTPException(
+                        status.HTTP_503_SERVICE_UNAVAILABLE,
+                        f"next best action is not set up: {exc} (run `segue nba train`)",
+                    ) from exc
+    return svc.nba
 
 
 @router.get("/wrapped/{year}", response_model=Wrapped, dependencies=[Depends(require("read"))])

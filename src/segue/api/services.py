@@ -20,6 +20,7 @@ from segue.api.security import ApiKeys
 from segue.config import Settings
 from segue.jobs.events import EventWorker
 from segue.jobs.intake import BackgroundWorker, EventIntake
+from segue.jobs.nba import NBAService
 from segue.jobs.products import ProductContext
 from segue.jobs.serving import ModelHolder, ServingModel, UserCache
 from segue.online.bus import EventBus, InProcessBus, RedisStreamBus
@@ -44,6 +45,8 @@ class Services:
     mode: str
     #: the listener products' tables for one model version (built on first use)
     products: tuple[ServingModel, ProductContext] | None = None
+    #: the next-best-action engine (click model, catalog), loaded on first use
+    nba: NBAService | None = None
 
     def start(self, *, watch_s: float | None = 2.0) -> None:
         self.models.load()

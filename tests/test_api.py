@@ -577,3 +577,34 @@ def test_wrapped_as_json_page_and_card(client: TestClient, store: Store) -> None
 def test_next_best_action_says_when_it_is_not_set_up(client: TestClient, store: Store) -> None:
     r = client.get(f"/v1/users/{_known_user(store)}/next-best-action")
     assert r.status_code == 503 and "segue nba train" in r.json()["detail"]
+
+
+def test_promote_and_rollback_in_the_registry_reach_the_running_api(
+    world: World, tmp_path: Path
+) -> None:
+    from segue.models.mf import ALSRecommender
+    from segue.registry import ModelRegistry
+
+    registry = ModelRegistry(tmp_path / "registry")
+    first = registry.publish("als", world.models_dir / "models" / "als", {"note": "first"})
+    with open_store(world.sqlite_url) as store:
+        user = _known_user(store)
+        data = load_interactions(store)
+        other = ALSRecommender(factors=8, iterations=3, random_state=1).fit(data.matrix())
+        save_trained(TrainedModel("als", other, data.users, data.items), tmp_path / "other")
+    second = registry.publish("als", tmp_path / "other", {"note": "second"})
+    registry.promote("als", first.version)
+    settings = Settings(data_dir=tmp_path, database_url=world.sqlite_url)
+    with TestClient(create_app(settings, watch_s=None)) as c:
+        served_first = _recs(c, user)
+        assert served_first["version"] == first.version
+        registry.promote("als", second.version)
+        assert c.post("/v1/admin/model/reload").json() == {
+            "swapped": True,
+            "version": second.version,
+        }
+        served_second = _recs(c, user)
+        assert served_second["items"] != served_first["items"]
+        registry.rollback("als")
+        assert c.post("/v1/admin/model/reload").json()["version"] == first.version
+        assert _recs(c, user)["items"] == served_first["items"], "exactly the old answers"

@@ -1,0 +1,81 @@
+"""The whole daily flow, timed: Last.fm 2K or a synthetic world, in a fresh data directory.
+
+Runs ``segue flow run`` (Metaflow, local datastore) from ingestion to a promoted registry
+version, then prints the wall time, each step's duration (from Metaflow's run records), the
+chosen model's NDCG@10 and the batch rows. Record the figures in docs/benchmarks.md.
+
+    .venv/bin/python benchmarks/bench_flow.py --lastfm
+    .venv/bin/python benchmarks/bench_flow.py --synth-events 10000000 --synth-users 100000 \
+        --synth-tracks 50000 --models als
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LASTFM = ROOT.parent / "shared" / "datasets" / "lastfm-2k"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lastfm", action="store_true", help="Ingest Last.fm 2K.")
+    parser.add_argument("--synth-events", type=int, default=0)
+    parser.add_argument("--synth-users", type=int, default=20_000)
+    parser.add_argument("--synth-tracks", type=int, default=20_000)
+    parser.add_argument("--models", default="als,itemknn")
+    parser.add_argument("--engine", default="in-process")
+    parser.add_argument("--data-dir", type=Path, default=None, help="Default: a temp folder.")
+    args = parser.parse_args()
+    if not args.lastfm and not args.synth_events:
+        parser.error("give --lastfm or --synth-events N")
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="segue-bench-flow-")) / "data"
+    flow = ["flow", "run", "--date", "2026-11-30", "--models", args.models,
+            "--engine", args.engine]  # fmt: skip
+    if args.lastfm:
+        flow += ["--ingest", "lastfm", "--lastfm-dir", str(LASTFM)]
+    else:
+        flow += ["--ingest", "synthetic", "--synth-events", str(args.synth_events),
+                 "--synth-users", str(args.synth_users),
+                 "--synth-tracks", str(args.synth_tracks)]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEGUE_", "METAFLOW_"))}
+    print(f"load before: {os.getloadavg()}")
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "segue.cli.main", "--data-dir", str(data_dir), *flow],
+        env=env,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    print(f"load after: {os.getloadavg()}")
+    print(f"exit {done.returncode}; wall {wall:.1f} s ({wall / 60:.2f} min); data dir {data_dir}")
+    if done.returncode != 0:
+        sys.exit(done.returncode)
+    _print_steps(data_dir)
+
+
+def _print_steps(data_dir: Path) -> None:
+    from segue.config import Settings
+    from segue.jobs.runs import list_runs, metaflow_root
+
+    run = list_runs(Settings(data_dir=data_dir), limit=1)[0]
+    print(f"run {run.run_id}: {run.metrics}")
+    from metaflow import Flow, metadata, namespace
+
+    metadata(f"local@{metaflow_root(Settings(data_dir=data_dir))}")
+    namespace(None)
+    for step in reversed(list(Flow("DailyFlow")[run.run_id])):
+        spans = [(t.created_at, t.finished_at) for t in step]
+        first = min(s for s, _ in spans)
+        last = max(e for _, e in spans if e is not None)
+        print(f"  {step.id:<8} {(last - first).total_seconds():7.1f} s  ({len(spans)} task(s))")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,272 @@
+"""The daily batch run as a Metaflow flow.
+
+    start (ingest) → dataset → train (one branch per candidate: evaluate on a held-out split,
+    then fit on all data) → choose (best NDCG@10) → gate → batch (top-k for every user,
+    Parquet) → publish (registry version with the recommendations; promote) → end
+
+Run it with ``segue flow run --date 2026-11-30`` (which sets the local datastore under the
+data directory) or, with that environment set, ``python -m segue.flows.daily run``. Every run's
+parameters, data summary, metrics and artifacts are recorded by Metaflow; ``segue runs``
+lists them. A gate refusal fails the run at the ``gate`` step: nothing is published and
+production keeps serving.
+"""
+
+from __future__ import annotations
+
+from metaflow import FlowSpec, Parameter, current, step
+
+PARAMETERS = (
+    "date",
+    "models",
+    "engine",
+    "k",
+    "ingest",
+    "lastfm_dir",
+    "synth_users",
+    "synth_tracks",
+    "synth_events",
+    "seed",
+    "registry_name",
+    "margin",
+    "promote",
+    "force",
+    "spark_master",
+    "spark_memory",
+)
+
+
+class DailyFlow(FlowSpec):
+    """Ingest, train, evaluate, gate, batch-recommend and publish one day."""
+
+    date = Parameter("date", help="Day to compute (YYYY-MM-DD, UTC); data up to its end.",
+                     default="today")  # fmt: skip
+    models = Parameter("models", help="Comma-separated candidate models.", default="als,itemknn")
+    engine = Parameter("engine", help="in-process or spark (ALS only).", default="in-process")
+    k = Parameter("k", help="Length of the batch lists.", default=10, type=int)
+    ingest = Parameter("ingest", help="none, synthetic or lastfm.", default="none")
+    lastfm_dir = Parameter("lastfm-dir", help="Folder of the Last.fm 2K files.", default="")
+    synth_users = Parameter("synth-users", default=2000, type=int)
+    synth_tracks = Parameter("synth-tracks", default=4000, type=int)
+    synth_events = Parameter("synth-events", default=200_000, type=int)
+    seed = Parameter("seed", help="Seed for the synthetic world and the split.", default=0,
+                     type=int)  # fmt: skip
+    registry_name = Parameter("registry-name", help="Registry entry to publish to.",
+                              default="daily")  # fmt: skip
+    margin = Parameter("margin", help="Tolerated relative drop of NDCG@10.", default=0.05,
+                       type=float)  # fmt: skip
+    promote = Parameter("promote", help="Promote the new version.", default=True, type=bool)
+    force = Parameter("force", help="Publish even if the gate refuses.", default=False, type=bool)
+    spark_master = Parameter("spark-master", help="Spark master URL.", default="local[2]")
+    spark_memory = Parameter("spark-memory", help="Spark driver/executor memory.", default="2g")
+
+    # -- helpers (not steps) --------------------------------------------------------------
+    def _settings(self):
+        from segue.config import load_settings
+
+        return load_settings()
+
+    def _plan(self):
+        from segue.jobs.daily import DayPlan, parse_date, parse_models
+
+        return DayPlan(
+            parse_date(self.date), parse_models(self.models), self.engine, self.k, self.seed
+        )
+
+    def _spark(self):
+        if self.engine != "spark":
+            return None
+        from segue.jobs.spark_als import SparkConfig
+
+        settings = self._settings()
+        work = settings.data_dir.resolve() / "flows" / current.run_id / "spark"
+        work.mkdir(parents=True, exist_ok=True)
+        return SparkConfig(
+            master=self.spark_master,
+            driver_memory=self.spark_memory,
+            executor_memory=self.spark_memory,
+            work_dir=str(work),
+        )
+
+    # -- steps ----------------------------------------------------------------------------
+    @step
+    def start(self):
+        """Check the parameters, then bring the day's data into the store."""
+        from pathlib import Path
+
+        from segue.data.synth import SynthParams
+        from segue.jobs.daily import ingest_source
+        from segue.store import masked, open_store
+
+        plan = self._plan()  # a bad parameter fails here, before any work
+        self.parameter_names = list(PARAMETERS)
+        self.day = plan.date.isoformat()
+        settings = self._settings()
+        self.store_url = masked(settings.resolved_database_url)
+        self.work_dir = str(settings.data_dir.resolve() / "flows" / current.run_id)
+        store = open_store(settings.resolved_database_url)
+        synth = SynthParams(
+            seed=self.seed,
+            n_users=self.synth_users,
+            n_tracks=self.synth_tracks,
+            n_events=self.synth_events,
+        )
+        lastfm = Path(self.lastfm_dir) if self.lastfm_dir else None
+        self.ingested = ingest_source(store, self.ingest, lastfm_dir=lastfm, synth=synth)
+        self.next(self.dataset)
+
+    @step
+    def dataset(self):
+        """Snapshot the interactions up to the end of the day for every later step."""
+        from pathlib import Path
+
+        from segue.jobs.daily import snapshot_dataset
+        from segue.store import open_store
+
+        store = open_store(self._settings().resolved_database_url)
+        self.snapshot = str(Path(self.work_dir) / "dataset.pkl")
+        self.data_summary = snapshot_dataset(store, self._plan(), Path(self.snapshot))
+        self.candidates = list(self._plan().models)
+        self.next(self.train, foreach="candidates")
+
+    @step
+    def train(self):
+        """One candidate: metrics on the held-out split, then a fit on all the data."""
+        from pathlib import Path
+
+        from segue.jobs.daily import evaluate_candidate, load_snapshot, train_candidate
+        from segue.jobs.train import load_side_info
+        from segue.store import open_store
+
+        name = self.input
+        plan = self._plan()
+        data = load_snapshot(Path(self.snapshot))
+        side = load_side_info(open_store(self._settings().resolved_database_url), data)
+        spark = self._spark()
+        metrics = evaluate_candidate(data, name, plan, side=side, spark=spark)
+        model_dir = Path(self.work_dir) / "models"
+        trained = train_candidate(data, name, plan, model_dir, side=side, spark=spark)
+        self.result = {
+            "name": name,
+            "order": plan.models.index(name),
+            "metrics": metrics,
+            "params": trained.model.params(),
+            "fit_seconds": trained.fit_seconds,
+            "model_dir": str(model_dir),
+        }
+        self.next(self.choose)
+
+    @step
+    def choose(self, inputs):
+        """The best candidate by the gate's metric."""
+        from segue.jobs.daily import best_candidate
+        from segue.jobs.lifecycle import KEY_METRIC
+
+        self.merge_artifacts(inputs, include=["work_dir", "data_summary", "day", "store_url"])
+        self.results = [i.result for i in inputs]
+        self.chosen = best_candidate(self.results, KEY_METRIC)
+        self.next(self.gate)
+
+    @step
+    def gate(self):
+        """Refuse (fail the run, publish nothing) when NDCG@10 drops past the margin."""
+        from segue.jobs.lifecycle import GateRefused, check_gate
+        from segue.registry import ModelRegistry, default_registry_root
+
+        registry = ModelRegistry(default_registry_root(self._settings()))
+        decision = check_gate(
+            self.chosen["metrics"],
+            registry.production(self.registry_name),
+            margin=self.margin,
+        )
+        self.gate_decision = {
+            "passed": decision.passed,
+            "reason": decision.reason,
+            "baseline": decision.baseline,
+            "baseline_version": decision.baseline_version,
+        }
+        print(f"gate: {decision.reason}")
+        if not decision.passed and not self.force:
+            raise GateRefused(decision)
+        self.next(self.batch)
+
+    @step
+    def batch(self):
+        """Every user's top-k for the day, as Parquet under ``<data_dir>/batch``."""
+        from pathlib import Path
+
+        from segue.jobs.batch import batch_path
+        from segue.jobs.daily import batch_recommendations
+
+        plan = self._plan()
+        out = batch_path(self._settings().data_dir.resolve(), plan.date, self.registry_name)
+        self.batch_rows = batch_recommendations(
+            Path(self.chosen["model_dir"]), self.chosen["name"], plan, out, spark=self._spark()
+        )
+        self.batch_output = str(out)
+        self.next(self.publish)
+
+    @step
+    def publish(self):
+        """A registry version with the model, its manifest and the day's lists; promote."""
+        from pathlib import Path
+
+        from segue.jobs.daily import load_candidate
+        from segue.jobs.lifecycle import RECOMMENDATIONS, build_manifest, publish_trained
+        from segue.registry import ModelRegistry, default_registry_root
+
+        registry = ModelRegistry(default_registry_root(self._settings()))
+        trained = load_candidate(Path(self.chosen["model_dir"]), self.chosen["name"])
+        manifest = build_manifest(
+            trained,
+            self.chosen["metrics"],
+            data=self.data_summary,
+            engine=self.engine,
+            extra={
+                "params": self.chosen["params"],
+                "fit_seconds": round(self.chosen["fit_seconds"], 3),
+                "date": self.day,
+                "flow": f"DailyFlow/{current.run_id}",
+                "candidates": {r["name"]: r["metrics"].get("ndcg@10") for r in self.results},
+                "batch_rows": self.batch_rows,
+            },
+        )
+        version, _ = publish_trained(
+            registry,
+            self.registry_name,
+            trained,
+            manifest,
+            promote=self.promote,
+            margin=self.margin,
+            force=self.force,
+            artifacts={RECOMMENDATIONS: Path(self.batch_output)},
+        )
+        self.version = version.version
+        self.promoted = bool(self.promote)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        """A one-dictionary summary for ``segue runs``; the run's scratch folder goes.
+
+        (The model and the lists live on in the registry; a failed run keeps its folder
+        under ``<data_dir>/flows/<run id>`` for inspection.)
+        """
+        import shutil
+
+        from segue.jobs.lifecycle import KEY_METRIC
+
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+        self.summary = {
+            "date": self.day,
+            "model": self.chosen["name"],
+            KEY_METRIC: self.chosen["metrics"].get(KEY_METRIC),
+            "version": self.version,
+            "promoted": self.promoted,
+            "batch_rows": self.batch_rows,
+            "events": self.data_summary.get("events"),
+        }
+        print(f"published {self.registry_name} {self.version}: {self.summary}")
+
+
+if __name__ == "__main__":
+    DailyFlow()

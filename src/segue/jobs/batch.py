@@ -1,0 +1,78 @@
+"""Batch recommendations for every listener, written as Parquet for analysts and serving.
+
+One row per (user, rank): ``user_id, rank, item_id, score, model, date``. Only users with
+training history get a list; new listeners are answered online by the cold-start path.
+Rows are written in blocks so that a million users never need one table in memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from segue.errors import SegueError
+from segue.jobs.progress import Progress, no_progress
+from segue.jobs.train import TrainedModel
+
+SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("rank", pa.int16()),
+        ("item_id", pa.string()),
+        ("score", pa.float32()),
+        ("model", pa.string()),
+        ("date", pa.date32()),
+    ]
+)
+
+
+def batch_path(data_dir: Path, date: dt.date, name: str) -> Path:
+    """Where a day's lists go: Hive-style ``date=`` folders read as one dataset by Spark,
+    DuckDB or pandas (``pd.read_parquet(data_dir / "batch")``)."""
+    return data_dir / "batch" / f"date={date.isoformat()}" / f"{name}.parquet"
+
+
+def batch_recommend(
+    trained: TrainedModel,
+    path: Path,
+    *,
+    k: int = 50,
+    date: dt.date,
+    block: int = 4096,
+    progress: Progress = no_progress,
+) -> int:
+    """Top ``k`` unplayed items for every user with history; returns the rows written."""
+    if k < 1:
+        raise SegueError(f"k must be >= 1, got {k}")
+    train = trained.model._fitted()
+    users = np.flatnonzero(np.diff(train.indptr) > 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    written = 0
+    with pq.ParquetWriter(tmp, SCHEMA) as writer:
+        for start in range(0, len(users), block):
+            progress("batch recommendations", start, len(users))
+            chunk = users[start : start + block]
+            recs = trained.model.recommend(chunk, k)
+            keep = recs.items >= 0
+            rows, ranks = np.nonzero(keep)
+            table = pa.table(
+                {
+                    "user_id": trained.users.ids[chunk[rows]],
+                    "rank": (ranks + 1).astype(np.int16),
+                    "item_id": trained.items.ids[recs.items[keep]],
+                    "score": recs.scores[keep].astype(np.float32),
+                    "model": np.full(len(rows), trained.name),
+                    "date": np.full(len(rows), np.datetime64(date, "D")),
+                },
+                schema=SCHEMA,
+            )
+            writer.write_table(table)
+            written += len(rows)
+    tmp.replace(path)  # readers see the old day's file or the complete new one
+    progress("batch recommendations", len(users), len(users))
+    return written

@@ -1,0 +1,147 @@
+"""The daily Metaflow flow end to end on a tiny synthetic world, its gate, and its records."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from segue.config import Settings
+from segue.data.synth import SynthParams
+from segue.jobs.daily import DayPlan, load_snapshot, parse_date, snapshot_dataset
+from segue.jobs.ingest import load_synthetic_world
+from segue.jobs.lifecycle import RECOMMENDATIONS, load_production
+from segue.jobs.runs import list_runs
+from segue.registry import ModelRegistry
+from segue.store import open_store
+
+pytestmark = pytest.mark.slow
+SEGUE = [sys.executable, "-m", "segue.cli.main"]
+TINY = ["--synth-users", "150", "--synth-tracks", "200", "--synth-events", "4000"]
+
+
+def _segue(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEGUE_", "METAFLOW_"))}
+    return subprocess.run(
+        [*SEGUE, "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("flow") / "data"
+    done = _segue(data_dir, "flow", "run", "--date", "2026-11-30", "--ingest", "synthetic",
+                  "--models", "popularity,itemknn", "--k", "5", *TINY)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return data_dir
+
+
+def test_the_flow_publishes_the_best_model_with_every_users_list(first_run: Path) -> None:
+    registry = ModelRegistry(first_run / "registry")
+    served = load_production(registry, "daily")
+    assert served is not None and served.version.version == "v0001"
+    manifest = served.version.manifest
+    # the chosen model is the better candidate on the held-out split
+    candidates = manifest["candidates"]
+    assert set(candidates) == {"popularity", "itemknn"}
+    assert manifest["model_type"] == max(candidates, key=candidates.get)
+    assert manifest["metrics"]["ndcg@10"] == pytest.approx(candidates[manifest["model_type"]])
+    # the manifest's data block matches the store
+    store = open_store(f"sqlite:///{first_run / 'segue.sqlite'}")
+    log = store.interactions()
+    assert manifest["training_data"]["events"] == len(log)
+    assert manifest["training_data"]["users"] == len(served.trained.users)
+
+    # batch lists: k unplayed items for every user with history, same file in the registry
+    day_file = first_run / "batch" / "date=2026-11-30" / "daily.parquet"
+    rows = pq.read_table(day_file).to_pylist()
+    assert (served.version.artifacts / RECOMMENDATIONS).read_bytes() == day_file.read_bytes()
+    fitted = served.trained.model._fitted()  # the positive plays the model learnt from
+    users, items = served.trained.users.ids, served.trained.items.ids
+    played = {
+        str(users[u]): {str(i) for i in items[fitted[u].indices]} for u in range(fitted.shape[0])
+    }
+    by_user: dict[str, list[dict]] = {}
+    for row in rows:
+        by_user.setdefault(row["user_id"], []).append(row)
+    with_history = {str(u) for u in users[np.flatnonzero(np.diff(fitted.indptr))]}
+    assert set(by_user) == with_history
+    for user, recs in by_user.items():
+        assert [r["rank"] for r in recs] == [1, 2, 3, 4, 5]
+        assert not {r["item_id"] for r in recs} & played[user]
+        assert all(r["date"] == dt.date(2026, 11, 30) for r in recs)
+    # the scratch folder of a successful run is gone
+    assert list((first_run / "flows").iterdir()) == []
+
+
+def test_a_run_refused_by_the_gate_leaves_production_untouched(first_run: Path) -> None:
+    registry = ModelRegistry(first_run / "registry")
+    before = registry.production("daily")
+    # a production figure no candidate can reach: the new run must be refused
+    boosted = dict(before.manifest, metrics={"ndcg@10": 0.999})
+    high = registry.publish("daily", before.path, boosted)
+    registry.promote("daily", high.version)
+    day_file = first_run / "batch" / "date=2026-11-30" / "daily.parquet"
+    day_bytes = day_file.read_bytes()
+
+    done = _segue(first_run, "flow", "run", "--date", "2026-11-30", "--models", "itemknn")
+    assert done.returncode == 2
+    assert "production is unchanged" in done.stderr
+    assert "refused: ndcg@10" in done.stdout + done.stderr
+    assert registry.production("daily").version == high.version
+    assert [v.version for v in registry.versions("daily")] == ["v0001", "v0002"]
+    assert day_file.read_bytes() == day_bytes  # the gate runs before the batch step
+
+    runs = list_runs(Settings(data_dir=first_run))
+    assert [(r.successful, r.status) for r in runs[:2]] == [(False, "failed"), (True, "ok")]
+    newest_ok = runs[1]
+    assert newest_ok.parameters["models"] == "popularity,itemknn"
+    assert newest_ok.parameters["date"] == "2026-11-30"
+    assert newest_ok.metrics["version"] == "v0001"
+    v1 = registry.get("daily", "v0001").manifest
+    assert newest_ok.metrics["ndcg@10"] == pytest.approx(v1["metrics"]["ndcg@10"])
+    assert "summary" in newest_ok.artifacts and "data_summary" in newest_ok.artifacts
+
+    listing = _segue(first_run, "runs")
+    assert listing.returncode == 0 and "failed" in listing.stdout and "ok" in listing.stdout
+
+    # the registry commands: the gate guards promote, rollback goes back one promotion
+    refused = _segue(first_run, "models", "promote", "daily", "v0001")
+    assert refused.returncode == 2 and "refused" in refused.stderr
+    assert registry.production("daily").version == "v0002"
+    back = _segue(first_run, "models", "rollback", "daily")
+    assert back.returncode == 0 and "rolled back to v0001" in back.stdout
+    assert registry.production("daily").version == "v0001"
+    unknown = _segue(first_run, "models", "promote", "daily", "v0042")
+    assert unknown.returncode == 2 and "no version v0042" in unknown.stderr
+    shown = _segue(first_run, "models", "show", "daily")
+    assert shown.returncode == 0 and '"version": "v0001"' in shown.stdout
+
+
+def test_a_past_date_uses_only_that_days_data(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'segue.sqlite'}")
+    load_synthetic_world(store, SynthParams(seed=3, n_users=60, n_tracks=80, n_events=2000))
+    everything = store.interactions()
+    middle = dt.date(2024, 6, 30)
+    plan = DayPlan(middle, ("popularity",))
+    summary = snapshot_dataset(store, plan, tmp_path / "snap.pkl")
+    before = int((everything.ts_ms < plan.end_ms).sum())
+    assert 0 < summary["events"] == before < len(everything)
+    assert summary["end"] < "2024-07-01"
+    assert len(load_snapshot(tmp_path / "snap.pkl")) == summary["pairs"]
+    assert parse_date("2026-01-02") == dt.date(2026, 1, 2)
+    with pytest.raises(Exception, match="YYYY-MM-DD"):
+        parse_date("yesterday-ish")
+    with pytest.raises(Exception, match="trains ALS only"):
+        DayPlan(middle, ("itemknn",), engine="spark")

@@ -586,25 +586,26 @@ def test_promote_and_rollback_in_the_registry_reach_the_running_api(
     from segue.registry import ModelRegistry
 
     registry = ModelRegistry(tmp_path / "registry")
-    first = registry.publish("als", world.models_dir / "models" / "als", {"note": "first"})
+    manifest = {"model_type": "als"}  # served as "daily": the winning model may change
+    first = registry.publish("daily", world.models_dir / "models" / "als", manifest)
     with open_store(world.sqlite_url) as store:
         user = _known_user(store)
         data = load_interactions(store)
         other = ALSRecommender(factors=8, iterations=3, random_state=1).fit(data.matrix())
         save_trained(TrainedModel("als", other, data.users, data.items), tmp_path / "other")
-    second = registry.publish("als", tmp_path / "other", {"note": "second"})
-    registry.promote("als", first.version)
+    second = registry.publish("daily", tmp_path / "other", manifest)
+    registry.promote("daily", first.version)
     settings = Settings(data_dir=tmp_path, database_url=world.sqlite_url)
-    with TestClient(create_app(settings, watch_s=None)) as c:
+    with TestClient(create_app(settings, model="daily", watch_s=None)) as c:
         served_first = _recs(c, user)
         assert served_first["version"] == first.version
-        registry.promote("als", second.version)
+        registry.promote("daily", second.version)
         assert c.post("/v1/admin/model/reload").json() == {
             "swapped": True,
             "version": second.version,
         }
         served_second = _recs(c, user)
         assert served_second["items"] != served_first["items"]
-        registry.rollback("als")
+        registry.rollback("daily")
         assert c.post("/v1/admin/model/reload").json()["version"] == first.version
         assert _recs(c, user)["items"] == served_first["items"], "exactly the old answers"

@@ -24,17 +24,21 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Worker processes (needs SEGUE_REDIS_URL if > 1).")
     ] = 1,
-    model: Annotated[str, typer.Option(help="Which trained model to serve.")] = "als",
+    model: Annotated[
+        str, typer.Option(help="Model (als, ease, ...) or model-registry name to serve.")
+    ] = "als",
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve recommendations, events and users over HTTP (OpenAPI at /docs)."""
     import uvicorn
 
     from segue.api.server import MODEL_VAR
-    from segue.models import model_spec
+    from segue.jobs.serving import locate_model
+    from segue.models import MODELS, model_spec
 
-    model_spec(model)  # unknown names fail here, with the list of known ones
     settings = state(ctx).settings
+    if model not in MODELS and locate_model(settings, model) is None:
+        model_spec(model)  # neither a model nor a registry name: fails with the known names
     if workers > 1 and not settings.redis_url:
         raise SegueError(
             "--workers > 1 needs SEGUE_REDIS_URL: without Redis each process would have its own "

@@ -40,6 +40,7 @@ from segue.models import model_spec
 from segue.models.coldstart import ColdStartRecommender
 from segue.models.filters import Filters
 from segue.pipeline.session import SessionAdjuster
+from segue.registry import ModelRegistry
 from segue.store import Store
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,16 @@ FALLBACK_MODEL = "popularity"
 
 @dataclass(frozen=True)
 class ModelLocation:
-    """Where a model version lives: ``version`` changes whenever the files do."""
+    """Where a model version lives: ``version`` changes whenever the files do.
+
+    ``name`` is what is served (a registry name such as ``daily``, whose winning model may
+    change from day to day), ``model_type`` the kind of model in the files (``als``, ...).
+    """
 
     name: str
     version: str
     path: Path
+    model_type: str
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,28 +176,25 @@ def locate_model(settings: Settings, name: str) -> ModelLocation | None:
     params = path / "params.json"
     if not params.is_file():
         return None
-    return ModelLocation(name, f"local-{params.stat().st_mtime_ns}", path)
+    return ModelLocation(name, f"local-{params.stat().st_mtime_ns}", path, name)
 
 
 def _registry_production(settings: Settings, name: str) -> ModelLocation | None:
-    try:
-        from segue.registry import ModelRegistry
-    except ImportError:  # the registry is optional for serving
-        return None
     root = settings.data_dir / "registry"
     if not root.is_dir():
         return None
     current = ModelRegistry(root).production(name)
     if current is None:
         return None
-    return ModelLocation(name, str(current.version), Path(current.path))
+    model_type = current.manifest.get("model_type", name)
+    return ModelLocation(name, str(current.version), Path(current.path), str(model_type))
 
 
 Loader = Callable[[ModelLocation], TrainedModel]
 
 
 def load_location(location: ModelLocation) -> TrainedModel:
-    return load_trained_at(location.path, location.name)
+    return load_trained_at(location.path, location.model_type)
 
 
 class ModelHolder:

@@ -14,6 +14,7 @@ from segue.errors import SegueError
 from segue.models.coldstart import ColdStartRecommender, NewItemPolicy, Onboarding
 from segue.models.filters import Filters
 from segue.models.itemknn import ItemKNNRecommender
+from segue.ranking import standardise
 
 # 12 tracks: 0-5 rock by artists r1/r2, 6-9 jazz by j1/j2, 10-11 never played (new releases)
 ARTISTS = ["r1", "r1", "r1", "r2", "r2", "r2", "j1", "j1", "j2", "j2", "r1", "j2"]
@@ -206,6 +207,11 @@ def test_cached_answers_equal_fresh_ones() -> None:
         np.testing.assert_array_equal(again, fresh)
         np.testing.assert_array_equal(first, fresh)
         assert code == code_again == fresh_code
+        for _ in range(2):  # computed, then from the cache
+            prior, prior_code = cold.segment_prior(onboarding)
+            expected = standardise(np.log1p(fresh)[None, :].astype(np.float32))[0]
+            np.testing.assert_array_equal(prior, expected)
+            assert prior_code == code
     kids = Filters(allowed=np.arange(len(ARTISTS)) % 3 != 0)
     for filters in (None, kids):
         first = cold.diverse_popular(4, filters)

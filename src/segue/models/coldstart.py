@@ -89,6 +89,8 @@ class ColdStartRecommender:
         self._segment_cache: OrderedDict[tuple[int, ...], tuple[np.ndarray, np.ndarray, str]]
         self._segment_cache = OrderedDict()
         self._diverse_cache: OrderedDict[tuple[int, bytes], np.ndarray] = OrderedDict()
+        self._prior_cache: OrderedDict[tuple, tuple[np.ndarray, np.ndarray, float]]
+        self._prior_cache = OrderedDict()
         self._cache_lock = threading.Lock()
 
     # -- the schedule --------------------------------------------------------------------
@@ -102,13 +104,7 @@ class ColdStartRecommender:
         table = self.side.users
         if table is None:
             return self.listeners, "popular"
-        key = (
-            _code(AGE_BANDS, onboarding.age_band, "age band"),
-            _code(GENDERS, onboarding.gender, "gender"),
-            table.countries.index(onboarding.country)
-            if onboarding.country in table.countries
-            else -1,
-        )
+        key = self._key(onboarding)
         with self._cache_lock:
             hit = self._segment_cache.get(key)
             if hit is not None:
@@ -127,6 +123,31 @@ class ColdStartRecommender:
         counts = np.zeros(len(self.listeners), dtype=np.float32)
         counts[columns] = values
         return counts, reason
+
+    def segment_prior(self, onboarding: Onboarding) -> tuple[np.ndarray, str]:
+        """The standardised log listener counts of the user's segment (the demographic prior).
+
+        Kept per segment as its value at items the segment never played (one number) plus
+        the values at the items it did: a dense prior per segment would not fit in memory for
+        hundreds of segments, and this skips the log and the standardisation per request.
+        """
+        counts, reason = self.segment_popularity(onboarding)
+        key: tuple = ("popular",) if reason == "popular" else self._key(onboarding)
+        with self._cache_lock:
+            hit = self._prior_cache.get(key)
+        if hit is None:
+            prior = standardise(np.log1p(counts)[None, :].astype(np.float32))[0]
+            columns = np.flatnonzero(counts)
+            rest = float(prior[counts == 0][0]) if len(columns) < len(counts) else 0.0
+            hit = (columns, prior[columns], rest)
+            with self._cache_lock:
+                self._prior_cache[key] = hit
+                while len(self._prior_cache) > CACHE_ENTRIES:
+                    self._prior_cache.popitem(last=False)
+        columns, values, rest = hit
+        prior = np.full(len(counts), rest, dtype=np.float32)
+        prior[columns] = values
+        return prior, reason
 
     def warm_segments(self) -> int:
         """Compute every segment present among the users now (serving calls this at load, so
@@ -149,6 +170,16 @@ class ColdStartRecommender:
                 )
             )
         return len(keys)
+
+    def _key(self, onboarding: Onboarding) -> tuple[int, int, int]:
+        """The segment codes (age band, gender, country; -1 when unknown)."""
+        table = self.side.users
+        countries = table.countries if table is not None else ()
+        return (
+            _code(AGE_BANDS, onboarding.age_band, "age band"),
+            _code(GENDERS, onboarding.gender, "gender"),
+            countries.index(onboarding.country) if onboarding.country in countries else -1,
+        )
 
     def _segment_counts(self, key: tuple[int, ...]) -> tuple[np.ndarray, str]:
         table = self.side.users
@@ -247,8 +278,7 @@ class ColdStartRecommender:
                 prior = prior + self.genre_boost * self._genre_lift(onboarding.genres)
             prior_reason = "matches_your_picks"
         elif onboarding.age_band or onboarding.gender or onboarding.country:
-            counts, prior_reason = self.segment_popularity(onboarding)
-            prior = standardise(np.log1p(counts)[None, :].astype(np.float32))[0]
+            prior, prior_reason = self.segment_prior(onboarding)
         else:
             prior_reason = "popular"
             prior = None

@@ -609,3 +609,10 @@ def test_promote_and_rollback_in_the_registry_reach_the_running_api(
         registry.rollback("daily")
         assert c.post("/v1/admin/model/reload").json()["version"] == first.version
         assert _recs(c, user)["items"] == served_first["items"], "exactly the old answers"
+
+
+def test_music_requests_say_when_they_are_not_set_up(client: TestClient) -> None:
+    r = client.post("/v1/query", json={"text": "play bohemian rhapsody by queen"})
+    assert r.status_code == 503 and "segue nlu train" in r.json()["detail"]
+    r = client.post("/v1/query", json={"text": ""})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "text"]

@@ -23,6 +23,7 @@ from segue.jobs.intake import BackgroundWorker, EventIntake
 from segue.jobs.nba import NBAService
 from segue.jobs.products import ProductContext
 from segue.jobs.serving import ModelHolder, ServingModel, UserCache
+from segue.nlu.parser import Parser
 from segue.online.bus import EventBus, InProcessBus, RedisStreamBus
 from segue.online.redis_state import RedisState
 from segue.online.resilient import ReconnectingBus, ResilientState
@@ -47,6 +48,8 @@ class Services:
     products: tuple[ServingModel, ProductContext] | None = None
     #: the next-best-action engine (click model, catalog), loaded on first use
     nba: NBAService | None = None
+    #: the music-request parser (language model and entity index), loaded on first use
+    parser: Parser | None = None
 
     def start(self, *, watch_s: float | None = 2.0) -> None:
         self.models.load()

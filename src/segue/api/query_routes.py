@@ -1,0 +1,73 @@
+"""``POST /v1/query``: a music request in words, answered with a validated call or a question.
+
+The language model (fine-tuned MiniLM, int8 for serving) and the entity index are loaded on
+first use and kept; for play requests the answer carries the queue the player would start,
+from the served recommender.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from segue.api.security import require
+from segue.api.services import Services
+from segue.errors import SegueError
+from segue.jobs.ask import QueryAnswer, answer_query, load_parser
+from segue.nlu.parser import Parser
+
+router = APIRouter(prefix="/v1", tags=["requests"])
+_lock = threading.Lock()
+
+
+class Query(BaseModel):
+    """What the listener said or typed, and who they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=500)
+    user_id: str | None = Field(default=None, max_length=200)
+    local_time: dt.datetime | None = Field(
+        default=None, description="The listener's local time ('something for this morning')"
+    )
+    k: int = Field(default=10, ge=1, le=50, description="Length of the queue for play requests")
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _parser(svc: Services) -> Parser:
+    if svc.parser is None:
+        with _lock:
+            if svc.parser is None:
+                try:
+                    svc.parser = load_parser(svc.store, svc.settings)
+                except (SegueError, FileNotFoundError, OSError) as exc:
+                    raise HTTPException(
+                        status.HTTP_503_SERVICE_UNAVAILABLE,
+                        f"music requests are not set up: {exc} (run `segue nlu train`)",
+                    ) from exc
+    return svc.parser
+
+
+@router.post("/query", response_model=QueryAnswer, dependencies=[Depends(require("read"))])
+def query(body: Query, svc: Annotated[Services, Depends(_services)]) -> QueryAnswer:
+    """Intent, slots, linked catalog entities, the validated call, its confidence, and a
+    question when something is missing or uncertain; for play requests, the queue."""
+    parser = _parser(svc)
+    if body.user_id is not None and svc.users.get(body.user_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown user {body.user_id!r}")
+    return answer_query(
+        svc.store,
+        parser,
+        body.text,
+        user_id=body.user_id,
+        now=body.local_time,
+        trained=svc.models.current.trained,
+        k=body.k,
+    )

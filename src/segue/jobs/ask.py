@@ -1,0 +1,212 @@
+"""Answering a request in words: parse it, link it, and for play requests build the queue.
+
+This is what ``segue ask`` and ``POST /v1/query`` run. The parser (tagger + entity index over
+the store's catalog + listeners' histories) is built once by :func:`load_parser` and reused
+for every request; :func:`answer_query` does the per-request work and returns a
+JSON-serialisable :class:`QueryAnswer`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from segue.config import Settings
+from segue.data.model import EVENT_CODES, ItemKind
+from segue.errors import SegueError
+from segue.jobs.recommend import recommend_for_user
+from segue.jobs.train import TrainedModel
+from segue.models.text import model_path
+from segue.nlu.calls import Call, PlayMusic, Recommend
+from segue.nlu.linking import EntityIndex
+from segue.nlu.parser import LinkedEntity, Parser, Slot
+from segue.nlu.tagger import Tagger
+from segue.store import Store
+
+#: events that count towards a listener's history ("play my favourites")
+_HISTORY_EVENTS = ("play", "like", "add_to_playlist")
+
+
+class QueuedTrack(BaseModel):
+    item_id: str
+    title: str
+    score: float | None = None
+    reason: str
+
+
+class QueryAnswer(BaseModel):
+    """What a request meant, what to do, what to ask, and what would play."""
+
+    text: str
+    intent: str
+    confidence: float
+    slots: list[Slot]
+    entities: list[LinkedEntity]
+    call: Call | None
+    question: str | None = None
+    question_kind: Literal["clarify", "confirm"] | None = None
+    message: str | None = None
+    context: dict[str, Any] = {}
+    queue: list[QueuedTrack] = []
+
+
+def nlu_folder(settings: Settings) -> Path:
+    """Where the language model's checkpoint lives: under the data directory."""
+    return settings.data_dir / "nlu" / "joint"
+
+
+def catalog_stats(store: Store) -> tuple[dict[str, float], dict[str, list[str]]]:
+    """Plays per item (popularity) and per user the items they played, most played first.
+
+    Focus-Mode events are left out, as everywhere personalisation is concerned.
+    """
+    log = store.interactions()
+    if len(log.item) == 0:
+        return {}, {}
+    codes = np.array([EVENT_CODES[t] for t in _HISTORY_EVENTS])
+    keep = np.isin(log.type, codes)
+    weight = log.count[keep].astype(np.float64)
+    plays = np.bincount(log.item[keep], weights=weight, minlength=len(log.item_ids))
+    popularity = {str(log.item_ids[i]): float(plays[i]) for i in np.flatnonzero(plays)}
+    pair = log.user[keep].astype(np.int64) * len(log.item_ids) + log.item[keep]
+    keys, inverse = np.unique(pair, return_inverse=True)
+    totals = np.bincount(inverse, weights=weight)
+    users, items = keys // len(log.item_ids), keys % len(log.item_ids)
+    order = np.lexsort((items, -totals, users))
+    histories: dict[str, list[str]] = {}
+    for row in order:
+        histories.setdefault(str(log.user_ids[users[row]]), []).append(
+            str(log.item_ids[items[row]])
+        )
+    return popularity, histories
+
+
+def load_parser(
+    store: Store,
+    settings: Settings,
+    *,
+    folder: Path | None = None,
+    quantize: bool = True,
+    threads: int = 1,
+) -> Parser:
+    """The trained tagger (int8 and traced for serving unless ``quantize=False``) plus an index
+    over the store's catalog weighted by plays, and every listener's history."""
+    tagger = Tagger.load(
+        folder or nlu_folder(settings),
+        model_path(),
+        quantize=quantize,
+        trace=quantize,
+        threads=threads,
+    )
+    popularity, histories = catalog_stats(store)
+    index = EntityIndex(store.iter_items(), popularity)
+    return Parser(tagger, index, histories=histories)
+
+
+def answer_query(
+    store: Store,
+    parser: Parser,
+    text: str,
+    *,
+    user_id: str | None = None,
+    now: dt.datetime | None = None,
+    trained: TrainedModel | None = None,
+    k: int = 10,
+) -> QueryAnswer:
+    """Parse ``text`` for ``user_id`` at local time ``now``; for play and recommend requests
+    that need no question first, the queue the player would start (needs ``trained`` unless
+    the request names an artist, a track or the listener's favourites)."""
+    if k < 1:
+        raise SegueError(f"k must be at least 1, got {k}")
+    if user_id is not None and user_id not in parser.histories and store.get_user(user_id) is None:
+        raise SegueError(f"unknown user {user_id!r}: import or create the user first")
+    history = list(parser.histories.get(user_id, [])) if user_id is not None else []
+    parsed = parser.parse(text, history=history, now=now)
+    queue: list[QueuedTrack] = []
+    if parsed.call is not None and parsed.question_kind != "clarify":
+        queue = _queue(store, parser, parsed.call, history, user_id, trained, k)
+    return QueryAnswer(
+        text=parsed.text,
+        intent=parsed.intent,
+        confidence=parsed.confidence,
+        slots=parsed.slots,
+        entities=parsed.entities,
+        call=parsed.call,
+        question=parsed.question,
+        question_kind=parsed.question_kind,
+        message=parsed.message,
+        context=parsed.context,
+        queue=queue,
+    )
+
+
+def _queue(
+    store: Store,
+    parser: Parser,
+    call: Call,
+    history: list[str],
+    user_id: str | None,
+    trained: TrainedModel | None,
+    k: int,
+) -> list[QueuedTrack]:
+    if not isinstance(call, PlayMusic | Recommend):
+        return []
+    if isinstance(call, PlayMusic) and call.source == "history":
+        tracks = [i for i in history if _is_track(store, parser.index, i)][:k]
+        return [_track(store, i, "one of your most played") for i in tracks]
+    first: list[QueuedTrack] = []
+    picks: list[str] = []
+    if isinstance(call, PlayMusic):
+        if call.track is not None and call.track.id:
+            first = [_track(store, call.track.id, "you asked for it")]
+            picks = [call.track.id]
+        elif call.album is not None and call.album.id:
+            picks = [call.album.id]
+        elif call.artist is not None and call.artist.id and parser.index is not None:
+            return _artist_tracks(store, parser.index, call.artist.id, k)
+    elif call.like is not None and call.like.id:
+        picks = [call.like.id]
+    genres = [call.genre] if call.genre else []
+    if trained is None or not (user_id or picks or genres):
+        return first
+    if picks:  # the recommender can only start from items it was trained on
+        rows = np.asarray(trained.items.to_index(picks, allow_unknown=True))
+        picks = [p for p, row in zip(picks, rows, strict=True) if row >= 0]
+    suggestions = recommend_for_user(
+        store,
+        trained,
+        user_id or "",
+        k=k,
+        picks=picks,
+        genres=genres,
+        kinds=[ItemKind.TRACK.value],
+    )
+    seen = {q.item_id for q in first}
+    rest = [
+        QueuedTrack(item_id=s.item_id, title=s.title, score=s.score, reason=s.reason)
+        for s in suggestions
+        if s.item_id not in seen
+    ]
+    return (first + rest)[:k]
+
+
+def _artist_tracks(store: Store, index: EntityIndex, artist_id: str, k: int) -> list[QueuedTrack]:
+    positions = [p for p in index.works.get(artist_id, []) if index.items[p].kind == ItemKind.TRACK]
+    return [_track(store, index.items[p].id, "popular by this artist") for p in positions[:k]]
+
+
+def _is_track(store: Store, index: EntityIndex | None, item_id: str) -> bool:
+    if index is not None:
+        position = index.position.get(item_id)
+        return position is not None and index.items[position].kind == ItemKind.TRACK
+    item = store.get_item(item_id)
+    return item is not None and item.kind == ItemKind.TRACK
+
+
+def _track(store: Store, item_id: str, reason: str) -> QueuedTrack:
+    item = store.get_item(item_id)
+    return QueuedTrack(item_id=item_id, title=item.title if item else item_id, reason=reason)

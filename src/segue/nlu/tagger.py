@@ -1,0 +1,234 @@
+"""A trained joint model ready to use: words in, intent and tags with calibrated confidence out.
+
+Confidence comes from the logits divided by temperatures fitted on the valid split, so that
+"0.9" means right about nine times in ten there. For serving, the linear layers can be
+dynamically quantised to int8 (``quantize=True``): on a CPU this roughly halves the time of
+one request at a cost the benchmark measures on the valid split. ``trace=True`` also records
+the model with TorchScript for single requests (batch size 1): the traced graph skips
+Python's per-module overhead, which dominates one short request on a busy CPU (measured 81 ms
+eager against 25 ms traced at p50 under load 11 on 2 cores). The trace is checked against the
+eager model on requests of other lengths when it is made, and dropped if they disagree.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from segue.nlu.evaluate import Scores, score
+from segue.nlu.model import (
+    Calibration,
+    JointModel,
+    Labels,
+    encode,
+    load_checkpoint,
+    load_tokenizer,
+    predict_batch,
+)
+from segue.nlu.snips import Utterance
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """One tagged request: the intent with its calibrated probability, and per-word tags."""
+
+    words: tuple[str, ...]
+    intent: str
+    intent_confidence: float
+    tags: tuple[str, ...]
+    tag_confidence: tuple[float, ...]
+    #: calibrated probabilities of every intent, in ``Labels.intents`` order
+    intent_probs: tuple[float, ...]
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class Tagger:
+    """Wraps model, tokenizer, labels and temperatures; ``threads`` bounds torch's threads."""
+
+    def __init__(
+        self,
+        model: JointModel,
+        tokenizer: Any,
+        labels: Labels,
+        calibration: Calibration | None = None,
+        *,
+        threads: int = 1,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.labels = labels
+        self.calibration = calibration or Calibration()
+        self.threads = threads
+        self.info = info or {}
+        self._traced: Any = None
+        #: decode with BIO rules and the intent's slot types (Viterbi) rather than argmax
+        self.constrained = True
+        self._bio: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def traced(self) -> bool:
+        """Whether single requests run through a verified TorchScript graph."""
+        return self._traced is not None
+
+    def trace(self) -> bool:
+        """Record a TorchScript graph for batch-size-1 requests; False if it cannot be trusted."""
+        probes = [["skip"], ["play", "some", "jazz", "from", "the", "nineties"], ["a"] * 40]
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                first = encode(self.tokenizer, [probes[1]])
+                traced = torch.jit.freeze(
+                    torch.jit.trace(
+                        self.model,
+                        (first.input_ids, first.attention_mask),
+                        check_trace=False,
+                        strict=False,
+                    )
+                )
+                for words in probes:
+                    batch = encode(self.tokenizer, [words])
+                    want = self.model(batch.input_ids, batch.attention_mask)
+                    got = traced(batch.input_ids, batch.attention_mask)
+                    if any(
+                        not torch.allclose(a, b, atol=1e-4) for a, b in zip(want, got, strict=True)
+                    ):
+                        return False
+        except (RuntimeError, TypeError):
+            return False
+        finally:
+            torch.set_num_threads(previous)
+        self._traced = traced
+        return True
+
+    @classmethod
+    def load(
+        cls,
+        folder: Path,
+        model_dir: Path,
+        *,
+        quantize: bool = False,
+        trace: bool = False,
+        threads: int = 1,
+    ) -> Tagger:
+        model, labels, calibration, info = load_checkpoint(folder, model_dir)
+        if quantize:
+            model = quantized(model)
+        tagger = cls(
+            model, load_tokenizer(model_dir), labels, calibration, threads=threads, info=info
+        )
+        if trace:
+            tagger.trace()
+        return tagger
+
+    def logits(
+        self, words: Sequence[Sequence[str]], batch_size: int = 64
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Raw intent logits (n, I) and per-word tag logits, batched by length."""
+        order = sorted(range(len(words)), key=lambda i: (len(words[i]), i))
+        intents = np.zeros((len(words), len(self.labels.intents)), dtype=np.float32)
+        tags: list[np.ndarray] = [np.zeros(0)] * len(words)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(order), batch_size):
+                    chunk = order[start : start + batch_size]
+                    # the traced graph serves single requests; batches run eagerly
+                    model = self._traced if len(chunk) == 1 and self._traced else self.model
+                    pred = predict_batch(model, encode(self.tokenizer, [words[i] for i in chunk]))
+                    intents[chunk] = pred.intent_logits
+                    for i, row in zip(chunk, pred.word_tag_logits, strict=True):
+                        tags[i] = row
+        finally:
+            torch.set_num_threads(previous)
+        return intents, tags
+
+    def tag(self, words: Sequence[Sequence[str]], batch_size: int = 64) -> list[Tagged]:
+        intent_logits, tag_logits = self.logits(words, batch_size)
+        return self.decode(words, intent_logits, tag_logits)
+
+    def decode(
+        self,
+        words: Sequence[Sequence[str]],
+        intent_logits: np.ndarray,
+        tag_logits: Sequence[np.ndarray],
+    ) -> list[Tagged]:
+        cal = self.calibration
+        intent_p = softmax(intent_logits, cal.intent_temperature)
+        out = []
+        for row, w in enumerate(words):
+            tag_p = softmax(tag_logits[row], cal.slot_temperature)
+            i = int(intent_p[row].argmax())
+            best = self._best_tags(tag_p, self.labels.intents[i])
+            out.append(
+                Tagged(
+                    words=tuple(w),
+                    intent=self.labels.intents[i],
+                    intent_confidence=float(intent_p[row, i]),
+                    tags=tuple(self.labels.tags[t] for t in best),
+                    tag_confidence=tuple(float(tag_p[j, t]) for j, t in enumerate(best)),
+                    intent_probs=tuple(float(p) for p in intent_p[row]),
+                )
+            )
+        return out
+
+    def _best_tags(self, tag_p: np.ndarray, intent: str) -> np.ndarray:
+        """The most likely tag sequence that obeys BIO and the intent's slot types (Viterbi
+        over log-probabilities); plain argmax with ``constrained=False``."""
+        if not self.constrained:
+            return tag_p.argmax(axis=1)
+        if self._bio is None:
+            self._bio = self.labels.transitions()
+        start, follow = self._bio
+        logp = np.log(tag_p + 1e-12)
+        mask = self.labels.tag_mask(intent)
+        if mask is not None:
+            logp = np.where(mask, logp, -1e9)
+        blocked = np.where(follow, 0.0, -1e9)
+        score = np.where(start, logp[0], -1e9)
+        back = np.zeros(logp.shape, dtype=np.int64)
+        for t in range(1, len(logp)):
+            total = score[:, None] + blocked
+            back[t] = total.argmax(axis=0)
+            score = total[back[t], np.arange(len(score))] + logp[t]
+        path = [int(score.argmax())]
+        for t in range(len(logp) - 1, 0, -1):
+            path.append(int(back[t, path[-1]]))
+        return np.array(path[::-1])
+
+    def evaluate(self, utterances: Sequence[Utterance]) -> Scores:
+        tagged = self.tag([u.words for u in utterances])
+        return score(
+            [u.intent for u in utterances],
+            [u.tags for u in utterances],
+            [t.intent for t in tagged],
+            [t.tags for t in tagged],
+        )
+
+
+def frame_confidence(tagged: Tagged) -> float:
+    """How sure the whole frame is: the intent's probability times the least sure slot word."""
+    slot = [c for c, t in zip(tagged.tag_confidence, tagged.tags, strict=True) if t != "O"]
+    return tagged.intent_confidence * (min(slot) if slot else 1.0)
+
+
+def quantized(model: JointModel) -> JointModel:
+    """A copy with int8 dynamic quantisation of every Linear layer (CPU inference only)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

@@ -1,0 +1,81 @@
+"""Words as the model sees them, and the typing errors that augmentation and benchmarks make.
+
+SNIPS text is lower-cased with punctuation split off or dropped ("i d like" for "I'd like"), so
+a request is normalised the same way before tagging: the tagger never sees a form it was not
+trained on, and slot values come back as the listener's words in that normal form.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+_APOSTROPHES = re.compile(r"[’'`´]")
+# colons stay: SNIPS keeps them inside titles ("curtain call: the hits")
+_EDGE_PUNCT = re.compile(r"^[\"“”()\[\]{},.!?;]+|[\"“”()\[\]{},.!?;]+$")
+_KEYBOARD_NEIGHBOURS = {
+    c: n
+    for row in ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+    for i, c in enumerate(row)
+    for n in [row[max(0, i - 1) : i] + row[i + 1 : i + 2]]
+}
+
+
+def words_of(text: str) -> list[str]:
+    """Lower-cased words with apostrophes split ("i'd" -> "i d") and edge punctuation dropped."""
+    text = _APOSTROPHES.sub(" ", text.lower())
+    out = []
+    for raw in text.split():
+        word = _EDGE_PUNCT.sub("", raw)
+        if word:
+            out.append(word)
+    return out
+
+
+def misspell(text: str, rng: np.random.Generator, edits: int = 1) -> str:
+    """``text`` with ``edits`` random character edits (swap, drop, double, neighbour key).
+
+    Only letters inside words are touched and a word keeps at least two characters, so the
+    result still looks like a typo of the name rather than a different, shorter word. Edits
+    that happen to cancel out (a swap undone) are retried, so the result always differs when
+    the text has letters to change.
+    """
+    for _ in range(10):
+        typo = _edit(text, rng, edits)
+        if typo != text:
+            return typo
+    return typo
+
+
+def _edit(text: str, rng: np.random.Generator, edits: int) -> str:
+    chars = list(text)
+    for _ in range(edits):
+        spots = [i for i, c in enumerate(chars) if c.isalpha()]
+        if len(spots) < 3:
+            break
+        i = int(rng.choice(spots))
+        kind = int(rng.integers(4))
+        if kind == 0 and i + 1 < len(chars) and chars[i + 1].isalpha() and chars[i] != chars[i + 1]:
+            chars[i], chars[i + 1] = chars[i + 1], chars[i]
+        elif kind == 1 and _word_length(chars, i) > 2:
+            del chars[i]
+        elif kind == 2:
+            chars.insert(i, chars[i])
+        else:
+            near = _KEYBOARD_NEIGHBOURS.get(chars[i].lower(), "")
+            if near:
+                chars[i] = near[int(rng.integers(len(near)))]
+            else:
+                chars.insert(i, chars[i])
+    return "".join(chars)
+
+
+def _word_length(chars: list[str], i: int) -> int:
+    start = i
+    while start > 0 and chars[start - 1].isalpha():
+        start -= 1
+    end = i
+    while end < len(chars) and chars[end].isalpha():
+        end += 1
+    return end - start

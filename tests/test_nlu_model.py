@@ -326,3 +326,31 @@ def test_decoding_obeys_bio_and_the_intents_slots() -> None:
     tagger.constrained = True
     # I- cannot start a span, and a music request has no city
     assert tagger.decode(words, intent, [tags])[0].tags == ("O", "B-track", "I-track", "O")
+
+
+def test_the_api_answers_music_requests(tmp_path, tiny) -> None:
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from segue.api import create_app
+    from segue.config import Settings
+    from segue.store import open_store
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with open_store(f"sqlite:///{data / 'segue.sqlite'}") as store:
+        _fill(store)
+    shutil.copytree(tiny[1], data / "nlu" / "joint")
+    with TestClient(create_app(Settings(data_dir=data), watch_s=None)) as client:
+        r = client.post("/v1/query", json={"text": "play Queen"})
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["intent"] == "play_music"
+        assert answer["call"]["artist"]["id"] == "a-queen"
+        assert [q["item_id"] for q in answer["queue"]] == ["t-br", "t-stl"]
+        asked = client.post("/v1/query", json={"text": "add this song"}).json()
+        assert asked["question"] == "Which playlist should I add it to?"
+        assert (
+            client.post("/v1/query", json={"text": "skip", "user_id": "ghost"}).status_code == 404
+        )

@@ -115,9 +115,10 @@ def _env(mode: str, prefix: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def server(mode: str, workers: int, port: int, model: str, prefix: str):
+def server(mode: str, workers: int, port: int, model: str, prefix: str, persist: bool = True):
     cmd = [sys.executable, "-m", "segue.cli.main", "serve", "--port", str(port)]
     cmd += ["--workers", str(workers), "--model", model]
+    cmd += [] if persist else ["--no-persist"]
     proc = subprocess.Popen(cmd, env=_env(mode, prefix), start_new_session=True)
     try:
         started = time.perf_counter()
@@ -269,8 +270,14 @@ async def _freshness(port: int, users: list[str], trials: int) -> list[float]:
     conn = await Connection.open(port)
     url = f"sqlite:///{ROOT / 'segue.sqlite'}"
     out: list[float] = []
+    gets: list[int] = []
     with open_store(url) as store:
-        for user in users[:trials]:
+        for user in users:
+            if len(out) >= trials:
+                break
+            profile = store.get_user(user)
+            if profile is None or not profile.consent_personalisation:
+                continue  # without consent the list must not change: not a freshness trial
             _, body = await conn.request("GET", f"/v1/users/{user}/recommendations?k=10")
             items = json.loads(body)["items"]
             top = store.get_item(items[0]["item_id"])
@@ -284,15 +291,19 @@ async def _freshness(port: int, users: list[str], trials: int) -> list[float]:
             status, _ = await conn.request("POST", "/v1/events", payload)
             accepted = time.perf_counter()
             assert status == 202
+            n_gets = 0
             while True:
                 _, body = await conn.request("GET", f"/v1/users/{user}/recommendations?k=10")
+                n_gets += 1
                 if json.loads(body)["items"][0]["item_id"] != top.id:
                     out.append(time.perf_counter() - accepted)
+                    gets.append(n_gets)
                     break
                 if time.perf_counter() - accepted > 5:
                     out.append(float("inf"))
                     break
     conn.close()
+    print(f"requests needed until the list changed: {np.bincount(gets).tolist()} (index = count)")
     return out
 
 
@@ -301,7 +312,7 @@ def freshness(args: argparse.Namespace) -> None:
     users = _sample_users(5_000)
     random.Random(1).shuffle(users)
     users = [u for u in users if not u.startswith("cold-")]
-    with server(args.mode, args.workers, args.port, args.model, prefix):
+    with server(args.mode, args.workers, args.port, args.model, prefix, not args.no_persist):
         times = np.array(asyncio.run(_freshness(args.port, users, args.trials))) * 1000
     print(
         f"freshness ({args.mode}, {len(times)} trials): acceptance -> changed list "
@@ -420,6 +431,7 @@ def main() -> None:
             p.add_argument("--connections", type=int, default=32)
         if p.prog.endswith("freshness"):
             p.add_argument("--trials", type=int, default=200)
+            p.add_argument("--no-persist", action="store_true", help="no worker in the API")
         if p.prog.endswith("ingest"):
             p.add_argument("--events", type=int, default=300_000)
             p.add_argument("--batch", type=int, default=2_000)

@@ -15,6 +15,8 @@ from segue.api.app import create_app
 from segue.config import load_settings
 
 MODEL_VAR = "SEGUE_SERVE_MODEL"
+#: "0": this process persists nothing itself (separate ``segue worker`` processes do).
+WORKER_VAR = "SEGUE_SERVE_WORKER"
 
 
 def app_from_env() -> FastAPI:
@@ -22,4 +24,8 @@ def app_from_env() -> FastAPI:
     # of one user vector with the item matrix spends more time waking threads than computing
     # (measured: 15 ms instead of 2 ms per request on a busy 2-core machine).
     threadpool_limits(1)
-    return create_app(load_settings(), model=os.environ.get(MODEL_VAR, "als"))
+    return create_app(
+        load_settings(),
+        model=os.environ.get(MODEL_VAR, "als"),
+        run_worker=os.environ.get(WORKER_VAR, "1") != "0",
+    )

@@ -28,17 +28,29 @@ def serve(
         str, typer.Option(help="Model (als, ease, ...) or model-registry name to serve.")
     ] = "als",
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    persist: Annotated[
+        bool,
+        typer.Option(
+            help="Run an event worker in each process; --no-persist leaves persisting to "
+            "separate `segue worker` processes (Redis mode)."
+        ),
+    ] = True,
 ) -> None:
     """Serve recommendations, events and users over HTTP (OpenAPI at /docs)."""
     import uvicorn
 
-    from segue.api.server import MODEL_VAR
+    from segue.api.server import MODEL_VAR, WORKER_VAR
     from segue.jobs.serving import locate_model
     from segue.models import MODELS, model_spec
 
     settings = state(ctx).settings
     if model not in MODELS and locate_model(settings, model) is None:
         model_spec(model)  # neither a model nor a registry name: fails with the known names
+    if not persist and not settings.redis_url:
+        raise SegueError(
+            "--no-persist needs SEGUE_REDIS_URL: in embedded mode only this process can "
+            "persist the events it accepts"
+        )
     if workers > 1 and not settings.redis_url:
         raise SegueError(
             "--workers > 1 needs SEGUE_REDIS_URL: without Redis each process would have its own "
@@ -51,6 +63,7 @@ def serve(
         "SEGUE_REDIS_PREFIX": settings.redis_prefix,
         "SEGUE_API_KEYS": settings.api_keys,
         MODEL_VAR: model,
+        WORKER_VAR: "1" if persist else "0",
     }
     os.environ.update({k: v for k, v in env.items() if v})
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -15,7 +15,6 @@ from fastapi.responses import HTMLResponse, Response
 
 from segue.api.security import require
 from segue.api.services import Services
-from segue.errors import SegueError
 from segue.jobs.nba import NBAService, NextBestAction
 from segue.jobs.products import (
     ProductContext,
@@ -112,17 +111,12 @@ def next_best_action(
 
 
 def _nba(svc: Services) -> NBAService:
-    if svc.nba is None:
-        with _lock:
-            if svc.nba is None:
-                try:
-                    svc.nba = NBAService(svc.store, svc.settings.data_dir / "models")
-                except (SegueError, FileNotFoundError) as exc:
-                    raise HTTPException(
-                        status.HTTP_503_SERVICE_UNAVAILABLE,
-                        f"next best action is not set up: {exc} (run `segue nba train`)",
-                    ) from exc
-    return svc.nba
+    return svc.component(
+        "nba",
+        lambda: NBAService(svc.store, svc.settings.data_dir / "models"),
+        "next best action",
+        "segue nba train",
+    )
 
 
 @router.get("/wrapped/{year}", response_model=Wrapped, dependencies=[Depends(require("read"))])

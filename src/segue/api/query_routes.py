@@ -8,7 +8,6 @@ from the served recommender.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -16,12 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from segue.api.security import require
 from segue.api.services import Services
-from segue.errors import SegueError
 from segue.jobs.ask import QueryAnswer, answer_query, load_parser
 from segue.nlu.parser import Parser
 
 router = APIRouter(prefix="/v1", tags=["requests"])
-_lock = threading.Lock()
 
 
 class Query(BaseModel):
@@ -42,17 +39,12 @@ def _services(request: Request) -> Services:
 
 
 def _parser(svc: Services) -> Parser:
-    if svc.parser is None:
-        with _lock:
-            if svc.parser is None:
-                try:
-                    svc.parser = load_parser(svc.store, svc.settings)
-                except (SegueError, FileNotFoundError, OSError) as exc:
-                    raise HTTPException(
-                        status.HTTP_503_SERVICE_UNAVAILABLE,
-                        f"music requests are not set up: {exc} (run `segue nlu train`)",
-                    ) from exc
-    return svc.parser
+    return svc.component(
+        "parser",
+        lambda: load_parser(svc.store, svc.settings),
+        "music requests",
+        "segue nlu train",
+    )
 
 
 @router.post("/query", response_model=QueryAnswer, dependencies=[Depends(require("read"))])

@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
+
+from fastapi import HTTPException, status
 
 from segue.api.metrics import Metrics
 from segue.api.security import ApiKeys
 from segue.config import Settings
+from segue.errors import SegueError
 from segue.jobs.events import EventWorker
 from segue.jobs.intake import BackgroundWorker, EventIntake
 from segue.jobs.nba import NBAService
@@ -29,6 +35,9 @@ from segue.online.redis_state import RedisState
 from segue.online.resilient import ReconnectingBus, ResilientState
 from segue.online.state import InProcessState, OnlineState
 from segue.store import Store, open_store
+
+T = TypeVar("T")
+_component_lock = threading.Lock()
 
 
 @dataclass
@@ -65,6 +74,24 @@ class Services:
         self.bus.close()
         self.state.close()
         self.store.close()
+
+    def component(self, name: str, load: Callable[[], T], what: str, fix: str) -> T:
+        """An optional part (``nba``, ``parser``), loaded on first use and kept; while it
+        cannot be loaded, requests needing it get a 503 that says how to set it up."""
+        current = getattr(self, name)
+        if current is None:
+            with _component_lock:
+                current = getattr(self, name)
+                if current is None:
+                    try:
+                        current = load()
+                    except (SegueError, OSError) as exc:
+                        raise HTTPException(
+                            status.HTTP_503_SERVICE_UNAVAILABLE,
+                            f"{what} is not set up: {exc} (run `{fix}`)",
+                        ) from exc
+                    setattr(self, name, current)
+        return current
 
     def state_mode(self) -> str:
         if isinstance(self.state, ResilientState):

@@ -48,6 +48,18 @@ class EventType(StrEnum):
     SHARE = "share"
 
 
+#: What kind of listening an item belongs to, for per-kind profiles (music, podcasts, videos,
+#: audiobooks): the group index of each consumable kind; features and artists have none.
+KIND_GROUP: dict[ItemKind, int] = {
+    ItemKind.TRACK: 0,
+    ItemKind.ALBUM: 0,
+    ItemKind.ARTIST: 0,
+    ItemKind.PODCAST_SHOW: 1,
+    ItemKind.PODCAST_EPISODE: 1,
+    ItemKind.VIDEO: 2,
+    ItemKind.AUDIOBOOK: 3,
+}
+
 #: Event types in code order: ``EVENT_TYPES[code]`` is the type, ``EVENT_CODES[type]`` its code.
 EVENT_TYPES: tuple[EventType, ...] = tuple(EventType)
 EVENT_CODES: dict[str, int] = {t.value: i for i, t in enumerate(EVENT_TYPES)}

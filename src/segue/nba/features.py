@@ -27,7 +27,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.data.log import InteractionLog
-from segue.data.model import EVENT_CODES, AgeBand, EventType, Gender, Item, ItemKind, User
+from segue.data.model import (
+    EVENT_CODES,
+    KIND_GROUP,
+    AgeBand,
+    EventType,
+    Gender,
+    Item,
+    ItemKind,
+    User,
+)
 from segue.errors import SegueError
 from segue.nba.actions import ACTION_OF_KIND, ACTION_TYPES, EDUCATION_FEATURES
 
@@ -38,15 +47,6 @@ CHANNELS: tuple[str, ...] = ("push", "email", "in_app")
 N_GROUPS = 4  # tracks, podcast episodes, videos, audiobooks
 ACTIVE_WINDOW_DAYS = 28
 NEVER_PLAYED_DAYS = 365.0
-_GROUP_OF_KIND: dict[ItemKind, int] = {
-    ItemKind.TRACK: 0,
-    ItemKind.ALBUM: 0,
-    ItemKind.ARTIST: 0,
-    ItemKind.PODCAST_SHOW: 1,
-    ItemKind.PODCAST_EPISODE: 1,
-    ItemKind.VIDEO: 2,
-    ItemKind.AUDIOBOOK: 3,
-}
 _MUSIC = (ItemKind.TRACK, ItemKind.ALBUM, ItemKind.ARTIST, ItemKind.VIDEO)
 _KINDS: tuple[ItemKind, ...] = tuple(ItemKind)
 _PLAY, _SKIP = EVENT_CODES[EventType.PLAY], EVENT_CODES[EventType.SKIP]
@@ -148,8 +148,8 @@ class ItemTable:
             titles[i] = title
             if item_kind == ItemKind.FEATURE:
                 group[i] = -1
-            elif item_kind in _GROUP_OF_KIND:
-                group[i] = _GROUP_OF_KIND[item_kind]
+            elif item_kind in KIND_GROUP:
+                group[i] = KIND_GROUP[item_kind]
             if item_kind in ACTION_OF_KIND:
                 action[i] = ACTION_TYPES.index(ACTION_OF_KIND[item_kind])
             if item_kind in _MUSIC:

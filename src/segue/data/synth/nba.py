@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.data.log import InteractionLog
-from segue.data.model import EVENT_CODES, EventType, ItemKind
+from segue.data.model import EVENT_CODES, KIND_GROUP, EventType, ItemKind
 from segue.data.synth.catalog import DAY_MS
 from segue.data.synth.clock import HOUR_MS, utc_offsets_ms
 from segue.data.synth.params import SynthParamError
@@ -47,15 +47,6 @@ KIND_GROUPS: tuple[ItemKind, ...] = (
     ItemKind.VIDEO,
     ItemKind.AUDIOBOOK,
 )
-_GROUP_OF_KIND: dict[ItemKind, int] = {
-    ItemKind.TRACK: 0,
-    ItemKind.ALBUM: 0,
-    ItemKind.ARTIST: 0,
-    ItemKind.PODCAST_SHOW: 1,
-    ItemKind.PODCAST_EPISODE: 1,
-    ItemKind.VIDEO: 2,
-    ItemKind.AUDIOBOOK: 3,
-}
 #: Action type (``Event.source`` of message events) per item kind; shows are not promoted.
 ACTION_OF_KIND: dict[ItemKind, str] = {
     ItemKind.TRACK: "play_track",
@@ -194,8 +185,8 @@ def item_attributes(world: World) -> ItemAttributes:
     for i, item in enumerate(items):
         if item.kind == ItemKind.FEATURE:
             group[i] = -1
-        elif item.kind in _GROUP_OF_KIND:
-            group[i] = _GROUP_OF_KIND[item.kind]
+        elif item.kind in KIND_GROUP:
+            group[i] = KIND_GROUP[item.kind]
         if item.kind in ACTION_OF_KIND:
             action[i] = ACTION_TYPES.index(ACTION_OF_KIND[item.kind])
         if item.kind in music and item.genres:

@@ -7,7 +7,9 @@ so every worker process (``--workers N``) builds the same service.
 from __future__ import annotations
 
 import os
+import socket
 
+import uvicorn
 from fastapi import FastAPI
 from threadpoolctl import threadpool_limits
 
@@ -29,3 +31,19 @@ def app_from_env() -> FastAPI:
         model=os.environ.get(MODEL_VAR, "als"),
         run_worker=os.environ.get(WORKER_VAR, "1") != "0",
     )
+
+
+class TcpConfig(uvicorn.Config):
+    """uvicorn's config, binding the socket that several workers share as a TCP socket.
+
+    Why: uvicorn creates that socket as ``socket.socket(family)``, whose protocol number is 0,
+    and asyncio only sets TCP_NODELAY on accepted connections whose listening socket says
+    IPPROTO_TCP. Without it, Nagle's algorithm and delayed ACKs add ~40 ms to every request on
+    a kept-alive connection (measured: 44 ms per request with two workers, 1-2 ms with one).
+    """
+
+    def bind_socket(self) -> socket.socket:
+        sock = super().bind_socket()
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            return socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, sock.detach())
+        return sock

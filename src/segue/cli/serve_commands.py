@@ -39,7 +39,7 @@ def serve(
     """Serve recommendations, events and users over HTTP (OpenAPI at /docs)."""
     import uvicorn
 
-    from segue.api.server import MODEL_VAR, WORKER_VAR
+    from segue.api.server import MODEL_VAR, WORKER_VAR, TcpConfig
     from segue.jobs.serving import locate_model
     from segue.models import MODELS, model_spec
 
@@ -74,7 +74,7 @@ def serve(
         )
     mode = "redis" if settings.redis_url else "embedded"
     console.print(f"serving {model!r} on http://{host}:{port} ({mode}, {workers} worker(s))")
-    uvicorn.run(
+    config = TcpConfig(
         "segue.api.server:app_from_env",
         factory=True,
         host=host,
@@ -83,3 +83,9 @@ def serve(
         log_level=log_level,
         access_log=False,
     )
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        uvicorn.Server(config).run()

@@ -132,7 +132,6 @@ class ServingModel:
                 genres_of[item_id] = tuple(catalog.genre_names[g] for g in row)
         train = trained.model._fitted()
         cold = ColdStartRecommender(trained.model, train, side)
-        cold.warm_segments()
         return cls(
             trained=trained,
             version=version,
@@ -295,6 +294,7 @@ class ModelHolder:
         with self._lock:
             trained = self._loader(location)
             model = ServingModel.build(self.store, trained, location.version)
+            model.cold.warm_segments()  # before serving, so no listener waits for a segment
             self._current = model
             self._location = location
         self._on_event("loaded", f"{location.name} {location.version}")

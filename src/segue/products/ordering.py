@@ -142,9 +142,10 @@ def _allowed(left, group, counts, prev, remaining, ok):  # pragma: no cover - co
     for c in range(n):
         g = group[c]
         ok[c] = left[c] and g != prev
-        if ok[c] and first > half_down:  # an artist near half of what is left: check each
-            if counts[g] - 1 > half_down or (second if g == top else first) > half_up:
-                ok[c] = False
+        # with an artist near half of what is left, check that each choice keeps it possible
+        crowded = counts[g] - 1 > half_down or (second if g == top else first) > half_up
+        if ok[c] and first > half_down and crowded:
+            ok[c] = False
         found = found or ok[c]
     if found:
         return

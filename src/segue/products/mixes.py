@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -236,33 +237,31 @@ def _fill(
     pool = fresh[_cluster_mask(cluster, pc, fresh)]
     if cluster.kind == "genre":
         popular = pc.genre_pools[cluster.code]
+        heard[pool] = True  # briefly: the model's picks are not repeated from the popular list
         popular = popular[allowed[popular] & ~heard[popular]]
-        in_pool = set(pool.tolist())
-        extra = [p for p in popular.tolist() if p not in in_pool]
-        pool = np.concatenate([pool, np.asarray(extra, dtype=np.int64)])
+        heard[pool] = False  # (pool holds no heard item, so this restores the mask)
+        pool = np.concatenate([pool, popular])
     want_new = min(length - want_familiar, len(pool))
     if want_familiar + want_new < length:  # too few discoveries: more favourites
         want_familiar = min(length - want_new, len(cluster.items))
     counts: dict[int, int] = {}
-    familiar = _draw(cluster.items, np.log(cluster.weights), want_familiar, rng, pc, config, counts)
+    picked = _draw(cluster.items, np.log(cluster.weights), want_familiar, rng, pc, config, counts)
+    familiar = cluster.items[picked]
     want_new = min(length - len(familiar), len(pool))  # the artist cap may have cut favourites
     top = pool[: POOL_FACTOR * max(want_new, 1)]
-    new = _draw(top, -np.log1p(np.arange(len(top))), want_new, rng, pc, config, counts)
+    new = top[_draw(top, -np.log1p(np.arange(len(top))), want_new, rng, pc, config, counts)]
     if len(new) < want_new:  # the artist cap bit: look further down the pool
         rest = pool[len(top) :]
         more = _draw(rest, -np.log1p(np.arange(len(rest))), want_new - len(new), rng, pc,
                      config, counts)  # fmt: skip
-        new = np.concatenate([new, more])
+        new = np.concatenate([new, rest[more]])
     tracks = np.concatenate([familiar, new]).astype(np.int64)
     flags = np.concatenate([np.ones(len(familiar), bool), np.zeros(len(new), bool)])
     # strength: favourites by plays (1..2), discoveries by rank (0..1); the top favourite opens
-    weight_of = dict(zip(cluster.items.tolist(), cluster.weights.tolist(), strict=True))
-    top_w = max(weight_of.values(), default=1.0)
-    strength = np.array(
-        [1.0 + weight_of[int(t)] / top_w for t in familiar]
-        + [1.0 - r / max(len(new), 1) for r in range(len(new))],
-        dtype=np.float64,
-    )
+    top_w = float(cluster.weights.max()) if len(cluster.weights) else 1.0
+    strength = np.concatenate(
+        [1.0 + cluster.weights[picked] / top_w, 1.0 - np.arange(len(new)) / max(len(new), 1)]
+    ).astype(np.float64)
     return tracks, flags, strength
 
 
@@ -275,24 +274,36 @@ def _draw(
     config: MixConfig,
     counts: dict[int, int],
 ) -> np.ndarray:
-    """Up to ``k`` of ``items`` without replacement (Gumbel top-k), within the artist cap."""
+    """Positions in ``items`` of up to ``k`` of them drawn without replacement (Gumbel top-k),
+    within the artist cap (``counts``: tracks per artist so far, updated)."""
     if k <= 0 or len(items) == 0:
         return np.zeros(0, dtype=np.int64)
-    keys = log_weights + rng.gumbel(size=len(items))
-    order = np.argsort(-keys, kind="stable")
-    chosen = []
+    keys = -(log_weights + rng.gumbel(size=len(items)))
+    artists = pc.catalog.artist[items]
+    chosen: list[int] = []
     cap = config.max_per_artist
-    for item, artist in zip(
-        items[order].tolist(), pc.catalog.artist[items[order]].tolist(), strict=True
-    ):
-        if artist >= 0:
-            if counts.get(artist, 0) >= cap:
-                continue
-            counts[artist] = counts.get(artist, 0) + 1
-        chosen.append(item)
-        if len(chosen) == k:
-            break
+    for span in _ascending(keys, head=2 * k + 8):  # the cap rarely skips far
+        for position, artist in zip(span.tolist(), artists[span].tolist(), strict=True):
+            if artist >= 0:
+                seen = counts.get(artist, 0)
+                if seen >= cap:
+                    continue
+                counts[artist] = seen + 1
+            chosen.append(position)
+            if len(chosen) == k:
+                return np.asarray(chosen, dtype=np.int64)
     return np.asarray(chosen, dtype=np.int64)
+
+
+def _ascending(keys: np.ndarray, head: int) -> Iterator[np.ndarray]:
+    """Positions of ``keys`` in ascending order, the first ``head`` found by a partition: a
+    draw usually stops within them, and a sort of a long pool is paid only when it does not."""
+    if head >= len(keys):
+        yield np.argsort(keys, kind="stable")
+        return
+    first = np.argpartition(keys, head)[:head]
+    yield first[np.argsort(keys[first], kind="stable")]
+    yield np.argsort(keys, kind="stable")[head:]
 
 
 def _plan(
@@ -308,10 +319,9 @@ def _plan(
         name = pc.artist_names[cluster.code]
     title = f"{name[:1].upper()}{name[1:]} mix"
     # artists the user plays most in this cluster, among those in the mix
-    in_mix = {int(pc.catalog.artist[t]) for t in tracks}
+    in_mix = set(pc.catalog.artist[tracks].tolist())
     named: list[str] = []
-    for item in cluster.items:
-        artist = int(pc.catalog.artist[item])
+    for artist in pc.catalog.artist[cluster.items].tolist():
         label = pc.artist_names[artist] if artist >= 0 else None
         if artist in in_mix and label and label not in named:
             named.append(label)

@@ -62,6 +62,7 @@ def main() -> None:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     local = evaluate(data, [candidate("als", "in-process")], protocol, seeds=[0], k=10).runs[0]
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"in-process: fit {local.fit_seconds:.1f} s, {local.metrics}", flush=True)
 
     config = SparkConfig(master=args.master, driver_memory=args.memory,
                          executor_memory=args.memory, work_dir=str(work / "spark"))  # fmt: skip
@@ -70,6 +71,8 @@ def main() -> None:
     session_s = time.perf_counter() - t
     remote = evaluate(data, [candidate("als", "spark", config)], protocol, seeds=[0], k=10).runs[0]
     jvm_mb = _jvm_peak_mb(spark)
+    print(f"spark: session {session_s:.1f} s, fit {remote.fit_seconds:.1f} s, {remote.metrics}, "
+          f"JVM peak {jvm_mb:.0f} MiB; load {os.getloadavg()}", flush=True)  # fmt: skip
 
     # Spark's batch scoring of every user (fit on everything, then recommendForAllUsers)
     from segue.jobs.daily import DayPlan, batch_recommendations, train_candidate
@@ -78,6 +81,7 @@ def main() -> None:
     t = time.perf_counter()
     train_candidate(data, "als", plan, work / "models", spark=config)
     fit_all_s = time.perf_counter() - t
+    print(f"spark fit on all data {fit_all_s:.1f} s", flush=True)
     t = time.perf_counter()
     rows = batch_recommendations(work / "models", "als", plan, work / "recs.parquet", spark=config)
     batch_s = time.perf_counter() - t

@@ -13,8 +13,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 
+from segue.api.schemas import PublishedTop, RecommendedItem
 from segue.api.security import require
 from segue.api.services import Services
+from segue.jobs.live import LiveRequest, batch_answer
 from segue.jobs.nba import NBAService, NextBestAction
 from segue.jobs.products import (
     ProductContext,
@@ -26,6 +28,8 @@ from segue.jobs.products import (
     wrapped_html,
     wrapped_png,
 )
+from segue.jobs.publish import production_version, published_mixes, published_top
+from segue.jobs.serving import ServingModel
 from segue.products.mixes import Mix
 from segue.products.wrapped import Wrapped
 
@@ -65,7 +69,50 @@ def mixes(
     """ "Made for you" daily mixes: stable within a day, refreshed the next."""
     _known(svc, user_id)
     model = svc.models.current
-    return daily_mixes(svc.store, model.trained, user_id, date, context=_context(svc))
+    day = date or dt.datetime.now(dt.UTC).date()
+    context = _context(svc)
+    version = _published_version(svc, model)
+    if version is not None:  # the daily run's mixes: identical to the batch, all day
+        name = svc.models.name
+        published = published_mixes(svc.store, name, version, user_id, day, context.pc)
+        if published is not None:
+            return published
+    return daily_mixes(svc.store, model.trained, user_id, day, context=context)
+
+
+def _published_version(svc: Services, model: ServingModel) -> str | None:
+    """The version whose published lists serve: the loaded one, or while the popularity
+    fallback serves, the registry's production version."""
+    return production_version(svc.settings, svc.models.name) if model.fallback else model.version
+
+
+@router.get(
+    "/published",
+    response_model=PublishedTop,
+    dependencies=[Depends(require("read"))],
+)
+def published(user_id: str, svc: ServicesDep) -> PublishedTop:
+    """The listener's top list as the production version's daily run published it (the
+    list analysts see in Parquet, less what the rules hide: explicit items from a kids
+    profile); 404 when that version published none for them."""
+    _known(svc, user_id)
+    model = svc.models.current
+    name, version = svc.models.name, _published_version(svc, model)
+    batch = published_top(svc.store, svc.state, name, version, user_id) if version else None
+    answer = None
+    if batch is not None:
+        request = LiveRequest(user_id, k=max(len(batch.items), 1))
+        answer = batch_answer(model, batch, svc.users.get(user_id), request)
+    if batch is None or answer is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no published list of {name!r} for user {user_id!r}"
+        )
+    return PublishedTop(
+        user_id=user_id,
+        name=name,
+        version=batch.version,
+        items=[RecommendedItem(**vars(i)) for i in answer.items],
+    )
 
 
 @router.get("/station", response_model=StationResult, dependencies=[Depends(require("read"))])

@@ -30,7 +30,17 @@ from segue.api.security import require
 from segue.api.services import Services
 from segue.data.model import Event, EventType, ItemKind, User
 from segue.errors import StoreError
-from segue.jobs.live import LiveItem, LiveRequest, popular_answer, recommend_live, similar_live
+from segue.jobs.live import (
+    LiveAnswer,
+    LiveItem,
+    LiveRequest,
+    batch_answer,
+    popular_answer,
+    recommend_live,
+    similar_live,
+)
+from segue.jobs.publish import production_version, published_top
+from segue.jobs.serving import ServingModel
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
@@ -131,6 +141,8 @@ async def recommendations(
         log.exception("recommendation for %s failed; answering with popular items", user_id)
         svc.metrics.fallbacks.labels("recommend_error").inc()
         answer = popular_answer(model, user, req)
+    if answer.path == "fallback":  # the model could not score: the daily list beats popular
+        answer = _published_instead(svc, model, user, req, answer)
     answer.degraded[:0] = degraded
     svc.metrics.recommendations.labels(answer.path).inc()
     body = RecommendationList(
@@ -147,6 +159,24 @@ async def recommendations(
     )
     # serialised once here (pydantic's Rust encoder) rather than validated again by FastAPI
     return Response(body.model_dump_json(), media_type="application/json")  # type: ignore[return-value]
+
+
+def _published_instead(
+    svc: Services, model: ServingModel, user: User | None, req: LiveRequest, answer: LiveAnswer
+) -> LiveAnswer:
+    """The production version's published list for the user, if there is one; else
+    ``answer``. While the popularity fallback serves, the production version is the
+    registry's."""
+    name = svc.models.name
+    try:
+        version = production_version(svc.settings, name) if model.fallback else model.version
+        batch = published_top(svc.store, svc.state, name, version, req.user_id) if version else None
+    except Exception:  # the store is down as well: popular it is
+        log.exception("reading the published list of %s failed", req.user_id)
+        return answer
+    if batch is None:
+        return answer
+    return batch_answer(model, batch, user, req, answer.degraded) or answer
 
 
 @router.get(

@@ -73,12 +73,24 @@ class RecommendationList(BaseModel):
     items: list[RecommendedItem]
     model: str
     version: str
-    path: str = Field(description="personal, cold_start or fallback")
+    path: str = Field(
+        description="personal, cold_start, fallback, or batch (the published daily list, "
+        "served when the model could not score)"
+    )
     surface: str
     personal_weight: float
     fresh_plays: int = Field(description="Plays since the model was trained that were folded in")
     session_id: str | None
     degraded: list[str] = Field(description="What could not be used for this answer, if anything")
+
+
+class PublishedTop(BaseModel):
+    """A listener's top list as the production version's daily run published it."""
+
+    user_id: str
+    name: str
+    version: str
+    items: list[RecommendedItem]
 
 
 class ItemPlays(BaseModel):

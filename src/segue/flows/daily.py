@@ -1,8 +1,9 @@
 """The daily batch run as a Metaflow flow.
 
     start (ingest) → dataset → train (one branch per candidate: evaluate on a held-out split,
-    then fit on all data) → choose (best NDCG@10) → gate → batch (top-k for every user,
-    Parquet) → publish (registry version with the recommendations; promote) → end
+    then fit on all data) → choose (best NDCG@10) → gate → batch (top-k, daily mixes and,
+    with a click model, campaign inputs for every user, Parquet) → publish (registry version
+    with those lists; load them into the store and the online state; promote) → end
 
 Run it with ``segue flow run --date 2026-11-30`` (which sets the local datastore under the
 data directory) or, with that environment set, ``python -m segue.flows.daily run``. Every run's
@@ -191,30 +192,64 @@ class DailyFlow(FlowSpec):
 
     @step
     def batch(self):
-        """Every user's top-k for the day, as Parquet under ``<data_dir>/batch``."""
+        """Every user's top-k (``<data_dir>/batch``), daily mixes (``mixes``) and campaign
+        inputs (``campaigns``; skipped with a note while no click model exists), as Parquet."""
         from pathlib import Path
 
         from segue.jobs.batch import batch_path
-        from segue.jobs.daily import batch_recommendations
+        from segue.jobs.daily import batch_recommendations, load_candidate
+        from segue.jobs.publish import MIX, NBA, batch_campaign, batch_mixes, output_path
+        from segue.store import open_store
 
         plan = self._plan()
-        out = batch_path(self._settings().data_dir.resolve(), plan.date, self.registry_name)
+        settings = self._settings()
+        data_dir = settings.data_dir.resolve()
+        model_dir = Path(self.chosen["model_dir"])
+        out = batch_path(data_dir, plan.date, self.registry_name)
         self.batch_rows = batch_recommendations(
-            Path(self.chosen["model_dir"]), self.chosen["name"], plan, out, spark=self._spark()
+            model_dir, self.chosen["name"], plan, out, spark=self._spark()
         )
         self.batch_output = str(out)
+
+        mixes = output_path(data_dir, MIX, plan.date, self.registry_name)
+        campaign = output_path(data_dir, NBA, plan.date, self.registry_name)
+        trained = load_candidate(model_dir, self.chosen["name"])
+        with open_store(settings.resolved_database_url) as store:
+            self.mix_rows = batch_mixes(trained, mixes, plan.date, store=store).rows
+            done = batch_campaign(
+                store, data_dir / "models", campaign, plan.date, campaign=self.registry_name
+            )
+        self.mixes_output = str(mixes)
+        self.campaign_output = str(campaign) if done.inputs else None
+        self.campaign_rows = done.inputs.rows if done.inputs else 0
+        self.campaign_note = done.skipped
+        if done.skipped:
+            print(f"campaign: {done.skipped}")
         self.next(self.publish)
 
     @step
     def publish(self):
-        """A registry version with the model, its manifest and the day's lists; promote."""
+        """A registry version with the model, its manifest and the day's lists; the lists
+        into the store (and, for a version to promote, the online state); then promote.
+
+        Promotion comes last: a failure before it leaves production and its lists serving.
+        """
         from pathlib import Path
 
         from segue.jobs.daily import load_candidate
-        from segue.jobs.lifecycle import RECOMMENDATIONS, build_manifest, publish_trained
+        from segue.jobs.lifecycle import (
+            CAMPAIGN,
+            MIXES,
+            RECOMMENDATIONS,
+            build_manifest,
+            publish_trained,
+        )
+        from segue.jobs.publish import online_state_for_publish, publish_version
         from segue.registry import ModelRegistry, default_registry_root
+        from segue.store import open_store
 
-        registry = ModelRegistry(default_registry_root(self._settings()))
+        settings = self._settings()
+        registry = ModelRegistry(default_registry_root(settings))
         trained = load_candidate(Path(self.chosen["model_dir"]), self.chosen["name"])
         manifest = build_manifest(
             trained,
@@ -228,18 +263,39 @@ class DailyFlow(FlowSpec):
                 "flow": f"DailyFlow/{current.run_id}",
                 "candidates": {r["name"]: r["metrics"].get("ndcg@10") for r in self.results},
                 "batch_rows": self.batch_rows,
+                "mix_rows": self.mix_rows,
+                "campaign_rows": self.campaign_rows,
+                "campaign_note": self.campaign_note,
             },
         )
+        artifacts = {RECOMMENDATIONS: Path(self.batch_output), MIXES: Path(self.mixes_output)}
+        if self.campaign_output:
+            artifacts[CAMPAIGN] = Path(self.campaign_output)
         version, _ = publish_trained(
             registry,
             self.registry_name,
             trained,
             manifest,
-            promote=self.promote,
+            promote=False,
             margin=self.margin,
             force=self.force,
-            artifacts={RECOMMENDATIONS: Path(self.batch_output)},
+            artifacts=artifacts,
         )
+        state, note = online_state_for_publish(settings) if self.promote else (None, None)
+        try:
+            with open_store(settings.resolved_database_url) as store:
+                report = publish_version(store, version, state)
+        finally:
+            if state is not None:
+                state.close()
+        self.published = {
+            "stored": report.stored,
+            "online": report.online,
+            "seconds": round(report.seconds, 3),
+            "notes": [n for n in (note, *report.notes) if n],
+        }
+        if self.promote:
+            registry.promote(self.registry_name, version.version)
         self.version = version.version
         self.promoted = bool(self.promote)
         self.next(self.end)
@@ -263,8 +319,13 @@ class DailyFlow(FlowSpec):
             "version": self.version,
             "promoted": self.promoted,
             "batch_rows": self.batch_rows,
+            "mix_rows": self.mix_rows,
+            "campaign_rows": self.campaign_rows,
+            "published": self.published,
             "events": self.data_summary.get("events"),
         }
+        if self.campaign_note:
+            self.summary["campaign"] = self.campaign_note
         print(f"published {self.registry_name} {self.version}: {self.summary}")
 
 

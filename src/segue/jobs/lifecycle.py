@@ -28,7 +28,11 @@ KEY_METRIC = "ndcg@10"
 DEFAULT_MARGIN = 0.05
 #: Ranking metrics that depend on the list length and get an ``@k`` suffix in manifests.
 AT_K = ("precision", "recall", "ndcg", "hit_rate", "map", "mrr")
+#: Files published with a daily version (registry artifacts): every user's top-k, their daily
+#: mixes and the campaign inputs (see segue.jobs.publish); a rollback brings all back.
 RECOMMENDATIONS = "recommendations.parquet"
+MIXES = "mixes.parquet"
+CAMPAIGN = "campaign.parquet"
 
 
 class GateRefused(SegueError):

@@ -35,7 +35,7 @@ from segue.jobs.titles import render_reason
 from segue.models import Reason
 from segue.models.coldstart import NewItemPolicy, Onboarding
 from segue.models.filters import Filters
-from segue.online.state import OnlineState, SessionState, StateUnavailable
+from segue.online.state import BatchList, OnlineState, SessionState, StateUnavailable
 from segue.pipeline.session import history_from_recent, rerank_for_session
 
 #: Surfaces the request may name, and what they change.
@@ -82,7 +82,7 @@ class LiveAnswer:
     items: list[LiveItem]
     model: str
     version: str
-    path: str  # "personal", "cold_start" or "fallback"
+    path: str  # "personal", "cold_start", "fallback" or "batch"
     personal_weight: float = 1.0
     fresh_plays: int = 0
     session_id: str | None = None
@@ -338,6 +338,39 @@ def popular_answer(model: ServingModel, user: User | None, request: LiveRequest)
         path="fallback",
         personal_weight=0.0,
         degraded=["recommendation failed; popular items instead"],
+    )
+
+
+#: The reason shown for items of a published batch list.
+BATCH_REASON = "from today's picks for you"
+
+
+def batch_answer(
+    model: ServingModel,
+    batch: BatchList,
+    user: User | None,
+    request: LiveRequest,
+    degraded: Sequence[str] = (),
+) -> LiveAnswer | None:
+    """The user's published batch list as an answer, for when the model could not score;
+    the request's rules still hold (kids profile, kinds, genres, exclusions). None when
+    nothing of the list is left to show."""
+    columns = item_columns(model, batch.items)
+    allowed = _filters(model, user, request, None).allowed
+    kept = [
+        (c, s) for c, s in zip(columns.tolist(), batch.scores, strict=True) if c >= 0 and allowed[c]
+    ][: request.k]
+    if not kept:
+        return None
+    return LiveAnswer(
+        items=[
+            LiveItem(str(model.item_ids[c]), model.display_titles[c], float(s), BATCH_REASON)
+            for c, s in kept
+        ],
+        model=batch.name,
+        version=batch.version,
+        path="batch",
+        degraded=[*degraded, f"published batch list of {batch.name} {batch.version}"],
     )
 
 

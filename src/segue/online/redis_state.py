@@ -13,6 +13,7 @@ Key layout under ``prefix`` (all with TTLs, so abandoned users disappear):
   hashes of skips/likes by artist/genre in that session
 * ``u:<user>:ctx``   hash device / surface / timestamp_ms;  ``u:<user>:vec`` float32 bytes
 * ``u:<user>:onb``   JSON onboarding picks and genres
+* ``u:<user>:batch:<name>`` JSON published top list (version, items, scores) of a registry name
 * ``i:<item>:m:<hour>`` hash minute -> plays, one key per item and hour (event time), expiring
   ``ITEM_TTL_S`` after the last write, so old buckets need no clean-up pass.
 """
@@ -21,8 +22,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
+from itertools import islice
 from typing import TypeVar
 
 import numpy as np
@@ -35,6 +37,8 @@ from segue.online.state import (
     SEEN_MAX_IDS,
     SEEN_TTL_S,
     SESSION_TIMEOUT_MS,
+    BatchList,
+    BatchRow,
     OnlineState,
     SessionState,
     StateUnavailable,
@@ -47,6 +51,8 @@ from segue.online.state import (
 USER_TTL_S = 30 * 24 * 3600
 #: Events per script call when applying a batch (one Redis round trip each).
 APPLY_CHUNK = 500
+#: Batch lists written per pipeline round trip when publishing.
+BATCH_CHUNK = 2_000
 #: Item hour-buckets live a day plus the hour they cover, plus slack.
 ITEM_TTL_S = 26 * 3600
 
@@ -272,6 +278,30 @@ class RedisState(OnlineState):
             return [], []
         data = json.loads(raw)
         return list(data["items"]), list(data["genres"])
+
+    def set_batch_lists(self, name: str, version: str, rows: Iterable[BatchRow]) -> int:
+        # pipelined SETs in chunks: one round trip per BATCH_CHUNK users (100k users: 50)
+        written = 0
+        it = iter(rows)
+        while chunk := list(islice(it, BATCH_CHUNK)):
+            pipe = self._r.pipeline(transaction=False)
+            for user_id, items, scores in chunk:
+                body = {
+                    "version": version,
+                    "items": list(items),
+                    "scores": [float(x) for x in scores],
+                }
+                pipe.set(self._u(user_id, f"batch:{name}"), json.dumps(body), ex=USER_TTL_S)
+            self._call(pipe.execute)
+            written += len(chunk)
+        return written
+
+    def batch_list(self, user_id: str, name: str) -> BatchList | None:
+        raw = self._call(self._r.get, self._u(user_id, f"batch:{name}"))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return BatchList(name, data["version"], list(data["items"]), list(data["scores"]))
 
     def item_counts(self, item_ids: Sequence[str], now_ms: int) -> tuple[np.ndarray, np.ndarray]:
         now_m = minute_of(now_ms)

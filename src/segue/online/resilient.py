@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -23,6 +23,8 @@ from segue.data.model import Event
 from segue.online.bus import BusUnavailable, EventBus, Handler
 from segue.online.state import (
     SESSION_TIMEOUT_MS,
+    BatchList,
+    BatchRow,
     InProcessState,
     OnlineState,
     SessionState,
@@ -137,6 +139,13 @@ class ResilientState(OnlineState):
 
     def onboarding(self, user_id: str) -> tuple[list[str], list[str]]:
         return self._run(lambda s: s.onboarding(user_id))
+
+    def set_batch_lists(self, name: str, version: str, rows: Iterable[BatchRow]) -> int:
+        rows = list(rows)  # may be replayed into the fallback when Redis fails half-way
+        return self._run(lambda s: s.set_batch_lists(name, version, rows))
+
+    def batch_list(self, user_id: str, name: str) -> BatchList | None:
+        return self._run(lambda s: s.batch_list(user_id, name))
 
     def close(self) -> None:
         if self._primary is not None:

@@ -18,6 +18,9 @@ Both implementations follow the same semantics, documented here once:
 * **Recent plays** are ``play`` events, newest *delivered* first, at most ``RECENT_PLAYS_MAX``.
 * **Skips/likes** are ``skip``/``like`` events counted per artist (``artist_of``) and per genre
   (``genres_of``) within the current session; items missing from the maps only count nowhere.
+* **Batch lists** are each user's published top list per registry name, with the version that
+  made it (:class:`BatchList`); a publish overwrites them user by user, so a reader checks the
+  version against the production one before trusting a list.
 * **Item counters** are per-minute buckets of ``play`` events (weighted by ``event.count``):
   "last hour" is the 60 minute-buckets ending with the bucket of ``now_ms`` (inclusive), "last
   day" the 1,440 such buckets; buckets after ``now_ms`` are not counted.
@@ -31,7 +34,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,6 +69,20 @@ class SessionState:
     skips_by_genre: dict[str, int] = field(default_factory=dict)
     likes_by_artist: dict[str, int] = field(default_factory=dict)
     likes_by_genre: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BatchList:
+    """A user's published top list: the registry entry and version that made it, best first."""
+
+    name: str
+    version: str
+    items: list[str]
+    scores: list[float]
+
+
+#: What :meth:`OnlineState.set_batch_lists` takes per user: (user_id, item ids, scores).
+BatchRow = tuple[str, Sequence[str], Sequence[float]]
 
 
 def minute_of(ms: int) -> int:
@@ -144,6 +161,17 @@ class OnlineState(ABC):
     def onboarding(self, user_id: str) -> tuple[list[str], list[str]]:
         """The user's onboarding (item ids, genres); two empty lists if none."""
 
+    def set_batch_lists(self, name: str, version: str, rows: Iterable[BatchRow]) -> int:
+        """Store each user's published top list of ``name`` made by ``version`` (replacing the
+        user's previous one); returns how many users. Not abstract, so that wrappers of the
+        state written before batch lists existed keep working; they answer that they hold none.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no batch lists")
+
+    def batch_list(self, user_id: str, name: str) -> BatchList | None:
+        """The user's latest published top list of ``name``, or None."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no batch lists")
+
     def for_request(
         self, user_id: str, n: int, now_ms: int | None = None
     ) -> tuple[list[str], SessionState | None, tuple[list[str], list[str]]]:
@@ -180,6 +208,7 @@ class InProcessState(OnlineState):
         self._lock = threading.RLock()
         self._users: dict[str, _User] = defaultdict(_User)
         self._items: dict[str, dict[int, int]] = defaultdict(dict)
+        self._batch: dict[tuple[str, str], BatchList] = {}
 
     def apply(
         self,
@@ -311,6 +340,24 @@ class InProcessState(OnlineState):
             if user is None:
                 return [], []
             return list(user.onboarding[0]), list(user.onboarding[1])
+
+    def set_batch_lists(self, name: str, version: str, rows: Iterable[BatchRow]) -> int:
+        lists = {
+            (name, user_id): BatchList(name, version, list(items), [float(x) for x in scores])
+            for user_id, items, scores in rows
+        }
+        with self._lock:
+            self._batch.update(lists)
+        return len(lists)
+
+    def batch_list(self, user_id: str, name: str) -> BatchList | None:
+        with self._lock:
+            found = self._batch.get((name, user_id))
+        return (
+            None
+            if found is None
+            else BatchList(found.name, found.version, list(found.items), list(found.scores))
+        )
 
     def item_counts(self, item_ids: Sequence[str], now_ms: int) -> tuple[np.ndarray, np.ndarray]:
         hour = np.zeros(len(item_ids), dtype=np.int64)

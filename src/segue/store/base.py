@@ -29,6 +29,7 @@ from segue.data.model import (
     User,
 )
 from segue.store.outbox import OutboxMessage
+from segue.store.published import PublishedList
 
 #: Tables a user can count or export.
 TABLES = ("items", "users", "events", "friendships", "tags", "tag_assignments")
@@ -188,6 +189,23 @@ class Store(abc.ABC):
     def outbox_messages(
         self, campaign: str | None = None, status: str | None = None
     ) -> list[OutboxMessage]: ...
+
+    # -- published lists of a registry version (see segue.store.published) ---------------
+    @abc.abstractmethod
+    def publish_lists(
+        self, name: str, version: str, kind: str, lists: Iterable[PublishedList]
+    ) -> int:
+        """Replace every ``kind`` list of (name, version) in one transaction; returns the rows.
+        A failure (a user listed twice, a lost connection) leaves the old rows in place."""
+
+    @abc.abstractmethod
+    def published_list(
+        self, name: str, version: str, kind: str, user_id: str
+    ) -> PublishedList | None: ...
+
+    @abc.abstractmethod
+    def published_counts(self, name: str, version: str) -> dict[str, int]:
+        """Users with a list, per kind, for one version."""
 
     @abc.abstractmethod
     def table_columns(self, table: str, columns: Sequence[str]) -> dict[str, np.ndarray]:

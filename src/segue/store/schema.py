@@ -23,7 +23,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 #: Version of the tables defined below. Bump it together with a new entry in MIGRATIONS.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Named constraints, so that migrations and bulk loads can drop and re-add them by name.
 metadata = sa.MetaData(
@@ -162,6 +162,20 @@ outbox = sa.Table(
     sa.Index("ix_outbox_claim_token", "claim_token"),
 )
 
+# Version 3: the lists a daily run published, one row per (registry name, version, kind, user)
+# (see segue.store.published). The payload is the user's whole list as JSON: serving reads one
+# user's list by primary key, and a rollback only has to point at another version's rows.
+published = sa.Table(
+    "published",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),  # registry name, e.g. "daily"
+    sa.Column("version", sa.String(32), primary_key=True),  # registry version, e.g. "v0003"
+    sa.Column("kind", sa.String(16), primary_key=True),  # "top", "mix", "nba"
+    sa.Column("user_id", sa.String(200), primary_key=True),  # external id, no FK
+    sa.Column("day", sa.Date, nullable=False),  # the day the lists were made for
+    sa.Column("payload", sa.Text, nullable=False),  # JSON, shape per kind
+)
+
 #: Store tables by the public names in :data:`segue.store.base.TABLES`.
 TABLES_BY_NAME: dict[str, sa.Table] = {
     t.name: t for t in (items, users, events, friendships, tags, tag_assignments)
@@ -174,6 +188,7 @@ Migration = Callable[[sa.Connection], None]
 #: A fresh database skips them: it is created at :data:`SCHEMA_VERSION` directly.
 MIGRATIONS: dict[int, Migration] = {
     2: lambda conn: outbox.create(conn),
+    3: lambda conn: published.create(conn, checkfirst=True),
 }
 
 

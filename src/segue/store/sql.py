@@ -33,7 +33,7 @@ from segue.data.model import (
     to_epoch_ms,
 )
 from segue.errors import RowError, StoreError
-from segue.store import bulk, export, history, outbox, scan, schema
+from segue.store import bulk, export, history, outbox, published, scan, schema
 from segue.store.base import TABLES, IngestReport, Store
 from segue.store.codec import USER_FLAGS, item_row, row_item, row_user, user_row
 from segue.store.engine import create_engine, masked, open_error, parse_url
@@ -505,6 +505,23 @@ class SqlStore(Store):
     ) -> list[outbox.OutboxMessage]:
         with self._read() as conn:
             return outbox.messages(conn, campaign, status)
+
+    # -- published lists ---------------------------------------------------------------------
+    def publish_lists(
+        self, name: str, version: str, kind: str, lists: Iterable[published.PublishedList]
+    ) -> int:
+        with self._write() as conn:
+            return published.replace(conn, name, version, kind, lists)
+
+    def published_list(
+        self, name: str, version: str, kind: str, user_id: str
+    ) -> published.PublishedList | None:
+        with self._read() as conn:
+            return published.read(conn, name, version, kind, user_id)
+
+    def published_counts(self, name: str, version: str) -> dict[str, int]:
+        with self._read() as conn:
+            return published.counts(conn, name, version)
 
     def table_columns(self, table: str, columns: Sequence[str]) -> dict[str, np.ndarray]:
         if table not in ("items", "users"):

@@ -7,6 +7,13 @@ chosen model's NDCG@10 and the batch rows. Record the figures in docs/benchmarks
     .venv/bin/python benchmarks/bench_flow.py --lastfm
     .venv/bin/python benchmarks/bench_flow.py --synth-events 10000000 --synth-users 100000 \
         --synth-tracks 50000 --models als
+    .venv/bin/python benchmarks/bench_flow.py --synth-events 10000000 --synth-users 100000 \
+        --synth-tracks 50000 --models als --nba-impressions 400000
+
+With ``--nba-impressions N`` the world comes from ``segue nba simulate`` (N logged messages)
+and a click model is trained (``segue nba train``) before the flow, timed apart as the
+previous days' work; the flow then runs on that store (``--ingest none``) and its batch step
+computes the NBA campaign inputs too.
 """
 
 from __future__ import annotations
@@ -32,31 +39,48 @@ def main() -> None:
     parser.add_argument("--models", default="als,itemknn")
     parser.add_argument("--engine", default="in-process")
     parser.add_argument("--data-dir", type=Path, default=None, help="Default: a temp folder.")
+    parser.add_argument(
+        "--nba-impressions", type=int, default=0, help="Simulate N messages, train a click model."
+    )
     args = parser.parse_args()
     if not args.lastfm and not args.synth_events:
         parser.error("give --lastfm or --synth-events N")
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="segue-bench-flow-")) / "data"
     flow = ["flow", "run", "--date", "2026-11-30", "--models", args.models,
             "--engine", args.engine]  # fmt: skip
-    if args.lastfm:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEGUE_", "METAFLOW_"))}
+
+    def segue(*command: str) -> int:
+        cli = [sys.executable, "-m", "segue.cli.main", "--data-dir", str(data_dir), *command]
+        return subprocess.run(cli, env=env, check=False).returncode
+
+    if args.nba_impressions:
+        if args.lastfm:
+            parser.error("--nba-impressions simulates its own world; drop --lastfm")
+        started = time.perf_counter()
+        world = ["--users", str(args.synth_users), "--tracks", str(args.synth_tracks),
+                 "--events", str(args.synth_events)]  # fmt: skip
+        if segue("nba", "simulate", *world, "--impressions", str(args.nba_impressions)):
+            sys.exit("nba simulate failed")
+        if segue("nba", "train"):
+            sys.exit("nba train failed")
+        print(f"before the flow (simulate world + messages, train the click model): "
+              f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+        flow += ["--ingest", "none"]
+    elif args.lastfm:
         flow += ["--ingest", "lastfm", "--lastfm-dir", str(LASTFM)]
     else:
         flow += ["--ingest", "synthetic", "--synth-events", str(args.synth_events),
                  "--synth-users", str(args.synth_users),
                  "--synth-tracks", str(args.synth_tracks)]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SEGUE_", "METAFLOW_"))}
     print(f"load before: {os.getloadavg()}")
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "segue.cli.main", "--data-dir", str(data_dir), *flow],
-        env=env,
-        check=False,
-    )
+    code = segue(*flow)
     wall = time.perf_counter() - started
     print(f"load after: {os.getloadavg()}")
-    print(f"exit {done.returncode}; wall {wall:.1f} s ({wall / 60:.2f} min); data dir {data_dir}")
-    if done.returncode != 0:
-        sys.exit(done.returncode)
+    print(f"exit {code}; wall {wall:.1f} s ({wall / 60:.2f} min); data dir {data_dir}")
+    if code != 0:
+        sys.exit(code)
     _print_steps(data_dir)
 
 

@@ -46,7 +46,7 @@ from segue.nlu.tagger import Tagger, frame_confidence, softmax
 class TrainConfig:
     """Hyper-parameters; the defaults are the full run's (SNIPS + generated, 2 cores)."""
 
-    epochs: float = 2.5
+    epochs: float = 4.5
     batch_size: int = 32
     encoder_lr: float = 1e-4
     head_lr: float = 1e-3
@@ -54,7 +54,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     dropout: float = 0.1
     seed: int = 0
-    threads: int = 1
+    threads: int = 2
     freeze_word_embeddings: bool = True
     #: keep only the first transformer layers (tests); None = all six
     layers: int | None = None

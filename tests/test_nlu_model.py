@@ -354,3 +354,54 @@ def test_the_api_answers_music_requests(tmp_path, tiny) -> None:
         assert (
             client.post("/v1/query", json={"text": "skip", "user_id": "ghost"}).status_code == 404
         )
+
+
+def test_crf_likelihood_matches_enumerating_every_tag_path() -> None:
+    import itertools
+
+    from segue.nlu.model import crf_nll
+
+    gen = torch.Generator().manual_seed(3)
+    n_tags, length = 3, 4
+    emissions = torch.randn(2, length, n_tags, generator=gen)
+    transitions = torch.randn(n_tags, n_tags, generator=gen)
+    start = torch.randn(n_tags, generator=gen)
+    tags = torch.tensor([[0, 2, 1, 1], [1, 0, 0, 0]])
+    mask = torch.tensor([[True, True, True, True], [True, True, False, False]])
+
+    def path_score(row: int, path: tuple[int, ...]) -> torch.Tensor:
+        score = start[path[0]] + emissions[row, 0, path[0]]
+        for t in range(1, len(path)):
+            score = score + transitions[path[t - 1], path[t]] + emissions[row, t, path[t]]
+        return score
+
+    expected = torch.tensor(0.0)
+    for row, n in ((0, 4), (1, 2)):
+        every = [path_score(row, p) for p in itertools.product(range(n_tags), repeat=n)]
+        gold = path_score(row, tuple(tags[row, :n].tolist()))
+        expected = expected + torch.logsumexp(torch.stack(every), 0) - gold
+    got = crf_nll(emissions, tags, mask, transitions, start)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_learnt_transitions_change_the_decoded_path() -> None:
+    import numpy as np
+
+    labels = Labels(("PlayMusic",), ("O", "B-artist", "B-track", "I-artist", "I-track"), None)
+
+    class Transitions(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transitions = torch.nn.Parameter(torch.zeros(5, 5))
+            self.start = torch.nn.Parameter(torch.zeros(5))
+
+    model = Transitions()
+    tagger = Tagger(model, None, labels)
+    words = [("play", "queen")]
+    intent = np.array([[5.0]])
+    # on its own the second word is a little more likely a track than an artist
+    tags = np.log(np.array([[0.9, 0.03, 0.03, 0.02, 0.02], [0.1, 0.4, 0.5, 0.0, 0.0]]) + 1e-9)
+    assert tagger.decode(words, intent, [tags])[0].tags == ("O", "B-track")
+    with torch.no_grad():
+        model.transitions[0, 1] = 1.0  # learnt: after "play", an artist is far more usual
+    assert tagger.decode(words, intent, [tags])[0].tags == ("O", "B-artist")

@@ -195,12 +195,21 @@ class Tagger:
         if self._bio is None:
             self._bio = self.labels.transitions()
         start, follow = self._bio
+        # the calibrated log-probabilities are the emissions / T less a per-word constant, so
+        # the learnt transitions / T keep the CRF's best path (zero transitions: plain Viterbi);
+        # read at each call, as training evaluates while they change
+        temperature = self.calibration.slot_temperature
+        n_tags = len(self.labels.tags)
+        learnt, first = np.zeros((n_tags, n_tags)), np.zeros(n_tags)
+        if hasattr(self.model, "transitions"):
+            learnt = self.model.transitions.detach().double().numpy() / temperature
+            first = self.model.start.detach().double().numpy() / temperature
         logp = np.log(tag_p + 1e-12)
         mask = self.labels.tag_mask(intent)
         if mask is not None:
             logp = np.where(mask, logp, -1e9)
-        blocked = np.where(follow, 0.0, -1e9)
-        score = np.where(start, logp[0], -1e9)
+        blocked = np.where(follow, learnt, -1e9)
+        score = np.where(start, logp[0] + first, -1e9)
         back = np.zeros(logp.shape, dtype=np.int64)
         for t in range(1, len(logp)):
             total = score[:, None] + blocked

@@ -33,10 +33,12 @@ from segue.nlu.model import (
     Calibration,
     JointModel,
     Labels,
+    crf_nll,
     encode,
     load_encoder,
     load_tokenizer,
     save_checkpoint,
+    word_emissions,
 )
 from segue.nlu.snips import Utterance
 from segue.nlu.tagger import Tagger, frame_confidence, softmax
@@ -62,6 +64,8 @@ class TrainConfig:
     max_steps: int | None = None
     #: evaluate on valid this many times per epoch (the best evaluation is kept)
     evals_per_epoch: int = 1
+    #: learn tag transitions with a CRF likelihood over words (decoding uses them)
+    crf: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 1 or self.threads < 1:
@@ -187,6 +191,10 @@ def _fit(
             loss = loss_fn(intent_logits, batch.intent_labels) + loss_fn(
                 tag_logits.reshape(-1, tag_logits.shape[-1]), batch.tag_labels.reshape(-1)
             )
+            if config.crf:  # per word, so it weighs like the per-token loss
+                emissions, word_tags, mask = word_emissions(tag_logits, batch)
+                nll = crf_nll(emissions, word_tags, mask, model.transitions, model.start)
+                loss = loss + nll / mask.sum().clamp(min=1)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

@@ -396,3 +396,19 @@ def test_when_the_model_cannot_load_the_published_list_beats_popular(made, tmp_p
         # a listener without a published list still gets the popular fallback
         c.post("/v1/users", json={"id": "late-comer"})
         assert c.get("/v1/users/late-comer/recommendations").json()["path"] == "fallback"
+
+
+def test_kids_top_lists_in_the_file_hold_no_explicit_items(made, tmp_path: Path) -> None:
+    store, _ = made
+    trained, side = world.trained(store, "itemknn")
+    plain, ruled = tmp_path / "plain.parquet", tmp_path / "ruled.parquet"
+    batch_recommend(trained, plain, k=K, date=DAY)
+    batch_recommend(trained, ruled, k=K, date=DAY, side=side)
+    explicit = {i.id for i in store.iter_items() if i.explicit}
+    before, after = _top_rows(plain), _top_rows(ruled)
+    assert explicit & {item for item, _ in before["kid"]}, "the world should tempt the kid"
+    assert not explicit & {item for item, _ in after["kid"]}
+    assert len(after["kid"]) == K
+    assert {u: rows for u, rows in after.items() if u != "kid"} == {
+        u: rows for u, rows in before.items() if u != "kid"
+    }

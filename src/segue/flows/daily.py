@@ -199,6 +199,7 @@ class DailyFlow(FlowSpec):
         from segue.jobs.batch import batch_path
         from segue.jobs.daily import batch_recommendations, load_candidate
         from segue.jobs.publish import MIX, NBA, batch_campaign, batch_mixes, output_path
+        from segue.jobs.train import load_side_info
         from segue.store import open_store
 
         plan = self._plan()
@@ -206,19 +207,20 @@ class DailyFlow(FlowSpec):
         data_dir = settings.data_dir.resolve()
         model_dir = Path(self.chosen["model_dir"])
         out = batch_path(data_dir, plan.date, self.registry_name)
-        self.batch_rows = batch_recommendations(
-            model_dir, self.chosen["name"], plan, out, spark=self._spark()
-        )
-        self.batch_output = str(out)
-
         mixes = output_path(data_dir, MIX, plan.date, self.registry_name)
         campaign = output_path(data_dir, NBA, plan.date, self.registry_name)
         trained = load_candidate(model_dir, self.chosen["name"])
         with open_store(settings.resolved_database_url) as store:
-            self.mix_rows = batch_mixes(trained, mixes, plan.date, store=store).rows
+            # item attributes and the user table, read once for the kids rule and the mixes
+            side = load_side_info(store, users=trained.users, items=trained.items, friends=False)
+            self.batch_rows = batch_recommendations(
+                model_dir, self.chosen["name"], plan, out, spark=self._spark(), side=side
+            )
+            self.mix_rows = batch_mixes(trained, mixes, plan.date, side=side).rows
             done = batch_campaign(
                 store, data_dir / "models", campaign, plan.date, campaign=self.registry_name
             )
+        self.batch_output = str(out)
         self.mixes_output = str(mixes)
         self.campaign_output = str(campaign) if done.inputs else None
         self.campaign_rows = done.inputs.rows if done.inputs else 0

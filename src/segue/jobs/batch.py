@@ -14,9 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from segue.dataset import SideInfo
 from segue.errors import SegueError
 from segue.jobs.progress import Progress, no_progress
 from segue.jobs.train import TrainedModel
+from segue.models.filters import Filters
 
 SCHEMA = pa.schema(
     [
@@ -43,13 +45,19 @@ def batch_recommend(
     k: int = 50,
     date: dt.date,
     block: int = 4096,
+    side: SideInfo | None = None,
     progress: Progress = no_progress,
 ) -> int:
-    """Top ``k`` unplayed items for every user with history; returns the rows written."""
+    """Top ``k`` unplayed items for every user with history; returns the rows written.
+
+    With ``side`` (item attributes and the user table), kids profiles get no explicit items,
+    as every face applies: the file is what downstream jobs and analysts take as the list.
+    """
     if k < 1:
         raise SegueError(f"k must be >= 1, got {k}")
     train = trained.model._fitted()
     users = np.flatnonzero(np.diff(train.indptr) > 0)
+    kids, kids_filters = _kids_rule(side, len(trained.users))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     written = 0
@@ -57,15 +65,15 @@ def batch_recommend(
         for start in range(0, len(users), block):
             progress("batch recommendations", start, len(users))
             chunk = users[start : start + block]
-            recs = trained.model.recommend(chunk, k)
-            keep = recs.items >= 0
+            items, scores = _top(trained, chunk, k, kids[chunk], kids_filters)
+            keep = items >= 0
             rows, ranks = np.nonzero(keep)
             table = pa.table(
                 {
                     "user_id": trained.users.ids[chunk[rows]],
                     "rank": (ranks + 1).astype(np.int16),
-                    "item_id": trained.items.ids[recs.items[keep]],
-                    "score": recs.scores[keep].astype(np.float32),
+                    "item_id": trained.items.ids[items[keep]],
+                    "score": scores[keep].astype(np.float32),
                     "model": np.full(len(rows), trained.name),
                     "date": np.full(len(rows), np.datetime64(date, "D")),
                 },
@@ -76,3 +84,33 @@ def batch_recommend(
     tmp.replace(path)  # readers see the old day's file or the complete new one
     progress("batch recommendations", len(users), len(users))
     return written
+
+
+def _kids_rule(side: SideInfo | None, n_users: int) -> tuple[np.ndarray, Filters | None]:
+    """(kids flag per model row, the filters for them); no flags without the side info."""
+    if side is None or side.catalog is None or side.users is None:
+        return np.zeros(n_users, dtype=bool), None
+    return np.asarray(side.users.kids_profile, dtype=bool), Filters.build(
+        side.catalog, no_explicit=True
+    )
+
+
+def _top(
+    trained: TrainedModel, rows: np.ndarray, k: int, kids: np.ndarray, kids_filters: Filters | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model's top ``k`` for ``rows``; kids' rows apart, under ``kids_filters``."""
+    if kids_filters is None or not kids.any():
+        recs = trained.model.recommend(rows, k)
+        return recs.items, recs.scores
+    items = scores = None
+    for flag, filters in ((False, None), (True, kids_filters)):
+        pick = kids == flag
+        if not pick.any():
+            continue
+        recs = trained.model.recommend(rows[pick], k, filters=filters)
+        if items is None or scores is None:
+            items = np.full((len(rows), recs.items.shape[1]), -1, dtype=recs.items.dtype)
+            scores = np.zeros((len(rows), recs.items.shape[1]), dtype=recs.scores.dtype)
+        items[pick], scores[pick] = recs.items, recs.scores
+    assert items is not None and scores is not None
+    return items, scores

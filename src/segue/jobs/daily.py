@@ -192,9 +192,10 @@ def load_candidate(model_dir: Path, name: str) -> TrainedModel:
 
 
 def batch_recommendations(
-    model_dir: Path, name: str, plan: DayPlan, out: Path, *, spark: Any = None
+    model_dir: Path, name: str, plan: DayPlan, out: Path, *, spark: Any = None, side: Any = None
 ) -> int:
-    """Every user's top-k into ``out`` (a Parquet file, or a folder on Spark)."""
+    """Every user's top-k into ``out`` (a Parquet file, or a folder on Spark); with ``side``
+    (in-process), kids profiles get no explicit items."""
     trained = load_trained(model_dir, name)
     if plan.engine == "spark":
         from segue.jobs.spark_als import SparkConfig, spark_recommend
@@ -214,7 +215,7 @@ def batch_recommendations(
         )
     from segue.jobs.batch import batch_recommend
 
-    return batch_recommend(trained, out, k=plan.k, date=plan.date)
+    return batch_recommend(trained, out, k=plan.k, date=plan.date, side=side)
 
 
 def best_candidate(results: Sequence[dict[str, Any]], metric: str) -> dict[str, Any]:

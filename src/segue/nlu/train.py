@@ -57,7 +57,7 @@ class TrainConfig:
     dropout: float = 0.1
     seed: int = 0
     threads: int = 2
-    freeze_word_embeddings: bool = True
+    freeze_word_embeddings: bool = False
     #: keep only the first transformer layers (tests); None = all six
     layers: int | None = None
     #: stop after this many steps (tests); None = ``epochs`` worth

@@ -61,11 +61,11 @@ def run_demo(
         samples[user_id] = {
             name: recommend_for_user(store, trained[name], user_id, k=5) for name in shown
         }
-    # the Wrapped of the most active sampled listener, as the card and page a listener shares
+    # the Wrapped of the world's most active listener (a full year of listening makes the card
+    # worth sharing; a sampled listener may have played a couple of dozen songs)
     wrapped: dict[str, Path] = {}
     if samples:
-        counts = data.user_counts()
-        listener = max(sorted(samples), key=lambda u: int(counts[data.users.to_index([u])[0]]))
+        listener = str(data.users.to_ids(np.array([int(np.argmax(data.user_counts()))]))[0])
         out, year = model_dir.parent / "wrapped", params.start_date.year
         wrapped = {"png": out / f"{listener}-{year}.png", "html": out / f"{listener}-{year}.html"}
         wrapped_png(store, listener, year, wrapped["png"])

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from segue.config import Settings
 from segue.data.model import EVENT_CODES, ItemKind
@@ -23,7 +22,7 @@ from segue.jobs.train import TrainedModel
 from segue.models.text import model_path
 from segue.nlu.calls import Call, PlayMusic, Recommend
 from segue.nlu.linking import EntityIndex
-from segue.nlu.parser import LinkedEntity, Parser, Slot
+from segue.nlu.parser import Parser, Understanding
 from segue.nlu.tagger import Tagger
 from segue.store import Store
 
@@ -38,20 +37,10 @@ class QueuedTrack(BaseModel):
     reason: str
 
 
-class QueryAnswer(BaseModel):
+class QueryAnswer(Understanding):
     """What a request meant, what to do, what to ask, and what would play."""
 
-    text: str
-    intent: str
-    confidence: float
-    slots: list[Slot]
-    entities: list[LinkedEntity]
-    call: Call | None
-    question: str | None = None
-    question_kind: Literal["clarify", "confirm"] | None = None
-    message: str | None = None
-    context: dict[str, Any] = {}
-    queue: list[QueuedTrack] = []
+    queue: list[QueuedTrack] = Field(default_factory=list)
 
 
 def nlu_folder(settings: Settings) -> Path:
@@ -129,19 +118,7 @@ def answer_query(
     queue: list[QueuedTrack] = []
     if parsed.call is not None and parsed.question_kind != "clarify":
         queue = _queue(store, parser, parsed.call, history, user_id, trained, k)
-    return QueryAnswer(
-        text=parsed.text,
-        intent=parsed.intent,
-        confidence=parsed.confidence,
-        slots=parsed.slots,
-        entities=parsed.entities,
-        call=parsed.call,
-        question=parsed.question,
-        question_kind=parsed.question_kind,
-        message=parsed.message,
-        context=parsed.context,
-        queue=queue,
-    )
+    return QueryAnswer(**parsed.understanding(), queue=queue)
 
 
 def _queue(

@@ -102,15 +102,11 @@ def _top(
     if kids_filters is None or not kids.any():
         recs = trained.model.recommend(rows, k)
         return recs.items, recs.scores
-    items = scores = None
-    for flag, filters in ((False, None), (True, kids_filters)):
-        pick = kids == flag
-        if not pick.any():
-            continue
-        recs = trained.model.recommend(rows[pick], k, filters=filters)
-        if items is None or scores is None:
-            items = np.full((len(rows), recs.items.shape[1]), -1, dtype=recs.items.dtype)
-            scores = np.zeros((len(rows), recs.items.shape[1]), dtype=recs.scores.dtype)
-        items[pick], scores[pick] = recs.items, recs.scores
-    assert items is not None and scores is not None
+    young = trained.model.recommend(rows[kids], k, filters=kids_filters)
+    items = np.full((len(rows), young.items.shape[1]), -1, dtype=young.items.dtype)
+    scores = np.zeros(items.shape, dtype=young.scores.dtype)
+    items[kids], scores[kids] = young.items, young.scores
+    if not kids.all():
+        adults = trained.model.recommend(rows[~kids], k)
+        items[~kids], scores[~kids] = adults.items, adults.scores
     return items, scores

@@ -79,13 +79,11 @@ class LinkedEntity(BaseModel):
     candidates: list[LinkedCandidate]
 
 
-class ParseResult(BaseModel):
-    """Everything the parser understood, JSON-serialisable for the API."""
+class Understanding(BaseModel):
+    """What a request meant and what to do or ask: the part every face shows."""
 
     text: str
-    words: list[str]
     intent: str
-    model_intent: str
     confidence: float
     slots: list[Slot]
     entities: list[LinkedEntity]
@@ -94,6 +92,17 @@ class ParseResult(BaseModel):
     question_kind: Literal["clarify", "confirm"] | None = None
     message: str | None = None
     context: dict[str, Any] = {}
+
+    def understanding(self) -> dict[str, Any]:
+        """The :class:`Understanding` fields, as keyword arguments for a richer answer."""
+        return {name: getattr(self, name) for name in Understanding.model_fields}
+
+
+class ParseResult(Understanding):
+    """Everything the parser understood, JSON-serialisable for the API."""
+
+    words: list[str]
+    model_intent: str
 
     def slot(self, name: str) -> str | None:
         for s in self.slots:

@@ -59,24 +59,12 @@ class Slot(BaseModel):
     confidence: float
 
 
-class LinkedCandidate(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    item_id: str
-    title: str
-    kind: str
-    score: float
-    match: float
-    popularity: float
-    in_history: bool
-
-
 class LinkedEntity(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     slot: str
     text: str
-    candidates: list[LinkedCandidate]
+    candidates: list[Candidate]  # the linker's own records, with the parts of their score
 
 
 class Understanding(BaseModel):
@@ -240,7 +228,7 @@ class _Builder:
             LinkedEntity(
                 slot=slot,
                 text=text,
-                candidates=[LinkedCandidate(**c.__dict__) for c in found],
+                candidates=list(found),
             )
         )
         if not found:

@@ -98,6 +98,27 @@ def test_top_k_orders_by_score_then_index() -> None:
     assert full[0].tolist() == [1, 4, 2, 0, 3]
 
 
+@pytest.mark.parametrize("shape", ["plain", "ties", "mostly_masked"])
+def test_one_listener_top_k_and_kth_largest_match_a_full_sort(shape: str) -> None:
+    # the request-time shortcut (a sampled threshold) must give exactly what sorting gives
+    from segue.ranking import kth_largest
+
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        n = int(rng.integers(9_000, 40_000))
+        row = rng.standard_normal(n).astype(np.float32)
+        if shape == "ties":
+            row = np.round(row, 1)
+        if shape == "mostly_masked":
+            row[rng.random(n) < 0.995] = -np.inf
+        for k in (1, 10, 40):
+            assert kth_largest(row, k) == np.sort(row)[n - k]
+            items, values = top_k(row[None, :], k)
+            expected = np.argsort(-row, kind="stable")[:k]
+            assert items[0].tolist() == expected.tolist()
+            assert values[0].tolist() == row[expected].tolist()
+
+
 def test_trending_weighs_recent_listening_more() -> None:
     import datetime as dt
 

@@ -922,3 +922,32 @@ def test_postgres_url_spellings(pg_database_url: str) -> None:
             store.upsert_users(users(scheme))
     with open_store(pg_database_url) as store:
         assert store.count("users") == 3
+
+
+def test_point_reads_see_other_writers_commits_at_once(store) -> None:
+    # serving reads a listener's row on kept connections; a change committed elsewhere (an
+    # other process's store) must show on the very next read, not after a stale snapshot
+    store.upsert_users(users("u1"))
+    assert store.get_user("u1").kids_profile is False  # keeps a connection aside
+    with open_store(store.url) as other:
+        other.upsert_users([users("u1")[0].model_copy(update={"kids_profile": True})])
+        other.upsert_items(items("i9"))
+    assert store.get_user("u1").kids_profile is True
+    assert store.get_item("i9") is not None
+
+
+def test_point_reads_recover_from_a_killed_database_connection(pg_database_url: str) -> None:
+    # a restarted server drops every kept connection: the next read must still answer
+    with open_store(pg_database_url) as store:
+        store.upsert_users(users("u1"))
+        assert store.get_user("u1") is not None
+        with store._engine.connect() as conn:
+            killed = conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).all()
+        assert killed  # the kept connection was among them
+        assert store.get_user("u1") is not None
+        assert store.get_user("ghost") is None

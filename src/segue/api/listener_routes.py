@@ -10,12 +10,12 @@ import datetime as dt
 import threading
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import HTMLResponse, Response
 
 from segue.api.schemas import PublishedTop, RecommendedItem
 from segue.api.security import require
-from segue.api.services import Services
+from segue.api.services import Services, ServicesDep
 from segue.jobs.live import LiveRequest, batch_answer
 from segue.jobs.nba import NBAService, NextBestAction
 from segue.jobs.products import (
@@ -35,13 +35,6 @@ from segue.products.wrapped import Wrapped
 
 router = APIRouter(prefix="/v1/users/{user_id}", tags=["listener"])
 _lock = threading.Lock()
-
-
-def _services(request: Request) -> Services:
-    return request.app.state.services
-
-
-ServicesDep = Annotated[Services, Depends(_services)]
 
 
 def _context(svc: Services) -> ProductContext:

@@ -8,13 +8,12 @@ from the served recommender.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from segue.api.security import require
-from segue.api.services import Services
+from segue.api.services import Services, ServicesDep
 from segue.jobs.ask import QueryAnswer, answer_query, load_parser
 from segue.nlu.parser import Parser
 
@@ -34,10 +33,6 @@ class Query(BaseModel):
     k: int = Field(default=10, ge=1, le=50, description="Length of the queue for play requests")
 
 
-def _services(request: Request) -> Services:
-    return request.app.state.services
-
-
 def _parser(svc: Services) -> Parser:
     return svc.component(
         "parser",
@@ -48,7 +43,7 @@ def _parser(svc: Services) -> Parser:
 
 
 @router.post("/query", response_model=QueryAnswer, dependencies=[Depends(require("read"))])
-def query(body: Query, svc: Annotated[Services, Depends(_services)]) -> QueryAnswer:
+def query(body: Query, svc: ServicesDep) -> QueryAnswer:
     """Intent, slots, linked catalog entities, the validated call, its confidence, and a
     question when something is missing or uncertain; for play requests, the queue."""
     parser = _parser(svc)

@@ -12,7 +12,7 @@ import logging
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 
 from segue.api.schemas import (
     EventBatch,
@@ -27,7 +27,7 @@ from segue.api.schemas import (
     UserSettings,
 )
 from segue.api.security import require
-from segue.api.services import Services
+from segue.api.services import Services, ServicesDep
 from segue.data.model import Event, EventType, ItemKind, User
 from segue.errors import StoreError
 from segue.jobs.live import (
@@ -44,13 +44,6 @@ from segue.jobs.serving import ServingModel
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
-
-
-def services(request: Request) -> Services:
-    return request.app.state.services
-
-
-ServicesDep = Annotated[Services, Depends(services)]
 
 
 def _items(items: list[LiveItem]) -> list[RecommendedItem]:

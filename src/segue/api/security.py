@@ -7,7 +7,7 @@ readiness endpoint says so, and ``segue serve`` warns at startup.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request, status
@@ -60,12 +60,12 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-def require(scope: str) -> Callable[[Request], None]:
+def require(scope: str) -> Callable[[Request], Awaitable[None]]:
     """A FastAPI dependency that lets the request through only with ``scope``."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:  # async: no thread-pool hand-off
         keys: ApiKeys = request.app.state.services.api_keys
         if not keys.enabled:
             return

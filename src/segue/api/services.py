@@ -16,9 +16,9 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from fastapi import HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 
 from segue.api.metrics import Metrics
 from segue.api.security import ApiKeys
@@ -151,3 +151,12 @@ def build_services(
     return Services(
         settings, store, bus, state, models, users, intake, worker, metrics, api_keys, mode
     )
+
+
+async def current_services(request: Request) -> Services:
+    """The process's services, as a FastAPI dependency. ``async`` on purpose: a plain ``def``
+    dependency is run on the thread pool, a hand-off that cost more than the lookup."""
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Services, Depends(current_services)]

@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.errors import SegueError
+from segue.ranking import kth_largest
 
 if TYPE_CHECKING:
     from segue.dataset.side import SideInfo
@@ -238,10 +239,14 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and values of the k largest scores per row, best first.
 
     Ties inside the list are ordered by item index; a tie straddling the k-th place is
-    resolved by ``argpartition`` (deterministic for the same input, not by index).
+    resolved by ``argpartition`` (deterministic for the same input, not by index), except
+    for a single row, where it goes by item index too.
     """
+    part = _single_row_candidates(scores, k)
     if k >= scores.shape[1]:
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    elif part is not None:
+        order = part[np.lexsort((part, -scores[0, part]))][None, :k]
     else:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         part_scores = np.take_along_axis(scores, part, axis=1)
@@ -249,6 +254,16 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         order_in_part = np.lexsort((part, -part_scores), axis=1)
         order = np.take_along_axis(part, order_in_part, axis=1)
     return order, np.take_along_axis(scores, order, axis=1)
+
+
+def _single_row_candidates(scores: np.ndarray, k: int) -> np.ndarray | None:
+    """For one row (a listener at request time): the items at or above the k-th largest
+    score, ties included; None when that shortcut does not apply (several rows, NaN)."""
+    if scores.shape[0] != 1 or not 0 < k < scores.shape[1]:
+        return None
+    row = scores[0]
+    part = np.flatnonzero(row >= kth_largest(row, k))
+    return part if len(part) >= k else None
 
 
 class _RowIndices:

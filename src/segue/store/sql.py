@@ -11,7 +11,7 @@ threads sharing a store never join each other's transactions.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from segue.store import bulk, export, history, outbox, published, scan, schema
 from segue.store.base import TABLES, IngestReport, Store
 from segue.store.codec import USER_FLAGS, item_row, row_item, row_user, user_row
 from segue.store.engine import create_engine, masked, open_error, parse_url
+from segue.store.point import PointReader
 from segue.store.rows import write_rows
 
 # Statement chunk for executemany of small-record writes (keeps parameter lists bounded).
@@ -62,6 +63,7 @@ class SqlStore(Store):
         self._masked_url = masked(parsed)
         self._engine = create_engine(parsed)
         self._local = threading.local()
+        self._points = PointReader(self._engine)
         try:
             # The first connection is where a wrong URL, a stopped server or a file that is
             # not SQLite shows up; later failures are bugs and keep their traceback.
@@ -378,22 +380,19 @@ class SqlStore(Store):
 
     # -- reads -----------------------------------------------------------------------------
     def get_item(self, item_id: str) -> Item | None:
-        with self._read() as conn:
-            row = (
-                conn.execute(sa.select(schema.items).where(schema.items.c.id == item_id))
-                .mappings()
-                .first()
-            )
+        row = self._by_id(schema.items, item_id)
         return None if row is None else row_item(row)
 
     def get_user(self, user_id: str) -> User | None:
-        with self._read() as conn:
-            row = (
-                conn.execute(sa.select(schema.users).where(schema.users.c.id == user_id))
-                .mappings()
-                .first()
-            )
+        row = self._by_id(schema.users, user_id)
         return None if row is None else row_user(row)
+
+    def _by_id(self, table: sa.Table, id_: str) -> Mapping[str, Any] | None:
+        """One row by its id: inside a transaction through it (to see its writes), else on
+        the point reader's kept connections (serving's per-request read)."""
+        if self._tx is None:
+            return self._points.row(table, "id", id_)
+        return self._tx.execute(sa.select(table).where(table.c.id == id_)).mappings().first()
 
     def iter_items(self, kind: ItemKind | None = None) -> Iterator[Item]:
         query = sa.select(schema.items).order_by(schema.items.c.key)
@@ -548,6 +547,7 @@ class SqlStore(Store):
             return export.export_table(conn, table, Path(path))
 
     def close(self) -> None:
+        self._points.close()
         self._engine.dispose()
 
 

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -331,7 +332,6 @@ def ingest(args: argparse.Namespace) -> None:
     from segue.data.model import Event, EventType
     from segue.dataset import IdMap
     from segue.online.bus import RedisStreamBus
-    from segue.store import open_store
 
     prefix = f"bench-{uuid.uuid4().hex[:6]}:"
     users = IdMap.load(ROOT / "data" / "models" / "als" / "users.idmap").ids
@@ -356,34 +356,35 @@ def ingest(args: argparse.Namespace) -> None:
             batch = []
     bus.publish(batch)
     publish_s = time.perf_counter() - published
-    with open_store(pg_url()) as store:
-        before = store.count("events")
-        env = _env("redis", prefix)
-        started = time.perf_counter()
-        procs = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "segue.cli.main",
-                    "worker",
-                    "--once",
-                    "--batch",
-                    str(args.batch),
-                    "--consumer",
-                    f"w{i}",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-            )
-            for i in range(args.workers)
-        ]
-        samples: list[tuple[float, int]] = []
-        while any(p.poll() is None for p in procs):
-            samples.append((time.perf_counter(), store.count("events") - before))
-            time.sleep(1.0)
-        elapsed = time.perf_counter() - started
-        stored = store.count("events") - before
+    env = _env("redis", prefix)
+    stored_since = _stored_since(pg_url())
+    cpu_before = _cpu_seconds()
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "segue.cli.main",
+                "worker",
+                "--once",
+                "--batch",
+                str(args.batch),
+                "--consumer",
+                f"w{i}",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        for i in range(args.workers)
+    ]
+    samples: list[tuple[float, int]] = []
+    while any(p.poll() is None for p in procs):
+        samples.append((time.perf_counter(), stored_since()))
+        time.sleep(1.0)
+    elapsed = time.perf_counter() - started
+    cpu = {k: v - cpu_before[k] for k, v in _cpu_seconds().items()}
+    stored = stored_since()
     # steady state: from 10% to 90% of the events stored (process start and the workers'
     # catalog load excluded, as they happen once per worker, not per event)
     t10 = next(t for t, n in samples if n >= 0.1 * stored)
@@ -395,7 +396,48 @@ def ingest(args: argparse.Namespace) -> None:
         f"PostgreSQL and applied them to the Redis state in {elapsed:.1f} s all told; "
         f"steady state {(n90 - n10) / (t90 - t10):,.0f} events/s"
     )
+    others = cpu["machine"] - cpu["workers"] - cpu["redis"]
+    print(
+        f"CPU per event: workers {cpu['workers'] / stored * 1e6:.0f} µs, Redis "
+        f"{cpu['redis'] / stored * 1e6:.0f} µs, PostgreSQL and the rest "
+        f"{others / stored * 1e6:.0f} µs (machine busy {cpu['machine'] / elapsed:.2f} cores)"
+    )
     _cleanup_redis(prefix)
+
+
+def _stored_since(url: str) -> Callable[[], int]:
+    """A counter of the events stored from now on. Counting the whole 10M-row table every
+    second would itself cost PostgreSQL a core-second per call, stolen from the workers;
+    a range of the primary key only reads the new rows."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        last = conn.execute(sa.text("SELECT COALESCE(MAX(key), 0) FROM events")).scalar_one()
+
+    def count() -> int:
+        with engine.connect() as conn:
+            query = sa.text("SELECT count(*) FROM events WHERE key > :last")
+            return int(conn.execute(query, {"last": last}).scalar_one())
+
+    return count
+
+
+def _cpu_seconds() -> dict[str, float]:
+    """CPU used so far by this process's children (the workers), by Redis, and by the
+    whole machine (PostgreSQL is what remains, on an otherwise quiet machine)."""
+    import redis
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    info = redis.Redis.from_url(REDIS_URL).info("cpu")
+    with open("/proc/stat") as stat:
+        ticks = [int(x) for x in stat.readline().split()[1:]]
+    busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait
+    return {
+        "workers": children.ru_utime + children.ru_stime,
+        "redis": float(info["used_cpu_sys"]) + float(info["used_cpu_user"]),
+        "machine": busy / os.sysconf("SC_CLK_TCK"),
+    }
 
 
 def _cleanup_redis(prefix: str) -> None:

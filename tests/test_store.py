@@ -584,7 +584,7 @@ def test_large_loads_rebuild_indexes_and_keep_constraints(
 ) -> None:
     monkeypatch.setattr(bulk, "REBUILD_MIN", 4)  # take the bulk-load path with a small log
     indexes, fks = _event_constraints(database_url)
-    assert "ix_events_user_ts" in indexes and fks == 2
+    assert "ix_events_user_ts" in indexes and fks == 0  # keys checked by the writers (v4)
     store.upsert_users(users("u1", "u2"))
     store.upsert_items(items("i1"))
     events = [play(f"e{n}", f"u{n % 2 + 1}", "i1", n) for n in range(6)]
@@ -596,24 +596,12 @@ def test_large_loads_rebuild_indexes_and_keep_constraints(
     assert store.add_event_log(log) == 6
     assert _event_constraints(database_url) == (indexes, fks)
     assert store.interactions().user_id_array().tolist() == ["u1", "u2"] * 3
-    # the rebuilt foreign keys and unique index still hold
+    # the rebuilt unique index still holds
     assert store.add_event_log(log) == 0
-    with pytest.raises(sa.exc.IntegrityError), store.transaction():
-        store._tx.execute(  # a raw row pointing nowhere must still be refused
-            schema.events.insert().values(
-                event_id="raw",
-                user_key=999,
-                item_key=999,
-                type="play",
-                ts_ms=0,
-                count=1,
-                focus=False,
-            )
-        )
-    # and databases created afterwards in this process still get every constraint
+    # and databases created afterwards in this process still get every index
     fresh = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
     open_store(fresh).close()
-    assert _event_constraints(fresh) == ({"ix_events_user_ts"}, 2)
+    assert _event_constraints(fresh) == ({"ix_events_user_ts"}, 0)
 
 
 def test_a_chunked_load_in_one_transaction_rebuilds_once_at_commit(
@@ -636,7 +624,7 @@ def test_a_chunked_load_in_one_transaction_rebuilds_once_at_commit(
             assert "ix_events_user_ts" not in names
         assert store.count("events") == 9
     indexes, fks = _event_constraints(database_url)
-    assert "ix_events_user_ts" in indexes and fks == 2
+    assert "ix_events_user_ts" in indexes and fks == 0
     assert store.interactions().ts_ms.tolist() == sorted(
         ms(c * 10 + n) for c in range(3) for n in range(3)
     )
@@ -648,17 +636,8 @@ def test_sqlite_foreign_keys_are_back_on_after_a_bulk_load(tmp_path: Path) -> No
         store.upsert_items(items("i1"))
         store.add_event_log(InteractionLog.from_events([play("e1", "u1", "i1", 0)]))
         with pytest.raises(sa.exc.IntegrityError), store.transaction():
-            store._tx.execute(
-                schema.events.insert().values(
-                    event_id="raw",
-                    user_key=9,
-                    item_key=9,
-                    type="play",
-                    ts_ms=0,
-                    count=1,
-                    focus=False,
-                )
-            )
+            # friendships keep their foreign keys: a raw row pointing nowhere is refused
+            store._tx.execute(schema.friendships.insert().values(user_key=9, friend_key=8))
 
 
 # -- interactions -----------------------------------------------------------------------------
@@ -951,3 +930,27 @@ def test_point_reads_recover_from_a_killed_database_connection(pg_database_url: 
         assert killed  # the kept connection was among them
         assert store.get_user("u1") is not None
         assert store.get_user("ghost") is None
+
+
+def test_version_4_drops_the_event_foreign_keys_and_keeps_the_data(database_url: str) -> None:
+    with open_store(database_url) as store:
+        store.upsert_users(users("u1"))
+        store.upsert_items(items("i1"))
+        store.add_events([play("e1", "u1", "i1", 0)])
+    if database_url.startswith("postgresql"):  # a version-3 database had both constraints
+        engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
+        with engine.begin() as conn:
+            for column, table in (("user_key", "users"), ("item_key", "items")):
+                conn.exec_driver_sql(
+                    f"ALTER TABLE events ADD CONSTRAINT fk_events_{column}_{table} "
+                    f"FOREIGN KEY ({column}) REFERENCES {table} (key)"
+                )
+        engine.dispose()
+        assert _event_constraints(database_url)[1] == 2
+    _set_version(database_url, 3)
+    with open_store(database_url) as store:
+        assert store.schema_version == 4
+        assert store.add_events([play("e2", "u1", "i1", 1), play("e1", "u1", "i1", 0)]) == 1
+        assert store.count("events") == 2
+    if database_url.startswith("postgresql"):
+        assert _event_constraints(database_url)[1] == 0

@@ -209,14 +209,14 @@ def _present_columns(log: InteractionLog) -> list[str]:
 
 
 #: Logs at least this long, and at least as long as the events already stored, are loaded
-#: the way both databases' manuals advise for bulk loads: secondary index (and on PostgreSQL
-#: the foreign keys) dropped, rows inserted, then rebuilt in one sort / one validating join.
+#: the way both databases' manuals advise for bulk loads: secondary index dropped, rows
+#: inserted, then the index rebuilt in one sort.
 #: It all happens inside the transaction, so a failure restores them; PostgreSQL holds an
 #: exclusive lock on ``events`` meanwhile, acceptable for a load that at least doubles it.
 #: Inside a longer transaction (a log written chunk by chunk) the rebuild waits for the
 #: commit, so that each chunk does not pay for it again.
 REBUILD_MIN = 200_000
-_REBUILD = "events: secondary index and foreign keys"
+_REBUILD = "events: secondary index"
 
 
 @contextmanager
@@ -228,25 +228,12 @@ def _bulk_load(conn: sa.Connection, rows: int, deferred: Deferred | None) -> Ite
     if rows < REBUILD_MIN or rows < stored:
         yield
         return
-    # Plain SQL on purpose: SQLAlchemy's DropConstraint marks the shared Table's constraint
-    # as "do not create", which would strip foreign keys from every database created later.
-    postgres = _dialect(conn) == "postgresql"
-    foreign_keys = sorted(schema.events.foreign_keys, key=lambda fk: fk.parent.name)
-    if postgres:
-        for fk in foreign_keys:
-            conn.exec_driver_sql(f"ALTER TABLE events DROP CONSTRAINT {fk.constraint.name}")
     for index in schema.events.indexes:
         index.drop(conn)
 
     def rebuild(conn: sa.Connection) -> None:
         for index in schema.events.indexes:
             index.create(conn)
-        if postgres:
-            for fk in foreign_keys:
-                conn.exec_driver_sql(
-                    f"ALTER TABLE events ADD CONSTRAINT {fk.constraint.name} FOREIGN KEY "
-                    f"({fk.parent.name}) REFERENCES {fk.column.table.name} ({fk.column.name})"
-                )
 
     if deferred is not None:
         deferred[_REBUILD] = rebuild

@@ -7,7 +7,7 @@ import socket
 
 import uvicorn
 
-from segue.api.server import TcpConfig
+from segue.api.server import TcpConfig, serve_config
 
 
 def _nodelay_of_accepted(config: uvicorn.Config) -> int:
@@ -40,3 +40,19 @@ def test_shared_worker_socket_gets_tcp_nodelay() -> None:
     assert _nodelay_of_accepted(TcpConfig(app, host="127.0.0.1", port=0)) != 0
     # uvicorn's own socket is what made every kept-alive request wait ~40 ms
     assert _nodelay_of_accepted(uvicorn.Config(app, host="127.0.0.1", port=0)) == 0
+
+
+def test_segue_serve_runs_on_uvloop_and_httptools() -> None:
+    # uvicorn's "auto" would fall back to h11 and asyncio without a word when they are missing
+    import importlib
+
+    config = serve_config("127.0.0.1", 0, 2, "warning")
+    assert (config.http, config.loop, config.workers, config.factory) == (
+        "httptools",
+        "uvloop",
+        2,
+        True,
+    )
+    assert isinstance(config, TcpConfig)
+    for module in ("httptools", "uvloop"):  # installed, as pyproject requires
+        importlib.import_module(module)

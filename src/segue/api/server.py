@@ -47,3 +47,23 @@ class TcpConfig(uvicorn.Config):
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             return socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, sock.detach())
         return sock
+
+
+def serve_config(host: str, port: int, workers: int, log_level: str) -> TcpConfig:
+    """How ``segue serve`` runs uvicorn: the app factory on uvloop with the httptools parser.
+
+    Named rather than left to uvicorn's "auto", which quietly falls back to the pure-Python
+    h11 parser and asyncio's loop when those are missing; they roughly halve the time the
+    HTTP layer takes per request, part of the latency budget in docs/benchmarks.md.
+    """
+    return TcpConfig(
+        "segue.api.server:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )

@@ -39,7 +39,7 @@ def serve(
     """Serve recommendations, events and users over HTTP (OpenAPI at /docs)."""
     import uvicorn
 
-    from segue.api.server import MODEL_VAR, WORKER_VAR, TcpConfig
+    from segue.api.server import MODEL_VAR, WORKER_VAR, serve_config
     from segue.jobs.serving import locate_model
     from segue.models import MODELS, model_spec
 
@@ -74,15 +74,7 @@ def serve(
         )
     mode = "redis" if settings.redis_url else "embedded"
     console.print(f"serving {model!r} on http://{host}:{port} ({mode}, {workers} worker(s))")
-    config = TcpConfig(
-        "segue.api.server:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-        access_log=False,
-    )
+    config = serve_config(host, port, workers, log_level)
     if workers > 1:
         from uvicorn.supervisors import Multiprocess
 

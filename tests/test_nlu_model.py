@@ -111,32 +111,6 @@ def test_same_seed_same_weights() -> None:
     assert not all(torch.equal(one[k], other.tagger.model.state_dict()[k]) for k in one)
 
 
-def test_weight_average_is_the_mean_of_the_sampled_weights() -> None:
-    from segue.nlu.train import WeightAverage
-
-    layer = torch.nn.Linear(2, 1)
-    average = WeightAverage(layer, total=10, start=0.5, every=2)  # samples steps 5, 7, 9
-    seen = []
-    for step in range(1, 11):
-        with torch.no_grad():
-            layer.weight.fill_(float(step))
-        average.observe(step)
-        if step in (5, 7, 9):
-            seen.append(float(step))
-    assert average.samples == 3
-    mean = average.weights(layer.state_dict())
-    assert torch.allclose(mean["weight"], torch.full((1, 2), sum(seen) / 3))
-    assert WeightAverage(layer, total=10, start=None, every=1).first > 10  # off
-
-
-def test_training_offers_the_averaged_weights_as_a_candidate() -> None:
-    data, valid = _toy(0, 6), _toy(1, 2)
-    config = TrainConfig(epochs=1, batch_size=4, layers=1, max_steps=8, threads=1, average_from=0.5)
-    history = train(data, valid, model_path(), config).history
-    assert history[-1].get("model") == "averaged"  # evaluated after the last step
-    assert history[-1]["step"] == history[-2]["step"] and "model" not in history[-2]
-
-
 # -- parser on hand-tagged frames (the rules, independent of model quality) -------------------
 def _items() -> list[Item]:
     return [

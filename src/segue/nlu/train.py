@@ -69,13 +69,6 @@ class TrainConfig:
     #: run training forward passes in bfloat16 where the CPU has it (weights, optimiser and
     #: evaluation stay float32): ~15% faster steps on AVX512-BF16, so more epochs fit the budget
     bf16: bool = True
-    #: layer-wise learning-rate decay: layer ``l`` of ``L`` (embeddings 0) learns at
-    #: ``encoder_lr · layer_decay^(L − l)``, so pretrained lower layers move less; 1 = off
-    layer_decay: float = 1.0
-    #: from this share of the steps on, also keep a running average of the weights (sampled
-    #: at every evaluation and half-way between) and offer it as one more candidate at the
-    #: end; the valid split decides as for every other evaluation. None = off
-    average_from: float | None = None
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 1 or self.threads < 1:
@@ -185,27 +178,6 @@ def _fit(
     step = 0
     started = time.perf_counter()
     running = 0.0
-    average = WeightAverage(model, total, config.average_from, max(1, eval_every // 2))
-
-    def evaluate(label: str) -> None:
-        nonlocal best
-        model.eval()
-        scores = tagger.evaluate(valid_set)
-        entry = {"step": step, "seconds": round(time.perf_counter() - started, 1)}
-        if label:
-            entry["model"] = label
-        entry.update(scores.as_dict())
-        history.append(entry)
-        say(
-            f"valid @ step {step}{' ' + label if label else ''}: intent "
-            f"{scores.intent_accuracy:.4f} slot F1 {scores.slot_f1:.4f} "
-            f"frame {scores.frame_accuracy:.4f}"
-        )
-        key = (scores.frame_accuracy, scores.slot_f1, scores.intent_accuracy)
-        if best is None or key > best[0]:
-            best = (key, copy.deepcopy(model.state_dict()))
-            on_best(history)
-
     while step < total:
         for batch_rows in _batches(train_set, config.batch_size, rng):
             if step >= total:
@@ -238,82 +210,42 @@ def _fit(
             running = 0.98 * running + 0.02 * value if step > 1 else value
             if step % 50 == 0:
                 say(f"step {step}/{total} loss {running:.4f} {time.perf_counter() - started:.0f}s")
-            average.observe(step)
             if step % eval_every == 0 or step == total:
-                evaluate("")
-    if average.samples > 1:  # the averaged weights, as one more candidate
-        last = copy.deepcopy(model.state_dict())
-        model.load_state_dict(average.weights(last))
-        evaluate("averaged")
-        model.load_state_dict(last)
+                model.eval()
+                scores = tagger.evaluate(valid_set)
+                entry = {"step": step, "seconds": round(time.perf_counter() - started, 1)}
+                entry.update(scores.as_dict())
+                history.append(entry)
+                say(
+                    f"valid @ step {step}: intent {scores.intent_accuracy:.4f} slot F1 "
+                    f"{scores.slot_f1:.4f} frame {scores.frame_accuracy:.4f}"
+                )
+                key = (scores.frame_accuracy, scores.slot_f1, scores.intent_accuracy)
+                if best is None or key > best[0]:
+                    best = (key, copy.deepcopy(model.state_dict()))
+                    on_best(history)
     assert best is not None
     model.load_state_dict(best[1])
     return history
 
 
-class WeightAverage:
-    """A running mean of the model's floating-point weights over the end of training.
-
-    Why: the valid scores of neighbouring evaluations late in a run differ by up to a point
-    of frame accuracy, noise of where the last steps happened to land; the mean of weights
-    along that stretch sits in a flatter region and tends to score more steadily.
-    """
-
-    def __init__(self, model: nn.Module, total: int, start: float | None, every: int) -> None:
-        self.model = model
-        self.first = total + 1 if start is None else max(1, round(start * total))
-        self.every = every
-        self.samples = 0
-        self._sum: dict[str, torch.Tensor] = {}
-
-    def observe(self, step: int) -> None:
-        if step < self.first or (step - self.first) % self.every:
-            return
-        with torch.no_grad():
-            for name, value in self.model.state_dict().items():
-                if value.is_floating_point():
-                    if name in self._sum:
-                        self._sum[name] += value
-                    else:
-                        self._sum[name] = value.detach().clone()
-        self.samples += 1
-
-    def weights(self, current: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``current`` with every averaged tensor replaced by its mean."""
-        return {n: self._sum[n] / self.samples if n in self._sum else v for n, v in current.items()}
-
-
 def _param_groups(model: JointModel, config: TrainConfig) -> list[dict[str, Any]]:
-    """Encoder layers and heads at their own learning rates; no decay on biases and LayerNorms."""
-    n_layers = len(model.encoder.encoder.layer)
-    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
+    """Encoder and heads at their own learning rates; no decay on biases and LayerNorms."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        if not name.startswith("encoder."):
-            lr = config.head_lr
-        else:
-            depth = _layer_of(name, n_layers)
-            lr = config.encoder_lr * config.layer_decay ** (n_layers - depth)
-        groups.setdefault((lr, param.ndim > 1), []).append(param)
+        head = not name.startswith("encoder.")
+        decay = param.ndim > 1
+        groups.setdefault((head, decay), []).append(param)
     return [
         {
             "params": params,
-            "lr": lr,
+            "lr": config.head_lr if head else config.encoder_lr,
             "weight_decay": config.weight_decay if decay else 0.0,
         }
-        for (lr, decay), params in sorted(groups.items(), key=lambda g: g[0])
+        for (head, decay), params in sorted(groups.items())
     ]
-
-
-def _layer_of(name: str, n_layers: int) -> int:
-    """0 for the embeddings, ``l + 1`` for transformer layer ``l``, the top for the rest."""
-    if name.startswith("encoder.embeddings."):
-        return 0
-    marker = "encoder.encoder.layer."
-    if name.startswith(marker):
-        return int(name[len(marker) :].split(".", 1)[0]) + 1
-    return n_layers  # the pooler
 
 
 def _batches(data: Sequence[Utterance], size: int, rng: np.random.Generator) -> list[list[int]]:

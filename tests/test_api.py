@@ -8,11 +8,9 @@ Two modes, as served: ``embedded`` (SQLite, in-process bus and state, worker thr
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -442,7 +440,6 @@ def test_a_new_model_version_is_swapped_in_without_a_restart(world: World, tmp_p
                 versions.append(_recs(c, user)["version"])
 
         readers = [threading.Thread(target=read) for _ in range(3)]
-        replaced = weakref.ref(c.app.state.services.models.current)
         for t in readers:
             t.start()
         r = c.post("/v1/admin/model/reload")
@@ -456,11 +453,6 @@ def test_a_new_model_version_is_swapped_in_without_a_restart(world: World, tmp_p
         assert new["version"] != old["version"]
         assert [i["item_id"] for i in new["items"]] != [i["item_id"] for i in old["items"]]
         assert c.post("/v1/admin/model/reload").json()["swapped"] is False
-        # the served model is kept out of full garbage collections (their stalls were the p99
-        # under load), yet the replaced version is freed, not pinned by that freeze
-        assert gc.get_freeze_count() > 0
-        assert replaced() is None
-    gc.unfreeze()
 
 
 def test_two_processes_share_the_live_state_through_redis(world: World, redis_prefix: str) -> None:

@@ -11,7 +11,6 @@ Two modes, chosen by ``SEGUE_REDIS_URL``:
 
 from __future__ import annotations
 
-import gc
 import os
 import socket
 import threading
@@ -131,8 +130,6 @@ def build_services(
         metrics.model_loads.labels(kind).inc()
         if kind == "fallback":
             metrics.fallbacks.labels("model_unavailable").inc()
-        if kind in ("loaded", "fallback"):
-            _freeze_long_lived()
 
     models = ModelHolder(store, settings, model_name, on_event=on_model_event)
     users = UserCache(store)
@@ -154,20 +151,6 @@ def build_services(
     return Services(
         settings, store, bus, state, models, users, intake, worker, metrics, api_keys, mode
     )
-
-
-def _freeze_long_lived() -> None:
-    """Take what is alive now (the served model) out of the garbage collector's full passes.
-
-    Why: a served model is ~300k long-lived Python objects (id maps, titles, artist and genre
-    tables); every full collection walked them all, a 100-200 ms stall of every request in
-    flight, which was the p99 of a loaded server. Called after each model swap: unfreezing
-    and collecting once first lets the replaced version's cycles be freed (one stall per
-    swap, not one per full collection).
-    """
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
 
 
 async def current_services(request: Request) -> Services:

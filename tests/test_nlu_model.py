@@ -140,6 +140,25 @@ def test_misspelt_request_becomes_a_linked_call(parser) -> None:
     assert [e.slot for e in result.entities] == ["track", "artist"]
 
 
+def test_a_play_request_links_a_track_tagged_as_album_to_the_track(tiny) -> None:
+    # SNIPS tags "play X by Y" as album or track by convention; the catalog decides the kind
+    items = [*_items(), Item(id="al-night", kind=ItemKind.ALBUM, title="A Night at the Opera")]
+    parser = Parser(tiny[0], EntityIndex(items, {"t-br": 100}))
+    text = "play bohemain rapsody by quen"
+    result = parser.interpret(text, _tagged("PlayMusic", text, "O B-album I-album O B-artist"))
+    assert result.call is not None and result.call.album is None
+    assert result.call.track is not None and result.call.track.id == "t-br"
+    text = "play a night at the opra by queen"
+    tags = "O B-album I-album I-album I-album I-album O B-artist"
+    result = parser.interpret(text, _tagged("PlayMusic", text, tags))
+    assert result.call is not None and result.call.track is None
+    assert result.call.album is not None and result.call.album.id == "al-night"
+    # tagged as a track, but only the album matches those words: the album it is
+    result = parser.interpret(text, _tagged("PlayMusic", text, tags.replace("album", "track")))
+    assert result.call is not None and result.call.track is None
+    assert result.call.album is not None and result.call.album.id == "al-night"
+
+
 def test_missing_playlist_asks(parser) -> None:
     frame = _tagged("AddToPlaylist", "add this song", "O O B-music_item")
     result = parser.interpret("add this song", frame)

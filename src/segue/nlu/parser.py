@@ -236,7 +236,7 @@ class _Builder:
             return Ref(text=text)
         best = found[0]
         self.loose = self.loose or best.match < LOOSE_MATCH
-        return Ref(text=text, id=best.item_id, title=best.title)
+        return self._ref_to(best, text)
 
     def works(self) -> tuple[Ref | None, Ref | None]:
         """(track, album) of a play request, each linked against tracks *and* albums.

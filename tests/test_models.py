@@ -89,6 +89,17 @@ def test_unfitted_model_says_so() -> None:
         PopularityRecommender().recommend([0])
 
 
+def test_ties_at_the_kth_place_go_by_index_for_one_row_and_for_many() -> None:
+    # a listener scored alone at request time must get the list a batch of listeners gets
+    rng = np.random.default_rng(5)
+    scores = np.round(rng.standard_normal((6, 20_000)), 1).astype(np.float32)
+    together, _ = top_k(scores, 25)
+    for row in range(6):
+        alone, _ = top_k(scores[row : row + 1], 25)
+        assert alone[0].tolist() == together[row].tolist()
+        assert together[row].tolist() == np.argsort(-scores[row], kind="stable")[:25].tolist()
+
+
 def test_top_k_orders_by_score_then_index() -> None:
     scores = np.array([[0.5, 0.9, 0.7, 0.1, 0.9], [0.0, 0.1, 0.2, 0.3, 0.4]])
     items, values = top_k(scores, 3)

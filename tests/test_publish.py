@@ -193,7 +193,7 @@ def test_a_version_2_store_is_migrated_to_the_published_table(database_url: str)
         store_schema.write_version(conn, 2)
     engine.dispose()
     with open_store(database_url) as store:
-        assert store.schema_version == store_schema.SCHEMA_VERSION == 3
+        assert store.schema_version == store_schema.SCHEMA_VERSION  # every later step ran too
         assert store.publish_lists("daily", "v0001", "mix", _lists(2, "m")) == 2
     with open_store(database_url) as store:  # reopening does not migrate twice
         assert store.published_counts("daily", "v0001") == {"mix": 2}

@@ -238,21 +238,21 @@ class Recommender(abc.ABC):
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and values of the k largest scores per row, best first.
 
-    Ties inside the list are ordered by item index; a tie straddling the k-th place is
-    resolved by ``argpartition`` (deterministic for the same input, not by index), except
-    for a single row, where it goes by item index too.
+    Ties are ordered by item index, also a tie straddling the k-th place, so that one
+    listener scored at request time gets exactly the list a batch of listeners gets.
     """
-    part = _single_row_candidates(scores, k)
     if k >= scores.shape[1]:
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    elif part is not None:
-        order = part[np.lexsort((part, -scores[0, part]))][None, :k]
+        return order, np.take_along_axis(scores, order, axis=1)
+    single = _single_row_candidates(scores, k)
+    if single is not None:  # one listener at request time: no full argpartition
+        part = single[np.lexsort((single, -scores[0, single]))][None, :k]
     else:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        part_scores = np.take_along_axis(scores, part, axis=1)
-        # stable order: by score desc, then by item index asc
-        order_in_part = np.lexsort((part, -part_scores), axis=1)
-        order = np.take_along_axis(part, order_in_part, axis=1)
+        _ties_by_index(scores, part, k)
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    # stable order: by score desc, then by item index asc
+    order = np.take_along_axis(part, np.lexsort((part, -part_scores), axis=1), axis=1)
     return order, np.take_along_axis(scores, order, axis=1)
 
 
@@ -264,6 +264,21 @@ def _single_row_candidates(scores: np.ndarray, k: int) -> np.ndarray | None:
     row = scores[0]
     part = np.flatnonzero(row >= kth_largest(row, k))
     return part if len(part) >= k else None
+
+
+def _ties_by_index(scores: np.ndarray, part: np.ndarray, k: int) -> None:
+    """Rows of ``part`` (argpartition's top k) where a tie straddles the k-th place get the
+    tied items of lowest index, in place; other rows are left as they are."""
+    if k <= 0:
+        return
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    kth = part_scores.min(axis=1, keepdims=True)
+    tied_all = (scores == kth).sum(axis=1)
+    tied_kept = (part_scores == kth).sum(axis=1)
+    for r in np.flatnonzero(tied_all > tied_kept):
+        row = scores[r]
+        candidates = np.flatnonzero(row >= kth[r, 0])
+        part[r] = candidates[np.lexsort((candidates, -row[candidates]))][:k]
 
 
 class _RowIndices:

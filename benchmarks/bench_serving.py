@@ -431,7 +431,8 @@ def _cpu_seconds() -> dict[str, float]:
     import redis
 
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    info = redis.Redis.from_url(REDIS_URL).info("cpu")
+    with redis.Redis.from_url(REDIS_URL) as client:
+        info = client.info("cpu")
     with open("/proc/stat") as stat:
         ticks = [int(x) for x in stat.readline().split()[1:]]
     busy = sum(ticks) - ticks[3] - ticks[4]  # all but idle and iowait

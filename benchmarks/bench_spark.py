@@ -76,6 +76,7 @@ def main() -> None:
 
     # Spark's batch scoring of every user (fit on everything, then recommendForAllUsers)
     from segue.jobs.daily import DayPlan, batch_recommendations, train_candidate
+    from segue.jobs.train import load_trained
 
     plan = DayPlan(dt.date(2026, 11, 30), ("als",), engine="spark", k=10)
     t = time.perf_counter()
@@ -83,7 +84,9 @@ def main() -> None:
     fit_all_s = time.perf_counter() - t
     print(f"spark fit on all data {fit_all_s:.1f} s", flush=True)
     t = time.perf_counter()
-    rows = batch_recommendations(work / "models", "als", plan, work / "recs.parquet", spark=config)
+    trained = load_trained(work / "models", "als")
+    recs = work / "recs.parquet"
+    rows = batch_recommendations(trained, work / "models", plan, recs, spark=config)
     batch_s = time.perf_counter() - t
     jvm_mb = max(jvm_mb, _jvm_peak_mb(spark))
     print(f"load after: {os.getloadavg()}")

@@ -214,7 +214,7 @@ class DailyFlow(FlowSpec):
             # item attributes and the user table, read once for the kids rule and the mixes
             side = load_side_info(store, users=trained.users, items=trained.items, friends=False)
             self.batch_rows = batch_recommendations(
-                model_dir, self.chosen["name"], plan, out, spark=self._spark(), side=side
+                trained, model_dir, plan, out, spark=self._spark(), side=side
             )
             self.mix_rows = batch_mixes(trained, mixes, plan.date, side=side).rows
             done = batch_campaign(

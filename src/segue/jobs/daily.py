@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from segue.data.synth import SynthParams
-from segue.dataset import Interactions
+from segue.dataset import Interactions, SideInfo
 from segue.errors import SegueError
 from segue.eval import Candidate, RandomProtocol, evaluate
 from segue.jobs.ingest import import_lastfm_2k, load_synthetic_world
@@ -192,11 +192,18 @@ def load_candidate(model_dir: Path, name: str) -> TrainedModel:
 
 
 def batch_recommendations(
-    model_dir: Path, name: str, plan: DayPlan, out: Path, *, spark: Any = None, side: Any = None
+    trained: TrainedModel,
+    model_dir: Path,
+    plan: DayPlan,
+    out: Path,
+    *,
+    spark: Any = None,
+    side: SideInfo | None = None,
 ) -> int:
-    """Every user's top-k into ``out`` (a Parquet file, or a folder on Spark); with ``side``
-    (in-process), kids profiles get no explicit items."""
-    trained = load_trained(model_dir, name)
+    """Every user's top-k of ``trained`` (saved in ``model_dir``) into ``out`` (a Parquet
+    file, or a folder on Spark); with ``side`` (in-process), kids profiles get no explicit
+    items."""
+    name = trained.name
     if plan.engine == "spark":
         from segue.jobs.spark_als import SparkConfig, spark_recommend
 

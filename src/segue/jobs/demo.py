@@ -65,7 +65,7 @@ def run_demo(
     # worth sharing; a sampled listener may have played a couple of dozen songs)
     wrapped: dict[str, Path] = {}
     if samples:
-        listener = str(data.users.to_ids(np.array([int(np.argmax(data.user_counts()))]))[0])
+        listener = str(data.users.ids[int(np.argmax(data.user_counts()))])
         out, year = model_dir.parent / "wrapped", params.start_date.year
         wrapped = {"png": out / f"{listener}-{year}.png", "html": out / f"{listener}-{year}.html"}
         wrapped_png(store, listener, year, wrapped["png"])

@@ -241,18 +241,23 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     Ties are ordered by item index, also a tie straddling the k-th place, so that one
     listener scored at request time gets exactly the list a batch of listeners gets.
     """
+    if k <= 0:
+        return np.zeros((scores.shape[0], 0), np.intp), scores[:, :0]
     if k >= scores.shape[1]:
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return order, np.take_along_axis(scores, order, axis=1)
     single = _single_row_candidates(scores, k)
     if single is not None:  # one listener at request time: no full argpartition
-        part = single[np.lexsort((single, -scores[0, single]))][None, :k]
+        part = single[None, :]  # every item at or above the k-th score, ties included
     else:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        _ties_by_index(scores, part, k)
+        for r in _rows_cut_inside_a_tie(scores, part):  # those take the lowest tied indices
+            row = scores[r]
+            at_least_kth = np.flatnonzero(row >= row[part[r]].min())
+            part[r] = at_least_kth[np.lexsort((at_least_kth, -row[at_least_kth]))][:k]
     part_scores = np.take_along_axis(scores, part, axis=1)
-    # stable order: by score desc, then by item index asc
-    order = np.take_along_axis(part, np.lexsort((part, -part_scores), axis=1), axis=1)
+    # by score desc, then by item index asc
+    order = np.take_along_axis(part, np.lexsort((part, -part_scores), axis=1), axis=1)[:, :k]
     return order, np.take_along_axis(scores, order, axis=1)
 
 
@@ -266,19 +271,11 @@ def _single_row_candidates(scores: np.ndarray, k: int) -> np.ndarray | None:
     return part if len(part) >= k else None
 
 
-def _ties_by_index(scores: np.ndarray, part: np.ndarray, k: int) -> None:
-    """Rows of ``part`` (argpartition's top k) where a tie straddles the k-th place get the
-    tied items of lowest index, in place; other rows are left as they are."""
-    if k <= 0:
-        return
+def _rows_cut_inside_a_tie(scores: np.ndarray, part: np.ndarray) -> np.ndarray:
+    """Rows whose top k (``part``, from argpartition) left out an item tied with its k-th."""
     part_scores = np.take_along_axis(scores, part, axis=1)
     kth = part_scores.min(axis=1, keepdims=True)
-    tied_all = (scores == kth).sum(axis=1)
-    tied_kept = (part_scores == kth).sum(axis=1)
-    for r in np.flatnonzero(tied_all > tied_kept):
-        row = scores[r]
-        candidates = np.flatnonzero(row >= kth[r, 0])
-        part[r] = candidates[np.lexsort((candidates, -row[candidates]))][:k]
+    return np.flatnonzero((scores == kth).sum(axis=1) > (part_scores == kth).sum(axis=1))
 
 
 class _RowIndices:

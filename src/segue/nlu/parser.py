@@ -208,11 +208,19 @@ class _Builder:
 
     # -- linking ------------------------------------------------------------------------
     def ref(self, slot: str, kinds: Sequence[str]) -> Ref | None:
+        linked = self._link(slot, kinds)
+        return None if linked is None else linked[0]
+
+    def _link(
+        self, slot: str, kinds: Sequence[str], prefer: str | None = None
+    ) -> tuple[Ref, Candidate | None] | None:
+        """The slot's words linked to the catalog (recorded in :attr:`entities`): the best
+        candidate, or the best of kind ``prefer`` when it matches the words as well."""
         text = self.values.get(slot)
         if text is None:
             return None
         if self.index is None:
-            return Ref(text=text)
+            return Ref(text=text), None
         artist = self.artist() if slot != "artist" else None
         found: list[Candidate] = []
         if artist is not None and set(kinds) & {"track", "album"}:
@@ -224,19 +232,13 @@ class _Builder:
                 history=self.history,
                 artist_id=artist.item_id if artist else None,
             )
-        self.entities.append(
-            LinkedEntity(
-                slot=slot,
-                text=text,
-                candidates=list(found),
-            )
-        )
+        self.entities.append(LinkedEntity(slot=slot, text=text, candidates=list(found)))
         if not found:
             self.loose = True
-            return Ref(text=text)
-        best = found[0]
-        self.loose = self.loose or best.match < LOOSE_MATCH
-        return self._ref_to(best, text)
+            return Ref(text=text), None
+        self.loose = self.loose or found[0].match < LOOSE_MATCH
+        best = next((c for c in found if c.kind == prefer and c.match >= found[0].match), found[0])
+        return Ref(text=text, id=best.item_id, title=best.title), best
 
     def works(self) -> tuple[Ref | None, Ref | None]:
         """(track, album) of a play request, each linked against tracks *and* albums.
@@ -248,22 +250,14 @@ class _Builder:
         """
         refs: dict[str, Ref | None] = {"track": None, "album": None}
         for slot, other in (("track", "album"), ("album", "track")):
-            ref = self.ref(slot, [slot, other])
-            if ref is None:
+            linked = self._link(slot, [slot, other], prefer=slot)
+            if linked is None:
                 continue
-            found = self.entities[-1].candidates
-            kind = slot
-            if found and found[0].kind == other:
-                own = next((c.match for c in found if c.kind == slot), -1.0)
-                kind = other if found[0].match > own else slot
-                if kind == slot:  # keep the slot's own kind: its best candidate, not the other
-                    ref = self._ref_to(next(c for c in found if c.kind == slot), ref.text)
+            ref, chosen = linked
+            kind = slot if chosen is None else chosen.kind
             if refs[kind] is None:
                 refs[kind] = ref
         return refs["track"], refs["album"]
-
-    def _ref_to(self, candidate: Candidate, text: str) -> Ref:
-        return Ref(text=text, id=candidate.item_id, title=candidate.title)
 
     def artist(self) -> Candidate | None:
         if self._linked_artist is None and "artist" in self.values and self.index is not None:

@@ -20,11 +20,11 @@ from segue.errors import SegueError
 from segue.models.text import model_path
 from segue.nlu.generate import Vocabulary, generate
 from segue.nlu.linking import EntityIndex
-from segue.nlu.model import IGNORE, Labels, encode, load_tokenizer
+from segue.nlu.model import IGNORE, Labels, encode, load_encoder, load_tokenizer
 from segue.nlu.parser import Parser
 from segue.nlu.snips import Utterance
 from segue.nlu.tagger import Tagged, Tagger, serving_precision
-from segue.nlu.train import TrainConfig, train
+from segue.nlu.train import SeenRows, TrainConfig, train
 
 TINY = TrainConfig(
     epochs=10, batch_size=16, encoder_lr=2e-4, head_lr=2e-3, layers=2, threads=1, warmup=0.1
@@ -109,6 +109,40 @@ def test_same_seed_same_weights() -> None:
     other = train(data, valid, model_path(), TrainConfig(**{**config.__dict__, "seed": 1}))
     assert all(torch.equal(one[k], two[k]) for k in one)
     assert not all(torch.equal(one[k], other.tagger.model.state_dict()[k]) for k in one)
+
+
+def test_training_moves_only_the_embedding_rows_the_training_set_uses() -> None:
+    data, valid = _toy(0, 6), _toy(1, 2)
+    config = TrainConfig(epochs=1, batch_size=8, layers=1, max_steps=4, threads=1)
+    trained = train(data, valid, model_path(), config).tagger
+    table = trained.model.encoder.embeddings.word_embeddings
+    assert isinstance(table, torch.nn.Embedding) and table.weight.requires_grad
+    before = load_encoder(model_path(), layers=1).embeddings.word_embeddings.weight
+    used = {
+        i
+        for u in data
+        for i in trained.tokenizer(list(u.words), is_split_into_words=True)["input_ids"]
+    }
+    moved = {int(i) for i in torch.nonzero((table.weight != before).any(dim=1)).flatten()}
+    assert moved and moved <= used
+    assert len(moved) >= 0.9 * len(used)
+
+
+def test_seen_rows_look_up_like_the_table_and_train_only_their_rows() -> None:
+    table = torch.nn.Embedding(10, 3)
+    rows = SeenRows(table, torch.tensor([2, 5, 7]))
+    ids = torch.tensor([[2, 3, 5], [9, 7, 2]])
+    assert torch.equal(rows(ids), table(ids))
+    rows(ids).sum().backward()
+    assert table.weight.grad is None
+    assert rows.rows.grad is not None
+    assert rows.rows.grad[:, 0].tolist() == [2.0, 1.0, 1.0]  # id 2 twice, 5 and 7 once
+    with torch.no_grad():
+        rows.rows += 1.0
+    merged = rows.merged()
+    assert merged is table
+    assert torch.equal(table(ids)[0, 0], rows(ids)[0, 0])
+    assert torch.equal(table.weight[3], table(torch.tensor(3)))
 
 
 # -- parser on hand-tagged frames (the rules, independent of model quality) -------------------

@@ -81,6 +81,9 @@ def test_tiny_run_learns_held_out_utterances(tiny) -> None:
 def test_checkpoint_round_trip_and_quantised_copy(tiny) -> None:
     tagger, out, valid = tiny
     loaded = Tagger.load(out, model_path())
+    # the training lexicon travels with the checkpoint
+    assert loaded.lexicon is not None and loaded.lexicon == tagger.lexicon
+    assert "bohemian rhapsody" in loaded.lexicon.entries
     words = [u.words for u in valid]
     assert [t.tags for t in loaded.tag(words)] == [t.tags for t in tagger.tag(words)]
     a, _ = loaded.logits(words[:5])

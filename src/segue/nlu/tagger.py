@@ -27,6 +27,7 @@ import torch
 
 from segue.errors import SegueError
 from segue.nlu.evaluate import Scores, score
+from segue.nlu.lexicon import SpanLexicon
 from segue.nlu.model import (
     Calibration,
     JointModel,
@@ -59,6 +60,12 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+#: Weight of the training lexicon's vote in decoding (nats for a span always tagged so).
+#: Chosen on SNIPS valid over four checkpoints: 1 added 0.14 slot F1 and 0.29 frame points on
+#: average, 2 added 0.19 and 0.36, 3 about as much as 2; 8 took the gain away.
+LEXICON_WEIGHT = 2.0
+
+
 class Tagger:
     """Wraps model, tokenizer, labels and temperatures; ``threads`` bounds torch's threads."""
 
@@ -71,6 +78,7 @@ class Tagger:
         *,
         threads: int = 1,
         info: dict[str, Any] | None = None,
+        lexicon: SpanLexicon | None = None,
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -78,6 +86,9 @@ class Tagger:
         self.calibration = calibration or Calibration()
         self.threads = threads
         self.info = info or {}
+        #: what the training set tagged each span as (see :mod:`segue.nlu.lexicon`)
+        self.lexicon = lexicon
+        self.lexicon_weight = LEXICON_WEIGHT
         self._traced: Any = None
         #: decode with BIO rules and the intent's slot types (Viterbi) rather than argmax
         self.constrained = True
@@ -133,7 +144,13 @@ class Tagger:
         model, labels, calibration, info = load_checkpoint(folder, model_dir)
         model = with_precision(model, precision)
         tagger = cls(
-            model, load_tokenizer(model_dir), labels, calibration, threads=threads, info=info
+            model,
+            load_tokenizer(model_dir),
+            labels,
+            calibration,
+            threads=threads,
+            info=info,
+            lexicon=SpanLexicon.load(folder),
         )
         if trace:
             tagger.trace()
@@ -178,7 +195,10 @@ class Tagger:
         for row, w in enumerate(words):
             tag_p = softmax(tag_logits[row], cal.slot_temperature)
             i = int(intent_p[row].argmax())
-            best = self._best_tags(tag_p, self.labels.intents[i])
+            bonus = None
+            if self.lexicon is not None and self.lexicon_weight:
+                bonus = self.lexicon.bonus(w, self.labels.tags, self.lexicon_weight)
+            best = self._best_tags(tag_p, self.labels.intents[i], bonus)
             out.append(
                 Tagged(
                     words=tuple(w),
@@ -191,11 +211,17 @@ class Tagger:
             )
         return out
 
-    def _best_tags(self, tag_p: np.ndarray, intent: str) -> np.ndarray:
+    def _best_tags(
+        self, tag_p: np.ndarray, intent: str, bonus: np.ndarray | None = None
+    ) -> np.ndarray:
         """The most likely tag sequence that obeys BIO and the intent's slot types (Viterbi
-        over log-probabilities); plain argmax with ``constrained=False``."""
+        over log-probabilities plus the lexicon's ``bonus``); plain argmax with
+        ``constrained=False``."""
+        logp = np.log(tag_p + 1e-12)
+        if bonus is not None:
+            logp = logp + bonus
         if not self.constrained:
-            return tag_p.argmax(axis=1)
+            return logp.argmax(axis=1)
         if self._bio is None:
             self._bio = self.labels.transitions()
         start, follow = self._bio
@@ -208,7 +234,6 @@ class Tagger:
         if hasattr(self.model, "transitions"):
             learnt = self.model.transitions.detach().double().numpy() / temperature
             first = self.model.start.detach().double().numpy() / temperature
-        logp = np.log(tag_p + 1e-12)
         mask = self.labels.tag_mask(intent)
         if mask is not None:
             logp = np.where(mask, logp, -1e9)

@@ -30,6 +30,7 @@ from torch import nn
 
 from segue.errors import SegueError
 from segue.nlu.evaluate import expected_calibration_error
+from segue.nlu.lexicon import SpanLexicon
 from segue.nlu.model import (
     IGNORE,
     Calibration,
@@ -122,7 +123,10 @@ def train(
         model = JointModel(encoder, len(labels.intents), len(labels.tags), config.dropout)
         if config.freeze_word_embeddings:
             model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
-        tagger = Tagger(model, tokenizer, labels, threads=config.threads)
+        lexicon = SpanLexicon.from_utterances(train_set)
+        tagger = Tagger(model, tokenizer, labels, threads=config.threads, lexicon=lexicon)
+        if out is not None:
+            lexicon.save(out)
 
         def keep(history: list[dict[str, float]]) -> None:
             # a long run killed early still leaves its best (uncalibrated) model behind

@@ -37,7 +37,7 @@ from segue.nlu.generate import lastfm_artist_names
 from segue.nlu.linking import EntityIndex, normalise
 from segue.nlu.parser import Parser
 from segue.nlu.snips import read_split
-from segue.nlu.tagger import Tagger, serving_precision
+from segue.nlu.tagger import LEXICON_WEIGHT, Tagger, serving_precision
 from segue.nlu.words import misspell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,10 +56,12 @@ def accuracy(folder: Path, world_items: list) -> dict:
         tagger = Tagger.load(folder, model_path(), precision=name, threads=1)
         out[f"snips_valid_{name}"] = tagger.evaluate(valid).as_dict()
         out[f"generated_valid_{name}"] = tagger.evaluate(corpus.valid_generated).as_dict()
-        if name == "fp32":  # what the constrained decoding adds over plain argmax
+        if name == "fp32":  # what the lexicon and the constrained decoding add
+            tagger.lexicon_weight = 0.0
+            out["snips_valid_fp32_without_lexicon"] = tagger.evaluate(valid).as_dict()
             tagger.constrained = False
-            out["snips_valid_fp32_argmax"] = tagger.evaluate(valid).as_dict()
-            tagger.constrained = True
+            out["snips_valid_fp32_argmax_without_lexicon"] = tagger.evaluate(valid).as_dict()
+            tagger.constrained, tagger.lexicon_weight = True, LEXICON_WEIGHT
     out["calibration"] = tagger.calibration.report | {
         "intent_temperature": tagger.calibration.intent_temperature,
         "slot_temperature": tagger.calibration.slot_temperature,

@@ -52,7 +52,7 @@ class SpanLexicon:
                     tagged[" ".join(words[start:end])][kind] += 1
         occurs: Counter[str] = Counter()
         for u in utterances:
-            for text in _runs([w.lower() for w in u.words], max_words):
+            for _start, _end, text in _runs([w.lower() for w in u.words], max_words):
                 if text in tagged:
                     occurs[text] += 1
         entries = {text: (occurs[text], dict(kinds)) for text, kinds in tagged.items()}
@@ -64,20 +64,18 @@ class SpanLexicon:
         the run's occurrences tagged X)."""
         index = {tag: j for j, tag in enumerate(tags)}
         out = np.zeros((len(words), len(tags)))
-        lowered = [w.lower() for w in words]
-        for start in range(len(lowered)):
-            for end in range(start + 1, min(len(lowered), start + self.max_words) + 1):
-                entry = self.entries.get(" ".join(lowered[start:end]))
-                if entry is None:
+        for start, end, text in _runs([w.lower() for w in words], self.max_words):
+            entry = self.entries.get(text)
+            if entry is None:
+                continue
+            occurs, kinds = entry
+            for kind, times in kinds.items():
+                begin, inside = index.get(f"B-{kind}"), index.get(f"I-{kind}")
+                if begin is None or inside is None:
                     continue
-                occurs, kinds = entry
-                for kind, times in kinds.items():
-                    begin, inside = index.get(f"B-{kind}"), index.get(f"I-{kind}")
-                    if begin is None or inside is None:
-                        continue
-                    share = weight * times / max(occurs, times)
-                    out[start, begin] += share
-                    out[start + 1 : end, inside] += share
+                share = weight * times / max(occurs, times)
+                out[start, begin] += share
+                out[start + 1 : end, inside] += share
         return out
 
     def save(self, folder: Path) -> None:
@@ -104,9 +102,10 @@ class SpanLexicon:
             raise SegueError(f"{path} is not a segue span lexicon: {exc}") from None
 
 
-def _runs(words: Sequence[str], max_words: int) -> list[str]:
+def _runs(words: Sequence[str], max_words: int) -> list[tuple[int, int, str]]:
+    """Every run of up to ``max_words`` consecutive words: (start, end exclusive, text)."""
     return [
-        " ".join(words[start:end])
+        (start, end, " ".join(words[start:end]))
         for start in range(len(words))
         for end in range(start + 1, min(len(words), start + max_words) + 1)
     ]

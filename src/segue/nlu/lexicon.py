@@ -44,15 +44,15 @@ class SpanLexicon:
     def from_utterances(
         cls, utterances: Sequence[Utterance], max_words: int = MAX_WORDS
     ) -> SpanLexicon:
+        lowered = [[w.lower() for w in u.words] for u in utterances]
         tagged: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        for u in utterances:
-            words = [w.lower() for w in u.words]
+        for u, words in zip(utterances, lowered, strict=True):
             for start, end, kind in spans(u.tags):
                 if end - start <= max_words:
                     tagged[" ".join(words[start:end])][kind] += 1
         occurs: Counter[str] = Counter()
-        for u in utterances:
-            for _start, _end, text in _runs([w.lower() for w in u.words], max_words):
+        for words in lowered:
+            for _start, _end, text in _runs(words, max_words):
                 if text in tagged:
                     occurs[text] += 1
         entries = {text: (occurs[text], dict(kinds)) for text, kinds in tagged.items()}

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from segue.errors import SegueError
+from segue.nlu.augment import SlotSwap
 from segue.nlu.evaluate import expected_calibration_error
 from segue.nlu.lexicon import SpanLexicon
 from segue.nlu.model import (
@@ -72,6 +73,10 @@ class TrainConfig:
     #: run training forward passes in bfloat16 where the CPU has it (weights, optimiser and
     #: evaluation stay float32): ~15% faster steps on AVX512-BF16, so more epochs fit the budget
     bf16: bool = True
+    #: each span of a training utterance is swapped, with this probability, for another value
+    #: its (intent, slot type) takes in training (:mod:`segue.nlu.augment`): 0.3 added 0.31 /
+    #: 0.14 slot F1 on two seeds; 0.5 no more than 0.3 (one seed); 0 = off
+    swap_slots: float = 0.3
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 1 or self.threads < 1:
@@ -173,6 +178,8 @@ def _fit(
     loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
     tag_ids = [labels.tag_indices(u.tags) for u in train_set]
     intent_ids = [labels.intent_index(u.intent) for u in train_set]
+    swapper = SlotSwap.from_utterances(train_set) if config.swap_slots > 0 else None
+    swap_rng = np.random.default_rng([config.seed, 1])
     embeddings = model.encoder.embeddings
     rows = None
     if embeddings.word_embeddings.weight.requires_grad:
@@ -194,10 +201,23 @@ def _fit(
             if step >= total:
                 break
             model.train()
+            if swapper is None:
+                words, tags = (
+                    [train_set[i].words for i in batch_rows],
+                    [tag_ids[i] for i in batch_rows],
+                )
+            else:
+                swapped = [
+                    swapper.swap(train_set[i], config.swap_slots, swap_rng) for i in batch_rows
+                ]
+                words, tags = (
+                    [u.words for u in swapped],
+                    [labels.tag_indices(u.tags) for u in swapped],
+                )
             batch = encode(
                 tagger.tokenizer,
-                [train_set[i].words for i in batch_rows],
-                tags=[tag_ids[i] for i in batch_rows],
+                words,
+                tags=tags,
                 intents=[intent_ids[i] for i in batch_rows],
             )
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):

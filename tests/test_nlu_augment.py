@@ -3,11 +3,16 @@ around them and the BIO labels stay right, and a seed draws the same swaps."""
 
 from __future__ import annotations
 
-import numpy as np
+import re
 
+import numpy as np
+import pytest
+
+from segue.errors import SegueError
 from segue.nlu.augment import SlotSwap
 from segue.nlu.evaluate import spans
 from segue.nlu.snips import Utterance
+from segue.nlu.train import TrainConfig
 
 
 def _u(text: str, tags: str, intent: str) -> Utterance:
@@ -61,3 +66,10 @@ def test_share_zero_changes_nothing_and_a_seed_repeats_its_swaps() -> None:
     one = [swap.swap(u, 0.5, np.random.default_rng(7)) for u in TRAIN]
     two = [swap.swap(u, 0.5, np.random.default_rng(7)) for u in TRAIN]
     assert one == two
+
+
+def test_training_refuses_a_swap_share_that_is_not_a_probability() -> None:
+    message = "swap_slots is a probability in [0, 1]; got 1.5"
+    with pytest.raises(SegueError, match=re.escape(message)):
+        TrainConfig(swap_slots=1.5)
+    assert TrainConfig(swap_slots=0.0).swap_slots == 0.0

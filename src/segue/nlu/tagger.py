@@ -5,8 +5,8 @@ Confidence comes from the logits divided by temperatures fitted on the valid spl
 precision (``precision``): ``bf16`` keeps fp32's accuracy and takes a third off the time of
 one request where the CPU computes bfloat16 natively (AVX512-BF16 / AMX); ``int8`` (dynamic
 quantisation of the linear layers) is faster still but loses accuracy (measured, traced,
-parse + linking p50 11.1 / 7.3 / 3.0 ms for fp32 / bf16 / int8; SNIPS valid slot F1 96.2 /
-96.0 / 95.5 %). :func:`serving_precision` picks bf16 where it is native, else int8.
+parse + linking p50 9.2 / 5.6 / 2.5 ms for fp32 / bf16 / int8; SNIPS valid slot F1 96.4 /
+96.3 / 96.0 %). :func:`serving_precision` picks bf16 where it is native, else int8.
 ``trace=True`` also records
 the model with TorchScript for single requests (batch size 1): the traced graph skips
 Python's per-module overhead, which dominates one short request on a busy CPU (measured 81 ms

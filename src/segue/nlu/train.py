@@ -83,6 +83,8 @@ class TrainConfig:
             raise SegueError(
                 f"training needs epochs > 0, batch_size >= 1 and threads >= 1; got {self}"
             )
+        if not 0.0 <= self.swap_slots <= 1.0:
+            raise SegueError(f"swap_slots is a probability in [0, 1]; got {self.swap_slots}")
 
 
 @dataclass
@@ -176,7 +178,6 @@ def _fit(
         total = min(total, config.max_steps)
     eval_every = max(1, steps_per_epoch // max(1, config.evals_per_epoch))
     loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
-    tag_ids = [labels.tag_indices(u.tags) for u in train_set]
     intent_ids = [labels.intent_index(u.intent) for u in train_set]
     swapper = SlotSwap.from_utterances(train_set) if config.swap_slots > 0 else None
     swap_rng = np.random.default_rng([config.seed, 1])
@@ -201,23 +202,13 @@ def _fit(
             if step >= total:
                 break
             model.train()
-            if swapper is None:
-                words, tags = (
-                    [train_set[i].words for i in batch_rows],
-                    [tag_ids[i] for i in batch_rows],
-                )
-            else:
-                swapped = [
-                    swapper.swap(train_set[i], config.swap_slots, swap_rng) for i in batch_rows
-                ]
-                words, tags = (
-                    [u.words for u in swapped],
-                    [labels.tag_indices(u.tags) for u in swapped],
-                )
+            drawn = [train_set[i] for i in batch_rows]
+            if swapper is not None:
+                drawn = [swapper.swap(u, config.swap_slots, swap_rng) for u in drawn]
             batch = encode(
                 tagger.tokenizer,
-                words,
-                tags=tags,
+                [u.words for u in drawn],
+                tags=[labels.tag_indices(u.tags) for u in drawn],
                 intents=[intent_ids[i] for i in batch_rows],
             )
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):

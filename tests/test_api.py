@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -333,7 +333,7 @@ def test_unknown_user_gets_the_cold_start_path(client: TestClient) -> None:
 def test_api_keys_and_scopes(settings: Settings, store: Store) -> None:
     keys = "reader=read,writer=ingest,boss=admin"
     user = _known_user(store)
-    with TestClient(create_app(replace(settings, api_keys=keys), watch_s=None)) as c:
+    with TestClient(create_app(settings.with_overrides(api_keys=keys), watch_s=None)) as c:
         url = f"/v1/users/{user}/recommendations"
         assert c.get(url).status_code == 401
         assert c.get(url, headers={"X-API-Key": "nope"}).status_code == 401
@@ -381,8 +381,7 @@ def test_openapi_documents_the_versioned_paths(client: TestClient) -> None:
 def test_redis_down_degrades_to_in_process_and_direct_persisting(
     world: World, store: Store
 ) -> None:
-    settings = replace(
-        _settings(world, "redis", f"segue-test:{uuid.uuid4().hex[:8]}:"),
+    settings = _settings(world, "redis", f"segue-test:{uuid.uuid4().hex[:8]}:").with_overrides(
         redis_url="redis://127.0.0.1:1/0",  # nothing listens there
     )
     user = _known_user(store, 2)

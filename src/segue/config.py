@@ -1,38 +1,90 @@
-"""Settings shared by every face of segue.
+"""Settings shared by every face of segue: one immutable object, read by pydantic-settings.
 
-Read from ``SEGUE_*`` environment variables, then from an optional TOML config file
-(``SEGUE_CONFIG`` or ``segue.toml`` in the working directory); environment wins. Defaults need
-no servers: SQLite in the data directory and in-process online state.
+:func:`load_settings` layers four sources, each overriding the ones after it:
+
+1. command-line options (passed in as ``overrides``; the CLI's global options, ``segue nba
+   send``'s ``--smtp-host`` / ``--smtp-port`` / ``--push-url``),
+2. ``SEGUE_*`` environment variables (empty ones count as unset),
+3. a TOML file: ``SEGUE_CONFIG`` if set (it must exist), else ``segue.toml`` in the working
+   directory if there is one; delivery settings live in its ``[delivery]`` table,
+4. the defaults below, which need no servers: SQLite in the data directory and in-process
+   online state.
+
+A key the file does not know, or a value that does not parse, is a :class:`ConfigError` that
+names the setting and where the value came from. ``Settings(...)`` called directly reads
+neither the environment nor a file: it is the defaults plus its arguments.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from segue.errors import ConfigError
 
-_KEYS = {
-    "data_dir": "SEGUE_DATA_DIR",
-    "database_url": "SEGUE_DATABASE_URL",
-    "redis_url": "SEGUE_REDIS_URL",
-    "redis_prefix": "SEGUE_REDIS_PREFIX",
-    "api_keys": "SEGUE_API_KEYS",
+CONFIG_VAR = "SEGUE_CONFIG"
+CONFIG_FILE = "segue.toml"
+
+
+class DeliverySettings(BaseModel):
+    """Where next-best-action messages go and how hard to try (``[delivery]`` in the file)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_user: str = ""
+    smtp_password: str = Field(default="", repr=False)
+    smtp_starttls: bool = False
+    email_from: str = "segue <noreply@segue.invalid>"
+    push_url: str = "http://localhost:8088/push"
+    push_token: str = Field(default="", repr=False)
+    timeout_s: float = Field(default=10.0, gt=0)
+    lease_s: float = Field(default=300.0, gt=0)
+    batch: int = Field(default=100, ge=1)
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_s: float = Field(default=60.0, ge=0)
+
+
+#: The environment variable of every delivery setting. The channel settings keep the names
+#: they have always had; the tuning knobs carry ``DELIVERY`` so that they read unambiguously.
+DELIVERY_ENV = {
+    name: f"SEGUE_{name.upper()}"
+    if name.startswith(("smtp_", "push_", "email_"))
+    else f"SEGUE_DELIVERY_{name.upper()}"
+    for name in DeliverySettings.model_fields
 }
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
     """Where segue keeps its state. ``database_url`` empty means SQLite inside ``data_dir``."""
 
-    data_dir: Path = field(default_factory=lambda: Path("segue-data"))
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", env_prefix="SEGUE_", env_ignore_empty=True
+    )
+
+    data_dir: Path = Path("segue-data")
     database_url: str = ""
     redis_url: str = ""
     redis_prefix: str = "segue:"
     #: ``KEY=scope+scope,KEY2=scope``; scopes read, ingest, admin. Empty: the API is open.
     api_keys: str = ""
+    delivery: DeliverySettings = DeliverySettings()
 
     @property
     def resolved_database_url(self) -> str:
@@ -41,35 +93,186 @@ class Settings:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'segue.sqlite').resolve()}"
 
-    def with_overrides(self, **values: object) -> Settings:
-        """A copy with the given non-empty values replaced (CLI options override the env)."""
-        clean = {k: v for k, v in values.items() if v not in (None, "")}
-        if "data_dir" in clean:
-            clean["data_dir"] = Path(str(clean["data_dir"]))
-        return replace(self, **clean)  # type: ignore[arg-type]
+    def with_overrides(self, **values: Any) -> Settings:
+        """A copy with the given values replaced; ``None`` and ``""`` leave a setting alone.
 
-
-def load_settings(environ: dict[str, str] | None = None, cwd: Path | None = None) -> Settings:
-    """Settings from the config file (if any) overlaid with ``SEGUE_*`` variables."""
-    env = dict(os.environ if environ is None else environ)
-    values: dict[str, str] = {}
-    config_path = env.get("SEGUE_CONFIG")
-    candidate = Path(config_path) if config_path else (cwd or Path.cwd()) / "segue.toml"
-    if config_path and not candidate.is_file():
-        raise ConfigError(f"SEGUE_CONFIG points to {candidate}, which is not a file.")
-    if candidate.is_file():
+        ``delivery`` takes a mapping of delivery settings, merged into the current ones.
+        A value that does not parse is a :class:`ConfigError` naming the setting.
+        """
+        clean = _clean(values)
+        merged = self.model_dump()
+        if isinstance(clean.get("delivery"), Mapping):
+            clean["delivery"] = {**merged["delivery"], **clean["delivery"]}
+        merged.update(clean)
         try:
-            parsed = tomllib.loads(candidate.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{candidate} is not valid TOML: {exc}") from exc
-        unknown = set(parsed) - set(_KEYS)
-        if unknown:
-            raise ConfigError(
-                f"{candidate}: unknown setting(s) {sorted(unknown)}; known: {sorted(_KEYS)}"
+            return Settings(**merged)
+        except ValidationError as exc:
+            raise _config_error(exc, [("the command line", clean, _option_name)]) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Outside load_settings, Settings(...) is a plain value: defaults plus arguments.
+        return (init_settings, *_LOADING.get())
+
+
+_LOADING: ContextVar[tuple[PydanticBaseSettingsSource, ...]] = ContextVar(
+    "segue_settings_sources", default=()
+)
+
+
+class _Environment(EnvSettingsSource):
+    """``SEGUE_*`` variables from a given mapping; delivery settings by their flat names."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(Settings)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._environ.items() if v != ""}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name == "delivery":  # not one variable: the flat names of DELIVERY_ENV
+            delivery = {
+                name: self.env_vars[var.lower()]
+                for name, var in DELIVERY_ENV.items()
+                if var.lower() in self.env_vars
+            }
+            return (delivery or None), field_name, False
+        return super().get_field_value(field, field_name)
+
+    def prepare_field_value(
+        self, field_name: str, field: FieldInfo, value: Any, value_is_complex: bool
+    ) -> Any:
+        if field_name == "delivery":
+            return value
+        return super().prepare_field_value(field_name, field, value, value_is_complex)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """The settings: ``overrides`` (the command line) > environment > TOML file > defaults.
+
+    ``environ`` defaults to ``os.environ`` and ``cwd`` (where ``segue.toml`` is looked for)
+    to the working directory. In ``overrides``, ``None`` and ``""`` mean "not given";
+    ``delivery`` takes a mapping of delivery settings.
+    """
+    env = os.environ if environ is None else environ
+    toml_path = _config_file(env, cwd or Path.cwd())
+    cli = _clean(overrides or {})
+    environment = _Environment(env)
+    try:
+        toml = TomlConfigSettingsSource(Settings, toml_file=toml_path)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{toml_path} is not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {toml_path}: {exc}") from exc
+    try:
+        with _sources(environment, toml):
+            return Settings(**cli)
+    except ValidationError as exc:
+        origins = [
+            ("the command line", cli, _option_name),
+            ("the environment", environment(), _env_name),
+            (str(toml_path), toml.toml_data, _toml_name),
+        ]
+        raise _config_error(exc, origins) from None
+
+
+@contextmanager
+def _sources(*sources: PydanticBaseSettingsSource) -> Iterator[None]:
+    token = _LOADING.set(sources)
+    try:
+        yield
+    finally:
+        _LOADING.reset(token)
+
+
+def _config_file(env: Mapping[str, str], cwd: Path) -> Path | None:
+    named = env.get(CONFIG_VAR)
+    if named:
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_VAR} points to {path}, which is not a file.")
+        return path
+    default = cwd / CONFIG_FILE
+    return default if default.is_file() else None
+
+
+def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop "not given" values (``None``, ``""``), at the top level and in ``delivery``."""
+    clean = {k: v for k, v in values.items() if v is not None and v != ""}
+    if isinstance(clean.get("delivery"), Mapping):
+        clean["delivery"] = _clean(clean["delivery"])
+        if not clean["delivery"]:
+            del clean["delivery"]
+    return clean
+
+
+# -- turning pydantic's errors into one clear line per problem ----------------------------
+#: Never echoed back in an error message.
+_SECRETS = frozenset({"api_keys", "smtp_password", "push_token"})
+
+
+def _option_name(loc: tuple[str, ...]) -> str:
+    return "--" + loc[-1].replace("_", "-")
+
+
+def _env_name(loc: tuple[str, ...]) -> str:
+    if loc[0] == "delivery" and len(loc) > 1:
+        return DELIVERY_ENV.get(loc[1], f"SEGUE_{loc[1].upper()}")
+    return f"SEGUE_{loc[0].upper()}"
+
+
+def _toml_name(loc: tuple[str, ...]) -> str:
+    return f"[delivery] {loc[1]}" if loc[0] == "delivery" and len(loc) > 1 else loc[0]
+
+
+def _given(values: Mapping[str, Any], loc: tuple[str, ...]) -> bool:
+    current: Any = values
+    for part in loc:
+        if not isinstance(current, Mapping) or part not in current:
+            return False
+        current = current[part]
+    return True
+
+
+def _config_error(
+    exc: ValidationError, origins: list[tuple[str, Mapping[str, Any], Callable[..., str]]]
+) -> ConfigError:
+    """One line per problem: the setting, the source that gave the value, what is wrong."""
+    problems = []
+    for error in exc.errors():
+        loc = tuple(str(part) for part in error["loc"])
+        source, name = next(
+            ((source, naming(loc)) for source, values, naming in origins if _given(values, loc)),
+            ("the defaults", ""),
+        )
+        if error["type"] == "extra_forbidden":
+            table = DeliverySettings if loc[:-1] == ("delivery",) else Settings
+            within = " in [delivery]" if table is DeliverySettings else ""
+            problems.append(
+                f"{source}: unknown setting {loc[-1]!r}{within}; "
+                f"known: {', '.join(sorted(table.model_fields))}"
             )
-        values.update({k: str(v) for k, v in parsed.items()})
-    for key, var in _KEYS.items():
-        if env.get(var):
-            values[key] = env[var]
-    settings = Settings()
-    return settings.with_overrides(**values)
+            continue
+        if source == "the environment":
+            where = f"environment variable {name}"
+        elif source == "the command line":
+            where = f"option {name} on the command line"
+        else:
+            where = f"{source} ({name})" if name else source
+        shown = "the value" if loc[-1] in _SECRETS else repr(error["input"])
+        problems.append(
+            f"setting {'.'.join(loc)} from {where}: {shown} is not valid ({error['msg']})"
+        )
+    return ConfigError("; ".join(problems))

@@ -56,10 +56,27 @@ def _settings(
         str | None,
         typer.Option(help="Store URL, e.g. postgresql://localhost/segue (env SEGUE_DATABASE_URL)"),
     ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(help="Redis for the stream and online state (env SEGUE_REDIS_URL)"),
+    ] = None,
+    redis_prefix: Annotated[
+        str | None,
+        typer.Option(help="Prefix of segue's Redis keys (env SEGUE_REDIS_PREFIX, default segue:)"),
+    ] = None,
 ) -> None:
-    """Settings come from SEGUE_* variables or segue.toml; these options override both."""
-    settings = load_settings().with_overrides(data_dir=data_dir, database_url=database_url)
-    ctx.obj = State(settings)
+    """Settings come from SEGUE_* variables or segue.toml; these options override both.
+
+    API keys have no option (a command line is visible to every user of the machine): set
+    SEGUE_API_KEYS or api_keys in segue.toml.
+    """
+    overrides = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "redis_prefix": redis_prefix,
+    }
+    ctx.obj = State(load_settings(overrides=overrides))
 
 
 def main() -> None:

@@ -204,12 +204,10 @@ def send(
 ) -> None:
     """Deliver due messages from the outbox (safe to run in several processes at once)."""
     from segue.jobs.nba import deliver
-    from segue.nba.delivery import DeliverySettings
 
     st = state(ctx)
-    settings = DeliverySettings.from_env(
-        smtp_host=smtp_host, smtp_port=smtp_port, push_url=push_url
-    )
+    overrides = {"smtp_host": smtp_host, "smtp_port": smtp_port, "push_url": push_url}
+    settings = st.settings.with_overrides(delivery=overrides).delivery
     with progress_bar() as bar:
         task = bar.add_task("sending", total=None)
         report = deliver(st.store(), settings, limit=limit, progress=_bar_progress(bar, task))

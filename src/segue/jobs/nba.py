@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from segue.config import load_settings
 from segue.data.log import InteractionLog
 from segue.data.model import EVENT_CODES, EventType
 from segue.data.synth import SynthParams, generate_world
@@ -472,7 +473,7 @@ def deliver(
     clock = None if now_ms is None else (lambda: now_ms)
     return send_outbox(
         store,
-        settings or DeliverySettings.from_env(),
+        settings or load_settings().delivery,
         now=clock,
         limit=limit,
         progress=lambda r: progress("sending", r.sent + r.failed + r.retried, None),

@@ -8,76 +8,37 @@ accepted a message but before marking it sent will have it sent again by the nex
 delivery is at-least-once, and the receiver's de-duplication by key makes it exactly-once.
 
 In-app cards need no transport: the app fetches them, so "sending" one marks it available.
+
+Where messages go (SMTP server, push gateway, ...) is :class:`segue.config.DeliverySettings`,
+the ``delivery`` part of the one settings object (``load_settings().delivery``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import smtplib
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from segue.errors import ConfigError
+from segue.config import DeliverySettings
 from segue.store import Store
 from segue.store.outbox import FAILED, OutboxMessage
 
-_ENV = {
-    "smtp_host": "SEGUE_SMTP_HOST",
-    "smtp_port": "SEGUE_SMTP_PORT",
-    "smtp_user": "SEGUE_SMTP_USER",
-    "smtp_password": "SEGUE_SMTP_PASSWORD",
-    "smtp_starttls": "SEGUE_SMTP_STARTTLS",
-    "email_from": "SEGUE_EMAIL_FROM",
-    "push_url": "SEGUE_PUSH_URL",
-    "push_token": "SEGUE_PUSH_TOKEN",
-}
-
-
-@dataclass(frozen=True)
-class DeliverySettings:
-    """Where messages go and how hard to try. ``from_env`` reads the ``SEGUE_*`` names above."""
-
-    smtp_host: str = "localhost"
-    smtp_port: int = 25
-    smtp_user: str = ""
-    smtp_password: str = field(default="", repr=False)
-    smtp_starttls: bool = False
-    email_from: str = "segue <noreply@segue.invalid>"
-    push_url: str = "http://localhost:8088/push"
-    push_token: str = field(default="", repr=False)
-    timeout_s: float = 10.0
-    lease_s: float = 300.0
-    batch: int = 100
-    max_attempts: int = 5
-    backoff_s: float = 60.0
-
-    @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: object
-    ) -> DeliverySettings:
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for key, var in _ENV.items():
-            if env.get(var):
-                values[key] = env[var]
-        if "smtp_port" in values:
-            try:
-                values["smtp_port"] = int(str(values["smtp_port"]))
-            except ValueError:
-                raise ConfigError(
-                    f"SEGUE_SMTP_PORT must be a port number, not {values['smtp_port']!r}"
-                ) from None
-        if "smtp_starttls" in values:
-            values["smtp_starttls"] = str(values["smtp_starttls"]).lower() in ("1", "true", "yes")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+__all__ = [
+    "DeliveryError",
+    "DeliverySettings",
+    "EmailSender",
+    "InAppSender",
+    "PushSender",
+    "SendReport",
+    "send_outbox",
+]
 
 
 class DeliveryError(Exception):

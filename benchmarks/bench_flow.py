@@ -85,8 +85,8 @@ def main() -> None:
 
 
 def _print_steps(data_dir: Path) -> None:
+    from segue.batch.runs import list_runs, metaflow_root
     from segue.config import Settings
-    from segue.jobs.runs import list_runs, metaflow_root
 
     run = list_runs(Settings(data_dir=data_dir), limit=1)[0]
     print(f"run {run.run_id}: {run.metrics}")

@@ -83,7 +83,7 @@ def _print(headers: list[str], rows: list[list[str]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     from segue.eval import ColdItemsProtocol, ColdUsersProtocol, evaluate, registry_candidates
     from segue.eval.report import write_report
-    from segue.models import MODELS
+    from segue.models.names import MODELS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=LASTFM, help="the lastfm-2k folder")

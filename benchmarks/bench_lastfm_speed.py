@@ -18,7 +18,7 @@ import numpy as np
 from segue.data.log import InteractionLog
 from segue.data.sources import read_lastfm_2k
 from segue.dataset import Interactions, ItemCatalog, SideInfo, UserTable, friend_matrix
-from segue.models import MODELS
+from segue.models.names import MODELS
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "lastfm-2k"
 

@@ -41,7 +41,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from segue.dataset import SideInfo
-    from segue.jobs.train import TrainedModel
+    from segue.registry.trained import TrainedModel
 
 CACHE = Path("/tmp/segue-bench-products")
 DAY = dt.date(2025, 1, 2)
@@ -60,7 +60,7 @@ def build(args: argparse.Namespace) -> dict:
     from segue.data.log import InteractionLog
     from segue.data.synth import SynthParams, generate_world
     from segue.dataset import Interactions, ItemCatalog, SideInfo, UserTable
-    from segue.jobs.train import save_trained, train_models
+    from segue.registry.trained import save_trained, train_models
 
     started = time.perf_counter()
     world = generate_world(
@@ -94,7 +94,7 @@ def build(args: argparse.Namespace) -> dict:
 
 
 def _load(args: argparse.Namespace) -> tuple[TrainedModel, SideInfo]:
-    from segue.jobs.train import load_trained
+    from segue.registry.trained import load_trained
 
     folder = _folder(args)
     trained = load_trained(folder, args.model)
@@ -191,10 +191,11 @@ def station_latency(args: argparse.Namespace) -> dict:
 def station_job_latency(args: argparse.Namespace) -> dict:
     """The full job (user lookup, online state, ids) on a SQLite store of a demo-size world."""
     from segue.data.synth import SynthParams
+    from segue.dataset.from_store import load_interactions, load_side_info
     from segue.jobs.ingest import load_synthetic_world
     from segue.jobs.products import product_context, station_page
-    from segue.jobs.train import load_interactions, load_side_info, train_models
     from segue.online.state import InProcessState
+    from segue.registry.trained import train_models
     from segue.store import open_store
 
     path = CACHE / "station-job.sqlite"

@@ -2,7 +2,7 @@
 
 Writes Parquet files shaped like the daily run's (``recommendations.parquet``: k rows per user;
 ``mixes.parquet``: mixes x tracks rows per user) for ``--users`` users, publishes them as one
-registry version into SQLite and/or PostgreSQL (``segue.jobs.publish.publish_version``) and the
+registry version into SQLite and/or PostgreSQL (``segue.batch.publish.publish_version``) and the
 online state (in-process, or Redis with ``--redis``), and prints rows and seconds per kind.
 
     .venv/bin/python benchmarks/bench_publish.py --users 100000
@@ -23,9 +23,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from segue.jobs.batch import SCHEMA as TOP_SCHEMA
-from segue.jobs.lifecycle import MIXES, RECOMMENDATIONS
-from segue.jobs.publish import MIX_SCHEMA, publish_version
+from segue.batch.lifecycle import MIXES, RECOMMENDATIONS
+from segue.batch.lists import SCHEMA as TOP_SCHEMA
+from segue.batch.publish import MIX_SCHEMA, publish_version
 from segue.online.state import InProcessState, OnlineState
 from segue.registry import ModelRegistry
 from segue.store import open_store

@@ -67,7 +67,7 @@ def build(seed: int, users: int, tracks: int, events: int) -> dict:
 
 def run_model(name: str, path: Path, k: int, batch_size: int, users_limit: int | None) -> dict:
     """Fit one registry model on the cached matrix and recommend top-k to every user."""
-    from segue.models import model_spec
+    from segue.models.names import model_spec
 
     counts = sp.load_npz(path).tocsr()
     spec = model_spec(name)

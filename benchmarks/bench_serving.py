@@ -58,8 +58,9 @@ def build(args: argparse.Namespace) -> None:
     import sqlalchemy as sa
 
     from segue.data.synth import SynthParams
+    from segue.dataset.from_store import load_interactions, load_side_info
     from segue.jobs.ingest import load_synthetic_world
-    from segue.jobs.train import load_interactions, load_side_info, train_models
+    from segue.registry.trained import train_models
     from segue.store import open_store
 
     params = SynthParams(

@@ -41,12 +41,12 @@ def main() -> None:
     parser.add_argument("--memory", default="4g")
     args = parser.parse_args()
 
+    from segue.batch.daily import candidate
     from segue.data.synth import SynthParams
+    from segue.dataset.from_store import load_interactions
     from segue.eval import RandomProtocol, evaluate
-    from segue.jobs.daily import candidate
     from segue.jobs.ingest import load_synthetic_world
-    from segue.jobs.spark_als import SparkConfig, spark_session
-    from segue.jobs.train import load_interactions
+    from segue.models.spark_als import SparkConfig, spark_session
     from segue.store import open_store
 
     work = Path(tempfile.mkdtemp(prefix="segue-bench-spark-"))
@@ -75,8 +75,8 @@ def main() -> None:
           f"JVM peak {jvm_mb:.0f} MiB; load {os.getloadavg()}", flush=True)  # fmt: skip
 
     # Spark's batch scoring of every user (fit on everything, then recommendForAllUsers)
-    from segue.jobs.daily import DayPlan, batch_recommendations, train_candidate
-    from segue.jobs.train import load_trained
+    from segue.batch.daily import DayPlan, batch_recommendations, train_candidate
+    from segue.registry.trained import load_trained
 
     plan = DayPlan(dt.date(2026, 11, 30), ("als",), engine="spark", k=10)
     t = time.perf_counter()

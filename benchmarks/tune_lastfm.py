@@ -40,10 +40,10 @@ from segue.dataset import (
     random_split,
 )
 from segue.eval.metrics import ranking_scores
-from segue.models import MODELS
 from segue.models.base import Recommender
 from segue.models.ease import EASERecommender
 from segue.models.mf import ALSRecommender, BPRRecommender
+from segue.models.names import MODELS
 from segue.models.userknn import UserKNNRecommender
 
 ROOT = Path(__file__).resolve().parents[1]

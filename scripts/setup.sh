@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Create .venv (Python 3.11+) and install segue with its development extras. Idempotent.
+# Create .venv (Python 3.11+) and install segue with every extra and the development tools,
+# exactly as pinned (with hashes) in requirements.lock. Idempotent. Fails first when the lock
+# and pyproject.toml disagree (refresh with `bash scripts/lock.sh`); `--no-check` skips that,
+# for lock.sh itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"
@@ -7,5 +10,9 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+.venv/bin/python -m pip install --quiet --upgrade pip packaging
+if [ "${1:-}" != "--no-check" ]; then
+    .venv/bin/python scripts/check_lock.py
+fi
+.venv/bin/python -m pip install --quiet --require-hashes -r requirements.lock
+.venv/bin/python -m pip install --quiet --no-deps -e .

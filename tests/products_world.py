@@ -13,7 +13,7 @@ import numpy as np
 
 from segue.data.model import AudioFeatures, Event, EventType, Item, ItemKind, User
 from segue.dataset import SideInfo
-from segue.jobs.train import TrainedModel
+from segue.registry.trained import TrainedModel
 from segue.store import Store
 
 GENRES = ("rock", "jazz", "pop")
@@ -125,7 +125,8 @@ def artist_of(item_ids: list[str]) -> dict[str, str]:
 
 def trained(store: Store, model: str = "itemknn") -> tuple[TrainedModel, SideInfo]:
     """Train ``model`` on the store's interactions (Focus-Mode events left out by the store)."""
-    from segue.jobs.train import load_interactions, load_side_info, train_models
+    from segue.dataset.from_store import load_interactions, load_side_info
+    from segue.registry.trained import train_models
 
     data = load_interactions(store)
     side = load_side_info(store, data)

@@ -24,14 +24,9 @@ from conftest import PG_ADMIN_URL, REDIS_URL
 from segue.api import create_app
 from segue.config import Settings
 from segue.data.synth import SynthParams
+from segue.dataset.from_store import load_interactions, load_side_info
 from segue.jobs.ingest import load_synthetic_world
-from segue.jobs.train import (
-    TrainedModel,
-    load_interactions,
-    load_side_info,
-    save_trained,
-    train_models,
-)
+from segue.registry.trained import TrainedModel, save_trained, train_models
 from segue.store import Store, open_store
 
 PARAMS = SynthParams(
@@ -484,7 +479,7 @@ def test_timestamps_default_to_now(client: TestClient, store: Store) -> None:
 def test_a_known_listeners_fresh_plays_update_their_vector(
     client: TestClient, store: Store
 ) -> None:
-    from segue.pipeline.session import history_from_recent
+    from segue.serving.session import history_from_recent
 
     user = _known_user(store, 11)
     before = _recs(client, user)

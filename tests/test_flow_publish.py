@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from segue.api import create_app
+from segue.batch.lifecycle import CAMPAIGN, MIXES, RECOMMENDATIONS
+from segue.batch.runs import list_runs
 from segue.config import Settings
-from segue.jobs.lifecycle import CAMPAIGN, MIXES, RECOMMENDATIONS
-from segue.jobs.runs import list_runs
 from segue.registry import ModelRegistry
 from segue.store import open_store
 

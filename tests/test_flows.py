@@ -12,12 +12,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from segue.batch.daily import DayPlan, load_snapshot, parse_date, snapshot_dataset
+from segue.batch.lifecycle import RECOMMENDATIONS, load_production
+from segue.batch.runs import list_runs
 from segue.config import Settings
 from segue.data.synth import SynthParams
-from segue.jobs.daily import DayPlan, load_snapshot, parse_date, snapshot_dataset
 from segue.jobs.ingest import load_synthetic_world
-from segue.jobs.lifecycle import RECOMMENDATIONS, load_production
-from segue.jobs.runs import list_runs
 from segue.registry import ModelRegistry
 from segue.store import open_store
 

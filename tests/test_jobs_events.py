@@ -11,9 +11,10 @@ import pytest
 
 from conftest import REDIS_URL
 from segue.data.model import Event, EventType, Item, ItemKind, User
-from segue.jobs.events import EventWorker
 from segue.online.bus import EventBus, InProcessBus, RedisStreamBus
-from segue.online.state import OnlineState, SessionState, open_state
+from segue.online.factory import open_state
+from segue.online.state import OnlineState, SessionState
+from segue.serving.worker import EventWorker
 from segue.store import Store
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)

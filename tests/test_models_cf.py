@@ -17,10 +17,10 @@ from segue.data.synth import SynthParams, generate_world
 from segue.dataset import Interactions, SideInfo, friend_matrix, random_split
 from segue.errors import SegueError
 from segue.eval.metrics import ranking_scores
-from segue.models import MODELS, model_spec
 from segue.models.base import Recommender
 from segue.models.ease import EASERecommender
 from segue.models.mf import ALSRecommender, BPRRecommender
+from segue.models.names import MODELS, model_spec
 from segue.models.popularity import PopularityRecommender
 from segue.models.userknn import UserKNNRecommender
 

@@ -13,7 +13,6 @@ import scipy.sparse as sp
 from segue.data.model import AudioFeatures, Item, ItemKind
 from segue.dataset import IdMap, ItemCatalog, SideInfo
 from segue.errors import SegueError
-from segue.models import MODELS
 from segue.models.content import (
     ContentRecommender,
     audio_block,
@@ -21,6 +20,7 @@ from segue.models.content import (
     label_tfidf,
     normalise_label,
 )
+from segue.models.names import MODELS
 
 
 def track(item_id: str, *, genres: tuple[str, ...] = (), tags: tuple[str, ...] = (), **kw) -> Item:

@@ -18,12 +18,16 @@ import pytest
 from aiosmtpd.controller import Controller
 from typer.testing import CliRunner
 
+from segue.api.schemas import NextBestActionResponse
 from segue.cli.main import app
 from segue.data.synth import SynthParams
 from segue.data.synth.nba import NBASimParams
 from segue.errors import SegueError
 from segue.jobs import nba
+from segue.nba.campaign import run_campaign
 from segue.nba.policy import PolicySettings, in_holdout
+from segue.nba.report import campaign_report
+from segue.nba.service import NBAService
 from segue.store import open_store
 
 PARAMS = SynthParams(seed=11, n_users=1_500, n_tracks=1_500, n_events=60_000)
@@ -85,7 +89,7 @@ def test_campaign_obeys_every_rule(world: dict) -> None:
     with _store(world) as store:
         messages = store.outbox_messages(campaign="spring")
         users = {u.id: u for u in store.iter_users()}
-        rerun = nba.run_campaign(store, world["data_dir"] / "models", "spring", NOW_MS)
+        rerun = run_campaign(store, world["data_dir"] / "models", "spring", NOW_MS)
     assert rerun.queued == 0  # idempotent: same campaign, same message ids
     assert len(messages) > 500
     by_user = [m.user_id for m in messages]
@@ -122,7 +126,7 @@ def test_same_campaign_on_postgres_chooses_the_same_messages(
 
     with open_store(database_url) as pg:
         simulate_nba(pg, PARAMS, SIM, world["root"] / "pg-truth.parquet")
-        result = nba.run_campaign(pg, world["data_dir"] / "models", "spring", NOW_MS)
+        result = run_campaign(pg, world["data_dir"] / "models", "spring", NOW_MS)
         on_pg = {(m.user_id, m.channel, m.item_id) for m in pg.outbox_messages()}
     with _store(world) as store:
         on_sqlite = {(m.user_id, m.channel, m.item_id) for m in store.outbox_messages()}
@@ -181,7 +185,7 @@ def test_send_respond_and_report(world: dict) -> None:
         assert box.count == sum(m.channel == "email" for m in sent)
         added = nba.simulate_responses(store, PARAMS, SIM, "spring", days=14)
         assert added > len(sent)
-        report = nba.campaign_report(store, "spring", window_days=14)
+        report = campaign_report(store, "spring", window_days=14)
     assert report.impressions == len(sent)
     assert 0 < report.clicks < report.impressions
     assert abs(report.ctr - np.mean([m.p_click for m in sent])) < 0.05
@@ -196,10 +200,10 @@ def test_send_respond_and_report(world: dict) -> None:
 
 def test_realtime_answer(world: dict) -> None:
     with _store(world) as store:
-        service = nba.NBAService(store, world["data_dir"] / "models")
+        service = NBAService(store, world["data_dir"] / "models")
         adult = next(u for u in store.iter_users() if not u.kids_profile and u.consent_push)
         answer = service.next_best_action(adult.id, NOW + dt.timedelta(days=30))
-        payload = json.loads(answer.model_dump_json())
+        payload = json.loads(NextBestActionResponse.model_validate(answer).model_dump_json())
         assert payload["user_id"] == adult.id
         assert answer.best is not None
         evs = [answer.best.expected_value] + [s.expected_value for s in answer.alternatives]
@@ -233,8 +237,10 @@ def test_the_api_answers_what_the_service_answers(world: dict) -> None:
         adult = next(u for u in store.iter_users() if not u.kids_profile and u.consent_push)
         r = client.get(f"/v1/users/{adult.id}/next-best-action", params={"now": when.isoformat()})
         assert r.status_code == 200, r.text
-        expected = nba.NBAService(store, world["data_dir"] / "models").next_best_action(
+        expected = NBAService(store, world["data_dir"] / "models").next_best_action(
             adult.id, when
         )
-        assert r.json() == json.loads(expected.model_dump_json())
+        assert r.json() == json.loads(
+            NextBestActionResponse.model_validate(expected).model_dump_json()
+        )
         assert client.get("/v1/users/nobody/next-best-action").status_code == 404

@@ -23,7 +23,8 @@ from segue.nlu.linking import EntityIndex
 from segue.nlu.model import IGNORE, Labels, encode, load_encoder, load_tokenizer
 from segue.nlu.parser import Parser
 from segue.nlu.snips import Utterance
-from segue.nlu.tagger import Tagged, Tagger, serving_precision
+from segue.nlu.tagged import Tagged
+from segue.nlu.tagger import Tagger, serving_precision
 from segue.nlu.train import SeenRows, TrainConfig, train
 
 TINY = TrainConfig(
@@ -287,9 +288,11 @@ def _fill(store) -> None:
 
 
 def test_answer_query_on_a_real_store(store, tiny) -> None:
+    from segue.api.schemas import QueryResponse
+    from segue.dataset.from_store import load_interactions
     from segue.errors import SegueError
-    from segue.jobs.ask import QueryAnswer, answer_query, catalog_stats
-    from segue.jobs.train import load_interactions, train_models
+    from segue.jobs.ask import answer_query, catalog_stats
+    from segue.registry.trained import train_models
 
     _fill(store)
     popularity, histories = catalog_stats(store)
@@ -298,27 +301,31 @@ def test_answer_query_on_a_real_store(store, tiny) -> None:
     parser = Parser(tiny[0], EntityIndex(store.iter_items(), popularity), histories=histories)
 
     favourites = answer_query(store, parser, "play my favourites", user_id="u1")
-    assert favourites.call is not None and favourites.call.source == "history"
+    call = favourites.understanding.call
+    assert call is not None and call.source == "history"
     assert [q.item_id for q in favourites.queue] == ["t-stl", "t-br"]
     # the answer travels as JSON and comes back equal
-    assert QueryAnswer.model_validate_json(favourites.model_dump_json()) == favourites
+    as_json = QueryResponse.of(favourites)
+    assert QueryResponse.model_validate_json(as_json.model_dump_json()) == as_json
 
     by_artist = answer_query(store, parser, "play Queen", user_id="u1")
-    assert by_artist.call is not None and by_artist.call.artist is not None
-    assert by_artist.call.artist.id == "a-queen"
+    call = by_artist.understanding.call
+    assert call is not None and call.artist is not None
+    assert call.artist.id == "a-queen"
     assert [q.item_id for q in by_artist.queue] == ["t-br", "t-stl"]  # most played first
 
     trained = train_models(load_interactions(store), ["popularity"])["popularity"]
     track = answer_query(
         store, parser, "play Somebody to Love by Queen", user_id="u2", trained=trained, k=3
     )
-    assert track.call is not None and track.call.track is not None
-    assert track.call.track.id == "t-stl"
+    assert track.understanding.call is not None and track.understanding.call.track is not None
+    assert track.understanding.call.track.id == "t-stl"
     assert track.queue[0].item_id == "t-stl"  # what was asked for plays first
     assert len({q.item_id for q in track.queue}) == len(track.queue) > 1
 
     ask = answer_query(store, parser, "add this song", user_id="u1")
-    assert ask.question_kind == "clarify" and ask.call is None and ask.queue == []
+    assert ask.understanding.question_kind == "clarify"
+    assert ask.understanding.call is None and ask.queue == []
     with pytest.raises(SegueError, match="unknown user"):
         answer_query(store, parser, "skip", user_id="nobody")
 

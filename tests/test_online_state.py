@@ -10,13 +10,13 @@ import pytest
 
 from conftest import REDIS_URL
 from segue.data.model import Event, EventType, from_epoch_ms
+from segue.online.factory import open_state
 from segue.online.state import (
     RECENT_PLAYS_MAX,
     SEEN_MAX_IDS,
     InProcessState,
     OnlineState,
     StateUnavailable,
-    open_state,
 )
 
 T0 = 1_700_000_000_000 - (1_700_000_000_000 % 60_000)  # a minute boundary

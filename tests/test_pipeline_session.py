@@ -16,7 +16,7 @@ from segue.models.itemknn import ItemKNNRecommender
 from segue.models.mf import ALSRecommender
 from segue.models.popularity import PopularityRecommender
 from segue.online.state import InProcessState, SessionState
-from segue.pipeline.session import (
+from segue.serving.session import (
     SCORE_BOUND,
     SessionAdjuster,
     bounded_z_scores,

@@ -124,7 +124,7 @@ def test_focus_mode_events_change_no_station(setup) -> None:
     focus += _events("main", EventType.PLAY, first[:3], focus=True)
     _apply(state, focus)
     after = _page(setup, state)
-    assert after.model_dump() == before.model_dump()
+    assert after == before
 
 
 def test_radio_seeds(setup) -> None:

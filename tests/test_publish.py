@@ -18,23 +18,23 @@ from fastapi.testclient import TestClient
 import products_world as world
 from conftest import REDIS_URL
 from segue.api import create_app
-from segue.config import Settings
-from segue.errors import SegueError, StoreError
-from segue.jobs.batch import batch_recommend
-from segue.jobs.lifecycle import MIXES, RECOMMENDATIONS
-from segue.jobs.products import ProductContext, daily_mixes, product_context
-from segue.jobs.publish import (
+from segue.batch.lifecycle import MIXES, RECOMMENDATIONS
+from segue.batch.lists import batch_recommend
+from segue.batch.publish import (
     MIX_SCHEMA,
     batch_mixes,
     output_path,
     publish_version,
     published_top,
 )
-from segue.jobs.train import TrainedModel, save_trained
+from segue.config import Settings
+from segue.errors import SegueError, StoreError
+from segue.jobs.products import ProductContext, daily_mixes, product_context
 from segue.online.redis_state import RedisState
 from segue.online.resilient import ResilientState
 from segue.online.state import InProcessState, OnlineState
 from segue.registry import ModelRegistry, ModelVersion
+from segue.registry.trained import TrainedModel, save_trained
 from segue.store import PublishedList, Store, open_store
 from segue.store import schema as store_schema
 
@@ -145,7 +145,7 @@ def test_mixes_parquet_holds_every_users_mixes_exactly(made) -> None:
 def test_reading_the_files_back_does_not_depend_on_the_batch_size(
     made, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from segue.jobs import publish
+    from segue.batch import publish
 
     _, lists = made
     a = lists["a"]

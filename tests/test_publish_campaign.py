@@ -11,11 +11,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from segue.batch.lifecycle import CAMPAIGN, MIXES, RECOMMENDATIONS
+from segue.batch.publish import batch_campaign, publish_version
 from segue.data.synth import SynthParams
 from segue.data.synth.nba import NBASimParams
-from segue.jobs.lifecycle import CAMPAIGN, MIXES, RECOMMENDATIONS
-from segue.jobs.nba import CAMPAIGN_SCHEMA, run_campaign, simulate_nba, train_click_model
-from segue.jobs.publish import batch_campaign, publish_version
+from segue.jobs.nba import simulate_nba, train_click_model
+from segue.nba.campaign import CAMPAIGN_SCHEMA, run_campaign
 from segue.nba.policy import in_holdout
 from segue.registry import ModelRegistry
 from segue.store import open_store

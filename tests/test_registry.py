@@ -13,8 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
 
-from segue.dataset import IdMap
-from segue.jobs.lifecycle import (
+from segue.batch.lifecycle import (
     GateRefused,
     check_gate,
     load_production,
@@ -22,9 +21,10 @@ from segue.jobs.lifecycle import (
     promote_checked,
     publish_trained,
 )
-from segue.jobs.train import TrainedModel, save_trained
-from segue.models import model_spec
+from segue.dataset import IdMap
+from segue.models.names import model_spec
 from segue.registry import ModelRegistry, RegistryError
+from segue.registry.trained import TrainedModel, save_trained
 
 
 def _trained(seed: int, name: str = "itemknn") -> TrainedModel:

@@ -12,17 +12,18 @@ import pytest
 
 from segue.data.synth import SynthParams
 from segue.dataset import Binary, random_split
+from segue.dataset.from_store import load_interactions
 from segue.eval.metrics import ranking_scores
 from segue.jobs.ingest import load_synthetic_world
-from segue.jobs.spark_als import (
+from segue.models.names import model_spec
+from segue.models.spark_als import (
     SparkALSRecommender,
     SparkConfig,
     java_available,
     save_spark_model,
     spark_recommend,
 )
-from segue.jobs.train import TrainedModel, load_interactions, load_trained, save_trained
-from segue.models import model_spec
+from segue.registry.trained import TrainedModel, load_trained, save_trained
 from segue.store import open_store
 
 pytestmark = [

@@ -13,14 +13,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import HTMLResponse, Response
 
-from segue.api.schemas import PublishedTop, RecommendedItem
+from segue.api.schemas import NextBestActionResponse, PublishedTop, RecommendedItem, StationResponse
 from segue.api.security import require
 from segue.api.services import Services, ServicesDep
-from segue.jobs.live import LiveRequest, batch_answer
-from segue.jobs.nba import NBAService, NextBestAction
+from segue.batch.publish import production_version, published_mixes, published_top
 from segue.jobs.products import (
     ProductContext,
-    StationResult,
     daily_mixes,
     product_context,
     station_page,
@@ -28,10 +26,11 @@ from segue.jobs.products import (
     wrapped_html,
     wrapped_png,
 )
-from segue.jobs.publish import production_version, published_mixes, published_top
-from segue.jobs.serving import ServingModel
+from segue.nba.service import NBAService
 from segue.products.mixes import Mix
 from segue.products.wrapped import Wrapped
+from segue.serving.holder import ServingModel
+from segue.serving.live import LiveRequest, batch_answer
 
 router = APIRouter(prefix="/v1/users/{user_id}", tags=["listener"])
 _lock = threading.Lock()
@@ -108,7 +107,7 @@ def published(user_id: str, svc: ServicesDep) -> PublishedTop:
     )
 
 
-@router.get("/station", response_model=StationResult, dependencies=[Depends(require("read"))])
+@router.get("/station", response_model=StationResponse, dependencies=[Depends(require("read"))])
 def station(
     user_id: str,
     svc: ServicesDep,
@@ -117,11 +116,11 @@ def station(
     ] = "discovery",
     k: Annotated[int, Query(ge=1, le=100)] = 10,
     served: Annotated[list[str], Query(description="Tracks this station already played")] = [],  # noqa: B006
-) -> StationResult:
+) -> StationResponse:
     """The next page of a station, adapted to this session's skips and likes."""
     _known(svc, user_id)
     model = svc.models.current
-    return station_page(
+    page = station_page(
         svc.store,
         model.trained,
         svc.state,
@@ -131,23 +130,24 @@ def station(
         served=served,
         context=_context(svc),
     )
+    return StationResponse.model_validate(page)
 
 
 @router.get(
     "/next-best-action",
-    response_model=NextBestAction,
+    response_model=NextBestActionResponse,
     dependencies=[Depends(require("read"))],
 )
 def next_best_action(
     user_id: str,
     svc: ServicesDep,
     now: Annotated[dt.datetime | None, Query(description="Decide as of (default now)")] = None,
-) -> NextBestAction:
+) -> NextBestActionResponse:
     """The one thing to suggest to this listener now (song, podcast, artist, video,
     audiobook or app feature), by predicted click x value, within consent, caps and quiet
     hours; the same rules as a batch campaign, without its holdout."""
     _known(svc, user_id)
-    return _nba(svc).next_best_action(user_id, now)
+    return NextBestActionResponse.model_validate(_nba(svc).next_best_action(user_id, now))
 
 
 def _nba(svc: Services) -> NBAService:

@@ -12,9 +12,10 @@ import datetime as dt
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from segue.api.schemas import QueryResponse
 from segue.api.security import require
 from segue.api.services import Services, ServicesDep
-from segue.jobs.ask import QueryAnswer, answer_query, load_parser
+from segue.jobs.ask import answer_query, load_parser
 from segue.nlu.parser import Parser
 
 router = APIRouter(prefix="/v1", tags=["requests"])
@@ -42,14 +43,14 @@ def _parser(svc: Services) -> Parser:
     )
 
 
-@router.post("/query", response_model=QueryAnswer, dependencies=[Depends(require("read"))])
-def query(body: Query, svc: ServicesDep) -> QueryAnswer:
+@router.post("/query", response_model=QueryResponse, dependencies=[Depends(require("read"))])
+def query(body: Query, svc: ServicesDep) -> QueryResponse:
     """Intent, slots, linked catalog entities, the validated call, its confidence, and a
     question when something is missing or uncertain; for play requests, the queue."""
     parser = _parser(svc)
     if body.user_id is not None and svc.users.get(body.user_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown user {body.user_id!r}")
-    return answer_query(
+    answer = answer_query(
         svc.store,
         parser,
         body.text,
@@ -58,3 +59,4 @@ def query(body: Query, svc: ServicesDep) -> QueryAnswer:
         trained=svc.models.current.trained,
         k=body.k,
     )
+    return QueryResponse.of(answer)

@@ -28,9 +28,11 @@ from segue.api.schemas import (
 )
 from segue.api.security import require
 from segue.api.services import Services, ServicesDep
+from segue.batch.publish import production_version, published_top
 from segue.data.model import Event, EventType, ItemKind, User
 from segue.errors import StoreError
-from segue.jobs.live import (
+from segue.serving.holder import ServingModel
+from segue.serving.live import (
     LiveAnswer,
     LiveItem,
     LiveRequest,
@@ -39,8 +41,6 @@ from segue.jobs.live import (
     recommend_live,
     similar_live,
 )
-from segue.jobs.publish import production_version, published_top
-from segue.jobs.serving import ServingModel
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")

@@ -8,6 +8,9 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field
 
 from segue.data.model import AgeBand, Event, EventType, Gender, User
+from segue.jobs.ask import QueryAnswer
+from segue.nba.actions import Action
+from segue.nlu.parser import Understanding
 
 #: Most events one request may carry (the body size limit applies too).
 MAX_EVENTS_PER_REQUEST = 5_000
@@ -158,3 +161,64 @@ class Readiness(BaseModel):
     state: str = Field(description="redis, in-process, or degraded (Redis down)")
     bus: str
     auth: bool
+
+
+# -- answers of the jobs, as the API and ``--json`` print them ---------------------------------
+class _FromJob(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class StationTrackOut(_FromJob):
+    item_id: str
+    title: str
+    artist: str | None
+    genre: str | None
+    score: float
+
+
+class StationResponse(_FromJob):
+    """The next page of a station, with the session it was adapted to."""
+
+    user_id: str
+    seed: str
+    session_id: str | None
+    skips_by_genre: dict[str, int]
+    tracks: list[StationTrackOut]
+
+
+class SuggestionOut(_FromJob):
+    action: Action
+    channel: str
+    p_click: float
+    expected_value: float
+    send_at: dt.datetime
+
+
+class NextBestActionResponse(_FromJob):
+    """The best allowed suggestion for a listener now (or none, with why in ``note``), and
+    the other allowed ones best first."""
+
+    user_id: str
+    best: SuggestionOut | None
+    alternatives: list[SuggestionOut]
+    note: str = ""
+
+
+class QueuedTrackOut(_FromJob):
+    item_id: str
+    title: str
+    score: float | None = None
+    reason: str
+
+
+class QueryResponse(Understanding):
+    """What a request meant, what to do, what to ask, and what would play."""
+
+    queue: list[QueuedTrackOut] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, answer: QueryAnswer) -> QueryResponse:
+        return cls(
+            **answer.understanding.understanding(),
+            queue=[QueuedTrackOut.model_validate(q) for q in answer.queue],
+        )

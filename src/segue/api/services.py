@@ -24,16 +24,17 @@ from segue.api.metrics import Metrics
 from segue.api.security import ApiKeys
 from segue.config import Settings
 from segue.errors import SegueError
-from segue.jobs.events import EventWorker
-from segue.jobs.intake import BackgroundWorker, EventIntake
-from segue.jobs.nba import NBAService
+from segue.extras import install_hint, missing_extra
 from segue.jobs.products import ProductContext
-from segue.jobs.serving import ModelHolder, ServingModel, UserCache
+from segue.nba.service import NBAService
 from segue.nlu.parser import Parser
 from segue.online.bus import EventBus, InProcessBus, RedisStreamBus
 from segue.online.redis_state import RedisState
 from segue.online.resilient import ReconnectingBus, ResilientState
 from segue.online.state import InProcessState, OnlineState
+from segue.serving.holder import ModelHolder, ServingModel, UserCache
+from segue.serving.intake import BackgroundWorker, EventIntake
+from segue.serving.worker import EventWorker
 from segue.store import Store, open_store
 
 T = TypeVar("T")
@@ -89,6 +90,13 @@ class Services:
                         raise HTTPException(
                             status.HTTP_503_SERVICE_UNAVAILABLE,
                             f"{what} is not set up: {exc} (run `{fix}`)",
+                        ) from exc
+                    except ModuleNotFoundError as exc:
+                        extra = missing_extra(exc)
+                        if extra is None:
+                            raise
+                        raise HTTPException(
+                            status.HTTP_503_SERVICE_UNAVAILABLE, install_hint(extra, what)
                         ) from exc
                     setattr(self, name, current)
         return current

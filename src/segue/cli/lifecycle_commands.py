@@ -36,7 +36,7 @@ def list_models(
     name: Annotated[str | None, typer.Argument(help="Registry entry (default: all).")] = None,
 ) -> None:
     """Versions with their model, NDCG@10, data and which one serves."""
-    from segue.jobs.lifecycle import KEY_METRIC
+    from segue.batch.lifecycle import KEY_METRIC
 
     registry = _registry(state(ctx))
     names = [name] if name else registry.names()
@@ -90,7 +90,7 @@ def promote(
     margin: Annotated[float, typer.Option(help="Tolerated relative NDCG@10 drop.")] = 0.05,
 ) -> None:
     """Make a version serve (atomically; a running API picks it up)."""
-    from segue.jobs.lifecycle import promote_checked
+    from segue.batch.lifecycle import promote_checked
 
     registry = _registry(state(ctx))
     if force:
@@ -124,9 +124,9 @@ def flow_run(
 
     Metaflow records the run under <data_dir>/metaflow; see ``segue runs``.
     """
+    from segue.batch.daily import SOURCES, DayPlan, parse_date, parse_models
+    from segue.batch.runs import flow_command, metaflow_env
     from segue.errors import SegueError
-    from segue.jobs.daily import SOURCES, DayPlan, parse_date, parse_models
-    from segue.jobs.runs import flow_command, metaflow_env
 
     st = state(ctx)
     DayPlan(parse_date(date), parse_models(models), engine)  # bad options fail here, in one line
@@ -150,7 +150,7 @@ def runs(
     limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
 ) -> None:
     """Daily-flow runs recorded by Metaflow: parameters, metrics, artifacts."""
-    from segue.jobs.runs import list_runs
+    from segue.batch.runs import list_runs
 
     found = list_runs(state(ctx).settings, limit=limit)
     table = Table("run", "status", "created", "parameters", "metrics", "artifacts",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from segue.cli import (
     data_commands,
@@ -26,6 +27,7 @@ from segue.cli.console import err_console
 from segue.cli.context import State
 from segue.config import load_settings
 from segue.errors import SegueError
+from segue.extras import install_hint, missing_extra
 
 app = typer.Typer(
     name="segue",
@@ -88,8 +90,30 @@ def main() -> None:
     try:
         app()
     except SegueError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(2)
+    except ModuleNotFoundError as exc:
+        extra = missing_extra(exc)
+        if extra is None:
+            raise
+        hint = install_hint(extra, _command_path(sys.argv))
+        err_console.print(f"[bold red]error:[/] {escape(hint)}")
+        sys.exit(2)
+
+
+def _command_path(argv: list[str]) -> str:
+    """``segue nlu train`` for ``segue --data-dir x nlu train --snips y``: the words of argv
+    that name a command or group, in order (options and their values are skipped)."""
+    words = ["segue"]
+    current = typer.main.get_command(app)
+    for token in argv[1:]:
+        commands = getattr(current, "commands", None)
+        if commands is None:
+            break
+        if token in commands:
+            words.append(token)
+            current = commands[token]
+    return " ".join(words)
 
 
 if __name__ == "__main__":

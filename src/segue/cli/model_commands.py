@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _names(models: str) -> list[str]:
-    from segue.models import MODELS, model_spec
+    from segue.models.names import MODELS, model_spec
 
     names = [m.strip() for m in models.split(",") if m.strip()] or list(MODELS)
     for name in names:
@@ -37,8 +37,9 @@ def _model_dir(st: State) -> Path:
 
 def train(ctx: typer.Context, models: Annotated[str, typer.Option(help=_MODELS_HELP)] = "") -> None:
     """Train models on every interaction in the store and save them in the data directory."""
-    from segue.jobs.train import load_interactions, load_side_info, train_models
-    from segue.models import model_spec
+    from segue.dataset.from_store import load_interactions, load_side_info
+    from segue.models.names import model_spec
+    from segue.registry.trained import train_models
 
     st = state(ctx)
     names = _names(models)
@@ -81,10 +82,10 @@ def evaluate(
     ] = None,
 ) -> None:
     """Evaluate models on identical splits per seed and print mean ± std of the metrics."""
+    from segue.dataset.from_store import load_interactions, load_side_info
     from segue.errors import SegueError
     from segue.eval import make_protocol
     from segue.jobs.evaluate import evaluate_protocol
-    from segue.jobs.train import load_interactions, load_side_info
 
     st = state(ctx)
     names = _names(models)
@@ -195,7 +196,7 @@ def recommend(
 ) -> None:
     """Recommend items to one listener with the reason for each (new listeners: cold start)."""
     from segue.jobs.recommend import recommend_for_user
-    from segue.jobs.train import load_trained
+    from segue.registry.trained import load_trained
 
     st = state(ctx)
     trained = load_trained(_model_dir(st), _names(model)[0])

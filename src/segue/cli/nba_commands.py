@@ -89,7 +89,8 @@ def train(
     cf: Annotated[str, typer.Option(help=_CF_HELP)] = "als",
 ) -> None:
     """Train the click model on the logged messages and save it in the data directory."""
-    from segue.jobs.nba import click_model_path, train_click_model
+    from segue.jobs.nba import train_click_model
+    from segue.nba.artifacts import click_model_path
 
     st = state(ctx)
     with progress_bar() as bar:
@@ -167,7 +168,7 @@ def run(
     cf: Annotated[str, typer.Option(help=_CF_HELP)] = "als",
 ) -> None:
     """Compute every user's next best action and queue the messages in the outbox."""
-    from segue.jobs.nba import run_campaign
+    from segue.nba.campaign import run_campaign
     from segue.nba.policy import PolicySettings
 
     st = state(ctx)
@@ -227,7 +228,7 @@ def report(
     output: Annotated[Path | None, typer.Option(help="Also write the report as Markdown.")] = None,
 ) -> None:
     """CTR, conversion rate and reactivation of inactive users, treated vs holdout."""
-    from segue.jobs.nba import campaign_report
+    from segue.nba.report import campaign_report
 
     result = campaign_report(state(ctx).store(), campaign, window)
     text = result.markdown()
@@ -244,10 +245,12 @@ def show(
     now: Annotated[str | None, typer.Option(help="Pretend it is this UTC time (ISO).")] = None,
 ) -> None:
     """One user's next best action right now, as JSON (what the API answers)."""
-    from segue.jobs.nba import next_best_action
+    from segue.nba.service import next_best_action
 
     st = state(ctx)
     moment = _when(now)
     when = None if moment is None else dt.datetime.fromtimestamp(moment / 1000, tz=dt.UTC)
     answer = next_best_action(st.store(), _model_dir(st), user, when)
-    console.print_json(answer.model_dump_json())
+    from segue.api.schemas import NextBestActionResponse
+
+    console.print_json(NextBestActionResponse.model_validate(answer).model_dump_json())

@@ -8,7 +8,6 @@ directory (``nlu/joint``).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +17,7 @@ from rich.table import Table
 from segue.cli.console import console
 from segue.cli.context import State, state
 from segue.errors import SegueError
+from segue.extras import require
 
 nlu_app = typer.Typer(help="Train and evaluate the language model behind `segue ask`.")
 _LASTFM_ARTISTS = Path(__file__).resolve().parents[4] / "shared/datasets/lastfm-2k/artists.dat"
@@ -58,6 +58,7 @@ def train(
     ] = None,
 ) -> None:
     """Fine-tune the intent + slot model; pick the epoch and calibrate on the valid split."""
+    require("nlu", "segue nlu train")
     from segue.jobs.ask import nlu_folder
     from segue.models.text import model_path
     from segue.nlu.corpus import build_corpus
@@ -104,6 +105,7 @@ def evaluate(
     ] = "fp32",
 ) -> None:
     """Intent accuracy, slot F1 and frame accuracy on the SNIPS valid split."""
+    require("nlu", "segue nlu evaluate")
     from segue.jobs.ask import nlu_folder
     from segue.models.text import model_path
     from segue.nlu.snips import read_split
@@ -133,8 +135,9 @@ def ask(
     as_json: Annotated[bool, typer.Option("--json", help="Print the full answer as JSON.")] = False,
 ) -> None:
     """Understand a request in words: intent, slots, linked items, the call, any question."""
+    require("nlu", "segue ask")
     from segue.jobs.ask import answer_query, load_parser
-    from segue.jobs.train import load_trained
+    from segue.registry.trained import load_trained
 
     st = state(ctx)
     store = st.store()
@@ -146,8 +149,11 @@ def ask(
         store, parser, text, user_id=user, now=dt.datetime.now().astimezone(), trained=trained, k=k
     )
     if as_json:
-        console.print_json(json.dumps(answer.model_dump(mode="json")))
+        from segue.api.schemas import QueryResponse
+
+        console.print_json(QueryResponse.of(answer).model_dump_json())
         return
+    queue, answer = answer.queue, answer.understanding
     console.print(f"[bold]{answer.intent}[/] (confidence {answer.confidence:.0%})")
     for slot in answer.slots:
         console.print(f"  {slot.name}: {slot.value}")
@@ -163,7 +169,7 @@ def ask(
         console.print(f"[yellow]{answer.question}[/]")
     if answer.message:
         console.print(answer.message)
-    for position, track in enumerate(answer.queue, start=1):
+    for position, track in enumerate(queue, start=1):
         console.print(f"{position:>3}. {track.title}  [dim]{track.reason}[/]")
     if answer.call is None and answer.question is None and answer.message is None:
         raise SegueError("the request could not be turned into a call")

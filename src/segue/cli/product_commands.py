@@ -13,7 +13,7 @@ from segue.cli.console import console
 from segue.cli.context import state
 
 if TYPE_CHECKING:
-    from segue.jobs.train import TrainedModel
+    from segue.registry.trained import TrainedModel
 
 _MODEL_HELP = "Which trained model answers (run `segue train` first)."
 
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
 
 def _trained(ctx: typer.Context, model: str) -> TrainedModel:
     from segue.cli.model_commands import _model_dir, _names
-    from segue.jobs.train import load_trained
+    from segue.registry.trained import load_trained
 
     st = state(ctx)
     return load_trained(_model_dir(st), _names(model)[0])
@@ -89,7 +89,7 @@ def station(
 ) -> None:
     """The next page of a station, adapted to the session's skips and likes (online state)."""
     from segue.jobs.products import station_page
-    from segue.online.state import open_state
+    from segue.online.factory import open_state
     from segue.products.stations import StationSeed
 
     parsed = StationSeed.parse(seed)  # a typo fails before anything is loaded
@@ -103,7 +103,9 @@ def station(
     finally:
         online.close()
     if as_json:
-        console.print_json(page.model_dump_json())
+        from segue.api.schemas import StationResponse
+
+        console.print_json(StationResponse.model_validate(page).model_dump_json())
         return
     table = Table("#", "track", "artist", "genre", "score", title=f"{user} · {page.seed}")
     for rank, t in enumerate(page.tracks, 1):

@@ -40,8 +40,8 @@ def serve(
     import uvicorn
 
     from segue.api.server import MODEL_VAR, WORKER_VAR, serve_config
-    from segue.jobs.serving import locate_model
-    from segue.models import MODELS, model_spec
+    from segue.models.names import MODELS, model_spec
+    from segue.serving.holder import locate_model
 
     settings = state(ctx).settings
     if model not in MODELS and locate_model(settings, model) is None:

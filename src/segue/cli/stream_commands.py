@@ -60,9 +60,9 @@ def worker(
     ] = 60_000,
 ) -> None:
     """Consume events: persist them in the store, update the online state, acknowledge."""
-    from segue.jobs.events import EventWorker
     from segue.online.bus import open_bus
-    from segue.online.state import open_state
+    from segue.online.factory import open_state
+    from segue.serving.worker import EventWorker
 
     st = state(ctx)
     url = _redis(st)

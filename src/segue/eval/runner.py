@@ -38,9 +38,9 @@ from segue.eval.scoring import (
     list_metrics,
 )
 from segue.eval.tuning import TuningData, tune_on
-from segue.models import model_spec
+from segue.models.names import model_spec
 
-#: ``(step, done, total)``, the shape of ``segue.jobs.progress.Progress``.
+#: ``(step, done, total)``, the shape of ``segue.progress.Progress``.
 ProgressFn = Callable[[str, int, int | None], None]
 DEFAULT_KS: tuple[int, ...] = (1, 5, 10, 20, 50)
 

@@ -9,38 +9,42 @@ JSON-serialisable :class:`QueryAnswer`.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from segue.config import Settings
 from segue.data.model import EVENT_CODES, ItemKind
 from segue.errors import SegueError
+from segue.extras import require
 from segue.jobs.recommend import recommend_for_user
-from segue.jobs.train import TrainedModel
 from segue.models.text import model_path
 from segue.nlu.calls import Call, PlayMusic, Recommend
 from segue.nlu.linking import EntityIndex
 from segue.nlu.parser import Parser, Understanding
-from segue.nlu.tagger import Tagger, serving_precision
+from segue.registry.trained import TrainedModel
 from segue.store import Store
 
 #: events that count towards a listener's history ("play my favourites")
 _HISTORY_EVENTS = ("play", "like", "add_to_playlist")
 
 
-class QueuedTrack(BaseModel):
+@dataclass(frozen=True)
+class QueuedTrack:
     item_id: str
     title: str
-    score: float | None = None
     reason: str
+    score: float | None = None
 
 
-class QueryAnswer(Understanding):
-    """What a request meant, what to do, what to ask, and what would play."""
+@dataclass(frozen=True)
+class QueryAnswer:
+    """What a request meant, what to do, what to ask (``understanding``), and what would
+    play (``queue``). Its JSON form is ``segue.api.schemas.QueryResponse``."""
 
-    queue: list[QueuedTrack] = Field(default_factory=list)
+    understanding: Understanding
+    queue: list[QueuedTrack] = field(default_factory=list)
 
 
 def nlu_folder(settings: Settings) -> Path:
@@ -84,6 +88,9 @@ def load_parser(
 ) -> Parser:
     """The trained tagger (in the serving precision and traced, unless ``serving=False``)
     plus an index over the store's catalog weighted by plays, and every listener's history."""
+    require("nlu", "requests in words")
+    from segue.nlu.tagger import Tagger, serving_precision  # torch: the nlu extra
+
     tagger = Tagger.load(
         folder or nlu_folder(settings),
         model_path(),
@@ -118,7 +125,7 @@ def answer_query(
     queue: list[QueuedTrack] = []
     if parsed.call is not None and parsed.question_kind != "clarify":
         queue = _queue(store, parser, parsed.call, history, user_id, trained, k)
-    return QueryAnswer(**parsed.understanding(), queue=queue)
+    return QueryAnswer(Understanding(**parsed.understanding()), queue)
 
 
 def _queue(

@@ -10,16 +10,17 @@ import numpy as np
 
 from segue.data.model import Event, EventType
 from segue.data.synth import SynthParams
+from segue.dataset.from_store import load_interactions, load_side_info
 from segue.jobs.evaluate import ModelResult, evaluate_models
 from segue.jobs.ingest import SynthReport, load_synthetic_world
-from segue.jobs.live import LiveItem, LiveRequest, ModelTitles, recommend_live
 from segue.jobs.products import wrapped_html, wrapped_png
-from segue.jobs.progress import Progress, no_progress
 from segue.jobs.recommend import Suggestion, recommend_for_user
-from segue.jobs.serving import ServingModel
-from segue.jobs.train import TrainedModel, load_interactions, load_side_info, train_models
-from segue.models import MODELS
+from segue.models.names import MODELS
 from segue.online.state import InProcessState
+from segue.progress import Progress, no_progress
+from segue.registry.trained import TrainedModel, train_models
+from segue.serving.holder import ServingModel
+from segue.serving.live import LiveItem, LiveRequest, ModelTitles, recommend_live
 from segue.store import Store
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from segue.dataset import Interactions, SideInfo
 from segue.eval import Evaluation, RandomProtocol, evaluate, registry_candidates
 from segue.eval.report import write_report
-from segue.jobs.progress import Progress, no_progress
+from segue.progress import Progress, no_progress
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Literal
 
 from segue.data.batch import RecordBatch
 from segue.data.synth import SynthParams, generate_world
-from segue.jobs.progress import Progress, no_progress
+from segue.progress import Progress, no_progress
 from segue.store import IngestReport, Store
 
 

@@ -23,24 +23,24 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
-from pydantic import BaseModel
 
 from segue.data.model import EVENT_CODES, EventType, Item, ItemKind, User
 from segue.dataset import SideInfo
+from segue.dataset.from_store import load_side_info
 from segue.dataset.side import AGE_BANDS, GENDERS, UserTable
 from segue.errors import SegueError
-from segue.jobs.progress import Progress, no_progress
 from segue.jobs.recommend import recommend_for_user
-from segue.jobs.train import TrainedModel, load_side_info
 from segue.models.coldstart import ColdStartRecommender, Onboarding
 from segue.models.filters import Filters
 from segue.online.state import OnlineState
-from segue.pipeline.session import SessionAdjuster, history_from_recent
 from segue.products.catalog_view import ProductCatalog
 from segue.products.mixes import Mix, MixConfig, MixPlan, build_mixes, to_mix
 from segue.products.stations import StationSeed, next_page
 from segue.products.wrapped import Wrapped, compute_wrapped, year_bounds_ms
 from segue.products.wrapped_render import render_html, render_png
+from segue.progress import Progress, no_progress
+from segue.registry.trained import TrainedModel
+from segue.serving.session import SessionAdjuster, history_from_recent
 from segue.store import Store
 
 RECENT_PLAYS = 200
@@ -228,7 +228,8 @@ def _segment_candidates(
 
 
 # -- stations --------------------------------------------------------------------------------
-class StationTrack(BaseModel):
+@dataclass(frozen=True)
+class StationTrack:
     item_id: str
     title: str
     artist: str | None
@@ -236,8 +237,10 @@ class StationTrack(BaseModel):
     score: float
 
 
-class StationResult(BaseModel):
-    """The next page of a station, with the session it was adapted to."""
+@dataclass(frozen=True)
+class StationResult:
+    """The next page of a station, with the session it was adapted to (its JSON form is
+    ``segue.api.schemas.StationResponse``)."""
 
     user_id: str
     seed: str

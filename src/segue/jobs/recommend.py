@@ -1,11 +1,11 @@
 """Answering for one listener outside the serving process (CLI, demo, batch jobs).
 
-The same path as a live request (:func:`segue.jobs.live.recommend_live`: the model for
+The same path as a live request (:func:`segue.serving.live.recommend_live`: the model for
 listeners it was trained on, the cold-start recommender for everyone else, the rules such as no
 explicit items on kids profiles, a bounded share of new items), with an empty live state and
 the listener's onboarding answers, if given, standing in for a sign-up. Building the serving
 tables costs about as much as loading the catalog; a process answering many listeners should
-build one :class:`~segue.jobs.serving.ServingModel` and call ``recommend_live`` itself.
+build one :class:`~segue.serving.holder.ServingModel` and call ``recommend_live`` itself.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from segue.dataset import SideInfo
 from segue.errors import SegueError
-from segue.jobs.live import LiveRequest, recommend_live
-from segue.jobs.serving import ServingModel
-from segue.jobs.train import TrainedModel
 from segue.online.state import InProcessState
+from segue.registry.trained import TrainedModel
+from segue.serving.holder import ServingModel
+from segue.serving.live import LiveRequest, recommend_live
 from segue.store import Store
 
 

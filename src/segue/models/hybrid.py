@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from segue.dataset.side import SideInfo
 from segue.errors import SegueError
 from segue.models.base import Reason, Recommender, top_k
+from segue.models.specs import component_spec
 from segue.ranking import hit_matrix, ndcg_per_user, standardise
 
 _WEIGHT_STEPS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
@@ -85,11 +86,9 @@ class HybridRecommender(Recommender):
     ) -> list[Recommender]:
         """Fit every component, or only those with a non-zero weight (the rest stay unfitted
         placeholders and are never scored)."""
-        from segue.models import model_spec  # the registry lists this module too
-
         fitted = []
         for index, name in enumerate(self.components):
-            spec = model_spec(name)
+            spec = component_spec(name)
             model = spec.factory()
             if weights is None or weights[index]:
                 model.fit(spec.weighting.apply(raw), side)
@@ -191,13 +190,11 @@ class HybridRecommender(Recommender):
                 model.save(folder / f"component-{index}-{model.name}")
 
     def _load_parts(self, folder: Path, meta: dict[str, Any]) -> None:
-        from segue.models import model_spec
-
         self.validation_ndcg = meta.get("validation_ndcg")
         self.models = [
-            model_spec(name).cls.load(folder / f"component-{index}-{name}")
+            component_spec(name).cls.load(folder / f"component-{index}-{name}")
             if weight
-            else model_spec(name).factory()
+            else component_spec(name).factory()
             for index, (name, weight) in enumerate(
                 zip(self.components, self.weights or [], strict=True)
             )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -20,8 +20,11 @@ from segue.errors import SegueError
 from segue.nlu.calls import Call, Ref, validate_call
 from segue.nlu.evaluate import spans
 from segue.nlu.linking import Candidate, EntityIndex
-from segue.nlu.tagger import Tagged, Tagger, frame_confidence
+from segue.nlu.tagged import Tagged, frame_confidence
 from segue.nlu.words import words_of
+
+if TYPE_CHECKING:
+    from segue.nlu.tagger import Tagger
 
 #: model intent label -> segue intent
 INTENTS = {

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,27 +40,7 @@ from segue.nlu.model import (
     predict_batch,
 )
 from segue.nlu.snips import Utterance
-
-
-@dataclass(frozen=True)
-class Tagged:
-    """One tagged request: the intent with its calibrated probability, and per-word tags."""
-
-    words: tuple[str, ...]
-    intent: str
-    intent_confidence: float
-    tags: tuple[str, ...]
-    tag_confidence: tuple[float, ...]
-    #: calibrated probabilities of every intent, in ``Labels.intents`` order
-    intent_probs: tuple[float, ...]
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
+from segue.nlu.tagged import Tagged, softmax
 
 #: Weight of the training lexicon's vote in decoding (nats for a span always tagged so).
 #: Chosen on SNIPS valid. Trained without slot swapping (four checkpoints), 1 added 0.14 slot
@@ -262,12 +241,6 @@ class Tagger:
             [t.intent for t in tagged],
             [t.tags for t in tagged],
         )
-
-
-def frame_confidence(tagged: Tagged) -> float:
-    """How sure the whole frame is: the intent's probability times the least sure slot word."""
-    slot = [c for c, t in zip(tagged.tag_confidence, tagged.tags, strict=True) if t != "O"]
-    return tagged.intent_confidence * (min(slot) if slot else 1.0)
 
 
 #: What :meth:`Tagger.load` can run the model in.

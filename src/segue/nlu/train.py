@@ -45,7 +45,8 @@ from segue.nlu.model import (
     word_emissions,
 )
 from segue.nlu.snips import Utterance
-from segue.nlu.tagger import Tagger, frame_confidence, softmax
+from segue.nlu.tagged import frame_confidence, softmax
+from segue.nlu.tagger import Tagger
 
 
 @dataclass(frozen=True)

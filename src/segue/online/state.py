@@ -368,17 +368,3 @@ class InProcessState(OnlineState):
                 if buckets:
                     hour[i], day[i] = window_counts(buckets, now_ms)
         return hour, day
-
-
-def open_state(
-    redis_url: str | None,
-    prefix: str = "segue:",
-    *,
-    session_timeout_ms: int = SESSION_TIMEOUT_MS,
-) -> OnlineState:
-    """Redis-backed state when ``redis_url`` is set (``SEGUE_REDIS_URL``), else in-process."""
-    if redis_url:
-        from segue.online.redis_state import RedisState
-
-        return RedisState(redis_url, prefix, session_timeout_ms=session_timeout_ms)
-    return InProcessState(session_timeout_ms=session_timeout_ms)

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from segue.data.model import ItemKind
 from segue.dataset.catalog import AUDIO_FIELDS, KIND_CODES, ItemCatalog
-from segue.pipeline.session import bounded_z_scores
+from segue.serving.session import bounded_z_scores
 
 #: Most popular tracks kept per genre as the fallback pool of discoveries.
 GENRE_POOL = 400

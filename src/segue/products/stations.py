@@ -13,8 +13,8 @@ A page is the ``k`` best tracks for the station's seed that the station has not 
   preference, not a hard filter, so the station keeps playing if the session rules out the
   seed itself.
 
-Every station then follows the session, as :func:`segue.pipeline.session.rerank_for_session`
-does (:class:`~segue.pipeline.session.SessionAdjuster`:
+Every station then follows the session, as :func:`segue.serving.session.rerank_for_session`
+does (:class:`~segue.serving.session.SessionAdjuster`:
 skipped artists and genres down, liked ones up) and two hard rules: a genre skipped
 ``GENRE_SKIP_LIMIT`` (3) times in the session, and an artist skipped ``ARTIST_SKIP_LIMIT`` (2)
 times, are left out of the next page altogether. A page holds one track per artist (two of
@@ -34,9 +34,9 @@ from segue.dataset.catalog import AUDIO_FIELDS
 from segue.errors import SegueError
 from segue.models.base import Recommender
 from segue.online.state import SessionState
-from segue.pipeline.session import SessionAdjuster, bounded_z_scores
 from segue.products.catalog_view import ProductCatalog
 from segue.products.ordering import flow_order
+from segue.serving.session import SessionAdjuster, bounded_z_scores
 
 SEED_KINDS = ("discovery", "artist", "track", "genre", "mood")
 #: Session skips after which a genre / an artist is left out of the next page.

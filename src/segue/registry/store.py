@@ -2,7 +2,7 @@
 
 Layout under the root (``settings.data_dir / "registry"`` by default)::
 
-    <name>/v0001/            a saved model (as ``jobs.train.save_trained`` writes it)
+    <name>/v0001/            a saved model (as ``registry.trained.save_trained`` writes it)
     <name>/v0001/manifest.json   how it was made: type, params, data range, metrics, code
     <name>/v0001/artifacts/  files published with it (e.g. the batch recommendations)
     <name>/PRODUCTION        {"version": "v0002", "stack": ["v0001"], ...}: what serves now

@@ -2,7 +2,7 @@
 
 A row is one user's whole list of one kind (``top``, ``mix``, ``nba``) for one registry
 version, keyed by (name, version, kind, user_id); the payload is JSON whose shape the jobs
-layer owns (:mod:`segue.jobs.publish`). Why this shape:
+layer owns (:mod:`segue.batch.publish`). Why this shape:
 
 * **Serving reads one row by primary key** — the production version's list for the user — so a
   request costs one indexed lookup, and a rollback needs no copying: the registry pointer names

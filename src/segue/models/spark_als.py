@@ -33,6 +33,7 @@ import scipy.sparse as sp
 
 from segue.dataset import IdMap, SideInfo
 from segue.errors import SegueError
+from segue.extras import require
 from segue.models.mf import ALSRecommender
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ def java_available() -> bool:
 
 def spark_session(config: SparkConfig = SparkConfig()) -> SparkSession:
     """A session for ``config``; one per process (Spark reuses an active session)."""
+    require("spark", "Spark ALS (--engine spark)")
     if not java_available():
         raise SegueError(
             "--engine spark needs Java 17 or newer (set JAVA_HOME or put java on PATH)"
@@ -219,7 +221,7 @@ def spark_recommend(
 ) -> int:
     """Top ``k`` unplayed items for every trained user, scored by Spark, written as Parquet.
 
-    Same columns as :mod:`segue.jobs.batch` (``user_id, rank, item_id, score, model, date``).
+    Same columns as :mod:`segue.batch.lists` (``user_id, rank, item_id, score, model, date``).
     ``model_path`` is a saved Spark ``ALSModel``, ``ratings_path`` the ratings it was fitted
     on (to drop played items) and ``out`` a Parquet folder; on a cluster all three live on
     shared storage. ``train`` only tells how far to over-fetch. Returns the rows written.

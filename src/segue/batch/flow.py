@@ -6,7 +6,7 @@
     with those lists; load them into the store and the online state; promote) → end
 
 Run it with ``segue flow run --date 2026-11-30`` (which sets the local datastore under the
-data directory) or, with that environment set, ``python -m segue.flows.daily run``. Every run's
+data directory) or, with that environment set, ``python -m segue.batch.flow run``. Every run's
 parameters, data summary, metrics and artifacts are recorded by Metaflow; ``segue runs``
 lists them. A gate refusal fails the run at the ``gate`` step: nothing is published and
 production keeps serving.
@@ -67,7 +67,7 @@ class DailyFlow(FlowSpec):
         return load_settings()
 
     def _plan(self):
-        from segue.jobs.daily import DayPlan, parse_date, parse_models
+        from segue.batch.daily import DayPlan, parse_date, parse_models
 
         return DayPlan(
             parse_date(self.date), parse_models(self.models), self.engine, self.k, self.seed
@@ -76,7 +76,7 @@ class DailyFlow(FlowSpec):
     def _spark(self):
         if self.engine != "spark":
             return None
-        from segue.jobs.spark_als import SparkConfig
+        from segue.models.spark_als import SparkConfig
 
         settings = self._settings()
         work = settings.data_dir.resolve() / "flows" / current.run_id / "spark"
@@ -94,8 +94,8 @@ class DailyFlow(FlowSpec):
         """Check the parameters, then bring the day's data into the store."""
         from pathlib import Path
 
+        from segue.batch.daily import ingest_source
         from segue.data.synth import SynthParams
-        from segue.jobs.daily import ingest_source
         from segue.store import masked, open_store
 
         plan = self._plan()  # a bad parameter fails here, before any work
@@ -120,7 +120,7 @@ class DailyFlow(FlowSpec):
         """Snapshot the interactions up to the end of the day for every later step."""
         from pathlib import Path
 
-        from segue.jobs.daily import snapshot_dataset
+        from segue.batch.daily import snapshot_dataset
         from segue.store import open_store
 
         store = open_store(self._settings().resolved_database_url)
@@ -134,8 +134,8 @@ class DailyFlow(FlowSpec):
         """One candidate: metrics on the held-out split, then a fit on all the data."""
         from pathlib import Path
 
-        from segue.jobs.daily import evaluate_candidate, load_snapshot, train_candidate
-        from segue.jobs.train import load_side_info
+        from segue.batch.daily import evaluate_candidate, load_snapshot, train_candidate
+        from segue.dataset.from_store import load_side_info
         from segue.store import open_store
 
         name = self.input
@@ -159,8 +159,8 @@ class DailyFlow(FlowSpec):
     @step
     def choose(self, inputs):
         """The best candidate by the gate's metric."""
-        from segue.jobs.daily import best_candidate
-        from segue.jobs.lifecycle import KEY_METRIC
+        from segue.batch.daily import best_candidate
+        from segue.batch.lifecycle import KEY_METRIC
 
         self.merge_artifacts(inputs, include=["work_dir", "data_summary", "day", "store_url"])
         self.results = [i.result for i in inputs]
@@ -170,7 +170,7 @@ class DailyFlow(FlowSpec):
     @step
     def gate(self):
         """Refuse (fail the run, publish nothing) when NDCG@10 drops past the margin."""
-        from segue.jobs.lifecycle import GateRefused, check_gate
+        from segue.batch.lifecycle import GateRefused, check_gate
         from segue.registry import ModelRegistry, default_registry_root
 
         registry = ModelRegistry(default_registry_root(self._settings()))
@@ -196,10 +196,10 @@ class DailyFlow(FlowSpec):
         inputs (``campaigns``; skipped with a note while no click model exists), as Parquet."""
         from pathlib import Path
 
-        from segue.jobs.batch import batch_path
-        from segue.jobs.daily import batch_recommendations, load_candidate
-        from segue.jobs.publish import MIX, NBA, batch_campaign, batch_mixes, output_path
-        from segue.jobs.train import load_side_info
+        from segue.batch.daily import batch_recommendations, load_candidate
+        from segue.batch.lists import batch_path
+        from segue.batch.publish import MIX, NBA, batch_campaign, batch_mixes, output_path
+        from segue.dataset.from_store import load_side_info
         from segue.store import open_store
 
         plan = self._plan()
@@ -238,15 +238,15 @@ class DailyFlow(FlowSpec):
         """
         from pathlib import Path
 
-        from segue.jobs.daily import load_candidate
-        from segue.jobs.lifecycle import (
+        from segue.batch.daily import load_candidate
+        from segue.batch.lifecycle import (
             CAMPAIGN,
             MIXES,
             RECOMMENDATIONS,
             build_manifest,
             publish_trained,
         )
-        from segue.jobs.publish import online_state_for_publish, publish_version
+        from segue.batch.publish import online_state_for_publish, publish_version
         from segue.registry import ModelRegistry, default_registry_root
         from segue.store import open_store
 
@@ -311,7 +311,7 @@ class DailyFlow(FlowSpec):
         """
         import shutil
 
-        from segue.jobs.lifecycle import KEY_METRIC
+        from segue.batch.lifecycle import KEY_METRIC
 
         shutil.rmtree(self.work_dir, ignore_errors=True)
         self.summary = {

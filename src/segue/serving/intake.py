@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 from segue.data.model import Event
 from segue.errors import SegueError
-from segue.jobs.events import EventWorker
-from segue.jobs.serving import ModelHolder, UserCache
 from segue.online.bus import BusUnavailable, EventBus
 from segue.online.state import OnlineState, StateUnavailable
+from segue.serving.holder import ModelHolder, UserCache
+from segue.serving.worker import EventWorker
 from segue.store import Store
 
 log = logging.getLogger(__name__)

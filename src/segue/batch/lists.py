@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 
 from segue.dataset import SideInfo
 from segue.errors import SegueError
-from segue.jobs.progress import Progress, no_progress
-from segue.jobs.train import TrainedModel
 from segue.models.filters import Filters
+from segue.progress import Progress, no_progress
+from segue.registry.trained import TrainedModel
 
 SCHEMA = pa.schema(
     [

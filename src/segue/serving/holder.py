@@ -29,18 +29,14 @@ import scipy.sparse as sp
 from segue.config import Settings
 from segue.data.model import User
 from segue.dataset import IdMap, SideInfo
+from segue.dataset.from_store import load_interactions, load_side_info
 from segue.errors import SegueError
-from segue.jobs.train import (
-    TrainedModel,
-    load_interactions,
-    load_side_info,
-    load_trained_at,
-)
-from segue.models import model_spec
 from segue.models.coldstart import ColdStartRecommender
 from segue.models.filters import Filters
-from segue.pipeline.session import SessionAdjuster
+from segue.models.names import model_spec
 from segue.registry import ModelRegistry
+from segue.registry.trained import TrainedModel, load_trained_at
+from segue.serving.session import SessionAdjuster
 from segue.store import Store
 
 log = logging.getLogger(__name__)

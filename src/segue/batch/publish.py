@@ -3,7 +3,7 @@
 Three kinds of list come out of a daily run, each a Parquet file published with the registry
 version that made it (so that a rollback brings back exactly the lists that served before):
 
-* ``top``: every user's top-k (:func:`segue.jobs.batch.batch_recommend`);
+* ``top``: every user's top-k (:func:`segue.batch.lists.batch_recommend`);
 * ``mix``: every user's daily mixes for the day (:func:`batch_mixes`, one row per track);
 * ``nba``: the campaign inputs, per user the message a campaign would send and the other
   allowed actions with click probability, expected value and channel (:func:`batch_campaign`,
@@ -31,18 +31,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from segue.batch.lifecycle import CAMPAIGN, MIXES, RECOMMENDATIONS
 from segue.config import Settings
 from segue.dataset import SideInfo
 from segue.errors import SegueError
-from segue.jobs.lifecycle import CAMPAIGN, MIXES, RECOMMENDATIONS
-from segue.jobs.nba import CampaignInputs, campaign_inputs, click_model_path
 from segue.jobs.products import MixBatchReport, ProductContext, mixes_for_all_users, product_context
-from segue.jobs.progress import Progress, no_progress
-from segue.jobs.train import TrainedModel
+from segue.nba.artifacts import click_model_path
+from segue.nba.campaign import CampaignInputs, campaign_inputs
 from segue.online.state import BatchList, OnlineState, StateUnavailable
 from segue.products.catalog_view import ProductCatalog
 from segue.products.mixes import Mix, MixConfig, MixPlan, to_mix
+from segue.progress import Progress, no_progress
 from segue.registry import ModelRegistry, ModelVersion, default_registry_root
+from segue.registry.trained import TrainedModel
 from segue.store import PublishedList, Store
 
 TOP, MIX, NBA = "top", "mix", "nba"
@@ -171,7 +172,7 @@ def batch_campaign(
     per_user: int = 4,
     progress: Progress = no_progress,
 ) -> CampaignStep:
-    """The NBA campaign inputs of the day (:func:`segue.jobs.nba.campaign_inputs`, the
+    """The NBA campaign inputs of the day (:func:`segue.nba.campaign.campaign_inputs`, the
     ``segue nba run`` decisions without queuing), or a note when no click model exists yet.
 
     ``now_ms`` defaults to the end of ``date`` or now, whichever is earlier, so a recomputed

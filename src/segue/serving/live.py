@@ -9,7 +9,7 @@ The path a request takes (each step reads memory or the online state, nothing is
    training) goes through :class:`~segue.models.coldstart.ColdStartRecommender` with their
    onboarding picks, demographics and first plays: recommendations from the first event.
 2. **The session.** Skips and likes of this session push artists and genres down or up
-   (:class:`~segue.pipeline.session.SessionAdjuster`).
+   (:class:`~segue.serving.session.SessionAdjuster`).
 3. **Rules and surface.** Kids profiles never see explicit items; ``kinds``/``genres``/
    ``exclude`` filters; the ``discovery`` surface shows only music never heard (no played
    track and, by default, no played artist); ``radio`` may replay known tracks; a per-artist cap.
@@ -30,13 +30,13 @@ import scipy.sparse as sp
 
 from segue.data.model import User
 from segue.errors import SegueError
-from segue.jobs.serving import ServingModel
-from segue.jobs.titles import render_reason
 from segue.models import Reason
 from segue.models.coldstart import NewItemPolicy, Onboarding
 from segue.models.filters import Filters
 from segue.online.state import BatchList, OnlineState, SessionState, StateUnavailable
-from segue.pipeline.session import history_from_recent, rerank_for_session
+from segue.serving.holder import ServingModel
+from segue.serving.session import history_from_recent, rerank_for_session
+from segue.serving.titles import render_reason
 
 #: Surfaces the request may name, and what they change.
 SURFACES = ("home", "radio", "discovery")

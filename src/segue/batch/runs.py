@@ -15,8 +15,9 @@ from typing import Any
 
 from segue.config import Settings
 from segue.errors import SegueError
+from segue.extras import require
 
-FLOW_MODULE = "segue.flows.daily"
+FLOW_MODULE = "segue.batch.flow"
 FLOW_NAME = "DailyFlow"
 
 
@@ -45,6 +46,7 @@ def metaflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict
 
 def flow_command(args: list[str]) -> list[str]:
     """The command line that runs the daily flow with Metaflow's own CLI."""
+    require("flows", "the daily flow (segue flow run)")
     from importlib.util import find_spec
 
     spec = find_spec(FLOW_MODULE)
@@ -66,6 +68,7 @@ class RunInfo:
 
 def list_runs(settings: Settings, limit: int = 20, flow: str = FLOW_NAME) -> list[RunInfo]:
     """The latest runs with their parameters, the chosen model's metrics and artifact names."""
+    require("flows", "segue runs")
     root = metaflow_root(settings)
     if not (root / ".metaflow" / flow).is_dir():
         return []

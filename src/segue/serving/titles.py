@@ -2,7 +2,7 @@
 
 Models give reasons as data (:class:`~segue.models.Reason`); every face renders them here, with
 titles from whatever implements the small :class:`TitleLookup` (the serving model's memory in
-``segue.jobs.live``).
+``segue.serving.live``).
 """
 
 from __future__ import annotations

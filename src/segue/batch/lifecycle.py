@@ -1,7 +1,7 @@
 """Trained models in and out of the registry, behind the quality gate.
 
 ``publish_trained`` is the one way a trained model becomes a registry version: it saves the
-model (``jobs.train.save_trained``), writes the manifest (how it was made and how well it did)
+model (``registry.trained.save_trained``), writes the manifest (how it was made and how well it did)
 and, when asked, promotes it — but only past the gate: a candidate whose key metric (NDCG@10 on
 its held-out split) is more than ``margin`` below the production model's recorded figure is
 refused and nothing is published, so a bad training run leaves production untouched.
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from segue.errors import SegueError
-from segue.jobs.train import TrainedModel, load_trained_at, save_trained
 from segue.registry import ModelRegistry, ModelVersion, RegistryError
+from segue.registry.trained import TrainedModel, load_trained_at, save_trained
 
 #: The metric the gate compares; manifests keep ranking metrics as ``<metric>@<k>``.
 KEY_METRIC = "ndcg@10"
@@ -29,7 +29,7 @@ DEFAULT_MARGIN = 0.05
 #: Ranking metrics that depend on the list length and get an ``@k`` suffix in manifests.
 AT_K = ("precision", "recall", "ndcg", "hit_rate", "map", "mrr")
 #: Files published with a daily version (registry artifacts): every user's top-k, their daily
-#: mixes and the campaign inputs (see segue.jobs.publish); a rollback brings all back.
+#: mixes and the campaign inputs (see segue.batch.publish); a rollback brings all back.
 RECOMMENDATIONS = "recommendations.parquet"
 MIXES = "mixes.parquet"
 CAMPAIGN = "campaign.parquet"
@@ -173,7 +173,7 @@ def promote_checked(
 
 
 def load_version(version: ModelVersion) -> TrainedModel:
-    """The model of a registry version, as ``jobs.train.load_trained`` would give it."""
+    """The model of a registry version, as ``registry.trained.load_trained`` would give it."""
     model_type = version.manifest.get("model_type")
     if not isinstance(model_type, str):
         raise RegistryError(f"{version.path}: the manifest names no model_type")

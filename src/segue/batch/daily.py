@@ -1,11 +1,11 @@
-"""The units of the daily batch run; ``segue.flows.daily`` orchestrates them with Metaflow.
+"""The units of the daily batch run; ``segue.batch.flow`` orchestrates them with Metaflow.
 
 Each function is one step's work and calls the same library code the CLI does (ingest,
 ``Interactions`` from the store, the evaluation runner, ``train_models``, the registry), so the
 flow adds scheduling, retries and bookkeeping, not a second implementation.
 
 Engines: ``in-process`` trains any registered model here; ``spark`` trains ALS with
-``pyspark.ml`` (:mod:`segue.jobs.spark_als`) and scores every user with Spark.
+``pyspark.ml`` (:mod:`segue.models.spark_als`) and scores every user with Spark.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from segue.batch.lifecycle import data_summary, metrics_at_k
 from segue.data.synth import SynthParams
 from segue.dataset import Interactions, SideInfo
 from segue.errors import SegueError
 from segue.eval import Candidate, RandomProtocol, evaluate
 from segue.jobs.ingest import import_lastfm_2k, load_synthetic_world
-from segue.jobs.lifecycle import data_summary, metrics_at_k
-from segue.jobs.train import TrainedModel, load_trained, train_models
-from segue.models import model_spec
+from segue.models.names import model_spec
+from segue.registry.trained import TrainedModel, load_trained, train_models
 from segue.store import Store
 
 ENGINES = ("in-process", "spark")
@@ -127,7 +127,7 @@ def candidate(name: str, engine: str, spark: Any = None) -> Candidate:
     """The evaluation candidate for a model name on an engine."""
     spec = model_spec(name)
     if engine == "spark":
-        from segue.jobs.spark_als import SparkALSRecommender, SparkConfig
+        from segue.models.spark_als import SparkALSRecommender, SparkConfig
 
         config = spark or SparkConfig()
         return Candidate(f"{name}-spark", lambda: SparkALSRecommender(spark=config), spec.weighting)
@@ -171,8 +171,8 @@ def train_candidate(
     import shutil
     import time
 
-    from segue.jobs.spark_als import SparkALSRecommender, SparkConfig, save_spark_model
-    from segue.jobs.train import save_trained
+    from segue.models.spark_als import SparkALSRecommender, SparkConfig, save_spark_model
+    from segue.registry.trained import save_trained
 
     config = spark or SparkConfig()
     spark_dir = model_dir / f"{name}.spark"
@@ -205,7 +205,7 @@ def batch_recommendations(
     items."""
     name = trained.name
     if plan.engine == "spark":
-        from segue.jobs.spark_als import SparkConfig, spark_recommend
+        from segue.models.spark_als import SparkConfig, spark_recommend
 
         spark_dir = model_dir / f"{name}.spark"
         return spark_recommend(
@@ -220,7 +220,7 @@ def batch_recommendations(
             name=name,
             config=spark or SparkConfig(),
         )
-    from segue.jobs.batch import batch_recommend
+    from segue.batch.lists import batch_recommend
 
     return batch_recommend(trained, out, k=plan.k, date=plan.date, side=side)
 

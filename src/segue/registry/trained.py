@@ -1,4 +1,8 @@
-"""Training models on everything in the store, saving them, and answering for one user."""
+"""A fitted model with the id maps it was trained on: fitted, saved and loaded as one.
+
+The registry stores these folders as versions; ``segue train`` writes them under the model
+directory. Models see only matrix indices, so the id maps travel with every saved model.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +10,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from segue.dataset import IdMap, Interactions, ItemCatalog, SideInfo, UserTable, friend_matrix
+from segue.dataset import IdMap, Interactions, SideInfo
 from segue.errors import SegueError
-from segue.jobs.progress import Progress, no_progress
-from segue.models import Recommender, model_spec
-from segue.store import Store
-
-
-def load_interactions(store: Store) -> Interactions:
-    """Everything personalisation may use (Focus-Mode events are left out by the store)."""
-    return Interactions.from_log(store.interactions())
-
-
-def load_side_info(
-    store: Store,
-    data: Interactions | None = None,
-    *,
-    users: IdMap | None = None,
-    items: IdMap | None = None,
-    friends: bool = True,
-) -> SideInfo:
-    """Item attributes, demographics and (optionally) friend links aligned with id maps.
-
-    The maps are ``data``'s, or given directly (a trained model's, when serving).
-    """
-    if data is not None:
-        users, items = data.users, data.items
-    if users is None or items is None:
-        raise ValueError("load_side_info needs the interactions or both id maps")
-    return SideInfo(
-        catalog=ItemCatalog.from_items(store.iter_items(), items),
-        users=UserTable.from_users(store.iter_users(), users),
-        friends=friend_matrix(store.friendships(), users) if friends else None,
-    )
+from segue.models import Recommender
+from segue.models.names import model_spec
+from segue.progress import Progress, no_progress
 
 
 @dataclass(frozen=True)

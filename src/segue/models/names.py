@@ -1,0 +1,31 @@
+"""The registry of model names (``segue train --models``, the registry, serving).
+
+Every model a hybrid may combine (:mod:`segue.models.specs`) plus the hybrid itself.
+"""
+
+from __future__ import annotations
+
+from segue.dataset import Counts
+from segue.errors import SegueError
+from segue.models.hybrid import HybridRecommender
+from segue.models.specs import COMPONENTS, ModelSpec
+
+MODELS: dict[str, ModelSpec] = {
+    **COMPONENTS,
+    # components apply their own weightings to the raw counts the hybrid receives
+    "hybrid": ModelSpec(
+        lambda: HybridRecommender(components=("als", "ease", "userknn")),
+        Counts(),
+        HybridRecommender,
+    ),
+}
+
+
+def model_spec(name: str) -> ModelSpec:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise SegueError(f"unknown model {name!r}; available: {', '.join(MODELS)}") from None
+
+
+__all__ = ["MODELS", "ModelSpec", "model_spec"]

@@ -788,14 +788,7 @@ def test_export_is_atomic_and_empty_tables_keep_their_schema(
     assert empty.num_rows == 0 and empty.column_names == ["user_id", "friend_id"]
 
 
-# -- opening, versions, migrations ------------------------------------------------------------
-
-
-def _set_version(url: str, version: int) -> None:
-    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
-    with engine.begin() as conn:
-        conn.execute(sa.update(schema.meta).values(value=str(version)))
-    engine.dispose()
+# -- opening (migrations: test_store_migrations.py) -------------------------------------------
 
 
 def test_reopening_keeps_data(database_url: str) -> None:
@@ -804,53 +797,6 @@ def test_reopening_keeps_data(database_url: str) -> None:
         assert store.schema_version == schema.SCHEMA_VERSION
     with open_store(database_url) as store:
         assert store.get_user(FULL_USER.id) == FULL_USER
-
-
-def test_a_newer_schema_refuses_to_open(database_url: str) -> None:
-    open_store(database_url).close()
-    _set_version(database_url, schema.SCHEMA_VERSION + 1)
-    newer = schema.SCHEMA_VERSION + 1
-    with pytest.raises(StoreError, match=rf"schema version {newer}, newer .*Upgrade segue"):
-        open_store(database_url)
-
-
-def test_migrations_run_in_order_inside_one_transaction(
-    database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)  # a version-1 store, whatever is current
-    with open_store(database_url) as store:
-        store.upsert_users(users("u1"))
-    steps: list[int] = []
-
-    def add_column(conn: sa.Connection) -> None:
-        steps.append(2)
-        conn.exec_driver_sql("ALTER TABLE users ADD COLUMN nickname TEXT")
-
-    def broken(conn: sa.Connection) -> None:
-        steps.append(3)
-        conn.exec_driver_sql("ALTER TABLE items ADD COLUMN mood TEXT")
-        raise RuntimeError("migration 3 failed")
-
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 3)
-    monkeypatch.setattr(schema, "MIGRATIONS", {2: add_column, 3: broken})
-    with pytest.raises(RuntimeError, match="migration 3 failed"):
-        open_store(database_url)
-    assert steps == [2, 3]
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
-    with open_store(database_url) as store:  # nothing of the failed run stayed
-        assert store.schema_version == 1
-    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
-    with engine.connect() as conn:
-        columns = {c["name"] for c in sa.inspect(conn).get_columns("users")}
-        assert "nickname" not in columns
-    engine.dispose()
-
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
-    with open_store(database_url) as store:
-        assert store.schema_version == 2
-        assert store.get_user("u1") is not None
-    with open_store(database_url) as store:  # already at 2: nothing runs again
-        assert steps == [2, 3, 2]
 
 
 def test_sqlite_creates_the_folder(tmp_path: Path) -> None:
@@ -930,27 +876,3 @@ def test_point_reads_recover_from_a_killed_database_connection(pg_database_url: 
         assert killed  # the kept connection was among them
         assert store.get_user("u1") is not None
         assert store.get_user("ghost") is None
-
-
-def test_version_4_drops_the_event_foreign_keys_and_keeps_the_data(database_url: str) -> None:
-    with open_store(database_url) as store:
-        store.upsert_users(users("u1"))
-        store.upsert_items(items("i1"))
-        store.add_events([play("e1", "u1", "i1", 0)])
-    if database_url.startswith("postgresql"):  # a version-3 database had both constraints
-        engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
-        with engine.begin() as conn:
-            for column, table in (("user_key", "users"), ("item_key", "items")):
-                conn.exec_driver_sql(
-                    f"ALTER TABLE events ADD CONSTRAINT fk_events_{column}_{table} "
-                    f"FOREIGN KEY ({column}) REFERENCES {table} (key)"
-                )
-        engine.dispose()
-        assert _event_constraints(database_url)[1] == 2
-    _set_version(database_url, 3)
-    with open_store(database_url) as store:
-        assert store.schema_version == 4
-        assert store.add_events([play("e2", "u1", "i1", 1), play("e1", "u1", "i1", 0)]) == 1
-        assert store.count("events") == 2
-    if database_url.startswith("postgresql"):
-        assert _event_constraints(database_url)[1] == 0

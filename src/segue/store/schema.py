@@ -1,4 +1,4 @@
-"""The tables of the store, identical on SQLite and PostgreSQL, and how they evolve.
+"""The tables of the store, identical on SQLite and PostgreSQL, as the code reads and writes them.
 
 Design choices that the rest of the store relies on:
 
@@ -6,26 +6,27 @@ Design choices that the rest of the store relies on:
   both backends, no timezone conversions by drivers, and they load straight into NumPy.
 * ``users`` and ``items`` carry an integer surrogate ``key`` next to the external string ``id``;
   events and links reference the ints, which keeps the big ``events`` table narrow. The
-  ``events`` references are not foreign-key constraints (since version 4, for ingestion speed;
-  see :func:`_drop_event_foreign_keys`): writers resolve them inside the inserting transaction.
+  ``events`` references are not foreign-key constraints, on either backend (revisions 0004 and
+  0005, for ingestion speed): writers resolve them inside the inserting transaction and refuse
+  unknown ids with the row that named them; nothing deletes a user or an item.
 * ``events.key`` is the insertion order, the tie-break when two events share a timestamp.
 * Lists (genres, tags) and audio features are JSON text: they are read whole, never queried.
 * ``tag_assignments.item_id`` is the external item id with **no foreign key**: tags may describe
   items outside the catalog (Last.fm's tag file names 390 artists that ``artists.dat`` lacks and
   every one of its 186,478 assignments is kept). Users and tags in assignments are checked.
 
-The schema version lives in ``meta``. A fresh database gets the current tables and version; an
-older one is brought forward by :data:`MIGRATIONS`, in order, inside one transaction.
+How the tables got here is the Alembic history in ``migrations/versions/``, which
+:mod:`segue.store.migrate` runs when a store opens; a change to the tables below needs a new
+revision there, and ``tests/test_store_migrations.py`` checks that the two agree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import sqlalchemy as sa
 
-#: Version of the tables defined below. Bump it together with a new entry in MIGRATIONS.
-SCHEMA_VERSION = 4
+#: The newest revision of ``migrations/versions/`` as a number ("0005" is 5): the version of the
+#: tables below, and what :attr:`segue.store.base.Store.schema_version` reports once open.
+SCHEMA_VERSION = 5
 
 #: Named constraints, so that migrations and bulk loads can drop and re-add them by name.
 metadata = sa.MetaData(
@@ -39,13 +40,6 @@ metadata = sa.MetaData(
 
 # SQLite only aliases the rowid (fast, autoincrementing) for a column declared INTEGER.
 _BigKey = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-
-meta = sa.Table(
-    "meta",
-    metadata,
-    sa.Column("name", sa.String(100), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
 
 items = sa.Table(
     "items",
@@ -88,7 +82,7 @@ events = sa.Table(
     metadata,
     sa.Column("key", _BigKey, primary_key=True, autoincrement=True),
     sa.Column("event_id", sa.String(200), nullable=False, unique=True),
-    # users.key / items.key, without foreign-key constraints since version 4: see below.
+    # users.key / items.key, without foreign-key constraints: see the module docstring.
     sa.Column("user_key", sa.Integer, nullable=False),
     sa.Column("item_key", sa.Integer, nullable=False),
     sa.Column("type", sa.String(32), nullable=False),
@@ -127,7 +121,7 @@ tag_assignments = sa.Table(
     sa.Column("ts_ms", sa.BigInteger, nullable=False),
 )
 
-# Version 2: the next-best-action outbox (see segue.store.outbox for the delivery protocol).
+# Revision 0002: the next-best-action outbox (see segue.store.outbox for the delivery protocol).
 # User and item are external ids without foreign keys: a message outlives a deleted item.
 outbox = sa.Table(
     "outbox",
@@ -155,7 +149,7 @@ outbox = sa.Table(
     sa.Index("ix_outbox_claim_token", "claim_token"),
 )
 
-# Version 3: the lists a daily run published, one row per (registry name, version, kind, user)
+# Revision 0003: the lists a daily run published, one row per (registry name, version, kind, user)
 # (see segue.store.published). The payload is the user's whole list as JSON: serving reads one
 # user's list by primary key, and a rollback only has to point at another version's rows.
 published = sa.Table(
@@ -174,71 +168,26 @@ TABLES_BY_NAME: dict[str, sa.Table] = {
     t.name: t for t in (items, users, events, friendships, tags, tag_assignments)
 }
 
-Migration = Callable[[sa.Connection], None]
 
-#: ``MIGRATIONS[v]`` turns a version ``v - 1`` database into version ``v``. Each runs inside
-#: the transaction that opens the store, so a failing step leaves the database as it was.
-#: A fresh database skips them: it is created at :data:`SCHEMA_VERSION` directly.
-MIGRATIONS: dict[int, Migration] = {
-    2: lambda conn: outbox.create(conn),
-    3: lambda conn: published.create(conn, checkfirst=True),
-    4: lambda conn: _drop_event_foreign_keys(conn),
-}
-
-#: The constraints version 4 drops from ``events`` (named by the convention above).
-EVENT_FOREIGN_KEYS = ("fk_events_user_key_users", "fk_events_item_key_items")
-
-
-def _drop_event_foreign_keys(conn: sa.Connection) -> None:
-    """Version 4: ``events`` keeps its user and item keys without foreign-key constraints.
-
-    Why: on PostgreSQL each inserted event fired two constraint triggers, each locking the
-    referenced user and item row (``FOR KEY SHARE``), 30 of the 51 µs an event's insert cost
-    on the 10M-event world: the largest single cost of streaming ingestion. The keys stay
-    right by construction: every writer resolves them from ``users`` and ``items`` inside the
-    inserting transaction (unknown ids are refused with the row that named them), and no code
-    path deletes a user or an item or changes its key. SQLite cannot drop a constraint without
-    rebuilding the table; its writes already run with foreign keys off (bulk.py), so an older
-    SQLite file keeps its declarations harmlessly.
-    """
-    if conn.dialect.name == "postgresql":
-        for name in EVENT_FOREIGN_KEYS:
-            conn.exec_driver_sql(f"ALTER TABLE events DROP CONSTRAINT IF EXISTS {name}")
-
-
-def read_version(conn: sa.Connection) -> int | None:
-    """The stored schema version, or None when the database has no segue tables yet."""
-    if not sa.inspect(conn).has_table(meta.name):
-        return None
-    value = conn.execute(sa.select(meta.c.value).where(meta.c.name == "schema_version")).scalar()
-    return None if value is None else int(value)
+# -- before Alembic ----------------------------------------------------------------------------
+#: Up to schema version 4 segue kept the version as the ``schema_version`` row of a ``meta``
+#: table. Opening such a store records the matching revision (version N is revision "000N")
+#: in Alembic's table, drops ``meta`` and upgrades from there (see segue.store.migrate).
+LEGACY_VERSIONS = range(1, 5)
+legacy_meta = sa.Table(
+    "meta",
+    sa.MetaData(),
+    sa.Column("name", sa.String(100)),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("name", name="pk_meta"),
+)
 
 
 def write_version(conn: sa.Connection, version: int) -> None:
-    updated = conn.execute(
-        sa.update(meta).where(meta.c.name == "schema_version").values(value=str(version))
-    )
-    if updated.rowcount == 0:
-        conn.execute(sa.insert(meta).values(name="schema_version", value=str(version)))
+    """Mark the database as segue <= version 4 did, as a store at ``version``.
 
-
-def foreign_tables(conn: sa.Connection) -> list[str]:
-    """Tables of ours that exist although ``meta`` does not (not a segue database)."""
-    inspector = sa.inspect(conn)
-    return [name for name in TABLES_BY_NAME if inspector.has_table(name)]
-
-
-def create_current(conn: sa.Connection, version: int) -> None:
-    """Create every table as defined here and stamp ``version`` (the current one)."""
-    metadata.create_all(conn)
-    write_version(conn, version)
-
-
-def migrate(conn: sa.Connection, from_version: int, to_version: int) -> None:
-    """Run every migration after ``from_version`` up to ``to_version``, then stamp it."""
-    for version in range(from_version + 1, to_version + 1):
-        step = MIGRATIONS.get(version)
-        if step is None:
-            raise RuntimeError(f"no migration to schema version {version}")
-        step(conn)
-    write_version(conn, to_version)
+    Nothing in segue writes this any more; tests build the stores of older segue with it.
+    """
+    legacy_meta.create(conn, checkfirst=True)
+    conn.execute(sa.delete(legacy_meta).where(legacy_meta.c.name == "schema_version"))
+    conn.execute(sa.insert(legacy_meta).values(name="schema_version", value=str(version)))

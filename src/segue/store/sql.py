@@ -33,7 +33,7 @@ from segue.data.model import (
     to_epoch_ms,
 )
 from segue.errors import RowError, StoreError
-from segue.store import bulk, export, history, outbox, published, scan, schema
+from segue.store import bulk, export, history, migrate, outbox, published, scan, schema
 from segue.store.base import TABLES, IngestReport, Store
 from segue.store.codec import USER_FLAGS, item_row, row_item, row_user, user_row
 from segue.store.engine import create_engine, masked, open_error, parse_url
@@ -83,28 +83,7 @@ class SqlStore(Store):
 
     def _prepare_schema(self) -> int:
         with self._engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # Two processes opening a fresh database must not both create the tables.
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(724311001)")
-            version = schema.read_version(conn)
-            latest = schema.SCHEMA_VERSION
-            if version is None:
-                found = schema.foreign_tables(conn)
-                if found:
-                    raise StoreError(
-                        f"{self._masked_url} has tables {found} but no segue schema version; "
-                        "it is not a segue database (or was damaged). Use an empty database."
-                    )
-                schema.create_current(conn, latest)
-                return latest
-            if version > latest:
-                raise StoreError(
-                    f"the store at {self._masked_url} has schema version {version}, newer than "
-                    f"this segue understands ({latest}). Upgrade segue to open it."
-                )
-            if version < latest:
-                schema.migrate(conn, version, latest)
-            return latest
+            return migrate.prepare(conn, self._masked_url)
 
     # -- transactions ----------------------------------------------------------------------
     @property

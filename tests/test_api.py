@@ -8,6 +8,7 @@ Two modes, as served: ``embedded`` (SQLite, in-process bus and state, worker thr
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import threading
 import time
 import uuid
@@ -603,6 +604,17 @@ def test_promote_and_rollback_in_the_registry_reach_the_running_api(
         registry.rollback("daily")
         assert c.post("/v1/admin/model/reload").json()["version"] == first.version
         assert _recs(c, user)["items"] == served_first["items"], "exactly the old answers"
+
+
+def test_music_requests_without_the_nlu_extra_say_which_to_install(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as Python reports a missing one
+    r = client.post("/v1/query", json={"text": "play bohemian rhapsody by queen"})
+    assert r.status_code == 503
+    detail = r.json()["detail"]
+    assert "install segue[nlu]" in detail and "transformers" in detail
+    assert "segue nlu train" not in detail  # training would not help
 
 
 def test_music_requests_say_when_they_are_not_set_up(client: TestClient) -> None:

@@ -53,6 +53,10 @@ MODULES_OF_EXTRA: dict[str, tuple[str, ...]] = {
 }
 
 
+class MissingExtra(SegueError):
+    """An optional part of segue is not installed; the message says which extra installs it."""
+
+
 def require(extra: str, what: str) -> None:
     """Fail with the install line before any work starts when ``extra`` is not installed.
 
@@ -60,4 +64,4 @@ def require(extra: str, what: str) -> None:
     """
     missing = [m for m in MODULES_OF_EXTRA[extra] if importlib.util.find_spec(m) is None]
     if missing:
-        raise SegueError(f"{install_hint(extra, what)}; missing: {', '.join(missing)}")
+        raise MissingExtra(f"{install_hint(extra, what)}; missing: {', '.join(missing)}")

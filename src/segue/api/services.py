@@ -24,7 +24,7 @@ from segue.api.metrics import Metrics
 from segue.api.security import ApiKeys
 from segue.config import Settings
 from segue.errors import SegueError
-from segue.extras import install_hint, missing_extra
+from segue.extras import MissingExtra, install_hint, missing_extra
 from segue.jobs.products import ProductContext
 from segue.nba.service import NBAService
 from segue.nlu.parser import Parser
@@ -86,6 +86,8 @@ class Services:
                 if current is None:
                     try:
                         current = load()
+                    except MissingExtra as exc:
+                        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
                     except (SegueError, OSError) as exc:
                         raise HTTPException(
                             status.HTTP_503_SERVICE_UNAVAILABLE,

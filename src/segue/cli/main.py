@@ -90,14 +90,14 @@ def main() -> None:
     try:
         app()
     except SegueError as exc:
-        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
     except ModuleNotFoundError as exc:
         extra = missing_extra(exc)
         if extra is None:
             raise
         hint = install_hint(extra, _command_path(sys.argv))
-        err_console.print(f"[bold red]error:[/] {escape(hint)}")
+        err_console.print(f"[bold red]error:[/] {escape(hint)}", soft_wrap=True)
         sys.exit(2)
 
 

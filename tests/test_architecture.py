@@ -20,18 +20,19 @@ ALLOWED: dict[str, set[str]] = {
     "extras": {"errors"},
     "config": {"errors"},
     "ranking": set(),
+    "calibration": {"errors"},  # reliability curve and ECE, shared by nba and nlu
     "data": BASE,
     "store": BASE | {"data"},
     "online": BASE | {"data"},
     "dataset": BASE | {"data"},
     "models": BASE | {"ranking", "data", "dataset"},
     "eval": BASE | {"ranking", "data", "dataset", "models"},
-    "nlu": BASE | {"data", "dataset"},
+    "nlu": BASE | {"calibration", "data", "dataset"},
     "registry": BASE | {"data", "dataset", "models"},
 }
 ALLOWED["serving"] = BASE | {"ranking", "data", "store", "online", "dataset", "models", "registry"}
 ALLOWED["products"] = ALLOWED["serving"] | {"serving"}
-ALLOWED["nba"] = ALLOWED["serving"] | {"eval"}
+ALLOWED["nba"] = ALLOWED["serving"] | {"calibration", "eval"}
 ALLOWED["jobs"] = set(ALLOWED)  # the use cases may use every layer below them
 ALLOWED["batch"] = ALLOWED["jobs"] | {"jobs"}  # the daily run: steps built on the use cases
 # the faces may use everything below them; the CLI launches the API and prints its answers

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from scipy.stats import mannwhitneyu
 
 from segue.eval.beyond import (
     average_recommendation_popularity,
@@ -96,6 +97,35 @@ def test_auc_by_hand() -> None:
     assert math.isnan(auc[2])  # nothing left to be a negative
     # without the mask, item 0 (0.9) is a negative that beats both positives: 2.5 / 6
     assert auc_scores(scores[:1], relevant[:1])[0] == pytest.approx(2.5 / 6)
+
+
+def test_auc_against_mann_whitney_on_random_rows() -> None:
+    """AUC is the Mann-Whitney U over (positives, negatives); ties and unscorable items
+    (-inf, tied at the bottom) included, masked items neither."""
+    rng = np.random.default_rng(7)
+    n_rows, n_items = 60, 40
+    scores = rng.integers(0, 6, (n_rows, n_items)).astype(np.float64)  # many ties
+    scores[rng.random((n_rows, n_items)) < 0.15] = -np.inf
+    relevant = sp.csr_matrix((rng.random((n_rows, n_items)) < 0.2).astype(np.float64))
+    exclude = sp.csr_matrix((rng.random((n_rows, n_items)) < 0.3).astype(np.float64))
+    got = auc_scores(scores, relevant, exclude)
+    lowest = scores[np.isfinite(scores)].min() - 1  # -inf as a finite value below all
+    checked = 0
+    for row in range(n_rows):
+        keep = exclude[row].toarray()[0] == 0
+        positive = (relevant[row].toarray()[0] != 0)[keep]
+        values = np.where(np.isinf(scores[row]), lowest, scores[row])[keep]
+        if positive.all() or not positive.any():
+            assert math.isnan(got[row])
+            continue
+        u = mannwhitneyu(values[positive], values[~positive]).statistic
+        assert got[row] == pytest.approx(u / (positive.sum() * (~positive).sum()))
+        checked += 1
+    assert checked > n_rows // 2
+    # a NaN score leaves the row's AUC undefined; +inf ranks above everything
+    one = sp.csr_matrix(np.array([[0.0, 1.0, 0.0]]))
+    assert math.isnan(auc_scores(np.array([[np.nan, 1.0, 2.0]]), one)[0])
+    assert auc_scores(np.array([[1e300, np.inf, -np.inf]]), one)[0] == 1.0
 
 
 def test_catalog_vectors_need_labels() -> None:

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+from scipy.stats import mannwhitneyu
 
+from segue.calibration import expected_calibration_error
 from segue.data.model import EVENT_CODES, AgeBand, EventType, Item, ItemKind, User
 from segue.data.synth import SynthParams, generate_world
 from segue.data.synth.nba import (
@@ -23,7 +24,7 @@ from segue.errors import SegueError
 from segue.nba.actions import ACTION_TYPES, ActionType, Reason, make_action
 from segue.nba.clickmodel import best_f1_threshold
 from segue.nba.features import Audience, CTRTable, FeatureSpace, ItemTable, Profiles, Rows
-from segue.nba.metrics import calibration_curve, click_metrics, expected_calibration_error
+from segue.nba.metrics import N_BINS, click_calibration, click_metrics
 
 
 @pytest.fixture(scope="module")
@@ -207,26 +208,49 @@ def test_actions_link_and_refuse_unpromotable_kinds() -> None:
         make_action("podcast_show", "show-1", "S", Reason.LIKED_BY_SIMILAR)
 
 
-def test_metrics_agree_with_scikit_learn_and_hand_counts() -> None:
+def test_metrics_agree_with_formulas_and_hand_counts() -> None:
     rng = np.random.default_rng(0)
     p = rng.beta(1, 15, 20_000)
     y = (rng.random(20_000) < p).astype(float)
     m = click_metrics(y, p, threshold=0.1)
-    assert m.auc_roc == pytest.approx(roc_auc_score(y, p))
-    assert m.pr_auc == pytest.approx(average_precision_score(y, p))
-    assert m.log_loss == pytest.approx(log_loss(y, p))
+    # independent of scikit-learn: Mann-Whitney U, the log-likelihood and squared error
+    u = mannwhitneyu(p[y == 1], p[y == 0]).statistic
+    assert m.auc_roc == pytest.approx(u / ((y == 1).sum() * (y == 0).sum()))
+    assert m.log_loss == pytest.approx(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    assert m.brier == pytest.approx(np.mean((p - y) ** 2))
+    order = np.argsort(-p)  # average precision: precision at each click, averaged
+    hits = y[order]
+    assert m.pr_auc == pytest.approx(
+        np.sum(np.cumsum(hits) / np.arange(1, len(y) + 1) * hits) / hits.sum()
+    )
     predicted = p >= 0.1
     assert m.tp == int((predicted & (y == 1)).sum()) and m.fp == int((predicted & (y == 0)).sum())
-    assert m.tp + m.fp + m.tn + m.fn == len(y)
+    assert m.fn == int((~predicted & (y == 1)).sum()) and m.tn == int((~predicted & (y == 0)).sum())
     assert m.precision == pytest.approx(m.tp / (m.tp + m.fp))
     assert m.recall == pytest.approx(m.tp / (m.tp + m.fn))
+    assert m.f1 == pytest.approx(2 * m.tp / (2 * m.tp + m.fp + m.fn))
+    assert m.accuracy == pytest.approx((m.tp + m.tn) / len(y))
     # calibrated draws have a small ECE; doubling every prediction does not
     assert m.ece < 0.01
-    assert expected_calibration_error(y, np.clip(2 * p, 0, 1)) > 0.04
-    curve = calibration_curve(y, p)
-    assert curve.count.sum() == len(y) and np.all(np.diff(curve.predicted) >= 0)
+    doubled = np.clip(2 * p, 0, 1)
+    assert expected_calibration_error(y, doubled, n_bins=N_BINS, strategy="quantile") > 0.04
+    # the report's ECE: twenty equal-frequency bins (distinct predictions: 1,000 rows each)
+    curve = click_calibration(y, p)
+    assert list(curve.count) == [1000] * N_BINS and np.all(np.diff(curve.predicted) > 0)
+    bins = np.array_split(np.argsort(p), N_BINS)
+    by_hand = np.mean([abs(y[b].mean() - p[b].mean()) for b in bins])
+    assert m.ece == pytest.approx(by_hand)
     with pytest.raises(SegueError, match="probabilities"):
         click_metrics(y, p * 2 + 1, 0.5)
+
+
+def test_metrics_of_a_model_that_never_predicts_a_click() -> None:
+    y = np.array([0.0, 1.0, 0.0, 1.0])
+    m = click_metrics(y, np.array([0.1, 0.2, 0.3, 0.4]), threshold=0.9)
+    assert (m.tp, m.fp, m.fn, m.tn) == (0, 0, 2, 2)
+    assert m.precision == m.recall == m.f1 == 0.0 and m.accuracy == 0.5
+    with pytest.raises(SegueError, match="both clicks and non-clicks"):
+        click_metrics(np.zeros(3), np.full(3, 0.5), 0.5)
 
 
 def test_best_f1_threshold_finds_the_separating_score() -> None:

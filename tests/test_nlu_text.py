@@ -8,10 +8,11 @@ import pytest
 from pydantic import ValidationError
 from rapidfuzz.distance import Levenshtein
 
+from segue.calibration import expected_calibration_error
 from segue.data.model import Item, ItemKind
 from segue.errors import SegueError
 from segue.nlu.calls import validate_call
-from segue.nlu.evaluate import expected_calibration_error, score, spans
+from segue.nlu.evaluate import score, spans
 from segue.nlu.generate import TEMPLATES, Vocabulary, generate
 from segue.nlu.linking import EntityIndex
 from segue.nlu.snips import Utterance, read_split
@@ -60,9 +61,9 @@ def test_calibration_error() -> None:
     confidence = np.array([0.9, 0.9, 0.9, 0.9, 0.25, 0.25])
     correct = np.array([1, 1, 1, 0, 0, 0])
     # bin 0.9: accuracy .75 vs .9 (weight 4/6); bin 0.25: 0 vs .25 (weight 2/6)
-    assert expected_calibration_error(confidence, correct) == pytest.approx(
-        4 / 6 * 0.15 + 2 / 6 * 0.25
-    )
+    # the frame confidence's binning (nlu.train.frame_ece): ten equal-width bins, outcomes first
+    ece = expected_calibration_error(correct, confidence, n_bins=10, strategy="uniform")
+    assert ece == pytest.approx(4 / 6 * 0.15 + 2 / 6 * 0.25)
 
 
 def test_read_split(tmp_path) -> None:

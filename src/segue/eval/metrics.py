@@ -114,13 +114,15 @@ def mae(predicted: np.ndarray, true: np.ndarray) -> float:
 def auc_scores(
     scores: np.ndarray, relevant: sp.csr_matrix, exclude: sp.csr_matrix | None = None
 ) -> np.ndarray:
-    """Per-row AUC: the chance that a relevant item outscores a non-relevant one (ties ½).
+    """Per-row AUC: the chance that a relevant item outscores a non-relevant one (ties ½),
+    scikit-learn's ``roc_auc_score`` of each row's candidates.
 
     Unlike the top-k metrics this looks at the whole ranking. Items masked by ``exclude``
     (train and validation items) are neither positives nor negatives. Rows align with
-    ``scores``; NaN where a row has no relevant or no non-relevant candidate.
+    ``scores``; NaN where a row has no relevant or no non-relevant candidate, or a NaN score.
+    Unscorable items at -inf rank below every other, tied among themselves (+inf above).
     """
-    from scipy.stats import rankdata
+    from sklearn.metrics import roc_auc_score
 
     scores = np.asarray(scores, dtype=np.float64)
     relevant = relevant.tocsr()
@@ -143,7 +145,20 @@ def auc_scores(
         n_neg = int(candidate.sum()) - n_pos
         if n_pos == 0 or n_neg == 0:
             continue
-        ranks = rankdata(scores[row, candidate])  # average ranks for ties
-        rank_sum = ranks[positive[candidate]].sum()
-        out[row] = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+        row_scores = _finite_order(scores[row, candidate])
+        if row_scores is not None:
+            out[row] = roc_auc_score(positive[candidate], row_scores)
     return out
+
+
+def _finite_order(values: np.ndarray) -> np.ndarray | None:
+    """``values`` with -inf / +inf replaced by finite values just below / above the finite
+    ones, which keeps every comparison (an AUC depends on nothing else); None if any is NaN."""
+    if np.isfinite(values).all():
+        return values
+    if np.isnan(values).any():
+        return None
+    finite = values[np.isfinite(values)]
+    low, high = (finite.min(), finite.max()) if len(finite) else (0.0, 0.0)
+    below, above = np.nextafter(low, -np.inf), np.nextafter(high, np.inf)
+    return np.where(values == -np.inf, below, np.where(values == np.inf, above, values))

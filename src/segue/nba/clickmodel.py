@@ -74,8 +74,11 @@ class ClickModel:
 
 
 def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    p = np.clip(p, 1e-12, 1 - 1e-12)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    """scikit-learn's log loss of click probabilities ``p`` (both labels declared, so a part
+    without clicks still scores)."""
+    from sklearn.metrics import log_loss
+
+    return float(log_loss(y, p, labels=[0, 1]))
 
 
 def fit_click_model(

@@ -1,8 +1,12 @@
 """Offline metrics of a click model, and the report folder (Markdown + PNG plots).
 
-The expected calibration error uses equal-frequency bins: with click rates of a few per cent,
-equal-width bins put nearly every prediction in the first bin and the ECE says nothing. On
-synthetic data the same metrics of the *true* probabilities are the ceiling a model can reach.
+Every figure comes from scikit-learn (AUC, average precision, log loss, Brier score) or from
+:mod:`segue.calibration` (the reliability curve and the ECE, binned by scikit-learn's
+``calibration_curve``). The report bins predictions into ``N_BINS`` equal-frequency bins
+(``strategy="quantile"``: edges at the quantiles of the predictions, tied predictions in one
+bin): with click rates of a few per cent, equal-width bins put nearly every prediction in the
+first bin and the ECE says nothing. On synthetic data the same metrics of the *true*
+probabilities are the ceiling a model can reach.
 """
 
 from __future__ import annotations
@@ -14,12 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
+from segue.calibration import (
+    CalibrationCurve,
+    Strategy,
+    calibration_curve,
+    checked_probabilities,
+    expected_calibration_error,
+)
 from segue.errors import SegueError
 
 REPORT = "report.md"
 CALIBRATION_PLOT = "calibration.png"
 ROC_PLOT = "roc_pr.png"
+#: the report's calibration bins: equal-frequency, twenty of them
 N_BINS = 20
+BINNING: Strategy = "quantile"
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,7 @@ class ClickMetrics:
     auc_roc: float
     pr_auc: float
     log_loss: float
+    brier: float
     ece: float
     tn: int
     fp: int
@@ -44,78 +58,50 @@ class ClickMetrics:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class CalibrationCurve:
-    predicted: np.ndarray  # mean prediction per bin
-    observed: np.ndarray  # click rate per bin
-    count: np.ndarray
-
-
-def calibration_curve(y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS) -> CalibrationCurve:
-    """Equal-frequency bins of the predictions, sorted by prediction."""
-    y, p = _checked(y, p)
-    order = np.argsort(p, kind="stable")
-    bins = np.array_split(order, min(n_bins, len(p)))
-    return CalibrationCurve(
-        predicted=np.array([p[b].mean() for b in bins]),
-        observed=np.array([y[b].mean() for b in bins]),
-        count=np.array([len(b) for b in bins]),
-    )
-
-
-def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = N_BINS) -> float:
-    """Σ (bin share) · |click rate − mean prediction| over equal-frequency bins."""
-    curve = calibration_curve(y, p, n_bins)
-    weights = curve.count / curve.count.sum()
-    return float(np.sum(weights * np.abs(curve.observed - curve.predicted)))
+def click_calibration(y_true: np.ndarray, y_prob: np.ndarray) -> CalibrationCurve:
+    """The report's reliability curve: ``N_BINS`` equal-frequency bins (see the module)."""
+    return calibration_curve(y_true, y_prob, n_bins=N_BINS, strategy=BINNING)
 
 
 def click_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> ClickMetrics:
-    """Every offline metric of predictions ``p`` for outcomes ``y`` at ``threshold``."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
+    """Every offline metric of predictions ``p`` for outcomes ``y`` at ``threshold`` (a click
+    is predicted where ``p >= threshold``), all but the ECE from scikit-learn."""
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        brier_score_loss,
+        confusion_matrix,
+        log_loss,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
 
-    y, p = _checked(y, p)
+    y, p = checked_probabilities(y, p)
     if len(np.unique(y)) < 2:
         raise SegueError("metrics need both clicks and non-clicks among the evaluated rows")
-    predicted = p >= threshold
-    tp = int(np.sum(predicted & (y == 1)))
-    fp = int(np.sum(predicted & (y == 0)))
-    fn = int(np.sum(~predicted & (y == 1)))
-    tn = int(np.sum(~predicted & (y == 0)))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    clipped = np.clip(p, 1e-12, 1 - 1e-12)
-    loss = float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)))
+    predicted = (p >= threshold).astype(np.float64)
+    tn, fp, fn, tp = (int(c) for c in confusion_matrix(y, predicted, labels=[0, 1]).ravel())
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y, predicted, average="binary", zero_division=0.0
+    )
     return ClickMetrics(
         n=len(y),
         base_rate=float(y.mean()),
         threshold=float(threshold),
-        accuracy=(tp + tn) / len(y),
-        precision=precision,
-        recall=recall,
-        f1=f1,
+        accuracy=float(accuracy_score(y, predicted)),
+        precision=float(precision),
+        recall=float(recall),
+        f1=float(f1),
         auc_roc=float(roc_auc_score(y, p)),
         pr_auc=float(average_precision_score(y, p)),
-        log_loss=loss,
-        ece=expected_calibration_error(y, p),
+        log_loss=float(log_loss(y, p, labels=[0, 1])),
+        brier=float(brier_score_loss(y, p)),
+        ece=expected_calibration_error(y, p, n_bins=N_BINS, strategy=BINNING),
         tn=tn,
         fp=fp,
         fn=fn,
         tp=tp,
     )
-
-
-def _checked(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(y, dtype=np.float64).ravel()
-    p = np.asarray(p, dtype=np.float64).ravel()
-    if len(y) != len(p):
-        raise SegueError(f"{len(y)} outcomes but {len(p)} predictions")
-    if len(y) == 0:
-        raise SegueError("no rows to evaluate")
-    if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
-        raise SegueError("predictions must be probabilities in [0, 1]")
-    return y, p
 
 
 @dataclass(frozen=True)
@@ -136,7 +122,10 @@ def _fmt(value: float) -> str:
 
 
 def render_markdown(e: ClickEvaluation) -> str:
-    keys = ("auc_roc", "pr_auc", "log_loss", "ece", "accuracy", "precision", "recall", "f1")
+    keys = (
+        *("auc_roc", "pr_auc", "log_loss", "brier", "ece"),
+        *("accuracy", "precision", "recall", "f1"),
+    )
     header = "| metric | model |" + (" true probabilities |" if e.ceiling else "")
     lines = ["# Click model: offline evaluation", "", *e.notes, ""]
     lines += [header, "|---|---|" + ("---|" if e.ceiling else "")]
@@ -180,7 +169,7 @@ def _plots(e: ClickEvaluation, folder: Path) -> None:
     ax.plot([0, top], [0, top], color="grey", linestyle="--", label="perfect")
     ax.plot(e.curve.predicted, e.curve.observed, marker="o", label="model")
     if e.p_true is not None:
-        truth = calibration_curve(e.y, e.p_true)
+        truth = click_calibration(e.y, e.p_true)
         ax.plot(truth.predicted, truth.observed, marker=".", alpha=0.6, label="true p")
     ax.set_xlabel("mean predicted click probability")
     ax.set_ylabel("observed click rate")

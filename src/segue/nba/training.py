@@ -34,7 +34,7 @@ from segue.nba.features import (
     Profiles,
     Rows,
 )
-from segue.nba.metrics import ClickEvaluation, calibration_curve, click_metrics
+from segue.nba.metrics import ClickEvaluation, click_calibration, click_metrics
 from segue.store import Store
 
 
@@ -194,7 +194,7 @@ def train_and_evaluate(
     evaluation = ClickEvaluation(
         model=click_metrics(y_test, p_test, model.threshold),
         ceiling=None if truth is None else click_metrics(y_test, truth, model.threshold),
-        curve=calibration_curve(y_test, p_test),
+        curve=click_calibration(y_test, p_test),
         y=y_test,
         p=p_test,
         p_true=truth,

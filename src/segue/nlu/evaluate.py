@@ -1,13 +1,11 @@
 """Scores of a tagger the way the literature reports SNIPS: intent accuracy, CoNLL slot F1
 (exact spans, as ``conlleval`` counts them) and whole-frame accuracy (intent and every tag
-right), plus the calibration error of the confidence."""
+right). The calibration error of the confidence is :mod:`segue.calibration`'s."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
 
 from segue.errors import SegueError
 
@@ -74,21 +72,3 @@ def score(
     recall = correct_spans / gold_total if gold_total else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return Scores(n, intents_right / n, precision, recall, f1, frames_right / n)
-
-
-def expected_calibration_error(
-    confidence: np.ndarray, correct: np.ndarray, bins: int = 10
-) -> float:
-    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
-    confidence = np.asarray(confidence, dtype=np.float64)
-    correct = np.asarray(correct, dtype=np.float64)
-    if confidence.shape != correct.shape or confidence.size == 0:
-        raise SegueError("calibration error needs one confidence per outcome, and some")
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, bins - 1)
-    error = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            error += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
-    return float(error)

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from segue.calibration import expected_calibration_error
 from segue.errors import SegueError
 from segue.nlu.augment import SlotSwap
-from segue.nlu.evaluate import expected_calibration_error
 from segue.nlu.lexicon import SpanLexicon
 from segue.nlu.model import (
     IGNORE,
@@ -329,19 +329,35 @@ def _batches(data: Sequence[Utterance], size: int, rng: np.random.Generator) -> 
 #: batches per pool sorted by length (less padding); small enough that batches stay mixed
 POOL_BATCHES = 50
 _GRID = np.exp(np.linspace(np.log(0.2), np.log(8.0), 241))
+#: equal-width bins of the frame confidence's calibration error
+FRAME_ECE_BINS = 10
 
 
 def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
-    """The temperature minimising the negative log-likelihood (a fine grid: deterministic)."""
+    """The temperature minimising scikit-learn's log loss (the mean negative log-likelihood)
+    of the softened softmax over a fine grid: deterministic. Computed in float64: the loss
+    clips probabilities at the dtype's epsilon, which in float32 (1e-7) would cap what a
+    confident mistake costs."""
+    from sklearn.metrics import log_loss
+
     if len(logits) == 0:
         return 1.0
-    rows = np.arange(len(targets))
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.arange(logits.shape[1])
     best_t, best_nll = 1.0, math.inf
     for t in _GRID:
-        nll = -np.log(softmax(logits, float(t))[rows, targets] + 1e-12).mean()
+        nll = float(log_loss(targets, softmax(logits, float(t)), labels=labels))
         if nll < best_nll:
-            best_t, best_nll = float(t), float(nll)
+            best_t, best_nll = float(t), nll
     return best_t
+
+
+def frame_ece(correct: np.ndarray, confidence: np.ndarray) -> float:
+    """The calibration error of frame confidences: ``FRAME_ECE_BINS`` equal-width bins of
+    [0, 1] (:func:`segue.calibration.expected_calibration_error`, ``strategy="uniform"``)."""
+    return expected_calibration_error(
+        correct, confidence, n_bins=FRAME_ECE_BINS, strategy="uniform"
+    )
 
 
 def calibrate(tagger: Tagger, utterances: Sequence[Utterance]) -> Calibration:
@@ -364,12 +380,8 @@ def calibrate(tagger: Tagger, utterances: Sequence[Utterance]) -> Calibration:
         [t.intent == u.intent and t.tags == u.tags for t, u in zip(fitted, utterances, strict=True)]
     )
     calibration.report = {
-        "frame_ece_before": expected_calibration_error(
-            np.array([frame_confidence(t) for t in raw]), correct
-        ),
-        "frame_ece_after": expected_calibration_error(
-            np.array([frame_confidence(t) for t in fitted]), correct
-        ),
+        "frame_ece_before": frame_ece(correct, np.array([frame_confidence(t) for t in raw])),
+        "frame_ece_after": frame_ece(correct, np.array([frame_confidence(t) for t in fitted])),
         "n": float(len(utterances)),
     }
     return calibration

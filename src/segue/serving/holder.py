@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from cachetools import TTLCache
 
 from segue.config import Settings
 from segue.data.model import User
@@ -311,26 +312,36 @@ class UserCache:
     from the store each time would cost more than scoring. A change made through this process
     is seen at once (:meth:`forget`); one made through another process within ``ttl_s``.
     Missing users are cached too (as None), so a stream of requests for unknown ids does not
-    become a stream of queries.
+    become a stream of queries. At most ``max_users`` are kept: a ``cachetools.TTLCache``
+    that, when full, drops expired entries and then the least recently used one, one at a time,
+    so the listeners being served stay cached. ``ttl_s = 0`` caches nothing.
     """
 
-    def __init__(self, store: Store, *, ttl_s: float = 2.0, max_users: int = 200_000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        ttl_s: float = 2.0,
+        max_users: int = 200_000,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_users < 1:
+            raise ValueError(f"max_users must be at least 1, got {max_users}")
         self.store = store
         self.ttl_s = ttl_s
         self.max_users = max_users
-        self._users: dict[str, tuple[float, User | None]] = {}
-        self._lock = threading.Lock()
+        self._users: TTLCache[str, User | None] = TTLCache(max_users, ttl_s, timer=timer)
+        self._lock = threading.Lock()  # TTLCache is not thread-safe; reads reorder it too
 
     def get(self, user_id: str) -> User | None:
-        now = time.monotonic()
-        hit = self._users.get(user_id)
-        if hit is not None and now - hit[0] < self.ttl_s:
-            return hit[1]
-        user = self.store.get_user(user_id)
         with self._lock:
-            if len(self._users) >= self.max_users:
-                self._users.clear()  # crude but bounded; a TTL cache refills in ttl_s
-            self._users[user_id] = (now, user)
+            try:
+                return self._users[user_id]  # KeyError when absent or expired
+            except KeyError:
+                pass
+        user = self.store.get_user(user_id)  # outside the lock: one slow read blocks no one
+        with self._lock:
+            self._users[user_id] = user
         return user
 
     def forget(self, user_id: str) -> None:

@@ -145,3 +145,19 @@ def test_a_past_date_uses_only_that_days_data(tmp_path: Path) -> None:
         parse_date("yesterday-ish")
     with pytest.raises(Exception, match="trains ALS only"):
         DayPlan(middle, ("itemknn",), engine="spark")
+
+
+def test_the_flow_steps_get_the_settings_the_command_line_chose(tmp_path: Path) -> None:
+    from segue.batch.runs import metaflow_env
+    from segue.config import Settings
+
+    chosen = Settings(
+        data_dir=tmp_path,
+        database_url="postgresql://segue@db/segue",
+        redis_url="redis://cache:6379/1",
+        redis_prefix="day:",
+    )
+    env = metaflow_env(chosen, base={"SEGUE_REDIS_URL": "redis://from-the-shell/0"})
+    assert env["SEGUE_DATA_DIR"] == str(tmp_path.resolve())
+    assert env["SEGUE_DATABASE_URL"] == "postgresql://segue@db/segue"
+    assert (env["SEGUE_REDIS_URL"], env["SEGUE_REDIS_PREFIX"]) == ("redis://cache:6379/1", "day:")

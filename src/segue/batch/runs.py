@@ -37,8 +37,14 @@ def metaflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict
         METAFLOW_DEFAULT_ENVIRONMENT="local",
         SEGUE_DATA_DIR=str(settings.data_dir.resolve()),
     )
-    if settings.database_url:
-        env["SEGUE_DATABASE_URL"] = settings.database_url
+    # every setting the command line may have overridden travels to the steps
+    for var, value in (
+        ("SEGUE_DATABASE_URL", settings.database_url),
+        ("SEGUE_REDIS_URL", settings.redis_url),
+        ("SEGUE_REDIS_PREFIX", settings.redis_prefix),
+    ):
+        if value:
+            env[var] = value
     # Metaflow asks who runs the flow; a scheduler's environment may not say.
     env.setdefault("USERNAME", env.get("USER") or "segue")
     return env

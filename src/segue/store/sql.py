@@ -36,7 +36,14 @@ from segue.errors import RowError, StoreError
 from segue.store import bulk, export, history, migrate, outbox, published, scan, schema
 from segue.store.base import TABLES, IngestReport, Store
 from segue.store.codec import USER_FLAGS, item_row, row_item, row_user, user_row
-from segue.store.engine import create_engine, masked, open_error, parse_url
+from segue.store.engine import (
+    READ_ONLY,
+    SQLITE_BUSY_TIMEOUT_MS,
+    create_engine,
+    masked,
+    open_error,
+    parse_url,
+)
 from segue.store.point import PointReader
 from segue.store.rows import write_rows
 
@@ -44,24 +51,41 @@ from segue.store.rows import write_rows
 _CHUNK = 5_000
 
 
-def open_store(url: str) -> Store:
+def open_store(
+    url: str,
+    *,
+    busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+    statement_timeout_ms: int | None = None,
+) -> Store:
     """Open (creating or migrating if needed) the store at a SQLAlchemy URL.
+
+    ``busy_timeout_ms``: how long a SQLite writer waits for the write lock; on PostgreSQL
+    ``statement_timeout_ms`` bounds every statement (None: unbounded; the serving processes
+    set it, batch commands do not). Opening the store (migrations) is never bounded.
 
     ``sqlite:///path`` creates the file and its folder; ``postgresql://``, ``postgres://`` and
     ``postgresql+psycopg://`` all use psycopg 3. Raises StoreError with the (password-masked)
     URL when the database cannot be reached or its schema is newer than this segue.
     """
-    return SqlStore(url)
+    return SqlStore(url, busy_timeout_ms=busy_timeout_ms, statement_timeout_ms=statement_timeout_ms)
 
 
 class SqlStore(Store):
     """Store on SQLite or PostgreSQL; see the module docstring for transaction semantics."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+        statement_timeout_ms: int | None = None,
+    ) -> None:
         parsed = parse_url(url)
         self.url = parsed.render_as_string(hide_password=False)
         self._masked_url = masked(parsed)
-        self._engine = create_engine(parsed)
+        self._engine = create_engine(
+            parsed, busy_timeout_ms=busy_timeout_ms, statement_timeout_ms=statement_timeout_ms
+        )
         self._local = threading.local()
         self._points = PointReader(self._engine)
         try:
@@ -83,6 +107,8 @@ class SqlStore(Store):
 
     def _prepare_schema(self) -> int:
         with self._engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # migrations may take long: never cut short
+                conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
             return migrate.prepare(conn, self._masked_url)
 
     # -- transactions ----------------------------------------------------------------------
@@ -127,6 +153,7 @@ class SqlStore(Store):
             yield self._tx
             return
         with self._engine.connect() as conn:
+            conn.execution_options(**{READ_ONLY: True})  # SQLite: a deferred BEGIN
             yield conn
 
     # -- generic helpers -------------------------------------------------------------------
@@ -455,6 +482,10 @@ class SqlStore(Store):
     ) -> list[outbox.OutboxMessage]:
         with self._write() as conn:
             return outbox.claim(conn, now_ms, lease_ms, limit, channels)
+
+    def outbox_extend(self, claim_token: str, now_ms: int, lease_ms: int) -> int:
+        with self._write() as conn:
+            return outbox.extend(conn, claim_token, now_ms, lease_ms)
 
     def outbox_mark_sent(self, message_id: str, claim_token: str, now_ms: int) -> bool:
         with self._write() as conn:

@@ -8,7 +8,9 @@ Design choices that the rest of the store relies on:
   events and links reference the ints, which keeps the big ``events`` table narrow. The
   ``events`` references are not foreign-key constraints, on either backend (revisions 0004 and
   0005, for ingestion speed): writers resolve them inside the inserting transaction and refuse
-  unknown ids with the row that named them; nothing deletes a user or an item.
+  unknown ids with the row that named them. Nothing deletes an item; a listener is deleted
+  only by erasure (:mod:`segue.store.privacy`), which removes their events by the
+  ``(user_key, ts_ms)`` index, not through constraints.
 * ``events.key`` is the insertion order, the tie-break when two events share a timestamp.
 * Lists (genres, tags) and audio features are JSON text: they are read whole, never queried.
 * ``tag_assignments.item_id`` is the external item id with **no foreign key**: tags may describe
@@ -26,7 +28,7 @@ import sqlalchemy as sa
 
 #: The newest revision of ``migrations/versions/`` as a number ("0005" is 5): the version of the
 #: tables below, and what :attr:`segue.store.base.Store.schema_version` reports once open.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Named constraints, so that migrations and bulk loads can drop and re-add them by name.
 metadata = sa.MetaData(
@@ -103,6 +105,8 @@ friendships = sa.Table(
     metadata,
     sa.Column("user_key", sa.Integer, sa.ForeignKey("users.key"), primary_key=True),
     sa.Column("friend_key", sa.Integer, sa.ForeignKey("users.key"), primary_key=True),
+    # revision 0006: erasure finds the links pointing at a listener without a scan
+    sa.Index("ix_friendships_friend_key", "friend_key"),
 )
 
 tags = sa.Table(
@@ -161,6 +165,16 @@ published = sa.Table(
     sa.Column("user_id", sa.String(200), primary_key=True),  # external id, no FK
     sa.Column("day", sa.Date, nullable=False),  # the day the lists were made for
     sa.Column("payload", sa.Text, nullable=False),  # JSON, shape per kind
+)
+
+# Revision 0006: the deletion log (see segue.store.privacy). One row per erased listener: a
+# one-way hash of the id and when it was erased, nothing else. Serving refuses events of an
+# erased id (instead of re-creating the listener) until they sign up again.
+deletion_log = sa.Table(
+    "deletion_log",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),  # sha256 hex of the id, see privacy
+    sa.Column("erased_ms", sa.BigInteger, nullable=False),
 )
 
 #: Store tables by the public names in :data:`segue.store.base.TABLES`.

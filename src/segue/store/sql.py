@@ -33,7 +33,17 @@ from segue.data.model import (
     to_epoch_ms,
 )
 from segue.errors import RowError, StoreError
-from segue.store import bulk, export, history, migrate, outbox, published, scan, schema
+from segue.store import (
+    bulk,
+    export,
+    history,
+    migrate,
+    outbox,
+    privacy,
+    published,
+    scan,
+    schema,
+)
 from segue.store.base import TABLES, IngestReport, Store
 from segue.store.codec import USER_FLAGS, item_row, row_item, row_user, user_row
 from segue.store.engine import (
@@ -550,6 +560,27 @@ class SqlStore(Store):
     ) -> InteractionLog:
         with self._read() as conn:
             return outbox.read_message_events(conn, start_ms, end_ms)
+
+    # -- one listener's data (segue.store.privacy) ------------------------------------------
+    def user_data(self, user_id: str) -> dict[str, Any] | None:
+        with self._read() as conn:
+            return privacy.user_data(conn, user_id)
+
+    def iter_user_events(self, user_id: str) -> Iterator[dict[str, Any]]:
+        with self._read() as conn:
+            yield from privacy.iter_user_events(conn, user_id)
+
+    def erase_user(self, user_id: str, now_ms: int) -> privacy.Erasure | None:
+        with self._write() as conn:
+            erasure = privacy.erase(conn, user_id, now_ms)
+        if erasure is not None and erasure.user_key is not None and self._tx is None:
+            with self._write() as conn:  # inserts that looked the key up before the erasure
+                erasure.removed["events"] += privacy.sweep(conn, erasure.user_key)
+        return erasure
+
+    def erased_user_ids(self, ids: Iterable[str]) -> set[str]:
+        with self._read() as conn:
+            return privacy.erased_ids(conn, ids)
 
     def export_parquet(self, table: str, path: Path) -> int:
         _table(table)

@@ -55,7 +55,8 @@ class DeliverySettings(BaseModel):
     push_url: str = "http://localhost:8088/push"
     push_token: str = Field(default="", repr=False)
     timeout_s: float = Field(default=10.0, gt=0)
-    lease_s: float = Field(default=300.0, gt=0)
+    #: seconds a claimed message stays leased to its sender; heartbeats renew it (nba.delivery)
+    lease_s: float = Field(default=20.0, gt=0)
     batch: int = Field(default=100, ge=1)
     max_attempts: int = Field(default=5, ge=1)
     backoff_s: float = Field(default=60.0, ge=0)

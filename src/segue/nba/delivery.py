@@ -7,6 +7,16 @@ receiver — the ``Idempotency-Key`` header of the push request, the ``Message-I
 accepted a message but before marking it sent will have it sent again by the next sender:
 delivery is at-least-once, and the receiver's de-duplication by key makes it exactly-once.
 
+The e-mail ``Message-ID`` is derived from the message's id alone (:func:`email_message_id`,
+``<{message_id}@segue.invalid>``), so a re-send after a crash carries the very same header and
+the receiving side sees a retry of one message, never a second e-mail.
+
+While a sender works through a claimed batch, a heartbeat thread extends the lease of the
+messages it still holds every third of the lease (:class:`Heartbeat`), so the lease
+(``lease_s``, 20 s by default) only has to outlast a missed beat or two: a slow channel or a
+long batch never loses its claim, and a killed sender's messages are due again within one
+lease of its death.
+
 In-app cards need no transport: the app fetches them, so "sending" one marks it available.
 
 Where messages go (SMTP server, push gateway, ...) is :class:`segue.config.DeliverySettings`,
@@ -16,15 +26,18 @@ the ``delivery`` part of the one settings object (``load_settings().delivery``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
+import re
 import smtplib
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.utils import make_msgid
 
 from segue.config import DeliverySettings
 from segue.store import Store
@@ -34,15 +47,34 @@ __all__ = [
     "DeliveryError",
     "DeliverySettings",
     "EmailSender",
+    "Heartbeat",
     "InAppSender",
     "PushSender",
     "SendReport",
+    "email_message_id",
     "send_outbox",
 ]
+
+log = logging.getLogger(__name__)
+#: Domain of the derived e-mail ``Message-ID`` (``.invalid``: never a real host).
+MESSAGE_ID_DOMAIN = "segue.invalid"
+#: What may stand left of the ``@`` of a Message-ID as it is (RFC 5322 dot-atom-text).
+_DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+#: Heartbeats per lease: two can be missed before the lease runs out.
+BEATS_PER_LEASE = 3
 
 
 class DeliveryError(Exception):
     """A channel refused or could not take a message (retried later)."""
+
+
+def email_message_id(message_id: str) -> str:
+    """The e-mail ``Message-ID`` of an outbox message: ``<{message_id}@segue.invalid>``, the
+    same on every send (ids that are not a dot-atom are replaced by a hash of themselves)."""
+    left = message_id
+    if not _DOT_ATOM.fullmatch(left) or len(left) > 200:
+        left = "h-" + hashlib.sha256(message_id.encode()).hexdigest()[:40]
+    return f"<{left}@{MESSAGE_ID_DOMAIN}>"
 
 
 class EmailSender:
@@ -73,7 +105,7 @@ class EmailSender:
         mail["From"] = self.s.email_from
         mail["To"] = p["to"]
         mail["Subject"] = p["subject"]
-        mail["Message-ID"] = make_msgid(idstring=message.message_id, domain="segue.invalid")
+        mail["Message-ID"] = email_message_id(message.message_id)
         mail["X-Segue-Message-Id"] = message.message_id
         mail.set_content(p["text"])
         mail.add_alternative(p["html"], subtype="html")
@@ -154,21 +186,87 @@ def send_outbox(
     }
     report = SendReport()
     handled = 0
+    lease_ms = int(settings.lease_s * 1000)
+    heartbeat = Heartbeat(store, clock, lease_ms)
     try:
         while limit is None or handled < limit:
             size = settings.batch if limit is None else min(settings.batch, limit - handled)
-            batch = store.outbox_claim(clock(), int(settings.lease_s * 1000), size, channels)
+            batch = store.outbox_claim(clock(), lease_ms, size, channels)
             if not batch:
                 break
-            for message in batch:
-                handled += 1
-                _deliver(store, senders, message, settings, clock, report)
+            token = batch[0].claim_token
+            assert token is not None
+            heartbeat.hold(token)
+            try:
+                for message in batch:
+                    handled += 1
+                    _deliver(store, senders, message, settings, clock, report)
+            finally:
+                heartbeat.release(token)
             if progress is not None:
                 progress(report)
     finally:
+        heartbeat.stop()
         for sender in senders.values():
             sender.close()
     return report
+
+
+class Heartbeat:
+    """Keeps a live sender's claims: every ``lease / BEATS_PER_LEASE`` it extends the lease of
+    the messages still ``sending`` under each held claim token (one UPDATE per token).
+
+    A thread of its own, so a send blocked on a slow server does not stop the beat; it starts
+    with the first claim and ends with :meth:`stop`. A failed beat (the store unreachable) is
+    logged and tried again at the next one: if the lease runs out meanwhile, another sender
+    takes the messages over and this one's marks are refused, as the protocol has it.
+    """
+
+    def __init__(
+        self, store: Store, clock: Callable[[], int], lease_ms: int, interval_s: float | None = None
+    ) -> None:
+        self.store, self.clock, self.lease_ms = store, clock, lease_ms
+        self.interval_s = (
+            interval_s if interval_s is not None else max(lease_ms / 1000 / BEATS_PER_LEASE, 0.01)
+        )
+        self.beats = 0
+        self._tokens: set[str] = set()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, token: str) -> None:
+        with self._lock:
+            self._tokens.add(token)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="outbox-heartbeat", daemon=True
+                )
+                self._thread.start()
+
+    def release(self, token: str) -> None:
+        with self._lock:
+            self._tokens.discard(token)
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join(timeout=max(self.interval_s * 2, 1.0))
+
+    def beat(self) -> None:
+        """Extend every held claim once (what the thread does each interval)."""
+        with self._lock:
+            tokens = sorted(self._tokens)
+        for token in tokens:
+            try:
+                self.store.outbox_extend(token, self.clock(), self.lease_ms)
+            except Exception as exc:  # never kill the sender: the lease protocol stays safe
+                log.warning("outbox heartbeat failed (%s: %s)", type(exc).__name__, exc)
+        self.beats += 1
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval_s):
+            self.beat()
 
 
 def _deliver(

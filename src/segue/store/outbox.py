@@ -3,8 +3,12 @@
 A message is written once, under its idempotency key ``message_id`` (a repeated insert is
 ignored), as ``pending``. A sender *claims* due messages in one statement that marks them
 ``sending`` with a fresh claim token and a lease; after the channel accepted a message it marks
-it ``sent`` — only if its claim token still holds. A sender that dies between claim and mark
-leaves the message ``sending`` until the lease runs out; then another sender claims it again.
+it ``sent`` — only if its claim token still holds. A live sender keeps its claim with
+heartbeats (:func:`extend`: the lease of every message still ``sending`` under its token moves
+forward), so the lease can be short — seconds, not minutes — and a sender working through a
+long batch or a slow channel is never overtaken. A sender that dies between claim and mark
+stops beating; its messages stay ``sending`` only until the lease runs out, then another
+sender claims them again.
 So no message is ever lost, and a message can reach the channel twice only when a sender died
 after the channel accepted it but before the mark: that is at-least-once delivery, made
 effectively exactly-once by the receiver, which gets the same idempotency key both times
@@ -157,6 +161,18 @@ def claim(
     )
     query = sa.select(o).where(o.c.claim_token == token, o.c.status == SENDING).order_by(o.c.key)
     return [_message(r) for r in conn.execute(query)]
+
+
+def extend(conn: sa.Connection, token: str, now_ms: int, lease_ms: int) -> int:
+    """Heartbeat: the messages still ``sending`` under ``token`` are leased until
+    ``now + lease``; returns how many (0 once all are marked, or another sender took over)."""
+    o = schema.outbox
+    result = conn.execute(
+        sa.update(o)
+        .where(o.c.claim_token == token, o.c.status == SENDING)
+        .values(lease_until_ms=now_ms + lease_ms)
+    )
+    return int(result.rowcount)
 
 
 def mark_sent(conn: sa.Connection, message_id: str, token: str, now_ms: int) -> bool:

@@ -55,7 +55,7 @@ def test_eight_concurrent_sqlite_writers_never_fail(tmp_path: Path) -> None:
                         )
                         for k in range(3)
                     )
-                except BaseException as exc:  # noqa: BLE001 - collected and reported below
+                except BaseException as exc:  # collected and reported below
                     errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(WRITERS)]
@@ -92,6 +92,7 @@ def test_postgres_statement_timeout_bounds_serving_statements(pg_database_url: s
             assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "300ms"
             with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
                 conn.exec_driver_sql("SELECT pg_sleep(2)")
-    with open_store(pg_database_url) as store:  # the CLI's: no limit
-        with store._engine.connect() as conn:  # type: ignore[attr-defined]
+    with open_store(pg_database_url) as cli_store:  # the CLI's: no limit
+        engine = cli_store._engine  # type: ignore[attr-defined]
+        with engine.connect() as conn:
             assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "0"

@@ -22,10 +22,12 @@ from segue.cli import (
     product_commands,
     serve_commands,
     stream_commands,
+    user_commands,
 )
 from segue.cli.console import err_console
 from segue.cli.context import State
 from segue.config import load_settings
+from segue.data.model import set_max_future_s
 from segue.errors import SegueError
 from segue.extras import install_hint, missing_extra
 
@@ -45,6 +47,7 @@ product_commands.register(app)
 serve_commands.register(app)
 lifecycle_commands.register(app)
 nba_commands.register(app)
+user_commands.register(app)
 
 
 @app.callback()
@@ -79,6 +82,7 @@ def _settings(
         "redis_prefix": redis_prefix,
     }
     ctx.obj = State(load_settings(overrides=overrides))
+    set_max_future_s(ctx.obj.settings.max_future_s)  # the input rules' one setting
 
 
 def main() -> None:

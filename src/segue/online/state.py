@@ -35,7 +35,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -172,6 +172,17 @@ class OnlineState(ABC):
         """The user's latest published top list of ``name``, or None."""
         raise NotImplementedError(f"{type(self).__name__} keeps no batch lists")
 
+    def forget_user(self, user_id: str) -> int:
+        """Erase everything held about the listener (plays, session, context, vector,
+        onboarding, batch lists, the seen-id window; in Redis also their messages still on the
+        streams); returns how many keys or entries went. Item counters carry no id and stay.
+        Not abstract, like the batch lists: wrappers written before erasure existed say so."""
+        raise NotImplementedError(f"{type(self).__name__} cannot forget a listener")
+
+    def export_user(self, user_id: str) -> dict[str, object]:
+        """What the state holds about the listener, JSON-ready (see :func:`user_export`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot export a listener")
+
     def for_request(
         self, user_id: str, n: int, now_ms: int | None = None
     ) -> tuple[list[str], SessionState | None, tuple[list[str], list[str]]]:
@@ -188,6 +199,27 @@ class OnlineState(ABC):
 
     def _session_expired(self, s: SessionState, now_ms: int | None) -> bool:
         return now_ms is not None and now_ms - s.last_ms > self.session_timeout_ms
+
+
+def user_export(
+    plays: Sequence[str],
+    session: SessionState | None,
+    context: Mapping[str, object],
+    vector: np.ndarray | None,
+    onboarding: tuple[Sequence[str], Sequence[str]],
+    batch_lists: Iterable[BatchList],
+    seen_events: int,
+) -> dict[str, object]:
+    """The one shape of :meth:`OnlineState.export_user`, whatever the backend."""
+    return {
+        "recent_plays": list(plays),
+        "session": None if session is None else asdict(session),
+        "context": dict(context),
+        "vector": None if vector is None else [float(x) for x in vector],
+        "onboarding": {"items": list(onboarding[0]), "genres": list(onboarding[1])},
+        "batch_lists": [asdict(b) for b in sorted(batch_lists, key=lambda b: b.name)],
+        "seen_events": int(seen_events),
+    }
 
 
 @dataclass
@@ -358,6 +390,30 @@ class InProcessState(OnlineState):
             if found is None
             else BatchList(found.name, found.version, list(found.items), list(found.scores))
         )
+
+    def forget_user(self, user_id: str) -> int:
+        with self._lock:
+            forgot = int(self._users.pop(user_id, None) is not None)
+            for key in [k for k in self._batch if k[1] == user_id]:
+                del self._batch[key]
+                forgot += 1
+        return forgot
+
+    def export_user(self, user_id: str) -> dict[str, object]:
+        with self._lock:
+            user = self._users.get(user_id)
+            lists = [b for (_, uid), b in self._batch.items() if uid == user_id]
+            if user is None:
+                return user_export([], None, {}, None, ([], []), lists, 0)
+            return user_export(
+                user.plays,
+                self.session(user_id),
+                user.context,
+                user.vector,
+                user.onboarding,
+                lists,
+                len(user.seen),
+            )
 
     def item_counts(self, item_ids: Sequence[str], now_ms: int) -> tuple[np.ndarray, np.ndarray]:
         hour = np.zeros(len(item_ids), dtype=np.int64)

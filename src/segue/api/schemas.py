@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from segue.data.model import AgeBand, Event, EventType, Gender, User
+from segue.data.model import (
+    AgeBand,
+    Event,
+    EventTime,
+    EventType,
+    Gender,
+    Id,
+    Label,
+    MsPlayed,
+    Name,
+    Timezone,
+    User,
+)
 from segue.jobs.ask import QueryAnswer
 from segue.nba.actions import Action
 from segue.nlu.parser import Understanding
@@ -22,19 +35,23 @@ class _Body(BaseModel):
 
 class EventIn(_Body):
     """One thing a listener did. Send an ``event_id`` to make retries safe: a repeated id is
-    ignored. Without one, the server assigns a random id."""
+    ignored. Without one, the server assigns a random id. Ids are 1 to 200 printable
+    characters; no field may hold control characters (the rules of ``segue.data.model``,
+    the same for imports and the stream)."""
 
-    event_id: str | None = Field(default=None, min_length=1, max_length=200)
-    user_id: str = Field(min_length=1, max_length=200)
-    item_id: str = Field(min_length=1, max_length=200)
+    event_id: Id | None = None
+    user_id: Id
+    item_id: Id
     type: EventType
-    timestamp: dt.datetime | None = Field(
-        default=None, description="When it happened (ISO 8601); default: when received"
+    timestamp: EventTime | None = Field(
+        default=None,
+        description="When it happened (ISO 8601); default: when received. Not before 1970 and "
+        "not more than max_future_s (default 300) seconds ahead of the server's clock",
     )
-    ms_played: int | None = Field(default=None, ge=0)
-    session_id: str | None = Field(default=None, max_length=200)
-    surface: str | None = Field(default=None, max_length=100)
-    device: str | None = Field(default=None, max_length=100)
+    ms_played: MsPlayed | None = Field(default=None, description="0 to 86,400,000 (a day)")
+    session_id: Name | None = None
+    surface: Annotated[Name, Field(max_length=100)] | None = None
+    device: Annotated[Name, Field(max_length=100)] | None = None
     focus: bool = Field(default=False, description="Listening in Focus Mode: not for the profile")
 
     def to_event(self, received: dt.datetime) -> Event:
@@ -112,17 +129,17 @@ class SimilarItems(BaseModel):
 class UserIn(_Body):
     """A new listener. ``picks`` (item ids) and ``genres`` are their onboarding answers."""
 
-    id: str | None = Field(default=None, min_length=1, max_length=200)
+    id: Id | None = None
     age_band: AgeBand | None = None
     gender: Gender | None = None
     country: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
-    timezone: str | None = None
+    timezone: Timezone | None = Field(default=None, description="A tz database name")
     consent_push: bool = False
     consent_email: bool = False
     consent_personalisation: bool = True
     kids_profile: bool = False
-    picks: list[str] = Field(default_factory=list, max_length=50)
-    genres: list[str] = Field(default_factory=list, max_length=20)
+    picks: list[Id] = Field(default_factory=list, max_length=50)
+    genres: list[Label] = Field(default_factory=list, max_length=20)
 
 
 class UserSettings(_Body):

@@ -13,7 +13,7 @@ the receiving side sees a retry of one message, never a second e-mail.
 
 While a sender works through a claimed batch, a heartbeat thread extends the lease of the
 messages it still holds every third of the lease (:class:`Heartbeat`), so the lease
-(``lease_s``, 20 s by default) only has to outlast a missed beat or two: a slow channel or a
+(``lease_s``, 15 s by default) only has to outlast a missed beat or two: a slow channel or a
 long batch never loses its claim, and a killed sender's messages are due again within one
 lease of its death.
 

@@ -10,8 +10,8 @@ decoding alike, so that nothing accepted at one door is poison behind another):
 * ids (:data:`Id`): 1 to :data:`MAX_ID_LENGTH` printable characters (no control characters,
   no NUL, which PostgreSQL cannot store);
 * short names (:data:`Name`: session, surface, source, device, genres, tags): at most 256
-  characters, no control characters; free text (titles, descriptions) no control characters
-  other than tab and line breaks;
+  characters; they and free text (titles, descriptions) hold no control characters other
+  than tab and line breaks; onboarding genres (:data:`Label`) none at all;
 * ``ms_played`` from 0 to a day (:data:`MAX_MS_PLAYED`), counts within a 32-bit integer;
 * event times (:data:`EventTime`) not before the Unix epoch and at most
   :func:`max_future_s` seconds ahead of the clock (``Settings.max_future_s``, default 300;
@@ -120,15 +120,16 @@ def _not_future(value: dt.datetime) -> dt.datetime:
 def _tz_name(value: str) -> str:
     if not _known_timezone(value):
         raise ValueError(
-            f"unknown timezone {value!r}: use a tz database name (e.g. 'Europe/Berlin')"
+            f"unknown IANA timezone {value!r}: use a tz database name (e.g. 'Europe/Berlin')"
         )
     return value
 
 
 #: An id of a user, item, event or tag target: printable, 1 to 200 characters.
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(_printable_id)]
-#: A short name (session, surface, source, device, genre, tag): no control characters.
-Name = Annotated[str, Field(max_length=MAX_NAME_LENGTH), AfterValidator(_no_control)]
+#: A short name (session, surface, source, device, genre, tag): no control characters but
+#: tab and line breaks (a quoted CSV cell may span lines).
+Name = Annotated[str, Field(max_length=MAX_NAME_LENGTH), AfterValidator(_plain_text)]
 #: A genre or tag label: a non-empty :data:`Name`.
 Label = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(_no_control)]
 #: Milliseconds played: 0 to a day.

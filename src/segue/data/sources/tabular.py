@@ -139,6 +139,8 @@ def _converter_for(annotation: object) -> Converter | None:
         if len(options) != 1:
             return None
         annotation = options[0]
+    if typing.get_origin(annotation) is typing.Annotated:  # e.g. ``Id | None``: the base type
+        annotation = typing.get_args(annotation)[0]
     if typing.get_origin(annotation) is tuple:
         return to_labels
     simple: dict[object, Converter] = {

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import HTMLResponse, Response
 
+from segue.api.problems import problem_responses
 from segue.api.schemas import NextBestActionResponse, PublishedTop, RecommendedItem, StationResponse
 from segue.api.security import require
 from segue.api.services import Services, ServicesDep
@@ -32,7 +33,12 @@ from segue.products.wrapped import Wrapped
 from segue.serving.holder import ServingModel
 from segue.serving.live import LiveRequest, batch_answer
 
-router = APIRouter(prefix="/v1/users/{user_id}", tags=["listener"])
+#: Every listener route: no key or scope, unknown user, invalid parameters, not set up (503).
+router = APIRouter(
+    prefix="/v1/users/{user_id}",
+    tags=["listener"],
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
 _lock = threading.Lock()
 
 

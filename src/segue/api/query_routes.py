@@ -12,6 +12,7 @@ import datetime as dt
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from segue.api.problems import problem_responses
 from segue.api.schemas import QueryResponse
 from segue.api.security import require
 from segue.api.services import Services, ServicesDep
@@ -43,7 +44,12 @@ def _parser(svc: Services) -> Parser:
     )
 
 
-@router.post("/query", response_model=QueryResponse, dependencies=[Depends(require("read"))])
+@router.post(
+    "/query",
+    response_model=QueryResponse,
+    responses=problem_responses(401, 403, 404, 413, 422, 503),
+    dependencies=[Depends(require("read"))],
+)
 def query(body: Query, svc: ServicesDep) -> QueryResponse:
     """Intent, slots, linked catalog entities, the validated call, its confidence, and a
     question when something is missing or uncertain; for play requests, the queue."""

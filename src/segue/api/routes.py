@@ -1,8 +1,10 @@
 """The ``/v1`` endpoints. Each parses, calls a serving job, and shapes the answer.
 
 A valid request never gets a 500: recommendation errors fall back to a popular list (and are
-counted), a store that cannot be read is reported in ``degraded``. Invalid requests get a 4xx
-whose ``detail`` says what is wrong and where.
+counted), a store that cannot be read is reported in ``degraded``. Every other answer is
+problem details (RFC 9457, :mod:`segue.api.problems`), declared per route with its status
+codes: invalid requests get a 4xx whose ``detail`` says what is wrong and where; while no model
+can serve (an empty store), personal routes answer 503 with the fix.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from pydantic import Field
 
+from segue.api.problems import problem_responses
 from segue.api.schemas import (
     EventBatch,
     EventsAccepted,
@@ -31,7 +35,7 @@ from segue.api.services import Services, ServicesDep
 from segue.batch.publish import production_version, published_top
 from segue.data.model import Event, EventType, ItemKind, User
 from segue.errors import StoreError
-from segue.serving.holder import ServingModel
+from segue.serving.holder import ModelUnavailable, ServingModel
 from segue.serving.live import (
     LiveAnswer,
     LiveItem,
@@ -45,6 +49,19 @@ from segue.serving.live import (
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
 
+#: What any route with a key may answer besides its own: no key, wrong scope, the store down.
+_AUTH = (401, 403, 503)
+#: ... and one with a body: too large, invalid.
+_BODY = (*_AUTH, 413, 422)
+
+
+class ReadinessOut(Readiness):
+    missing: list[str] = Field(
+        default_factory=list,
+        description="What keeps the service from serving fully (no items, no events, no "
+        "trained model), each with the command that fixes it",
+    )
+
 
 def _items(items: list[LiveItem]) -> list[RecommendedItem]:
     return [RecommendedItem(**vars(i)) for i in items]
@@ -56,20 +73,28 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", tags=["operations"], response_model=Readiness)
-def ready(svc: ServicesDep, response: Response) -> Readiness:
-    """Readiness: a model is loaded and the store answers (503 otherwise)."""
-    model = svc.models.current if svc.models.ready else None
+@router.get(
+    "/ready",
+    tags=["operations"],
+    response_model=ReadinessOut,
+    responses={503: {"model": ReadinessOut, "description": "Not ready: see `missing`"}},
+)
+def ready(svc: ServicesDep, response: Response) -> ReadinessOut:
+    """Readiness: a model is loaded and the store answers (503 otherwise); ``missing`` says
+    what is lacking (items, events, a trained model) and how to fix it."""
+    model = svc.models.loaded
+    missing = list(svc.models.missing)
     store_ok = True
     try:
         svc.store.count("items")
-    except Exception:
+    except Exception as exc:
         store_ok = False
+        missing.append(f"store: it does not answer ({type(exc).__name__})")
     is_ready = model is not None and store_ok
     if not is_ready:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     bus = svc.mode if svc.mode == "embedded" else "redis"
-    return Readiness(
+    return ReadinessOut(
         ready=is_ready,
         model=model.name if model else None,
         version=model.version if model else None,
@@ -77,6 +102,7 @@ def ready(svc: ServicesDep, response: Response) -> Readiness:
         state=svc.state_mode(),
         bus=bus,
         auth=svc.api_keys.enabled,
+        missing=missing,
     )
 
 
@@ -84,6 +110,7 @@ def ready(svc: ServicesDep, response: Response) -> Readiness:
     "/users/{user_id}/recommendations",
     tags=["recommendations"],
     response_model=RecommendationList,
+    responses=problem_responses(*_AUTH, 422),
     dependencies=[Depends(require("read"))],
 )
 async def recommendations(
@@ -176,6 +203,7 @@ def _published_instead(
     "/items/{item_id}/similar",
     tags=["recommendations"],
     response_model=SimilarItems,
+    responses=problem_responses(*_AUTH, 404, 422),
     dependencies=[Depends(require("read"))],
 )
 def similar(
@@ -199,11 +227,14 @@ def similar(
     "/items/{item_id}/plays",
     tags=["recommendations"],
     response_model=ItemPlays,
+    responses=problem_responses(*_AUTH, 404),
     dependencies=[Depends(require("read"))],
 )
 def item_plays(item_id: str, svc: ServicesDep) -> ItemPlays:
     """Fresh counters from the live state: plays in the last hour and day (event time)."""
-    if item_id not in svc.models.current.items and not svc.store.existing_item_ids([item_id]):
+    model = svc.models.loaded
+    known = model is not None and item_id in model.items
+    if not known and not svc.store.existing_item_ids([item_id]):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown item {item_id!r}")
     now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
     hour, day = svc.state.item_counts([item_id], now_ms)
@@ -215,6 +246,7 @@ def item_plays(item_id: str, svc: ServicesDep) -> ItemPlays:
     tags=["events"],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=EventsAccepted,
+    responses=problem_responses(*_BODY),
     dependencies=[Depends(require("ingest"))],
 )
 def post_events(batch: EventBatch, svc: ServicesDep) -> EventsAccepted:
@@ -231,6 +263,7 @@ def post_events(batch: EventBatch, svc: ServicesDep) -> EventsAccepted:
     tags=["users"],
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
+    responses=problem_responses(*_BODY, 409),
     dependencies=[Depends(require("ingest"))],
 )
 def create_user(body: UserIn, svc: ServicesDep) -> UserOut:
@@ -238,8 +271,12 @@ def create_user(body: UserIn, svc: ServicesDep) -> UserOut:
     user_id = body.id or uuid.uuid4().hex
     if svc.store.get_user(user_id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"user {user_id!r} already exists")
-    model = svc.models.current
-    unknown = [p for p in body.picks if p not in model.items]
+    model = svc.models.loaded
+    if body.picks and model is None:  # the picks become events, which need a model to check
+        raise ModelUnavailable(
+            "onboarding picks need a serving model: " + "; ".join(svc.models.missing)
+        )
+    unknown = [p for p in body.picks if model is None or p not in model.items]
     if unknown:
         unknown = sorted(set(unknown) - svc.store.existing_item_ids(unknown))
     if unknown:
@@ -274,6 +311,7 @@ def create_user(body: UserIn, svc: ServicesDep) -> UserOut:
     "/users/{user_id}",
     tags=["users"],
     response_model=UserOut,
+    responses=problem_responses(*_AUTH, 404),
     dependencies=[Depends(require("read"))],
 )
 def get_user(user_id: str, svc: ServicesDep) -> UserOut:
@@ -287,6 +325,7 @@ def get_user(user_id: str, svc: ServicesDep) -> UserOut:
     "/users/{user_id}/settings",
     tags=["users"],
     response_model=UserOut,
+    responses=problem_responses(*_BODY, 404),
     dependencies=[Depends(require("ingest"))],
 )
 def update_settings(user_id: str, body: UserSettings, svc: ServicesDep) -> UserOut:
@@ -302,7 +341,12 @@ def update_settings(user_id: str, body: UserSettings, svc: ServicesDep) -> UserO
     return UserOut.of(user)
 
 
-@router.get("/admin/model", tags=["operations"], dependencies=[Depends(require("admin"))])
+@router.get(
+    "/admin/model",
+    tags=["operations"],
+    responses=problem_responses(*_AUTH),
+    dependencies=[Depends(require("admin"))],
+)
 def model_info(svc: ServicesDep) -> dict[str, object]:
     """The served model version."""
     model = svc.models.current
@@ -316,7 +360,12 @@ def model_info(svc: ServicesDep) -> dict[str, object]:
     }
 
 
-@router.post("/admin/model/reload", tags=["operations"], dependencies=[Depends(require("admin"))])
+@router.post(
+    "/admin/model/reload",
+    tags=["operations"],
+    responses=problem_responses(*_AUTH),
+    dependencies=[Depends(require("admin"))],
+)
 def reload_model(svc: ServicesDep) -> dict[str, object]:
     """Load the production version now if it changed (the watcher does this every few s)."""
     swapped = svc.models.refresh()

@@ -10,11 +10,29 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from fastapi import HTTPException, Request, status
+from fastapi import HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from segue.errors import ConfigError
 
 SCOPES = ("read", "ingest", "admin")
+
+#: The two ways to present a key, as OpenAPI security schemes (either one will do). They
+#: only document and parse: :func:`require` decides, and lets everything through when no keys
+#: are configured.
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKey",
+    description="A key from SEGUE_API_KEYS; its scopes (read, ingest, admin) decide what it may do",
+    auto_error=False,
+)
+BEARER = HTTPBearer(
+    scheme_name="Bearer",
+    description="The same key as `Authorization: Bearer KEY`",
+    auto_error=False,
+)
+#: Sent with a 401, as RFC 9110 asks.
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="segue"'}
 
 
 @dataclass(frozen=True)
@@ -60,12 +78,17 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-def require(scope: str) -> Callable[[Request], Awaitable[None]]:
-    """A FastAPI dependency that lets the request through only with ``scope``."""
+def require(scope: str) -> Callable[..., Awaitable[None]]:
+    """A FastAPI dependency that lets the request through only with ``scope``; in OpenAPI
+    it shows as the two security schemes."""
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
 
-    async def check(request: Request) -> None:  # async: no thread-pool hand-off
+    async def check(  # async: no thread-pool hand-off
+        request: Request,
+        _header: str | None = Security(API_KEY_HEADER),
+        _bearer: HTTPAuthorizationCredentials | None = Security(BEARER),
+    ) -> None:
         keys: ApiKeys = request.app.state.services.api_keys
         if not keys.enabled:
             return
@@ -75,10 +98,11 @@ def require(scope: str) -> Callable[[Request], Awaitable[None]]:
                 status.HTTP_401_UNAUTHORIZED,
                 f"this endpoint needs an API key with the {scope!r} scope "
                 "(header X-API-Key or Authorization: Bearer)",
+                headers=CHALLENGE,
             )
         granted = keys.scopes_of(key)
         if not granted:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key")
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "unknown API key", headers=CHALLENGE)
         if scope not in granted and "admin" not in granted:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

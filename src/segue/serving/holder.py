@@ -31,7 +31,7 @@ from segue.config import Settings
 from segue.data.model import User
 from segue.dataset import IdMap, SideInfo
 from segue.dataset.from_store import load_interactions, load_side_info
-from segue.errors import SegueError
+from segue.errors import DatasetError, SegueError
 from segue.models.coldstart import ColdStartRecommender
 from segue.models.filters import Filters
 from segue.models.names import model_spec
@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 
 #: Name of the popularity model served when nothing else loads.
 FALLBACK_MODEL = "popularity"
+
+
+class ModelUnavailable(SegueError):
+    """No model can serve yet (an empty store, no trained model): the message says what is
+    missing and how to fix it. The API answers 503 with it."""
 
 
 @dataclass(frozen=True)
@@ -145,16 +150,35 @@ class ServingModel:
         )
 
 
+#: What an empty store lacks, and the fix (``/v1/ready`` lists these under ``missing``).
+NO_ITEMS = (
+    "items: the store has no catalog, so there is nothing to recommend; import one "
+    "(`segue import csv items.csv --kind items`, `segue import lastfm-2k DIR` or `segue synth`)"
+)
+NO_EVENTS = (
+    "events: the store has no listening events, so no model can be fitted; import some "
+    "(`segue import csv plays.csv --kind events`, `segue import lastfm-2k DIR` or "
+    "`segue synth`), then run `segue train`"
+)
+
+
 def popularity_from_store(store: Store, reason: str) -> ServingModel:
-    """The last resort: most-listened items, fitted from the store in this process."""
-    data = load_interactions(store)
-    if len(data.items) == 0:
-        raise SegueError(
-            "the store has no items, so there is nothing to recommend: import a catalog first "
-            "(segue synth, segue import ...)"
-        )
+    """The last resort: most-listened items, fitted from the store in this process.
+
+    Raises :class:`ModelUnavailable` naming what is missing when the store has no items or no
+    listening events.
+    """
+    if store.count("items") == 0:
+        raise ModelUnavailable(NO_ITEMS)
     spec = model_spec(FALLBACK_MODEL)
-    model = spec.factory().fit(data.matrix(spec.weighting))
+    try:
+        data = load_interactions(store)
+        matrix = data.matrix(spec.weighting)
+    except DatasetError as exc:  # "no positive interactions"
+        raise ModelUnavailable(NO_EVENTS) from exc
+    if matrix.nnz == 0:
+        raise ModelUnavailable(NO_EVENTS)
+    model = spec.factory().fit(matrix)
     trained = TrainedModel(FALLBACK_MODEL, model, data.users, data.items)
     return ServingModel.build(store, trained, "fallback", fallback=reason)
 
@@ -216,23 +240,39 @@ class ModelHolder:
         self._on_event = on_event or (lambda kind, detail: None)
         self._current: ServingModel | None = None
         self._location: ModelLocation | None = None
-        self._lock = threading.Lock()
+        #: what keeps a model from serving, with the fixes (empty while one serves)
+        self.missing: list[str] = []
+        self._lock = threading.Lock()  # one retry of an empty start at a time
+        self._swap_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
     def current(self) -> ServingModel:
+        """The serving model; :class:`ModelUnavailable` (with the fix) while there is none."""
         model = self._current
         if model is None:
-            raise SegueError("no model loaded yet: call ModelHolder.load() first")
+            if self.missing:
+                raise ModelUnavailable("no model can serve yet: " + "; ".join(self.missing))
+            raise ModelUnavailable("no model loaded yet: call ModelHolder.load() first")
         return model
+
+    @property
+    def loaded(self) -> ServingModel | None:
+        """The serving model, or None while there is none."""
+        return self._current
 
     @property
     def ready(self) -> bool:
         return self._current is not None
 
-    def load(self) -> ServingModel:
-        """Load the production version, or fall back to popularity; at startup."""
+    def load(self) -> ServingModel | None:
+        """Load the production version, or fall back to popularity; at startup.
+
+        On a store without items or events nothing can serve: None, with :attr:`missing`
+        saying what to do; the watcher (:meth:`refresh`) keeps trying, so the service starts
+        serving once the data is imported or a model trained, without a restart.
+        """
         location = locate_model(self.settings, self.name)
         if location is None:
             reason = f"no trained {self.name!r} model (run `segue train --models {self.name}`)"
@@ -250,6 +290,8 @@ class ModelHolder:
         A version that fails to load leaves the current one serving, and is not retried until
         the production pointer changes again.
         """
+        if self._current is None:  # nothing serves yet: the data or a model may be there now
+            return self._retry_load()
         location = locate_model(self.settings, self.name)
         if location is None or location == self._location:
             return False
@@ -288,18 +330,39 @@ class ModelHolder:
             self._thread = None
 
     def _swap_to(self, location: ModelLocation) -> ServingModel:
-        with self._lock:
+        with self._swap_lock:
             trained = self._loader(location)
             model = ServingModel.build(self.store, trained, location.version)
             model.cold.warm_segments()  # before serving, so no listener waits for a segment
             self._current = model
             self._location = location
+            self.missing = []
         self._on_event("loaded", f"{location.name} {location.version}")
         return model
 
-    def _fall_back(self, reason: str) -> ServingModel:
+    def _retry_load(self) -> bool:
+        with self._lock:
+            if self._current is not None:
+                return False
+            before = list(self.missing)
+            self.load()
+            if self._current is None and self.missing != before:
+                log.warning("still nothing to serve: %s", "; ".join(self.missing))
+            return self._current is not None
+
+    def _fall_back(self, reason: str) -> ServingModel | None:
         log.warning("serving popularity: %s", reason)
-        model = popularity_from_store(self.store, reason)
+        try:
+            model = popularity_from_store(self.store, reason)
+        except ModelUnavailable as exc:
+            self.missing = [str(exc)]
+            if "segue train" in reason:
+                self.missing.append(f"model: {reason}")
+            if self._current is None:
+                log.warning("nothing to serve yet: %s", "; ".join(self.missing))
+                self._on_event("unavailable", "; ".join(self.missing))
+            return None
+        self.missing = [f"model: {reason}"]
         self._current = model
         self._on_event("fallback", reason)
         return model

@@ -84,3 +84,88 @@ def test_killed_worker_loses_nothing_and_stores_nothing_twice(
         assert len(log) == N_EVENTS
     assert bus.pending("persist") == 0
     bus.close()
+
+
+N_TAKEOVER = 20_000
+
+
+@pytest.mark.slow
+def test_a_running_worker_under_a_new_name_takes_over_a_killed_ones_events(
+    pg_database_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """No restart, no shared name: the heir runs beside the doomed worker and claims its
+    pending messages once they sit idle (XAUTOCLAIM in its loop). 0 lost, 0 duplicated: every
+    event stored once, and the online state counted each play once."""
+    from segue.online.factory import open_state
+
+    _reset_postgres(pg_database_url)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=N_TAKEOVER + 600)
+    with open_store(pg_database_url) as store:
+        store.upsert_items(
+            [Item(id=f"t{i}", kind=ItemKind.TRACK, title=f"T{i}") for i in range(50)]
+        )
+        store.upsert_users([User(id=f"u{i}", signup_at=start) for i in range(100)])
+    bus = RedisStreamBus(REDIS_URL, redis_prefix)
+    events = [
+        Event(
+            event_id=f"e{n}",
+            user_id=f"u{n % 100}",
+            item_id=f"t{n % 50}",
+            type=EventType.PLAY,
+            timestamp=start + dt.timedelta(seconds=n),
+        )
+        for n in range(N_TAKEOVER)
+    ]
+    for chunk in range(0, N_TAKEOVER, 5_000):
+        bus.publish(events[chunk : chunk + 5_000])
+    env = {
+        **os.environ,
+        "SEGUE_DATA_DIR": str(tmp_path),
+        "SEGUE_DATABASE_URL": pg_database_url,
+        "SEGUE_REDIS_URL": REDIS_URL,
+        "SEGUE_REDIS_PREFIX": redis_prefix,
+        "SEGUE_RECLAIM_IDLE_S": "1",
+    }
+    doomed = _worker(env, "--consumer", "doomed")
+    heir = None
+    try:
+        with open_store(pg_database_url) as store:
+            deadline = time.monotonic() + 120
+            while store.count("events") < N_TAKEOVER // 10:
+                assert doomed.poll() is None, doomed.stdout.read() if doomed.stdout else ""
+                assert time.monotonic() < deadline, "the first worker made no progress"
+                time.sleep(0.02)
+            heir = _worker(env, "--consumer", "heir")  # a new name, running, never restarted
+            time.sleep(0.3)
+            doomed.send_signal(signal.SIGKILL)
+            doomed.wait(10)
+            assert store.count("events") < N_TAKEOVER, "killed too late to prove anything"
+            assert bus.pending("persist") > 0, "the killed worker left nothing pending"
+            deadline = time.monotonic() + 120
+            while store.count("events") < N_TAKEOVER or bus.pending("persist"):
+                assert heir.poll() is None, heir.stdout.read() if heir.stdout else ""
+                assert time.monotonic() < deadline, (
+                    f"{N_TAKEOVER - store.count('events')} events not stored, "
+                    f"{bus.pending('persist')} pending"
+                )
+                time.sleep(0.05)
+            assert store.count("events") == N_TAKEOVER  # 0 lost
+            assert len(store.interactions()) == N_TAKEOVER
+        heir.send_signal(signal.SIGINT)
+        out, _ = heir.communicate(timeout=30)
+        assert heir.returncode == 0, out
+        assert "dead lettered 0" in out, out
+        state = open_state(REDIS_URL, redis_prefix)
+        try:
+            now_ms = int((start + dt.timedelta(seconds=N_TAKEOVER)).timestamp() * 1000)
+            _, day = state.item_counts([f"t{i}" for i in range(50)], now_ms)
+            assert int(day.sum()) == N_TAKEOVER  # 0 duplicated in the live state either
+        finally:
+            state.close()
+        assert bus.dead_letters() == []
+    finally:
+        for proc in (doomed, heir):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        bus.close()

@@ -1,7 +1,11 @@
 """Batch recommendations for every listener, written as Parquet for analysts and serving.
 
 One row per (user, rank): ``user_id, rank, item_id, score, model, date``. Only users with
-training history get a list; new listeners are answered online by the cold-start path.
+training history get a list; new listeners are answered online by the cold-start path. A user
+without personalisation consent (``SideInfo.users.personalised``) gets the non-personal list
+of their context instead of the model's — the cold-start list of their country, kids setting
+applied, the same one for every such user there and the one serving answers them online
+(:mod:`segue.data.consent`).
 Rows are written in blocks so that a million users never need one table in memory.
 """
 
@@ -16,6 +20,7 @@ import pyarrow.parquet as pq
 
 from segue.dataset import SideInfo
 from segue.errors import SegueError
+from segue.models.coldstart import ColdStartRecommender, Onboarding
 from segue.models.filters import Filters
 from segue.progress import Progress, no_progress
 from segue.registry.trained import TrainedModel
@@ -58,6 +63,7 @@ def batch_recommend(
     train = trained.model._fitted()
     users = np.flatnonzero(np.diff(train.indptr) > 0)
     kids, kids_filters = _kids_rule(side, len(trained.users))
+    context = _ContextLists(trained, side, k, kids_filters)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     written = 0
@@ -66,6 +72,7 @@ def batch_recommend(
             progress("batch recommendations", start, len(users))
             chunk = users[start : start + block]
             items, scores = _top(trained, chunk, k, kids[chunk], kids_filters)
+            context.replace(chunk, kids[chunk], items, scores)
             keep = items >= 0
             rows, ranks = np.nonzero(keep)
             table = pa.table(
@@ -84,6 +91,49 @@ def batch_recommend(
     tmp.replace(path)  # readers see the old day's file or the complete new one
     progress("batch recommendations", len(users), len(users))
     return written
+
+
+class _ContextLists:
+    """Lists of users without personalisation consent: one per (country, kids), computed
+    the first time a user of that context comes up."""
+
+    def __init__(
+        self, trained: TrainedModel, side: SideInfo | None, k: int, kids_filters: Filters | None
+    ) -> None:
+        table = side.users if side is not None else None
+        self.table = table
+        self.consent = None if table is None or table.personalised is None else table.personalised
+        self.k, self.kids_filters = k, kids_filters
+        self.trained, self.side = trained, side
+        self._cold: ColdStartRecommender | None = None
+        self._lists: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
+
+    def replace(
+        self, rows: np.ndarray, kids: np.ndarray, items: np.ndarray, scores: np.ndarray
+    ) -> None:
+        """Overwrite, in place, the rows of ``items``/``scores`` of users without consent."""
+        if self.consent is None or self.table is None:
+            return
+        for position in np.flatnonzero(~np.asarray(self.consent[rows], dtype=bool)):
+            row = int(rows[position])
+            key = (int(self.table.country[row]), bool(kids[position]))
+            if key not in self._lists:
+                self._lists[key] = self._list(*key)
+            found, values = self._lists[key]
+            n = min(len(found), items.shape[1])
+            items[position] = -1
+            scores[position] = 0
+            items[position, :n], scores[position, :n] = found[:n], values[:n]
+
+    def _list(self, country: int, kids: bool) -> tuple[np.ndarray, np.ndarray]:
+        assert self.table is not None and self.side is not None
+        if self._cold is None:
+            train = self.trained.model._fitted()
+            self._cold = ColdStartRecommender(self.trained.model, train, self.side)
+        onboarding = Onboarding(country=self.table.countries[country] if country >= 0 else None)
+        filters = self.kids_filters if kids else None
+        found = self._cold.recommend(onboarding, k=self.k, filters=filters)
+        return np.asarray(found.items), np.asarray(found.scores)
 
 
 def _kids_rule(side: SideInfo | None, n_users: int) -> tuple[np.ndarray, Filters | None]:

@@ -14,6 +14,13 @@ see :mod:`segue.store.published`) and, for the version about to be promoted, the
 the online state. Serving then reads the production version's rows (:func:`published_mixes`,
 :func:`published_top`), so what a listener sees all day is what the batch computed, and after
 ``segue models rollback`` what the previous version computed.
+
+Personalisation consent (:mod:`segue.data.consent`): the run writes the non-personal list of
+their context and editorial mixes for users without it (``batch.lists``, ``jobs.products``),
+and because consent may be withdrawn after the run, serving checks it again at request time:
+:func:`published_mixes` serves no published mixes to a user without consent (they get the
+editorial mixes computed online, the same as the run's) and ``serving.live.batch_answer`` no
+published top list.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import pyarrow.parquet as pq
 
 from segue.batch.lifecycle import CAMPAIGN, MIXES, RECOMMENDATIONS
 from segue.config import Settings
+from segue.data.consent import personalised
 from segue.dataset import SideInfo
 from segue.errors import SegueError
 from segue.jobs.products import MixBatchReport, ProductContext, mixes_for_all_users, product_context
@@ -453,9 +461,10 @@ def published_mixes(
     store: Store, name: str, version: str, user_id: str, date: dt.date, pc: ProductCatalog
 ) -> list[Mix] | None:
     """The user's mixes for ``date`` as published by ``version``, or None when that version
-    published none for the user on that day (the caller then computes them)."""
+    published none for the user on that day, or the user has no personalisation consent now
+    (the caller then computes them: editorial mixes for them)."""
     row = store.published_list(name, version, MIX, user_id)
-    if row is None or row.day != date:
+    if row is None or row.day != date or not personalised(store.get_user(user_id)):
         return None
     mixes = []
     for m in json.loads(row.payload):

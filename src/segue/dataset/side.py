@@ -31,6 +31,8 @@ class UserTable:
     country: np.ndarray
     countries: tuple[str, ...]
     kids_profile: np.ndarray
+    #: ``User.consent_personalisation`` per row (None: everyone consents, e.g. built by hand)
+    personalised: np.ndarray | None = None
 
     @classmethod
     def from_users(cls, records: Iterable[User], users: IdMap) -> UserTable:
@@ -39,6 +41,7 @@ class UserTable:
         gender = np.full(n, -1, dtype=np.int8)
         country = np.full(n, -1, dtype=np.int16)
         kids = np.zeros(n, dtype=bool)
+        consent = np.ones(n, dtype=bool)
         vocab: dict[str, int] = {}
         records = list(records)
         rows = users.to_index([r.id for r in records], allow_unknown=True) if records else []
@@ -52,7 +55,8 @@ class UserTable:
             if user.country is not None:
                 country[row] = vocab.setdefault(user.country, len(vocab))
             kids[row] = user.kids_profile
-        return cls(users, age, gender, country, tuple(vocab), kids)
+            consent[row] = user.consent_personalisation
+        return cls(users, age, gender, country, tuple(vocab), kids, consent)
 
 
 def friend_matrix(links: Iterable[tuple[str, str]], users: IdMap) -> sp.csr_matrix:

@@ -4,6 +4,11 @@ This is what ``segue ask`` and ``POST /v1/query`` run. The parser (tagger + enti
 the store's catalog + listeners' histories) is built once by :func:`load_parser` and reused
 for every request; :func:`answer_query` does the per-request work and returns a
 JSON-serialisable :class:`QueryAnswer`.
+
+A listener without personalisation consent (:mod:`segue.data.consent`) is answered as
+anyone would be: entity linking does not lean on their history, "play my favourites" queues
+nothing and says that personalisation is off (``understanding.message``), and recommendation
+queues are the non-personal list of their country (what the request names still counts).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from segue.config import Settings
+from segue.data.consent import personalised
 from segue.data.model import EVENT_CODES, ItemKind
 from segue.errors import SegueError
 from segue.extras import require
@@ -26,6 +32,11 @@ from segue.nlu.parser import Parser, Understanding
 from segue.registry.trained import TrainedModel
 from segue.store import Store
 
+#: The message for a request that needs the history of a listener without consent.
+NO_PERSONALISATION = (
+    "Personalisation is off for this listener, so their listening history is not used: "
+    "name an artist, a track or a genre instead."
+)
 #: events that count towards a listener's history ("play my favourites")
 _HISTORY_EVENTS = ("play", "like", "add_to_playlist")
 
@@ -118,14 +129,25 @@ def answer_query(
     the request names an artist, a track or the listener's favourites)."""
     if k < 1:
         raise SegueError(f"k must be at least 1, got {k}")
-    if user_id is not None and user_id not in parser.histories and store.get_user(user_id) is None:
+    user = store.get_user(user_id) if user_id is not None else None
+    if user_id is not None and user_id not in parser.histories and user is None:
         raise SegueError(f"unknown user {user_id!r}: import or create the user first")
-    history = list(parser.histories.get(user_id, [])) if user_id is not None else []
+    personal = personalised(user)
+    history = list(parser.histories.get(user_id, [])) if user_id is not None and personal else []
     parsed = parser.parse(text, history=history, now=now)
+    understanding = Understanding(**parsed.understanding())
     queue: list[QueuedTrack] = []
     if parsed.call is not None and parsed.question_kind != "clarify":
-        queue = _queue(store, parser, parsed.call, history, user_id, trained, k)
-    return QueryAnswer(Understanding(**parsed.understanding()), queue)
+        if not personal and _needs_history(parsed.call):
+            understanding = understanding.model_copy(update={"message": NO_PERSONALISATION})
+        else:
+            queue = _queue(store, parser, parsed.call, history, user_id, trained, k)
+    return QueryAnswer(understanding, queue)
+
+
+def _needs_history(call: Call) -> bool:
+    """A call only the listener's own history can answer ("play my favourites")."""
+    return isinstance(call, PlayMusic) and call.source == "history"
 
 
 def _queue(

@@ -6,6 +6,13 @@ known-user or cold-start path (the cold path is :func:`segue.jobs.recommend.reco
 for one user, the same :class:`ColdStartRecommender` per demographic segment in batch), the
 business rules (tracks only; kids profiles never see explicit items) and ids at the edges.
 
+Personalisation consent (:mod:`segue.data.consent`): a listener without it gets editorial
+mixes — the popular tracks of their country (kids setting applied), clustered by genre, drawn
+with the same seed for the whole context — so every such listener in the same country gets
+the same mixes; stations ignore their history and their session (no skips, no likes) and play
+from the seed and what is popular; Wrapped is theirs regardless (it is a summary of their own
+listening shown to them, not a model's suggestion: nothing in it is scored or recommended).
+
 Focus Mode holds everywhere without a rule of its own here: the training matrix and the online
 state never see focus events, station histories are read without them and Wrapped drops them.
 
@@ -24,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from segue.data.consent import Context, personalised
 from segue.data.model import EVENT_CODES, EventType, Item, ItemKind, User
 from segue.dataset import SideInfo
 from segue.dataset.from_store import load_side_info
@@ -103,14 +111,23 @@ def daily_mixes(
     side: SideInfo | None = None,
     context: ProductContext | None = None,
 ) -> list[Mix]:
-    """The user's "Made for you" mixes for ``date`` (default: today, UTC)."""
+    """The user's "Made for you" mixes for ``date`` (default: today, UTC); editorial ones,
+    the same for their whole context, without personalisation consent."""
     user = _user(store, user_id)
     ctx = context or product_context(store, trained, side)
     date = date or dt.datetime.now(dt.UTC).date()
     allowed = ctx.allowed(user.kids_profile)
     train = trained.model._fitted()
     row = int(trained.users.to_index([user_id], allow_unknown=True)[0])
-    if row >= 0 and train[row].nnz:
+    seed = user_id
+    if not personalised(user):  # the cold-start list of their context: country, kids
+        history = sp.csr_matrix((1, train.shape[1]), dtype=np.float32)
+        suggestions = recommend_for_user(
+            store, trained, user_id, config.n_candidates, kinds=("track",), side=ctx.side
+        )
+        candidates = trained.items.to_index([s.item_id for s in suggestions], allow_unknown=True)
+        seed = Context.of(user).key()
+    elif row >= 0 and train[row].nnz:
         history = train[row]
         recs = trained.model.recommend(
             np.array([row]), config.n_candidates, filters=Filters(allowed)
@@ -123,7 +140,7 @@ def daily_mixes(
         )
         candidates = trained.items.to_index([s.item_id for s in suggestions], allow_unknown=True)
     plans = build_mixes(
-        user_id, date, history.indices, history.data, candidates, ctx.pc, allowed, config
+        seed, date, history.indices, history.data, candidates, ctx.pc, allowed, config
     )
     return [to_mix(plan, user_id, date, ctx.pc) for plan in plans]
 
@@ -156,6 +173,8 @@ def mixes_for_all_users(
     Known users get the model's candidates in one batched ``recommend`` per block (kids and
     others apart, for the explicit rule); users without history share one cold-start list per
     demographic segment, so a million new listeners cost one ranking per segment, not each.
+    Users without personalisation consent (``SideInfo.users.personalised``) get the editorial
+    mixes of their context (country, kids), built once per context and the same for each.
     ``users``: model rows to do (default all); shards of rows can run in parallel processes.
     The store is only read when no ``context`` or ``side`` is given.
     """
@@ -169,22 +188,37 @@ def mixes_for_all_users(
     nnz = np.diff(train.indptr)
     cold = ColdStartRecommender(trained.model, train, ctx.side)
     segments: dict[tuple[int, int, int, bool], np.ndarray] = {}
+    editorial: dict[tuple[int, bool], list[MixPlan]] = {}
+    consent = (
+        np.ones(len(table.kids_profile), dtype=bool)
+        if table.personalised is None
+        else np.asarray(table.personalised, dtype=bool)
+    )
     filters = {kids: Filters(ctx.allowed(kids)) for kids in (False, True)}
     n_mixes = n_tracks = n_cold = 0
     for start in range(0, len(rows), batch_size):
         block = rows[start : start + batch_size]
         ids = [str(x) for x in trained.users.to_ids(block)]
         kids = table.kids_profile[block]
-        known = nnz[block] > 0
+        personal = consent[block]
+        known = (nnz[block] > 0) & personal
         candidates: dict[int, np.ndarray] = {}
         for flag in (False, True):
             chosen = block[known & (kids == flag)]
             if len(chosen):
                 recs = trained.model.recommend(chosen, config.n_candidates, filters=filters[flag])
                 candidates.update(zip(chosen.tolist(), recs.items, strict=True))
-        for row, user_id, is_kid, is_known in zip(
-            block.tolist(), ids, kids.tolist(), known.tolist(), strict=True
+        for row, user_id, is_kid, is_known, is_personal in zip(
+            block.tolist(), ids, kids.tolist(), known.tolist(), personal.tolist(), strict=True
         ):
+            if not is_personal:
+                mixes = _editorial(cold, table, row, is_kid, filters[is_kid], config, date, ctx,
+                                   segments, editorial)  # fmt: skip
+                n_mixes += len(mixes)
+                n_tracks += sum(len(m.tracks) for m in mixes)
+                if sink is not None:
+                    sink(user_id, mixes)
+                continue
             if is_known:
                 lo, hi = train.indptr[row], train.indptr[row + 1]
                 history_items, history_weights = train.indices[lo:hi], train.data[lo:hi]
@@ -205,6 +239,38 @@ def mixes_for_all_users(
                 sink(user_id, mixes)
         progress("mixes", min(start + batch_size, len(rows)), len(rows))
     return MixBatchReport(len(rows), n_mixes, n_tracks, n_cold, time.perf_counter() - started)
+
+
+def _editorial(
+    cold: ColdStartRecommender,
+    table: UserTable,
+    row: int,
+    kids: bool,
+    filters: Filters,
+    config: MixConfig,
+    date: dt.date,
+    ctx: ProductContext,
+    segments: dict[tuple[int, int, int, bool], np.ndarray],
+    cache: dict[tuple[int, bool], list[MixPlan]],
+) -> list[MixPlan]:
+    """The mixes of a listener without personalisation consent: their context's (country,
+    kids), from the country's cold-start list, seeded by the context — as :func:`daily_mixes`
+    makes them online."""
+    code = int(table.country[row])
+    key = (code, kids)
+    if key not in cache:
+        onboarding = Onboarding(country=table.countries[code] if code >= 0 else None)
+        segment = (-1, -1, code, kids)
+        if segment not in segments:
+            segments[segment] = cold.recommend(
+                onboarding, k=config.n_candidates, filters=filters
+            ).items
+        seed = Context(onboarding.country, kids).key()
+        none = np.zeros(0, dtype=np.int64)
+        cache[key] = build_mixes(
+            seed, date, none, none, segments[segment], ctx.pc, ctx.allowed(kids), config
+        )
+    return cache[key]
 
 
 def _segment_candidates(
@@ -268,14 +334,20 @@ def station_page(
     ``served``: item ids this station already played in the session (the client sends them;
     they are never repeated); skips and likes come from the online state's current session.
     The user's history (their "never played" set) is the model's training row plus the
-    online state's recent plays (:func:`user_history`).
+    online state's recent plays (:func:`user_history`). Without personalisation consent
+    neither is read: the station plays from its seed and what is popular, the same page for
+    every such listener in the same context.
     """
     user = _user(store, user_id)
     ctx = context or product_context(store, trained, side)
     seed = seed if isinstance(seed, StationSeed) else StationSeed.parse(seed)
-    history, user_row = user_history(trained, state, user_id)
     served_cols = trained.items.to_index(list(served), allow_unknown=True)
-    session = state.session(user_id, now_ms)
+    if personalised(user):
+        history, user_row = user_history(trained, state, user_id)
+        session = state.session(user_id, now_ms)
+    else:
+        history = sp.csr_matrix((1, len(trained.items)), dtype=np.float32)
+        user_row, session = None, None
     page = next_page(
         trained.model,
         ctx.pc,

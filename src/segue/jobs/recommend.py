@@ -3,9 +3,12 @@
 The same path as a live request (:func:`segue.serving.live.recommend_live`: the model for
 listeners it was trained on, the cold-start recommender for everyone else, the rules such as no
 explicit items on kids profiles, a bounded share of new items), with an empty live state and
-the listener's onboarding answers, if given, standing in for a sign-up. Building the serving
-tables costs about as much as loading the catalog; a process answering many listeners should
-build one :class:`~segue.serving.holder.ServingModel` and call ``recommend_live`` itself.
+the listener's onboarding answers, if given, standing in for a sign-up. A listener without
+personalisation consent gets the non-personal list of their country and kids setting
+(:mod:`segue.data.consent`); picks and genres given here still count, as the request's own.
+Building the serving tables costs about as much as loading the catalog; a process answering
+many listeners should build one :class:`~segue.serving.holder.ServingModel` and call
+``recommend_live`` itself.
 """
 
 from __future__ import annotations
@@ -62,8 +65,6 @@ def recommend_for_user(
         raise SegueError(f"onboarding picks not in the model's catalog: {unknown[:5]}")
     model = ServingModel.build(store, trained, "offline", side=side)
     state = InProcessState()
-    if picks or genres:
-        state.set_onboarding(user_id, picks, genres)
     answer = recommend_live(
         model,
         state,
@@ -76,6 +77,8 @@ def recommend_for_user(
             explain=True,
             new_item_share=new_item_share,
             as_new_listener=bool(picks or genres),
+            picks=tuple(picks),
+            pick_genres=tuple(genres),
         ),
     )
     return [Suggestion(i.item_id, i.title, i.score, i.reason) for i in answer.items]

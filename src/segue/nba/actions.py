@@ -67,12 +67,17 @@ class Reason(StrEnum):
     LIKED_BY_SIMILAR = "liked_by_similar"  # collaborative filtering
     ARTIST_YOU_PLAY = "artist_you_play"  # album / follow derived from a CF pick's artist
     NEVER_TRIED = "never_tried"  # feature education
+    # for listeners without personalisation consent: nothing about them chose these
+    POPULAR = "popular"  # the item with the best click-through of its action type
+    APP_FEATURE = "app_feature"  # an app feature, whether they used it or not
 
 
 REASON_TEXT: dict[Reason, str] = {
     Reason.LIKED_BY_SIMILAR: "Listeners with your taste love it",
     Reason.ARTIST_YOU_PLAY: "From an artist you play",
     Reason.NEVER_TRIED: "You haven't tried it yet",
+    Reason.POPULAR: "Popular on segue",
+    Reason.APP_FEATURE: "A feature worth a try",
 }
 
 

@@ -3,6 +3,11 @@ the outbox (``run_campaign``) or written as the day's Parquet inputs (``campaign
 
 Rerunning a campaign queues nothing twice: each message's id is derived from the campaign
 and the user.
+
+Users without personalisation consent get no taste-based message: no CF candidates, and they
+are scored as nobody in particular (:func:`segue.nba.policy.neutral_view`), so all of them in
+the same country and time zone, allowing the same channels, get the same message (a popular
+item or an app feature), or none.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from segue.nba.features import (
     CHANNELS,
     DAY_MS,
 )
-from segue.nba.policy import PolicySettings, Scored, decide, in_holdout
+from segue.nba.policy import PolicySettings, Scored, decide, in_holdout, neutral_view
 from segue.nba.render import DEFAULT_EMAIL, Recipient, render
 from segue.nba.training import (
     NBAContext,
@@ -96,6 +101,7 @@ class _CampaignRun:
     recent: dict[str, np.ndarray]
     users: np.ndarray
     holdout: np.ndarray
+    personal: np.ndarray  # per user position: personalisation consent
 
 
 def _prepare_campaign(
@@ -112,11 +118,25 @@ def _prepare_campaign(
     model = ClickModel.load(click_model_path(model_dir))
     progress("loading histories", 0, None)
     ctx = load_context(store, now_ms)
+    personal = consent_of(store, ctx.audience.ids)
+    profiles, audience = neutral_view(ctx.profiles, ctx.audience, ~personal)
+    ctx = NBAContext(ctx.items, audience, profiles)
     cf = cf_scorer(store, model_dir, cf_name, ctx, progress)
     recent = store.outbox_recent(now_ms - max(policy.no_repeat_days, 1) * DAY_MS)
     users = np.flatnonzero(ctx.audience.known)
     holdout = in_holdout(ctx.audience.ids, campaign, policy.holdout_share)
-    return _CampaignRun(model, ctx, cf, recent, users, holdout)
+    return _CampaignRun(model, ctx, cf, recent, users, holdout, personal)
+
+
+def consent_of(store: Store, user_ids: np.ndarray) -> np.ndarray:
+    """Personalisation consent per id of ``user_ids`` (True for ids without a record)."""
+    columns = store.table_columns("users", ["id", "consent_personalisation"])
+    refused = {
+        str(u)
+        for u, ok in zip(columns["id"], columns["consent_personalisation"], strict=True)
+        if not ok
+    }
+    return np.array([str(u) not in refused for u in user_ids], dtype=bool)
 
 
 def _scored_blocks(
@@ -128,7 +148,9 @@ def _scored_blocks(
     for start in range(0, len(users), chunk):
         block = users[start : start + chunk]
         block = block[~run.holdout[block] & ~ctx.audience.kids[block]]
-        cands = generate_candidates(block, ctx.items, ctx.profiles, run.cf, run.model.ctr)
+        cands = generate_candidates(
+            block, ctx.items, ctx.profiles, run.cf, run.model.ctr, personal=run.personal[block]
+        )
         scored = decide(
             cands,
             ctx.audience,

@@ -8,6 +8,10 @@
   used.
 * Users the CF model does not know get each action type's best item by past click-through
   rate instead (a cold start that needs no model of the user).
+* Users without personalisation consent (``personal`` False) get no CF and nothing derived
+  from their history: each action type's best item by click-through (reason ``popular``) and
+  every education feature whether they used it or not (``app_feature``) — the same
+  candidates for all of them (:mod:`segue.data.consent`).
 """
 
 from __future__ import annotations
@@ -44,10 +48,16 @@ def generate_candidates(
     cf: CFScorer | None,
     ctr: CTRTable,
     k: int = 10,
+    personal: np.ndarray | None = None,
 ) -> Candidates:
-    """Candidates for ``users`` (positions in the store's user vocabulary)."""
+    """Candidates for ``users`` (positions in the store's user vocabulary); ``personal``
+    (aligned with ``users``, default all True) False for users without consent."""
     users = np.asarray(users, dtype=np.int64)
     parts: list[tuple[np.ndarray, np.ndarray, int, np.ndarray]] = []
+    if personal is not None and not np.all(personal):
+        personal = np.asarray(personal, dtype=bool)
+        _non_personal(users[~personal], items, ctr, parts)
+        users = users[personal]
     known = np.zeros(len(users), dtype=bool)
     if cf is not None and len(users):
         top, scores = cf.top_items(users, k)
@@ -109,6 +119,26 @@ def generate_candidates(
         reason=np.concatenate([np.full(len(p[0]), p[2]) for p in parts]).astype(np.int64),
         cf=np.concatenate([p[3] for p in parts]).astype(np.float64),
     )
+
+
+def _non_personal(
+    users: np.ndarray,
+    items: ItemTable,
+    ctr: CTRTable,
+    parts: list[tuple[np.ndarray, np.ndarray, int, np.ndarray]],
+) -> None:
+    """The same candidates for every user of ``users``: popular items and app features."""
+    if len(users) == 0:
+        return
+    nan = np.full(len(users), np.nan)
+    for item in _best_by_ctr(items, ctr):
+        parts.append((users, np.full(len(users), item), REASONS.index(Reason.POPULAR), nan))
+    for feature_id in EDUCATION_FEATURES:
+        (position,) = items.index([feature_id])
+        if position >= 0:
+            parts.append(
+                (users, np.full(len(users), position), REASONS.index(Reason.APP_FEATURE), nan)
+            )
 
 
 def _album_of(items: ItemTable, tracks: np.ndarray) -> np.ndarray:

@@ -16,21 +16,35 @@ probability at the moment the message would go out, and the expected value is
 
 Of what is left, each user gets the one message with the highest expected value; the channel
 choice falls out of that comparison, because the model scores each channel separately.
+
+Users without personalisation consent are scored as nobody in particular
+(:func:`neutral_view`): no history, no age band or gender — only their context (country, time
+zone) and the channels they allow — so that what they get depends on nothing they did.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+import scipy.sparse as sp
 
 from segue.errors import SegueError
 from segue.nba.actions import ACTION_TYPES, CATALOGUE
 from segue.nba.candidates import Candidates
 from segue.nba.clickmodel import ClickModel
-from segue.nba.features import CHANNELS, DAY_MS, HOUR_MS, Audience, ItemTable, Profiles, Rows
+from segue.nba.features import (
+    CHANNELS,
+    DAY_MS,
+    HOUR_MS,
+    NEVER_PLAYED_DAYS,
+    Audience,
+    ItemTable,
+    Profiles,
+    Rows,
+)
 
 VALUES = np.array([CATALOGUE[a].value for a in ACTION_TYPES])
 
@@ -57,6 +71,41 @@ class PolicySettings:
             raise SegueError(f"unknown channel(s) {sorted(unknown)}; known: {list(CHANNELS)}")
         if self.no_repeat_days < 0:
             raise SegueError("no_repeat_days must be >= 0")
+
+
+def neutral_view(
+    profiles: Profiles, audience: Audience, mask: np.ndarray
+) -> tuple[Profiles, Audience]:
+    """Copies in which the users of ``mask`` (by position) have no history (no plays, skips,
+    minutes, genres, artists or features used; never played) and no age band or gender.
+    Country, time zone, channel consents and the kids flag stay: they are the context."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return profiles, audience
+    keep = (~mask).astype(np.float64)
+
+    def zero_rows(values: np.ndarray) -> np.ndarray:
+        out = values.copy()
+        out[mask] = 0
+        return out
+
+    neutral = replace(
+        profiles,
+        plays=zero_rows(profiles.plays),
+        skips=zero_rows(profiles.skips),
+        minutes=zero_rows(profiles.minutes),
+        recency_days=np.where(mask, NEVER_PLAYED_DAYS, profiles.recency_days),
+        active_days=zero_rows(profiles.active_days),
+        genre_plays=sp.csr_matrix(sp.diags(keep) @ profiles.genre_plays),
+        artist_plays=sp.csr_matrix(sp.diags(keep) @ profiles.artist_plays),
+        feature_used=zero_rows(profiles.feature_used),
+    )
+    anonymous = replace(
+        audience,
+        age_band=np.where(mask, -1, audience.age_band),
+        gender=np.where(mask, -1, audience.gender),
+    )
+    return neutral, anonymous
 
 
 def in_holdout(user_ids: Sequence[str], campaign: str, share: float) -> np.ndarray:

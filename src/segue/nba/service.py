@@ -1,8 +1,11 @@
 """Next best action in real time: one listener's best allowed suggestion right now.
 
 The models and the catalog are loaded once per process (:class:`NBAService`); each call
-reads one listener's history and recent messages. The HTTP response model is
-``segue.api.schemas.NextBestActionResponse``.
+reads one listener's history and recent messages — not the history of a listener without
+personalisation consent: they are scored as nobody in particular (no history, no age band or
+gender; their country, time zone and allowed channels only) and offered only non-personal
+actions (popular items, app features), the same for all of them in that context. The HTTP
+response model is ``segue.api.schemas.NextBestActionResponse``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segue.data.consent import personalised
 from segue.data.log import InteractionLog
 from segue.data.model import EVENT_CODES
 from segue.errors import SegueError
@@ -30,7 +34,7 @@ from segue.nba.features import (
     ItemTable,
     Profiles,
 )
-from segue.nba.policy import PolicySettings, Scored, decide
+from segue.nba.policy import PolicySettings, Scored, decide, neutral_view
 from segue.nba.training import (
     NBAContext,
 )
@@ -90,13 +94,17 @@ class NBAService:
         if user is None:
             raise SegueError(f"unknown user {user_id!r}")
         ids = np.array([user_id], dtype=object)
+        personal = personalised(user)
         log = self.store.user_events(user_id, end_ms=now_ms)
         log = _realign(log, self.items)
         log = log.select(np.isin(log.type, [EVENT_CODES[t] for t in HISTORY_TYPES]))
         profiles = Profiles.build(log, self.items, now_ms)
         audience = Audience.from_users([user], ids)
+        profiles, audience = neutral_view(profiles, audience, np.array([not personal]))
         cf = CFScorer(self._cf.model, self._cf.users, self._cf_items, ids, self.items.ids)
-        cands = generate_candidates(np.array([0]), self.items, profiles, cf, self.model.ctr)
+        cands = generate_candidates(
+            np.array([0]), self.items, profiles, cf, self.model.ctr, personal=np.array([personal])
+        )
         recent = self.store.outbox_recent(
             now_ms - max(self.policy.no_repeat_days, 1) * DAY_MS, [user_id]
         )
@@ -109,7 +117,7 @@ class NBAService:
         _, first = np.unique(scored.item[order], return_index=True)  # best channel per item
         order = order[np.sort(first)]
         suggestions = [_suggestion(scored, ctx, int(r)) for r in order[: alternatives + 1]]
-        note = ""
+        note = "" if personal else NOT_PERSONAL_NOTE
         if not suggestions:
             note = _why_nothing(user, len(cands), len(scored))
         return NextBestAction(
@@ -118,6 +126,10 @@ class NBAService:
             alternatives=suggestions[1:],
             note=note,
         )
+
+
+#: The note on the answer for a listener without personalisation consent.
+NOT_PERSONAL_NOTE = "personalisation is off: popular items and app features only"
 
 
 def _why_nothing(user: object, n_candidates: int, n_scored: int) -> str:

@@ -14,6 +14,13 @@ The path a request takes (each step reads memory or the online state, nothing is
    ``exclude`` filters; the ``discovery`` surface shows only music never heard (no played
    track and, by default, no played artist); ``radio`` may replay known tracks; a per-artist cap.
 
+**Consent.** A listener without personalisation consent (:mod:`segue.data.consent`) takes
+none of the steps above that read them: no history, no session, no stored onboarding answers,
+no age band or gender. They get the cold-start list of their context alone (country, kids
+profile), path ``non_personal``: the same list for every such listener in that context. What
+the request itself names (``picks``, ``pick_genres``) still counts, and their published batch
+list is never served.
+
 What the request could not use is reported in :attr:`LiveAnswer.degraded` (e.g. the online
 state was unreachable) rather than failing: a valid request always gets a list.
 """
@@ -28,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from segue.data.consent import Context, personalised
 from segue.data.model import User
 from segue.errors import SegueError
 from segue.models import Reason
@@ -62,6 +70,10 @@ class LiveRequest:
     new_item_share: float = 0.0
     #: score a known listener as a new one from their onboarding answers (trying sign-ups)
     as_new_listener: bool = False
+    #: items and genres the request itself starts from (a request in words, trying a
+    #: sign-up); unlike stored onboarding answers they count without personalisation consent
+    picks: tuple[str, ...] = ()
+    pick_genres: tuple[str, ...] = ()
     device: str | None = None
     local_time: dt.datetime | None = None
     now_ms: int | None = None
@@ -82,7 +94,7 @@ class LiveAnswer:
     items: list[LiveItem]
     model: str
     version: str
-    path: str  # "personal", "cold_start", "fallback" or "batch"
+    path: str  # "personal", "cold_start", "non_personal", "fallback" or "batch"
     personal_weight: float = 1.0
     fresh_plays: int = 0
     session_id: str | None = None
@@ -127,13 +139,16 @@ def recommend_live(
     assert catalog is not None
     uid = request.user_id
     now_ms = request.now_ms
-    if user is not None and not user.consent_personalisation:
+    personal = personalised(user)
+    if not personal:
         # no consent: nothing the listener did may shape the list, only what everyone does
         recent, session, onboarding, row = [], None, ([], []), -1
     else:
         recent, session, onboarding = _live_state(state, uid, now_ms, degraded)
         row = int(model.users.to_index([uid], allow_unknown=True)[0])
         row = -1 if request.as_new_listener else row
+    if request.picks or request.pick_genres:
+        onboarding = (list(request.picks), list(request.pick_genres))
     base = model.train[row] if row >= 0 and model.train[row].nnz > 0 else None
     fresh = [i for i in recent if i in model.items]
     history = history_from_recent(fresh, model.items, base) if fresh else base
@@ -162,9 +177,9 @@ def recommend_live(
         path, weight = "personal", 1.0
     else:
         items, scores, reasons, weight = _cold(
-            model, user, history, session, onboarding, filters, fetch
+            model, user, history, session, onboarding, filters, fetch, personal
         )
-        path = "cold_start"
+        path = "cold_start" if personal else "non_personal"
     if request.new_item_share > 0:
         by_item = dict(zip(items.tolist(), scores.tolist(), strict=True))
         empty = sp.csr_matrix((1, len(catalog)), dtype=np.float32)
@@ -286,16 +301,18 @@ def _cold(
     onboarding: tuple[list[str], list[str]],
     filters: Filters,
     fetch: int,
+    personal: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[Reason], float]:
-    """The cold-start list, then moved by the session like a personal one."""
+    """The cold-start list, then moved by the session like a personal one; without
+    ``personal`` (no consent) from the listener's context alone (country, no demographics)."""
     picks, genres = onboarding
     columns = model.items.to_index(picks, allow_unknown=True) if picks else []
     answers = Onboarding(
         items=[int(c) for c in columns if c >= 0],
         genres=tuple(genres),
-        age_band=user.age_band.value if user and user.age_band else None,
-        gender=user.gender.value if user and user.gender else None,
-        country=user.country if user else None,
+        age_band=user.age_band.value if personal and user and user.age_band else None,
+        gender=user.gender.value if personal and user and user.gender else None,
+        country=Context.of(user).country,
     )
     # fetch more than asked when a session may reorder the list
     wanted = fetch * 3 if session else fetch
@@ -354,7 +371,10 @@ def batch_answer(
 ) -> LiveAnswer | None:
     """The user's published batch list as an answer, for when the model could not score;
     the request's rules still hold (kids profile, kinds, genres, exclusions). None when
-    nothing of the list is left to show."""
+    nothing of the list is left to show, and for a listener without personalisation consent
+    (a list published before they withdrew it must not serve)."""
+    if not personalised(user):
+        return None
     columns = item_columns(model, batch.items)
     allowed = _filters(model, user, request, None).allowed
     kept = [

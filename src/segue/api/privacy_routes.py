@@ -11,12 +11,16 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from segue.api.problems import problem_responses
 from segue.api.security import require
 from segue.api.services import ServicesDep
 from segue.jobs.privacy import UnknownListener, delete_user, export_chunks
 from segue.online.state import StateUnavailable
 
 router = APIRouter(prefix="/v1/users/{user_id}", tags=["users"])
+#: What both routes may answer besides 200: no key, a key without admin, Redis or the store
+#: not answering (for DELETE: the store part is done, call again).
+_AUTH = (401, 403, 503)
 
 
 class Erased(BaseModel):
@@ -34,7 +38,7 @@ class Erased(BaseModel):
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/json": {}}, "description": "the export document"},
-        404: {"description": "unknown (or erased) listener"},
+        **problem_responses(*_AUTH, 404),
     },
 )
 def export_user(user_id: str, svc: ServicesDep) -> StreamingResponse:
@@ -54,10 +58,7 @@ def export_user(user_id: str, svc: ServicesDep) -> StreamingResponse:
     "",
     response_model=Erased,
     dependencies=[Depends(require("admin"))],
-    responses={
-        404: {"description": "unknown listener (never known, never erased)"},
-        503: {"description": "the store part is done but Redis did not answer; call again"},
-    },
+    responses=problem_responses(*_AUTH, 404),
 )
 def delete_listener(user_id: str, svc: ServicesDep) -> Erased:
     """Erase the listener: store rows, online state, stream messages, this process's cache."""

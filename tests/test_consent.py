@@ -387,3 +387,54 @@ def test_requests_in_words_use_no_history_without_consent(setup) -> None:
     assert "jazz-a4-t1" in in_history["c-jazz"] and in_history["nc-jazz"] == set()
     recs = {u: ask("what should i listen to", u).queue for u in ("c-rock", "c-jazz")}
     assert recs["c-rock"] != recs["c-jazz"]
+
+
+# -- the HTTP API ------------------------------------------------------------------------------
+def test_the_api_answers_them_the_same(setup, tmp_path: Path) -> None:
+    """Recommendations, mixes and stations through ``segue serve``'s app, after each listener's
+    skips reached it through ``POST /v1/events``."""
+    from fastapi.testclient import TestClient
+
+    from segue.api import create_app
+    from segue.config import Settings
+    from segue.dataset.from_store import load_interactions, load_side_info
+    from segue.registry.trained import train_models
+
+    store = setup[0]
+    data = load_interactions(store)
+    train_models(data, ["itemknn"], tmp_path / "models", side=load_side_info(store, data))
+    settings = Settings(data_dir=tmp_path, database_url=store.url)
+    app = create_app(settings, model="itemknn", watch_s=None)
+    with TestClient(app) as client:
+        now = dt.datetime.now(dt.UTC)
+        events = [
+            {
+                "user_id": uid,
+                "item_id": world.track_id(genre, 6 + a, 0),
+                "type": "skip",
+                "timestamp": (now + dt.timedelta(seconds=a - 10)).isoformat(),
+                "session_id": f"api-{uid}",
+            }
+            for uid, _, _, _, genre, _ in LISTENERS
+            for a in range(3)
+        ]
+        assert client.post("/v1/events", json={"events": events}).status_code == 202
+
+        def get(path: str, **params: object) -> dict:
+            response = client.get(path, params=params)
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        recs = {u: get(f"/v1/users/{u}/recommendations", k=10) for u, *_ in LISTENERS}
+        assert recs["nc-rock"]["items"] == recs["nc-jazz"]["items"]
+        assert recs["nc-rock"]["path"] == "non_personal"
+        assert recs["c-rock"]["path"] == "personal"
+        assert recs["c-rock"]["items"] != recs["c-jazz"]["items"]
+        mixes = {u: get(f"/v1/users/{u}/mixes", date=DAY.isoformat()) for u, *_ in LISTENERS}
+        strip = [{k: v for k, v in m.items() if k != "user_id"} for m in mixes["nc-rock"]]
+        assert strip == [{k: v for k, v in m.items() if k != "user_id"} for m in mixes["nc-jazz"]]
+        assert mixes["c-rock"] != mixes["c-jazz"]
+        pages = {u: get(f"/v1/users/{u}/station", seed="genre:rock") for u, *_ in LISTENERS}
+        assert pages["nc-rock"]["tracks"] == pages["nc-jazz"]["tracks"]
+        assert pages["nc-rock"]["skips_by_genre"] == {}
+        assert pages["c-rock"]["skips_by_genre"] == {"rock": 3}

@@ -102,9 +102,13 @@ def test_events_are_persisted_then_applied(
     assert worker.run_once().received == 0  # acknowledged: nothing left
 
 
+class _Died(BaseException):
+    """Not an ``Exception``: the worker process died; the bus settles nothing."""
+
+
 class _CrashOnce(OnlineState):
-    """The real state, but the first ``apply`` raises (before or after applying), like a
-    worker process dying between persisting and acknowledging."""
+    """The real state, but the first ``apply`` dies (before or after applying), like a
+    worker process killed between persisting and acknowledging."""
 
     def __init__(self, real: OnlineState, *, after_apply: bool) -> None:
         super().__init__()
@@ -123,7 +127,7 @@ class _CrashOnce(OnlineState):
             self.crashed = True
             if self.after_apply:
                 self.real.apply(events, artist_of=artist_of, genres_of=genres_of)
-            raise RuntimeError("worker died before acknowledging")
+            raise _Died("worker died before acknowledging")
         return self.real.apply(events, artist_of=artist_of, genres_of=genres_of)
 
     def recent_plays(self, user_id: str, n: int = 50) -> list[str]:
@@ -169,7 +173,7 @@ def test_crash_after_apply_then_reclaim_counts_nothing_twice(
     bus, state = online
     bus.publish(_crash_batch())
     crashing = EventWorker(bus, catalog, _CrashOnce(state, after_apply=True), consumer="w1")
-    with pytest.raises(RuntimeError, match="before acknowledging"):
+    with pytest.raises(_Died, match="before acknowledging"):
         crashing.run_once()
     assert catalog.count("events") == 4  # persisted, but not acknowledged
     assert bus.pending("persist") == 4
@@ -194,7 +198,7 @@ def test_crash_before_apply_is_retried_and_applied_once(
     bus, state = online
     bus.publish(_crash_batch())
     worker = EventWorker(bus, catalog, _CrashOnce(state, after_apply=False))
-    with pytest.raises(RuntimeError):
+    with pytest.raises(_Died):
         worker.run_once()
     assert catalog.count("events") == 4
     assert state.recent_plays("u1") == []  # the crash came before the state saw anything
@@ -227,7 +231,7 @@ def test_unknown_user_is_created_at_first_event(
     assert state.recent_plays("new") == ["t1", "t2"]  # in arrival order, newest first
 
 
-def test_unknown_item_is_rejected_and_acknowledged(
+def test_unknown_item_is_dead_lettered_and_stored_after_a_fix_and_replay(
     online: tuple[EventBus, OnlineState], catalog: Store
 ) -> None:
     bus, state = online
@@ -247,6 +251,16 @@ def test_unknown_item_is_rejected_and_acknowledged(
     assert state.recent_plays("u1") == ["t2", "t1"]
     assert bus.pending("persist") == 0  # the poison does not block the stream
     assert worker.run_once().received == 0
+    letters = bus.dead_letters()
+    assert [d.fields()["event_id"] for d in letters] == [bad.event_id, only_bad_user.event_id]
+    assert all("unknown item 'ghost'" in d.error and d.attempts == 1 for d in letters)
+
+    catalog.upsert_items([Item(id="ghost", kind=ItemKind.TRACK, title="Ghost", artist_id="a9")])
+    assert len(bus.replay_dead(None)) == 2
+    report = worker.run_once()
+    assert (report.received, report.persisted, report.rejected) == (2, 2, [])
+    assert catalog.count("events") == 4 and catalog.get_user("u7") is not None
+    assert bus.dead_letters() == [] and bus.pending("persist") == 0
 
 
 def test_item_added_after_the_cache_was_loaded_is_found(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -12,10 +13,13 @@ import pytest
 from conftest import REDIS_URL
 from segue.data.model import Event, EventType
 from segue.online.bus import (
+    BusError,
     BusUnavailable,
+    DeadLetter,
     EventBus,
     InProcessBus,
     RedisStreamBus,
+    TransientFailure,
     open_bus,
 )
 
@@ -35,28 +39,54 @@ def _events(n: int, start: int = 0) -> list[Event]:
     ]
 
 
+DEAD: list[DeadLetter] = []  # what the fixture's bus reported through on_dead
+
+
 @pytest.fixture(params=["memory", "redis"])
 def bus(request: pytest.FixtureRequest) -> Iterator[EventBus]:
+    DEAD.clear()
     if request.param == "memory":
-        yield InProcessBus()
+        yield InProcessBus(on_dead=DEAD.append)
         return
     prefix = request.getfixturevalue("redis_prefix")
-    b = RedisStreamBus(REDIS_URL, prefix)
+    b = RedisStreamBus(REDIS_URL, prefix, on_dead=DEAD.append)
     try:
         yield b
     finally:
         b.close()
 
 
-class _Fails:
-    """A handler that raises, as a worker that crashes mid-batch would."""
+class _Died(BaseException):
+    """Not an ``Exception``: the process died (SIGKILL) mid-batch; nothing is settled."""
+
+
+class _Dies:
+    """A handler that never returns, as a worker killed mid-batch."""
 
     def __init__(self) -> None:
         self.seen: list[Event] = []
 
     def __call__(self, events: list[Event]) -> None:
         self.seen.extend(events)
-        raise RuntimeError("worker crashed")
+        raise _Died("worker killed")
+
+
+class _FailsOn:
+    """Handles a batch unless it holds one of the ``bad`` event ids; records what it
+    handled (only batches it returned from) and how often it was called."""
+
+    def __init__(self, *bad: str, error: type[Exception] = ValueError) -> None:
+        self.bad = set(bad)
+        self.error = error
+        self.handled: list[str] = []
+        self.calls = 0
+
+    def __call__(self, events: list[Event]) -> None:
+        self.calls += 1
+        bad = [e.event_id for e in events if e.event_id in self.bad]
+        if bad:
+            raise self.error(f"cannot store {bad}")
+        self.handled.extend(e.event_id for e in events)
 
 
 def test_round_trip_preserves_every_field(bus: EventBus) -> None:
@@ -98,10 +128,10 @@ def test_every_group_sees_every_message_in_batches(bus: EventBus) -> None:
     assert [e.event_id for e in a] == [e.event_id for e in b] == [f"e{i}" for i in range(7)]
 
 
-def test_failed_handler_leaves_messages_pending_until_a_retry_succeeds(bus: EventBus) -> None:
+def test_a_killed_handler_leaves_messages_pending_until_a_retry_succeeds(bus: EventBus) -> None:
     bus.publish(_events(3))
-    fails = _Fails()
-    with pytest.raises(RuntimeError, match="worker crashed"):
+    fails = _Dies()
+    with pytest.raises(_Died, match="worker killed"):
         bus.consume("g", "c1", fails)
     assert [e.event_id for e in fails.seen] == ["e0", "e1", "e2"]
     assert bus.pending("g") == 3
@@ -138,8 +168,8 @@ def test_two_consumers_in_a_group_never_get_the_same_message(bus: EventBus) -> N
 
 def test_reclaim_takes_over_the_messages_of_a_crashed_consumer(bus: EventBus) -> None:
     bus.publish(_events(4))
-    with pytest.raises(RuntimeError):
-        bus.consume("g", "crashed", _Fails(), max_batch=3)
+    with pytest.raises(_Died):
+        bus.consume("g", "crashed", _Dies(), max_batch=3)
     got: list[Event] = []
     assert bus.consume("g", "alive", got.extend) == 1  # only the message nobody had taken
     assert [e.event_id for e in got] == ["e3"]
@@ -200,8 +230,8 @@ def test_redis_drops_pending_messages_trimmed_from_the_stream(redis_prefix: str)
     b = RedisStreamBus(REDIS_URL, redis_prefix)
     try:
         b.publish(_events(3))
-        with pytest.raises(RuntimeError):
-            b.consume("g", "c1", _Fails())
+        with pytest.raises(_Died):
+            b.consume("g", "c1", _Dies())
         redis.Redis.from_url(REDIS_URL).xtrim(b.key, maxlen=0, approximate=False)
         b.publish(_events(1, start=3))
         got: list[Event] = []
@@ -210,3 +240,136 @@ def test_redis_drops_pending_messages_trimmed_from_the_stream(redis_prefix: str)
         assert b.pending("g") == 0
     finally:
         b.close()
+
+
+# -- poison messages and dead letters ----------------------------------------------------------
+
+
+def test_a_failing_message_is_isolated_and_dead_lettered_after_its_attempts(
+    bus: EventBus,
+) -> None:
+    bus.publish(_events(10))
+    handler = _FailsOn("e6")
+    assert bus.consume("g", "c1", handler) == 10
+    # bisection: the nine good ones were handled once each, in one pass
+    assert sorted(handler.handled) == sorted(f"e{i}" for i in range(10) if i != 6)
+    assert bus.pending("g") == 1 and bus.dead_letters() == []
+    bus.publish(_events(2, start=10))
+    assert bus.consume("g", "c1", handler) == 1  # its own retry first: attempt 2
+    assert bus.pending("g") == 1 and bus.dead_letters() == []
+    assert bus.consume("g", "c1", handler) == 1  # attempt 3: dead-lettered, acknowledged
+    assert bus.pending("g") == 0
+    [letter] = bus.dead_letters()
+    assert (letter.attempts, letter.group, letter.consumer) == (3, "g", "c1")
+    assert "ValueError: cannot store ['e6']" in letter.error
+    assert letter.fields()["event_id"] == "e6"
+    assert [letter] == DEAD
+    assert bus.consume("g", "c1", handler) == 2  # the stream moves on
+    assert handler.handled[-2:] == ["e10", "e11"]
+    assert bus.consume("g", "c1", handler) == 0
+
+
+def test_attempts_are_counted_per_message_across_consumers(bus: EventBus) -> None:
+    bus.publish(_events(3))
+    handler = _FailsOn("e1")
+    bus.consume("g", "first", handler)
+    bus.consume("g", "first", handler)  # two failed attempts; then "first" dies
+    assert bus.dead_letters() == [] and bus.pending("g") == 1
+    assert bus.reclaim("g", "heir", min_idle_ms=0) == 1
+    assert bus.consume("g", "heir", handler) == 1  # the third attempt overall
+    [letter] = bus.dead_letters()
+    assert (letter.attempts, letter.consumer) == (3, "heir")
+    assert sorted(handler.handled) == ["e0", "e2"]
+
+
+def test_a_handler_can_dead_letter_poison_at_once(bus: EventBus) -> None:
+    bus.publish(_events(4))
+    got: list[str] = []
+
+    def handler(events: list[Event]) -> dict[int, str]:
+        got.extend(e.event_id for e in events)
+        return {i: "unknown item" for i, e in enumerate(events) if e.event_id == "e2"}
+
+    assert bus.consume("g", "c1", handler) == 4
+    assert bus.pending("g") == 0
+    [letter] = bus.dead_letters()
+    assert (letter.attempts, letter.error, letter.fields()["item_id"]) == (1, "unknown item", "t2")
+
+
+def test_transient_failures_count_no_attempt(bus: EventBus) -> None:
+    bus.publish(_events(3))
+    for _ in range(5):
+        with pytest.raises(TransientFailure):
+            bus.consume("g", "c1", _FailsOn("e0", "e1", "e2", error=TransientFailure))
+    assert bus.pending("g") == 3 and bus.dead_letters() == []
+    handler = _FailsOn()
+    assert bus.consume("g", "c1", handler) == 3
+    assert handler.handled == ["e0", "e1", "e2"] and bus.pending("g") == 0
+
+
+def test_dead_letters_are_replayed_and_dropped(bus: EventBus) -> None:
+    bus.publish(_events(3))
+    failing = _FailsOn("e0", "e2")
+    for _ in range(3):
+        bus.consume("g", "c1", failing)
+    letters = bus.dead_letters()
+    assert [d.fields()["event_id"] for d in letters] == ["e0", "e2"]
+    assert bus.dead_letters(limit=1) == letters[:1]
+    assert bus.replay_dead([letters[0].id, "999-0" if "-" in letters[0].id else "999"]) == [
+        letters[0].id
+    ]
+    assert [d.id for d in bus.dead_letters()] == [letters[1].id]
+    fixed = _FailsOn()
+    assert bus.consume("g", "c1", fixed) == 1  # replayed: a new message, attempts anew
+    assert fixed.handled == ["e0"]
+    assert bus.drop_dead(None) == [letters[1].id]
+    assert bus.dead_letters() == [] and bus.replay_dead(None) == []
+    assert bus.consume("g", "c1", fixed) == 0 and bus.pending("g") == 0
+
+
+def test_replaying_everything_keeps_the_events_intact(bus: EventBus) -> None:
+    sent = _events(3)
+    bus.publish(sent)
+    for _ in range(3):
+        bus.consume("g", "c1", _FailsOn("e0", "e1", "e2"))
+    assert len(bus.replay_dead(None)) == 3
+    got: list[Event] = []
+    assert bus.consume("g", "c1", got.extend) == 3
+    assert got == sent
+
+
+def test_max_attempts_must_be_positive() -> None:
+    with pytest.raises(BusError, match="max_attempts"):
+        InProcessBus(max_attempts=0)
+
+
+def test_undecodable_messages_on_redis_are_dead_lettered_not_stalling(redis_prefix: str) -> None:
+    import redis
+
+    b = RedisStreamBus(REDIS_URL, redis_prefix, max_attempts=2)
+    raw = redis.Redis.from_url(REDIS_URL)
+    try:
+        b.publish(_events(2))
+        nul = _events(1, start=2)[0].model_dump(mode="json") | {"user_id": "u\x00"}
+        huge = _events(1, start=3)[0].model_dump(mode="json") | {"ms_played": 2**63}
+        raw.xadd(b.key, {"e": json.dumps(nul)})
+        raw.xadd(b.key, {"e": json.dumps(huge)})
+        raw.xadd(b.key, {"x": "no event at all"})
+        b.publish(_events(2, start=4))
+        handler = _FailsOn()
+        assert b.consume("g", "c1", handler) == 7
+        assert handler.handled == ["e0", "e1", "e4", "e5"]
+        assert b.pending("g") == 3
+        assert b.consume("g", "c1", handler) == 3  # attempt 2 of 2
+        assert b.pending("g") == 0
+        letters = b.dead_letters()
+        assert [d.attempts for d in letters] == [2, 2, 2]
+        assert "user_id" in letters[0].error and "printable" in letters[0].error
+        assert letters[0].fields()["user_id"] == "u\x00"
+        assert "ms_played" in letters[1].error and "86400000" in letters[1].error
+        assert "no field 'e'" in letters[2].error
+        assert raw.xlen(f"{b.key}:dead") == 3
+        assert raw.hlen(f"{b.key}:failures:g") == 0  # nothing left behind
+    finally:
+        b.close()
+        raw.close()

@@ -163,14 +163,20 @@ def test_a_killed_sender_s_claims_are_sent_again_within_the_lease(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    settings = _settings(port, url, lease_s)
+    stolen = 0
     try:
         deadline = time.monotonic() + 120
-        while len(got.ids()) < 4:  # some of the batch is out: kill it half-way
+        while not got.ids():
             assert sender.poll() is None, "the sender ended before it could be killed"
             assert time.monotonic() < deadline, "the sender delivered nothing"
             time.sleep(0.02)
-        # at least a lease after its claim, so only heartbeats kept the batch its own
-        time.sleep(max(0.0, lease_s + 0.5 - DELAY_S * len(got.ids())))
+        # a second sender polls while the first works for over a lease: its heartbeats keep
+        # the batch its own; then, half-way through, it is killed
+        started = time.monotonic()
+        while time.monotonic() < started + lease_s + 0.5:
+            stolen += send_outbox(store, settings).sent
+            time.sleep(0.1)
         assert len(got.ids()) < n
         sender.send_signal(signal.SIGKILL)
         sender.wait()
@@ -179,11 +185,11 @@ def test_a_killed_sender_s_claims_are_sent_again_within_the_lease(
             sender.kill()
     killed_at = time.monotonic()
     before = got.ids()
+    assert stolen == 0
     assert store.outbox_counts()["sending"] > 0  # claimed and never marked
     assert store.outbox_counts()["pending"] == 0  # the dead sender had claimed everything
 
-    # a second sender, polling as a deployment's would
-    settings = _settings(port, url, lease_s)
+    # the second sender goes on polling, as a deployment's would
     while store.outbox_counts()["sent"] < n and time.monotonic() < killed_at + 30:
         send_outbox(store, settings)
         time.sleep(0.05)
@@ -201,7 +207,7 @@ def test_a_killed_sender_s_claims_are_sent_again_within_the_lease(
 
 def test_a_live_slow_sender_keeps_its_claims(store, database_url: str, receivers) -> None:
     got, port, url = receivers
-    lease_s, n = 0.6, 8  # the batch takes n × DELAY_S = 2 s: over three leases
+    lease_s, n = 1.5, 16  # the batch takes n × DELAY_S = 4 s: over two leases
     store.outbox_add(_messages(n))
     settings = _settings(port, url, lease_s)
     result: dict[str, object] = {}

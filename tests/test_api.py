@@ -289,9 +289,11 @@ def test_similar_items(client: TestClient, store: Store) -> None:
 def test_invalid_requests_get_a_4xx_that_says_what(client: TestClient, store: Store) -> None:
     user = _known_user(store)
     r = client.get(f"/v1/users/{user}/recommendations", params={"k": 0})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "k"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", "k"]
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "query parameter 'k'" in r.json()["detail"]
     r = client.get(f"/v1/users/{user}/recommendations", params={"surface": "moon"})
-    assert r.status_code == 422 and "surface" in r.json()["detail"][0]["loc"]
+    assert r.status_code == 422 and "surface" in r.json()["errors"][0]["loc"]
     before = store.count("events")
     item = _recs(client, user)["items"][0]["item_id"]
     good = _event(user, item)
@@ -299,7 +301,9 @@ def test_invalid_requests_get_a_4xx_that_says_what(client: TestClient, store: St
     assert r.status_code == 422
     assert "events[1].item_id='ghost-item'" in r.json()["detail"]
     r = client.post("/v1/events", json={"events": [good, {**good, "type": "teleport"}]})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "events", 1, "type"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "events", 1, "type"]
+    assert r.json()["errors"][0]["pointer"] == "/events/1/type"
+    assert "body events[1].type" in r.json()["detail"]
     time.sleep(0.3)  # give the worker time to store anything it (wrongly) got
     assert store.count("events") == before, "a refused batch stores nothing"
     r = client.patch("/v1/users/nobody-here/settings", json={"kids_profile": True})
@@ -621,4 +625,4 @@ def test_music_requests_say_when_they_are_not_set_up(client: TestClient) -> None
     r = client.post("/v1/query", json={"text": "play bohemian rhapsody by queen"})
     assert r.status_code == 503 and "segue nlu train" in r.json()["detail"]
     r = client.post("/v1/query", json={"text": ""})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "text"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "text"]

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import Response
 
 from segue.api import listener_routes, privacy_routes, query_routes
 from segue.api.metrics import BodyLimitMiddleware, LatencyMiddleware, Metrics
+from segue.api.problems import install_handlers, install_openapi
 from segue.api.routes import router
 from segue.api.services import Services, build_services
 from segue.config import Settings, load_settings
-from segue.errors import SegueError
 
 #: Default request body limit: 5,000 events of ~400 bytes fit.
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -59,10 +59,8 @@ def create_app(
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    @app.exception_handler(SegueError)
-    async def user_error(request: Request, exc: SegueError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
-
+    install_handlers(app)  # every non-2xx answer as RFC 9457 problem details
+    install_openapi(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     app.state.metrics = metrics

@@ -244,9 +244,14 @@ def test_heartbeats_extend_only_the_claims_still_held(store) -> None:
     # leased until 11_900 now: not due at 11_500 (the original lease ran out at 11_000)
     assert store.outbox_claim(11_500, 1_000, 10) == []
     assert store.outbox_extend(token, 11_000, 1_000) == 1  # only the unsent one is held
+    assert not beat.lost(token)
     (taken,) = store.outbox_claim(12_500, 1_000, 10)  # no beat since: due again
     assert taken.message_id == claimed[1].message_id
     assert store.outbox_extend(token, 12_600, 1_000) == 0  # the old claim holds nothing
+    beat.beat()  # (called directly: the thread has stopped)
+    assert beat.lost(token)  # the sender skips the rest of its batch
+    beat.release(token)
+    assert not beat.lost(token)
 
 
 def test_the_message_id_is_the_same_on_every_send() -> None:
@@ -255,3 +260,35 @@ def test_the_message_id_is_the_same_on_every_send() -> None:
     odd = email_message_id("a b<c>@d")
     assert odd == email_message_id("a b<c>@d") and odd.endswith("@segue.invalid>")
     assert " " not in odd and odd.count("@") == 1
+
+
+def test_a_sender_that_lost_its_whole_claim_skips_the_rest_of_its_batch(store) -> None:
+    """A sender stalled past its lease (here: a push gateway that hangs while another sender
+    takes the batch over) sends nothing more of that batch: no second copy of each message."""
+    requests: list[str] = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            requests.append(body["message_id"])
+            if len(requests) == 1:  # meanwhile another sender claims what is left
+                taken = store.outbox_claim(int(time.time() * 1000) + 10**9, 60_000, 100)
+                assert len(taken) == 4
+                time.sleep(0.6)  # two beats of the first sender find nothing held
+            self.send_response(202)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        store.outbox_add([_queued(i, "push") for i in range(4)])
+        settings = _settings(1, f"http://127.0.0.1:{http.server_address[1]}/push", 0.3)
+        report = send_outbox(store, settings)
+    finally:
+        http.shutdown()
+        http.server_close()
+    assert requests == ["m-push-0"]
+    assert (report.sent, report.lost_claims) == (0, 4)

@@ -198,7 +198,11 @@ def send_outbox(
             assert token is not None
             heartbeat.hold(token)
             try:
-                for message in batch:
+                for position, message in enumerate(batch):
+                    if heartbeat.lost(token):  # stalled past the lease: all taken over
+                        report.lost_claims += len(batch) - position
+                        handled += len(batch) - position
+                        break
                     handled += 1
                     _deliver(store, senders, message, settings, clock, report)
             finally:
@@ -219,7 +223,10 @@ class Heartbeat:
     A thread of its own, so a send blocked on a slow server does not stop the beat; it starts
     with the first claim and ends with :meth:`stop`. A failed beat (the store unreachable) is
     logged and tried again at the next one: if the lease runs out meanwhile, another sender
-    takes the messages over and this one's marks are refused, as the protocol has it.
+    takes the messages over and this one's marks are refused, as the protocol has it. A beat
+    that finds none of a held claim's messages left (:meth:`lost`: the sender stalled past its
+    lease and another took them all) tells the sender to skip the rest of that batch rather
+    than send them a second time.
     """
 
     def __init__(
@@ -231,6 +238,7 @@ class Heartbeat:
         )
         self.beats = 0
         self._tokens: set[str] = set()
+        self._lost: set[str] = set()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -247,6 +255,12 @@ class Heartbeat:
     def release(self, token: str) -> None:
         with self._lock:
             self._tokens.discard(token)
+            self._lost.discard(token)
+
+    def lost(self, token: str) -> bool:
+        """Whether the last beat found no message left under ``token``."""
+        with self._lock:
+            return token in self._lost
 
     def stop(self) -> None:
         self._stopped.set()
@@ -259,9 +273,14 @@ class Heartbeat:
             tokens = sorted(self._tokens)
         for token in tokens:
             try:
-                self.store.outbox_extend(token, self.clock(), self.lease_ms)
+                held = self.store.outbox_extend(token, self.clock(), self.lease_ms)
             except Exception as exc:  # never kill the sender: the lease protocol stays safe
                 log.warning("outbox heartbeat failed (%s: %s)", type(exc).__name__, exc)
+                continue
+            if held == 0:
+                with self._lock:
+                    if token in self._tokens:
+                        self._lost.add(token)
         self.beats += 1
 
     def _run(self) -> None:

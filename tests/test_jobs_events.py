@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import time
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -293,3 +294,24 @@ def test_focus_events_are_stored_but_not_applied(
     assert state.recent_plays("u1") == []
     assert state.session("u1") is None
     assert _day_counts(state, ["t1"]) == [0]
+
+
+def test_a_running_worker_takes_over_idle_messages_of_any_consumer(
+    online: tuple[EventBus, OnlineState], catalog: Store
+) -> None:
+    bus, state = online
+    bus.publish([ev("u1", "t1", sec=1), ev("u1", "t2", sec=2)])
+    dead = EventWorker(bus, catalog, _CrashOnce(state, after_apply=False), consumer="dead-one")
+    with pytest.raises(_Died):
+        dead.run_once()  # persisted, never acknowledged: pending with "dead-one"
+    heir = EventWorker(bus, catalog, state, consumer="heir", reclaim_idle_ms=1500)
+    bus.publish([ev("u1", "t3", sec=3)])
+    assert heir.run_once().received == 1  # not idle long enough yet: only the new one
+    assert bus.pending("persist") == 2
+    time.sleep(1.6)
+    report = heir.run_once()  # its loop claims them: no restart, no shared name
+    assert (report.received, report.persisted, report.applied) == (2, 0, 2)
+    assert bus.pending("persist") == 0
+    assert state.recent_plays("u1") == ["t2", "t1", "t3"]
+    never = EventWorker(bus, catalog, state, consumer="never", reclaim_idle_ms=None)
+    assert never.reclaim_if_due(force=True) == 0

@@ -281,9 +281,15 @@ def install_openapi(app: FastAPI) -> None:
                     implied = (*implied, 413, 422)
                 for code in implied:
                     responses.setdefault(str(code), _declared(code))
-                for code, response in responses.items():  # declared without a body: ours
-                    if code[:1] in ("4", "5") and "content" not in response:
-                        response["content"] = {MEDIA_TYPE: {"schema": dict(_REF)}}
+                for code, response in responses.items():
+                    if code[:1] not in ("4", "5"):
+                        continue
+                    content = response.setdefault("content", {})
+                    if not content:  # declared without a body: ours
+                        content[MEDIA_TYPE] = {"schema": dict(_REF)}
+                    elif "application/json" in content and MEDIA_TYPE not in content:
+                        # a problem with extension members (e.g. /v1/ready's 503)
+                        content[MEDIA_TYPE] = content.pop("application/json")
         if not _still_used(doc, "HTTPValidationError"):
             schemas.pop("HTTPValidationError", None)
             schemas.pop("ValidationError", None)

@@ -17,7 +17,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import Field
 
-from segue.api.problems import problem_responses
+from segue.api.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
+from segue.api.problems import NOT_READY, RETRY_AFTER_S, problem_responses
 from segue.api.schemas import (
     EventBatch,
     EventsAccepted,
@@ -63,6 +64,17 @@ class ReadinessOut(Readiness):
     )
 
 
+class NotReady(ReadinessOut):
+    """The 503 of ``/v1/ready``: problem details (RFC 9457) whose extension members are the
+    readiness fields."""
+
+    type: str = NOT_READY
+    title: str = "Not ready"
+    status: int = 503
+    detail: str
+    instance: str = "/v1/ready"
+
+
 def _items(items: list[LiveItem]) -> list[RecommendedItem]:
     return [RecommendedItem(**vars(i)) for i in items]
 
@@ -77,11 +89,12 @@ def health() -> dict[str, str]:
     "/ready",
     tags=["operations"],
     response_model=ReadinessOut,
-    responses={503: {"model": ReadinessOut, "description": "Not ready: see `missing`"}},
+    responses={503: {"model": NotReady, "description": "Not ready: see `missing`"}},
 )
-def ready(svc: ServicesDep, response: Response) -> ReadinessOut:
-    """Readiness: a model is loaded and the store answers (503 otherwise); ``missing`` says
-    what is lacking (items, events, a trained model) and how to fix it."""
+def ready(svc: ServicesDep) -> Response:
+    """Readiness: a model is loaded and the store answers; else 503 problem details that
+    also carry the readiness fields, ``missing`` saying what is lacking (items, events, a
+    trained model) and how to fix it."""
     model = svc.models.loaded
     missing = list(svc.models.missing)
     store_ok = True
@@ -90,12 +103,9 @@ def ready(svc: ServicesDep, response: Response) -> ReadinessOut:
     except Exception as exc:
         store_ok = False
         missing.append(f"store: it does not answer ({type(exc).__name__})")
-    is_ready = model is not None and store_ok
-    if not is_ready:
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     bus = svc.mode if svc.mode == "embedded" else "redis"
-    return ReadinessOut(
-        ready=is_ready,
+    body = ReadinessOut(
+        ready=model is not None and store_ok,
         model=model.name if model else None,
         version=model.version if model else None,
         fallback=model.fallback if model else None,
@@ -103,6 +113,16 @@ def ready(svc: ServicesDep, response: Response) -> ReadinessOut:
         bus=bus,
         auth=svc.api_keys.enabled,
         missing=missing,
+    )
+    if body.ready:
+        return Response(body.model_dump_json(), media_type="application/json")
+    detail = "not ready: " + ("; ".join(missing) or "no model loaded")
+    problem = NotReady(**body.model_dump(), detail=detail)
+    return Response(
+        problem.model_dump_json(),
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers={"Retry-After": str(RETRY_AFTER_S)},
     )
 
 

@@ -113,6 +113,10 @@ def test_a_stopped_then_killed_redis_costs_no_5xx_and_little_time(
         statuses, _, ids = _drive(client, users, items, 5)
         assert set(statuses) == {200, 202}
         assert client.get("/v1/ready").json()["state"] == "redis"
+        # the worker's blocking reads (BLOCK longer than the call timeout) are no failures
+        time.sleep(1.0)
+        breaker = client.app.state.services.breaker  # type: ignore[attr-defined]
+        assert breaker.trips == 0 and client.get("/v1/ready").json()["state"] == "redis"
 
         redis_server.freeze()
         try:

@@ -40,7 +40,9 @@ from segue.jobs.privacy import UnknownListener, delete_user, export_user
 from segue.nba.campaign import message_id
 from segue.online.bus import InProcessBus, RedisStreamBus
 from segue.online.factory import open_state
-from segue.online.state import InProcessState, OnlineState
+from segue.online.redis_state import RedisState
+from segue.online.resilient import ResilientState
+from segue.online.state import InProcessState, OnlineState, StateUnavailable
 from segue.serving.worker import EventWorker
 from segue.store import PublishedList, Store, open_store
 from segue.store import schema as tables
@@ -469,6 +471,21 @@ def test_the_in_process_worker_drops_events_of_erased_listeners(store: Store) ->
     assert report.created_users == 1  # the newcomer, as before
     assert store.get_user(VICTIM) is None and store.get_user("newcomer") is not None
     assert state.recent_plays(VICTIM) == [] and state.recent_plays("newcomer") == ["t1"]
+
+
+def test_an_erasure_that_cannot_reach_redis_says_so_and_can_be_run_again(store: Store) -> None:
+    _fill(store)
+    down = ResilientState(lambda: RedisState("redis://127.0.0.1:1/0", connect_timeout_s=0.2))
+    try:
+        down.fallback.apply([ev(VICTIM, "t1", sec=1)])  # what an outage left in the process
+        with pytest.raises(StateUnavailable):
+            delete_user(store, down, VICTIM)
+        assert store.get_user(VICTIM) is None  # the store part is done ...
+        assert down.fallback.recent_plays(VICTIM) == []  # ... and the in-process part
+        again = delete_user(store, InProcessState(), VICTIM)
+        assert again.previously_erased and again.rows == 0
+    finally:
+        down.close()
 
 
 def test_redis_forgets_exactly_the_listener_even_with_colons_in_ids(redis_prefix: str) -> None:

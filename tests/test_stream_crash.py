@@ -89,6 +89,19 @@ def test_killed_worker_loses_nothing_and_stores_nothing_twice(
 N_TAKEOVER = 20_000
 
 
+def _pending_of(bus: RedisStreamBus, consumer: str) -> int:
+    """Messages of the ``persist`` group pending with ``consumer``."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        info = client.xpending(bus.key, "persist")
+    finally:
+        client.close()
+    names = {consumer, consumer.encode()}
+    return sum(int(c["pending"]) for c in info["consumers"] if c["name"] in names)
+
+
 @pytest.mark.slow
 def test_a_running_worker_under_a_new_name_takes_over_a_killed_ones_events(
     pg_database_url: str, redis_prefix: str, tmp_path: Path
@@ -124,7 +137,7 @@ def test_a_running_worker_under_a_new_name_takes_over_a_killed_ones_events(
         "SEGUE_DATABASE_URL": pg_database_url,
         "SEGUE_REDIS_URL": REDIS_URL,
         "SEGUE_REDIS_PREFIX": redis_prefix,
-        "SEGUE_RECLAIM_IDLE_S": "1",
+        "SEGUE_RECLAIM_IDLE_S": "2",
     }
     doomed = _worker(env, "--consumer", "doomed")
     heir = None
@@ -137,10 +150,15 @@ def test_a_running_worker_under_a_new_name_takes_over_a_killed_ones_events(
                 time.sleep(0.02)
             heir = _worker(env, "--consumer", "heir")  # a new name, running, never restarted
             time.sleep(0.3)
+            deadline = time.monotonic() + 30
+            while _pending_of(bus, "doomed") == 0:  # kill it mid-batch, not between batches
+                assert time.monotonic() < deadline, "the first worker holds nothing pending"
+                time.sleep(0.001)
             doomed.send_signal(signal.SIGKILL)
             doomed.wait(10)
+            left = _pending_of(bus, "doomed")
             assert store.count("events") < N_TAKEOVER, "killed too late to prove anything"
-            assert bus.pending("persist") > 0, "the killed worker left nothing pending"
+            assert left > 0, "the killed worker left nothing pending"
             deadline = time.monotonic() + 120
             while store.count("events") < N_TAKEOVER or bus.pending("persist"):
                 assert heir.poll() is None, heir.stdout.read() if heir.stdout else ""
@@ -149,17 +167,18 @@ def test_a_running_worker_under_a_new_name_takes_over_a_killed_ones_events(
                     f"{bus.pending('persist')} pending"
                 )
                 time.sleep(0.05)
-            assert store.count("events") == N_TAKEOVER  # 0 lost
-            assert len(store.interactions()) == N_TAKEOVER
+            assert store.count("events") == N_TAKEOVER, "lost events"
+            assert len(store.interactions()) == N_TAKEOVER, "interactions"
         heir.send_signal(signal.SIGINT)
         out, _ = heir.communicate(timeout=30)
         assert heir.returncode == 0, out
         assert "dead lettered 0" in out, out
+        assert _pending_of(bus, "doomed") == 0, "the heir took over what the dead one held"
         state = open_state(REDIS_URL, redis_prefix)
         try:
             now_ms = int((start + dt.timedelta(seconds=N_TAKEOVER)).timestamp() * 1000)
             _, day = state.item_counts([f"t{i}" for i in range(50)], now_ms)
-            assert int(day.sum()) == N_TAKEOVER  # 0 duplicated in the live state either
+            assert int(day.sum()) == N_TAKEOVER, "plays counted twice (or not) in the state"
         finally:
             state.close()
         assert bus.dead_letters() == []

@@ -315,3 +315,32 @@ def test_a_running_worker_takes_over_idle_messages_of_any_consumer(
     assert state.recent_plays("u1") == ["t2", "t1", "t3"]
     never = EventWorker(bus, catalog, state, consumer="never", reclaim_idle_ms=None)
     assert never.reclaim_if_due(force=True) == 0
+
+
+def test_a_catalog_the_worker_cannot_load_counts_against_no_event(
+    online: tuple[EventBus, OnlineState], catalog: Store, database_url: str
+) -> None:
+    import sqlalchemy as sa
+
+    from segue.online.bus import TransientFailure
+
+    bus, state = online
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:  # a row from before the rules: a control character
+        conn.execute(
+            sa.text(
+                "INSERT INTO items (id, kind, title, genres, tags, explicit, description) "
+                "VALUES ('old', 'track', 'bad\x01title', '[]', '[]', false, '')"
+            )
+        )
+    bus.publish([ev("u1", "t1", sec=1)])
+    worker = EventWorker(bus, catalog, state)
+    for _ in range(5):
+        with pytest.raises(TransientFailure, match="item catalog"):
+            worker.run_once()
+    assert bus.pending("persist") == 1 and bus.dead_letters() == []
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM items WHERE id = 'old'"))
+    engine.dispose()
+    assert worker.run_once().persisted == 1
+    assert bus.pending("persist") == 0 and bus.dead_letters() == []

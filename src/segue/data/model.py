@@ -7,8 +7,9 @@ we import (Last.fm, CSV logs) writes UTC without saying so.
 The bounds (one rule set, used by the API's input bodies, the importers and the stream's
 decoding alike, so that nothing accepted at one door is poison behind another):
 
-* ids (:data:`Id`): 1 to :data:`MAX_ID_LENGTH` printable characters (no control characters,
-  no NUL, which PostgreSQL cannot store);
+* ids (:data:`Id`): 1 to :data:`MAX_ID_LENGTH` printable characters: no control characters
+  (no NUL, which PostgreSQL cannot store), line separators or lone surrogates; any other
+  Unicode (spaces, emoji with joiners) is fine;
 * short names (:data:`Name`: session, surface, source, device, genres, tags): at most 256
   characters; they and free text (titles, descriptions) hold no control characters other
   than tab and line breaks; onboarding genres (:data:`Label`) none at all;
@@ -71,9 +72,14 @@ def _control_characters(value: str, pattern: re.Pattern[str] = _CONTROL) -> list
     return sorted(set(pattern.findall(value)))
 
 
+#: What an id may not hold: control characters (C0, DEL, C1), line and paragraph separators,
+#: lone surrogates (not encodable, so no store can keep them).
+_NOT_IN_ID = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
 def _printable_id(value: str) -> str:
-    if not value.isprintable():
-        bad = sorted({c for c in value if not c.isprintable()})
+    if _NOT_IN_ID.search(value):
+        bad = sorted(set(_NOT_IN_ID.findall(value)))
         raise ValueError(
             f"ids must be printable text without control characters; found {bad[:3]!r}"
         )

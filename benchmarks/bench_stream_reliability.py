@@ -261,7 +261,7 @@ def kill_and_replace(sqlite: bool, n: int, run: int, idle_s: str | None) -> None
                 ).scalar_one()
             print(
                 f"kill and replace run {run} ({'SQLite' if sqlite else 'PostgreSQL'}, {n:,} "
-                f"events): stored at the kill {stored_at_kill:,}, pending with the dead worker "
+                f"events): stored at the kill {stored_at_kill:,}, pending in the group at the kill "
                 f"{pending_at_kill:,}; all stored {time.monotonic() - killed:.1f} s after the "
                 f"kill ({took:.1f} s polled); lost {n - distinct}, duplicated rows "
                 f"{rows - distinct}, plays counted twice in the live state {int(day.sum()) - n}, "

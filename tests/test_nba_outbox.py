@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from segue.store import open_store
 from segue.store import schema as store_schema
 from segue.store.outbox import OutboxMessage
+from test_store_migrations import _old_store
 
 
 def _message(n: int, channel: str = "push", scheduled_ms: int = 1_000) -> OutboxMessage:
@@ -91,11 +92,7 @@ def test_recent_lists_messages_since(store) -> None:
 def test_version_1_store_is_migrated_to_the_outbox(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.sqlite'}"
     engine = sa.create_engine(url)
-    with engine.begin() as conn:  # a version-1 database: every table but the outbox
-        for table in store_schema.metadata.sorted_tables:
-            if table.name != "outbox":
-                table.create(conn)
-        store_schema.write_version(conn, 1)
+    _old_store(engine, 1, 1)  # the tables segue 1 made (tests/test_store_migrations.py)
     engine.dispose()
     with open_store(url) as store:
         assert store.schema_version == store_schema.SCHEMA_VERSION  # 2, then later ones

@@ -37,6 +37,7 @@ from segue.registry import ModelRegistry, ModelVersion
 from segue.registry.trained import TrainedModel, save_trained
 from segue.store import PublishedList, Store, open_store
 from segue.store import schema as store_schema
+from test_store_migrations import _old_store
 
 DAY = dt.date(2024, 6, 1)
 K = 5
@@ -186,11 +187,7 @@ def test_published_lists_are_replaced_whole_or_not_at_all(store: Store) -> None:
 
 def test_a_version_2_store_is_migrated_to_the_published_table(database_url: str) -> None:
     engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://"))
-    with engine.begin() as conn:  # a version-2 database: every table but the new one
-        for table in store_schema.metadata.sorted_tables:
-            if table.name != "published":
-                table.create(conn)
-        store_schema.write_version(conn, 2)
+    _old_store(engine, 2, 1)  # made by segue 1, opened by 2 (tests/test_store_migrations.py)
     engine.dispose()
     with open_store(database_url) as store:
         assert store.schema_version == store_schema.SCHEMA_VERSION  # every later step ran too

@@ -195,13 +195,3 @@ legacy_meta = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("name", name="pk_meta"),
 )
-
-
-def write_version(conn: sa.Connection, version: int) -> None:
-    """Mark the database as segue <= version 4 did, as a store at ``version``.
-
-    Nothing in segue writes this any more; tests build the stores of older segue with it.
-    """
-    legacy_meta.create(conn, checkfirst=True)
-    conn.execute(sa.delete(legacy_meta).where(legacy_meta.c.name == "schema_version"))
-    conn.execute(sa.insert(legacy_meta).values(name="schema_version", value=str(version)))

@@ -56,7 +56,7 @@ class DeliverySettings(BaseModel):
     push_token: str = Field(default="", repr=False)
     timeout_s: float = Field(default=10.0, gt=0)
     #: seconds a claimed message stays leased to its sender; heartbeats renew it (nba.delivery)
-    lease_s: float = Field(default=20.0, gt=0)
+    lease_s: float = Field(default=15.0, gt=0)
     batch: int = Field(default=100, ge=1)
     max_attempts: int = Field(default=5, ge=1)
     backoff_s: float = Field(default=60.0, ge=0)
@@ -85,6 +85,23 @@ class Settings(BaseSettings):
     redis_prefix: str = "segue:"
     #: ``KEY=scope+scope,KEY2=scope``; scopes read, ingest, admin. Empty: the API is open.
     api_keys: str = ""
+    #: Serving (``segue serve``): how long one Redis call may take before the process falls
+    #: back to in-process state and direct persisting (s); connecting (s); how often a process
+    #: that fell back checks whether Redis answers again (s).
+    redis_timeout_s: float = Field(default=0.15, gt=0, le=60)
+    redis_connect_timeout_s: float = Field(default=0.5, gt=0, le=60)
+    redis_retry_s: float = Field(default=1.0, gt=0, le=3600)
+    #: Serving: PostgreSQL ``statement_timeout`` of the API processes (ms; 0: none), and how
+    #: long a SQLite writer waits for the write lock (ms).
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0)
+    db_busy_timeout_ms: int = Field(default=30_000, ge=0)
+    #: Events: how many seconds ahead of the clock an event may be dated (the rest of the
+    #: input rules are fixed, in ``segue.data.model``); after how many failed attempts a
+    #: message goes to the dead letters; how long a message must sit pending with a consumer
+    #: before any worker takes it over (s).
+    max_future_s: float = Field(default=300.0, ge=0, le=86_400)
+    dead_letter_after: int = Field(default=3, ge=1, le=1000)
+    reclaim_idle_s: float = Field(default=30.0, ge=0, le=86_400)
     delivery: DeliverySettings = DeliverySettings()
 
     @property

@@ -6,6 +6,7 @@ the values are then written there by every process and ``/metrics`` aggregates t
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -50,6 +51,11 @@ class Metrics:
         )
         self.events_persisted = Counter(
             "segue_events_persisted", "Events persisted by this process's worker", registry=r
+        )
+        self.events_dead_lettered = Counter(
+            "segue_events_dead_lettered",
+            "Events this process's worker moved to the dead letters (failed too often, or poison)",
+            registry=r,
         )
         self.fallbacks = Counter(
             "segue_fallbacks", "Fallbacks taken, by kind", ["kind"], registry=r
@@ -118,7 +124,7 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _too_large(send, self.max_bytes)
+            await _too_large(send, self.max_bytes, scope.get("path", ""))
             return
         seen = 0
         started = False
@@ -142,24 +148,30 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
-                await _too_large(send, self.max_bytes)
+                await _too_large(send, self.max_bytes, scope.get("path", ""))
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-async def _too_large(send: Send, max_bytes: int) -> None:
-    body = (
-        b'{"detail":"request body too large: the limit is '
-        + str(max_bytes).encode()
-        + b' bytes; send events in smaller batches"}'
-    )
+async def _too_large(send: Send, max_bytes: int, path: str = "") -> None:
+    """413 as problem details (RFC 9457, as every error of the API: ``segue.api.problems``)."""
+    body = json.dumps(
+        {
+            "type": "about:blank",
+            "title": "Content Too Large",
+            "status": 413,
+            "detail": f"request body too large: the limit is {max_bytes} bytes; "
+            "send events in smaller batches",
+            "instance": path,
+        }
+    ).encode()
     await send(
         {
             "type": "http.response.start",
             "status": 413,
-            "headers": [(b"content-type", b"application/json")],
+            "headers": [(b"content-type", b"application/problem+json")],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -23,14 +23,16 @@ from fastapi import Depends, HTTPException, Request, status
 from segue.api.metrics import Metrics
 from segue.api.security import ApiKeys
 from segue.config import Settings
+from segue.data.model import set_max_future_s
 from segue.errors import SegueError
 from segue.extras import MissingExtra, install_hint, missing_extra
 from segue.jobs.products import ProductContext
 from segue.nba.service import NBAService
 from segue.nlu.parser import Parser
 from segue.online.bus import EventBus, InProcessBus, RedisStreamBus
+from segue.online.redis_client import redis_client
 from segue.online.redis_state import RedisState
-from segue.online.resilient import ReconnectingBus, ResilientState
+from segue.online.resilient import CircuitBreaker, ReconnectingBus, ResilientState
 from segue.online.state import InProcessState, OnlineState
 from segue.serving.holder import ModelHolder, ServingModel, UserCache
 from segue.serving.intake import BackgroundWorker, EventIntake
@@ -60,15 +62,21 @@ class Services:
     nba: NBAService | None = None
     #: the music-request parser (language model and entity index), loaded on first use
     parser: Parser | None = None
+    #: Redis's circuit breaker (redis mode): open while this process serves without Redis
+    breaker: CircuitBreaker | None = None
 
     def start(self, *, watch_s: float | None = 2.0) -> None:
         self.models.load()
+        if self.mode == "redis":  # the direct path must be ready before Redis fails
+            self.intake.warm()
         if watch_s:
             self.models.watch(watch_s)
         if self.worker is not None:
             self.worker.start()
 
     def close(self) -> None:
+        if self.breaker is not None:
+            self.breaker.close()
         if self.worker is not None:
             self.worker.close()
         self.models.close()
@@ -119,22 +127,40 @@ def build_services(
     metrics = metrics or Metrics()
     api_keys = ApiKeys.parse(settings.api_keys)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings.resolved_database_url)
+    store = open_store(
+        settings.resolved_database_url,
+        busy_timeout_ms=settings.db_busy_timeout_ms,
+        statement_timeout_ms=settings.db_statement_timeout_ms or None,
+    )
     url, prefix = settings.redis_url, settings.redis_prefix
+    set_max_future_s(settings.max_future_s)  # the input rules' one setting
+    dead_letters = {
+        "max_attempts": settings.dead_letter_after,
+        "on_dead": lambda letter: metrics.events_dead_lettered.inc(),
+    }
     bus: EventBus
     state: OnlineState
+    breaker: CircuitBreaker | None = None
     if url:
         mode = "redis"
         degraded = metrics.degraded.labels("redis")
-        state = ResilientState(
-            lambda: RedisState(url, prefix),
-            on_degraded=lambda down: degraded.set(1 if down else 0),
+        timeouts = {
+            "connect_timeout_s": settings.redis_connect_timeout_s,
+            "socket_timeout_s": settings.redis_timeout_s,
+        }
+        breaker = CircuitBreaker(
+            _redis_probe(url, settings.redis_connect_timeout_s),
+            retry_after_s=settings.redis_retry_s,
+            on_change=lambda down: degraded.set(1 if down else 0),
         )
-        bus = ReconnectingBus(lambda: RedisStreamBus(url, prefix))
+        state = ResilientState(lambda: RedisState(url, prefix, **timeouts), breaker=breaker)
+        bus = ReconnectingBus(
+            lambda: RedisStreamBus(url, prefix, **timeouts, **dead_letters), breaker=breaker
+        )
     else:
         mode = "embedded"
         state = InProcessState()
-        bus = InProcessBus()
+        bus = InProcessBus(**dead_letters)
 
     def on_model_event(kind: str, detail: str) -> None:
         metrics.model_loads.labels(kind).inc()
@@ -155,12 +181,45 @@ def build_services(
     if run_worker:
         consumer = f"api-{socket.gethostname()}-{os.getpid()}"
         worker = BackgroundWorker(
-            EventWorker(bus, store, state, consumer=consumer),
+            EventWorker(
+                bus,
+                store,
+                state,
+                consumer=consumer,
+                reclaim_idle_ms=int(settings.reclaim_idle_s * 1000),
+            ),
             on_report=lambda persisted, rejected: metrics.events_persisted.inc(persisted),
         )
     return Services(
-        settings, store, bus, state, models, users, intake, worker, metrics, api_keys, mode
+        settings,
+        store,
+        bus,
+        state,
+        models,
+        users,
+        intake,
+        worker,
+        metrics,
+        api_keys,
+        mode,
+        breaker=breaker,
     )
+
+
+def _redis_probe(url: str, timeout_s: float) -> Callable[[], object]:
+    """A PING on a client of its own: whether Redis answers again (run off the request path,
+    so it may wait a little longer than a request's calls)."""
+    client = None
+
+    def probe() -> object:
+        nonlocal client
+        if client is None:
+            client = redis_client(
+                url, connect_timeout_s=timeout_s, socket_timeout_s=max(timeout_s, 1.0)
+            )
+        return client.ping()
+
+    return probe
 
 
 async def current_services(request: Request) -> Services:

@@ -149,8 +149,6 @@ def train_click_model(
     return result
 
 
-
-
 def deliver(
     store: Store,
     settings: DeliverySettings | None = None,

@@ -2,17 +2,29 @@
 
 Producers (the API, importers replaying logs) ``publish`` events; workers in a consumer
 *group* ``consume`` them in batches. Every group sees every message; within a group each
-message goes to one consumer. A batch is acknowledged only after the handler returns without
-raising, so a failing or crashing worker never loses events: the messages stay *pending*,
-the same consumer gets them again on its next ``consume`` (its own pending messages come
-before new ones), and another consumer can take over those of a dead one with ``reclaim``.
+message goes to one consumer. A message is acknowledged only after the handler returned
+for it, so a crashing worker never loses events: its messages stay *pending*, the same
+consumer gets them again on its next ``consume`` (its own pending messages come before new
+ones), and any other consumer takes over those of a dead one with ``reclaim`` (workers call
+it periodically for messages idle longer than a threshold).
 
 At-least-once means a handler can see a message twice (a crash between the handler's
 commit and the acknowledgement). The bus does not deduplicate event ids: consumers must be
 idempotent, and the store already is (an event whose ``event_id`` exists is ignored).
 
-A handler that fails on a message forever (a poison message) is retried forever by the
-consumer that owns it; there is no dead-letter queue yet.
+**Poison messages and dead letters.** When the handler raises on a batch, the bus isolates
+the culprit by bisection: it hands each half to the handler again, down to single messages,
+so the good ones are handled and acknowledged and only a message that fails alone is
+counted against its attempts (a message that cannot be decoded into a valid
+:class:`~segue.data.model.Event` counts as failing too). A message that failed
+``max_attempts`` times (``Settings.dead_letter_after``, default 3), or that the handler
+returns as poison (e.g. an unknown item), is moved to the dead letters with its error and
+attempt count and acknowledged: one bad message never stops a consumer. Dead letters can be
+listed, replayed (published again, e.g. after adding the missing item) and dropped
+(``segue events dead list | replay | drop``). A handler signals an outage rather than a bad
+message (store or state unreachable) by raising :class:`TransientFailure` (or
+:class:`BusUnavailable`): the rest of the batch then stays pending, nothing is counted, and
+the exception propagates, so that the caller backs off.
 
 Two implementations honour the same semantics and run the same tests:
 
@@ -26,17 +38,30 @@ Two implementations honour the same semantics and run the same tests:
 from __future__ import annotations
 
 import abc
+import json
+import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from pydantic import ValidationError
+
 from segue.data.model import Event
 from segue.errors import SegueError
 
-Handler = Callable[[list[Event]], None]
+log = logging.getLogger(__name__)
+
+#: A batch handler. It may return ``{position: reason}`` for events it judged poison (to be
+#: dead-lettered at once, not retried); ``None`` or ``{}`` means all were handled.
+Handler = Callable[[list[Event]], Mapping[int, str] | None]
+
+#: Attempts before a failing message goes to the dead letters (``Settings.dead_letter_after``).
+DEFAULT_MAX_ATTEMPTS = 3
+#: Dead letters kept at most (the oldest go first).
+DEAD_MAXLEN = 100_000
 
 
 class BusError(SegueError):
@@ -45,6 +70,37 @@ class BusError(SegueError):
 
 class BusUnavailable(BusError):
     """The bus's server cannot be reached; callers may degrade (e.g. write to the store)."""
+
+
+class TransientFailure(BusError):
+    """Raised by a handler that cannot work now (its store or state is unreachable): the
+    batch stays pending, no attempt is counted, and ``consume`` re-raises it."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message that failed ``attempts`` times (or was judged poison), set aside.
+
+    ``id`` names it among the dead letters; ``message_id`` is the id it had on the stream;
+    ``payload`` is the message as it was published (the event's JSON).
+    """
+
+    id: str
+    message_id: str
+    group: str
+    consumer: str
+    attempts: int
+    error: str
+    dead_at_ms: int
+    payload: str
+
+    def fields(self) -> dict[str, Any]:
+        """The event's fields as far as the payload is JSON (``{}`` if it is not)."""
+        try:
+            value = json.loads(self.payload)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
 
 
 class EventBus(abc.ABC):
@@ -64,13 +120,17 @@ class EventBus(abc.ABC):
         max_batch: int = 500,
         block_ms: int | None = None,
     ) -> int:
-        """Give one batch to ``handler`` and acknowledge it if the handler returns.
+        """Give one batch to ``handler``; acknowledge what it handled, isolate what failed.
 
         The batch is this consumer's own pending messages if it has any (a retry), otherwise
         up to ``max_batch`` new ones. ``block_ms`` waits that long for new messages when there
-        are none (``None``: return at once). Returns how many events were handled and
-        acknowledged (0 when there was nothing). If the handler raises, the exception
-        propagates and the messages stay pending for this consumer. The group is created on
+        are none (``None``: return at once). Returns how many messages were taken (handled,
+        failed or dead-lettered; 0 when there was nothing). If the handler raises, the batch
+        is bisected (see the module docstring): handled messages are acknowledged, a message
+        failing alone stays pending with one more attempt counted and is dead-lettered after
+        ``max_attempts``. :class:`TransientFailure` and :class:`BusUnavailable` propagate
+        (after acknowledging what was handled), as does anything that is not an
+        ``Exception`` (a dying process): what is left stays pending. The group is created on
         first use and starts at the oldest retained message.
         """
 
@@ -86,6 +146,19 @@ class EventBus(abc.ABC):
     def pending(self, group: str) -> int:
         """Messages delivered to the group's consumers and not yet acknowledged."""
 
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        """The dead letters, oldest first (at most ``limit``)."""
+        raise BusError(f"{type(self).__name__} keeps no dead letters")
+
+    def replay_dead(self, ids: Sequence[str] | None = None) -> list[str]:
+        """Publish the given dead letters (``None``: all) again and remove them from the
+        dead letters; returns the ids replayed (unknown ones are skipped)."""
+        raise BusError(f"{type(self).__name__} keeps no dead letters")
+
+    def drop_dead(self, ids: Sequence[str] | None = None) -> list[str]:
+        """Delete the given dead letters (``None``: all); returns the ids deleted."""
+        raise BusError(f"{type(self).__name__} keeps no dead letters")
+
     def close(self) -> None:
         """Release connections; the default holds none."""
         return None
@@ -96,6 +169,96 @@ def _check_batch(max_batch: int) -> None:
         raise BusError(f"max_batch must be at least 1, got {max_batch}")
 
 
+def _check_attempts(max_attempts: int) -> None:
+    if max_attempts < 1:
+        raise BusError(f"max_attempts must be at least 1, got {max_attempts}")
+
+
+# -- isolating failures ------------------------------------------------------------------------
+
+
+@dataclass
+class _Message:
+    """One message of a batch: the bus's key for it, its event, or why it is not one."""
+
+    key: Any
+    event: Event | None
+    error: str = ""
+
+
+@dataclass
+class _Outcome:
+    done: list[Any] = field(default_factory=list)  # handled: acknowledge
+    failed: dict[Any, str] = field(default_factory=dict)  # failed alone: count an attempt
+    poison: dict[Any, str] = field(default_factory=dict)  # judged poison: dead-letter now
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):  # one line per field, without pydantic's URLs
+        text = "ValidationError: " + "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r:.80})"
+            for e in exc.errors(include_url=False)
+        )
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 2000 else text[:1997] + "..."
+
+
+def _deliver(messages: list[_Message], handler: Handler, outcome: _Outcome) -> None:
+    """Hand the events to ``handler``, bisecting on failure; fills ``outcome``.
+
+    Transient failures and non-``Exception`` errors propagate with ``outcome`` holding what
+    was settled before them.
+    """
+    for m in messages:
+        if m.event is None:
+            outcome.failed[m.key] = m.error
+    _bisect([m for m in messages if m.event is not None], handler, outcome)
+
+
+def _bisect(part: list[_Message], handler: Handler, outcome: _Outcome) -> None:
+    if not part:
+        return
+    try:
+        poison = handler([m.event for m in part])  # type: ignore[misc]
+    except (TransientFailure, BusUnavailable):
+        raise
+    except Exception as exc:
+        if len(part) == 1:
+            outcome.failed[part[0].key] = _describe(exc)
+            return
+        middle = len(part) // 2
+        _bisect(part[:middle], handler, outcome)
+        _bisect(part[middle:], handler, outcome)
+        return
+    poison = poison or {}
+    for position, m in enumerate(part):
+        if position in poison:
+            outcome.poison[m.key] = poison[position]
+        else:
+            outcome.done.append(m.key)
+
+
+def _event_json(event: Event) -> str:
+    try:
+        return event.model_dump_json()
+    except Exception:  # an object built without validation may not serialise
+        return repr(event)
+
+
+def _notify(on_dead: Callable[[DeadLetter], None] | None, letters: list[DeadLetter]) -> None:
+    for letter in letters:
+        log.warning(
+            "message %s dead-lettered as %s after %d attempt(s): %s",
+            letter.message_id,
+            letter.id,
+            letter.attempts,
+            letter.error,
+        )
+        if on_dead is not None:
+            on_dead(letter)
+
+
 # -- in-process --------------------------------------------------------------------------------
 
 
@@ -104,6 +267,7 @@ class _Pending:
     consumer: str
     event: Event
     delivered_at: float
+    failures: int = 0
 
 
 @dataclass
@@ -117,16 +281,28 @@ class InProcessBus(EventBus):
 
     The log keeps the newest ``maxlen`` messages (bounded by default, because a long-running
     process must not grow forever; ``None`` keeps all). Pending messages hold their event, so
-    trimming never loses a delivered-but-unacknowledged one.
+    trimming never loses a delivered-but-unacknowledged one. Dead letters are a list (the
+    newest :data:`DEAD_MAXLEN`), with their events, ids ``"1"``, ``"2"``, ...
     """
 
-    def __init__(self, maxlen: int | None = 100_000) -> None:
+    def __init__(
+        self,
+        maxlen: int | None = 100_000,
+        *,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        on_dead: Callable[[DeadLetter], None] | None = None,
+    ) -> None:
         if maxlen is not None and maxlen < 1:
             raise BusError(f"maxlen must be at least 1 or None, got {maxlen}")
+        _check_attempts(max_attempts)
         self._maxlen = maxlen
+        self.max_attempts = max_attempts
+        self._on_dead = on_dead
         self._log: list[Event] = []
         self._base = 0  # sequence number of self._log[0]
         self._groups: dict[str, _Group] = {}
+        self._dead: dict[str, tuple[DeadLetter, Event]] = {}
+        self._dead_seq = 0
         self._cond = threading.Condition()
 
     def publish(self, events: Sequence[Event]) -> int:
@@ -185,14 +361,68 @@ class InProcessBus(EventBus):
                 seqs, events = self._take(group, consumer, max_batch)
         if not seqs:
             return 0
-        handler(list(events))  # outside the lock; if it raises, the messages stay pending
+        outcome = _Outcome()
+        try:  # outside the lock
+            _deliver([_Message(s, e) for s, e in zip(seqs, events, strict=True)], handler, outcome)
+        except Exception:
+            self._settle(group, consumer, outcome)
+            raise
+        self._settle(group, consumer, outcome)
+        return len(seqs)
+
+    def _settle(self, group: str, consumer: str, outcome: _Outcome) -> None:
+        letters: list[DeadLetter] = []
         with self._cond:
             g = self._groups[group]
-            for seq in seqs:
+            for seq in outcome.done:
                 p = g.pending.get(seq)
                 if p is not None and p.consumer == consumer:  # not reclaimed meanwhile
                     del g.pending[seq]
-        return len(seqs)
+            for seq, error in [*outcome.failed.items(), *outcome.poison.items()]:
+                p = g.pending.get(seq)
+                if p is None or p.consumer != consumer:
+                    continue
+                p.failures += 1
+                if seq in outcome.poison or p.failures >= self.max_attempts:
+                    del g.pending[seq]
+                    letters.append(self._bury(group, seq, p, error))
+        _notify(self._on_dead, letters)
+
+    def _bury(self, group: str, seq: int, p: _Pending, error: str) -> DeadLetter:
+        """Under the lock: keep a dead letter."""
+        self._dead_seq += 1
+        letter = DeadLetter(
+            id=str(self._dead_seq),
+            message_id=str(seq),
+            group=group,
+            consumer=p.consumer,
+            attempts=p.failures,
+            error=error,
+            dead_at_ms=int(time.time() * 1000),
+            payload=_event_json(p.event),
+        )
+        self._dead[letter.id] = (letter, p.event)
+        while len(self._dead) > DEAD_MAXLEN:
+            del self._dead[next(iter(self._dead))]
+        return letter
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        with self._cond:
+            letters = [letter for letter, _ in self._dead.values()]
+        return letters if limit is None else letters[:limit]
+
+    def _take_dead(self, ids: Sequence[str] | None) -> list[tuple[DeadLetter, Event]]:
+        with self._cond:
+            chosen = list(self._dead) if ids is None else [i for i in ids if i in self._dead]
+            return [self._dead.pop(i) for i in dict.fromkeys(chosen)]
+
+    def replay_dead(self, ids: Sequence[str] | None = None) -> list[str]:
+        taken = self._take_dead(ids)
+        self.publish([event for _, event in taken])
+        return [letter.id for letter, _ in taken]
+
+    def drop_dead(self, ids: Sequence[str] | None = None) -> list[str]:
+        return [letter.id for letter, _ in self._take_dead(ids)]
 
     def reclaim(self, group: str, consumer: str, min_idle_ms: int) -> int:
         with self._cond:
@@ -234,6 +464,13 @@ class RedisStreamBus(EventBus):
     stream approximately (XADD MAXLEN ~); a pending message trimmed away before it was handled
     is dropped from the pending list on its next delivery. Groups are created on first use at
     id ``0``, so a new group reads the whole retained stream.
+
+    Failed attempts are counted per group in the hash ``{key}:failures:{group}`` (message id
+    to count; shared by every consumer, so a takeover continues the count) with the last
+    error in ``{key}:errors:{group}``. Dead letters are the stream ``{key}:dead`` (e.g.
+    ``segue:events:dead``): fields ``e`` (the message as published), ``message_id``,
+    ``group``, ``consumer``, ``attempts``, ``error``, ``at_ms``; moving a message there and
+    acknowledging it is one MULTI/EXEC.
     """
 
     def __init__(
@@ -244,16 +481,29 @@ class RedisStreamBus(EventBus):
         maxlen: int | None = None,
         *,
         connect_timeout_s: float = 2.0,
+        socket_timeout_s: float | None = 10.0,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        on_dead: Callable[[DeadLetter], None] | None = None,
     ) -> None:
         import redis
+
+        from segue.online.redis_client import redis_client
 
         self._redis_mod = redis
         self.url = url
         self.key = f"{prefix}{stream}"
         self._maxlen = maxlen
         self._groups: set[str] = set()
+        _check_attempts(max_attempts)
+        self.max_attempts = max_attempts
+        self._on_dead = on_dead
+        self.dead_key = f"{self.key}:dead"
         try:
-            self._client = redis.Redis.from_url(url, socket_connect_timeout=connect_timeout_s)
+            # every call bounded (a blocking read gets its block time on top), no retry on a
+            # timeout; the serving processes pass a fraction of a second
+            self._client = redis_client(
+                url, connect_timeout_s=connect_timeout_s, socket_timeout_s=socket_timeout_s
+            )
         except ValueError as exc:
             raise BusError(
                 f"invalid Redis URL {_redact(url)!r}: {exc} (expected redis://host:port/db)"
@@ -323,15 +573,14 @@ class RedisStreamBus(EventBus):
             return [m for msgs in reply.values() for m in (msgs[0] if msgs else [])]
         return [m for _, msgs in reply for m in msgs]
 
-    def _decode(self, msg_id: bytes, fields: dict) -> Event:
+    def _decode(self, msg_id: bytes, fields: dict) -> _Message:
         raw = fields.get(b"e", fields.get("e"))
+        if raw is None:
+            return _Message(msg_id, None, "not an event: the message has no field 'e'")
         try:
-            return Event.model_validate_json(raw)
+            return _Message(msg_id, Event.model_validate_json(raw))
         except Exception as exc:
-            raise BusError(
-                f"message {msg_id!r} on Redis stream {self.key!r} is not an event ({exc}); "
-                f"delete it with XDEL or acknowledge it with XACK to move on"
-            ) from exc
+            return _Message(msg_id, None, f"not a valid event: {_describe(exc)}")
 
     def consume(
         self,
@@ -346,16 +595,151 @@ class RedisStreamBus(EventBus):
         msgs = self._read(group, consumer, "0", max_batch, None)  # own pending first
         gone = [mid for mid, fields in msgs if not fields]  # trimmed away while pending
         if gone:
-            self._call(self._client.xack, self.key, group, *gone)
+            pipe = self._client.pipeline(transaction=False)
+            pipe.xack(self.key, group, *gone)
+            pipe.hdel(self._failure_keys(group)[0], *gone)
+            pipe.hdel(self._failure_keys(group)[1], *gone)
+            self._call(pipe.execute)
         msgs = [(mid, fields) for mid, fields in msgs if fields]
         if not msgs:
             msgs = self._read(group, consumer, ">", max_batch, block_ms or None)
         if not msgs:
             return 0
-        events = [self._decode(mid, fields) for mid, fields in msgs]
-        handler(events)  # if it raises, nothing is acknowledged
-        self._call(self._client.xack, self.key, group, *[mid for mid, _ in msgs])
+        payloads = {mid: fields.get(b"e", fields.get("e", b"")) for mid, fields in msgs}
+        outcome = _Outcome()
+        try:
+            _deliver([self._decode(mid, fields) for mid, fields in msgs], handler, outcome)
+        except Exception:
+            self._settle(group, consumer, payloads, outcome)
+            raise
+        self._settle(group, consumer, payloads, outcome)
         return len(msgs)
+
+    def _failure_keys(self, group: str) -> tuple[str, str]:
+        return f"{self.key}:failures:{group}", f"{self.key}:errors:{group}"
+
+    def _settle(
+        self, group: str, consumer: str, payloads: Mapping[Any, Any], outcome: _Outcome
+    ) -> None:
+        """Acknowledge the handled, count the failed, bury the dead (one MULTI/EXEC)."""
+        failures, errors = self._failure_keys(group)
+        if outcome.done:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.xack(self.key, group, *outcome.done)
+            pipe.hdel(failures, *outcome.done)
+            pipe.hdel(errors, *outcome.done)
+            self._call(pipe.execute)
+        counted = {**outcome.failed, **outcome.poison}
+        if not counted:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for mid in counted:
+            pipe.hincrby(failures, mid, 1)
+        pipe.hset(errors, mapping=counted)
+        attempts = dict(zip(counted, self._call(pipe.execute)[:-1], strict=True))
+        dead = {
+            mid: error
+            for mid, error in counted.items()
+            if mid in outcome.poison or attempts[mid] >= self.max_attempts
+        }
+        if not dead:
+            return
+        now_ms = int(time.time() * 1000)
+        pipe = self._client.pipeline(transaction=True)
+        for mid, error in dead.items():
+            pipe.xadd(
+                self.dead_key,
+                {
+                    "e": payloads.get(mid) or b"",
+                    "message_id": mid,
+                    "group": group,
+                    "consumer": consumer,
+                    "attempts": attempts[mid],
+                    "error": error,
+                    "at_ms": now_ms,
+                },
+                maxlen=DEAD_MAXLEN,
+                approximate=True,
+            )
+        pipe.xack(self.key, group, *dead)
+        pipe.hdel(failures, *dead)
+        pipe.hdel(errors, *dead)
+        replies = self._call(pipe.execute)
+        letters = [
+            DeadLetter(
+                id=_text(dead_id),
+                message_id=_text(mid),
+                group=group,
+                consumer=consumer,
+                attempts=int(attempts[mid]),
+                error=error,
+                dead_at_ms=now_ms,
+                payload=_text(payloads.get(mid) or b""),
+            )
+            for dead_id, (mid, error) in zip(replies, dead.items(), strict=False)
+        ]
+        _notify(self._on_dead, letters)
+
+    def _letter(self, dead_id: Any, fields: Mapping[Any, Any]) -> DeadLetter:
+        f = {_text(k): v for k, v in fields.items()}
+        return DeadLetter(
+            id=_text(dead_id),
+            message_id=_text(f.get("message_id", b"")),
+            group=_text(f.get("group", b"")),
+            consumer=_text(f.get("consumer", b"")),
+            attempts=int(f.get("attempts", 0)),
+            error=_text(f.get("error", b"")),
+            dead_at_ms=int(f.get("at_ms", 0)),
+            payload=_text(f.get("e", b"")),
+        )
+
+    def _dead_entries(self, ids: Sequence[str] | None, limit: int | None = None) -> list:
+        """``(id, fields)`` of the chosen dead letters (``None``: all), oldest first."""
+        if ids is None:
+            entries: list = []
+            start = "-"
+            while limit is None or len(entries) < limit:
+                want = 500 if limit is None else min(500, limit - len(entries))
+                chunk = self._call(self._client.xrange, self.dead_key, start, "+", count=want)
+                entries.extend(chunk)
+                if len(chunk) < want:
+                    break
+                start = "(" + _text(chunk[-1][0])
+            return entries
+        pipe = self._client.pipeline(transaction=False)
+        for dead_id in dict.fromkeys(ids):
+            pipe.xrange(self.dead_key, dead_id, dead_id, count=1)
+        try:
+            replies = self._call(pipe.execute)
+        except self._redis_mod.exceptions.ResponseError as exc:
+            raise BusError(f"not a dead-letter id among {list(ids)[:5]}: {exc}") from exc
+        return [reply[0] for reply in replies if reply]
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        return [self._letter(i, f) for i, f in self._dead_entries(None, limit)]
+
+    def replay_dead(self, ids: Sequence[str] | None = None) -> list[str]:
+        entries = self._dead_entries(ids)
+        if not entries:
+            return []
+        pipe = self._client.pipeline(transaction=True)
+        for dead_id, fields in entries:
+            payload = fields.get(b"e", fields.get("e", b""))
+            if self._maxlen is None:
+                pipe.xadd(self.key, {"e": payload})
+            else:
+                pipe.xadd(self.key, {"e": payload}, maxlen=self._maxlen, approximate=True)
+            pipe.xdel(self.dead_key, dead_id)
+        self._call(pipe.execute)
+        return [_text(dead_id) for dead_id, _ in entries]
+
+    def drop_dead(self, ids: Sequence[str] | None = None) -> list[str]:
+        entries = self._dead_entries(ids)
+        if not entries:
+            return []
+        dead_ids = [dead_id for dead_id, _ in entries]
+        self._call(self._client.xdel, self.dead_key, *dead_ids)
+        return [_text(dead_id) for dead_id in dead_ids]
 
     def reclaim(self, group: str, consumer: str, min_idle_ms: int) -> int:
         moved = 0
@@ -384,8 +768,18 @@ class RedisStreamBus(EventBus):
         self._client.close()
 
 
-def open_bus(redis_url: str | None, prefix: str = "segue:") -> EventBus:
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def open_bus(
+    redis_url: str | None,
+    prefix: str = "segue:",
+    *,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    on_dead: Callable[[DeadLetter], None] | None = None,
+) -> EventBus:
     """The Redis bus when a URL is configured (``SEGUE_REDIS_URL``), else the in-process one."""
     if redis_url:
-        return RedisStreamBus(redis_url, prefix)
-    return InProcessBus()
+        return RedisStreamBus(redis_url, prefix, max_attempts=max_attempts, on_dead=on_dead)
+    return InProcessBus(max_attempts=max_attempts, on_dead=on_dead)

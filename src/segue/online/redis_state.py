@@ -31,6 +31,8 @@ import numpy as np
 import redis
 
 from segue.data.model import Event, to_epoch_ms
+from segue.online import redis_privacy
+from segue.online.redis_client import redis_client
 from segue.online.state import (
     DAY_MINUTES,
     RECENT_PLAYS_MAX,
@@ -44,6 +46,7 @@ from segue.online.state import (
     StateUnavailable,
     check_vector,
     minute_of,
+    user_export,
     window_counts,
 )
 
@@ -135,13 +138,18 @@ class RedisState(OnlineState):
         *,
         session_timeout_ms: int = SESSION_TIMEOUT_MS,
         connect_timeout_s: float = 2.0,
+        socket_timeout_s: float | None = None,
     ) -> None:
+        """``socket_timeout_s`` (default: ``connect_timeout_s``) bounds every call; the
+        serving processes set it to a fraction of a second, so that a stopped Redis costs a
+        request no more (see :mod:`segue.online.redis_client`)."""
         super().__init__(session_timeout_ms=session_timeout_ms)
         self.url = url
         self.prefix = prefix
+        timeout = connect_timeout_s if socket_timeout_s is None else socket_timeout_s
         try:
-            self._r = redis.Redis.from_url(
-                url, socket_connect_timeout=connect_timeout_s, socket_timeout=connect_timeout_s
+            self._r = redis_client(
+                url, connect_timeout_s=connect_timeout_s, socket_timeout_s=timeout
             )
         except ValueError as exc:
             raise StateUnavailable(
@@ -302,6 +310,23 @@ class RedisState(OnlineState):
             return None
         data = json.loads(raw)
         return BatchList(name, data["version"], list(data["items"]), list(data["scores"]))
+
+    def forget_user(self, user_id: str) -> int:
+        return self._call(redis_privacy.forget, self._r, self.prefix, user_id)
+
+    def export_user(self, user_id: str) -> dict[str, object]:
+        plays, head, counters, ctx, vec, onb, lists, seen = self._call(
+            redis_privacy.export, self._r, self.prefix, user_id
+        )
+        return user_export(
+            plays,
+            redis_privacy.session_of(head, counters),
+            redis_privacy.context_of(ctx),
+            redis_privacy.vector_of(vec),
+            redis_privacy.onboarding_of(onb),
+            lists,
+            seen,
+        )
 
     def item_counts(self, item_ids: Sequence[str], now_ms: int) -> tuple[np.ndarray, np.ndarray]:
         now_m = minute_of(now_ms)

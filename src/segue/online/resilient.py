@@ -1,19 +1,23 @@
 """Online state and bus that survive Redis going away: Redis when it answers, else in-process.
 
 Why: the service must keep answering when Redis is unreachable (the real-time issue's
-"degradation, not errors"). A failed Redis call marks Redis *down* for ``retry_after_s``; while
-down, reads and writes go to an in-process :class:`InProcessState`, so the session a listener
-builds during the outage still shapes their next request on this process. After the pause the
-next call tries Redis again (connecting anew if it was never reached). What was written to the
-in-process state during an outage is not copied back: the store keeps every event, and the
-live state is short-lived by nature (sessions end after 30 minutes).
+"degradation, not errors"), and answer *quickly*: a stopped (SIGSTOP) Redis accepts
+connections and never replies. Every Redis call is bounded by a short socket timeout
+(:mod:`segue.online.redis_client`), and a :class:`CircuitBreaker` shared by the state and the
+bus of one Redis opens on the first failure: from then on no request touches Redis, reads and
+writes go to an in-process :class:`InProcessState` and events are persisted directly, so the
+session a listener builds during the outage still shapes their next request on this process.
+Only the requests in flight when Redis stopped pay the timeout. While open, a background
+thread probes Redis every ``retry_after_s``; the first answer closes the breaker and requests
+go back to Redis, without a restart. What was written to the in-process state during an outage
+is not copied back: the store keeps every event, and the live state is short-lived by nature
+(sessions end after 30 minutes).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
@@ -35,34 +39,119 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+class CircuitBreaker:
+    """Closed: calls go to Redis. Open: callers skip Redis at once, and a daemon thread calls
+    ``probe()`` every ``retry_after_s`` until it returns without raising, which closes it.
+
+    ``on_change(open)`` is told when the breaker opens or closes (metrics, readiness). One
+    breaker serves every client of one Redis server in a process (state and bus), so the
+    first failure of either stops both from waiting on it.
+    """
+
+    def __init__(
+        self,
+        probe: Callable[[], object],
+        *,
+        retry_after_s: float = 1.0,
+        name: str = "redis",
+        on_change: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.retry_after_s = retry_after_s
+        self.name = name
+        self._probe = probe
+        self._on_change = on_change or (lambda is_open: None)
+        self._open = False
+        self._lock = threading.Lock()
+        self._closed_event = threading.Event()  # set on close(): stops the prober
+        self._thread: threading.Thread | None = None
+        self.trips = 0
+
+    @property
+    def open(self) -> bool:
+        return self._open
+
+    def allow(self) -> bool:
+        """True while calls may go to Redis."""
+        return not self._open
+
+    def trip(self, exc: BaseException) -> None:
+        """A call failed: open (if closed) and start probing."""
+        with self._lock:
+            if self._open or self._closed_event.is_set():
+                return
+            self._open = True
+            self.trips += 1
+            log.warning("%s unavailable, using the fallbacks: %s", self.name, exc)
+            self._thread = threading.Thread(
+                target=self._probe_until_up, name=f"segue-{self.name}-probe", daemon=True
+            )
+            self._thread.start()
+        self._on_change(True)
+
+    def _probe_until_up(self) -> None:
+        while not self._closed_event.wait(self.retry_after_s):
+            try:
+                self._probe()
+            except Exception as exc:  # still down (any failure: the probe must not die)
+                log.debug("%s still unavailable: %s", self.name, exc)
+                continue
+            with self._lock:
+                self._open = False
+                self._thread = None
+            log.warning("%s reachable again", self.name)
+            self._on_change(False)
+            return
+
+    def close(self) -> None:
+        """Stop probing (the process is shutting down)."""
+        self._closed_event.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=self.retry_after_s + 5)
+
+
 class ResilientState(OnlineState):
     """Delegates to ``connect()``'s state (Redis), falling back to in-process while it fails.
 
-    ``on_degraded(True/False)`` is called when the mode changes, for metrics and health.
+    ``breaker``: the circuit breaker of that Redis (shared with its bus); without one the
+    state makes its own, probing by connecting anew. ``on_degraded(True/False)``
+    is called when the mode changes, for metrics and health.
     """
 
     def __init__(
         self,
         connect: Callable[[], OnlineState],
         *,
+        breaker: CircuitBreaker | None = None,
         retry_after_s: float = 5.0,
         session_timeout_ms: int = SESSION_TIMEOUT_MS,
         on_degraded: Callable[[bool], None] | None = None,
     ) -> None:
         super().__init__(session_timeout_ms=session_timeout_ms)
         self._connect = connect
-        self.retry_after_s = retry_after_s
         self.fallback = InProcessState(session_timeout_ms=session_timeout_ms)
         self._on_degraded = on_degraded or (lambda degraded: None)
+        self._own_breaker = breaker is None
+        self.breaker = breaker or CircuitBreaker(
+            self._probe, retry_after_s=retry_after_s, name="online state"
+        )
+        self.retry_after_s = self.breaker.retry_after_s
         self._primary: OnlineState | None = None
-        self._down_until = 0.0
         self._degraded = False
         self._lock = threading.Lock()
 
     @property
     def degraded(self) -> bool:
         """True while answering from the in-process fallback."""
-        return self._degraded
+        return self.breaker.open
+
+    def _probe(self) -> None:
+        """Connect anew (the connection checks that Redis answers); keep the new one."""
+        fresh = self._connect()
+        with self._lock:
+            old, self._primary = self._primary, fresh
+        if old is not None:
+            old.close()
 
     def _run(self, call: Callable[[OnlineState], T]) -> T:
         primary = self._usable_primary()
@@ -77,7 +166,7 @@ class ResilientState(OnlineState):
         return call(self.fallback)
 
     def _usable_primary(self) -> OnlineState | None:
-        if time.monotonic() < self._down_until:
+        if not self.breaker.allow():
             return None
         if self._primary is None:
             with self._lock:
@@ -90,15 +179,13 @@ class ResilientState(OnlineState):
         return self._primary
 
     def _mark_down(self, exc: Exception) -> None:
-        self._down_until = time.monotonic() + self.retry_after_s
+        self.breaker.trip(exc)
         if not self._degraded:
-            log.warning("online state unavailable, using in-process state: %s", exc)
             self._degraded = True
             self._on_degraded(True)
 
     def _mark_up(self) -> None:
         if self._degraded:
-            log.warning("online state reachable again")
             self._degraded = False
             self._on_degraded(False)
 
@@ -147,39 +234,79 @@ class ResilientState(OnlineState):
     def batch_list(self, user_id: str, name: str) -> BatchList | None:
         return self._run(lambda s: s.batch_list(user_id, name))
 
+    def forget_user(self, user_id: str) -> int:
+        """Forgets in both: the in-process fallback (what an outage left there) and Redis,
+        tried even while the breaker is open: an erasure that cannot reach Redis raises
+        :class:`StateUnavailable` instead of reporting success."""
+        forgot = self.fallback.forget_user(user_id)
+        with self._lock:
+            if self._primary is None:
+                self._primary = self._connect()  # StateUnavailable propagates
+            primary = self._primary
+        try:
+            forgot += primary.forget_user(user_id)
+        except StateUnavailable as exc:
+            self._mark_down(exc)
+            raise
+        return forgot
+
+    def export_user(self, user_id: str) -> dict[str, object]:
+        return self._run(lambda s: s.export_user(user_id))
+
     def close(self) -> None:
+        if self._own_breaker:
+            self.breaker.close()
         if self._primary is not None:
             self._primary.close()
         self.fallback.close()
 
 
 class ReconnectingBus(EventBus):
-    """A bus opened on first use and re-opened after failures, at most every ``retry_after_s``.
+    """A bus opened on first use and re-opened after failures.
 
     Lets a service start while Redis is down: publishing raises :class:`BusUnavailable` (the
-    intake then stores events directly) until Redis answers again.
+    intake then stores events directly) at once while ``breaker`` is open, and until Redis
+    answers again. Without a breaker of its own Redis's, the bus makes one that retries the
+    connection every ``retry_after_s``.
     """
 
-    def __init__(self, connect: Callable[[], EventBus], *, retry_after_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], EventBus],
+        *,
+        breaker: CircuitBreaker | None = None,
+        retry_after_s: float = 5.0,
+    ) -> None:
         self._connect = connect
-        self.retry_after_s = retry_after_s
+        self._own_breaker = breaker is None
+        self.breaker = breaker or CircuitBreaker(
+            self._probe, retry_after_s=retry_after_s, name="event bus"
+        )
+        self.retry_after_s = self.breaker.retry_after_s
         self._bus: EventBus | None = None
-        self._next_try = 0.0
         self._lock = threading.Lock()
 
     @property
     def connected(self) -> bool:
-        return self._bus is not None and time.monotonic() >= self._next_try
+        return self._bus is not None and self.breaker.allow()
+
+    def _probe(self) -> None:
+        """Connect anew (the connection checks that Redis answers); keep the new one."""
+        fresh = self._connect()
+        with self._lock:
+            old, self._bus = self._bus, fresh
+        if old is not None:
+            old.close()
 
     def _get(self) -> EventBus:
-        if time.monotonic() < self._next_try:
+        if not self.breaker.allow():
             raise BusUnavailable("the event bus is marked down; retrying shortly")
         with self._lock:
             if self._bus is None:
                 try:
                     self._bus = self._connect()
-                except BusUnavailable:
-                    self._next_try = time.monotonic() + self.retry_after_s
+                except BusUnavailable as exc:
+                    self.breaker.trip(exc)
                     raise
             return self._bus
 
@@ -187,8 +314,8 @@ class ReconnectingBus(EventBus):
         bus = self._get()
         try:
             return call(bus)
-        except BusUnavailable:
-            self._next_try = time.monotonic() + self.retry_after_s
+        except BusUnavailable as exc:
+            self.breaker.trip(exc)
             raise
 
     def publish(self, events: Sequence[Event]) -> int:
@@ -214,5 +341,7 @@ class ReconnectingBus(EventBus):
         return self._run(lambda b: b.pending(group))
 
     def close(self) -> None:
+        if self._own_breaker:
+            self.breaker.close()
         if self._bus is not None:
             self._bus.close()

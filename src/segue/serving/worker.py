@@ -17,12 +17,29 @@ Two kinds of event need care:
   the worker creates a minimal :class:`User` first: ``signup_at`` is the user's earliest event
   time in the batch (the first moment we know they existed), every other field keeps the
   model's conservative default (no push/email consent). A later real signup upserts over it.
+* **Erased listener.** An unknown user id that the store's deletion log holds (the listener
+  was erased, :mod:`segue.store.privacy`) is not created again: their events are dropped and
+  acknowledged (``rejected`` with reason "erased listener"), until a real signup brings the
+  id back.
 * **Unknown item.** An event naming an item the catalog lacks cannot be stored (events
   reference items) and retrying will not fix it, so it is *poison*: if it blocked the batch,
   the bus would redeliver it forever and the stream would stall. The worker persists and
-  applies the rest, acknowledges the bad ones with the batch (there is no dead-letter queue
-  yet) and reports them in :attr:`WorkerReport.rejected` and in the log, where an operator
-  can find them (the Redis stream still holds the message until it is trimmed).
+  applies the rest and returns the bad ones to the bus as poison
+  (:attr:`WorkerReport.poison`), which moves them to the dead letters at once; they are
+  also in :attr:`WorkerReport.rejected` and the log. Once the item exists,
+  ``segue events dead replay`` stores them.
+
+Anything else that fails (an event the store refuses) makes the handler raise; the bus then
+bisects the batch, so the good events are stored and only the bad one is counted against
+its attempts and dead-lettered after ``Settings.dead_letter_after`` (see
+:mod:`segue.online.bus`). An outage instead (the store or the online state unreachable, a
+lock or statement timeout) is raised as :class:`~segue.online.bus.TransientFailure`: nothing
+is counted and the batch waits for the next try.
+
+**Takeover.** :meth:`EventWorker.run_once` claims, every few seconds, the group's messages
+pending longer than ``reclaim_idle_ms`` (``Settings.reclaim_idle_s``, default 30 s) for any
+consumer, so a replacement worker under any name picks up what a dead one left, without a
+restart.
 
 Focus-Mode events are persisted (the listener did hear them) and passed to the state, whose
 ``apply`` ignores them, so they never shape the live profile.
@@ -35,9 +52,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+
 from segue.data.model import Event, User
-from segue.online.bus import EventBus
-from segue.online.state import OnlineState
+from segue.online.bus import BusUnavailable, EventBus, TransientFailure
+from segue.online.state import OnlineState, StateUnavailable
 from segue.store import Store
 
 log = logging.getLogger(__name__)
@@ -47,6 +66,22 @@ log = logging.getLogger(__name__)
 #: poison events cannot make every batch rescan the catalog.
 ITEM_REFRESH_S = 60.0
 
+#: Messages pending this long for any consumer are taken over (``Settings.reclaim_idle_s``).
+RECLAIM_IDLE_MS = 30_000
+
+#: Failures that say "not now" rather than "not this event": the store or state unreachable,
+#: a lock or statement timeout. They never count against a message's attempts.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    StateUnavailable,
+    BusUnavailable,
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.DisconnectionError,
+    sa.exc.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
 
 @dataclass
 class WorkerReport:
@@ -54,8 +89,10 @@ class WorkerReport:
 
     ``persisted`` counts events new to the store, ``applied`` those new to the state (both
     are 0 for a fully redelivered batch), ``created_users`` the minimal users created.
-    ``rejected`` holds ``(event_id, reason)`` for poison events that were acknowledged
-    without being stored.
+    ``rejected`` holds ``(event_id, reason)`` for events that were acknowledged without
+    being stored; ``poison`` the batch positions of those among them that go to the dead
+    letters (unknown items), with the reason. ``received`` is the number of messages taken
+    off the bus (``run_once``), failed ones included.
     """
 
     received: int = 0
@@ -63,6 +100,14 @@ class WorkerReport:
     applied: int = 0
     created_users: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    poison: dict[int, str] = field(default_factory=dict)
+
+    def add(self, other: WorkerReport) -> None:
+        """Sum another part of the same batch into this report (``poison`` is per call)."""
+        self.persisted += other.persisted
+        self.applied += other.applied
+        self.created_users += other.created_users
+        self.rejected.extend(other.rejected)
 
 
 @dataclass(frozen=True)
@@ -83,6 +128,7 @@ class EventWorker:
         group: str = "persist",
         consumer: str = "worker-1",
         item_refresh_s: float = ITEM_REFRESH_S,
+        reclaim_idle_ms: int | None = RECLAIM_IDLE_MS,
     ) -> None:
         self.bus = bus
         self.store = store
@@ -90,6 +136,14 @@ class EventWorker:
         self.group = group
         self.consumer = consumer
         self.item_refresh_s = item_refresh_s
+        #: ``None``: never take over other consumers' messages in :meth:`run_once`.
+        self.reclaim_idle_ms = reclaim_idle_ms
+        #: How often :meth:`run_once` looks for idle messages: a fraction of the threshold,
+        #: at most every 5 s.
+        self.reclaim_every_s = (
+            0.0 if reclaim_idle_ms is None else min(5.0, max(0.05, reclaim_idle_ms / 4000))
+        )
+        self._last_reclaim = float("-inf")
         self._items: dict[str, _ItemInfo] | None = None  # loaded on first use
         self._items_loaded_at = 0.0
 
@@ -97,22 +151,56 @@ class EventWorker:
     def run_once(self, max_batch: int = 500, *, block_ms: int | None = None) -> WorkerReport:
         """Handle one batch (this consumer's pending messages first); an empty report if none.
 
-        If the store or the state raises, the exception propagates and the batch stays
-        pending, to be retried by the next ``run_once`` or taken over via :meth:`reclaim`.
+        First, when due, takes over messages idle longer than ``reclaim_idle_ms`` (see
+        :meth:`reclaim_if_due`). A failing event is isolated by the bus and dead-lettered
+        after its attempts; an outage of the store or state raises
+        :class:`~segue.online.bus.TransientFailure` and leaves the batch pending.
         """
-        reports: list[WorkerReport] = []
-        self.bus.consume(
-            self.group,
-            self.consumer,
-            lambda events: reports.append(self.handle(events)),
-            max_batch=max_batch,
-            block_ms=block_ms,
+        self.reclaim_if_due()
+        total = WorkerReport()
+
+        def handler(events: list[Event]) -> dict[int, str]:
+            try:
+                # the catalog first: if it cannot be loaded (the store down, or a row the
+                # rules refuse), that is no event's fault and must not count against any
+                if self._items is None:
+                    self.refresh_items()
+            except Exception as exc:
+                raise TransientFailure(
+                    f"cannot read the item catalog ({type(exc).__name__}: {exc}); "
+                    "the batch stays pending"
+                ) from exc
+            try:
+                report = self.handle(events)
+            except TRANSIENT_ERRORS as exc:
+                raise TransientFailure(
+                    f"cannot persist events now ({type(exc).__name__}: {exc}); "
+                    "the batch stays pending"
+                ) from exc
+            total.add(report)
+            return report.poison
+
+        total.received = self.bus.consume(
+            self.group, self.consumer, handler, max_batch=max_batch, block_ms=block_ms
         )
-        return reports[0] if reports else WorkerReport()
+        return total
 
     def reclaim(self, min_idle_ms: int) -> int:
-        """Take over messages of crashed consumers idle for ``min_idle_ms``; returns how many."""
-        return self.bus.reclaim(self.group, self.consumer, min_idle_ms)
+        """Take over messages of any consumer idle for ``min_idle_ms``; returns how many."""
+        moved = self.bus.reclaim(self.group, self.consumer, min_idle_ms)
+        self._last_reclaim = time.monotonic()
+        if moved:
+            log.info("%s took over %d idle pending message(s)", self.consumer, moved)
+        return moved
+
+    def reclaim_if_due(self, *, force: bool = False) -> int:
+        """:meth:`reclaim` with ``reclaim_idle_ms`` if the last one is ``reclaim_every_s`` ago
+        (or ``force``); 0 when not due or disabled."""
+        if self.reclaim_idle_ms is None:
+            return 0
+        if not force and time.monotonic() - self._last_reclaim < self.reclaim_every_s:
+            return 0
+        return self.reclaim(self.reclaim_idle_ms)
 
     def refresh_items(self) -> None:
         """Reload the item cache (artist and genres per item) from the store."""
@@ -126,14 +214,15 @@ class EventWorker:
         report = WorkerReport(received=len(events))
         items = self._item_info({e.item_id for e in events})
         accepted: list[Event] = []
-        for event in events:
+        for position, event in enumerate(events):
             if event.item_id in items:
                 accepted.append(event)
             else:
                 reason = f"unknown item {event.item_id!r} (not in the store's catalog)"
                 report.rejected.append((event.event_id, reason))
+                report.poison[position] = reason
                 log.warning(
-                    "event %s of user %s rejected and acknowledged: %s",
+                    "event %s of user %s rejected (to the dead letters): %s",
                     event.event_id,
                     event.user_id,
                     reason,
@@ -142,6 +231,10 @@ class EventWorker:
             return report
         with self.store.transaction():
             new_users = self._missing_users(accepted)
+            erased = self.store.erased_user_ids(u.id for u in new_users) if new_users else set()
+            if erased:
+                accepted = self._drop_erased(accepted, erased, report)
+                new_users = [u for u in new_users if u.id not in erased]
             if new_users:
                 self.store.upsert_users(new_users)
             report.created_users = len(new_users)
@@ -169,6 +262,16 @@ class EventWorker:
                     if item is not None:
                         self._items[item.id] = _ItemInfo(item.artist_id, item.genres)
         return {i: self._items[i] for i in ids if i in self._items}
+
+    @staticmethod
+    def _drop_erased(events: list[Event], erased: set[str], report: WorkerReport) -> list[Event]:
+        """Events of erased listeners (in the deletion log, not signed up again) are dropped
+        and acknowledged, not stored under a re-created listener."""
+        for event in events:
+            if event.user_id in erased:
+                report.rejected.append((event.event_id, "erased listener"))
+        log.info("dropped events of %d erased listener(s)", len(erased))
+        return [e for e in events if e.user_id not in erased]
 
     def _missing_users(self, events: Sequence[Event]) -> list[User]:
         """Minimal users for the events' unknown user ids, signed up at their first event.

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from segue.data.model import (
     User,
 )
 from segue.store.outbox import OutboxMessage
+from segue.store.privacy import Erasure
 from segue.store.published import PublishedList
 
 #: Tables a user can count or export.
@@ -166,6 +168,11 @@ class Store(abc.ABC):
     ) -> list[OutboxMessage]:
         """Claim due messages (pending, or sending with an expired lease) for one sender."""
 
+    def outbox_extend(self, claim_token: str, now_ms: int, lease_ms: int) -> int:
+        """Heartbeat of a live sender: lease its messages still ``sending`` under
+        ``claim_token`` until ``now + lease``; how many it still holds."""
+        raise NotImplementedError(f"{type(self).__name__} has no outbox heartbeat")
+
     @abc.abstractmethod
     def outbox_mark_sent(self, message_id: str, claim_token: str, now_ms: int) -> bool:
         """Mark a claimed message sent; False when the claim was lost to another sender."""
@@ -218,6 +225,24 @@ class Store(abc.ABC):
         self, start_ms: int | None = None, end_ms: int | None = None
     ) -> InteractionLog:
         """Impression/open/click/conversion events with session_id, surface and source."""
+
+    # -- one listener's data: export and erasure (see segue.store.privacy) ----------------
+    @abc.abstractmethod
+    def user_data(self, user_id: str) -> dict[str, Any] | None:
+        """Profile, friends both ways, tag assignments, published lists, outbox messages and
+        the event count of one listener, JSON-ready; None for an id the store does not know."""
+
+    @abc.abstractmethod
+    def iter_user_events(self, user_id: str) -> Iterator[dict[str, Any]]:
+        """The listener's events, oldest first, read in chunks (bounded memory)."""
+
+    @abc.abstractmethod
+    def erase_user(self, user_id: str, now_ms: int) -> Erasure | None:
+        """Delete every row about the listener and log a hash of the id; None if unknown."""
+
+    @abc.abstractmethod
+    def erased_user_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` the deletion log holds."""
 
     @abc.abstractmethod
     def export_parquet(self, table: str, path: Path) -> int:

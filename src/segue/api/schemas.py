@@ -94,8 +94,9 @@ class RecommendationList(BaseModel):
     model: str
     version: str
     path: str = Field(
-        description="personal, cold_start, fallback, or batch (the published daily list, "
-        "served when the model could not score)"
+        description="personal, cold_start, non_personal (the listener did not consent to "
+        "personalisation: the same list as every such listener in their country), fallback, or "
+        "batch (the published daily list, served when the model could not score)"
     )
     surface: str
     personal_weight: float

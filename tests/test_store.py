@@ -876,3 +876,14 @@ def test_point_reads_recover_from_a_killed_database_connection(pg_database_url: 
         assert killed  # the kept connection was among them
         assert store.get_user("u1") is not None
         assert store.get_user("ghost") is None
+
+
+def test_the_event_detail_columns_are_the_events_table_beyond_its_keys() -> None:
+    from segue.store import schema
+
+    beyond_keys = [
+        c.name
+        for c in schema.events.columns
+        if c.name not in ("key", "event_id", "user_key", "item_key")
+    ]
+    assert list(schema.EVENT_DETAIL_COLUMNS) == beyond_keys

@@ -28,21 +28,7 @@ from segue.store import schema
 #: Rows per executemany / COPY chunk: large enough to amortise calls, small enough for memory.
 CHUNK = 100_000
 
-_EVENT_COLUMNS = (
-    "event_id",
-    "user_key",
-    "item_key",
-    "type",
-    "ts_ms",
-    "ms_played",
-    "count",
-    "session_id",
-    "surface",
-    "source",
-    "device",
-    "focus",
-    "rating",
-)
+_EVENT_COLUMNS = ("event_id", "user_key", "item_key", *schema.EVENT_DETAIL_COLUMNS)
 _STRING_COLUMNS = ("session_id", "surface", "source", "device")
 _TYPE_NAMES = np.array([t.value for t in EVENT_TYPES], dtype=object)
 

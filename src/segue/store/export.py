@@ -60,16 +60,7 @@ def _plan(table: str) -> tuple[sa.Select[Any], list[_Column], dict[str, str]]:
                 e.c.event_id,
                 u.c.id.label("user_id"),
                 i.c.id.label("item_id"),
-                e.c.type,
-                e.c.ts_ms,
-                e.c.ms_played,
-                e.c.count,
-                e.c.session_id,
-                e.c.surface,
-                e.c.source,
-                e.c.device,
-                e.c.focus,
-                e.c.rating,
+                *(e.c[name] for name in schema.EVENT_DETAIL_COLUMNS),
             )
             .select_from(e.join(u, u.c.key == e.c.user_key).join(i, i.c.key == e.c.item_key))
             .order_by(e.c.key)

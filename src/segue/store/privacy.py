@@ -47,20 +47,7 @@ from segue.store import schema
 
 _CHUNK = 5_000
 #: Event columns in an export, in this order.
-EVENT_FIELDS = (
-    "event_id",
-    "item_id",
-    "type",
-    "ts_ms",
-    "ms_played",
-    "count",
-    "session_id",
-    "surface",
-    "source",
-    "device",
-    "focus",
-    "rating",
-)
+EVENT_FIELDS = ("event_id", "item_id", *schema.EVENT_DETAIL_COLUMNS)
 
 
 def id_hash(user_id: str) -> str:
@@ -140,16 +127,7 @@ def iter_user_events(conn: sa.Connection, user_id: str) -> Iterator[dict[str, An
         sa.select(
             e.c.event_id,
             i.c.id.label("item_id"),
-            e.c.type,
-            e.c.ts_ms,
-            e.c.ms_played,
-            e.c.count,
-            e.c.session_id,
-            e.c.surface,
-            e.c.source,
-            e.c.device,
-            e.c.focus,
-            e.c.rating,
+            *(e.c[name] for name in schema.EVENT_DETAIL_COLUMNS),
         )
         .select_from(e.join(i, i.c.key == e.c.item_key, isouter=True))
         .where(e.c.user_key == key)

@@ -183,6 +183,21 @@ TABLES_BY_NAME: dict[str, sa.Table] = {
 }
 
 
+#: The columns of an event beyond its id and its user and item keys, in table order: what
+#: bulk inserts write, and what exports and a listener's export read back.
+EVENT_DETAIL_COLUMNS = (
+    "type",
+    "ts_ms",
+    "ms_played",
+    "count",
+    "session_id",
+    "surface",
+    "source",
+    "device",
+    "focus",
+    "rating",
+)
+
 # -- before Alembic ----------------------------------------------------------------------------
 #: Up to schema version 4 segue kept the version as the ``schema_version`` row of a ``meta``
 #: table. Opening such a store records the matching revision (version N is revision "000N")

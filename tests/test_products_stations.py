@@ -156,8 +156,8 @@ def test_kids_profile_station_has_no_explicit_track(setup) -> None:
         ("mood:angry", "unknown mood 'angry'"),
         ("genre:", "needs a value"),
         ("genre:polka", "unknown genre 'polka'"),
-        ("artist:nobody", "unknown artist 'nobody'"),
-        ("track:nothing", "unknown track 'nothing'"),
+        ("artist:nobody", 'no artist named "nobody"'),  # an artist or track by name or id
+        ("track:nothing", 'no track named "nothing"'),
     ],
 )
 def test_bad_seeds_are_clear_errors(setup, seed: str, message: str) -> None:

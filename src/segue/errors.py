@@ -36,3 +36,20 @@ class RowError(SegueError):
 
 class DatasetError(SegueError):
     """The interactions cannot be turned into what was asked (e.g. too few events to split)."""
+
+
+class NameNotResolved(SegueError):
+    """A name a person typed (a station seed, an onboarding pick, an item to find similar
+    ones for) names no catalog item, or several equally well.
+
+    ``suggestions`` are the closest items as plain dicts (``id``, ``kind``, ``title``,
+    ``artist``), so every face can show them: the CLI in its one line, the API as an
+    extension member of the problem details. ``ambiguous`` is False when nothing matched.
+    """
+
+    def __init__(
+        self, message: str, suggestions: list[dict[str, str | None]], *, ambiguous: bool
+    ) -> None:
+        self.suggestions = suggestions
+        self.ambiguous = ambiguous
+        super().__init__(message)

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import HTMLResponse, Response
 
+from segue.api.catalog_routes import catalog_names
 from segue.api.problems import problem_responses
 from segue.api.schemas import NextBestActionResponse, PublishedTop, RecommendedItem, StationResponse
 from segue.api.security import require
@@ -118,7 +119,12 @@ def station(
     user_id: str,
     svc: ServicesDep,
     seed: Annotated[
-        str, Query(description="discovery, artist:ID, track:ID, genre:NAME or mood:NAME")
+        str,
+        Query(
+            description="discovery, artist:NAME, track:TITLE (or 'TITLE — ARTIST'), genre:NAME "
+            "or mood:NAME; artists and tracks by id too. A name that fits several items is a "
+            "422 whose suggestions list them"
+        ),
     ] = "discovery",
     k: Annotated[int, Query(ge=1, le=100)] = 10,
     served: Annotated[list[str], Query(description="Tracks this station already played")] = [],  # noqa: B006
@@ -135,6 +141,7 @@ def station(
         k,
         served=served,
         context=_context(svc),
+        names=catalog_names(svc) if seed.partition(":")[0].strip() in ("artist", "track") else None,
     )
     return StationResponse.model_validate(page)
 

@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from segue.errors import SegueError
+from segue.errors import NameNotResolved, SegueError
 from segue.serving.holder import ModelUnavailable
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,8 @@ NOT_READY = "urn:segue:problem:not-ready"
 STORE_UNAVAILABLE = "urn:segue:problem:store-unavailable"
 INVALID_INPUT = "urn:segue:problem:invalid-input"
 INTERNAL = "urn:segue:problem:internal-error"
+AMBIGUOUS_NAME = "urn:segue:problem:ambiguous-name"
+UNKNOWN_NAME = "urn:segue:problem:unknown-name"
 #: Seconds a client should wait before retrying a 503.
 RETRY_AFTER_S = 5
 
@@ -62,6 +64,15 @@ class FieldError(BaseModel):
     type: str = Field(description="The kind of check that failed (pydantic's error type)")
 
 
+class NameSuggestion(BaseModel):
+    """A catalog item close to a name that did not resolve."""
+
+    id: str
+    kind: str
+    title: str
+    by: str | None = Field(default=None, description="The artist, or a podcast's show")
+
+
 class Problem(BaseModel):
     """An error, as RFC 9457 problem details (``application/problem+json``)."""
 
@@ -72,6 +83,10 @@ class Problem(BaseModel):
     instance: str = Field(description="The request's path")
     errors: list[FieldError] | None = Field(
         default=None, description="Invalid requests: each invalid field and what is wrong"
+    )
+    suggestions: list[NameSuggestion] | None = Field(
+        default=None,
+        description="A name that fits several items, or none: the closest items, to ask back",
     )
 
 
@@ -84,6 +99,7 @@ def problem(
     title: str | None = None,
     errors: Sequence[FieldError] | None = None,
     headers: Mapping[str, str] | None = None,
+    suggestions: Sequence[NameSuggestion] | None = None,
 ) -> JSONResponse:
     """The problem+json response for ``request``."""
     body = Problem(
@@ -93,6 +109,7 @@ def problem(
         detail=detail,
         instance=request.url.path,
         errors=list(errors) if errors is not None else None,
+        suggestions=list(suggestions) if suggestions is not None else None,
     )
     return JSONResponse(
         body.model_dump(exclude_none=True),
@@ -182,6 +199,18 @@ async def _segue(request: Request, exc: Exception) -> JSONResponse:
     return problem(request, 422, str(exc), type_=INVALID_INPUT, title="The input cannot be used")
 
 
+async def _name(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, NameNotResolved)
+    return problem(
+        request,
+        422,
+        str(exc),
+        type_=AMBIGUOUS_NAME if exc.ambiguous else UNKNOWN_NAME,
+        title="The name fits several items" if exc.ambiguous else "No item has that name",
+        suggestions=[NameSuggestion.model_validate(s) for s in exc.suggestions],
+    )
+
+
 async def _database(request: Request, exc: Exception) -> JSONResponse:
     log.warning("store unavailable for %s %s: %s", request.method, request.url.path, exc)
     return problem(
@@ -214,6 +243,7 @@ def install_handlers(app: FastAPI) -> None:
         (RequestValidationError, _validation),
         (StarletteHTTPException, _http),
         (ModelUnavailable, _not_ready),
+        (NameNotResolved, _name),
         (SegueError, _segue),
         (sa.exc.OperationalError, _database),
         (sa.exc.InterfaceError, _database),

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from pydantic import Field
 
+from segue.api.catalog_routes import catalog_names
 from segue.api.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from segue.api.problems import NOT_READY, RETRY_AFTER_S, problem_responses
 from segue.api.schemas import (
@@ -299,6 +300,13 @@ def create_user(body: UserIn, svc: ServicesDep) -> UserOut:
     unknown = [p for p in body.picks if model is None or p not in model.items]
     if unknown:
         unknown = sorted(set(unknown) - svc.store.existing_item_ids(unknown))
+    if unknown and model is not None:  # names ("Late Kingdom"): resolved, or a 422 to ask
+        names = catalog_names(svc)
+        ids = {p: names.resolve_all([p], what="onboarding pick") for p in unknown}
+        body = body.model_copy(
+            update={"picks": [i for p in body.picks for i in ids.get(p, [p])]}
+        )
+        unknown = []
     if unknown:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

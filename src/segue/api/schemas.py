@@ -202,6 +202,9 @@ class StationResponse(_FromJob):
     session_id: str | None
     skips_by_genre: dict[str, int]
     tracks: list[StationTrackOut]
+    seed_title: str | None = Field(
+        default=None, description='The seed artist or track by name ("Title — Artist")'
+    )
 
 
 class SuggestionOut(_FromJob):
@@ -240,3 +243,36 @@ class QueryResponse(Understanding):
             **answer.understanding.understanding(),
             queue=[QueuedTrackOut.model_validate(q) for q in answer.queue],
         )
+
+
+class SearchHit(_FromJob):
+    """A catalog item whose name matched: ``by`` is the artist of a track or album, the show
+    of a podcast episode."""
+
+    item_id: str
+    kind: str
+    title: str
+    by: str | None
+    score: float = Field(description="Name match plus a little popularity; higher is closer")
+
+
+class SearchResults(BaseModel):
+    query: str
+    items: list[SearchHit]
+
+
+class SimilarOut(_FromJob):
+    item_id: str
+    kind: str
+    title: str
+    by: str | None
+    score: float
+    reasons: list[str]
+
+
+class SimilarResponse(_FromJob):
+    """Items like one item (``segue similar --json``), with the reasons in words."""
+
+    item: SearchHit
+    model: str
+    items: list[SimilarOut]

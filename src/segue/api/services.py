@@ -26,6 +26,7 @@ from segue.config import Settings
 from segue.data.model import set_max_future_s
 from segue.errors import SegueError
 from segue.extras import MissingExtra, install_hint, missing_extra
+from segue.jobs.catalog import CatalogNames
 from segue.jobs.products import ProductContext
 from segue.nba.service import NBAService
 from segue.nlu.parser import Parser
@@ -58,6 +59,8 @@ class Services:
     mode: str
     #: the listener products' tables for one model version (built on first use)
     products: tuple[ServingModel, ProductContext] | None = None
+    #: the catalog's names (search, names as station seeds and picks), per model version
+    names: tuple[ServingModel, CatalogNames] | None = None
     #: the next-best-action engine (click model, catalog), loaded on first use
     nba: NBAService | None = None
     #: the music-request parser (language model and entity index), loaded on first use

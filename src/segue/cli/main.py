@@ -14,6 +14,7 @@ import typer
 from rich.markup import escape
 
 from segue.cli import (
+    catalog_commands,
     data_commands,
     lifecycle_commands,
     model_commands,
@@ -44,6 +45,7 @@ model_commands.register(app)
 nlu_commands.register(app)
 stream_commands.register(app)
 product_commands.register(app)
+catalog_commands.register(app)
 serve_commands.register(app)
 lifecycle_commands.register(app)
 nba_commands.register(app)

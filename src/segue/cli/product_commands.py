@@ -75,7 +75,11 @@ def station(
     ctx: typer.Context,
     user: Annotated[str, typer.Argument(help="The listener's id.")],
     seed: Annotated[
-        str, typer.Option(help="discovery, artist:ID, track:ID, genre:NAME or mood:NAME.")
+        str,
+        typer.Option(
+            help='discovery, artist:"NAME", track:"TITLE — ARTIST" (or track:"TITLE"), '
+            "genre:NAME or mood:NAME; artists and tracks by id too (see `segue search`)."
+        ),
     ] = "discovery",
     k: Annotated[int, typer.Option(min=1, max=100, help="Tracks in the page.")] = 10,
     model: Annotated[str, typer.Option(help=_MODEL_HELP)] = "itemknn",
@@ -107,7 +111,9 @@ def station(
 
         console.print_json(StationResponse.model_validate(page).model_dump_json())
         return
-    table = Table("#", "track", "artist", "genre", "score", title=f"{user} · {page.seed}")
+    kind = page.seed.partition(":")[0]
+    seed_shown = f"{kind}: {page.seed_title}" if page.seed_title else page.seed
+    table = Table("#", "track", "artist", "genre", "score", title=f"{user} · {seed_shown}")
     for rank, t in enumerate(page.tracks, 1):
         table.add_row(str(rank), t.title, t.artist or "—", t.genre or "—", f"{t.score:.2f}")
     console.print(table)

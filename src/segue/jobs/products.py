@@ -37,6 +37,7 @@ from segue.dataset import SideInfo
 from segue.dataset.from_store import load_side_info
 from segue.dataset.side import AGE_BANDS, GENDERS, UserTable
 from segue.errors import SegueError
+from segue.jobs.catalog import CatalogNames
 from segue.jobs.recommend import recommend_for_user
 from segue.models.coldstart import ColdStartRecommender, Onboarding
 from segue.models.filters import Filters
@@ -313,6 +314,8 @@ class StationResult:
     session_id: str | None
     skips_by_genre: dict[str, int]
     tracks: list[StationTrack]
+    #: the seed artist or track as a person knows it ("Title — Artist"); None otherwise
+    seed_title: str | None = None
 
 
 def station_page(
@@ -328,11 +331,14 @@ def station_page(
     new_artists_only: bool = True,
     side: SideInfo | None = None,
     context: ProductContext | None = None,
+    names: CatalogNames | None = None,
 ) -> StationResult:
     """The next ``k`` tracks of a station given the session so far.
 
     ``served``: item ids this station already played in the session (the client sends them;
     they are never repeated); skips and likes come from the online state's current session.
+    An artist or track seed may be a name ("Late Kingdom", "Title — Artist"), resolved with
+    ``names`` (built from the store when not given) or refused with the closest items.
     The user's history (their "never played" set) is the model's training row plus the
     online state's recent plays (:func:`user_history`). Without personalisation consent
     neither is read: the station plays from its seed and what is popular, the same page for
@@ -341,6 +347,7 @@ def station_page(
     user = _user(store, user_id)
     ctx = context or product_context(store, trained, side)
     seed = seed if isinstance(seed, StationSeed) else StationSeed.parse(seed)
+    seed, seed_title = _resolve_seed(store, trained, seed, names)
     served_cols = trained.items.to_index(list(served), allow_unknown=True)
     if personalised(user):
         history, user_row = user_history(trained, state, user_id)
@@ -365,6 +372,7 @@ def station_page(
     return StationResult(
         user_id=user_id,
         seed=str(seed),
+        seed_title=seed_title,
         session_id=session.session_id if session else None,
         skips_by_genre=dict(session.skips_by_genre) if session else {},
         tracks=[
@@ -380,6 +388,23 @@ def station_page(
             )
         ],
     )
+
+
+def _resolve_seed(
+    store: Store, trained: TrainedModel, seed: StationSeed, names: CatalogNames | None
+) -> tuple[StationSeed, str | None]:
+    """An artist or track seed by id, or by name through the catalog's names."""
+    if seed.kind not in ("artist", "track") or seed.value is None:
+        return seed, None
+    value = seed.value
+    if seed.kind == "track" and value in trained.items:  # an id: no index to build
+        return seed, None
+    if seed.kind == "artist" and store.existing_item_ids([value]):
+        return seed, None
+    names = names or CatalogNames.from_store(store, trained)
+    within = trained.items if seed.kind == "track" else None
+    found = names.resolve(value, [seed.kind], within=within)
+    return StationSeed(seed.kind, found.item_id), found.label
 
 
 def user_history(

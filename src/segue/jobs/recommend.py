@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from segue.dataset import SideInfo
 from segue.errors import SegueError
+from segue.jobs.catalog import CatalogNames
 from segue.online.state import InProcessState
 from segue.registry.trained import TrainedModel
 from segue.serving.holder import ServingModel
@@ -51,18 +52,20 @@ def recommend_for_user(
     """Top-k for one listener, known to the model or not; see the module docstring.
 
     ``picks``/``genres`` answer onboarding for a new listener (given for a known one, they
-    are scored as a new listener with those answers). ``kinds`` restricts the list to item
-    kinds (e.g. ``podcast_episode``: the same collaborative models answer across kinds).
+    are scored as a new listener with those answers); a pick is an item id or a name
+    (:mod:`segue.jobs.catalog`), and a value may list several, comma-separated. ``kinds``
+    restricts the list to item kinds (e.g. ``podcast_episode``: the same collaborative
+    models answer across kinds).
     """
     user = store.get_user(user_id)
     if user is None and not (picks or genres):
         raise SegueError(
             f"unknown user {user_id!r}: import or create the user first, or give onboarding "
-            "picks (--pick ITEM_ID) or genres (--genre NAME) to try a new listener"
+            "picks (--pick NAME or ITEM_ID) or genres (--genre NAME) to try a new listener"
         )
-    unknown = [p for p in picks if p not in trained.items]
-    if unknown:
-        raise SegueError(f"onboarding picks not in the model's catalog: {unknown[:5]}")
+    if any(p not in trained.items for p in picks):  # names ("Late Kingdom"), or unknown ids
+        names = CatalogNames.from_store(store, trained)
+        picks = names.resolve_all(picks, within=trained.items, what="onboarding pick")
     model = ServingModel.build(store, trained, "offline", side=side)
     state = InProcessState()
     answer = recommend_live(

@@ -111,10 +111,21 @@ def match_score(query: str, name: str, **_: object) -> float:
 
 
 class EntityIndex:
-    """Titles of the catalog's tracks, artists, albums and features, plus genre names."""
+    """Titles of the catalog's tracks, artists, albums and features (or the kinds asked
+    for), plus genre names. Pure Python and rapidfuzz: no torch, so the core install links
+    names too (``segue search``, station seeds and picks by name)."""
 
-    def __init__(self, items: Iterable[Item], popularity: Mapping[str, float] | None = None):
-        self.items: list[Item] = [i for i in items if i.kind in LINKED_KINDS]
+    def __init__(
+        self,
+        items: Iterable[Item],
+        popularity: Mapping[str, float] | None = None,
+        *,
+        kinds: Collection[ItemKind] = LINKED_KINDS,
+    ):
+        """``kinds``: the item kinds to index; requests in words name music (the default),
+        names typed on the command line or in search may name any kind (podcasts too)."""
+        wanted = frozenset(kinds)
+        self.items: list[Item] = [i for i in items if i.kind in wanted]
         popularity = popularity or {}
         plays = np.array([max(0.0, float(popularity.get(i.id, 0.0))) for i in self.items])
         top = math.log1p(plays.max()) if len(plays) and plays.max() > 0 else 1.0

@@ -76,13 +76,18 @@ class StationSeed:
 
     @classmethod
     def parse(cls, text: str) -> StationSeed:
-        """``discovery``, ``artist:ID``, ``track:ID``, ``genre:NAME`` or ``mood:NAME``."""
+        """``discovery``, ``artist:NAME``, ``track:TITLE``, ``genre:NAME`` or ``mood:NAME``.
+
+        An artist or track value is a name or an id, as typed: the jobs resolve names
+        (:mod:`segue.jobs.catalog`), this layer holds no name index. Quotes around a value
+        (``artist:"Late Kingdom"`` arriving quoted through an API query) are dropped.
+        """
         kind, _, value = text.strip().partition(":")
-        kind, value = kind.strip().lower(), value.strip()
+        kind, value = kind.strip().lower(), _unquote(value)
         if kind not in SEED_KINDS:
             raise SegueError(
-                f"unknown station seed {text!r}: use discovery, artist:ID, track:ID, "
-                "genre:NAME or mood:NAME"
+                f"unknown station seed {text!r}: use discovery, artist:NAME, "
+                "track:'TITLE — ARTIST', genre:NAME or mood:NAME (artists and tracks by id too)"
             )
         if kind == "discovery":
             if value:
@@ -96,6 +101,14 @@ class StationSeed:
 
     def __str__(self) -> str:
         return self.kind if self.value is None else f"{self.kind}:{self.value}"
+
+
+def _unquote(value: str) -> str:
+    """``"Late Kingdom"`` -> ``Late Kingdom``; a lone apostrophe ("'Til Tuesday") stays."""
+    value = value.strip()
+    while len(value) >= 2 and value[0] in "\"'“”‘’" and value[-1] in "\"'“”‘’":
+        value = value[1:-1].strip()
+    return value
 
 
 @dataclass(frozen=True)

@@ -221,7 +221,10 @@ def _measure(
     retries = sum(c - 1 for c in per_message.values())
     after = np.array(sorted(first_after.values()))
     backend = "PostgreSQL" if args.postgres else "SQLite"
-    print(f"backend {backend}; lease {lease_s:g} s (default), heartbeat every {lease_s / 3:.1f} s")
+    print(
+        f"backend {backend}; lease {lease_s:g} s (default), heartbeat every {lease_s / 3:.1f} s; "
+        f"{settings.parallel} connections per sender (default)"
+    )
     print(
         f"{n} messages, receivers {args.delay * 1000:.0f} ms each; sender killed "
         f"{args.kill_after:g} s after its first delivery, {len(before)} delivered by then"
@@ -245,7 +248,7 @@ def _measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--postgres", action="store_true")
-    parser.add_argument("--messages", type=int, default=400)
+    parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--delay", type=float, default=0.1)
     parser.add_argument("--kill-after", type=float, default=20.0)
     parser.add_argument("--poll", type=float, default=1.0)

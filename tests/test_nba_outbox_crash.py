@@ -126,9 +126,14 @@ def _messages(n: int) -> list[OutboxMessage]:
     return [_queued(i, "push" if i % 3 == 0 else "email") for i in range(n)]
 
 
-def _settings(port: int, url: str, lease_s: float) -> DeliverySettings:
+def _settings(port: int, url: str, lease_s: float, parallel: int = 4) -> DeliverySettings:
     return DeliverySettings(
-        smtp_host="127.0.0.1", smtp_port=port, push_url=url, timeout_s=10, lease_s=lease_s
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        push_url=url,
+        timeout_s=10,
+        lease_s=lease_s,
+        parallel=parallel,
     )
 
 
@@ -154,6 +159,7 @@ def test_a_killed_sender_s_claims_are_sent_again_within_the_lease(
         "SEGUE_PUSH_URL": url,
         "SEGUE_DELIVERY_LEASE_S": str(lease_s),
         "SEGUE_DELIVERY_BATCH": "100",  # one claim: the whole outbox
+        "SEGUE_DELIVERY_PARALLEL": "1",  # one at a time: still at work a lease later
     }
     env.pop("SEGUE_CONFIG", None)
     sender = subprocess.Popen(
@@ -200,16 +206,18 @@ def test_a_killed_sender_s_claims_are_sent_again_within_the_lease(
         if outbox_id not in before:
             first_after.setdefault(outbox_id, at - killed_at)
     assert first_after, "nothing was left to re-send"
-    # due again one lease after the last heartbeat; then a send takes DELAY_S each
-    assert max(first_after.values()) <= lease_s + DELAY_S * len(first_after) + 3.0
+    # due again one lease after the last heartbeat; then DELAY_S per message on each of the
+    # second sender's parallel connections
+    rounds = -(-len(first_after) // settings.parallel)
+    assert max(first_after.values()) <= lease_s + DELAY_S * rounds + 3.0
     _no_double_messages(got)
 
 
 def test_a_live_slow_sender_keeps_its_claims(store, database_url: str, receivers) -> None:
     got, port, url = receivers
-    lease_s, n = 1.5, 16  # the batch takes n × DELAY_S = 4 s: over two leases
+    lease_s, n = 1.5, 16  # the batch takes n × DELAY_S = 4 s one at a time: over two leases
     store.outbox_add(_messages(n))
-    settings = _settings(port, url, lease_s)
+    settings = _settings(port, url, lease_s, parallel=1)
     result: dict[str, object] = {}
     slow = threading.Thread(target=lambda: result.setdefault("a", send_outbox(store, settings)))
     slow.start()
@@ -229,6 +237,21 @@ def test_a_live_slow_sender_keeps_its_claims(store, database_url: str, receivers
     assert (report.sent, report.lost_claims) == (n, 0)  # type: ignore[attr-defined]
     assert len(got.arrivals) == n  # each message once
     _no_double_messages(got)
+
+
+def test_a_batch_goes_out_over_parallel_connections(store, receivers) -> None:
+    got, port, url = receivers
+    n, parallel = 16, 4
+    store.outbox_add(_messages(n))
+    started = time.monotonic()
+    report = send_outbox(store, _settings(port, url, lease_s=10.0, parallel=parallel))
+    took = time.monotonic() - started
+    assert (report.sent, report.lost_claims, report.failed) == (n, 0, 0)
+    assert store.outbox_counts()["sent"] == n
+    assert len(got.arrivals) == n  # each message once
+    _no_double_messages(got)
+    # one at a time takes n × DELAY_S = 4 s; four connections a quarter of that (+ slack)
+    assert took < n * DELAY_S / 2, f"{took:.2f} s: not sent in parallel"
 
 
 def test_heartbeats_extend_only_the_claims_still_held(store) -> None:
@@ -285,10 +308,55 @@ def test_a_sender_that_lost_its_whole_claim_skips_the_rest_of_its_batch(store) -
     threading.Thread(target=http.serve_forever, daemon=True).start()
     try:
         store.outbox_add([_queued(i, "push") for i in range(4)])
-        settings = _settings(1, f"http://127.0.0.1:{http.server_address[1]}/push", 0.3)
+        url = f"http://127.0.0.1:{http.server_address[1]}/push"
+        settings = _settings(1, url, 0.3, parallel=1)  # the rest waits behind the first
         report = send_outbox(store, settings)
     finally:
         http.shutdown()
         http.server_close()
     assert requests == ["m-push-0"]
     assert (report.sent, report.lost_claims) == (0, 4)
+
+
+def test_send_follow_delivers_what_falls_due_until_stopped(
+    store, database_url: str, receivers, tmp_path: Path
+) -> None:
+    """``segue nba send --follow`` is the long-running sender: messages queued after it
+    started go out within a poll or two, and SIGTERM ends it cleanly with its counts."""
+    got, port, url = receivers
+    env = {
+        **os.environ,
+        "SEGUE_DATA_DIR": str(tmp_path / "data"),
+        "SEGUE_SMTP_HOST": "127.0.0.1",
+        "SEGUE_SMTP_PORT": str(port),
+        "SEGUE_PUSH_URL": url,
+    }
+    env.pop("SEGUE_CONFIG", None)
+    sender = subprocess.Popen(
+        [sys.executable, "-c", _CLI, "--database-url", database_url]
+        + ["nba", "send", "--follow", "--poll-s", "0.2"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)  # started, found nothing, still polling
+        assert sender.poll() is None
+        store.outbox_add(_messages(6))
+        deadline = time.monotonic() + 30
+        while len(got.ids()) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert got.ids() == {m.message_id for m in _messages(6)}
+        while store.outbox_counts()["sent"] < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sender.send_signal(signal.SIGTERM)
+        out, err = sender.communicate(timeout=30)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+    assert sender.returncode == 0, err
+    assert "sent 6," in out
+    assert store.outbox_counts()["sent"] == 6
+    _no_double_messages(got)

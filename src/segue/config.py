@@ -57,7 +57,10 @@ class DeliverySettings(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
     #: seconds a claimed message stays leased to its sender; heartbeats renew it (nba.delivery)
     lease_s: float = Field(default=15.0, gt=0)
+    #: messages one sender claims at a time (what a dead sender leaves to wait out its lease)
     batch: int = Field(default=100, ge=1)
+    #: connections a sender sends over at once, each with its own SMTP session
+    parallel: int = Field(default=4, ge=1, le=64)
     max_attempts: int = Field(default=5, ge=1)
     backoff_s: float = Field(default=60.0, ge=0)
 

@@ -197,6 +197,15 @@ def run(
 def send(
     ctx: typer.Context,
     limit: Annotated[int | None, typer.Option(min=1, help="Stop after this many messages.")] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", help="Keep sending as messages fall due, until stopped (Ctrl-C, SIGTERM)."
+        ),
+    ] = False,
+    poll_s: Annotated[
+        float, typer.Option(min=0.1, help="With --follow: seconds between looks at the outbox.")
+    ] = 1.0,
     smtp_host: Annotated[
         str | None, typer.Option(help="SMTP server (env SEGUE_SMTP_HOST).")
     ] = None,
@@ -206,14 +215,31 @@ def send(
     ] = None,
 ) -> None:
     """Deliver due messages from the outbox (safe to run in several processes at once)."""
+    import signal
+    import threading
+
     from segue.jobs.nba import deliver
 
     st = state(ctx)
     overrides = {"smtp_host": smtp_host, "smtp_port": smtp_port, "push_url": push_url}
     settings = st.settings.with_overrides(delivery=overrides).delivery
+    stop = threading.Event()
+    if follow:
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with progress_bar() as bar:
         task = bar.add_task("sending", total=None)
-        report = deliver(st.store(), settings, limit=limit, progress=_bar_progress(bar, task))
+        try:
+            report = deliver(
+                st.store(),
+                settings,
+                limit=limit,
+                progress=_bar_progress(bar, task),
+                follow_s=poll_s if follow else None,
+                stop=stop,
+            )
+        except KeyboardInterrupt:  # the round in flight was marked; nothing half-sent
+            stop.set()
+            raise typer.Exit(130) from None
     console.print(
         f"sent {report.sent:,}, retrying {report.retried:,}, failed {report.failed:,}, "
         f"taken over by another sender {report.lost_claims:,}"

@@ -7,6 +7,7 @@ Campaigns, their report and the real-time service live in :mod:`segue.nba` (``ca
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,13 +157,35 @@ def deliver(
     now_ms: int | None = None,
     limit: int | None = None,
     progress: Progress = no_progress,
+    follow_s: float | None = None,
+    stop: threading.Event | None = None,
 ) -> SendReport:
-    """Send every due message of the outbox (see :mod:`segue.nba.delivery`)."""
+    """Send every due message of the outbox (see :mod:`segue.nba.delivery`).
+
+    With ``follow_s`` it keeps going, looking for due messages every ``follow_s`` seconds
+    (new campaigns, retries whose back-off has run out, a dead sender's claims) until
+    ``stop`` is set: what a deployment runs as a service next to the API.
+    """
     clock = None if now_ms is None else (lambda: now_ms)
-    return send_outbox(
-        store,
-        settings or load_settings().delivery,
-        now=clock,
-        limit=limit,
-        progress=lambda r: progress("sending", r.sent + r.failed + r.retried, None),
-    )
+    chosen = settings or load_settings().delivery
+    stop = stop or threading.Event()
+    total = SendReport()
+    while True:
+        done = total.sent + total.failed + total.retried
+        report = send_outbox(
+            store,
+            chosen,
+            now=clock,
+            limit=None if limit is None else limit - (done + total.lost_claims),
+            progress=lambda r, done=done: progress(
+                "sending", done + r.sent + r.failed + r.retried, None
+            ),
+        )
+        for name in ("sent", "retried", "failed", "lost_claims"):
+            setattr(total, name, getattr(total, name) + getattr(report, name))
+        total.errors.extend(report.errors)
+        handled = total.sent + total.failed + total.retried + total.lost_claims
+        if follow_s is None or (limit is not None and handled >= limit):
+            return total
+        if stop.wait(follow_s):
+            return total

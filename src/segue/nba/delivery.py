@@ -36,6 +36,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 
@@ -167,6 +168,18 @@ class SendReport:
     lost_claims: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def count(self, outcome: str, error: str | None = None) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        if error is not None:
+            self.errors.append(error)
+
+
+Senders = dict[str, "EmailSender | PushSender | InAppSender"]
+
+
+def _senders(settings: DeliverySettings) -> Senders:
+    return {"email": EmailSender(settings), "push": PushSender(settings), "in_app": InAppSender()}
+
 
 def send_outbox(
     store: Store,
@@ -177,17 +190,31 @@ def send_outbox(
     channels: tuple[str, ...] | None = None,
     progress: Callable[[SendReport], None] | None = None,
 ) -> SendReport:
-    """Deliver due messages until none is left (or ``limit`` were handled)."""
+    """Deliver due messages until none is left (or ``limit`` were handled).
+
+    A claimed batch goes out over ``settings.parallel`` connections at once (threads, each
+    with its own SMTP session): a slow channel then costs a batch ``batch / parallel``
+    round trips, which is what bounds how long a dead sender's messages take to go out again
+    once their lease has run out.
+    """
     clock = now or (lambda: int(time.time() * 1000))
-    senders = {
-        "email": EmailSender(settings),
-        "push": PushSender(settings),
-        "in_app": InAppSender(),
-    }
     report = SendReport()
+    lock = threading.Lock()
+    local = threading.local()
+    opened: list[Senders] = []
+
+    def senders_here() -> Senders:
+        senders = getattr(local, "senders", None)
+        if senders is None:
+            senders = local.senders = _senders(settings)
+            with lock:
+                opened.append(senders)
+        return senders
+
     handled = 0
     lease_ms = int(settings.lease_s * 1000)
     heartbeat = Heartbeat(store, clock, lease_ms)
+    pool = ThreadPoolExecutor(settings.parallel, thread_name_prefix="outbox-send")
     try:
         while limit is None or handled < limit:
             size = settings.batch if limit is None else min(settings.batch, limit - handled)
@@ -197,22 +224,29 @@ def send_outbox(
             token = batch[0].claim_token
             assert token is not None
             heartbeat.hold(token)
+
+            def one(message: OutboxMessage, token: str = token) -> None:
+                if heartbeat.lost(token):  # stalled past the lease: all taken over
+                    outcome, error = "lost_claims", None
+                else:
+                    outcome, error = _deliver(store, senders_here(), message, settings, clock)
+                with lock:
+                    report.count(outcome, error)
+
             try:
-                for position, message in enumerate(batch):
-                    if heartbeat.lost(token):  # stalled past the lease: all taken over
-                        report.lost_claims += len(batch) - position
-                        handled += len(batch) - position
-                        break
-                    handled += 1
-                    _deliver(store, senders, message, settings, clock, report)
+                for future in [pool.submit(one, message) for message in batch]:
+                    future.result()
             finally:
                 heartbeat.release(token)
+            handled += len(batch)
             if progress is not None:
                 progress(report)
     finally:
+        pool.shutdown(wait=True)
         heartbeat.stop()
-        for sender in senders.values():
-            sender.close()
+        for senders in opened:
+            for sender in senders.values():
+                sender.close()
     return report
 
 
@@ -290,12 +324,12 @@ class Heartbeat:
 
 def _deliver(
     store: Store,
-    senders: dict[str, EmailSender | PushSender | InAppSender],
+    senders: Senders,
     message: OutboxMessage,
     settings: DeliverySettings,
     clock: Callable[[], int],
-    report: SendReport,
-) -> None:
+) -> tuple[str, str | None]:
+    """Send one message and mark it; the outcome names the :class:`SendReport` counter."""
     assert message.claim_token is not None
     try:
         senders[message.channel].send(message)
@@ -310,14 +344,10 @@ def _deliver(
             settings.max_attempts,
         )
         if status is None:
-            report.lost_claims += 1
-        elif status == FAILED:
-            report.failed += 1
-            report.errors.append(f"{message.message_id}: {error}")
-        else:
-            report.retried += 1
-        return
+            return "lost_claims", None
+        if status == FAILED:
+            return "failed", f"{message.message_id}: {error}"
+        return "retried", None
     if store.outbox_mark_sent(message.message_id, message.claim_token, clock()):
-        report.sent += 1
-    else:
-        report.lost_claims += 1
+        return "sent", None
+    return "lost_claims", None

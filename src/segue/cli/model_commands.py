@@ -8,11 +8,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from segue.cli.console import console, progress_bar
+from segue.cli.console import console, print_table, progress_bar
 from segue.cli.context import State, state
 
 _MODELS_HELP = "Comma-separated model names (default: all), e.g. popularity,itemknn."
 _METRICS = ("precision", "recall", "ndcg", "hit_rate", "map", "mrr", "coverage", "novelty")
+#: What the results tables' abbreviations mean (printed under them).
+LEGEND = (
+    "P precision, R recall, NDCG ranking quality, HR hit rate, MAP/MRR mean average precision"
+    " / reciprocal rank (all @k); AUC pairwise ranking; coverage: share of the catalog"
+    " recommended; novelty: mean self-information (higher = less popular); ILD intra-list"
+    " diversity; pop pct: popularity percentile; Gini: exposure concentration; fit s / rec s:"
+    " seconds to train / recommend"
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -121,13 +129,13 @@ def _evaluate_ratings(st: State, seeds: list[int]) -> None:
     from segue.eval.ratings import evaluate_ratings
 
     log = st.store().interactions()
-    table = Table("seed", "train", "test", "RMSE", "MAE", "RMSE mean", "MAE mean",
-                  title="rating prediction: bias baseline vs global mean")  # fmt: skip
+    rows = []
     for seed in seeds:
         r = evaluate_ratings(log, seed=seed)
         errors = (r.rmse, r.mae, r.rmse_global_mean, r.mae_global_mean)
-        table.add_row(str(seed), f"{r.n_train:,}", f"{r.n_test:,}", *(f"{e:.4f}" for e in errors))
-    console.print(table)
+        rows.append([str(seed), f"{r.n_train:,}", f"{r.n_test:,}", *(f"{e:.4f}" for e in errors)])
+    print_table(["seed", "train", "test", "RMSE", "MAE", "RMSE mean", "MAE mean"], rows,
+                title="rating prediction: bias baseline vs global mean")  # fmt: skip
 
 
 def print_results(results, k: int) -> None:
@@ -144,15 +152,11 @@ def print_results(results, k: int) -> None:
         shown = ("precision", "recall", "ndcg", "hit_rate", "mrr", "auc", "coverage", "novelty")
         shown += ("diversity", "pop_percentile", "gini")
         headers, rows = main_table(results, digits=3, columns=shown, plus_minus="±")
-        table = Table(*headers, title=f"{results.description} · seeds {seeds}")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        spread = "mean ± std over seeds; " if len(results.seeds) > 1 else ""
+        print_table(headers, rows, title=f"{results.description} · seeds {seeds}",
+                    legend=spread + LEGEND)  # fmt: skip
         headers, rows = bucket_table(results, digits=3)
-        table = Table(*headers, title="by training pairs per user (means over seeds)")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        print_table(headers, rows, title="by training pairs per user (means over seeds)")
         return
     short = {
         "precision": "P",
@@ -162,16 +166,18 @@ def print_results(results, k: int) -> None:
         "map": "MAP",
         "mrr": "MRR",
     }
-    headers = [f"{short[m]}@{k}" if m in short else m[:5] for m in _METRICS]
-    table = Table("model", *headers, "fit s", "rec s", title="test split (random 8:1:1 per user)")
-    for r in results:
-        table.add_row(
+    headers = [f"{short[m]}@{k}" if m in short else m for m in _METRICS]
+    rows = [
+        [
             r.model,
             *(f"{r.metrics[m]:.3f}" for m in _METRICS),
             f"{r.fit_seconds:.2f}",
             f"{r.recommend_seconds:.2f}",
-        )
-    console.print(table)
+        ]
+        for r in results
+    ]
+    print_table(["model", *headers, "fit s", "rec s"], rows,
+                title="test split (random 8:1:1 per user)", legend=LEGEND)  # fmt: skip
 
 
 def recommend(
@@ -180,7 +186,11 @@ def recommend(
     model: Annotated[str, typer.Option(help="Which trained model answers.")] = "itemknn",
     k: Annotated[int, typer.Option(min=1, max=500, help="How many items.")] = 10,
     pick: Annotated[
-        list[str] | None, typer.Option(help="Onboarding pick (item id); repeat for several.")
+        list[str] | None,
+        typer.Option(
+            help='Onboarding pick: a name ("Late Kingdom", "Title — Artist") or an item id; '
+            "repeat, or separate with commas."
+        ),
     ] = None,
     genre: Annotated[
         list[str] | None, typer.Option(help="Onboarding genre; repeat for several.")

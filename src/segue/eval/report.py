@@ -14,9 +14,14 @@ import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from segue.errors import SegueError
 from segue.eval.runner import Evaluation
+
+if TYPE_CHECKING:  # matplotlib is the reports extra: imported where a plot is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 REPORT = "report.md"
 NDCG_PLOT = "ndcg_at_k.png"
@@ -159,11 +164,18 @@ def render_markdown(evaluation: Evaluation) -> str:
     return "\n".join(parts)
 
 
-def _plot_ndcg(evaluation: Evaluation, path: Path) -> None:
+def _legend_outside(ax: Axes) -> None:
+    """The legend to the right of the axes, never over the lines or bars it names (with ten
+    models a legend inside covers a third of the plot)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
+
+
+def ndcg_figure(evaluation: Evaluation) -> Figure:
+    """NDCG at each cut-off per model (log x), legend outside the axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(6.4, 4.0), dpi=110)
+    figure = Figure(figsize=(8.0, 4.0), dpi=110)
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
     for s in evaluation.summaries:
@@ -175,12 +187,13 @@ def _plot_ndcg(evaluation: Evaluation, path: Path) -> None:
     ax.set_ylabel("NDCG@k")
     ax.set_title(f"NDCG@k, {evaluation.protocol} protocol")
     ax.grid(alpha=0.3)
-    ax.legend()
+    _legend_outside(ax)
     figure.tight_layout()
-    figure.savefig(path)
+    return figure
 
 
-def _plot_buckets(evaluation: Evaluation, path: Path) -> None:
+def bucket_figure(evaluation: Evaluation) -> Figure:
+    """NDCG per user-activity bucket, a bar per model, legend outside the axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -189,7 +202,7 @@ def _plot_buckets(evaluation: Evaluation, path: Path) -> None:
         for b in evaluation.buckets
         if any(s.by_bucket[b]["users"] > 0 for s in evaluation.summaries)
     ]
-    figure = Figure(figsize=(6.4, 4.0), dpi=110)
+    figure = Figure(figsize=(8.0, 4.0), dpi=110)
     FigureCanvasAgg(figure)
     ax = figure.add_subplot()
     width = 0.8 / max(len(evaluation.summaries), 1)
@@ -202,9 +215,9 @@ def _plot_buckets(evaluation: Evaluation, path: Path) -> None:
     ax.set_ylabel(f"NDCG@{evaluation.k}")
     ax.set_title("NDCG by user activity")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend()
+    _legend_outside(ax)
     figure.tight_layout()
-    figure.savefig(path)
+    return figure
 
 
 def write_report(evaluation: Evaluation, path: str | Path) -> Path:
@@ -222,8 +235,9 @@ def write_report(evaluation: Evaluation, path: str | Path) -> Path:
     tmp.mkdir()
     try:
         (tmp / REPORT).write_text(render_markdown(evaluation), encoding="utf-8")
-        _plot_ndcg(evaluation, tmp / NDCG_PLOT)
-        _plot_buckets(evaluation, tmp / BUCKET_PLOT)
+        for figure, name in ((ndcg_figure(evaluation), NDCG_PLOT),
+                             (bucket_figure(evaluation), BUCKET_PLOT)):  # fmt: skip
+            figure.savefig(tmp / name, bbox_inches="tight")
         if final.exists():
             final.rename(old)
         tmp.rename(final)

@@ -45,6 +45,15 @@ def progress_bar() -> Iterator[Progress]:
         yield progress
 
 
+def print_heading(text: str, out: Console | None = None) -> None:
+    """A step's heading: a rule across the terminal, a Markdown heading when piped."""
+    out = out or console
+    if out.is_terminal:
+        out.rule(f"[bold]{escape(text)}[/]", align="left")
+    else:
+        out.print(f"\n## {text}\n", markup=False, highlight=False, soft_wrap=True)
+
+
 #: Where a "mean±std" cell may be stacked as two lines, to narrow its column.
 SPREAD = "±"
 

@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from segue.cli.console import console, print_table, progress_bar
+from segue.cli.console import console, print_heading, print_table, progress_bar
 from segue.cli.context import State, state
 
 _MODELS_HELP = "Comma-separated model names (default: all), e.g. popularity,itemknn."
 _METRICS = ("precision", "recall", "ndcg", "hit_rate", "map", "mrr", "coverage", "novelty")
-#: What the results tables' abbreviations mean (printed under them).
-LEGEND = (
-    "P precision, R recall, NDCG ranking quality, HR hit rate, MAP/MRR mean average precision"
-    " / reciprocal rank (all @k); AUC pairwise ranking; coverage: share of the catalog"
-    " recommended; novelty: mean self-information (higher = less popular); ILD intra-list"
-    " diversity; pop pct: popularity percentile; Gini: exposure concentration; fit s / rec s:"
-    " seconds to train / recommend"
-)
+#: What the results tables' abbreviations mean (printed under them, for the columns shown).
+_MEANINGS = {
+    "P": "P precision",
+    "R": "R recall",
+    "NDCG": "NDCG ranking quality",
+    "HR": "HR hit rate",
+    "MAP": "MAP mean average precision",
+    "MRR": "MRR mean reciprocal rank",
+    "AUC": "AUC pairwise ranking",
+    "coverage": "coverage: share of the catalog recommended",
+    "novelty": "novelty: mean self-information (higher = less popular)",
+    "ILD": "ILD intra-list diversity",
+    "pop pct": "pop pct: popularity percentile",
+    "Gini": "Gini: exposure concentration",
+    "fit s": "fit s / rec s: seconds to train / recommend",
+}
+
+
+def legend(headers: list[str]) -> str:
+    """One line saying what each abbreviated column of ``headers`` means."""
+    shown = {h.split("@")[0] for h in headers}
+    parts = [meaning for short, meaning in _MEANINGS.items() if short in shown]
+    return "; ".join(parts) + (" (@k: in the top k)" if any("@" in h for h in headers) else "")
 
 
 def register(app: typer.Typer) -> None:
@@ -154,7 +171,7 @@ def print_results(results, k: int) -> None:
         headers, rows = main_table(results, digits=3, columns=shown, plus_minus="±")
         spread = "mean ± std over seeds; " if len(results.seeds) > 1 else ""
         print_table(headers, rows, title=f"{results.description} · seeds {seeds}",
-                    legend=spread + LEGEND)  # fmt: skip
+                    legend=spread + legend(headers))  # fmt: skip
         headers, rows = bucket_table(results, digits=3)
         print_table(headers, rows, title="by training pairs per user (means over seeds)")
         return
@@ -177,7 +194,8 @@ def print_results(results, k: int) -> None:
         for r in results
     ]
     print_table(["model", *headers, "fit s", "rec s"], rows,
-                title="test split (random 8:1:1 per user)", legend=LEGEND)  # fmt: skip
+                title="test split (random 8:1:1 per user)",
+                legend=legend(["model", *headers, "fit s"]))  # fmt: skip
 
 
 def recommend(
@@ -259,21 +277,39 @@ def demo(
             st.store(), params, _model_dir(st), models=_names(models), progress=report
         )
     w = result.world
+    print_heading("1 · the world")
     console.print(
         f"[green]world[/]: {w.users:,} users, {w.items:,} items, {w.events_inserted:,} new events "
         f"in {masked(st.settings.resolved_database_url)}"
     )
+    print_heading("2 · every model on one held-out split (higher is better, but for fit/rec s)")
     print_results(result.results, 10)
+    print_heading("3 · sample recommendations, with the reason a listener would see")
     for user_id, by_model in result.samples.items():
         for name, suggestions in by_model.items():
             print_suggestions(suggestions, f"user {user_id} · {name}")
+    console.print(
+        "score: the model's score for the item (— when a rule placed it); "
+        "why: the reason shown to the listener"
+    )
+    if result.wrapped:
+        print_heading("4 · one listener's year, as a shareable card and page")
     for what, path in result.wrapped.items():
         console.print(f"[green]Wrapped {what}[/]: {path}")
     if result.live is not None:
         live = result.live
+        print_heading("5 · real time: two skips change the next list, without a retrain")
         console.print(
             f"[green]real time[/]: user {live.user_id} skips {live.skipped} twice; "
             f"the next list has no {live.artist}"
         )
         for label, items in (("before", live.before), ("after the skips", live.after)):
             console.print(f"  {label}: " + "; ".join(i.title for i in items[:5]))
+    if result.next_steps:
+        print_heading("what to run next")
+        prefix = ["segue"]
+        if st.settings.data_dir.resolve() != Path("segue-data").resolve():
+            prefix += ["--data-dir", str(st.settings.data_dir)]
+        for args, what in result.next_steps:
+            command = shlex.join([*prefix, *args])
+            console.print(f"  {escape(command)}\n      [dim]{escape(what)}[/]", soft_wrap=True)

@@ -31,6 +31,8 @@ class DemoResult:
     samples: dict[str, dict[str, list[Suggestion]]]  # user id -> model -> suggestions
     wrapped: dict[str, Path] = field(default_factory=dict)  # "png"/"html" -> file
     live: LiveDemo | None = None
+    #: what to try next on this world: (arguments after ``segue``, what it shows)
+    next_steps: list[tuple[list[str], str]] = field(default_factory=list)
 
 
 def run_demo(
@@ -65,6 +67,7 @@ def run_demo(
     # the Wrapped of the world's most active listener (a full year of listening makes the card
     # worth sharing; a sampled listener may have played a couple of dozen songs)
     wrapped: dict[str, Path] = {}
+    listener = None
     if samples:
         listener = str(data.users.ids[int(np.argmax(data.user_counts()))])
         out, year = model_dir.parent / "wrapped", params.start_date.year
@@ -76,7 +79,61 @@ def run_demo(
         if samples and ("als" in trained)
         else None
     )
-    return DemoResult(world, results, samples, wrapped, live)
+    listener_id = listener if wrapped else None
+    steps = next_steps(store, samples, best, params.start_date.year, listener_id)
+    return DemoResult(world, results, samples, wrapped, live, steps)
+
+
+def next_steps(
+    store: Store,
+    samples: dict[str, dict[str, list[Suggestion]]],
+    best: str,
+    year: int,
+    listener: str | None,
+) -> list[tuple[list[str], str]]:
+    """Commands worth running next, filled in with this world's own listener, artist and
+    track, so each one can be pasted as it is (a demo that ends without them leaves a new
+    user guessing ids)."""
+    steps: list[tuple[list[str], str]] = []
+    if not samples:
+        return steps
+    user = next(iter(samples))
+    steps.append(
+        (
+            ["recommend", user, "--model", best, "--max-per-artist", "2"],
+            "one listener's list from the best model, an artist at most twice",
+        )
+    )
+    track = artist = None
+    for suggestion in samples[user].get(best, []):
+        item = store.get_item(suggestion.item_id)
+        parent = store.get_item(item.artist_id) if item and item.artist_id else None
+        if item is not None and parent is not None:
+            track, artist = f"{item.title} — {parent.title}", parent.title
+            break
+    if artist is not None:
+        steps.append(
+            (["station", user, "--seed", f"artist:{artist}"], "a station from an artist, by name")
+        )
+        steps.append((["search", artist], "find any item by name (typos are fine)"))
+        steps.append(
+            (
+                ["similar", str(track), "--model", best],
+                "what the model places next to a track, and why",
+            )
+        )
+    if listener is not None:
+        steps.append((["wrapped", listener, "--year", str(year)], "a listener's year in numbers"))
+    steps.append(
+        (
+            ["evaluate", "--seeds", "0,1,2,3,4", "--report", "reports/eval"],
+            "every model over five splits: mean ± std, a Markdown report with plots",
+        )
+    )
+    steps.append(
+        (["serve", "--model", best], "the HTTP API (OpenAPI at http://localhost:8000/docs)")
+    )
+    return steps
 
 
 @dataclass(frozen=True)

@@ -250,11 +250,17 @@ def test_an_empty_store_starts_says_what_is_missing_and_serves_once_filled(
 
 
 def test_segue_serve_starts_on_an_empty_data_directory(tmp_path: Path) -> None:
+    """With --fallback popularity (without it, an untrained model is refused: see
+    tests/test_readme_promises.py)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEGUE_")}
     segue = Path(sys.executable).with_name("segue")
+    (tmp_path / "empty").mkdir()
     proc = subprocess.Popen(
-        [str(segue), "--data-dir", str(tmp_path / "empty"), "serve", "--port", str(port)],
+        [
+            str(segue), "--data-dir", str(tmp_path / "empty"), "serve", "--port", str(port),
+            "--fallback", "popularity",
+        ],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,

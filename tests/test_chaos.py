@@ -121,7 +121,7 @@ def test_events_survive_a_frozen_redis_and_a_killed_worker(
     }
     env.pop("SEGUE_API_KEYS", None)
     port = _free_port()
-    server = _segue(env, "serve", "--port", str(port), "--no-persist")
+    server = _segue(env, "serve", "--port", str(port), "--no-persist", "--fallback", "popularity")
     workers = [_segue(env, "worker", "--consumer", "first", "--batch", "100")]
     url = f"http://127.0.0.1:{port}/v1/events"
     statuses: list[int] = []

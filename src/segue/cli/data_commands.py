@@ -23,6 +23,30 @@ _MAP_HELP = (
 )
 
 
+_DEFAULT_HELP = (
+    "FIELD=VALUE for a field the file has no column for (or an empty cell), e.g. "
+    "'type=play' for a log of plays; repeat or separate with commas."
+)
+_CREATE_HELP = (
+    "Events: add each user and item the store does not hold as a bare row (a user signed "
+    "up at their first event, a track titled by its id) instead of refusing the file."
+)
+
+
+def _defaults(values: list[str]) -> dict[str, object]:
+    """``["type=play", "device=web,surface=home"]`` as ``{"type": "play", ...}``: the
+    ``--default`` options, whose values the importer converts by the field's type."""
+    from segue.data.sources.tabular import parse_mapping
+
+    found: dict[str, object] = {}
+    for value in values:
+        for name, given in parse_mapping(value).items():
+            if name in found:
+                raise SegueError(f"--default gives {name!r} twice")
+            found[name] = given
+    return found
+
+
 def register(app: typer.Typer) -> None:
     app.command()(synth)
     app.command()(export)
@@ -41,7 +65,7 @@ def synth(
     from segue.jobs.ingest import load_synthetic_world
 
     params = SynthParams(seed=seed, n_users=users, n_tracks=tracks, n_events=events)
-    store = state(ctx).store()
+    store = state(ctx).store(create=True)
     started = time.perf_counter()
     with progress_bar() as bar:
         task = bar.add_task("generating and importing events", total=events)
@@ -68,7 +92,7 @@ def import_lastfm(
     if not path.is_dir():
         raise SegueError(f"{path} is not a folder; pass the folder holding user_artists.dat etc.")
     with console.status("importing Last.fm 2K"):
-        report = import_lastfm_2k(state(ctx).store(), path)
+        report = import_lastfm_2k(state(ctx).store(create=True), path)
     _print_report(report)
 
 
@@ -78,6 +102,10 @@ def _import_table_command(fmt: str):
         path: Annotated[Path, typer.Argument(help=f"The {fmt} file.")],
         kind: Annotated[str, typer.Option(help="What the rows are: events, items or users.")],
         map: Annotated[str, typer.Option("--map", help=_MAP_HELP)] = "",
+        default: Annotated[
+            list[str] | None, typer.Option("--default", help=_DEFAULT_HELP)
+        ] = None,
+        create_missing: Annotated[bool, typer.Option(help=_CREATE_HELP)] = False,
     ) -> None:
         from segue.data.sources.tabular import parse_mapping
         from segue.jobs.ingest import import_table
@@ -89,8 +117,13 @@ def _import_table_command(fmt: str):
             raise SegueError(f"{path} does not look like a {fmt} file (expected {suffixes})")
         with console.status(f"importing {path}"):
             report = import_table(
-                state(ctx).store(), path, kind, parse_mapping(map) if map.strip() else None
-            )  # type: ignore[arg-type]
+                state(ctx).store(create=True),
+                path,
+                kind,  # type: ignore[arg-type]
+                parse_mapping(map) if map.strip() else None,
+                defaults=_defaults(default or []),
+                create_missing=create_missing,
+            )
         _print_report(report)
 
     command.__doc__ = f"Import {fmt.upper()} rows of events, items or users with a column mapping."

@@ -27,6 +27,7 @@ def register(app: typer.Typer) -> None:
 def _registry(st: State):
     from segue.registry import ModelRegistry, default_registry_root
 
+    st.require_data_dir()
     return ModelRegistry(default_registry_root(st.settings))
 
 
@@ -132,6 +133,7 @@ def flow_run(
     DayPlan(parse_date(date), parse_models(models), engine)  # bad options fail here, in one line
     if ingest not in SOURCES:
         raise SegueError(f"unknown --ingest {ingest!r}; choose one of {', '.join(SOURCES)}")
+    st.require_data_dir(create=ingest != "none")  # without an import the store must be there
     args = ["run", "--max-workers", str(max_workers), "--date", parse_date(date).isoformat(),
             "--models", models, "--engine", engine, "--ingest", ingest]  # fmt: skip
     if lastfm_dir is not None:

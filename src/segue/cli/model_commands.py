@@ -57,6 +57,7 @@ def _names(models: str) -> list[str]:
 
 
 def _model_dir(st: State) -> Path:
+    st.require_data_dir()  # a mistyped --data-dir: one line, not "no trained model"
     return st.settings.data_dir / "models"
 
 
@@ -239,6 +240,12 @@ def recommend(
         max_per_artist=max_per_artist,
         new_item_share=new_items,
     )
+    if not suggestions:
+        from segue.jobs.empty import why_no_recommendations
+
+        reason = why_no_recommendations(st.store(), trained, user, kind or ())
+        console.print(f"[yellow]nothing to recommend:[/] {reason}")
+        return
     print_suggestions(suggestions, f"{user} · {model}")
 
 
@@ -274,7 +281,7 @@ def demo(
             bar.update(tasks[step], completed=done, total=total)
 
         result = run_demo(
-            st.store(), params, _model_dir(st), models=_names(models), progress=report
+            st.store(create=True), params, _model_dir(st), models=_names(models), progress=report
         )
     w = result.world
     print_heading("1 · the world")

@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _model_dir(st: State) -> Path:
+    st.require_data_dir()  # a mistyped --data-dir: one line, not "no trained model"
     return st.settings.data_dir / "models"
 
 
@@ -60,7 +61,7 @@ def simulate(
     with progress_bar() as bar:
         task = bar.add_task("synthetic world", total=None)
         result = simulate_nba(
-            st.store(),
+            st.store(create=True),
             params,
             NBASimParams(n_impressions=impressions),
             _truth(st),

@@ -61,7 +61,9 @@ def mixes(
         console.print_json(data=[m.model_dump(mode="json") for m in result])
         return
     if not result:
-        console.print(f"no mixes for {user}: not enough listening to build one yet")
+        from segue.jobs.empty import why_no_mixes
+
+        console.print(f"[yellow]no mixes for {user}:[/] {why_no_mixes(state(ctx).store(), user)}")
     for mix in result:
         table = Table("#", "track", "artist", "", title=f"{mix.title} · {mix.date}",
                       caption=mix.description)  # fmt: skip
@@ -111,6 +113,12 @@ def station(
 
         console.print_json(StationResponse.model_validate(page).model_dump_json())
         return
+    if not page.tracks:
+        from segue.jobs.empty import why_empty_station
+
+        reason = why_empty_station(st.store(), _trained(ctx, model), page.seed, user)
+        console.print(f"[yellow]empty station:[/] {reason}")
+        return
     kind = page.seed.partition(":")[0]
     seed_shown = f"{kind}: {page.seed_title}" if page.seed_title else page.seed
     table = Table("#", "track", "artist", "genre", "score", title=f"{user} · {seed_shown}")
@@ -122,16 +130,25 @@ def station(
 def wrapped(
     ctx: typer.Context,
     user: Annotated[str, typer.Argument(help="The listener's id.")],
-    year: Annotated[int, typer.Option(help="The year to wrap.")] = dt.date.today().year,
+    year: Annotated[
+        int | None, typer.Option(help="The year to wrap (default: their latest year with plays).")
+    ] = None,
     png: Annotated[Path | None, typer.Option(help="Write the shareable card here.")] = None,
     html: Annotated[Path | None, typer.Option(help="Write the web page here.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
 ) -> None:
     """The listener's year: top songs, artists, genres and podcasts, minutes, personality."""
+    from segue.errors import SegueError
+    from segue.jobs.empty import default_wrapped_year, why_empty_wrapped
     from segue.jobs.products import wrapped as wrapped_job
     from segue.products.wrapped_render import write_html, write_png
 
-    result = wrapped_job(state(ctx).store(), user, year)
+    store = state(ctx).store()
+    if year is None:
+        year = default_wrapped_year(store, user)
+    elif (reason := why_empty_wrapped(store, user, year)) is not None:
+        raise SegueError(reason)  # a card of zeros says nothing; the years with plays do
+    result = wrapped_job(store, user, year)
     if as_json:
         console.print_json(result.model_dump_json())
     else:

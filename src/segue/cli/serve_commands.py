@@ -27,6 +27,13 @@ def serve(
     model: Annotated[
         str, typer.Option(help="Model (als, ease, ...) or model-registry name to serve.")
     ] = "als",
+    fallback: Annotated[
+        str,
+        typer.Option(
+            help="What answers while the model is not trained: none (refuse to start) or "
+            "popularity (serve the popularity list until `segue train` makes the model)."
+        ),
+    ] = "none",
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
     persist: Annotated[
         bool,
@@ -43,9 +50,20 @@ def serve(
     from segue.models.names import MODELS, model_spec
     from segue.serving.holder import locate_model
 
-    settings = state(ctx).settings
-    if model not in MODELS and locate_model(settings, model) is None:
+    st = state(ctx)
+    settings = st.settings
+    if fallback not in ("none", "popularity"):
+        raise SegueError(f"--fallback must be none or popularity, not {fallback!r}")
+    st.require_data_dir()  # a mistyped --data-dir would serve an empty store
+    located = locate_model(settings, model)
+    if model not in MODELS and located is None:
         model_spec(model)  # neither a model nor a registry name: fails with the known names
+    if located is None and fallback == "none":
+        raise SegueError(
+            f"model {model!r} is not trained in {settings.data_dir / 'models'}: run "
+            f"`segue train --models {model}` first, or pass --fallback popularity to serve "
+            "the popularity list until it is"
+        )
     if not persist and not settings.redis_url:
         raise SegueError(
             "--no-persist needs SEGUE_REDIS_URL: in embedded mode only this process can "

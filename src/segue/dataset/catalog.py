@@ -119,6 +119,36 @@ class ItemCatalog:
             raise DatasetError(f"unknown item kind(s) {unknown}; known: {', '.join(KIND_CODES)}")
         return np.isin(self.kind, [KIND_CODES[k] for k in kinds])
 
+    def genre_members(self, name: str) -> np.ndarray | None:
+        """Boolean mask of the items of genre ``name`` (case-insensitive), or None if unknown.
+
+        A catalog whose items carry tags but no genres (Last.fm 2K: artists with the tags
+        listeners gave them, "indie rock", "80s") uses its tags as its genres, so a new
+        listener's genre picks mean the same thing there as on a catalog with genres. Tags
+        are only looked up when no item has a genre: where both exist, genres are curated
+        and tags are free text.
+        """
+        matrix, names = self._genre_labels()
+        wanted = name.strip().lower()
+        columns = [j for j, label in enumerate(names) if label.lower() == wanted]
+        if not columns:
+            return None
+        return np.asarray(matrix[:, columns].sum(axis=1)).ravel() > 0
+
+    def known_genres(self, limit: int = 20) -> list[str]:
+        """The genres a person may pick, most used first (tags where there are no genres)."""
+        matrix, names = self._genre_labels()
+        if not names:
+            return []
+        used = np.asarray(matrix.sum(axis=0)).ravel()
+        order = sorted(range(len(names)), key=lambda j: (-used[j], names[j]))
+        return [names[j] for j in order[:limit]]
+
+    def _genre_labels(self) -> tuple[sp.csr_matrix, tuple[str, ...]]:
+        if self.genre_names or not self.tag_names:
+            return self.genres, self.genre_names
+        return self.tags, self.tag_names
+
 
 def _indicator(rows: list[int], cols: list[int], n_rows: int, n_cols: int) -> sp.csr_matrix:
     data = np.ones(len(rows), dtype=np.float32)

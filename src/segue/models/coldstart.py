@@ -313,12 +313,19 @@ class ColdStartRecommender:
         catalog = self.side.catalog
         if catalog is None:
             raise SegueError("genre picks need the item catalog (side.catalog)")
-        unknown = [g for g in genres if g not in catalog.genre_names]
+        masks = {g: catalog.genre_members(g) for g in genres}
+        unknown = [g for g, mask in masks.items() if mask is None]
         if unknown:
-            known = ", ".join(sorted(catalog.genre_names)[:20])
-            raise SegueError(f"unknown genre(s) {unknown}; known genres include: {known}")
-        columns = [catalog.genre_names.index(g) for g in genres]
-        in_genre = np.asarray(catalog.genres[:, columns].sum(axis=1)).ravel() > 0
+            known = catalog.known_genres(20)
+            if not known:
+                raise SegueError(
+                    f"unknown genre(s) {unknown}: this catalog has neither genres nor tags; "
+                    "give onboarding picks (--pick) instead"
+                )
+            raise SegueError(
+                f"unknown genre(s) {unknown}; known genres include: {', '.join(known)}"
+            )
+        in_genre = np.logical_or.reduce([m for m in masks.values() if m is not None])
         # within the picked genres, popular items first; outside, nothing
         lift = np.where(
             in_genre, 1.0 + np.log1p(self.listeners) / np.log1p(self.listeners.max() or 1), 0.0

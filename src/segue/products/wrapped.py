@@ -14,7 +14,8 @@ What counts (the rules, once):
 * A play is a **stream** (counts for top lists and play counts) when it lasted at least
   ``STREAM_MIN_MS`` (30 s) or its length is unknown; every play counts for minutes, with its
   ``ms_played`` or, when unknown, the item's duration (0 when that is unknown too).
-* **Top tracks and artists** rank music tracks by streams (ties: minutes, then id); **genres**
+* **Top tracks and artists** rank music tracks by streams (ties: minutes, then id); plays of
+  an artist itself (a catalog of artists, as Last.fm 2K's) count for that artist; **genres**
   by their share of track streams (a track of two genres counts for both); **podcasts** rank
   shows by minutes of their episodes.
 * **New discoveries**: the share of the distinct tracks streamed this year that the user had
@@ -182,6 +183,9 @@ def compute_wrapped(
                 artists[item.artist_id][1] += m
             for genre in item.genres:
                 genres[genre] += s
+        elif item.kind is ItemKind.ARTIST:  # a catalog of artists (Last.fm 2K): plays of one
+            artists[item_id][0] += s
+            artists[item_id][1] += m
         elif item.kind in (ItemKind.PODCAST_EPISODE, ItemKind.PODCAST_SHOW):
             show = item.show_id or item_id
             shows[show][0] += s
@@ -225,6 +229,7 @@ def compute_wrapped(
     new_tracks = streamed - heard_before
     artists_before = {items[i].artist_id for i in heard_before if i in items}
     year_artists = {items[i].artist_id for i in streamed if items[i].artist_id}
+    year_artists |= {a for a, (n, _) in artists.items() if n > 0 and a in items}
     total_minutes = float(minutes.sum())
     discovery = len(new_tracks) / len(streamed) if streamed else 0.0
     wrapped_stats = {

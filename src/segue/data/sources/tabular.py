@@ -237,7 +237,7 @@ class _Reader:
                 raise table.header_error(
                     None,
                     f"no column for the required field {name!r}: map one ({name}=COLUMN) "
-                    "or give a default",
+                    f"or give a default (on the command line: --default {name}=VALUE)",
                 )
         self.id_counts: dict[str, int] = {}
         # the optional event fields (str, int, float, bool or None: their repr is stable)

@@ -626,3 +626,44 @@ def test_music_requests_say_when_they_are_not_set_up(client: TestClient) -> None
     assert r.status_code == 503 and "segue nlu train" in r.json()["detail"]
     r = client.post("/v1/query", json={"text": ""})
     assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "text"]
+
+
+def _metric(client: TestClient, name: str) -> float | None:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def test_dead_letters_are_listed_counted_replayed_and_dropped_over_the_api(
+    client: TestClient, store: Store
+) -> None:
+    """An event naming an item the catalog lacks (put straight onto the bus, past the API's
+    check, as another producer might) is dead-lettered by the worker; operators see it (in the
+    embedded mode only the serving process holds it), and the gauge counts it."""
+    from segue.data.model import Event
+
+    user = _known_user(store)
+    ghost = _event(user, "no-such-track")
+    event = Event.model_validate({**ghost, "timestamp": dt.datetime.now(dt.UTC)})
+    client.app.state.services.bus.publish([event])  # type: ignore[attr-defined]
+    assert _eventually(lambda: len(client.get("/v1/admin/dead-letters").json()) == 1)
+    (letter,) = client.get("/v1/admin/dead-letters").json()
+    assert letter["event"]["event_id"] == ghost["event_id"]
+    assert "unknown item" in letter["error"]
+    assert _metric(client, "segue_events_dead_letters") == 1.0
+    # replayed: published again, and (the item still unknown) dead-lettered again
+    replayed = client.post("/v1/admin/dead-letters/replay", json={"ids": [letter["id"], "999"]})
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json() == {"done": [letter["id"]], "missing": ["999"]}
+    assert _eventually(lambda: len(client.get("/v1/admin/dead-letters").json()) == 1)
+    (again,) = client.get("/v1/admin/dead-letters").json()
+    assert again["id"] != letter["id"] and again["event"]["event_id"] == ghost["event_id"]
+    dropped = client.post("/v1/admin/dead-letters/drop", json={"all": True})
+    assert dropped.json() == {"done": [again["id"]], "missing": []}
+    assert client.get("/v1/admin/dead-letters").json() == []
+    assert _metric(client, "segue_events_dead_letters") == 0.0
+    for bad in ({}, {"ids": ["1"], "all": True}, {"ids": ["x; DROP"]}):
+        answer = client.post("/v1/admin/dead-letters/drop", json=bad)
+        assert answer.status_code == 422, bad
+        assert answer.headers["content-type"].startswith("application/problem+json")

@@ -188,6 +188,8 @@ def test_segue_worker_sets_poison_aside_and_the_dead_letters_are_listed_replayed
         assert run.returncode == 0, run.stdout + run.stderr
         assert "dead lettered 2" in run.stdout, run.stdout
         assert store.count("events") == 5
+        # a serving process sharing the Redis counts the standalone worker's letters
+        assert _served_gauge(tmp_path, database_url, redis_prefix) == 2.0
 
         listed = _segue(tmp_path, database_url, redis_prefix, "events", "dead", "list", "--json")
         assert listed.returncode == 0, listed.stderr
@@ -221,6 +223,41 @@ def test_segue_worker_sets_poison_aside_and_the_dead_letters_are_listed_replayed
         assert bus.dead_letters() == [] and bus.pending("persist") == 0
     finally:
         bus.close()
+
+
+def _served_gauge(tmp_path: Path, database_url: str, prefix: str) -> float | None:
+    from fastapi.testclient import TestClient
+
+    from segue.api import create_app
+    from segue.config import Settings
+
+    settings = Settings(
+        data_dir=tmp_path, database_url=database_url, redis_url=REDIS_URL, redis_prefix=prefix
+    )
+    with TestClient(create_app(settings, watch_s=None)) as client:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith("segue_events_dead_letters "):
+                return float(line.split()[1])
+    return None
+
+
+def test_without_redis_the_cli_points_to_the_serving_process(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "SEGUE_DATA_DIR": str(tmp_path), "SEGUE_DATABASE_URL": database_url}
+    env.pop("SEGUE_REDIS_URL", None)
+    env.pop("SEGUE_CONFIG", None)
+    listed = subprocess.run(
+        [sys.executable, "-c", "from segue.cli.main import main; main()", "events", "dead", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert listed.returncode == 2
+    assert "GET /v1/admin/dead-letters" in listed.stderr
+    assert len(listed.stderr.strip().splitlines()) <= 3  # one message, no traceback
 
 
 def test_the_dead_letter_counter_hook_sees_every_letter(redis_prefix: str) -> None:

@@ -8,7 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from segue.api import catalog_routes, listener_routes, privacy_routes, query_routes
+from segue.api import (
+    catalog_routes,
+    dead_letter_routes,
+    listener_routes,
+    privacy_routes,
+    query_routes,
+)
 from segue.api.metrics import BodyLimitMiddleware, LatencyMiddleware, Metrics
 from segue.api.problems import install_handlers, install_openapi
 from segue.api.routes import router
@@ -54,6 +60,7 @@ def create_app(
     app.include_router(query_routes.router)
     app.include_router(catalog_routes.router)
     app.include_router(privacy_routes.router)
+    app.include_router(dead_letter_routes.router)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:

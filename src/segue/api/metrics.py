@@ -7,9 +7,10 @@ the values are then written there by every process and ``/metrics`` aggregates t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
 from prometheus_client import (
@@ -21,7 +22,10 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prom_multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
+log = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -73,13 +77,42 @@ class Metrics:
         self.model_loads = Counter(
             "segue_model_loads", "Model versions loaded or failed", ["outcome"], registry=r
         )
+        self._sampled: list[SampledGauge] = []
+
+    def sample(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        """A gauge read when ``/metrics`` is scraped: for facts that live outside this process
+        (the dead letters in Redis, which a standalone ``segue worker`` adds to)."""
+        gauge = SampledGauge(name, documentation, read)
+        self._sampled.append(gauge)
+        self.registry.register(gauge)
 
     def render(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             merged = CollectorRegistry()
             prom_multiprocess.MultiProcessCollector(merged)
+            for gauge in self._sampled:
+                merged.register(gauge)
             return generate_latest(merged), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class SampledGauge(Collector):
+    """One gauge whose value is read at scrape time; no sample while it cannot be read (Redis
+    down), rather than a stale or made-up one."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], float]) -> None:
+        self.name, self.documentation, self.read = name, documentation, read
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            value = float(self.read())
+        except Exception as exc:  # a scrape never fails for one unreadable value
+            log.debug("metric %s unreadable: %s", self.name, exc)
+            return
+        yield GaugeMetricFamily(self.name, self.documentation, value=value)
 
 
 class LatencyMiddleware:

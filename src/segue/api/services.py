@@ -165,6 +165,12 @@ def build_services(
         state = InProcessState()
         bus = InProcessBus(**dead_letters)
 
+    metrics.sample(
+        "segue_events_dead_letters",
+        "Dead letters waiting to be replayed or dropped (all workers': the bus keeps them)",
+        bus.dead_count,
+    )
+
     def on_model_event(kind: str, detail: str) -> None:
         metrics.model_loads.labels(kind).inc()
         if kind == "fallback":

@@ -155,7 +155,13 @@ def _dead_bus(ctx: typer.Context) -> EventBus:
     from segue.online.bus import open_bus
 
     st = state(ctx)
-    return open_bus(_redis(st), st.settings.redis_prefix)
+    if not st.settings.redis_url:
+        raise SegueError(
+            "without SEGUE_REDIS_URL the dead letters live inside the serving process "
+            "(`segue serve`): ask it, with an admin key, at GET /v1/admin/dead-letters "
+            "(POST …/replay or …/drop); with Redis, set SEGUE_REDIS_URL"
+        )
+    return open_bus(st.settings.redis_url, st.settings.redis_prefix)
 
 
 def _chosen(ids: list[str] | None, all_: bool) -> list[str] | None:

@@ -150,6 +150,10 @@ class EventBus(abc.ABC):
         """The dead letters, oldest first (at most ``limit``)."""
         raise BusError(f"{type(self).__name__} keeps no dead letters")
 
+    def dead_count(self) -> int:
+        """How many dead letters wait (what ``/metrics`` reports, from any process's bus)."""
+        raise BusError(f"{type(self).__name__} keeps no dead letters")
+
     def replay_dead(self, ids: Sequence[str] | None = None) -> list[str]:
         """Publish the given dead letters (``None``: all) again and remove them from the
         dead letters; returns the ids replayed (unknown ones are skipped)."""
@@ -410,6 +414,10 @@ class InProcessBus(EventBus):
         with self._cond:
             letters = [letter for letter, _ in self._dead.values()]
         return letters if limit is None else letters[:limit]
+
+    def dead_count(self) -> int:
+        with self._cond:
+            return len(self._dead)
 
     def _take_dead(self, ids: Sequence[str] | None) -> list[tuple[DeadLetter, Event]]:
         with self._cond:
@@ -717,6 +725,9 @@ class RedisStreamBus(EventBus):
 
     def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
         return [self._letter(i, f) for i, f in self._dead_entries(None, limit)]
+
+    def dead_count(self) -> int:
+        return int(self._call(self._client.xlen, self.dead_key))
 
     def replay_dead(self, ids: Sequence[str] | None = None) -> list[str]:
         entries = self._dead_entries(ids)

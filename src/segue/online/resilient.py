@@ -24,7 +24,7 @@ from typing import TypeVar
 import numpy as np
 
 from segue.data.model import Event
-from segue.online.bus import BusUnavailable, EventBus, Handler
+from segue.online.bus import BusUnavailable, DeadLetter, EventBus, Handler
 from segue.online.state import (
     SESSION_TIMEOUT_MS,
     BatchList,
@@ -339,6 +339,18 @@ class ReconnectingBus(EventBus):
 
     def pending(self, group: str) -> int:
         return self._run(lambda b: b.pending(group))
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        return self._run(lambda b: b.dead_letters(limit))
+
+    def dead_count(self) -> int:
+        return self._run(lambda b: b.dead_count())
+
+    def replay_dead(self, ids: Sequence[str] | None = None) -> list[str]:
+        return self._run(lambda b: b.replay_dead(ids))
+
+    def drop_dead(self, ids: Sequence[str] | None = None) -> list[str]:
+        return self._run(lambda b: b.drop_dead(ids))
 
     def close(self) -> None:
         if self._own_breaker:

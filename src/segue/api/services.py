@@ -101,8 +101,7 @@ class Services:
                         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
                     except (SegueError, OSError) as exc:
                         raise HTTPException(
-                            status.HTTP_503_SERVICE_UNAVAILABLE,
-                            f"{what} is not set up: {exc} (run `{fix}`)",
+                            status.HTTP_503_SERVICE_UNAVAILABLE, not_set_up(what, exc, fix)
                         ) from exc
                     except ModuleNotFoundError as exc:
                         extra = missing_extra(exc)
@@ -118,6 +117,14 @@ class Services:
         if isinstance(self.state, ResilientState):
             return "degraded" if self.state.degraded else "redis"
         return "in-process"
+
+
+def not_set_up(what: str, exc: BaseException, fix: str) -> str:
+    """"<what> is not set up: <why> (run `<fix>`)", the fix said once: a cause that names it
+    already ("run `segue nba train` first") is not followed by it again."""
+    reason = str(exc)
+    said = f"`{fix}`" in reason
+    return f"{what} is not set up: {reason}" + ("" if said else f" (run `{fix}`)")
 
 
 def build_services(

@@ -20,6 +20,37 @@ from segue.serving.session import bounded_z_scores
 
 #: Most popular tracks kept per genre as the fallback pool of discoveries.
 GENRE_POOL = 400
+#: Genre words written in capitals ("edm" is EDM); "r&b"-like words (single letters joined
+#: by & or n) are capitals too.
+ACRONYMS = frozenset({"edm", "idm", "ebm", "uk", "us", "dnb", "dj", "mc", "lofi", "jpop", "kpop"})
+_SPECIAL = {"lofi": "Lo-fi", "jpop": "J-pop", "kpop": "K-pop", "dnb": "DnB"}
+
+
+def genre_label(name: str) -> str:
+    """A genre as a title shows it: "r&b" -> "R&B", "indie rock" -> "Indie rock", "edm" ->
+    "EDM", "k-pop" -> "K-pop"; a name that already has capitals ("Hip-Hop") is kept.
+
+    Catalogs and Last.fm tags store genres lower-case; capitalising only the first letter
+    gave "R&b mix".
+    """
+    name = name.strip()
+    if not name or any(c.isupper() for c in name):
+        return name
+    words = []
+    for word in name.split(" "):
+        letters = [part for part in word.replace("&", " & ").split(" ") if part]
+        if "&" in word and all(len(p) == 1 for p in letters):
+            words.append(word.upper())  # r&b, r & b
+        elif word in _SPECIAL:
+            words.append(_SPECIAL[word])
+        elif word in ACRONYMS:
+            words.append(word.upper())
+        else:
+            words.append(word)
+    first = words[0]
+    if first and first[0].isalpha() and first[0].islower():
+        words[0] = first[0].upper() + first[1:]
+    return " ".join(words)
 
 
 @dataclass(frozen=True, eq=False)

@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from segue.errors import SegueError
-from segue.products.catalog_view import ProductCatalog
+from segue.products.catalog_view import ProductCatalog, genre_label
 from segue.products.ordering import flow_order
 
 MIN_LENGTH = 25
@@ -315,9 +315,10 @@ def _plan(
 ) -> MixPlan:
     if cluster.kind == "genre":
         name = pc.catalog.genre_names[cluster.code]
+        title = f"{genre_label(name)} mix"  # "R&B mix", not "R&b mix"
     else:
         name = pc.artist_names[cluster.code]
-    title = f"{name[:1].upper()}{name[1:]} mix"
+        title = f"{name[:1].upper()}{name[1:]} mix"
     # artists the user plays most in this cluster, among those in the mix
     in_mix = set(pc.catalog.artist[tracks].tolist())
     named: list[str] = []

@@ -16,8 +16,9 @@ What counts (the rules, once):
   ``ms_played`` or, when unknown, the item's duration (0 when that is unknown too).
 * **Top tracks and artists** rank music tracks by streams (ties: minutes, then id); plays of
   an artist itself (a catalog of artists, as Last.fm 2K's) count for that artist; **genres**
-  by their share of track streams (a track of two genres counts for both); **podcasts** rank
-  shows by minutes of their episodes.
+  by their share of track streams, a track of two genres counting half for each, so the
+  shares of all genres add up to 100 % and the card's top five never to more; **podcasts**
+  rank shows by minutes of their episodes.
 * **New discoveries**: the share of the distinct tracks streamed this year that the user had
   never played (outside Focus Mode) before the year began. In a listener's first year
   (``first_year``: nothing played before) that share is 1 by definition, so the card shows the
@@ -168,7 +169,7 @@ def compute_wrapped(
 
     tracks: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
     artists: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
-    genres: dict[str, int] = defaultdict(int)
+    genres: dict[str, float] = defaultdict(float)
     shows: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
     podcast_minutes = 0.0
     for item_id, s, m in zip(ids, streams.tolist(), minutes.tolist(), strict=True):
@@ -181,8 +182,8 @@ def compute_wrapped(
             if item.artist_id:
                 artists[item.artist_id][0] += s
                 artists[item.artist_id][1] += m
-            for genre in item.genres:
-                genres[genre] += s
+            for genre in item.genres:  # split, so the shares add up to 100 %
+                genres[genre] += s / len(item.genres)
         elif item.kind is ItemKind.ARTIST:  # a catalog of artists (Last.fm 2K): plays of one
             artists[item_id][0] += s
             artists[item_id][1] += m
@@ -221,7 +222,7 @@ def compute_wrapped(
     top_tracks = ranked({k: v for k, v in tracks.items() if v[0] > 0})
     top_artists = ranked({k: v for k, v in artists.items() if v[0] > 0})
     top_genres = [
-        GenreShare(name=g, plays=int(n), share=round(n / track_streams, 4))
+        GenreShare(name=g, plays=round(n), share=round(n / track_streams, 4))
         for g, n in sorted(genres.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_N]
         if n > 0
     ]

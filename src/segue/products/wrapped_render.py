@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 import numpy as np
 
+from segue.products.catalog_view import genre_label
 from segue.products.wrapped import Wrapped
+
+if TYPE_CHECKING:  # matplotlib is the reports extra: imported where the card is drawn
+    from matplotlib.figure import Figure
 
 #: Card colours: a deep background, two accents and soft text.
 BACKGROUND = ("#1b1035", "#3a1464")
@@ -87,7 +92,7 @@ _PAGE = """<!doctype html>
  {% for a in w.top_artists %}<li><span class="name">{{ a.name }}</span>
   <span class="meta">{{ a.plays }} plays</span></li>{% endfor %}</ol></div>
  <div class="card"><h2>Top genres</h2>
- {% for g in w.top_genres %}<div class="genre">{{ g.name }}
+ {% for g in w.top_genres %}<div class="genre">{{ g.name | genre }}
   <span class="meta" style="float:right">{{ (100 * g.share) | round | int }}%</span>
   <div class="bar" style="width: {{ (100 * g.share / top_share) | round(1) }}%"></div></div>
  {% endfor %}</div>
@@ -116,6 +121,7 @@ _PAGE = """<!doctype html>
 def render_html(wrapped: Wrapped) -> str:
     """The Wrapped page as one self-contained HTML document (escaped: titles are user data)."""
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["genre"] = genre_label
     template = env.from_string(_PAGE)
     return template.render(
         w=wrapped,
@@ -144,15 +150,24 @@ def _short(text: str, width: int) -> str:
 
 def render_png(wrapped: Wrapped) -> bytes:
     """A 1080×1920 story card: headline numbers, top songs and artists, personality, hours."""
-    import matplotlib
+    fig = card_figure(wrapped)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=200)
+    return buffer.getvalue()
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def card_figure(wrapped: Wrapped) -> Figure:
+    """The card as a Matplotlib figure (its own Agg canvas, no pyplot state): panels from the
+    top down, the hour chart in a panel of its own at the bottom with room for its caption
+    and hour labels (squeezed under the personality panel, it read as a smudge)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import LinearSegmentedColormap
+    from matplotlib.figure import Figure
     from matplotlib.patches import Ellipse, FancyBboxPatch
 
     w = wrapped
-    fig = plt.figure(figsize=(5.4, 9.6), dpi=200)
+    fig = Figure(figsize=(5.4, 9.6), dpi=200)
+    FigureCanvasAgg(fig)
     bg = fig.add_axes((0, 0, 1, 1))
     bg.axis("off")
     gradient = LinearSegmentedColormap.from_list("wrapped", [BACKGROUND[0], BACKGROUND[1]])
@@ -196,7 +211,7 @@ def render_png(wrapped: Wrapped) -> bytes:
         facts += f" · top podcast: {_short(w.top_podcasts[0].name, 24)}"
     text(0.10, 0.757, facts, 7.5, color=MUTED)
 
-    panel(0.43, 0.27)
+    panel(0.445, 0.255)
     text(0.10, 0.685, "TOP SONGS", 7.5, color=MUTED)
     for rank, t in enumerate(w.top_tracks[:5]):
         y = 0.66 - rank * 0.045
@@ -207,35 +222,33 @@ def render_png(wrapped: Wrapped) -> bytes:
     if not w.top_tracks:
         text(0.10, 0.66, "No plays this year yet.", 10, color=MUTED)
 
-    panel(0.225, 0.19)
-    text(0.10, 0.40, "TOP ARTISTS", 7.5, color=MUTED)
+    panel(0.26, 0.17)
+    text(0.10, 0.418, "TOP ARTISTS", 7.5, color=MUTED)
     for rank, a in enumerate(w.top_artists[:5]):
-        text(0.10, 0.378 - rank * 0.029, f"{rank + 1}  {_short(a.name, 26)}", 9.5)
-    text(0.56, 0.40, "TOP GENRES", 7.5, color=MUTED)
+        text(0.10, 0.396 - rank * 0.0265, f"{rank + 1}  {_short(a.name, 26)}", 9.5)
+    text(0.56, 0.418, "TOP GENRES", 7.5, color=MUTED)
     for rank, g in enumerate(w.top_genres[:5]):
-        text(0.56, 0.378 - rank * 0.029, f"{_short(g.name, 18)}  {round(100 * g.share)}%", 9.5)
+        label = _short(genre_label(g.name), 18)
+        text(0.56, 0.396 - rank * 0.0265, f"{label}  {round(100 * g.share)}%", 9.5)
 
-    panel(0.105, 0.105, color=ACCENT_2, alpha=0.85)
-    text(0.10, 0.198, "YOUR LISTENING PERSONALITY", 7, color="white")
-    text(0.10, 0.180, w.personality.name, 15, fontweight="bold", color="white")
+    panel(0.145, 0.1, color=ACCENT_2, alpha=0.85)
+    text(0.10, 0.235, "YOUR LISTENING PERSONALITY", 7, color="white")
+    text(0.10, 0.217, w.personality.name, 15, fontweight="bold", color="white")
     desc = w.personality.description
     lines = _wrap(desc, 52)
     for i, line in enumerate(lines[:2]):
-        text(0.10, 0.145 - i * 0.018, line, 7.5, color="white")
+        text(0.10, 0.183 - i * 0.018, line, 7.5, color="white")
 
-    hours = fig.add_axes((0.09, 0.035, 0.82, 0.05))
+    panel(0.025, 0.105)
+    text(0.10, 0.122, "WHEN YOU LISTENED", 7, color=MUTED)
+    text(0.90, 0.122, f"top song played {w.top_song_plays} times", 6.5, color=MUTED, ha="right")
+    hours = fig.add_axes((0.10, 0.052, 0.80, 0.05))
     hours.bar(range(24), w.minutes_by_hour, color=ACCENT, width=0.75)
     hours.set_xlim(-0.6, 23.6)
     hours.axis("off")
-    text(0.07, 0.098, f"When you listened · top song played {w.top_song_plays} times", 6.5,
-         color=MUTED)  # fmt: skip
-    for h in (0, 6, 12, 18):
-        text(0.09 + 0.82 * (h + 0.5) / 24, 0.032, f"{h}h", 6, color=MUTED, ha="center")
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=200)
-    plt.close(fig)
-    return buffer.getvalue()
+    for h in (0, 6, 12, 18, 23):
+        text(0.10 + 0.80 * (h + 0.5) / 24, 0.047, f"{h}h", 6, color=MUTED, ha="center")
+    return fig
 
 
 def _wrap(text: str, width: int) -> list[str]:

@@ -28,8 +28,9 @@ import scipy.sparse as sp
 from cachetools import TTLCache
 
 from segue.config import Settings
-from segue.data.model import User
+from segue.data.model import ItemKind, User
 from segue.dataset import IdMap, SideInfo
+from segue.dataset.catalog import KIND_CODES
 from segue.dataset.from_store import load_interactions, load_side_info
 from segue.errors import DatasetError, SegueError
 from segue.models.coldstart import ColdStartRecommender
@@ -132,6 +133,13 @@ class ServingModel:
             row = genres.indices[genres.indptr[column] : genres.indptr[column + 1]]
             if len(row):
                 genres_of[item_id] = tuple(catalog.genre_names[g] for g in row)
+        episodes = np.flatnonzero(catalog.kind == KIND_CODES[ItemKind.PODCAST_EPISODE.value])
+        if len(episodes):  # "#7: Little Circuit" alone does not say which podcast
+            shows = _show_titles(store)
+            for column in episodes.tolist():
+                show = shows.get(str(item_ids[column]))
+                if show:
+                    display[column] = f"{display[column]} — {show}"
         train = trained.model._fitted()
         cold = ColdStartRecommender(trained.model, train, side)
         return cls(
@@ -148,6 +156,17 @@ class ServingModel:
             adjuster=SessionAdjuster(catalog),
             fallback=fallback,
         )
+
+
+def _show_titles(store: Store) -> dict[str, str]:
+    """Episode id -> the title of its show, in one read of the items table's columns."""
+    columns = store.table_columns("items", ["id", "title", "show_id"])
+    title_of = dict(zip(columns["id"].tolist(), columns["title"].tolist(), strict=True))
+    return {
+        str(item): str(title_of[show])
+        for item, show in zip(columns["id"].tolist(), columns["show_id"].tolist(), strict=True)
+        if show and show in title_of
+    }
 
 
 #: What an empty store lacks, and the fix (``/v1/ready`` lists these under ``missing``).

@@ -90,3 +90,53 @@ def test_spark_als_learns_and_scores_every_user_like_its_factors(tmp_path: Path)
     loaded = load_trained(saved, "als")
     assert type(loaded.model).__name__ == "ALSRecommender"
     np.testing.assert_array_equal(loaded.model.recommend(trained_users, 5).items, local.items)
+
+
+def test_spark_batch_lists_obey_consent_and_the_kids_rule(tmp_path: Path) -> None:
+    """The Spark engine scores everyone a rule leaves alone; listeners without personalisation
+    consent get their context's one list and kids profiles no explicit items, exactly as the
+    in-process batch gives them, in the same folder."""
+    from segue.batch.daily import DayPlan, batch_recommendations, train_candidate
+    from segue.batch.lists import batch_recommend
+    from segue.dataset.from_store import load_side_info
+
+    store = open_store(f"sqlite:///{tmp_path / 'segue.sqlite'}")
+    world = SynthParams(seed=2, n_users=150, n_tracks=200, n_events=20_000, n_podcast_shows=0,
+                        n_podcast_episodes=0, n_videos=0, n_audiobooks=0)  # fmt: skip
+    load_synthetic_world(store, world)
+    data = load_interactions(store)
+    trained_users = {str(u) for u in data.users.ids[np.flatnonzero(data.user_counts() > 0)]}
+    by_country: dict[str | None, list[str]] = {}
+    for user in store.iter_users():
+        if user.id in trained_users:
+            by_country.setdefault(user.country, []).append(user.id)
+    country, people = max(by_country.items(), key=lambda kv: len(kv[1]))
+    no_consent, kids = people[:3], people[3:6]
+    for user in no_consent:
+        store.set_user_flags(user, consent_personalisation=False)
+    for user in kids:
+        store.set_user_flags(user, kids_profile=True)
+    side = load_side_info(store, data)
+    plan = DayPlan(date=dt.date(2026, 11, 30), models=("als",), engine="spark", k=10)
+    config = SparkConfig(master="local[2]", partitions=2, work_dir=str(tmp_path / "spark"))
+    models = tmp_path / "models"
+    trained = train_candidate(data, "als", plan, models, spark=config)
+    out = tmp_path / "batch"
+    rows = batch_recommendations(trained, models, plan, out, spark=config, side=side)
+    table = pq.read_table(out).to_pandas()
+    assert rows == len(table)
+    lists = {u: g.sort_values("rank")["item_id"].tolist() for u, g in table.groupby("user_id")}
+    assert set(lists) == trained_users  # everyone once: Spark's part and the rules' part
+    assert lists[no_consent[0]] == lists[no_consent[1]] == lists[no_consent[2]]
+    local = tmp_path / "local.parquet"
+    batch_recommend(trained, local, k=10, date=plan.date, side=side)
+    expected = pq.read_table(local).to_pandas()
+    for user in [*no_consent, *kids]:
+        mine = expected[expected.user_id == user].sort_values("rank")["item_id"].tolist()
+        assert lists[user] == mine, user
+    explicit = {i.id for i in store.iter_items() if i.explicit}
+    assert explicit, "the world has explicit tracks"
+    for user in kids:
+        assert not set(lists[user]) & explicit
+    assert lists[people[6]] != lists[no_consent[0]]  # Spark's own, personal list
+    store.close()

@@ -201,14 +201,19 @@ def batch_recommendations(
     side: SideInfo | None = None,
 ) -> int:
     """Every user's top-k of ``trained`` (saved in ``model_dir``) into ``out`` (a Parquet
-    file, or a folder on Spark); with ``side`` (in-process), kids profiles get no explicit
-    items."""
+    file, or a folder on Spark). With ``side``, the rules every face applies: kids profiles
+    get no explicit items, listeners without personalisation consent their context's list.
+    Spark scores everyone else; the ruled users' lists are made here, beside Spark's files
+    in the same folder (``part-segue-rules.parquet``)."""
+    from segue.batch.lists import batch_recommend, ruled_users
+
     name = trained.name
     if plan.engine == "spark":
         from segue.models.spark_als import SparkConfig, spark_recommend
 
         spark_dir = model_dir / f"{name}.spark"
-        return spark_recommend(
+        ruled = ruled_users(side)
+        rows = spark_recommend(
             str(spark_dir / "model"),
             str(spark_dir / "ratings"),
             trained.model._fitted(),
@@ -219,9 +224,18 @@ def batch_recommendations(
             date=plan.date,
             name=name,
             config=spark or SparkConfig(),
+            skip_users=ruled,
         )
-    from segue.batch.lists import batch_recommend
-
+        if len(ruled):
+            rows += batch_recommend(
+                trained,
+                Path(out) / "part-segue-rules.parquet",
+                k=plan.k,
+                date=plan.date,
+                side=side,
+                rows=ruled,
+            )
+        return rows
     return batch_recommend(trained, out, k=plan.k, date=plan.date, side=side)
 
 

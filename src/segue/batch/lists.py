@@ -51,9 +51,11 @@ def batch_recommend(
     date: dt.date,
     block: int = 4096,
     side: SideInfo | None = None,
+    rows: np.ndarray | None = None,
     progress: Progress = no_progress,
 ) -> int:
-    """Top ``k`` unplayed items for every user with history; returns the rows written.
+    """Top ``k`` unplayed items for every user with history (or those of them in ``rows``);
+    returns the rows written.
 
     With ``side`` (item attributes and the user table), kids profiles get no explicit items,
     as every face applies: the file is what downstream jobs and analysts take as the list.
@@ -62,6 +64,8 @@ def batch_recommend(
         raise SegueError(f"k must be >= 1, got {k}")
     train = trained.model._fitted()
     users = np.flatnonzero(np.diff(train.indptr) > 0)
+    if rows is not None:
+        users = np.intersect1d(users, rows)
     kids, kids_filters = _kids_rule(side, len(trained.users))
     context = _ContextLists(trained, side, k, kids_filters)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +95,17 @@ def batch_recommend(
     tmp.replace(path)  # readers see the old day's file or the complete new one
     progress("batch recommendations", len(users), len(users))
     return written
+
+
+def ruled_users(side: SideInfo | None) -> np.ndarray:
+    """User rows whose list a rule shapes (no personalisation consent, kids profiles): an
+    engine that cannot apply the rules (Spark) leaves them to :func:`batch_recommend`."""
+    if side is None or side.users is None:
+        return np.zeros(0, dtype=np.int64)
+    ruled = np.asarray(side.users.kids_profile, dtype=bool).copy()
+    if side.users.personalised is not None:
+        ruled |= ~np.asarray(side.users.personalised, dtype=bool)
+    return np.flatnonzero(ruled)
 
 
 class _ContextLists:

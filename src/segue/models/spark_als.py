@@ -218,8 +218,12 @@ def spark_recommend(
     date: dt.date,
     name: str = "als",
     config: SparkConfig = SparkConfig(),
+    skip_users: np.ndarray | None = None,
 ) -> int:
     """Top ``k`` unplayed items for every trained user, scored by Spark, written as Parquet.
+
+    ``skip_users`` (user rows) get no list here: those whose list a rule decides (no
+    personalisation consent, kids profiles), which the caller writes beside it.
 
     Same columns as :mod:`segue.batch.lists` (``user_id, rank, item_id, score, model, date``).
     ``model_path`` is a saved Spark ``ALSModel``, ``ratings_path`` the ratings it was fitted
@@ -240,6 +244,11 @@ def spark_recommend(
         "user", F.col("r.item").alias("item"), F.col("r.rating").alias("score")
     )
     unplayed = exploded.join(ratings, on=["user", "item"], how="left_anti")
+    if skip_users is not None and len(skip_users):
+        skipped = spark.createDataFrame(
+            [(int(u),) for u in np.unique(skip_users)], schema="user int"
+        )
+        unplayed = unplayed.join(F.broadcast(skipped), on="user", how="left_anti")
     order = Window.partitionBy("user").orderBy(F.col("score").desc(), F.col("item"))
     ranked = unplayed.withColumn("rank", F.row_number().over(order)).where(F.col("rank") <= k)
     # id maps go to Spark as Parquet next to the model: no Python workers, no driver-side rows

@@ -98,7 +98,13 @@ def test_a_run_refused_by_the_gate_leaves_production_untouched(first_run: Path) 
     done = _segue(first_run, "flow", "run", "--date", "2026-11-30", "--models", "itemknn")
     assert done.returncode == 2
     assert "production is unchanged" in done.stderr
-    assert "refused: ndcg@10" in done.stdout + done.stderr
+    assert "refused to publish: ndcg@10" in done.stderr
+    # an expected outcome is one line; Metaflow's traceback is only in the run's log
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "step gate" in done.stdout
+    logs = sorted((first_run / "logs").glob("flow-2026-11-30-*.log"))
+    assert "GateRefused" in logs[-1].read_text(encoding="utf-8")
     assert registry.production("daily").version == high.version
     assert [v.version for v in registry.versions("daily")] == ["v0001", "v0002"]
     assert day_file.read_bytes() == day_bytes  # the gate runs before the batch step

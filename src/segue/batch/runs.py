@@ -1,15 +1,25 @@
-"""Where Metaflow keeps its runs, and reading them back for ``segue runs``.
+"""Where Metaflow keeps its runs, running one with its output kept, and reading runs back.
 
 Everything stays local under the data directory (``<data_dir>/metaflow``): the local
 datastore and local metadata, no cloud account. The settings travel to the flow's step
 processes through the environment, so steps open the same store the command line does.
+
+Metaflow prints every step's start and end and, when a step raises, a 40-line traceback of
+its own internals, even for an expected outcome such as the gate refusing a worse model.
+:func:`run_flow` writes all of it to a log file and lets the caller show only what a person
+needs (the steps as they start, the steps' own lines) and, on failure, one line: which step,
+what it said (:class:`FlowOutput`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
+import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +137,92 @@ def _parameter_names(task: Any) -> set[str]:
         return set(task.data.parameter_names)
     except Exception:
         return set()
+
+
+# -- running a flow, its output kept in a log ---------------------------------------------------
+#: "2026-12-03 09:39:38.976 [1796290763233250/gate/5 (pid 20467)] text"
+_TASK_LINE = re.compile(
+    r"^\S+ \S+ \[(?P<run>[^/\]]+)/(?P<step>[^/\]]+)/(?P<task>[^ \]]+) \(pid \d+\)\] ?(?P<text>.*)$"
+)
+#: the last line of a Python traceback: "segue.batch.lifecycle.GateRefused: refused: ..."
+_EXCEPTION = re.compile(r"^(?P<type>[A-Za-z_][\w.]*): (?P<message>.+)$")
+#: what Metaflow itself says in a task, never a step's own line
+_METAFLOW_OWN = ("Task is starting.", "Task finished successfully.", "Task failed.",
+                 "Foreach yields", "Internal error", "<flow ")  # fmt: skip
+GATE_REFUSED = "GateRefused"
+
+
+@dataclass
+class FlowOutput:
+    """A flow's output read line by line: what to show, and why the run failed if it did.
+
+    :meth:`feed` takes each line and returns what a person should see (a step starting, a
+    step's own ``print``) or None for Metaflow's internals, tracebacks included, which only
+    the log keeps. After a failed run, :attr:`failed_step` and :attr:`error` say where and
+    what (the exception's message, without its traceback).
+    """
+
+    steps: list[str] = field(default_factory=list)
+    failed_step: str | None = None
+    error_type: str | None = None
+    error: str | None = None
+    _traceback: set[str] = field(default_factory=set)
+
+    def feed(self, line: str) -> str | None:
+        match = _TASK_LINE.match(line.rstrip("\n"))
+        if match is None:
+            return None  # Metaflow's banner and summary: the log has them
+        step, task, text = match["step"], match["task"], match["text"].strip()
+        if text == "Task is starting.":
+            if step not in self.steps:
+                self.steps.append(step)
+                return f"step {step}"
+            return None
+        if text == "Task failed.":
+            self.failed_step = self.failed_step or step
+            return None
+        if text in ("Internal error", "Traceback (most recent call last):") or text.endswith(
+            "failed:"
+        ):
+            self._traceback.add(task)
+            return None
+        if task in self._traceback:
+            error = _EXCEPTION.match(text)
+            if error is not None and not text.startswith("File "):
+                self.error_type, self.error = error["type"].rsplit(".", 1)[-1], error["message"]
+            return None
+        if not text or text.startswith(_METAFLOW_OWN):
+            return None
+        return f"  {text}"
+
+    @property
+    def refused_by_gate(self) -> bool:
+        return self.error_type == GATE_REFUSED
+
+
+def flow_log_path(settings: Settings, day: dt.date) -> Path:
+    """``<data_dir>/logs/flow-<day>-<UTC time>.log``: one file per run."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return settings.data_dir.resolve() / "logs" / f"flow-{day.isoformat()}-{stamp}.log"
+
+
+def run_flow(
+    command: list[str], env: dict[str, str], log_path: Path, show: Callable[[str], None]
+) -> tuple[int, FlowOutput]:
+    """Run the flow, every line of its output into ``log_path``, the lines worth seeing to
+    ``show``; (exit status, what the output said)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    output = FlowOutput()
+    with log_path.open("w", encoding="utf-8") as log:
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            bufsize=1, errors="replace",
+        )  # fmt: skip
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.write(line)
+            shown = output.feed(line)
+            if shown is not None:
+                show(shown)
+        status = process.wait()
+    return status, output

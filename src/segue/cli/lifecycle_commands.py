@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from segue.cli.console import console
@@ -126,7 +126,7 @@ def flow_run(
     Metaflow records the run under <data_dir>/metaflow; see ``segue runs``.
     """
     from segue.batch.daily import SOURCES, DayPlan, parse_date, parse_models
-    from segue.batch.runs import flow_command, metaflow_env
+    from segue.batch.runs import flow_command, flow_log_path, metaflow_env, run_flow
     from segue.errors import SegueError
 
     st = state(ctx)
@@ -139,12 +139,24 @@ def flow_run(
     if lastfm_dir is not None:
         args += ["--lastfm-dir", str(lastfm_dir.resolve())]
     args += list(ctx.args)
-    completed = subprocess.run(flow_command(args), env=metaflow_env(st.settings), check=False)
-    if completed.returncode != 0:
+    command, env = flow_command(args), metaflow_env(st.settings)
+    log = flow_log_path(st.settings, parse_date(date))
+    console.print(f"daily flow for {parse_date(date)} (Metaflow's full output: {log})")
+    status, output = run_flow(command, env, log, lambda line: console.print(escape(line)))
+    if status == 0:
+        return
+    if output.refused_by_gate:  # an expected outcome: one line, not Metaflow's traceback
         raise SegueError(
-            f"the daily flow failed (exit {completed.returncode}); production is unchanged. "
-            "See the step output above and `segue runs`."
+            f"the gate refused to publish: {(output.error or '').removeprefix('refused: ')}; "
+            "production is unchanged "
+            f"(--force publishes anyway; full log: {log})"
         )
+    where = f" at step {output.failed_step}" if output.failed_step else ""
+    why = f": {output.error_type}: {output.error}" if output.error else f" (exit {status})"
+    raise SegueError(
+        f"the daily flow failed{where}{why}; production is unchanged (full log: {log}; "
+        "past runs: segue runs)"
+    )
 
 
 def runs(

@@ -238,6 +238,17 @@ def test_an_empty_store_starts_says_what_is_missing_and_serves_once_filled(
         assert any(m.startswith("events:") and "segue train" in m for m in missing), missing
         body = _problem(c.get("/v1/users/u1/recommendations"), 503)
         assert "no listening events" in body["detail"] and "segue train" in body["detail"]
+        # listening flows in before any model exists: accepted, stored by the worker
+        play = {"event_id": "first-play", "user_id": "first", "item_id": "t1", "type": "play"}
+        accepted = c.post("/v1/events", json={"events": [play]})
+        assert accepted.status_code == 202, accepted.text
+        ghost = {**play, "event_id": "ghost", "item_id": "no-such-item"}
+        assert _problem(c.post("/v1/events", json={"events": [ghost]}), 422)
+        with open_store(settings.resolved_database_url) as store:
+            deadline = time.monotonic() + 10
+            while store.count("events") < 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert store.count("events") == 1
 
         with open_store(settings.resolved_database_url) as store:  # now the listening
             load_synthetic_world(store, PARAMS)

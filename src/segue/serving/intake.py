@@ -88,7 +88,7 @@ class EventIntake:
         if not events:
             return IntakeReport(0, 0, 0, "bus")
         events, focus = self._mark_focus(events, users)
-        model = self.models.current
+        model = self.models.loaded  # None before the first training: events still flow
         applied = 0
         try:
             self.bus.publish(events)
@@ -100,6 +100,8 @@ class EventIntake:
             self._on_direct(str(exc))
             report = self._direct.handle(events)  # persists and applies the state
             return IntakeReport(len(events), focus, report.applied, "direct")
+        if model is None:  # the worker applies them with the store's artists and genres
+            return IntakeReport(len(events), focus, 0, path)
         try:
             applied = self.state.apply(events, artist_of=model.artist_of, genres_of=model.genres_of)
         except StateUnavailable as exc:  # the worker applies them once the state is back
@@ -107,7 +109,8 @@ class EventIntake:
         return IntakeReport(len(events), focus, applied, path)
 
     def _check_items(self, events: list[Event]) -> None:
-        known = self.models.current.items
+        model = self.models.loaded
+        known = model.items if model is not None else {}
         unknown = {e.item_id for e in events if e.item_id not in known}
         if unknown:
             unknown -= self.store.existing_item_ids(unknown)
@@ -142,6 +145,54 @@ class EventIntake:
         return out, sum(e.focus for e in out)
 
 
+class Repeats:
+    """Log a trouble once, then a summary every ``every_s`` while it lasts, then its end.
+
+    An outage is an expected outcome for a serving process: with Redis gone the worker loop
+    fails every second, and a line (or a traceback) each time buried everything else in the
+    log (1,446 lines in 50 s). The first occurrence of each kind of trouble (``key``) is
+    logged at WARNING with its detail; repeats go to DEBUG, with a WARNING summary every
+    ``every_s`` seconds; :meth:`over` logs how long it lasted.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        what: str,
+        every_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log, self.what, self.every_s, self._clock = logger, what, every_s, clock
+        self._key: str | None = None
+        self._since = self._reported = 0.0
+        self._repeats = 0
+
+    def trouble(self, key: str, message: str, *, exc_info: BaseException | None = None) -> None:
+        now = self._clock()
+        if key != self._key:
+            self._key, self._since, self._reported, self._repeats = key, now, now, 0
+            self.log.warning("%s: %s", self.what, message, exc_info=exc_info)
+            return
+        self._repeats += 1
+        self.log.debug("%s: %s", self.what, message, exc_info=exc_info)
+        if now - self._reported >= self.every_s:
+            self.log.warning(
+                "%s: still %s (%d more time(s) in %.0f s; since %.0f s)",
+                self.what,
+                message,
+                self._repeats,
+                now - self._reported,
+                now - self._since,
+            )
+            self._reported, self._repeats = now, 0
+
+    def over(self) -> None:
+        if self._key is not None:
+            lasted = self._clock() - self._since
+            self.log.warning("%s: running again after %.0f s", self.what, lasted)
+            self._key = None
+
+
 class BackgroundWorker:
     """An :class:`EventWorker` loop in a daemon thread of the serving process.
 
@@ -160,10 +211,14 @@ class BackgroundWorker:
         batch: int = 500,
         block_ms: int = 200,
         on_report: Callable[[int, int], None] | None = None,
+        retry_s: float = 1.0,
+        log_every_s: float = 30.0,
     ) -> None:
         self.worker = worker
         self.batch = batch
         self.block_ms = block_ms
+        self.retry_s = retry_s
+        self._repeats = Repeats(log, "event worker", every_s=log_every_s)
         self._on_report = on_report or (lambda persisted, rejected: None)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -187,12 +242,14 @@ class BackgroundWorker:
             try:
                 report = self.worker.run_once(self.batch, block_ms=self.block_ms)
                 self._on_report(report.persisted, len(report.rejected))
+                self._repeats.over()
             except (TransientFailure, BusUnavailable) as exc:  # an outage: wait, retry
-                log.warning("event worker waiting: %s", exc)
-                self._stop.wait(1.0)
-            except Exception:  # keep consuming; the batch stays pending and is retried
-                log.exception("event worker batch failed; retrying")
-                self._stop.wait(1.0)
+                self._repeats.trouble(type(exc).__name__, f"waiting: {exc}")
+                self._stop.wait(self.retry_s)
+            except Exception as exc:  # keep consuming; the batch stays pending and is retried
+                key = f"{type(exc).__name__}: {exc}"
+                self._repeats.trouble(key, f"batch failed, retrying: {key}", exc_info=exc)
+                self._stop.wait(self.retry_s)
 
     def close(self) -> None:
         self._stop.set()

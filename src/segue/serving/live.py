@@ -146,7 +146,9 @@ def recommend_live(
     else:
         recent, session, onboarding = _live_state(state, uid, now_ms, degraded)
         row = int(model.users.to_index([uid], allow_unknown=True)[0])
-        row = -1 if request.as_new_listener else row
+        # a listener the store does not know has no history to use: new, or erased (the
+        # model still holds an erased listener's row until the next training)
+        row = -1 if request.as_new_listener or user is None else row
     if request.picks or request.pick_genres:
         onboarding = (list(request.picks), list(request.pick_genres))
     base = model.train[row] if row >= 0 and model.train[row].nnz > 0 else None

@@ -119,6 +119,12 @@ class OnlineState(ABC):
             raise ValueError(f"session_timeout_ms must be positive, got {session_timeout_ms}")
         self.session_timeout_ms = session_timeout_ms
 
+    @property
+    def degraded(self) -> bool:
+        """True while this state answers from a fallback (a Redis state whose Redis is away):
+        answers must say so, as ``/v1/ready`` does."""
+        return False
+
     @abstractmethod
     def apply(
         self,

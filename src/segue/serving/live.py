@@ -48,6 +48,11 @@ from segue.serving.titles import render_reason
 
 #: Surfaces the request may name, and what they change.
 SURFACES = ("home", "radio", "discovery")
+#: Said in ``degraded`` while the online state answers from its fallback (Redis away).
+STATE_FALLBACK = (
+    "online state: Redis unreachable, this process's own state answers (plays and sessions "
+    "recorded by other processes are missing until it is back)"
+)
 #: How many of the user's latest plays are folded into their history.
 RECENT_FOR_SCORING = 50
 #: Over-fetch factor before the per-artist cap.
@@ -149,6 +154,8 @@ def recommend_live(
         # a listener the store does not know has no history to use: new, or erased (the
         # model still holds an erased listener's row until the next training)
         row = -1 if request.as_new_listener or user is None else row
+    if state.degraded:  # what /v1/ready calls "degraded": every answer says so too
+        degraded.append(STATE_FALLBACK)
     if request.picks or request.pick_genres:
         onboarding = (list(request.picks), list(request.pick_genres))
     base = model.train[row] if row >= 0 and model.train[row].nnz > 0 else None

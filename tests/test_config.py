@@ -265,11 +265,13 @@ def test_global_option_reaches_the_command(tmp_path: Path, monkeypatch: pytest.M
     _write(tmp_path / "segue.toml", 'data_dir = "from-file"\n')
     env = {**_CLEAN_ENV, "SEGUE_DATA_DIR": str(tmp_path / "from-env")}
     runner = CliRunner()
+    for given in ("from-cli", "from-env"):  # `stats` reads a data dir, it does not make one
+        (tmp_path / given).mkdir()
 
     result = runner.invoke(app, ["--data-dir", str(tmp_path / "from-cli"), "stats"], env=env)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "from-cli" / "segue.sqlite").is_file()
-    assert not (tmp_path / "from-env").exists()
+    assert not (tmp_path / "from-env" / "segue.sqlite").exists()
     assert not (tmp_path / "from-file").exists()
 
     result = runner.invoke(app, ["stats"], env=env)  # without the option: the environment

@@ -219,6 +219,7 @@ def test_realtime_answer(world: dict) -> None:
 
 def test_cli_errors_are_one_line(world: dict, tmp_path: Path) -> None:
     runner = CliRunner()
+    (tmp_path / "empty").mkdir()  # a folder that does not exist is refused before this
     env = {"SEGUE_DATA_DIR": str(tmp_path / "empty"), "SEGUE_DATABASE_URL": ""}
     result = runner.invoke(app, ["nba", "train"], env=env)
     assert result.exit_code != 0

@@ -176,6 +176,25 @@ class _Environment(EnvSettingsSource):
         return super().prepare_field_value(field_name, field, value, value_is_complex)
 
 
+def make_data_dir(settings: Settings, sub: str | None = None) -> Path:
+    """Create the data directory (or ``sub`` inside it) when missing, or stop with one line.
+
+    A folder that cannot be made (``--data-dir /proc/x``, a read-only disk, a file in the
+    way) is a setting to fix, not a bug: without this, the ``mkdir`` traceback ran to 40
+    lines.
+    """
+    folder = settings.data_dir / sub if sub else settings.data_dir
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(
+            f"cannot create {folder} ({reason}): choose a data directory segue may write, "
+            "with --data-dir or SEGUE_DATA_DIR"
+        ) from None
+    return folder
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,

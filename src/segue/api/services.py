@@ -22,7 +22,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from segue.api.metrics import Metrics
 from segue.api.security import ApiKeys
-from segue.config import Settings
+from segue.config import Settings, make_data_dir
 from segue.data.model import set_max_future_s
 from segue.errors import SegueError
 from segue.extras import MissingExtra, install_hint, missing_extra
@@ -136,7 +136,7 @@ def build_services(
 ) -> Services:
     metrics = metrics or Metrics()
     api_keys = ApiKeys.parse(settings.api_keys)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(settings)
     store = open_store(
         settings.resolved_database_url,
         busy_timeout_ms=settings.db_busy_timeout_ms,

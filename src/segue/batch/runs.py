@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segue.config import Settings
+from segue.config import Settings, make_data_dir
 from segue.errors import SegueError
 from segue.extras import require
 
@@ -39,7 +39,7 @@ def metaflow_env(settings: Settings, base: dict[str, str] | None = None) -> dict
     """Environment for a flow process: local datastore and metadata in the data dir."""
     env = dict(os.environ if base is None else base)
     root = metaflow_root(settings)
-    root.mkdir(parents=True, exist_ok=True)
+    make_data_dir(settings, "metaflow")
     env.update(
         METAFLOW_DEFAULT_DATASTORE="local",
         METAFLOW_DEFAULT_METADATA="local",

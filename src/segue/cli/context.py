@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import typer
 
-from segue.config import Settings
+from segue.config import Settings, make_data_dir
 from segue.errors import SegueError
 from segue.store import Store
 
@@ -27,7 +27,7 @@ class State:
             from segue.store import open_store
 
             self.require_data_dir(create=create)
-            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            make_data_dir(self.settings)  # one line when it cannot be made
             self._store = open_store(self.settings.resolved_database_url)
         return self._store
 
@@ -39,7 +39,10 @@ class State:
         the directory only holds models, so it is made when missing.
         """
         folder = self.settings.data_dir
-        if create or self.settings.database_url or folder.is_dir():
+        if create or self.settings.database_url:
+            make_data_dir(self.settings)  # a folder that cannot be made: one line, now
+            return
+        if folder.is_dir():
             return
         raise SegueError(
             f"no segue data in {folder} (the folder does not exist): check --data-dir / "

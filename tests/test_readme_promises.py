@@ -184,6 +184,8 @@ def test_wrapped_defaults_to_the_latest_year_with_plays(artists: Path, world: Pa
     assert lastfm_like.returncode == 0, lastfm_like.stderr
     assert lastfm_like.stdout.startswith("2011 Wrapped · l1")
     assert "Artist a" in lastfm_like.stdout  # plays of artists count as top artists
+    assert "minutes unknown" in lastfm_like.stdout  # counts without durations: not "0 minutes"
+    assert "top songs" not in lastfm_like.stdout  # no empty column of songs
     synthetic = segue(world, "wrapped", "usr-0000001")
     assert synthetic.stdout.startswith("2024 Wrapped · usr-0000001")
     assert " 0 plays" not in synthetic.stdout

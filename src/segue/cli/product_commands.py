@@ -152,17 +152,32 @@ def wrapped(
     if as_json:
         console.print_json(result.model_dump_json())
     else:
-        console.print(
-            f"[bold]{result.year} Wrapped · {user}[/]: {round(result.minutes_listened):,} "
-            f"minutes, {result.streams:,} plays, {round(100 * result.discovery_share)}% new "
-            f"to you · [green]{result.personality.name}[/]"
+        # plays without durations (Last.fm's counts) have no minutes: say so, not "0 minutes"
+        minutes = (
+            f"{round(result.minutes_listened):,} minutes"
+            if result.minutes_listened or not result.streams
+            else "minutes unknown (the plays carry no durations)"
         )
-        table = Table("#", "top songs", "plays", "top artists", "plays")
-        for rank in range(max(len(result.top_tracks), len(result.top_artists))):
-            t = result.top_tracks[rank] if rank < len(result.top_tracks) else None
-            a = result.top_artists[rank] if rank < len(result.top_artists) else None
-            table.add_row(str(rank + 1), t.name if t else "", str(t.plays) if t else "",
-                          a.name if a else "", str(a.plays) if a else "")  # fmt: skip
+        # in a first year everything is new by definition: the card counts artists instead
+        new = (
+            f"{result.new_artists:,} artists discovered"
+            if result.first_year
+            else f"{round(100 * result.discovery_share)}% new to you"
+        )
+        console.print(
+            f"[bold]{result.year} Wrapped · {user}[/]: {minutes}, {result.streams:,} plays, "
+            f"{new} · [green]{result.personality.name}[/]"
+        )
+        # a catalog of artists (Last.fm 2K) has no songs to rank: no empty column for them
+        columns = [("top songs", result.top_tracks), ("top artists", result.top_artists)]
+        columns = [(name, ranked) for name, ranked in columns if ranked] or columns
+        table = Table("#", *(h for name, _ in columns for h in (name, "plays")))
+        for rank in range(max(len(ranked) for _, ranked in columns)):
+            cells = [str(rank + 1)]
+            for _, ranked in columns:
+                entry = ranked[rank] if rank < len(ranked) else None
+                cells += [entry.name, str(entry.plays)] if entry else ["", ""]
+            table.add_row(*cells)
         console.print(table)
     if png is not None:
         console.print(f"card written to {write_png(result, png)}")

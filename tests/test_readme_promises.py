@@ -41,10 +41,11 @@ def segue(data_dir: Path, *args: str, cwd: Path | None = None) -> subprocess.Com
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    """The refusal a user sees: exit status 2, one line on stderr, no traceback (a progress
-    bar drawn before the refusal aside: a terminal's concern, not this test's)."""
+    """The refusal a user sees: exit status 2, one line on stderr (a progress bar the refusal
+    interrupted is taken away), no traceback."""
     assert result.returncode == 2, (result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip() and "━" not in line]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
     text = " ".join(lines)
     assert text.startswith("error:"), result.stderr

@@ -20,6 +20,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from segue.errors import SegueError
+
 
 def _width() -> int:
     """Terminal width, but never below 110: tables of metrics stay readable when piped."""
@@ -42,7 +44,12 @@ def progress_bar() -> Iterator[Progress]:
         console=err_console,
         transient=False,
     ) as progress:
-        yield progress
+        try:
+            yield progress
+        except SegueError:
+            # a refusal is one line: the bar it interrupted goes, the error alone remains
+            progress.live.transient = True
+            raise
 
 
 def print_heading(text: str, out: Console | None = None) -> None:

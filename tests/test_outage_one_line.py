@@ -102,3 +102,36 @@ def test_answers_say_degraded_when_ready_does(tmp_path: Path) -> None:
     for answer in answers[1:]:  # the first request is the one that finds Redis gone
         assert answer.status_code == 200, answer.text
         assert STATE_FALLBACK in answer.json()["degraded"]
+
+
+def test_the_standalone_worker_says_an_outage_once(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from private_redis import PrivateRedis
+
+    redis_server = PrivateRedis(tmp_path)
+    redis_server.start()
+    with open_store(f"sqlite:///{tmp_path / 'segue.sqlite'}") as store:
+        world.build(store)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEGUE_")}
+    env.update(SEGUE_REDIS_URL=redis_server.url, SEGUE_REDIS_PREFIX="segue-worker-outage:")
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "from segue.cli.main import main; main()", "--data-dir",
+         str(tmp_path), "worker"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        threading.Event().wait(2.5)  # consuming
+        redis_server.kill()
+        threading.Event().wait(5.0)  # five failed seconds
+        redis_server.start()
+        threading.Event().wait(3.0)
+    finally:
+        worker.send_signal(2)  # Ctrl-C
+        out, _ = worker.communicate(timeout=30)
+        redis_server.kill()
+    waiting = [line for line in out.splitlines() if "waiting" in line]
+    assert 1 <= len(waiting) <= 2, out  # once (a summary only after 30 s), not a line a second
+    assert "Traceback" not in out

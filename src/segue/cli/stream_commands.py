@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -91,6 +92,7 @@ def worker(
     """
     from segue.online.bus import BusUnavailable, DeadLetter, TransientFailure, open_bus
     from segue.online.factory import open_state
+    from segue.serving.intake import Repeats
     from segue.serving.worker import EventWorker
 
     st = state(ctx)
@@ -113,20 +115,24 @@ def worker(
         "rejected": 0,
         "dead_lettered": 0,
     }
+    # an outage is said once, then every 30 s while it lasts, not every second
+    repeats = Repeats(_console_logger(), "worker")
     try:
         while True:
             try:
                 report = events_worker.run_once(batch, block_ms=0 if once else block_ms)
+                repeats.over()
             except (TransientFailure, BusUnavailable) as exc:
                 if once:
                     raise SegueError(f"stopped with events left pending: {exc}") from exc
-                console.print(f"[yellow]waiting:[/] {escape(str(exc))}")
+                repeats.trouble(type(exc).__name__, f"waiting: {exc}")
                 time.sleep(1.0)
                 continue
             except Exception as exc:  # a bug, not a bad message (those are isolated): go on
                 if once:
                     raise
-                console.print(f"[red]batch failed, retrying:[/] {escape(repr(exc))}")
+                key = repr(exc)
+                repeats.trouble(key, f"batch failed, retrying: {key}")
                 time.sleep(1.0)
                 continue
             for key in totals:
@@ -244,3 +250,18 @@ def _report(verb: str, done: list[str], chosen: list[str] | None) -> None:
     missing = [i for i in chosen or [] if i not in set(done)]
     if missing:
         raise SegueError(f"no dead letter with id(s) {', '.join(missing[:10])}")
+
+
+def _console_logger() -> logging.Logger:
+    """A logger whose warnings the console prints (the worker's own output), debug dropped."""
+
+    class _ToConsole(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            console.print(f"[yellow]{escape(record.getMessage())}[/]")
+
+    logger = logging.getLogger("segue.cli.worker")
+    logger.propagate = False
+    if not logger.handlers:
+        logger.addHandler(_ToConsole(logging.WARNING))
+    logger.setLevel(logging.WARNING)
+    return logger

@@ -185,7 +185,7 @@ def test_search_and_similar_commands(data_dir: Path) -> None:
     answer = json.loads(similar.output)
     assert answer["item"]["item_id"] == "rock-a0-t0" and answer["items"]
     assert all(s["reasons"] for s in answer["items"])
-    assert any("same listener" in r for s in answer["items"] for r in s["reasons"])
+    assert any(r.endswith("played both") for s in answer["items"] for r in s["reasons"])
 
 
 @pytest.fixture(scope="module")

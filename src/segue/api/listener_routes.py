@@ -141,9 +141,14 @@ def station(
         k,
         served=served,
         context=_context(svc),
-        names=catalog_names(svc) if seed.partition(":")[0].strip() in ("artist", "track") else None,
+        names=catalog_names(svc) if _by_name(seed) else None,
     )
     return StationResponse.model_validate(page)
+
+
+def _by_name(seed: str) -> bool:
+    """An artist or track seed: it may be a name, resolved with the cached name index."""
+    return seed.partition(":")[0].strip().lower() in ("artist", "track")
 
 
 @router.get(

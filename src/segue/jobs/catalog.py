@@ -338,12 +338,12 @@ def _reasons(
     column = int(model.items.to_index([item_id])[0])
     both = len(listeners.intersection(binary[:, column].indices.tolist()))
     if both:
-        reasons.append(f"played by {both:,} of the same listener{'s' if both != 1 else ''}")
+        reasons.append(f"{both:,} listener{'s' if both != 1 else ''} played both")
     if found is not None and found.by and found.by == seed.by:
-        reasons.append(f"also by {found.by}")
-    shared = [
-        g for g in model.genres_of.get(item_id, ()) if g in model.genres_of.get(seed.item_id, ())
-    ]
+        parent = "show" if found.kind == ItemKind.PODCAST_EPISODE.value else "artist"
+        reasons.append(f"same {parent}: {found.by}")
+    genres = model.genres_of.get(seed.item_id, ())
+    shared = [g for g in model.genres_of.get(item_id, ()) if g in genres]
     if shared:
-        reasons.append("also " + ", ".join(shared[:2]))
+        reasons.append(f"same genre: {', '.join(shared[:2])}")
     return reasons

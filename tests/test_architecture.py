@@ -21,6 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "config": {"errors"},
     "ranking": set(),
     "calibration": {"errors"},  # reliability curve and ECE, shared by nba and nlu
+    "experiments": {"errors"},  # assignment and A/B statistics: pure numpy/scipy
     "data": BASE,
     "store": BASE | {"data"},
     "online": BASE | {"data"},
@@ -30,7 +31,9 @@ ALLOWED: dict[str, set[str]] = {
     "nlu": BASE | {"calibration", "data", "dataset"},
     "registry": BASE | {"data", "dataset", "models"},
 }
-ALLOWED["serving"] = BASE | {"ranking", "data", "store", "online", "dataset", "models", "registry"}
+ALLOWED["serving"] = BASE | {
+    "ranking", "data", "store", "online", "dataset", "models", "registry", "experiments"
+}  # fmt: skip
 ALLOWED["products"] = ALLOWED["serving"] | {"serving"}
 ALLOWED["nba"] = ALLOWED["serving"] | {"calibration", "eval"}
 ALLOWED["jobs"] = set(ALLOWED)  # the use cases may use every layer below them

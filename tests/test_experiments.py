@@ -1,0 +1,226 @@
+"""Experiments: assignment by salted hashes (stable, by share, exclusive within a layer,
+independent across layers, ramps that only add listeners, a global holdout) and the
+statistics of the analysis, each checked by simulation against the truth it estimates:
+intervals that cover at their level, tests whose false-positive rate is their alpha, and the
+failure the textbook shortcut has on the same data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from segue.errors import SegueError
+from segue.experiments.assignment import Assigner, Experiment, Variant, position
+from segue.experiments.stats import (
+    cuped,
+    delta_ratio,
+    exposure_ratio,
+    holm,
+    msprt_p,
+    newcombe,
+    obrien_fleming_bounds,
+    sample_ratio,
+    welch,
+)
+
+IDS = [f"listener-{i}" for i in range(40_000)]
+AB = (Variant("control", 0.5), Variant("treatment", 0.5))
+
+
+# -- assignment ------------------------------------------------------------------------------
+def test_positions_are_uniform_stable_and_independent_per_salt() -> None:
+    a = np.array([position("one", u) for u in IDS])
+    b = np.array([position("two", u) for u in IDS])
+    assert np.array_equal(a, [position("one", u) for u in IDS])  # stable
+    assert sps.kstest(a, "uniform").pvalue > 0.001
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.03  # another salt: another order
+
+
+def test_variants_follow_their_shares_and_never_change() -> None:
+    shares = (Variant("a", 0.2), Variant("b", 0.3), Variant("c", 0.5))
+    assigner = Assigner([Experiment("colours", shares)])
+    first = [assigner.assign(u, 0).get("colours") for u in IDS]
+    counts = {v.name: first.count(v.name) for v in shares}
+    for v in shares:
+        assert abs(counts[v.name] / len(IDS) - v.share) < 0.01, counts
+    later = [assigner.assign(u, 10**12).get("colours") for u in IDS]
+    assert first == later
+
+
+def test_experiments_of_a_layer_exclude_each_other_and_layers_are_independent() -> None:
+    left = Experiment("left", AB, layer="home", start=0.0, end=0.5)
+    right = Experiment("right", AB, layer="home", start=0.5, end=1.0)
+    other = Experiment("ranker", AB, layer="ranking")
+    assigner = Assigner([left, right, other])
+    seen = [assigner.assign(u, 0) for u in IDS]
+    assert not any("left" in s and "right" in s for s in seen)
+    assert all(("left" in s) != ("right" in s) for s in seen)  # the layer is fully used
+    in_left = np.array(["left" in s for s in seen])
+    treated = np.array([s["ranker"] == "treatment" for s in seen])
+    table = [[np.sum(in_left & treated), np.sum(in_left & ~treated)],
+             [np.sum(~in_left & treated), np.sum(~in_left & ~treated)]]  # fmt: skip
+    assert sps.chi2_contingency(table).pvalue > 0.001  # independent across layers
+    with pytest.raises(SegueError, match="overlap in layer 'home'"):
+        Assigner([left, Experiment("wide", AB, layer="home", start=0.4, end=0.9)])
+
+
+def test_a_ramp_only_adds_listeners_and_the_holdout_sees_nothing() -> None:
+    ramped = Experiment("slow", AB, ramp=((100, 0.1), (200, 0.5), (300, 1.0)))
+    assigner = Assigner([ramped], holdout_share=0.05)
+    steps = {t: {u for u in IDS if "slow" in assigner.assign(u, t)} for t in (50, 150, 250, 350)}
+    assert steps[50] == set()
+    assert steps[150] <= steps[250] <= steps[350]
+    n = len(IDS) * 0.95
+    assert abs(len(steps[150]) / n - 0.1) < 0.01 and abs(len(steps[250]) / n - 0.5) < 0.015
+    held = {u for u in IDS if assigner.in_holdout(u)}
+    assert abs(len(held) / len(IDS) - 0.05) < 0.005
+    assert not held & steps[350] and len(steps[350]) == len(IDS) - len(held)
+    # once in, a listener keeps their variant as the ramp grows
+    for u in list(steps[150])[:500]:
+        assert assigner.assign(u, 150)["slow"] == assigner.assign(u, 350)["slow"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"variants": (Variant("a", 1.0),)}, "at least two variants"),
+        ({"variants": (Variant("a", 0.5), Variant("b", 0.6))}, "sum to 1"),
+        ({"variants": (Variant("a", 0.5), Variant("a", 0.5))}, "names a variant twice"),
+        ({"variants": AB, "start": 0.5, "end": 0.5}, "start < end"),
+        ({"variants": AB, "ramp": ((10, 0.5), (20, 0.2))}, "only goes up"),
+    ],
+)
+def test_a_wrong_design_is_refused_with_what_is_wrong(kwargs: dict, message: str) -> None:
+    with pytest.raises(SegueError, match=message):
+        Experiment("x", **kwargs)
+
+
+# -- statistics ------------------------------------------------------------------------------
+RNG = np.random.default_rng(20261203)
+
+
+def _covers(effect, truth: float) -> bool:  # type: ignore[no-untyped-def]
+    return effect.low <= truth <= effect.high
+
+
+def test_welch_covers_the_true_difference_with_unequal_variances_and_sizes() -> None:
+    hits, rejections, runs = 0, 0, 1500
+    for _ in range(runs):
+        a = RNG.normal(10.0, 1.0, 40)
+        b = RNG.normal(10.5, 4.0, 400)
+        effect = welch(a, b)
+        hits += _covers(effect, 0.5)
+        rejections += effect.p < 0.05
+        assert (effect.p < 0.05) == (not effect.low <= 0 <= effect.high)
+    assert 0.93 <= hits / runs <= 0.97
+    assert rejections / runs > 0.4  # and it sees the difference (power ~50 % here)
+
+
+def _clustered_ctr(n: int, ctr: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-listener impressions and clicks, each listener with their own click rate."""
+    impressions = RNG.poisson(20, n) + 1
+    rates = RNG.beta(ctr * 4, (1 - ctr) * 4, n)  # strong listener heterogeneity
+    return RNG.binomial(impressions, rates), impressions
+
+
+def test_the_delta_method_covers_a_ratio_metric_that_the_per_impression_test_does_not() -> None:
+    delta_hits = naive_hits = 0
+    runs = 800
+    for _ in range(runs):
+        ca, ia = _clustered_ctr(2000, 0.1)
+        cb, ib = _clustered_ctr(2000, 0.1)
+        effect = delta_ratio((ca, ia), (cb, ib))
+        delta_hits += _covers(effect, 0.0)
+        naive = newcombe((int(ca.sum()), int(ia.sum())), (int(cb.sum()), int(ib.sum())))
+        naive_hits += _covers(naive, 0.0)
+    assert 0.93 <= delta_hits / runs <= 0.97
+    assert naive_hits / runs < 0.85  # impressions as independent trials: far too narrow
+
+
+def test_newcombe_covers_small_proportions_where_wald_does_not() -> None:
+    runs, n, p1, p2 = 3000, 80, 0.02, 0.03
+    x1, x2 = RNG.binomial(n, p1, runs), RNG.binomial(n, p2, runs)
+    hits = wald = 0
+    for a, b in zip(x1, x2, strict=True):
+        hits += _covers(newcombe((int(a), n), (int(b), n)), p2 - p1)
+        q1, q2 = a / n, b / n
+        se = np.sqrt(q1 * (1 - q1) / n + q2 * (1 - q2) / n)
+        wald += abs(q2 - q1 - (p2 - p1)) <= 1.96 * se
+    assert hits / runs >= 0.93
+    assert wald / runs < min(0.94, hits / runs - 0.03)
+
+
+def test_cuped_keeps_the_effect_and_removes_the_variance_the_pre_period_explains() -> None:
+    n, effect, rho = 20_000, 0.3, 0.8
+    pre = RNG.normal(0, 1, n)
+    post = rho * pre + np.sqrt(1 - rho**2) * RNG.normal(0, 1, n)
+    arm = RNG.random(n) < 0.5
+    post = post + effect * arm
+    adjusted, theta = cuped(post, pre)
+    assert abs(theta - rho) < 0.03
+    reduction = 1 - adjusted[~arm].var() / post[~arm].var()
+    assert abs(reduction - rho**2) < 0.03
+    plain, better = welch(post[~arm], post[arm]), welch(adjusted[~arm], adjusted[arm])
+    assert _covers(better, effect) and (better.high - better.low) < 0.7 * (plain.high - plain.low)
+
+
+def test_a_sample_ratio_mismatch_is_flagged_and_a_fair_split_is_not() -> None:
+    false_alarms = sum(
+        sample_ratio(RNG.multinomial(10_000, [0.5, 0.5]), [0.5, 0.5]).mismatch for _ in range(2000)
+    )
+    assert false_alarms <= 10  # 0.1 % expected
+    assert sample_ratio([5000, 4500], [0.5, 0.5]).mismatch
+    assert not sample_ratio([2000, 8000], [0.2, 0.8]).mismatch
+    # 5 % of one arm's exposures lost: per-listener exposure counts tell
+    exposures = RNG.poisson(RNG.gamma(2.0, 10.0, 10_000))
+    arm = RNG.random(10_000) < 0.5
+    kept = RNG.binomial(exposures, np.where(arm, 0.95, 1.0))
+    assert exposure_ratio(kept[~arm], kept[arm]).mismatch
+    assert not exposure_ratio(exposures[~arm], exposures[arm]).mismatch
+    # listeners' activity before the experiment explains most of it: a smaller loss shows
+    activity = RNG.gamma(0.7, 20.0, 10_000)
+    before, during = RNG.poisson(activity), RNG.poisson(activity)
+    lost = RNG.binomial(during, np.where(arm, 0.97, 1.0))
+    pre = (before[~arm], before[arm])
+    assert exposure_ratio(lost[~arm], lost[arm], pre).p < exposure_ratio(lost[~arm], lost[arm]).p
+
+
+def test_always_valid_p_values_can_be_watched_daily_and_naive_peeking_cannot() -> None:
+    runs, days, per_day = 1000, 14, 150
+    n = per_day * np.arange(1, days + 1)
+    # per run and day, the running sums of each arm's values (A/A: both N(0, 1))
+    sum_a = RNG.normal(0, np.sqrt(per_day), (runs, days)).cumsum(axis=1)
+    sum_b = RNG.normal(0, np.sqrt(per_day), (runs, days)).cumsum(axis=1)
+    diffs, variances = (sum_b - sum_a) / n, np.broadcast_to(2.0 / n, (runs, days))
+    p_daily = 2 * sps.norm.sf(np.abs(diffs) / np.sqrt(variances))
+    naive = np.mean(p_daily.min(axis=1) < 0.05)
+    valid = np.mean(msprt_p(diffs, variances, tau=0.1)[:, -1] < 0.05)
+    assert naive > 0.12  # stopping at the first daily p < 0.05
+    assert valid <= 0.06
+    # and it finds a real effect, its p-value never rising
+    found = msprt_p(np.full(days, 0.15), 2.0 / n, tau=0.1)
+    assert found[-1] < 0.01 and np.all(np.diff(found) <= 0)
+
+
+def test_obrien_fleming_bounds_spend_alpha_over_the_planned_looks() -> None:
+    looks = np.arange(1, 15) / 14
+    bounds = obrien_fleming_bounds(looks)
+    assert np.all(np.diff(bounds) <= 1e-9)  # strict early, close to 1.96 at the end
+    assert 1.96 < bounds[-1] < 2.25 and bounds[0] > 4
+    # Lan-DeMets O'Brien-Fleming, two equal looks, alpha 0.05: 2.80 and 1.98 (published)
+    two = obrien_fleming_bounds([0.5, 1.0])
+    assert abs(two[0] - 2.797) < 0.05 and abs(two[1] - 1.977) < 0.02
+    # on fresh A/A paths (another seed) the rule rejects about alpha of the time
+    runs = 40_000
+    steps = RNG.normal(0, 1, (runs, 14)) * np.sqrt(1 / 14)
+    z = steps.cumsum(axis=1) / np.sqrt(looks)
+    rate = np.mean(np.any(np.abs(z) >= bounds, axis=1))
+    assert 0.044 <= rate <= 0.056
+    with pytest.raises(SegueError, match="increase"):
+        obrien_fleming_bounds([0.5, 0.5])
+
+
+def test_holm_adjusts_in_the_order_given() -> None:
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    np.testing.assert_allclose(holm([0.5, 0.001]), [0.5, 0.002])

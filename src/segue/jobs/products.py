@@ -404,7 +404,7 @@ def _resolve_seed(
     names = names or CatalogNames.from_store(store, trained)
     within = trained.items if seed.kind == "track" else None
     found = names.resolve(value, [seed.kind], within=within)
-    return StationSeed(seed.kind, found.item_id), found.label
+    return StationSeed(seed.kind, found.item_id, label=found.label), found.label
 
 
 def user_history(

@@ -25,7 +25,7 @@ more than scoring.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -73,6 +73,8 @@ class StationSeed:
 
     kind: str
     value: str | None = None
+    #: the seed as a person named it ("Late Kingdom"), for messages; the value is the id
+    label: str | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> StationSeed:
@@ -260,11 +262,15 @@ def _seed_scores(
     bonus = np.zeros(n, dtype=np.float64)
     if seed.kind == "artist":
         code = _seed_artist(pc, seed)
+        named = f"{seed.label} ({seed.value})" if seed.label else repr(seed.value)
         if code < 0:
-            raise SegueError(f"unknown artist {seed.value!r} for artist radio")
+            raise SegueError(f"unknown artist {named} for artist radio")
         own = np.flatnonzero((catalog.artist == code) & pc.is_track)
         if len(own) == 0:
-            raise SegueError(f"artist {seed.value!r} has no tracks for artist radio")
+            raise SegueError(
+                f"artist {named} has no tracks in this catalog, so no artist radio (a catalog "
+                "of artists, as Last.fm 2K's, has none; `segue similar` finds artists like it)"
+            )
         weights = 1.0 + pc.popularity[own]
         seed_row = sp.csr_matrix((weights, (np.zeros(len(own)), own)), shape=(1, n))
         base = bounded_z_scores(_score(model, seed_row, pc))

@@ -6,7 +6,16 @@ the data directory) and PostgreSQL differ only in the SQL dialect, chosen from t
 
 from segue.store.base import IngestReport, Store
 from segue.store.engine import masked
+from segue.store.media import AudioFile, StoredLyrics
 from segue.store.published import PublishedList
 from segue.store.sql import open_store
 
-__all__ = ["IngestReport", "PublishedList", "Store", "masked", "open_store"]
+__all__ = [
+    "AudioFile",
+    "IngestReport",
+    "PublishedList",
+    "Store",
+    "StoredLyrics",
+    "masked",
+    "open_store",
+]

@@ -29,6 +29,7 @@ from segue.data.model import (
     TagAssignment,
     User,
 )
+from segue.store.media import AudioFile, StoredLyrics
 from segue.store.outbox import OutboxMessage
 from segue.store.privacy import Erasure
 from segue.store.published import PublishedList
@@ -213,6 +214,23 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def published_counts(self, name: str, version: str) -> dict[str, int]:
         """Users with a list, per kind, for one version."""
+
+    # -- per-track lyrics and audio files (see segue.store.media) ---------------------------
+    @abc.abstractmethod
+    def put_lyrics(self, rows: Iterable[StoredLyrics]) -> int:
+        """Insert or replace tracks' lyrics in one transaction; an item the store does not
+        hold fails the whole put. Returns the rows written."""
+
+    @abc.abstractmethod
+    def get_lyrics(self, item_id: str) -> StoredLyrics | None:
+        """A track's lyrics row (one primary-key read), None when it has none."""
+
+    @abc.abstractmethod
+    def put_audio(self, rows: Iterable[AudioFile]) -> int:
+        """Insert or replace tracks' audio file paths in one transaction."""
+
+    @abc.abstractmethod
+    def get_audio(self, item_id: str) -> AudioFile | None: ...
 
     @abc.abstractmethod
     def table_columns(self, table: str, columns: Sequence[str]) -> dict[str, np.ndarray]:

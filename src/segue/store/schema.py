@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 #: The newest revision of ``migrations/versions/`` as a number ("0005" is 5): the version of the
 #: tables below, and what :attr:`segue.store.base.Store.schema_version` reports once open.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 #: Named constraints, so that migrations and bulk loads can drop and re-add them by name.
 metadata = sa.MetaData(
@@ -175,6 +175,26 @@ deletion_log = sa.Table(
     metadata,
     sa.Column("id_hash", sa.String(64), primary_key=True),  # sha256 hex of the id, see privacy
     sa.Column("erased_ms", sa.BigInteger, nullable=False),
+)
+
+# Revision 0007: a track's synced lyrics and its audio file (see segue.store.media). Keyed by
+# the item's external id, so that the per-request read is one primary-key lookup.
+lyrics = sa.Table(
+    "lyrics",
+    metadata,
+    sa.Column("item_id", sa.String(200), sa.ForeignKey("items.id"), primary_key=True),
+    sa.Column("format", sa.String(16), nullable=False),  # "lrc" (parsed JSON) or "synth"
+    sa.Column("source", sa.Text, nullable=False),  # the file, or "segue synth"
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
+)
+
+item_audio = sa.Table(
+    "item_audio",
+    metadata,
+    sa.Column("item_id", sa.String(200), sa.ForeignKey("items.id"), primary_key=True),
+    sa.Column("path", sa.Text, nullable=False),  # absolute path on the serving machine
+    sa.Column("updated_ms", sa.BigInteger, nullable=False),
 )
 
 #: Store tables by the public names in :data:`segue.store.base.TABLES`.

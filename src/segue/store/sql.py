@@ -37,6 +37,7 @@ from segue.store import (
     bulk,
     export,
     history,
+    media,
     migrate,
     outbox,
     privacy,
@@ -541,6 +542,30 @@ class SqlStore(Store):
     def published_counts(self, name: str, version: str) -> dict[str, int]:
         with self._read() as conn:
             return published.counts(conn, name, version)
+
+    # -- lyrics and audio files ---------------------------------------------------------------
+    def put_lyrics(self, rows: Iterable[media.StoredLyrics]) -> int:
+        with self._write() as conn:
+            return media.put_lyrics(conn, rows)
+
+    def get_lyrics(self, item_id: str) -> media.StoredLyrics | None:
+        row = self._by_item(schema.lyrics, item_id)
+        return None if row is None else media.StoredLyrics(**row)
+
+    def put_audio(self, rows: Iterable[media.AudioFile]) -> int:
+        with self._write() as conn:
+            return media.put_audio(conn, rows)
+
+    def get_audio(self, item_id: str) -> media.AudioFile | None:
+        row = self._by_item(schema.item_audio, item_id)
+        return None if row is None else media.AudioFile(**row)
+
+    def _by_item(self, table: sa.Table, item_id: str) -> Mapping[str, Any] | None:
+        """As :meth:`_by_id`, for the tables keyed by ``item_id``."""
+        if self._tx is None:
+            return self._points.row(table, "item_id", item_id)
+        query = sa.select(table).where(table.c.item_id == item_id)
+        return self._tx.execute(query).mappings().first()
 
     def table_columns(self, table: str, columns: Sequence[str]) -> dict[str, np.ndarray]:
         if table not in ("items", "users"):

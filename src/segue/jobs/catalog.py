@@ -150,7 +150,8 @@ class CatalogNames:
             return self.found(top.item_id, top.score)
         shown = [self.found(c.item_id, c.score) for c in (exact or candidates)[:SUGGESTIONS]]
         names = "; ".join(f"{f.label} ({f.item_id})" for f in shown)
-        fits = f"fits {len(exact)} {what}s equally" if exact else f"is no exact {what} name"
+        noun = wanted[0].value.replace("_", " ") if len(wanted) == 1 else "item"
+        fits = f"fits {len(exact)} {noun}s equally" if exact else f"matches no {noun} exactly"
         hint = " with its artist, as 'Title — Artist'," if ItemKind.TRACK in wanted else ""
         raise NameNotResolved(
             f"{_quoted(text)} {fits}: did you mean {names}? Give the name{hint} or the id",

@@ -332,9 +332,9 @@ def test_send_follow_delivers_what_falls_due_until_stopped(
         "SEGUE_PUSH_URL": url,
     }
     env.pop("SEGUE_CONFIG", None)
+    command = ["nba", "send", "--follow", "--poll-s", "0.2"]
     sender = subprocess.Popen(
-        [sys.executable, "-c", _CLI, "--database-url", database_url]
-        + ["nba", "send", "--follow", "--poll-s", "0.2"],
+        [sys.executable, "-c", _CLI, "--database-url", database_url, *command],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,

@@ -110,7 +110,7 @@ def test_spark_batch_lists_obey_consent_and_the_kids_rule(tmp_path: Path) -> Non
     for user in store.iter_users():
         if user.id in trained_users:
             by_country.setdefault(user.country, []).append(user.id)
-    country, people = max(by_country.items(), key=lambda kv: len(kv[1]))
+    _, people = max(by_country.items(), key=lambda kv: len(kv[1]))
     no_consent, kids = people[:3], people[3:6]
     for user in no_consent:
         store.set_user_flags(user, consent_personalisation=False)

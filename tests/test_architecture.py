@@ -35,6 +35,8 @@ ALLOWED["serving"] = BASE | {
     "ranking", "data", "store", "online", "dataset", "models", "registry", "experiments"
 }  # fmt: skip
 ALLOWED["products"] = ALLOWED["serving"] | {"serving"}
+# the closed-loop listener simulator: the world's listeners, segue's models, experiments
+ALLOWED["simulation"] = BASE | {"ranking", "data", "dataset", "models", "experiments"}
 ALLOWED["nba"] = ALLOWED["serving"] | {"calibration", "eval"}
 ALLOWED["jobs"] = set(ALLOWED)  # the use cases may use every layer below them
 ALLOWED["batch"] = ALLOWED["jobs"] | {"jobs"}  # the daily run: steps built on the use cases

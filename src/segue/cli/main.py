@@ -22,6 +22,7 @@ from segue.cli import (
     nlu_commands,
     product_commands,
     serve_commands,
+    simulate_commands,
     stream_commands,
     user_commands,
 )
@@ -50,6 +51,7 @@ serve_commands.register(app)
 lifecycle_commands.register(app)
 nba_commands.register(app)
 user_commands.register(app)
+simulate_commands.register(app)
 
 
 @app.callback()

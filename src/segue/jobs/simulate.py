@@ -1,0 +1,178 @@
+"""An A/B test run on the closed-loop simulator, analysed as a real one, and checked against
+the simulator's truth: ``segue simulate``.
+
+The world's listeners are split by the salted hash of :mod:`segue.experiments.assignment`;
+each day the visitors get their arm's list, react, and the recommenders retrain on what they
+played (:mod:`segue.simulation.loop`). The analysis sees what an experiment sees — one arm per
+listener — and estimates each metric's difference with its interval
+(:mod:`segue.experiments.stats`: Welch with CUPED on the pre-period, the delta method for the
+per-list conversion rate, Newcombe for retention, Holm across the metrics, the sample-ratio
+check). The truth runs the same days twice more, everyone in control and everyone in
+treatment, on the same coins: the difference of their means is the effect the estimate is
+judged against.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from segue.data.log import InteractionLog
+from segue.data.model import EVENT_CODES, EventType
+from segue.data.synth import SynthParams, generate_world
+from segue.errors import SegueError
+from segue.experiments.assignment import position
+from segue.experiments.stats import (
+    Effect,
+    RatioCheck,
+    cuped,
+    delta_ratio,
+    holm,
+    newcombe,
+    sample_ratio,
+    welch,
+)
+from segue.progress import Progress, no_progress
+from segue.simulation.listeners import ReactionParams
+from segue.simulation.loop import DAY_MS, LoopResult, run_loop, true_effect
+
+#: Days before the experiment that make the CUPED covariate.
+PRE_DAYS = 14
+
+
+@dataclass(frozen=True)
+class SimulatedMetric:
+    """One metric's estimate from the experiment, and the simulator's true difference."""
+
+    name: str
+    effect: Effect
+    truth: float
+    adjusted_p: float = float("nan")
+
+    @property
+    def covered(self) -> bool:
+        return self.effect.low <= self.truth <= self.effect.high
+
+
+@dataclass
+class SimulationReport:
+    control: str
+    treatment: str
+    listeners: int
+    days: int
+    share: float
+    metrics: list[SimulatedMetric] = field(default_factory=list)
+    split: RatioCheck | None = None
+
+    def markdown(self) -> str:
+        lines = [
+            f"# Simulated experiment: {self.treatment} vs {self.control}",
+            "",
+            f"{self.listeners:,} listeners of the synthetic world, {self.days} days, "
+            f"{self.share:.0%} in treatment. Estimates from the experiment (one arm per "
+            "listener); *truth*: everyone in control vs everyone in treatment, same coins.",
+            "",
+            "| metric | control | treatment | difference [95 % CI] | p (Holm) | true difference"
+            " | covered |",
+            "|---|---:|---:|---|---:|---:|---|",
+        ]
+        for m in self.metrics:
+            e = m.effect
+            lines.append(
+                f"| {m.name} | {e.control:.4g} | {e.treatment:.4g} | {e.difference:+.4g} "
+                f"[{e.low:+.4g}, {e.high:+.4g}] | {m.adjusted_p:.2g} | {m.truth:+.4g} | "
+                f"{'yes' if m.covered else '**no**'} |"
+            )
+        if self.split is not None:
+            verdict = "**mismatch**" if self.split.mismatch else "as designed"
+            counts = " / ".join(f"{c:,.0f}" for c in self.split.observed)
+            lines += ["", f"Sample ratio (control / treatment): {counts}, p = "
+                      f"{self.split.p:.3g}: {verdict}."]  # fmt: skip
+        return "\n".join(lines) + "\n"
+
+
+def simulate_experiment(
+    world_params: SynthParams,
+    control: str,
+    treatment: str,
+    days: int = 14,
+    *,
+    share: float = 0.5,
+    salt: str = "simulated-experiment",
+    reaction: ReactionParams | None = None,
+    seed: int = 0,
+    progress: Progress = no_progress,
+) -> SimulationReport:
+    """Run the experiment and its truth; see the module docstring."""
+    if days < 1:
+        raise SegueError(f"simulate at least one day, got {days}")
+    if not 0 < share < 1:
+        raise SegueError(f"the treatment share is in (0, 1), got {share}")
+    progress("generating the world", 0, None)
+    world = generate_world(world_params)
+    history = world.events()
+    ids = [str(u) for u in world.user_ids]
+    arm = np.array([position(salt, u) < share for u in ids], dtype=np.int64)
+    run = run_loop(
+        world, history, [control, treatment], arm, days, reaction, seed=seed, progress=progress
+    )
+    all_control, all_treatment = true_effect(
+        world, history, control, treatment, days, reaction, seed=seed, progress=progress
+    )
+    pre = _pre_minutes(history, world_params)
+    report = SimulationReport(control, treatment, len(ids), days, share)
+    report.metrics = _metrics(run, all_control, all_treatment, pre)
+    adjusted = holm([m.effect.p for m in report.metrics])
+    report.metrics = [
+        SimulatedMetric(m.name, m.effect, m.truth, float(p))
+        for m, p in zip(report.metrics, adjusted, strict=True)
+    ]
+    report.split = sample_ratio([int((arm == 0).sum()), int(arm.sum())], [1 - share, share])
+    return report
+
+
+def _pre_minutes(history: InteractionLog, params: SynthParams) -> np.ndarray:
+    """Minutes each listener played in the world's last PRE_DAYS days (the CUPED covariate)."""
+    end = int(dt.datetime.combine(params.end_date, dt.time(), dt.UTC).timestamp() * 1000)
+    recent = (history.type == EVENT_CODES[EventType.PLAY]) & (
+        history.ts_ms >= end - PRE_DAYS * DAY_MS
+    )
+    out = np.zeros(len(history.user_ids))
+    np.add.at(out, history.user[recent], np.nan_to_num(history.ms_played[recent] / 60_000))
+    return out
+
+
+def _metrics(
+    run: LoopResult, a: LoopResult, b: LoopResult, pre: np.ndarray
+) -> list[SimulatedMetric]:
+    control, treated = run.arm == 0, run.arm == 1
+    out = []
+    for name, values, truth_a, truth_b in (
+        ("listening minutes per listener", run.minutes, a.minutes, b.minutes),
+        ("conversions per listener (plays >= 30 s)", run.conversions, a.conversions,
+         b.conversions),
+        ("active days per listener", run.active_days, a.active_days, b.active_days),
+    ):  # fmt: skip
+        adjusted, _ = cuped(values.astype(np.float64), pre)
+        effect = welch(adjusted[control], adjusted[treated])
+        out.append(SimulatedMetric(name, effect, float(truth_b.mean() - truth_a.mean())))
+    seen = run.exposures > 0
+    rate = delta_ratio(
+        (run.conversions[control & seen], run.exposures[control & seen]),
+        (run.conversions[treated & seen], run.exposures[treated & seen]),
+    )
+    true_rate = b.conversions.sum() / max(b.exposures.sum(), 1) - a.conversions.sum() / max(
+        a.exposures.sum(), 1
+    )
+    out.append(SimulatedMetric("conversions per list shown", rate, float(true_rate)))
+    last_week = max(run.days - 7, 0)
+    retained = run.last_visit >= last_week
+    retention = newcombe(
+        (int(retained[control].sum()), int(control.sum())),
+        (int(retained[treated].sum()), int(treated.sum())),
+    )
+    truth = float((b.last_visit >= last_week).mean() - (a.last_visit >= last_week).mean())
+    out.append(SimulatedMetric("retained (visited in the last 7 days)", retention, truth))
+    return out

@@ -30,6 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "eval": BASE | {"ranking", "data", "dataset", "models"},
     "nlu": BASE | {"calibration", "data", "dataset"},
     "registry": BASE | {"data", "dataset", "models"},
+    "sing": BASE | {"data"},  # the lead vocal's level: signal processing on audio, no store
 }
 ALLOWED["serving"] = BASE | {
     "ranking", "data", "store", "online", "dataset", "models", "registry", "experiments"

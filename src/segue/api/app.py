@@ -14,6 +14,7 @@ from segue.api import (
     listener_routes,
     privacy_routes,
     query_routes,
+    sing_routes,
 )
 from segue.api.metrics import BodyLimitMiddleware, LatencyMiddleware, Metrics
 from segue.api.problems import install_handlers, install_openapi
@@ -61,6 +62,7 @@ def create_app(
     app.include_router(catalog_routes.router)
     app.include_router(privacy_routes.router)
     app.include_router(dead_letter_routes.router)
+    app.include_router(sing_routes.router)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:

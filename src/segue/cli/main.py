@@ -23,6 +23,7 @@ from segue.cli import (
     product_commands,
     serve_commands,
     simulate_commands,
+    sing_commands,
     stream_commands,
     user_commands,
 )
@@ -52,6 +53,7 @@ lifecycle_commands.register(app)
 nba_commands.register(app)
 user_commands.register(app)
 simulate_commands.register(app)
+sing_commands.register(app)
 
 
 @app.callback()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from segue.data.batch import RecordBatch
+from segue.data.model import Item, ItemKind
 from segue.data.synth import SynthParams, generate_world
 from segue.progress import Progress, no_progress
-from segue.store import IngestReport, Store
+from segue.store import IngestReport, Store, StoredLyrics
 
 
 @dataclass
@@ -32,6 +36,7 @@ def load_synthetic_world(
     generated = inserted = 0
     with store.transaction():
         store.upsert_items(world.items)
+        store.put_lyrics(synthetic_lyrics_rows(world.items, params.seed))
         store.upsert_users(world.users)
         if world.friendships:
             store.add_friendships(world.friendships)
@@ -42,6 +47,19 @@ def load_synthetic_world(
             progress("events", generated, max(generated, params.n_events))
     progress("events", generated, generated)  # the target is approximate: close the bar
     return SynthReport(len(world.items), len(world.users), generated, inserted)
+
+
+def synthetic_lyrics_rows(items: Iterable[Item], seed: int) -> list[StoredLyrics]:
+    """One row per track saying its lyrics are the synthetic world's of ``seed``: a few bytes
+    each, so ``segue synth`` stays as fast; the lyrics are built when read
+    (:func:`segue.jobs.sing.track_lyrics`)."""
+    body = json.dumps({"seed": seed})
+    now = int(time.time() * 1000)
+    return [
+        StoredLyrics(item.id, "synth", "segue synth", body, now)
+        for item in items
+        if item.kind is ItemKind.TRACK
+    ]
 
 
 def import_lastfm_2k(store: Store, directory: Path) -> IngestReport:

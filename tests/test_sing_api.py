@@ -223,3 +223,12 @@ def test_segue_sing_writes_the_render(world: Path, tmp_path: Path, client: TestC
     assert lowered.shape == original.shape and not np.array_equal(lowered, original)
     none = _segue(world, "sing", "t-x", "--out", str(tmp_path / "c.wav"))
     assert none.returncode == 2 and "segue import audio" in none.stderr
+
+
+def test_segue_songs_writes_a_sung_song_per_track(world: Path, tmp_path: Path) -> None:
+    made = _segue(world, "songs", str(tmp_path / "songs"), "--count", "1", "--seconds", "5")
+    assert made.returncode == 0, made.stderr
+    rate, samples = wavfile.read(tmp_path / "songs" / "t-x.wav")  # the first track id, sorted
+    assert rate == 44100 and samples.dtype == np.int16 and samples.shape[1] == 2
+    lyrics = parse_lrc((tmp_path / "songs" / "t-x.lrc").read_bytes(), "t-x.lrc")
+    assert lyrics.lines and lyrics.lines[-1].end_ms <= len(samples) * 1000 // rate + 10

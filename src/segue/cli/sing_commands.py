@@ -1,5 +1,6 @@
-"""Sing along from the command line: ``segue import lyrics|audio DIR``, ``segue lyrics ITEM``
-and ``segue sing ITEM --vocals 0.2 --out out.wav``."""
+"""Sing along from the command line: ``segue import lyrics|audio DIR``, ``segue lyrics ITEM``,
+``segue sing ITEM --vocals 0.2 --out out.wav``, and ``segue songs DIR`` (synthetic songs with
+their lyrics for the synthetic world's tracks, so the demo can be sung)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ _SKIP_HELP = "Store the files that can be used and list the others (default: all
 def register(app: typer.Typer) -> None:
     app.command()(sing)
     app.command()(lyrics)
+    app.command()(songs)
     import_app.command("lyrics")(import_lyrics)
     import_app.command("audio")(import_audio)
 
@@ -124,3 +126,22 @@ def lyrics(
 
 def _clock(ms: int) -> str:
     return f"{ms // 60000}:{ms // 1000 % 60:02d}.{ms % 1000 // 10:02d}"
+
+
+def songs(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Argument(help="Where to write the WAV and LRC files.")],
+    count: Annotated[int, typer.Option(min=1, max=1000, help="How many tracks.")] = 3,
+    seconds: Annotated[float, typer.Option(min=4.0, max=600.0, help="Length of each.")] = 16.0,
+) -> None:
+    """Synthetic multi-stem songs (a sung lead, background vocals, bass, drums, chords) with
+    their synced lyrics, for the store's first tracks: TRACK.wav and TRACK.lrc in DIRECTORY."""
+    from segue.jobs.sing import write_songs
+
+    started = time.perf_counter()
+    with console.status(f"rendering {count} songs"):
+        tracks = write_songs(state(ctx).store(), directory, count, seconds=seconds)
+    console.print(
+        f"[green]{len(tracks)} songs[/] ({tracks[0]}…) written to {escape(str(directory))} "
+        f"in {time.perf_counter() - started:.1f}s: WAV and LRC for each"
+    )

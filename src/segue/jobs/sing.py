@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from segue.data.lyrics import Lyrics, parse_lrc
 from segue.data.model import ItemKind
 from segue.data.synth.lyrics import synthetic_lyrics
@@ -37,6 +39,7 @@ from segue.sing.audio import (
     to_float,
     write_wav,
 )
+from segue.sing.songs import render_song
 from segue.sing.vocals import METHODS, Method, render
 from segue.store import AudioFile, Store, StoredLyrics
 
@@ -267,3 +270,24 @@ def sing(
     samples = audio.samples if chosen is None else from_float(mixed, audio.samples.dtype)
     write_wav(out, Audio(audio.rate, samples))
     return Rendered(out, level, "original" if chosen is None else chosen.method, False)
+
+
+# -- synthetic songs for the synthetic world ---------------------------------------------------
+def write_songs(store: Store, out: Path, count: int, *, seconds: float = 16.0) -> list[str]:
+    """Render synthetic multi-stem songs (:mod:`segue.sing.songs`) for the store's first
+    ``count`` tracks into ``out``: ``<track id>.wav`` (16-bit stereo, 44.1 kHz) and
+    ``<track id>.lrc`` with the words the lead sings, ready for ``segue import audio`` and
+    ``segue import lyrics``. Each track's song is seeded by its position, so the same store
+    gives the same files. Returns the track ids."""
+    if count < 1:
+        raise SegueError(f"--count must be at least 1, got {count}")
+    tracks = sorted(i.id for i in store.iter_items(ItemKind.TRACK))[:count]
+    if not tracks:
+        raise SegueError("the store has no tracks; make a world first (segue synth)")
+    out.mkdir(parents=True, exist_ok=True)
+    for k, track in enumerate(tracks):
+        song = render_song(k, seconds=seconds, rate=44100)
+        samples = from_float(song.mix, np.dtype(np.int16))
+        write_wav(out / f"{track}.wav", Audio(song.rate, samples))
+        (out / f"{track}.lrc").write_text(song.lrc, encoding="utf-8")
+    return tracks

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-from segue.data.lyrics import LEAD, Line, Lyrics, Word, to_lrc
+from segue.data.lyrics import BACKGROUND, LEAD, Line, Lyrics, Word, to_lrc
 from segue.data.synth.names import ADJECTIVES, NOUNS, VERBS
 
 #: Formant frequencies and bandwidths (Hz) of sung vowels.
@@ -160,7 +160,7 @@ def render_song(seed: int, *, seconds: float = 16.0, rate: int = 22050) -> Song:
     bpm = float(rng.uniform(90, 130))
     beat = 60.0 / bpm
     bar = 4 * beat
-    n_bars = max(2, int(seconds / bar))
+    n_bars = max(3, int(seconds / bar))  # an intro bar and one sung line at least
     n = int(n_bars * bar * rate) + int(0.5 * rate)
     root = int(rng.integers(33, 40))  # bass root, A1..E2, where bass lines sit
     low_voice = bool(rng.random() < 0.5)  # a low (tenor) or a high (alto/soprano) lead
@@ -225,12 +225,15 @@ def render_song(seed: int, *, seconds: float = 16.0, rate: int = 22050) -> Song:
     bg_amp = np.zeros(n)
     bg_f0 = np.zeros((n, 2))
     for k, line in enumerate(lines):
-        s0 = int((line.start_ms / 1000 + bar) * rate)
-        s1 = min(n, int((line.start_ms / 1000 + 2 * bar) * rate))
+        b0, b1 = line.start_ms / 1000 + bar, line.start_ms / 1000 + 2 * bar
+        s0, s1 = int(b0 * rate), min(n, int(b1 * rate))
         bg_amp[s0:s1] = _env(s1 - s0, rate, 0.15, 0.3)
         chord = chord_notes(progression[(k * 2 + 1) % 4])
-        bg_f0[:, 0] = np.where(bg_amp > 0, _midi_hz(chord[1] + 12), bg_f0[:, 0])
-        bg_f0[:, 1] = np.where(bg_amp > 0, _midi_hz(chord[2] + 12), bg_f0[:, 1])
+        bg_f0[s0:s1, 0] = _midi_hz(chord[1] + 12)
+        bg_f0[s0:s1, 1] = _midi_hz(chord[2] + 12)
+        ooh = Word("(ooh)", round(b0 * 100) * 10, round(min(b1, n / rate) * 100) * 10, BACKGROUND)
+        words = tuple(sorted((*line.words, ooh), key=lambda w: w.start_ms))  # as LRC reads
+        lines[k] = Line(line.start_ms, ooh.end_ms, line.text, LEAD, words, True)
     bg_f0[bg_f0 == 0] = 300.0
     ooh = np.tile(VOWELS["u"][0], (n, 1)).astype(float)
     background = sum(

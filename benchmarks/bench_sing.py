@@ -1,0 +1,206 @@
+"""Sing along, measured: the lead vocal's level on synthetic multi-stem songs whose stems are
+known, render speed, and the lyrics lookup through the API. Not a test (tests/test_sing.py and
+tests/test_sing_api.py assert the properties); the figures go to docs/benchmarks.md.
+
+    .venv/bin/python benchmarks/bench_sing.py                 # 20 songs of 16 s at 44.1 kHz
+
+Per method (``mid-side``, ``soft-mask``, and ``auto``, the per-track choice):
+
+* **lead reduction at level 0** (dB): 10·log10(‖lead‖² / ‖lead − plan.lead(lead)‖²), the energy
+  of the lead stem against what is left of it. Both methods are linear once their mask is
+  computed on the mix, so the plan is applied to the lead stem itself;
+* **accompaniment SDR** (dB): 10·log10(‖acc‖² / ‖acc − out‖²) with ``acc`` the mix without
+  the lead (background vocals included) and ``out`` the level-0 render of the mix: the lead's
+  leftovers and the damage to everything else both count (plain SDR with NumPy; neither
+  mir_eval nor museval is installed);
+* **background vocals kept**: how far below the background stem the plan's take of it is;
+* level 1 == input, bit for bit, float32 and 16-bit;
+* render speed for a 3-minute stereo 44.1 kHz track, pinned to one core, as × real time;
+* the lyrics lookup: ``GET /v1/items/{id}/lyrics?at=MS`` through the app in-process (FastAPI's
+  test client, sequential requests), p50/p99 latency and the rate that gives; synthetic tracks
+  (lyrics rebuilt on every read) and an imported LRC;
+* what the synthetic world's lyrics rows cost ``segue synth`` at 20,000 tracks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from segue.sing.audio import from_float
+from segue.sing.songs import render_song
+from segue.sing.vocals import plan, render
+
+
+def _db(reference: np.ndarray, error: np.ndarray) -> float:
+    return float(
+        10
+        * np.log10(
+            np.sum(reference.astype(np.float64) ** 2) / np.sum(error.astype(np.float64) ** 2)
+        )
+    )
+
+
+def separation(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    songs = [render_song(seed, seconds=args.seconds, rate=args.rate) for seed in range(args.songs)]
+    took = time.perf_counter() - started
+    print(f"{len(songs)} songs of {args.seconds:g} s at {args.rate} Hz rendered in {took:.1f} s")
+    rows: dict[str, list[tuple[float, float, float]]] = {}
+    chosen: dict[str, int] = {}
+    exact = True
+    for song in songs:
+        for method in ("mid-side", "soft-mask", "auto"):
+            out, p = render(song.mix, song.rate, 0.0, method)  # type: ignore[arg-type]
+            assert p is not None
+            if method == "auto":
+                chosen[p.method] = chosen.get(p.method, 0) + 1
+            lead = _db(song.lead, song.lead - p.lead(song.lead))
+            sdr = _db(song.accompaniment, song.accompaniment - out)
+            bg = song.stems["background"]
+            kept = _db(bg, p.lead(bg))
+            rows.setdefault(method, []).append((lead, sdr, kept))
+        same, _ = render(song.mix, song.rate, 1.0)
+        pcm = from_float(song.mix, np.dtype(np.int16))
+        same16, _ = render(pcm, song.rate, 1.0)
+        exact &= bool(np.array_equal(same, song.mix) and np.array_equal(same16, pcm))
+    print()
+    print(
+        "| method | lead reduction at 0, mean (min) dB | accompaniment SDR, mean (min) dB "
+        "| background taken, dB below it |"
+    )
+    print("|---|---|---|---|")
+    for method, values in rows.items():
+        a = np.array(values)
+        print(
+            f"| {method} | {a[:, 0].mean():.1f} ({a[:, 0].min():.1f}) | "
+            f"{a[:, 1].mean():.1f} ({a[:, 1].min():.1f}) | {np.median(a[:, 2]):.1f} (median) |"
+        )
+    print(f"\nauto chose: {chosen}; level 1 == input (float32 and int16, all songs): {exact}")
+
+
+def speed(args: argparse.Namespace) -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    seconds = 180.0
+    parts = [render_song(100 + k, seconds=20.0, rate=44100).mix for k in range(2)]
+    track = np.concatenate(parts * int(np.ceil(seconds / 40.0)))[: int(seconds * 44100)]
+    print(f"\nrender speed, a {seconds:.0f} s stereo 44.1 kHz track, one core:")
+    for method in ("mid-side", "soft-mask", "auto"):
+        best = np.inf
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            render(track, 44100, 0.0, method)  # type: ignore[arg-type]
+            best = min(best, time.perf_counter() - t0)
+        print(
+            f"  {method:9s} {best:5.2f} s = {seconds / best:5.1f}x real time "
+            f"(best of {args.repeats})"
+        )
+    t0 = time.perf_counter()
+    plan(track, 44100, "soft-mask")
+    print(f"  (of which the soft mask's analysis: {time.perf_counter() - t0:.2f} s)")
+
+
+def lyrics_latency(args: argparse.Namespace) -> None:
+    from fastapi.testclient import TestClient
+
+    from segue.api import create_app
+    from segue.config import Settings
+    from segue.data.synth import SynthParams
+    from segue.jobs.ingest import load_synthetic_world
+    from segue.store import StoredLyrics, open_store
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        with open_store(f"sqlite:///{root / 'segue.sqlite'}") as store:
+            load_synthetic_world(
+                store, SynthParams(seed=7, n_users=200, n_tracks=600, n_events=5000)
+            )
+            song = render_song(1, seconds=16.0)
+            from segue.data.lyrics import parse_lrc
+
+            imported = parse_lrc(song.lrc, "song.lrc")
+            store.put_lyrics([StoredLyrics("trk-000001", "lrc", "song.lrc", imported.to_json(), 0)])
+        with TestClient(create_app(Settings(data_dir=root), watch_s=None)) as client:
+            for label, ids, span in (
+                (
+                    "synthetic tracks (rebuilt per read)",
+                    [f"trk-{i:06d}" for i in range(600)],
+                    200_000,
+                ),
+                ("an imported LRC", ["trk-000001"], 16_000),
+            ):
+                for _ in range(50):  # warm up
+                    client.get(f"/v1/items/{ids[0]}/lyrics", params={"at": 1000})
+                times = []
+                t_all = time.perf_counter()
+                for _ in range(args.lookups):
+                    item = ids[int(rng.integers(0, len(ids)))]
+                    at = int(rng.integers(0, span))
+                    t0 = time.perf_counter()
+                    r = client.get(f"/v1/items/{item}/lyrics", params={"at": at})
+                    times.append(time.perf_counter() - t0)
+                    assert r.status_code == 200, r.text
+                total = time.perf_counter() - t_all
+                ms = np.array(times) * 1000
+                print(
+                    f"\nlyrics ?at= lookup, {label}: {args.lookups:,} sequential requests, "
+                    f"p50 {np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, "
+                    f"max {ms.max():.1f} ms; {args.lookups / total:,.0f} req/s on one connection"
+                )
+
+
+def synth_cost() -> None:
+    from segue.data.synth import SynthParams
+    from segue.jobs.ingest import load_synthetic_world, synthetic_lyrics_rows
+    from segue.store import open_store
+
+    params = SynthParams(seed=7, n_users=1000, n_tracks=20_000, n_events=100_000)
+    with tempfile.TemporaryDirectory() as tmp, open_store(f"sqlite:///{tmp}/s.sqlite") as store:
+        t0 = time.perf_counter()
+        load_synthetic_world(store, params)
+        total = time.perf_counter() - t0
+        items = list(store.iter_items())
+        t0 = time.perf_counter()
+        rows = synthetic_lyrics_rows(items, params.seed)
+        store.put_lyrics(rows)
+        lyrics = time.perf_counter() - t0
+    print(
+        f"\nsegue synth with 20,000 tracks (1,000 users, 100,000 events): {total:.1f} s in all, "
+        f"of which the {len(rows):,} lyrics rows take {lyrics:.2f} s (written again here)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--songs", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=16.0)
+    parser.add_argument("--rate", type=int, default=44100)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--lookups", type=int, default=3000)
+    parser.add_argument("--only", choices=["separation", "speed", "lyrics", "synth"], default=None)
+    args = parser.parse_args()
+    print(f"{platform.node()} · {os.cpu_count()} CPUs · numpy {np.__version__}")
+    steps = {
+        "separation": separation,
+        "speed": speed,
+        "lyrics": lyrics_latency,
+        "synth": synth_cost,
+    }
+    for name, step in steps.items():
+        if args.only in (None, name):
+            if name == "synth":
+                synth_cost()
+            else:
+                step(args)  # type: ignore[operator]
+
+
+if __name__ == "__main__":
+    main()

@@ -180,6 +180,26 @@ def test_a_catalog_of_artists_says_why_stations_mixes_and_podcasts_are_empty(
     assert "holds no podcast_episode items" in podcasts.stdout
 
 
+def test_the_api_says_why_a_list_or_a_station_is_empty(artists: Path) -> None:
+    """The same reasons over HTTP, in ``why_empty``, and none on a list that has items."""
+    from fastapi.testclient import TestClient
+
+    from segue.api import create_app
+    from segue.config import Settings
+
+    with TestClient(create_app(Settings(data_dir=artists), model="itemknn", watch_s=None)) as client:
+        station = client.get("/v1/users/l1/station")
+        assert station.status_code == 200, station.text
+        assert station.json()["tracks"] == []
+        assert "stations play tracks and this catalog has none" in station.json()["why_empty"]
+        podcasts = client.get("/v1/users/l1/recommendations", params={"kinds": "podcast_episode"})
+        assert podcasts.status_code == 200, podcasts.text
+        assert podcasts.json()["items"] == []
+        assert "holds no podcast_episode items" in podcasts.json()["why_empty"]
+        artists_list = client.get("/v1/users/l1/recommendations").json()
+        assert artists_list["items"] and artists_list["why_empty"] is None
+
+
 def test_wrapped_defaults_to_the_latest_year_with_plays(artists: Path, world: Path) -> None:
     lastfm_like = segue(artists, "wrapped", "l1")
     assert lastfm_like.returncode == 0, lastfm_like.stderr

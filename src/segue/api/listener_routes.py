@@ -19,6 +19,7 @@ from segue.api.schemas import NextBestActionResponse, PublishedTop, RecommendedI
 from segue.api.security import require
 from segue.api.services import Services, ServicesDep
 from segue.batch.publish import production_version, published_mixes, published_top
+from segue.jobs.empty import why_empty_station
 from segue.jobs.products import (
     ProductContext,
     daily_mixes,
@@ -143,7 +144,11 @@ def station(
         context=_context(svc),
         names=catalog_names(svc) if _by_name(seed) else None,
     )
-    return StationResponse.model_validate(page)
+    answer = StationResponse.model_validate(page)
+    if not answer.tracks:
+        reason = why_empty_station(svc.store, model.trained, seed, user_id)
+        answer = answer.model_copy(update={"why_empty": reason})
+    return answer
 
 
 def _by_name(seed: str) -> bool:

@@ -15,6 +15,7 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 
 from segue.api.catalog_routes import catalog_names
@@ -37,6 +38,7 @@ from segue.api.services import Services, ServicesDep
 from segue.batch.publish import production_version, published_top
 from segue.data.model import Event, EventType, ItemKind, User
 from segue.errors import StoreError
+from segue.jobs.empty import why_no_recommendations
 from segue.serving.holder import ModelUnavailable, ServingModel
 from segue.serving.live import (
     LiveAnswer,
@@ -186,6 +188,9 @@ async def recommendations(
         answer = _published_instead(svc, model, user, req, answer)
     answer.degraded[:0] = degraded
     svc.metrics.recommendations.labels(answer.path).inc()
+    why_empty = None
+    if not answer.items:  # rare: look at the store (off the event loop) to say why
+        why_empty = await run_in_threadpool(_why_no_items, svc, model, user_id, req.kinds)
     body = RecommendationList(
         user_id=user_id,
         items=_items(answer.items),
@@ -197,9 +202,20 @@ async def recommendations(
         fresh_plays=answer.fresh_plays,
         session_id=answer.session_id,
         degraded=answer.degraded,
+        why_empty=why_empty,
     )
     # serialised once here (pydantic's Rust encoder) rather than validated again by FastAPI
     return Response(body.model_dump_json(), media_type="application/json")  # type: ignore[return-value]
+
+
+def _why_no_items(
+    svc: Services, model: ServingModel, user_id: str, kinds: tuple[str, ...]
+) -> str | None:
+    try:
+        return why_no_recommendations(svc.store, model.trained, user_id, kinds)
+    except Exception as exc:  # the reason is a courtesy: never fail the answer for it
+        log.warning("could not tell why the list for %s is empty: %s", user_id, exc)
+        return None
 
 
 def _published_instead(

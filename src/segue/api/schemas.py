@@ -103,6 +103,9 @@ class RecommendationList(BaseModel):
     fresh_plays: int = Field(description="Plays since the model was trained that were folded in")
     session_id: str | None
     degraded: list[str] = Field(description="What could not be used for this answer, if anything")
+    why_empty: str | None = Field(
+        default=None, description="When there are no items: why, and what would fill the list"
+    )
 
 
 class PublishedTop(BaseModel):
@@ -204,6 +207,9 @@ class StationResponse(_FromJob):
     tracks: list[StationTrackOut]
     seed_title: str | None = Field(
         default=None, description='The seed artist or track by name ("Title — Artist")'
+    )
+    why_empty: str | None = Field(
+        default=None, description="When there are no tracks: why, and what would fill the page"
     )
 
 

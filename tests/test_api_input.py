@@ -119,6 +119,8 @@ def _count(settings: Settings) -> int:
         ("timestamp", "9999-12-31T00:00:00Z"),
         ("timestamp", "1969-07-20T20:17:00Z"),
         ("session_id", "s\x00"),
+        ("item_id", "\xa0"),  # only whitespace (found by the fuzzer: was a 500)
+        ("user_id", "   "),
     ],
 )
 def test_bad_events_get_a_422_naming_the_field_and_nothing_is_stored(

@@ -31,7 +31,14 @@ from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 #: Longest id: within the issue's bound of 256, and the width of the store's id columns.
 MAX_ID_LENGTH = 200
@@ -132,13 +139,24 @@ def _tz_name(value: str) -> str:
     return value
 
 
-#: An id of a user, item, event or tag target: printable, 1 to 200 characters.
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH), AfterValidator(_printable_id)]
+#: An id of a user, item, event or tag target: printable, 1 to 200 characters once the
+#: surrounding whitespace is stripped. Stripped here, in the type, so that an API body and the
+#: records behind it (which strip every string) agree: " " or "\xa0" is refused at the edge
+#: instead of passing it and failing later as an empty id.
+Id = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH),
+    AfterValidator(_printable_id),
+]
 #: A short name (session, surface, source, device, genre, tag): no control characters but
 #: tab and line breaks (a quoted CSV cell may span lines).
 Name = Annotated[str, Field(max_length=MAX_NAME_LENGTH), AfterValidator(_plain_text)]
 #: A genre or tag label: a non-empty :data:`Name`.
-Label = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(_no_control)]
+Label = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH),
+    AfterValidator(_no_control),
+]
 #: Milliseconds played: 0 to a day.
 MsPlayed = Annotated[int, Field(ge=0, le=MAX_MS_PLAYED)]
 #: When an event happened: aware UTC, from the epoch to a few minutes ahead of the clock.

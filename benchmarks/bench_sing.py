@@ -157,6 +157,122 @@ def lyrics_latency(args: argparse.Namespace) -> None:
                 )
 
 
+def lyrics_load(args: argparse.Namespace) -> None:
+    """``?at=`` lookups at a fixed rate (open loop: each request is sent on schedule whether
+    or not the ones before have answered) against ``segue serve`` in its own process, over
+    20 keep-alive connections; latency from the scheduled send to the answer."""
+    import asyncio
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from segue.data.synth import SynthParams
+    from segue.dataset.from_store import load_interactions, load_side_info
+    from segue.jobs.ingest import load_synthetic_world
+    from segue.registry.trained import train_models
+    from segue.store import open_store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        with open_store(f"sqlite:///{root / 'segue.sqlite'}") as store:
+            load_synthetic_world(
+                store, SynthParams(seed=7, n_users=200, n_tracks=600, n_events=5000)
+            )
+            data = load_interactions(store)  # a trained model, as a deployment serves one
+            train_models(data, ["popularity"], root / "models", side=load_side_info(store, data))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {**os.environ, "SEGUE_DATA_DIR": str(root)}
+        command = "from segue.cli.main import main; main()"
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                command,
+                "serve",
+                "--port",
+                str(port),
+                "--model",
+                "popularity",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            latencies = asyncio.run(_open_loop(base, args.rate_rps, args.load_seconds))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    ms = np.array(latencies) * 1000
+    print(
+        f"\nlyrics ?at= under load: {args.rate_rps} req/s for {args.load_seconds} s against "
+        f"segue serve (one process), {len(ms):,} answered: p50 {np.percentile(ms, 50):.2f} ms, "
+        f"p99 {np.percentile(ms, 99):.2f} ms, max {ms.max():.1f} ms"
+    )
+
+
+async def _open_loop(base: str, rps: int, seconds: int) -> list[float]:
+    """The serving benchmark's minimal keep-alive client (``bench_serving.Connection``):
+    httpx's own overhead on this 2-core machine would be most of what is measured."""
+    import asyncio
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_serving import Connection
+
+    port = int(base.rsplit(":", 1)[1])
+    pool: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(20):
+        pool.put_nowait(await Connection.open(port))
+    rng = np.random.default_rng(1)
+    latencies: list[float] = []
+
+    async def warm(k: int) -> None:  # every track once, 20 at a time: caches and threads
+        conn = await pool.get()
+        try:
+            await conn.request("GET", f"/v1/items/trk-{k:06d}/lyrics?at=1000")
+        finally:
+            pool.put_nowait(conn)
+
+    await asyncio.gather(*(warm(k) for k in range(600)))
+    start = time.perf_counter() + 1.0  # after the tasks are made: none starts late
+
+    async def one(k: int, item: str, ms: int) -> None:
+        scheduled = start + k / rps
+        await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+        conn = await pool.get()
+        try:
+            code, _ = await conn.request("GET", f"/v1/items/{item}/lyrics?at={ms}")
+            assert code == 200, code
+        finally:
+            pool.put_nowait(conn)
+        latencies.append(time.perf_counter() - scheduled)
+        if os.environ.get("BENCH_DEBUG") and latencies[-1] > 0.05:
+            print(f"late at {scheduled - start:.2f} s: {latencies[-1] * 1000:.0f} ms")
+
+    await asyncio.gather(
+        *(
+            one(k, f"trk-{int(rng.integers(0, 600)):06d}", int(rng.integers(0, 200_000)))
+            for k in range(rps * seconds)
+        )
+    )
+    while not pool.empty():
+        pool.get_nowait().close()
+    return latencies
+
+
 def synth_cost() -> None:
     from segue.data.synth import SynthParams
     from segue.jobs.ingest import load_synthetic_world, synthetic_lyrics_rows
@@ -185,13 +301,18 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=44100)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--lookups", type=int, default=3000)
-    parser.add_argument("--only", choices=["separation", "speed", "lyrics", "synth"], default=None)
+    parser.add_argument("--rate-rps", type=int, default=300)
+    parser.add_argument("--load-seconds", type=int, default=10)
+    parser.add_argument(
+        "--only", choices=["separation", "speed", "lyrics", "load", "synth"], default=None
+    )
     args = parser.parse_args()
     print(f"{platform.node()} · {os.cpu_count()} CPUs · numpy {np.__version__}")
     steps = {
         "separation": separation,
         "speed": speed,
         "lyrics": lyrics_latency,
+        "load": lyrics_load,
         "synth": synth_cost,
     }
     for name, step in steps.items():

@@ -16,6 +16,7 @@ and a re-imported or edited audio file (new size or time) never serves an old re
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -60,9 +61,19 @@ def track_lyrics(store: Store, item_id: str) -> Lyrics | None:
         item = store.get_item(item_id)
         if item is None:  # the foreign key makes this impossible; be plain about it
             return None
-        seed = int(json.loads(row.body)["seed"])
-        return synthetic_lyrics(seed, item.id, item.title, item.duration_ms)
-    return Lyrics.from_json(row.body)
+        return _decoded(row.format, row.body, item.id, item.title, item.duration_ms)
+    return _decoded(row.format, row.body, item_id, "", None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decoded(fmt: str, body: str, item_id: str, title: str, duration_ms: int | None) -> Lyrics:
+    """Lyrics from a row, kept for the rows read last: a player polls ``?at=`` several times
+    a second, and rebuilding (synthetic, ~1 ms) or parsing the JSON each time is most of the
+    lookup. The key is the row's content (and the track's title and length), so a new import
+    is never answered from an old entry; lyrics are immutable."""
+    if fmt == "synth":
+        return synthetic_lyrics(int(json.loads(body)["seed"]), item_id, title, duration_ms)
+    return Lyrics.from_json(body)
 
 
 # -- matching files to tracks -----------------------------------------------------------------

@@ -427,6 +427,11 @@ def test_the_api_answers_music_requests(tmp_path, tiny) -> None:
         assert (
             client.post("/v1/query", json={"text": "skip", "user_id": "ghost"}).status_code == 404
         )
+        # nothing visible is not "resume"; a speech is not cut off unseen
+        for text in ("\u200b\u200b", "\x01", "play " + "and then " * 30):
+            refused = client.post("/v1/query", json={"text": text})
+            assert refused.status_code == 422, refused.text
+            assert "words" in refused.json()["detail"]
 
 
 def test_crf_likelihood_matches_enumerating_every_tag_path() -> None:

@@ -26,6 +26,19 @@ def test_words_are_normalised_like_snips() -> None:
     assert words_of("  ?!  ") == []
 
 
+def test_a_request_of_nothing_visible_or_too_long_is_refused_with_what_to_do() -> None:
+    from segue.errors import SegueError
+    from segue.nlu.words import MAX_REQUEST_WORDS, request_words
+
+    assert request_words("Play \u200bjazz!") == ["play", "jazz"]  # invisible marks dropped
+    for nothing in ("\u200b\u200c\ufeff", "\x00\x07", " ... ", "\u202e\t"):
+        with pytest.raises(SegueError, match="holds no words"):
+            request_words(nothing)
+    assert len(request_words("la " * MAX_REQUEST_WORDS)) == MAX_REQUEST_WORDS
+    with pytest.raises(SegueError, match=f"{MAX_REQUEST_WORDS + 1} words long"):
+        request_words("la " * (MAX_REQUEST_WORDS + 1))
+
+
 def test_misspellings_are_one_or_two_edits_away() -> None:
     rng = np.random.default_rng(3)
     for edits in (1, 2):

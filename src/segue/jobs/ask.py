@@ -29,6 +29,7 @@ from segue.models.text import model_path
 from segue.nlu.calls import Call, PlayMusic, Recommend
 from segue.nlu.linking import EntityIndex
 from segue.nlu.parser import Parser, Understanding
+from segue.nlu.words import request_words
 from segue.registry.trained import TrainedModel
 from segue.store import Store
 
@@ -129,6 +130,7 @@ def answer_query(
     the request names an artist, a track or the listener's favourites)."""
     if k < 1:
         raise SegueError(f"k must be at least 1, got {k}")
+    request_words(text)  # nothing visible, or too long: refused before the model sees it
     user = store.get_user(user_id) if user_id is not None else None
     if user_id is not None and user_id not in parser.histories and user is None:
         raise SegueError(f"unknown user {user_id!r}: import or create the user first")

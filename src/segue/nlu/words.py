@@ -11,6 +11,16 @@ import re
 
 import numpy as np
 
+from segue.errors import SegueError
+
+#: The longest request taken, in words: SNIPS requests run to about 35, and past the model's
+#: 64 sub-words the rest would be cut off silently.
+MAX_REQUEST_WORDS = 40
+#: Characters that show nothing: zero-width spaces and joiners, direction marks, the BOM.
+_INVISIBLE = re.compile(r"[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+#: Control characters (C0, DEL, C1): never part of what a listener said.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
 _APOSTROPHES = re.compile(r"[’'`´]")
 # colons stay: SNIPS keeps them inside titles ("curtain call: the hits")
 _EDGE_PUNCT = re.compile(r"^[\"“”()\[\]{},.!?;]+|[\"“”()\[\]{},.!?;]+$")
@@ -31,6 +41,25 @@ def words_of(text: str) -> list[str]:
         if word:
             out.append(word)
     return out
+
+
+def request_words(text: str) -> list[str]:
+    """The words of a request, or a refusal a listener can act on: a request of nothing
+    visible (only spaces, control or zero-width characters) is not taken for "resume", and
+    one longer than :data:`MAX_REQUEST_WORDS` is refused rather than cut off unseen."""
+    visible = _CONTROL.sub(" ", _INVISIBLE.sub("", text))
+    words = [w for w in words_of(visible) if any(ch.isalnum() for ch in w)]
+    if not words:
+        raise SegueError(
+            "the request holds no words (only spaces, punctuation, control or invisible "
+            "characters): say what to play, e.g. 'play some jazz'"
+        )
+    if len(words) > MAX_REQUEST_WORDS:
+        raise SegueError(
+            f"the request is {len(words)} words long; a request is at most "
+            f"{MAX_REQUEST_WORDS} words: say what to play in one sentence"
+        )
+    return words
 
 
 def misspell(text: str, rng: np.random.Generator, edits: int = 1) -> str:

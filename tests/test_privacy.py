@@ -46,6 +46,7 @@ from segue.online.state import InProcessState, OnlineState, StateUnavailable
 from segue.serving.worker import EventWorker
 from segue.store import PublishedList, Store, open_store
 from segue.store import schema as tables
+from segue.store.exposures import Exposure
 from segue.store.outbox import OutboxMessage
 from segue.store.privacy import id_hash
 
@@ -121,6 +122,13 @@ def _fill(store: Store) -> dict[str, int]:
         ]
     )
     store.outbox_add([_message(VICTIM), _message("keep-1")])
+    store.add_exposures(
+        [
+            Exposure(f"req-{u}-{n}", u, 1_000 + n, "home", "als", "v0002", "personal",
+                     ("t1", "t2"), {"ranker": "b"}, {"device": "phone"})
+            for u in (VICTIM, "keep-1") for n in range(2)
+        ]
+    )  # fmt: skip
     day = T0.date()
     for version in ("v0001", "v0002"):
         store.publish_lists(
@@ -311,6 +319,7 @@ def test_erasure_leaves_the_id_nowhere_in_the_store_and_the_others_untouched(
         "tag_assignments": 1,
         "users": 1,
         "outbox": 1,
+        "exposures": 2,
         "published": 3,
     }
     assert not report.previously_erased
@@ -378,6 +387,9 @@ def test_export_holds_what_was_put_in(store: Store, online) -> None:
     }
     assert [m["message_id"] for m in doc["outbox"]] == [message_id("spring", VICTIM)]
     assert doc["outbox"][0]["payload"]["to"] == f"{VICTIM}@example.org"
+    assert [x["request_id"] for x in doc["exposures"]] == [f"req-{VICTIM}-0", f"req-{VICTIM}-1"]
+    assert doc["exposures"][0]["items"] == ["t1", "t2"]
+    assert doc["exposures"][0]["experiments"] == {"ranker": "b"}
     live = doc["online"]
     assert live["recent_plays"] == ["t3", "t1"]
     assert live["session"]["session_id"] == f"{VICTIM}-session"
@@ -390,7 +402,7 @@ def test_export_holds_what_was_put_in(store: Store, online) -> None:
     assert live["context"]["device"] == "phone"
     # nothing of anyone else
     text = json.dumps(doc)
-    assert "keep-1-session" not in text and "m-other" not in text
+    assert "keep-1-session" not in text and "m-other" not in text and "req-keep-1" not in text
 
 
 # -- the online state and the stream ------------------------------------------------------------

@@ -61,6 +61,14 @@ class Metrics:
             "Events this process's worker moved to the dead letters (failed too often, or poison)",
             registry=r,
         )
+        self.exposures_logged = Counter(
+            "segue_exposures_logged", "Served lists written to the exposure log", registry=r
+        )
+        self.exposures_dropped = Counter(
+            "segue_exposures_dropped",
+            "Served lists dropped from the exposure log's buffer (the store away too long)",
+            registry=r,
+        )
         self.fallbacks = Counter(
             "segue_fallbacks", "Fallbacks taken, by kind", ["kind"], registry=r
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from typing import Annotated, Literal
 
@@ -49,6 +50,7 @@ from segue.serving.live import (
     recommend_live,
     similar_live,
 )
+from segue.store.exposures import Exposure
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1")
@@ -191,7 +193,25 @@ async def recommendations(
     why_empty = None
     if not answer.items:  # rare: look at the store (off the event loop) to say why
         why_empty = await run_in_threadpool(_why_no_items, svc, model, user_id, req.kinds)
+    request_id = uuid.uuid4().hex
+    if answer.items and svc.exposures is not None:
+        svc.exposures.log(
+            Exposure(
+                request_id=request_id,
+                user_id=user_id,
+                ts_ms=int(time.time() * 1000),
+                surface=surface,
+                model=answer.model,
+                version=answer.version,
+                path=answer.path,
+                items=tuple(i.item_id for i in answer.items),
+                context={
+                    k: str(v) for k, v in (("device", device), ("local_time", local_time)) if v
+                },
+            )
+        )
     body = RecommendationList(
+        request_id=request_id,
         user_id=user_id,
         items=_items(answer.items),
         model=answer.model,

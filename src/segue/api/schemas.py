@@ -89,6 +89,10 @@ class RecommendedItem(BaseModel):
 
 
 class RecommendationList(BaseModel):
+    request_id: str = Field(
+        description="This answer's id in the exposure log: send it back with the plays it "
+        "led to (as the events' session_id) to attribute them exactly"
+    )
     user_id: str
     items: list[RecommendedItem]
     model: str

@@ -35,6 +35,7 @@ from segue.online.redis_client import redis_client
 from segue.online.redis_state import RedisState
 from segue.online.resilient import CircuitBreaker, ReconnectingBus, ResilientState
 from segue.online.state import InProcessState, OnlineState
+from segue.serving.exposures import ExposureLog
 from segue.serving.holder import ModelHolder, ServingModel, UserCache
 from segue.serving.intake import BackgroundWorker, EventIntake
 from segue.serving.worker import EventWorker
@@ -67,6 +68,8 @@ class Services:
     parser: Parser | None = None
     #: Redis's circuit breaker (redis mode): open while this process serves without Redis
     breaker: CircuitBreaker | None = None
+    #: every served list, buffered here and written to the store by a thread of its own
+    exposures: ExposureLog | None = None
 
     def start(self, *, watch_s: float | None = 2.0) -> None:
         self.models.load()
@@ -76,8 +79,12 @@ class Services:
             self.models.watch(watch_s)
         if self.worker is not None:
             self.worker.start()
+        if self.exposures is not None:
+            self.exposures.start()
 
     def close(self) -> None:
+        if self.exposures is not None:
+            self.exposures.close()
         if self.breaker is not None:
             self.breaker.close()
         if self.worker is not None:
@@ -219,6 +226,11 @@ def build_services(
         api_keys,
         mode,
         breaker=breaker,
+        exposures=ExposureLog(
+            store,
+            on_written=metrics.exposures_logged.inc,
+            on_drop=metrics.exposures_dropped.inc,
+        ),
     )
 
 

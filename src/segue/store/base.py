@@ -29,6 +29,7 @@ from segue.data.model import (
     TagAssignment,
     User,
 )
+from segue.store.exposures import Exposure
 from segue.store.media import AudioFile, StoredLyrics
 from segue.store.outbox import OutboxMessage
 from segue.store.privacy import Erasure
@@ -197,6 +198,19 @@ class Store(abc.ABC):
     def outbox_messages(
         self, campaign: str | None = None, status: str | None = None
     ) -> list[OutboxMessage]: ...
+
+    # -- the exposure log (see segue.store.exposures) -------------------------------------
+    @abc.abstractmethod
+    def add_exposures(self, rows: Sequence[Exposure]) -> int:
+        """Record served lists; a request id already recorded is ignored. Returns how many
+        were new."""
+
+    @abc.abstractmethod
+    def exposures_between(
+        self, start_ms: int, end_ms: int, user_id: str | None = None
+    ) -> list[Exposure]:
+        """Lists served in ``[start_ms, end_ms)``, oldest first (one listener's with
+        ``user_id``)."""
 
     # -- published lists of a registry version (see segue.store.published) ---------------
     @abc.abstractmethod

@@ -74,8 +74,9 @@ def _user_key(conn: sa.Connection, user_id: str) -> int | None:
 # -- export --------------------------------------------------------------------------------------
 def user_data(conn: sa.Connection, user_id: str) -> dict[str, Any] | None:
     """Everything but the events about ``user_id`` (None for an id the store does not know):
-    profile and consents, friends both ways, tag assignments, published lists, outbox messages
-    and the number of events (which :func:`iter_user_events` streams)."""
+    profile and consents, friends both ways, tag assignments, published lists, outbox messages,
+    the lists served to them (exposures) and the number of events (which
+    :func:`iter_user_events` streams)."""
     users, links = schema.users, schema.friendships
     row = conn.execute(sa.select(users).where(users.c.id == user_id)).mappings().first()
     if row is None:
@@ -113,6 +114,7 @@ def user_data(conn: sa.Connection, user_id: str) -> dict[str, Any] | None:
         "event_count": int(n_events),
         "published": _published_rows(conn, user_id),
         "outbox": _outbox_rows(conn, user_id),
+        "exposures": _exposure_rows(conn, user_id),
     }
 
 
@@ -186,6 +188,15 @@ def _outbox_rows(conn: sa.Connection, user_id: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _exposure_rows(conn: sa.Connection, user_id: str) -> list[dict[str, Any]]:
+    """The lists served to the listener, as shown (see segue.store.exposures)."""
+    from dataclasses import asdict
+
+    from segue.store.exposures import between
+
+    return [asdict(e) for e in between(conn, 0, 2**62, user_id)]
+
+
 def _plain(value: Any) -> Any:
     """A JSON-ready value: dates as ISO text, the rest as stored."""
     if hasattr(value, "isoformat"):
@@ -222,8 +233,9 @@ def erase(conn: sa.Connection, user_id: str, now_ms: int) -> Erasure | None:
             sa.delete(ta).where(ta.c.user_key == key)
         ).rowcount
         removed["users"] = conn.execute(sa.delete(users).where(users.c.key == key)).rowcount
-    o, p = schema.outbox, schema.published
+    o, p, x = schema.outbox, schema.published, schema.exposures
     removed["outbox"] = conn.execute(sa.delete(o).where(o.c.user_id == user_id)).rowcount
+    removed["exposures"] = conn.execute(sa.delete(x).where(x.c.user_id == user_id)).rowcount
     published = 0
     for name, version, kind in _published_triples(conn):
         published += conn.execute(

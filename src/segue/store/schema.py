@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 #: The newest revision of ``migrations/versions/`` as a number ("0005" is 5): the version of the
 #: tables below, and what :attr:`segue.store.base.Store.schema_version` reports once open.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 #: Named constraints, so that migrations and bulk loads can drop and re-add them by name.
 metadata = sa.MetaData(
@@ -195,6 +195,28 @@ item_audio = sa.Table(
     sa.Column("item_id", sa.String(200), sa.ForeignKey("items.id"), primary_key=True),
     sa.Column("path", sa.Text, nullable=False),  # absolute path on the serving machine
     sa.Column("updated_ms", sa.BigInteger, nullable=False),
+)
+
+# Revision 0008: every list served, as it was shown (see segue.store.exposures): the record
+# online metrics, experiments and counterfactual estimates are computed from. Keyed by the
+# request id (a retried write adds nothing); user and items are external ids without foreign
+# keys, like the outbox's. Personal data: erased and exported with the listener.
+exposures = sa.Table(
+    "exposures",
+    metadata,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("ts_ms", sa.BigInteger, nullable=False),
+    sa.Column("surface", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("path", sa.String(32), nullable=False),  # personal, cold_start, fallback, ...
+    sa.Column("items", sa.Text, nullable=False),  # JSON list of item ids, position order
+    sa.Column("experiments", sa.Text, nullable=False),  # JSON {experiment: variant}
+    sa.Column("context", sa.Text, nullable=False),  # JSON {device, local_time, ...}
+    sa.Column("propensities", sa.Text),  # JSON list per position where a stage explored
+    sa.Index("ix_exposures_ts", "ts_ms"),
+    sa.Index("ix_exposures_user_ts", "user_id", "ts_ms"),
 )
 
 #: Store tables by the public names in :data:`segue.store.base.TABLES`.

@@ -36,6 +36,7 @@ from segue.errors import RowError, StoreError
 from segue.store import (
     bulk,
     export,
+    exposures,
     history,
     media,
     migrate,
@@ -542,6 +543,17 @@ class SqlStore(Store):
     def published_counts(self, name: str, version: str) -> dict[str, int]:
         with self._read() as conn:
             return published.counts(conn, name, version)
+
+    # -- the exposure log --------------------------------------------------------------------
+    def add_exposures(self, rows: Sequence[exposures.Exposure]) -> int:
+        with self._write() as conn:
+            return exposures.add(conn, list(rows))
+
+    def exposures_between(
+        self, start_ms: int, end_ms: int, user_id: str | None = None
+    ) -> list[exposures.Exposure]:
+        with self._read() as conn:
+            return exposures.between(conn, start_ms, end_ms, user_id)
 
     # -- lyrics and audio files ---------------------------------------------------------------
     def put_lyrics(self, rows: Iterable[media.StoredLyrics]) -> int:

@@ -1,0 +1,124 @@
+"""The exposure log: every served list recorded as shown (request id, listener, items in
+order, model version, path, surface, context), written by a thread of its own in idempotent
+batches, kept while the store is away and written when it is back; over the API, the answer
+carries its request id and the log holds exactly what was answered."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from segue.api import create_app
+from segue.config import Settings
+from segue.data.synth import SynthParams
+from segue.dataset.from_store import load_interactions, load_side_info
+from segue.jobs.ingest import load_synthetic_world
+from segue.registry.trained import train_models
+from segue.serving.exposures import ExposureLog
+from segue.store import Store, open_store
+from segue.store import schema as tables
+from segue.store.exposures import Exposure
+
+
+def _exposure(n: int, user: str = "u1") -> Exposure:
+    return Exposure(
+        request_id=f"r{n}",
+        user_id=user,
+        ts_ms=1_000 + n,
+        surface="home",
+        model="als",
+        version="v0001",
+        path="personal",
+        items=(f"t{n}", f"t{n + 1}"),
+        experiments={"ranker": "b"},
+        context={"device": "phone"},
+        propensities=(0.5, 0.25) if n % 2 else None,
+    )
+
+
+def test_exposures_round_trip_once_per_request_id(store: Store) -> None:
+    first = [_exposure(n) for n in range(5)]
+    assert store.add_exposures(first) == 5
+    assert store.add_exposures([_exposure(2), _exposure(7)]) == 1  # r2 again: ignored
+    stored = store.exposures_between(0, 10**12)
+    assert [e.request_id for e in stored] == ["r0", "r1", "r2", "r3", "r4", "r7"]
+    assert stored[1] == first[1] and stored[1].propensities == (0.5, 0.25)
+    assert [e.request_id for e in store.exposures_between(1_002, 1_004)] == ["r2", "r3"]
+    assert store.exposures_between(0, 10**12, user_id="nobody") == []
+
+
+def test_the_log_buffers_while_the_store_is_away_and_writes_when_it_is_back(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'segue.sqlite'}"
+    store = open_store(url)
+    written: list[int] = []
+    dropped: list[int] = []
+    exposure_log = ExposureLog(
+        store, batch=3, max_buffered=5, on_written=written.append, on_drop=dropped.append
+    )
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        tables.exposures.drop(conn)  # the store refuses every write now
+    for n in range(4):
+        exposure_log.log(_exposure(n))
+    assert exposure_log.flush() == 0 and exposure_log.pending() == 4  # kept, in order
+    for n in range(4, 7):
+        exposure_log.log(_exposure(n))
+    assert exposure_log.pending() == 5 and sum(dropped) == 2  # the oldest two went
+    with engine.begin() as conn:
+        tables.exposures.create(conn)
+    assert exposure_log.flush() == 5 and exposure_log.pending() == 0
+    assert sum(written) == 5
+    assert [e.request_id for e in store.exposures_between(0, 10**12)] == [
+        "r2", "r3", "r4", "r5", "r6"
+    ]  # fmt: skip
+    engine.dispose()
+    store.close()
+
+
+def test_the_thread_writes_without_being_asked(store: Store) -> None:
+    exposure_log = ExposureLog(store, flush_s=0.05)
+    exposure_log.start()
+    try:
+        exposure_log.log(_exposure(1))
+        deadline = time.monotonic() + 5
+        while not store.exposures_between(0, 10**12) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [e.request_id for e in store.exposures_between(0, 10**12)] == ["r1"]
+    finally:
+        exposure_log.close()
+
+
+def test_every_list_the_api_answers_is_in_the_log(tmp_path) -> None:
+    data = tmp_path / "data"
+    url = f"sqlite:///{tmp_path / 'segue.sqlite'}"
+    with open_store(url) as store:
+        load_synthetic_world(store, SynthParams(seed=3, n_users=80, n_tracks=150, n_events=3_000))
+        interactions = load_interactions(store)
+        side = load_side_info(store, interactions)
+        train_models(interactions, ["als"], data / "models", side=side)
+        user = str(interactions.users.ids[0])
+    with TestClient(create_app(Settings(data_dir=data, database_url=url), watch_s=None)) as c:
+        answers = [
+            c.get(f"/v1/users/{user}/recommendations", params={"k": 5, "device": "phone"}).json()
+            for _ in range(3)
+        ]
+        c.get("/v1/users/new-listener/recommendations", params={"k": 4})
+        c.app.state.services.exposures.flush()  # type: ignore[attr-defined]
+    with open_store(url) as store:
+        logged = {e.request_id: e for e in store.exposures_between(0, 10**13)}
+    assert len(logged) == 4 and len({a["request_id"] for a in answers}) == 3
+    now = dt.datetime.now(dt.UTC).timestamp() * 1000
+    for answer in answers:
+        shown = logged[answer["request_id"]]
+        assert shown.user_id == user and shown.surface == "home"
+        assert list(shown.items) == [i["item_id"] for i in answer["items"]]
+        assert (shown.model, shown.version, shown.path) == (
+            answer["model"], answer["version"], answer["path"]
+        )  # fmt: skip
+        assert shown.context == {"device": "phone"}
+        assert now - 60_000 < shown.ts_ms <= now
+    newcomer = [e for e in logged.values() if e.user_id == "new-listener"]
+    assert len(newcomer) == 1 and len(newcomer[0].items) == 4

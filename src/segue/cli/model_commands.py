@@ -106,22 +106,33 @@ def evaluate(
     report: Annotated[
         Path | None, typer.Option(help="Folder for a Markdown report with PNG plots.")
     ] = None,
+    folds: Annotated[
+        str,
+        typer.Option(
+            help="--protocol ratings: a number of folds of the store's rated events (split by "
+            "the first seed), or a folder of *.base/*.test pairs (user, item, rating, ts; tabs)."
+        ),
+    ] = "5",
 ) -> None:
-    """Evaluate models on identical splits per seed and print mean ± std of the metrics."""
+    """Evaluate models on identical splits per seed and print mean ± std of the metrics.
+
+    With ``--protocol ratings`` the models are rating predictors (bias, svd, svdpp, blend;
+    default all) on k folds or given folds, with RMSE and MAE.
+    """
     from segue.dataset.from_store import load_interactions, load_side_info
     from segue.errors import SegueError
     from segue.eval import make_protocol
     from segue.jobs.evaluate import evaluate_protocol
 
     st = state(ctx)
-    names = _names(models)
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise SegueError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
     if protocol == "ratings":
-        _evaluate_ratings(st, seed_list)
+        _evaluate_ratings(st, models, folds, seed_list[0] if seed_list else 0)
         return
+    names = _names(models)
     make_protocol(protocol)  # an unknown name fails before the data is loaded
     with console.status("loading interactions"):
         data = load_interactions(st.store())
@@ -143,17 +154,30 @@ def evaluate(
         console.print(f"report written to {report}")
 
 
-def _evaluate_ratings(st: State, seeds: list[int]) -> None:
-    from segue.eval.ratings import evaluate_ratings
+def _evaluate_ratings(st: State, models: str, folds: str, seed: int) -> None:
+    from segue.eval.ratings import evaluate_rating_models, kfold, rating_model, read_fold_dir
+    from segue.models.ratings import RATING_MODELS
 
-    log = st.store().interactions()
-    rows = []
-    for seed in seeds:
-        r = evaluate_ratings(log, seed=seed)
-        errors = (r.rmse, r.mae, r.rmse_global_mean, r.mae_global_mean)
-        rows.append([str(seed), f"{r.n_train:,}", f"{r.n_test:,}", *(f"{e:.4f}" for e in errors)])
-    print_table(["seed", "train", "test", "RMSE", "MAE", "RMSE mean", "MAE mean"], rows,
-                title="rating prediction: bias baseline vs global mean")  # fmt: skip
+    names = [m.strip() for m in models.split(",") if m.strip()] or list(RATING_MODELS)
+    for name in names:
+        rating_model(name)  # an unknown name fails before any data is read
+    if folds.strip().isdigit():
+        fold_list = kfold(st.store().interactions(), int(folds), seed)
+        where = f"{folds} folds of the store's rated events (seed {seed})"
+    else:
+        fold_list = read_fold_dir(Path(folds))
+        where = f"{len(fold_list)} folds from {folds} ({', '.join(f.name for f in fold_list)})"
+    with console.status("fitting rating models"):
+        result = evaluate_rating_models(fold_list, names)
+    rows = [[s.model, f"{s.rmse:.4f} ± {s.rmse_std:.4f}", f"{s.mae:.4f} ± {s.mae_std:.4f}",
+             f"{s.fit_seconds:.2f}"] for s in result.summaries]  # fmt: skip
+    rmse_all = [s.rmse for s in result.summaries]
+    mae_all = [s.mae for s in result.summaries]
+    rows.append(["mean of models", f"{sum(rmse_all) / len(rmse_all):.4f}",
+                 f"{sum(mae_all) / len(mae_all):.4f}", ""])  # fmt: skip
+    legend = "mean ± std over folds; lower is better; fit s: seconds to train, per fold"
+    print_table(["model", "RMSE", "MAE", "fit s"], rows, title=f"rating prediction · {where}",
+                legend=legend)  # fmt: skip
 
 
 def print_results(results, k: int) -> None:

@@ -232,3 +232,19 @@ def test_segue_songs_writes_a_sung_song_per_track(world: Path, tmp_path: Path) -
     assert rate == 44100 and samples.dtype == np.int16 and samples.shape[1] == 2
     lyrics = parse_lrc((tmp_path / "songs" / "t-x.lrc").read_bytes(), "t-x.lrc")
     assert lyrics.lines and lyrics.lines[-1].end_ms <= len(samples) * 1000 // rate + 10
+
+
+def test_renders_are_cached_per_step_and_method(world: Path, client: TestClient) -> None:
+    from segue.jobs.sing import render_track
+
+    cache = world / "sing-cache-test"
+    with _store(world) as store:
+        first = render_track(store, SONG_TRACK, 0.51, cache, "mid-side")
+        again = render_track(store, SONG_TRACK, 0.49, cache, "mid-side")
+        assert (first.cached, again.cached) == (False, True)
+        assert again.path == first.path and (again.level, again.method) == (0.5, "mid-side")
+        auto = render_track(store, SONG_TRACK, 0.5, cache)
+        assert auto.path != first.path and auto.method == "soft-mask"
+        same = render_track(store, SONG_TRACK, 0.99, cache)  # rounds to 1: the file itself
+        assert same.path == world / "audio" / f"{SONG_TRACK}.wav" and same.method == "original"
+    assert len(list(cache.rglob("*.wav"))) == 2

@@ -247,23 +247,22 @@ def render_track(
         raise SegueError(f"--method must be auto, mid-side or soft-mask, not {method!r}")
     step = level_step(level)
     source = track_audio(store, item_id)
+    if step == 1.0:  # the lead as recorded: the file itself, byte for byte, nothing rendered
+        return Rendered(source, 1.0, "original", True)  # (read at import, so readable)
     stat = source.stat()
     version = hashlib.sha256(
         f"{item_id}\0{source}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
     ).hexdigest()[:20]
     folder = cache_dir / version
-    existing = sorted(folder.glob(f"{round(step * 100):03d}-{method}-*.wav"))
-    if existing:
-        used = existing[0].stem.split("-", 2)[2]
+    existing = sorted(folder.glob(f"{round(step * 100):03d}_{method}_*.wav"))
+    if existing:  # <step>_<method asked>_<method used>.wav
+        used = existing[0].stem.split("_")[2]
         return Rendered(existing[0], step, used, True)
     audio = read_audio(source)
-    if step == 1.0:
-        out, used = audio.samples, "original"
-    else:
-        mixed, chosen = render(to_float(audio.samples), audio.rate, step, method)  # type: ignore[arg-type]
-        out = from_float(mixed, audio.samples.dtype)
-        used = chosen.method if chosen is not None else "original"
-    path = folder / f"{round(step * 100):03d}-{method}-{used}.wav"
+    mixed, chosen = render(to_float(audio.samples), audio.rate, step, method)  # type: ignore[arg-type]
+    out = from_float(mixed, audio.samples.dtype)
+    used = chosen.method if chosen is not None else "original"
+    path = folder / f"{round(step * 100):03d}_{method}_{used}.wav"
     write_wav(path, Audio(audio.rate, out))
     return Rendered(path, step, used, False)
 

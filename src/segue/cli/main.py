@@ -17,6 +17,7 @@ from segue.cli import (
     catalog_commands,
     data_commands,
     lifecycle_commands,
+    metrics_commands,
     model_commands,
     nba_commands,
     nlu_commands,
@@ -53,6 +54,7 @@ lifecycle_commands.register(app)
 nba_commands.register(app)
 user_commands.register(app)
 simulate_commands.register(app)
+metrics_commands.register(app)
 sing_commands.register(app)
 
 

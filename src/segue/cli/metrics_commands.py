@@ -1,0 +1,71 @@
+"""``segue metrics online``: what served lists led to, per day and arm, from the exposure log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+
+from segue.cli.console import console, print_table
+from segue.cli.context import state
+from segue.errors import SegueError
+
+metrics_app = typer.Typer(help="Measured online: from the exposure log.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(metrics_app, name="metrics")
+
+
+def _day(text: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise SegueError(f"{option} takes a day as YYYY-MM-DD, got {text!r}") from None
+
+
+@metrics_app.command("online")
+def online(
+    ctx: typer.Context,
+    start: Annotated[str, typer.Option("--from", help="First day (UTC), YYYY-MM-DD.")],
+    end: Annotated[str | None, typer.Option("--to", help="Last day (default: --from).")] = None,
+    window_s: Annotated[
+        int, typer.Option(min=1, help="A play within this many seconds of a list is its doing.")
+    ] = 1_800,
+    conversion_s: Annotated[
+        int, typer.Option(min=1, help="A play this long converts (seconds).")
+    ] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per row.")] = False,
+) -> None:
+    """CTR, conversion, skip rate and minutes of the lists served, per day and serving arm."""
+    from segue.jobs.online_metrics import online_metrics
+
+    first = _day(start, "--from")
+    last = _day(end, "--to") if end else first
+    rows = online_metrics(
+        state(ctx).store(), first, last, window_s=window_s, conversion_ms=conversion_s * 1000
+    )
+    if as_json:
+        for row in rows:
+            print(json.dumps({**asdict(row), "day": row.day.isoformat()}))
+        return
+    if not rows:
+        console.print(
+            f"no lists were served from {first} to {last}: the exposure log fills as "
+            "`segue serve` answers recommendation requests"
+        )
+        return
+    table = [
+        [r.day.isoformat(), r.arm, f"{r.lists:,}", f"{r.listeners:,}", f"{r.ctr:.1%}",
+         f"{r.conversion:.1%}", f"{r.skip_rate:.1%}", f"{r.minutes_per_listener:.1f}"]
+        for r in rows
+    ]  # fmt: skip
+    print_table(
+        ["day", "arm", "lists", "listeners", "CTR", "conversion", "skip rate", "min/listener"],
+        table,
+        legend=f"CTR: lists followed by a play of one of their items within {window_s} s; "
+        f"conversion: by a play of at least {conversion_s} s; arm: model@version [experiments]",
+    )

@@ -1,0 +1,128 @@
+"""Online metrics from the exposure log and the events that followed: ``segue metrics online``.
+
+A served list (an exposure) *led to* a play when the same listener played one of its items
+within ``window_s`` after it was shown — the attribution every streaming service's
+"click-through" for lists means, since a listener does not click a list, they play from it.
+Per day (UTC) and per serving arm (model, version, and each experiment's variant):
+
+* **lists** shown and **listeners** shown one;
+* **CTR**: the share of lists that led to a play;
+* **conversion**: the share of lists that led to a play of at least ``conversion_ms``;
+* **skip rate**: skips among the plays and skips the lists led to;
+* **minutes**: listening the lists led to, per listener.
+
+Only listening the log can attribute is counted: plays from elsewhere in the app are not a
+list's doing. The events are read once for the range plus the window, as one columnar log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from segue.data.model import EVENT_CODES, EventType
+from segue.errors import SegueError
+from segue.store import Store
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class OnlineRow:
+    day: dt.date
+    arm: str
+    lists: int
+    listeners: int
+    ctr: float
+    conversion: float
+    skip_rate: float
+    minutes_per_listener: float
+
+
+def _ms(day: dt.date) -> int:
+    return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
+
+
+def online_metrics(
+    store: Store,
+    start: dt.date,
+    end: dt.date,
+    *,
+    window_s: int = 1_800,
+    conversion_ms: int = 30_000,
+) -> list[OnlineRow]:
+    """Rows for the days ``start`` to ``end`` inclusive; see the module docstring."""
+    if end < start:
+        raise SegueError(f"--to ({end}) is before --from ({start})")
+    if window_s <= 0:
+        raise SegueError(f"the attribution window must be positive, got {window_s} s")
+    start_ms, end_ms = _ms(start), _ms(end) + DAY_MS
+    shown = store.exposures_between(start_ms, end_ms)
+    if not shown:
+        return []
+    window_ms = window_s * 1000
+    log = store.interactions(
+        [EventType.PLAY, EventType.SKIP],
+        include_focus=False,
+        start_ms=start_ms,
+        end_ms=end_ms + window_ms,
+    )
+    events = pd.DataFrame(
+        {
+            "user_id": np.asarray(log.user_ids)[log.user].astype(str),
+            "item_id": np.asarray(log.item_ids)[log.item].astype(str),
+            "event_ts": log.ts_ms,
+            "skip": log.type == EVENT_CODES[EventType.SKIP],
+            "ms_played": np.nan_to_num(log.ms_played.astype(np.float64)),
+        }
+    )
+    lists = pd.DataFrame(
+        {
+            "request_id": [e.request_id for e in shown],
+            "user_id": [e.user_id for e in shown],
+            "ts_ms": [e.ts_ms for e in shown],
+            "arm": [_arm(e.model, e.version, e.experiments) for e in shown],
+            "items": [list(e.items) for e in shown],
+        }
+    )
+    lists["day"] = pd.to_datetime(lists["ts_ms"], unit="ms", utc=True).dt.date
+    pairs = lists.explode("items").rename(columns={"items": "item_id"})
+    joined = pairs.merge(events, on=["user_id", "item_id"], how="inner")
+    after = joined[
+        (joined["event_ts"] >= joined["ts_ms"]) & (joined["event_ts"] < joined["ts_ms"] + window_ms)
+    ]
+    played = after[~after["skip"]]
+    per_list = pd.DataFrame(
+        {
+            "played": played.groupby("request_id").size(),
+            "converted": played[played["ms_played"] >= conversion_ms].groupby("request_id").size(),
+            "skips": after[after["skip"]].groupby("request_id").size(),
+            "ms": played.groupby("request_id")["ms_played"].sum(),
+        }
+    )
+    table = lists.set_index("request_id").join(per_list).fillna(0)
+    rows = []
+    for (day, arm), group in table.groupby(["day", "arm"], sort=True):
+        plays, skips = group["played"].sum(), group["skips"].sum()
+        listeners = group["user_id"].nunique()
+        rows.append(
+            OnlineRow(
+                day=day,
+                arm=str(arm),
+                lists=len(group),
+                listeners=int(listeners),
+                ctr=float((group["played"] > 0).mean()),
+                conversion=float((group["converted"] > 0).mean()),
+                skip_rate=float(skips / (plays + skips)) if plays + skips else 0.0,
+                minutes_per_listener=float(group["ms"].sum() / 60_000 / listeners),
+            )
+        )
+    return rows
+
+
+def _arm(model: str, version: str, experiments: dict[str, str]) -> str:
+    variants = ",".join(f"{k}={v}" for k, v in sorted(experiments.items()))
+    return f"{model}@{version}" + (f" [{variants}]" if variants else "")

@@ -122,8 +122,82 @@ def to_timestamp(value: object) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise _bad_timestamp(text) from None
+        named = _day_month_name(text)
+        if named is None:
+            raise _bad_timestamp(text) from None
+        return dt.datetime(named.year, named.month, named.day, tzinfo=dt.UTC)
     return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ],
+        start=1,
+    )
+    for name in names
+}
+#: ``01-Jan-1995``, ``1 Jan 1995``, ``01/January/1995``, ``Jan 1, 1995``, ``January 01 1995``:
+#: a month by name cannot be misread, unlike ``01/02/1995`` (January 2nd or February 1st?),
+#: which is read only with an explicit date format.
+_DAY_MONTH_YEAR = re.compile(r"([0-9]{1,2})[-/ .]([A-Za-z]{3,9})\.?[-/ .,]+([0-9]{4})")
+_MONTH_DAY_YEAR = re.compile(r"([A-Za-z]{3,9})\.?[-/ ]([0-9]{1,2}),?[-/ ]+([0-9]{4})")
+
+
+def _day_month_name(text: str) -> dt.date | None:
+    """A date written with the month's English name, or None when ``text`` is not one."""
+    match = _DAY_MONTH_YEAR.fullmatch(text)
+    if match:
+        day, month, year = match.groups()
+    else:
+        match = _MONTH_DAY_YEAR.fullmatch(text)
+        if not match:
+            return None
+        month, day, year = match.groups()
+    number = _MONTHS.get(month.lower())
+    if number is None:
+        return None
+    try:
+        return dt.date(int(year), number, int(day))
+    except ValueError:
+        return None
+
+
+def formatted_converter(date_format: str, *, as_date: bool) -> Converter:
+    """Dates and times in one explicit ``strptime`` format (``--date-format %d/%m/%Y``).
+
+    Ambiguous forms such as ``01/02/1995`` are read only this way: whoever knows the file
+    says which number is the day. Values already typed (Parquet timestamps) pass through.
+    """
+
+    def convert(value: object) -> object:
+        if isinstance(value, dt.datetime | dt.date) or not isinstance(value, str):
+            return to_date(value) if as_date else to_timestamp(value)
+        text = to_text(value)
+        try:
+            parsed = dt.datetime.strptime(text, date_format)
+        except ValueError:
+            raise BadValue(f"{text!r} does not match the date format {date_format!r}") from None
+        if as_date:
+            return parsed.date()
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=dt.UTC)
+        return parsed.astimezone(dt.UTC)
+
+    return convert
 
 
 def _from_epoch(number: float | Decimal, shown: object) -> dt.datetime:
@@ -141,7 +215,8 @@ def _from_epoch(number: float | Decimal, shown: object) -> dt.datetime:
 def _bad_timestamp(value: object) -> BadValue:
     return BadValue(
         f"bad timestamp {value!r} (expected ISO 8601 such as 2024-05-01T12:00:00Z, "
-        "or epoch seconds or milliseconds)"
+        "epoch seconds or milliseconds, or a month by name such as 01-Jan-1995; other forms "
+        "with --date-format)"
     )
 
 
@@ -156,7 +231,13 @@ def to_date(value: object) -> dt.date:
     try:
         return dt.date.fromisoformat(text + padded)
     except ValueError:
-        raise BadValue(f"bad date {text!r} (expected YYYY-MM-DD, YYYY-MM or YYYY)") from None
+        named = _day_month_name(text)
+        if named is not None:
+            return named
+        raise BadValue(
+            f"bad date {text!r} (expected YYYY-MM-DD, YYYY-MM, YYYY or a month by name such "
+            "as 01-Jan-1995; other forms with --date-format)"
+        ) from None
 
 
 def to_labels(value: object) -> tuple[str, ...]:

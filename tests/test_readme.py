@@ -78,6 +78,7 @@ EXPECT: dict[str, list[str]] = {
     "segue publish": ["published 5 events"],
     "events dead list": ["trk-999999"],
     "segue models list": ["daily"],
+    "segue metrics online\n": ["als@"],
     "segue simulate --days 3": ["# Simulated experiment: als vs popularity", "as designed"],
     "segue users export": ["user.json"],
     "segue users delete": ["usr-0000001"],

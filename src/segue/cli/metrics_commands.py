@@ -30,7 +30,9 @@ def _day(text: str, option: str) -> dt.date:
 @metrics_app.command("online")
 def online(
     ctx: typer.Context,
-    start: Annotated[str, typer.Option("--from", help="First day (UTC), YYYY-MM-DD.")],
+    start: Annotated[
+        str | None, typer.Option("--from", help="First day (UTC), YYYY-MM-DD; default today.")
+    ] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last day (default: --from).")] = None,
     window_s: Annotated[
         int, typer.Option(min=1, help="A play within this many seconds of a list is its doing.")
@@ -43,7 +45,7 @@ def online(
     """CTR, conversion, skip rate and minutes of the lists served, per day and serving arm."""
     from segue.jobs.online_metrics import online_metrics
 
-    first = _day(start, "--from")
+    first = _day(start, "--from") if start else dt.datetime.now(dt.UTC).date()
     last = _day(end, "--to") if end else first
     rows = online_metrics(
         state(ctx).store(), first, last, window_s=window_s, conversion_ms=conversion_s * 1000

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,19 +123,27 @@ def load_snapshot(path: Path) -> Interactions:
     return data
 
 
-def candidate(name: str, engine: str, spark: Any = None) -> Candidate:
-    """The evaluation candidate for a model name on an engine."""
+def candidate(
+    name: str, engine: str, spark: Any = None, params: Mapping[str, Any] | None = None
+) -> Candidate:
+    """The evaluation candidate for a model name on an engine (``params``: tuned settings)."""
     spec = model_spec(name)
     if engine == "spark":
         from segue.models.spark_als import SparkALSRecommender, SparkConfig
 
         config = spark or SparkConfig()
         return Candidate(f"{name}-spark", lambda: SparkALSRecommender(spark=config), spec.weighting)
-    return Candidate(name, spec.factory, spec.weighting)
+    return Candidate(name, spec.build, spec.weighting, dict(params or {}))
 
 
 def evaluate_candidate(
-    data: Interactions, name: str, plan: DayPlan, *, side: Any = None, spark: Any = None
+    data: Interactions,
+    name: str,
+    plan: DayPlan,
+    *,
+    side: Any = None,
+    spark: Any = None,
+    params: Mapping[str, Any] | None = None,
 ) -> dict[str, float]:
     """Metrics at 10 on a held-out random 8:1:1 split (test part), keyed ``ndcg@10`` etc.
 
@@ -143,7 +151,7 @@ def evaluate_candidate(
     """
     evaluation = evaluate(
         data,
-        [candidate(name, plan.engine, spark)],
+        [candidate(name, plan.engine, spark, params)],
         RandomProtocol((0.8, 0.1, 0.1)),
         seeds=[plan.seed],
         k=EVAL_K,
@@ -160,14 +168,15 @@ def train_candidate(
     *,
     side: Any = None,
     spark: Any = None,
+    params: Mapping[str, Any] | None = None,
 ) -> TrainedModel:
-    """Fit on all the day's data and save under ``model_dir/<name>``.
+    """Fit on all the day's data and save under ``model_dir/<name>`` (``params``: tuned).
 
     On Spark the fitted Spark model and its ratings are kept in ``model_dir/<name>.spark`` for
     the batch step.
     """
     if plan.engine == "in-process":
-        return train_models(data, [name], model_dir, side=side)[name]
+        return train_models(data, [name], model_dir, side=side, params={name: params or {}})[name]
     import shutil
     import time
 

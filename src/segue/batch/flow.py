@@ -136,6 +136,7 @@ class DailyFlow(FlowSpec):
 
         from segue.batch.daily import evaluate_candidate, load_snapshot, train_candidate
         from segue.dataset.from_store import load_side_info
+        from segue.registry.tuned import load_tuned
         from segue.store import open_store
 
         name = self.input
@@ -143,13 +144,20 @@ class DailyFlow(FlowSpec):
         data = load_snapshot(Path(self.snapshot))
         side = load_side_info(open_store(self._settings().resolved_database_url), data)
         spark = self._spark()
-        metrics = evaluate_candidate(data, name, plan, side=side, spark=spark)
+        # settings from `segue tune` where there are some; the defaults otherwise
+        in_process = plan.engine == "in-process"
+        tuned = load_tuned(self._settings().data_dir).get(name) if in_process else None
+        params = tuned["params"] if tuned else None
+        metrics = evaluate_candidate(data, name, plan, side=side, spark=spark, params=params)
         model_dir = Path(self.work_dir) / "models"
-        trained = train_candidate(data, name, plan, model_dir, side=side, spark=spark)
+        trained = train_candidate(
+            data, name, plan, model_dir, side=side, spark=spark, params=params
+        )
         self.result = {
             "name": name,
             "order": plan.models.index(name),
             "metrics": metrics,
+            "tuned": tuned,
             "params": trained.model.params(),
             "fit_seconds": trained.fit_seconds,
             "model_dir": str(model_dir),
@@ -260,6 +268,8 @@ class DailyFlow(FlowSpec):
             engine=self.engine,
             extra={
                 "params": self.chosen["params"],
+                # segue tune's entry the params came from (score, date, data); null: defaults
+                "tuned": self.chosen.get("tuned"),
                 "fit_seconds": round(self.chosen["fit_seconds"], 3),
                 "date": self.day,
                 "flow": f"DailyFlow/{current.run_id}",

@@ -1,4 +1,4 @@
-"""Commands that train, evaluate and use models: train, evaluate, recommend, demo."""
+"""Commands that train, tune, evaluate and use models: train, tune, evaluate, recommend, demo."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ def legend(headers: list[str]) -> str:
 
 def register(app: typer.Typer) -> None:
     app.command()(train)
+    app.command()(tune)
     app.command()(evaluate)
     app.command()(recommend)
     app.command()(demo)
@@ -61,8 +62,25 @@ def _model_dir(st: State) -> Path:
     return st.settings.data_dir / "models"
 
 
+def _tuned(st: State, data, names: list[str]) -> dict[str, dict]:
+    """``segue tune``'s settings for ``names``, said in one line (and if chosen on other data)."""
+    from segue.registry.tuned import load_tuned, stale
+
+    entries = {n: e for n, e in load_tuned(st.settings.data_dir).items() if n in names}
+    if entries:
+        old = stale(entries, data)
+        console.print(
+            f"tuned settings for {', '.join(entries)} (segue tune)"
+            + (f"; chosen on other data for {', '.join(old)}: tune again" if old else "")
+        )
+    return {n: dict(e["params"]) for n, e in entries.items()}
+
+
 def train(ctx: typer.Context, models: Annotated[str, typer.Option(help=_MODELS_HELP)] = "") -> None:
-    """Train models on every interaction in the store and save them in the data directory."""
+    """Train models on every interaction in the store and save them in the data directory.
+
+    Models that `segue tune` tuned for this data directory train with the chosen settings.
+    """
     from segue.dataset.from_store import load_interactions, load_side_info
     from segue.models.names import model_spec
     from segue.registry.trained import train_models
@@ -72,6 +90,7 @@ def train(ctx: typer.Context, models: Annotated[str, typer.Option(help=_MODELS_H
     with console.status("loading interactions"):
         data = load_interactions(st.store())
         side = load_side_info(st.store(), data)
+    params = _tuned(st, data, names)
     with progress_bar() as bar:
         task = bar.add_task("training", total=len(names))
         trained = train_models(
@@ -80,6 +99,7 @@ def train(ctx: typer.Context, models: Annotated[str, typer.Option(help=_MODELS_H
             _model_dir(st),
             progress=lambda s, d, t: bar.update(task, completed=d),
             side=side,
+            params=params,
         )
     for name, result in trained.items():
         console.print(
@@ -137,6 +157,7 @@ def evaluate(
     with console.status("loading interactions"):
         data = load_interactions(st.store())
         side = load_side_info(st.store(), data)
+    params = _tuned(st, data, names)
     with progress_bar() as bar:
         task = bar.add_task("evaluating", total=None)
         evaluation = evaluate_protocol(
@@ -148,10 +169,76 @@ def evaluate(
             side=side,
             report=report,
             progress=lambda s, d, t: bar.update(task, completed=d, total=t),
+            params=params,
         )
     print_results(evaluation, k)
     if report is not None:
         console.print(f"report written to {report}")
+
+
+def tune(
+    ctx: typer.Context,
+    models: Annotated[
+        str, typer.Option(help="Comma-separated models to tune (default: ease,als,itemknn).")
+    ] = "ease,als,itemknn",
+    budget_s: Annotated[
+        float,
+        typer.Option(min=1.0, help="Seconds of search per model (a last trial may run over)."),
+    ] = 300.0,
+    trials: Annotated[
+        int | None, typer.Option(min=1, help="At most this many trials per model.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the sampler.")] = 0,
+    metric: Annotated[
+        str, typer.Option(help="What to maximise at k: ndcg, recall, map, ...")
+    ] = "ndcg",
+    k: Annotated[int, typer.Option(min=1, help="List length for the metric.")] = 10,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the Markdown report and plots (default: DATA_DIR/tuning)."),
+    ] = None,
+) -> None:
+    """Search each model's settings on a validation part (never the test part) with Optuna.
+
+    The winners go to DATA_DIR/tuned.json with their validation score, date and a fingerprint
+    of the data; `segue train`, `segue evaluate` and `segue flow run` then use them.
+    """
+    from segue.dataset.from_store import load_interactions, load_side_info
+    from segue.eval.search import tunable
+    from segue.jobs.tune import tune_models
+
+    st = state(ctx)
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    for name in names:
+        tunable(name)
+    st.require_data_dir()
+    with console.status("loading interactions"):
+        data = load_interactions(st.store())
+        side = load_side_info(st.store(), data)
+    with progress_bar() as bar:
+        task = bar.add_task("tuning", total=len(names))
+        outcome = tune_models(
+            data,
+            names,
+            st.settings.data_dir,
+            budget_s=budget_s,
+            trials=trials,
+            seed=seed,
+            metric=metric,
+            k=k,
+            side=side,
+            report=report,
+            progress=lambda s, d, t: bar.update(task, completed=d, description=s),
+        )
+    rows = [
+        [r.model, f"{r.default_score:.4f}", f"{r.best_score:.4f}", str(len(r.trials)),
+         ", ".join(f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}"
+                   for p, v in sorted(r.best_params.items()))]
+        for r in outcome.results
+    ]  # fmt: skip
+    print_table(["model", "default", "tuned", "trials", "settings"], rows,
+                title=f"{metric}@{k} on the validation part (seed {seed})")  # fmt: skip
+    console.print(f"settings saved to {outcome.saved}; report written to {outcome.report}")
 
 
 def _evaluate_ratings(st: State, models: str, folds: str, seed: int) -> None:

@@ -65,12 +65,17 @@ class Candidate:
     metric: str = "ndcg"
 
 
-def registry_candidates(names: Sequence[str]) -> list[Candidate]:
-    """Candidates for registered models (``segue.models.MODELS``), with their weighting."""
+def registry_candidates(
+    names: Sequence[str], params: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[Candidate]:
+    """Candidates for registered models (``segue.models.MODELS``), with their weighting.
+
+    ``params`` are settings per name (tuned ones); the others get their defaults.
+    """
     out = []
     for name in names:
         spec = model_spec(name)
-        out.append(Candidate(name, spec.factory, spec.weighting))
+        out.append(Candidate(name, spec.build, spec.weighting, dict((params or {}).get(name, {}))))
     return out
 
 

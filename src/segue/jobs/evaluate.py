@@ -6,9 +6,10 @@ full run behind ``segue evaluate`` (any protocol, several seeds, mean ± std, a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from segue.dataset import Interactions, SideInfo
 from segue.eval import Evaluation, RandomProtocol, evaluate, registry_candidates
@@ -62,11 +63,15 @@ def evaluate_protocol(
     side: SideInfo | None = None,
     report: Path | None = None,
     progress: Progress = no_progress,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Evaluation:
-    """Every named model on each seed's identical split; optionally a report folder."""
+    """Every named model on each seed's identical split; optionally a report folder.
+
+    ``params``: settings per model (``segue tune``'s); the others run with their defaults.
+    """
     evaluation = evaluate(
         data,
-        registry_candidates(list(names)),
+        registry_candidates(list(names), params),
         protocol,
         seeds=seeds,
         k=k,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from segue.dataset import BM25, Binary, Recency, Weighting
 from segue.errors import SegueError
@@ -27,6 +28,16 @@ class ModelSpec:
     factory: Callable[[], Recommender]
     weighting: Weighting
     cls: type[Recommender]
+
+    def build(self, **params: Any) -> Recommender:
+        """The model with ``params`` (tuned settings) over the factory's own; none: as is.
+
+        The factory's settings are read back through ``params()`` so that a name whose
+        factory fixes some of them (``trending``'s measure) keeps those under tuned ones.
+        """
+        if not params:
+            return self.factory()
+        return self.cls(**{**self.factory().params(), **params})
 
 
 COMPONENTS: dict[str, ModelSpec] = {

@@ -7,8 +7,10 @@ directory. Models see only matrix indices, so the id maps travel with every save
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from segue.dataset import IdMap, Interactions, SideInfo
 from segue.errors import SegueError
@@ -32,14 +34,19 @@ def train_models(
     model_dir: Path | None = None,
     progress: Progress = no_progress,
     side: SideInfo | None = None,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, TrainedModel]:
-    """Fit each named model on all of ``data``; save under ``model_dir/<name>`` if given."""
+    """Fit each named model on all of ``data``; save under ``model_dir/<name>`` if given.
+
+    ``params`` holds settings per model name (``segue tune``'s, :mod:`segue.registry.tuned`);
+    a model without an entry is built with its defaults.
+    """
     trained = {}
     for done, name in enumerate(names):
         progress("training", done, len(names))
         spec = model_spec(name)
         started = time.perf_counter()
-        model = spec.factory().fit(data.matrix(spec.weighting), side)
+        model = spec.build(**(params or {}).get(name, {})).fit(data.matrix(spec.weighting), side)
         result = TrainedModel(name, model, data.users, data.items, time.perf_counter() - started)
         if model_dir is not None:
             save_trained(result, model_dir / name)

@@ -16,7 +16,7 @@ import pytest
 from segue.data.synth.ratings import low_rank_ratings, write_folds
 from segue.eval.metrics import rmse
 from segue.eval.ratings import evaluate_rating_models, kfold, read_fold_dir
-from segue.models.ratings import SVD, BiasBaseline, Blend, GlobalMean, SVDpp
+from segue.models.ratings import SVD, BiasBaseline, Blend, GlobalMean, ItemKNNBaseline, SVDpp
 
 
 def _split(data, share: float = 0.2, seed: int = 1):
@@ -50,8 +50,11 @@ def test_svdpp_reads_taste_from_which_items_were_rated() -> None:
     svd = _rmse(SVD(), data, train, held)
     svdpp = _rmse(SVDpp(), data, train, held)
     assert svdpp < svd - 0.01  # measured 0.803 against 0.823
+    knn = _rmse(ItemKNNBaseline(), data, train, held)
+    bias = _rmse(BiasBaseline(), data, train, held)
+    assert knn < bias - 0.01
     blend = _rmse(Blend(), data, train, held)
-    assert blend < min(svd, svdpp) + 0.005
+    assert blend < min(svd, svdpp, knn)
 
 
 def test_fits_are_reproducible_and_unseen_rows_predict_from_biases() -> None:
@@ -129,3 +132,20 @@ def test_cli_evaluates_rating_models_on_given_folds(tmp_path: Path) -> None:
     svd, bias = (float(rows[m][0].split("±")[0]) for m in ("svd", "bias"))
     assert svd < bias
     assert float(rows["mean of models"][0]) == pytest.approx((svd + bias) / 2, abs=1e-3)
+
+
+def test_knn_reads_a_neighbour_by_hand() -> None:
+    # every user rates items 0, 1, 2; half give 5, 5, 3 and half 1, 1, 3: items 0 and 1 move
+    # together, so user 0's held-out 5 on item 0 is read from their 5 on item 1
+    users = np.repeat(np.arange(40), 3)
+    items = np.tile([0, 1, 2], 40)
+    up = np.repeat(np.arange(40) % 2 == 0, 3)
+    ratings = np.where(items == 2, 3.0, np.where(up, 5.0, 1.0))
+    keep = ~((users == 0) & (items == 0))
+    model = ItemKNNBaseline(k=1, shrinkage=0.0, baseline=BiasBaseline(0.0, 0.0, 1))
+    fitted = model.fit(users[keep], items[keep], ratings[keep], 40, 3)
+    assert fitted.sim[0, 1] == pytest.approx(1.0, abs=0.01)  # b_0 and b_1 differ a little
+    assert fitted.sim[0, 2] <= 0  # opposed residuals are never neighbours
+    baseline = fitted.baseline.predict(np.array([0]), np.array([0]))[0]
+    assert baseline < 4.5  # the biases alone cannot tell
+    assert fitted.predict(np.array([0]), np.array([0]))[0] == pytest.approx(5.0, abs=0.15)

@@ -28,6 +28,7 @@ class LowRankRatings:
     n_items: int
     noise: float
     timestamps: np.ndarray
+    truth: np.ndarray  # the noiseless value of each pair: predicting it scores the noise floor
 
 
 def low_rank_ratings(
@@ -74,7 +75,7 @@ def low_rank_ratings(
     if stars:
         rating = np.clip(np.round(rating), 1, 5)
     ts = 880_000_000 + rng.integers(0, 86_400 * 200, len(user))
-    return LowRankRatings(user, item, rating, n_users, n_items, noise, ts)
+    return LowRankRatings(user, item, rating, n_users, n_items, noise, ts, truth)
 
 
 def write_folds(data: LowRankRatings, folder: Path, folds: int = 5, seed: int = 0) -> list[Path]:

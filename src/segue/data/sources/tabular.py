@@ -745,6 +745,11 @@ _TEXT_FIELDS = frozenset(
 )
 
 
+#: User and item ids already checked against the model's rules: a vocabulary repeats in every
+#: chunk. Bounded, so a file of ever-new ids does not grow it without limit.
+_VALID_IDS: set[str] = set()
+
+
 @cache
 def _adapter(name: str) -> TypeAdapter[str]:
     return TypeAdapter(Id if name in ("user_id", "item_id", "event_id") else Name)
@@ -790,14 +795,17 @@ def _convert_column(
     if convert is to_text:
         stripped = [t.strip() or default for t in texts]
         adapter = _adapter(name)
+        valid = _VALID_IDS if name in ("user_id", "item_id") else set()
         for value in set(stripped):
-            if value is None:
+            if value is None or value in valid:
                 continue
             try:
                 if adapter.validate_python(value) != value:
                     return None
             except ValidationError:
                 return None
+            if len(valid) < 2_000_000:
+                valid.add(value)  # type: ignore[arg-type]
         return stripped
     return _by_distinct(texts, convert, default)
 

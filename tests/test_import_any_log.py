@@ -1,0 +1,232 @@
+"""Issue 18, item 1: a log imported as it comes — MovieLens-100K-shaped raw files (headerless
+tab-separated ratings, a pipe-separated Latin-1 catalog with month-name dates and 19 genre
+flags, M/F genders, a genre list) from raw files to train and evaluate with CLI commands
+alone; sniffing, dry runs, chunked streaming and the columnar path's agreement with the
+row-by-row reader, on both store backends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segue.data.model import Gender
+from segue.data.sources.tabular import ReadOptions, open_reader, read_table
+from segue.errors import RowError, SegueError
+from segue.jobs.ingest import import_table
+from segue.store import Store, open_store
+
+GENRES = [
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
+    "Sci-Fi", "Thriller", "War", "Western",
+]  # fmt: skip
+RATING_MAP = "user_id=user,item_id=item,rating=rating,timestamp=ts"
+
+
+def _ml_files(folder: Path, users: int = 30, items: int = 40, ratings: int = 600) -> Path:
+    """Made-up files in MovieLens 100K's shapes (not its data)."""
+    rng = random.Random(5)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "u.genre").write_text("".join(f"{g}|{i}\n" for i, g in enumerate(GENRES)) + "\n")
+    lines = []
+    for i in range(1, items + 1):
+        flags = ["0"] * 19
+        flags[1 + i % 18] = "1"
+        flags[1 + (i * 7) % 18] = "1"
+        title = "Café Ölgemälde (1995)" if i == 2 else f"Film {i} (1994)"
+        date = "01-Jan-1995" if i == 2 else f"{1 + i % 28:02d}-Mar-1994"
+        lines.append(f"{i}|{title}|{date}||http://example.org/{i}|" + "|".join(flags))
+    (folder / "u.item").write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    (folder / "u.user").write_text(
+        "".join(f"{u}|{20 + u}|{'MF'[u % 2]}|writer|0{u:04d}\n" for u in range(1, users + 1))
+    )
+    seen: set[tuple[int, int]] = set()
+    rows = []
+    ts = 874_965_758
+    while len(rows) < ratings:
+        u, i = rng.randint(1, users), rng.randint(1, items)
+        if (u, i) in seen:
+            continue
+        seen.add((u, i))
+        ts += rng.randint(1, 5000)
+        rows.append(f"{u}\t{i}\t{rng.randint(1, 5)}\t{ts}\n")
+    (folder / "u.data").write_text("".join(rows))
+    return folder
+
+
+def _segue(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SEGUE_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    for name in ("SEGUE_DATABASE_URL", "SEGUE_REDIS_URL", "SEGUE_REDIS_PREFIX"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "-c", "from segue.cli.main import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    return done
+
+
+def test_movielens_shaped_files_to_train_and_evaluate_with_cli_alone(tmp_path: Path) -> None:
+    raw = _ml_files(tmp_path / "raw")
+    data = tmp_path / "data"
+    dry = _segue(
+        data, "import", "csv", str(raw / "u.data"), "--kind", "events",
+        "--columns", "user,item,rating,ts", "--map", RATING_MAP, "--default", "type=play",
+        "--dry-run",
+    )  # fmt: skip
+    assert "600 of 600 rows would import as events with 30 new users and 40 new items" in (
+        dry.stdout
+    )
+    assert "delimiter tab" in dry.stdout and not data.exists()  # a dry run writes nothing
+    _segue(
+        data, "import", "csv", str(raw / "u.data"), "--kind", "events",
+        "--columns", "user,item,rating,ts", "--map", RATING_MAP, "--default", "type=play",
+    )  # fmt: skip
+    items = _segue(
+        data, "import", "csv", str(raw / "u.item"), "--kind", "items", "--no-header",
+        "--map", "id=1,title=2,release_date=3", "--default", "kind=video",
+        "--flags", "genre=6-24", "--flag-names", str(raw / "u.genre"),
+    )  # fmt: skip
+    assert "encoding cp1252" in items.stdout and "delimiter pipe" in items.stdout
+    _segue(
+        data, "import", "csv", str(raw / "u.user"), "--kind", "users",
+        "--columns", "id,age,gender,occupation,zip", "--map", "id=id,gender=gender",
+        "--values", "gender=M:male,F:female",
+    )  # fmt: skip
+    store = open_store(f"sqlite:///{data / 'segue.sqlite'}")
+    try:
+        film = store.get_item("2")
+        assert film is not None and film.title == "Café Ölgemälde (1995)"
+        assert film.release_date == dt.date(1995, 1, 1)
+        assert film.genres == (GENRES[1 + 2 % 18], GENRES[1 + 14 % 18])
+        user = store.get_user("3")
+        assert user is not None and user.gender is Gender.FEMALE  # 'MF'[3 % 2]
+        other = store.get_user("2")
+        assert other is not None and other.gender is Gender.MALE
+        log = store.interactions()
+        assert len(log) == 600 and set(np.unique(log.rating)) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+        first = int(log.ts_ms[log.user_ids[log.user] == "3"].min())
+        assert int(user.signup_at.timestamp() * 1000) == first  # kept from the first event
+    finally:
+        store.close()
+    _segue(data, "train", "--models", "popularity,ease")
+    report = _segue(data, "evaluate", "--models", "popularity,ease", "--protocol", "random")
+    assert "| ease |" in report.stdout and "NDCG@10" in report.stdout
+    positive = _segue(
+        data, "evaluate", "--models", "popularity", "--protocol", "random",
+        "--positive", "rating>=4",
+    )  # fmt: skip
+    assert "| popularity |" in positive.stdout
+
+
+def test_columnar_chunks_agree_with_the_row_by_row_reader(tmp_path: Path) -> None:
+    path = tmp_path / "log.txt"
+    rows = ["u1;t1;2024-05-01T12:00:00Z;4.5;play", "u1;t1;2024-05-01T12:00:00Z;4.5;play"]
+    rows += [f"u{i % 7};t{i % 5};{1714564800 + i};{i % 5 + 1};PLAY" for i in range(40)]
+    rows += ["u1;t1;1714564800000;;skip", "u1;t1;1714564800000;;skip"]  # epoch ms, repeated
+    path.write_text("user;item;when;stars;what\n" + "\n".join(rows) + "\n")
+    mapping = {"user_id": "user", "item_id": "item", "timestamp": "when", "rating": "stars"}
+    mapping["type"] = "what"
+    expected = read_table(path, "events", mapping).events
+    reader = open_reader(path, "events", mapping)
+    chunks = list(reader.chunks(size=9))  # repeats fall across chunk boundaries
+    got = [
+        (str(c.log.event_id[i]), c.log.ts_ms[i], c.log.rating[i], int(c.lines[i]))
+        for c in chunks
+        for i in range(len(c))
+        if c.log is not None
+    ]
+    assert [g[0] for g in got] == [e.event_id for e in expected]
+    assert got[1][0] == got[0][0] + ":1" and got[-1][0] == got[-2][0] + ":1"
+    assert [g[1] for g in got] == [int(e.timestamp.timestamp() * 1000) for e in expected]
+    assert np.isnan(got[-1][2]) and got[0][2] == 4.5
+    assert [g[3] for g in got] == list(range(2, len(rows) + 2))
+
+
+def test_sniffing_semicolons_cp1252_and_a_header_that_is_data(tmp_path: Path) -> None:
+    path = tmp_path / "items.data"
+    path.write_bytes("id;title;genres\nx1;Caf\u00e9 \u20ac;rock\n".encode("cp1252"))
+    reader = open_reader(path, "items", defaults={"kind": "track"})
+    assert reader.table.dialect["encoding"] == "cp1252"
+    assert reader.table.dialect["delimiter"] == "semicolon"
+    assert read_table(path, "items", defaults={"kind": "track"}).items[0].title == "Café €"
+    headless = tmp_path / "u.data"
+    headless.write_text("196\t242\t3\t881250949\n")
+    with pytest.raises(RowError, match=r"looks like data.*--no-header"):
+        open_reader(headless, "events")
+    named = open_reader(headless, "events", {"user_id": "1", "item_id": "2", "timestamp": "4"},
+                        defaults={"type": "play"}, options=ReadOptions(header=False))  # fmt: skip
+    assert named.records().events[0].user_id == "196"
+
+
+def test_unmapped_optional_columns_are_ignored_unless_auto_map(tmp_path: Path) -> None:
+    path = tmp_path / "users.csv"
+    path.write_text("id,gender,signup_at\nu1,M,2024-01-01\n")
+    off = ReadOptions(auto_map=False)
+    user = read_table(path, "users", options=off).users[0]
+    assert user.gender is None  # 'M' is not read silently
+    with pytest.raises(RowError, match="unknown gender 'M'"):
+        read_table(path, "users", options=ReadOptions(auto_map=True))
+    mapped = ReadOptions(auto_map=False, values={"gender": {"M": "male"}})
+    assert read_table(path, "users", {"gender": "gender"}, options=mapped).users[0].gender == (
+        Gender.MALE
+    )
+
+
+def test_dry_run_lists_errors_and_writes_nothing(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "plays.csv"
+    path.write_text("uid,track,ts\nu1,t1,1714564800\nu2,t2,not-a-time\nu3,,1714564800\n")
+    mapping = {"user_id": "uid", "item_id": "track", "timestamp": "ts"}
+    result = import_table(store, path, "events", mapping, defaults={"type": "play"}, dry_run=True)
+    assert (result.rows, result.records, result.error_count) == (3, 1, 2)
+    assert result.errors[0].startswith(f"{path}, line 3, column 'ts': bad timestamp")
+    assert result.errors[1].startswith(f"{path}, line 4, column 'track': empty cell")
+    assert store.count("events") == 0 and store.count("users") == 0
+
+
+def test_events_create_users_in_chunks_or_refuse(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "plays.tsv"
+    path.write_text("uid\ttrack\tts\nu1\tt1\t1714564900\nu2\tt1\t1714564900\nu1\tt2\t1714564800\n")
+    mapping = {"user_id": "uid", "item_id": "track", "timestamp": "ts"}
+    with pytest.raises(RowError) as refused:
+        import_table(store, path, "events", mapping, defaults={"type": "play"},
+                     create_missing=False)  # fmt: skip
+    assert (refused.value.line, refused.value.column) == (2, "uid")
+    assert store.count("users") == 0
+    result = import_table(store, path, "events", mapping, defaults={"type": "play"}, chunk_rows=2)
+    assert result.report.inserted["events"] == 3 and result.created_users == 2
+    first = store.get_user("u1")
+    assert first is not None and first.signup_at.timestamp() == 1714564800  # from chunk 2
+
+
+def test_users_without_signup_keep_the_stored_one(store: Store, tmp_path: Path) -> None:
+    plays = tmp_path / "plays.csv"
+    plays.write_text("uid,track,ts\nu1,t1,1714564800\n")
+    mapping = {"user_id": "uid", "item_id": "track", "timestamp": "ts"}
+    import_table(store, plays, "events", mapping, defaults={"type": "play"})
+    users = tmp_path / "users.csv"
+    users.write_text("id,country\nu1,de\nu9,fr\n")
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    import_table(store, users, "users", {"country": "country"})
+    kept, new = store.get_user("u1"), store.get_user("u9")
+    assert kept is not None and kept.signup_at.timestamp() == 1714564800 and kept.country == "DE"
+    assert new is not None and new.signup_at >= before
+
+
+def test_bad_options_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(SegueError, match="unknown encoding"):
+        open_reader(path, "events", options=ReadOptions(encoding="klingon"))
+    with pytest.raises(SegueError, match="--columns names 3 columns but the line has 2"):
+        open_reader(path, "events", options=ReadOptions(columns=("a", "b", "c")))

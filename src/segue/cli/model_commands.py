@@ -133,6 +133,13 @@ def evaluate(
             "the first seed), or a folder of *.base/*.test pairs (user, item, rating, ts; tabs)."
         ),
     ] = "5",
+    positive: Annotated[
+        str | None,
+        typer.Option(
+            help="Which held-out pairs count as relevant, e.g. 'rating>=4' for explicit "
+            "ratings (default: every event)."
+        ),
+    ] = None,
 ) -> None:
     """Evaluate models on identical splits per seed and print mean ± std of the metrics.
 
@@ -155,7 +162,16 @@ def evaluate(
     names = _names(models)
     make_protocol(protocol)  # an unknown name fails before the data is loaded
     with console.status("loading interactions"):
-        data = load_interactions(st.store())
+        if positive:
+            from segue.dataset import Interactions
+            from segue.jobs.evaluate import positive_pairs
+
+            log = st.store().interactions()
+            data = Interactions.from_log(log)  # what load_interactions reads, kept for ratings
+            relevant = positive_pairs(log, positive)
+            del log
+        else:
+            data, relevant = load_interactions(st.store()), None
         side = load_side_info(st.store(), data)
     params = _tuned(st, data, names)
     with progress_bar() as bar:
@@ -170,6 +186,7 @@ def evaluate(
             report=report,
             progress=lambda s, d, t: bar.update(task, completed=d, total=t),
             params=params,
+            positive=relevant,
         )
     print_results(evaluation, k)
     if report is not None:

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from segue.dataset import Binary, Interactions, SideInfo, Weighting
 from segue.errors import SegueError
 from segue.eval.beyond import catalog_vectors
-from segue.eval.protocols import Protocol, make_protocol
+from segue.eval.protocols import Holdout, Protocol, make_protocol
 from segue.eval.scoring import (
     DEFAULT_BUCKETS,
     Factory,
@@ -130,6 +130,22 @@ class Evaluation:
         raise SegueError(f"no model {model!r} in this evaluation")
 
 
+def only_positive(holdout: Holdout, positive: Interactions) -> Holdout:
+    """``holdout`` scored against its positive pairs only; users left without one drop out.
+
+    Training and masking are untouched: a low rating is still something the user did, only
+    not something a list should be rewarded for finding.
+    """
+    if not holdout.train.same_space(positive):
+        raise SegueError("positive pairs index different users or items than the evaluated data")
+    relevant = holdout.relevant.multiply(positive.binary_matrix()).tocsr()
+    relevant.eliminate_zeros()
+    users = holdout.users[np.diff(relevant.indptr)[holdout.users] > 0]
+    if len(users) == 0:
+        raise SegueError("no test user has a positive held-out pair; loosen --positive")
+    return Holdout(train=holdout.train, relevant=relevant, exclude=holdout.exclude, users=users)
+
+
 def evaluate(
     data: Interactions,
     candidates: Sequence[Candidate],
@@ -143,8 +159,13 @@ def evaluate(
     buckets: Sequence[int] = DEFAULT_BUCKETS,
     auc: bool = False,
     progress: ProgressFn = _silent,
+    positive: Interactions | None = None,
 ) -> Evaluation:
     """Run every candidate on each seed's split; see the module docstring.
+
+    ``positive``: the pairs that count as relevant in the test part (explicit ratings: those
+    rated 4 or more); the others stay held out (not in training, not masked) but a model
+    ranking them gains nothing. None: every held-out pair is relevant.
 
     ``item_vectors`` (items × features) drive intra-list diversity; by default the catalog's
     genre and tag indicators when ``side`` labels any item, else each split's training columns.
@@ -177,6 +198,8 @@ def evaluate(
         split = proto.split(data, seed)
         sizes[seed] = split.sizes
         test = proto.holdout(split, "test")
+        if positive is not None:
+            test = only_positive(test, positive)
         popularity = split.train.item_counts()
         vectors = fixed_vectors
         if vectors is None:

@@ -6,12 +6,17 @@ full run behind ``segue evaluate`` (any protocol, several seeds, mean ± std, a 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from segue.data.log import InteractionLog
 from segue.dataset import Interactions, SideInfo
+from segue.errors import SegueError
 from segue.eval import Evaluation, RandomProtocol, evaluate, registry_candidates
 from segue.eval.report import write_report
 from segue.progress import Progress, no_progress
@@ -64,10 +69,12 @@ def evaluate_protocol(
     report: Path | None = None,
     progress: Progress = no_progress,
     params: Mapping[str, Mapping[str, Any]] | None = None,
+    positive: Interactions | None = None,
 ) -> Evaluation:
     """Every named model on each seed's identical split; optionally a report folder.
 
     ``params``: settings per model (``segue tune``'s); the others run with their defaults.
+    ``positive``: the pairs that count as relevant (:func:`positive_pairs`); None, all.
     """
     evaluation = evaluate(
         data,
@@ -77,7 +84,43 @@ def evaluate_protocol(
         k=k,
         side=side,
         progress=progress,
+        positive=positive,
     )
     if report is not None:
         write_report(evaluation, report)
     return evaluation
+
+
+_CONDITION = re.compile(r"\s*rating\s*(>=|<=|==|>|<)\s*([+-]?[0-9]+(?:\.[0-9]*)?)\s*")
+_COMPARE: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    ">=": np.greater_equal,
+    ">": np.greater,
+    "<=": np.less_equal,
+    "<": np.less,
+    "==": np.equal,
+}
+
+
+def positive_pairs(log: InteractionLog, condition: str) -> Interactions:
+    """The (user, item) pairs with an event meeting ``condition`` (``"rating>=4"``), in the
+    same id space as ``Interactions.from_log(log)``.
+
+    Explicit feedback says more than "the user met this item": a 2-star rating is a miss for a
+    list, though still something the user saw. Events without a rating never qualify.
+    """
+    match = _CONDITION.fullmatch(condition)
+    if match is None:
+        raise SegueError(
+            f"--positive {condition!r} is not a rating condition; e.g. rating>=4 "
+            "(>=, >, <=, < or ==)"
+        )
+    op, threshold = match.groups()
+    rated = ~np.isnan(log.rating)
+    meets = np.zeros(len(log), dtype=bool)
+    meets[rated] = _COMPARE[op](log.rating[rated], float(threshold))
+    if not meets.any():
+        raise SegueError(
+            f"--positive {condition}: no event qualifies ({int(rated.sum()):,} of "
+            f"{len(log):,} events carry a rating)"
+        )
+    return Interactions.from_log(log.select(meets))

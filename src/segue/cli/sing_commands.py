@@ -90,7 +90,8 @@ def sing(
     done = run(state(ctx).store(), track, vocals, out, method)
     console.print(
         f"[green]{escape(str(done.path))}[/]: {track} with the lead at {vocals:g} "
-        f"({done.method}) in {time.perf_counter() - started:.1f}s"
+        f"({done.method}{', kept to the sung words by the lyrics' if done.lyrics_used else ''}) "
+        f"in {time.perf_counter() - started:.1f}s"
     )
 
 

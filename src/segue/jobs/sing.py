@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segue.data.lyrics import Lyrics, parse_lrc
+from segue.data.lyrics import BACKGROUND, Lyrics, parse_lrc
 from segue.data.model import ItemKind
 from segue.data.synth.lyrics import synthetic_lyrics
 from segue.errors import NameNotResolved, SegueError
@@ -210,6 +210,8 @@ class Rendered:
     level: float
     method: str
     cached: bool
+    #: whether the track's lyrics fitted the audio and kept the mask to the sung words
+    lyrics_used: bool = False
 
 
 def level_step(level: float) -> float:
@@ -217,6 +219,20 @@ def level_step(level: float) -> float:
     if not 0.0 <= level <= 1.0 or level != level:
         raise SegueError(f"the vocal level is between 0 and 1, not {level}")
     return round(round(level / LEVEL_STEP) * LEVEL_STEP, 2)
+
+
+def sung_words(store: Store, item_id: str) -> list[tuple[int, int]] | None:
+    """(start, end) ms of the words the lead (and duet voices) sing, from the track's lyrics:
+    the soft mask uses them when they fit the audio (:func:`segue.sing.vocals.plan`)."""
+    lyrics = track_lyrics(store, item_id)
+    if lyrics is None:
+        return None
+    return [
+        (w.start_ms, w.end_ms)
+        for line in lyrics.lines
+        for w in line.words
+        if w.singer != BACKGROUND
+    ]
 
 
 def track_audio(store: Store, item_id: str) -> Path:
@@ -250,8 +266,10 @@ def render_track(
     if step == 1.0:  # the lead as recorded: the file itself, byte for byte, nothing rendered
         return Rendered(source, 1.0, "original", True)  # (read at import, so readable)
     stat = source.stat()
+    lyrics = store.get_lyrics(item_id)  # new lyrics can change the render (they gate the mask)
+    words = lyrics.updated_ms if lyrics is not None else "-"
     version = hashlib.sha256(
-        f"{item_id}\0{source}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
+        f"{item_id}\0{source}\0{stat.st_size}\0{stat.st_mtime_ns}\0{words}".encode()
     ).hexdigest()[:20]
     folder = cache_dir / version
     existing = sorted(folder.glob(f"{round(step * 100):03d}_{method}_*.wav"))
@@ -259,7 +277,8 @@ def render_track(
         used = existing[0].stem.split("_")[2]
         return Rendered(existing[0], step, used, True)
     audio = read_audio(source)
-    mixed, chosen = render(to_float(audio.samples), audio.rate, step, method)  # type: ignore[arg-type]
+    sung = sung_words(store, item_id)
+    mixed, chosen = render(to_float(audio.samples), audio.rate, step, method, sung)  # type: ignore[arg-type]
     out = from_float(mixed, audio.samples.dtype)
     used = chosen.method if chosen is not None else "original"
     path = folder / f"{round(step * 100):03d}_{method}_{used}.wav"
@@ -276,10 +295,12 @@ def sing(
     if not 0.0 <= level <= 1.0 or level != level:
         raise SegueError(f"--vocals is between 0 and 1, not {level}")
     audio = read_audio(track_audio(store, item_id))
-    mixed, chosen = render(to_float(audio.samples), audio.rate, level, method)  # type: ignore[arg-type]
+    sung = sung_words(store, item_id)
+    mixed, chosen = render(to_float(audio.samples), audio.rate, level, method, sung)  # type: ignore[arg-type]
     samples = audio.samples if chosen is None else from_float(mixed, audio.samples.dtype)
     write_wav(out, Audio(audio.rate, samples))
-    return Rendered(out, level, "original" if chosen is None else chosen.method, False)
+    used = chosen is not None and chosen.estimate is not None and chosen.estimate.lyrics_used
+    return Rendered(out, level, "original" if chosen is None else chosen.method, False, used)
 
 
 # -- synthetic songs for the synthetic world ---------------------------------------------------

@@ -5,10 +5,10 @@ estimates that centred lead and subtracts ``1 - level`` of it from each channel;
 input comes back untouched, sample for sample (:func:`render` does not even compute).
 
 * ``mid-side`` (the centre channel): the lead is the mid signal ``(L + R) / 2`` in the vocal
-  band (150 Hz–8 kHz, a zero-phase Butterworth band-pass, so the subtraction cancels in
+  band (180 Hz–8 kHz, a zero-phase Butterworth band-pass, so the subtraction cancels in
   phase). Cheap and thorough on the lead, but it also takes everything else centred in that
   band: the snare, the centred parts of chords, the bass's upper harmonics.
-* ``soft-mask`` (spectral): per time–frequency bin of the STFT (``scipy.signal``), a weight in
+* ``soft-mask`` (spectral): per time–frequency bin of an STFT (``scipy.fft``), a weight in
   [0, 1] that the bin is lead vocal — how centred it is (the inter-channel similarity,
   ``2·Re(L·R*) / (|L|² + |R|²)``, 1 for a source in the centre, ~0.6 for one panned half-way),
   how harmonic (median-filtering separation of harmonic and percussive energy: a horizontal

@@ -252,7 +252,7 @@ def _svdpp_epoch(indptr, rated, ratings, user_order, mu, bu, bi, p, q, y, lr, re
         for n in range(start, end):
             j = rated[n]
             for f in range(k):
-                y[j, f] += lr * (grad[f] - count * reg * y[j, f]) / count
+                y[j, f] += lr * (grad[f] - count * reg * y[j, f])
 
 
 @dataclass(frozen=True)

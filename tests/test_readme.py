@@ -63,6 +63,10 @@ NEEDS_NLU_MODEL = {
 EXPECT: dict[str, list[str]] = {
     "segue synth --users 300": ["300 users"],
     "import csv docs/examples/plays.csv": ["events"],
+    "--default type=play --dry-run": ["48 of 48 rows would import as events", "nothing written"],
+    "ml-style/u.item": ["encoding cp1252", "Crème Brûlée Nights (1995)", "| items | 0 | 12 | 0 |"],
+    "--values gender=M:male": ["| users | 0 | 12 | 0 |"],
+    '--positive "rating>=4"': ["| ease |", "NDCG@10"],
     "segue stats": ["events", "20,"],
     "segue train\n": ["trained hybrid"],
     "--protocol random": ["report written to reports/eval"],
@@ -378,7 +382,7 @@ def run_line(shell: Shell, line: str) -> None:
 # -- the tests ----------------------------------------------------------------------------------
 def test_the_section_parses_into_the_blocks_the_tests_run() -> None:
     blocks = using_it_blocks()
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     lines = [line for b in blocks for line in b.lines]
     assert all(command_of(line)[0] in ("segue", "export") for line in lines), lines
     assert not [line for line in lines if re.search(r"\b[A-Z]+_ID\b|\.\.\.|\|", line)], (
@@ -410,4 +414,13 @@ def test_lastfm_block_runs_as_written(
         pytest.skip(f"Last.fm 2K dataset not found at {SHARED / 'datasets' / 'lastfm-2k'}")
     block = using_it_blocks()[2]
     assert any("lastfm-2k" in line for line in block.lines)
+    run_block(make_shell(tmp_path, redis_prefix, sinks), block)
+
+
+def test_ml_style_block_runs_as_written(
+    tmp_path: Path, redis_prefix: str, sinks: dict[str, str]
+) -> None:
+    """A log as it comes: MovieLens-style raw files to an evaluation with CLI commands alone."""
+    block = using_it_blocks()[3]
+    assert any("ml-style/u.item" in line for line in block.lines)
     run_block(make_shell(tmp_path, redis_prefix, sinks), block)

@@ -1,8 +1,9 @@
 """What the README promises a new user, command by command, asserted on what they see:
 
 * an events file imports with a default for a missing field (``--default type=play``), and
-  events naming unknown users or items are refused in one line that names both ways out, or
-  added as bare rows with ``--create-missing``;
+  events naming unknown users or items add them as bare rows (by default, or
+  ``--create-missing``), or with ``--no-create-missing`` are refused in one line that names
+  both ways out;
 * ``segue nba train`` before any logged message says in one line what to run first;
 * tags act as genres on a catalog without genres (Last.fm 2K's artists), so a new listener's
   ``--genre`` works there and an unknown one lists the known ones;
@@ -88,7 +89,12 @@ def artists(tmp_path_factory: pytest.TempPathFactory) -> Path:
             for a in range(6):
                 if (u + a) % 3:
                     out.writerow([f"l{u}", f"a{a}", 1 + (u * a) % 7])
-    assert segue(data, "import", "csv", str(folder / "artists.csv"), "--kind", "items")
+    catalog = segue(data, "import", "csv", str(folder / "artists.csv"), "--kind", "items")
+    assert catalog.returncode == 0 and "not read: column(s) tags" in catalog.stdout
+    catalog = segue(
+        data, "import", "csv", str(folder / "artists.csv"), "--kind", "items", "--auto-map"
+    )
+    assert catalog.returncode == 0, catalog.stderr
     imported = segue(
         data, "import", "csv", str(folder / "plays.csv"), "--kind", "events",
         "--map", "user_id=user,item_id=artist,count=plays",
@@ -131,13 +137,18 @@ def test_unknown_listeners_and_items_are_refused_or_created(tmp_path: Path) -> N
         "newcomer,trk-000001,play,2024-03-02T10:00:00Z\n"
         "newcomer,brand-new-song,play,2024-03-01T09:00:00Z\n"
     )
-    refused = one_line_error(segue(data, "import", "csv", str(log), "--kind", "events"))
-    assert "line 3" in refused and "'newcomer'" in refused and "--create-missing" in refused
+    refused = one_line_error(
+        segue(data, "import", "csv", str(log), "--kind", "events", "--no-create-missing")
+    )
+    assert "line 3" in refused and "'newcomer'" in refused and "--kind users" in refused
+    assert "--no-create-missing" in refused
     with open_store(f"sqlite:///{data / 'segue.sqlite'}") as store:
         assert store.get_user("newcomer") is None  # nothing written
 
-    created = segue(data, "import", "csv", str(log), "--kind", "events", "--create-missing")
+    created = segue(data, "import", "csv", str(log), "--kind", "events")  # the default
     assert created.returncode == 0, created.stderr
+    again = segue(data, "import", "csv", str(log), "--kind", "events", "--create-missing")
+    assert again.returncode == 0 and "| events | 0 | 0 | 3 |" in again.stdout, again.stdout
     with open_store(f"sqlite:///{data / 'segue.sqlite'}") as store:
         user = store.get_user("newcomer")
         item = store.get_item("brand-new-song")
@@ -187,7 +198,9 @@ def test_the_api_says_why_a_list_or_a_station_is_empty(artists: Path) -> None:
     from segue.api import create_app
     from segue.config import Settings
 
-    with TestClient(create_app(Settings(data_dir=artists), model="itemknn", watch_s=None)) as client:
+    with TestClient(
+        create_app(Settings(data_dir=artists), model="itemknn", watch_s=None)
+    ) as client:
         station = client.get("/v1/users/l1/station")
         assert station.status_code == 200, station.text
         assert station.json()["tracks"] == []

@@ -156,6 +156,13 @@ def import_table(
     if keep_signup:
         result.sources = [x for x in result.sources if x[0] != "signup_at"]
         result.sources.append(("signup_at", "kept if stored, else the import time"))
+    flagged = options.flags if options is not None else {}
+    unread = [name for name in reader.unread if name not in flagged]
+    if unread:
+        result.notes.append(
+            f"not read: column(s) {', '.join(unread)}, named like fields but not mapped "
+            "(map them, e.g. --map " + ",".join(f"{n}={n}" for n in unread) + ", or --auto-map)"
+        )
     if create_missing is None:
         create_missing = kind == "events"
     errors: list[RowError] = []

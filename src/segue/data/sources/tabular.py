@@ -450,6 +450,12 @@ class TableReader:
                 self.sources.append(Source(name, column, how))
             elif name in fixed:
                 self.sources.append(Source(name, None, f"default {fixed[name]!s}"))
+        #: columns named like an optional field but not read (no mapping, no auto_map)
+        self.unread = [
+            name
+            for name in converters
+            if name in position and self.column_of.get(name) is None and name not in fixed
+        ]
         self.flag_plan: list[tuple[str, list[tuple[int, str, str]]]] = []
         for name, columns in options.flags.items():
             if name not in converters:

@@ -9,6 +9,7 @@ can serve (an empty store), personal routes answer 503 with the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -173,6 +174,16 @@ async def recommendations(
         device=device,
         local_time=local_time,
     )
+    now_ms = int(time.time() * 1000)
+    assigned: dict[str, str] = {}
+    if svc.experiments is not None:
+        try:
+            assigned, overrides = svc.experiments.settings_for(user_id, now_ms)
+        except Exception as exc:  # a broken experiments file must not stop serving
+            log.warning("experiments not applied: %s", exc)
+            assigned, overrides = {}, {}
+        if overrides:  # the variant's pipeline settings win: they are what is compared
+            req = dataclasses.replace(req, **overrides)
     degraded: list[str] = []
     user: User | None = None
     try:
@@ -199,12 +210,13 @@ async def recommendations(
             Exposure(
                 request_id=request_id,
                 user_id=user_id,
-                ts_ms=int(time.time() * 1000),
-                surface=surface,
+                ts_ms=now_ms,
+                surface=req.surface,
                 model=answer.model,
                 version=answer.version,
                 path=answer.path,
                 items=tuple(i.item_id for i in answer.items),
+                experiments=assigned,
                 context={
                     k: str(v) for k, v in (("device", device), ("local_time", local_time)) if v
                 },
@@ -217,7 +229,7 @@ async def recommendations(
         model=answer.model,
         version=answer.version,
         path=answer.path,
-        surface=surface,
+        surface=req.surface,
         personal_weight=answer.personal_weight,
         fresh_plays=answer.fresh_plays,
         session_id=answer.session_id,

@@ -25,6 +25,7 @@ from segue.api.security import ApiKeys
 from segue.config import Settings, make_data_dir
 from segue.data.model import set_max_future_s
 from segue.errors import SegueError
+from segue.experiments.book import EXPERIMENTS_FILE, ExperimentBook
 from segue.extras import MissingExtra, install_hint, missing_extra
 from segue.jobs.catalog import CatalogNames
 from segue.jobs.products import ProductContext
@@ -70,6 +71,8 @@ class Services:
     breaker: CircuitBreaker | None = None
     #: every served list, buffered here and written to the store by a thread of its own
     exposures: ExposureLog | None = None
+    #: the running experiments (``<data_dir>/experiments.json``, re-read when it changes)
+    experiments: ExperimentBook | None = None
 
     def start(self, *, watch_s: float | None = 2.0) -> None:
         self.models.load()
@@ -231,6 +234,7 @@ def build_services(
             on_written=metrics.exposures_logged.inc,
             on_drop=metrics.exposures_dropped.inc,
         ),
+        experiments=ExperimentBook(settings.data_dir / EXPERIMENTS_FILE),
     )
 
 

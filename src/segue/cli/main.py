@@ -16,6 +16,7 @@ from rich.markup import escape
 from segue.cli import (
     catalog_commands,
     data_commands,
+    experiment_commands,
     lifecycle_commands,
     metrics_commands,
     model_commands,
@@ -55,6 +56,7 @@ nba_commands.register(app)
 user_commands.register(app)
 simulate_commands.register(app)
 metrics_commands.register(app)
+experiment_commands.register(app)
 sing_commands.register(app)
 
 

@@ -116,7 +116,7 @@ def evaluate(
         str,
         typer.Option(
             help="random (8:1:1 per user), temporal, cold-users, cold-items, or ratings "
-            "(RMSE/MAE of rating prediction, for stores with rated events)."
+            "(RMSE/MAE of the rating models mean, bias, svd, svdpp, knn, blend on --folds)."
         ),
     ] = "random",
     seeds: Annotated[

@@ -59,11 +59,40 @@ def online_metrics(
         raise SegueError(f"--to ({end}) is before --from ({start})")
     if window_s <= 0:
         raise SegueError(f"the attribution window must be positive, got {window_s} s")
-    start_ms, end_ms = _ms(start), _ms(end) + DAY_MS
+    table = attributed_lists(
+        store, _ms(start), _ms(end) + DAY_MS, window_ms=window_s * 1000, conversion_ms=conversion_ms
+    )
+    if table.empty:
+        return []
+    rows = []
+    for (day, arm), group in table.groupby(["day", "arm"], sort=True):
+        plays, skips = group["played"].sum(), group["skips"].sum()
+        listeners = group["user_id"].nunique()
+        rows.append(
+            OnlineRow(
+                day=day,
+                arm=str(arm),
+                lists=len(group),
+                listeners=int(listeners),
+                ctr=float((group["played"] > 0).mean()),
+                conversion=float((group["converted"] > 0).mean()),
+                skip_rate=float(skips / (plays + skips)) if plays + skips else 0.0,
+                minutes_per_listener=float(group["ms"].sum() / 60_000 / listeners),
+            )
+        )
+    return rows
+
+
+def attributed_lists(
+    store: Store, start_ms: int, end_ms: int, *, window_ms: int, conversion_ms: int
+) -> pd.DataFrame:
+    """One row per list served in ``[start_ms, end_ms)``, indexed by request id: ``user_id``,
+    ``ts_ms``, ``day``, ``arm``, ``experiments`` (dict), and what it led to within
+    ``window_ms``: ``played`` (plays of its items), ``converted`` (of them, at least
+    ``conversion_ms`` long), ``skips``, ``ms`` (milliseconds listened)."""
     shown = store.exposures_between(start_ms, end_ms)
     if not shown:
-        return []
-    window_ms = window_s * 1000
+        return pd.DataFrame()
     log = store.interactions(
         [EventType.PLAY, EventType.SKIP],
         include_focus=False,
@@ -85,12 +114,15 @@ def online_metrics(
             "user_id": [e.user_id for e in shown],
             "ts_ms": [e.ts_ms for e in shown],
             "arm": [_arm(e.model, e.version, e.experiments) for e in shown],
+            "experiments": [e.experiments for e in shown],
             "items": [list(e.items) for e in shown],
         }
     )
     lists["day"] = pd.to_datetime(lists["ts_ms"], unit="ms", utc=True).dt.date
-    pairs = lists.explode("items").rename(columns={"items": "item_id"})
-    joined = pairs.merge(events, on=["user_id", "item_id"], how="inner")
+    pairs = lists[["request_id", "user_id", "ts_ms", "items"]].explode("items")
+    joined = pairs.rename(columns={"items": "item_id"}).merge(
+        events, on=["user_id", "item_id"], how="inner"
+    )
     after = joined[
         (joined["event_ts"] >= joined["ts_ms"]) & (joined["event_ts"] < joined["ts_ms"] + window_ms)
     ]
@@ -103,24 +135,10 @@ def online_metrics(
             "ms": played.groupby("request_id")["ms_played"].sum(),
         }
     )
-    table = lists.set_index("request_id").join(per_list).fillna(0)
-    rows = []
-    for (day, arm), group in table.groupby(["day", "arm"], sort=True):
-        plays, skips = group["played"].sum(), group["skips"].sum()
-        listeners = group["user_id"].nunique()
-        rows.append(
-            OnlineRow(
-                day=day,
-                arm=str(arm),
-                lists=len(group),
-                listeners=int(listeners),
-                ctr=float((group["played"] > 0).mean()),
-                conversion=float((group["converted"] > 0).mean()),
-                skip_rate=float(skips / (plays + skips)) if plays + skips else 0.0,
-                minutes_per_listener=float(group["ms"].sum() / 60_000 / listeners),
-            )
-        )
-    return rows
+    table = lists.drop(columns=["items"]).set_index("request_id").join(per_list)
+    for column in ("played", "converted", "skips", "ms"):
+        table[column] = table[column].fillna(0)
+    return table
 
 
 def _arm(model: str, version: str, experiments: dict[str, str]) -> str:

@@ -1,0 +1,164 @@
+"""``segue experiments``: create, start, stop, list and report A/B tests of the serving
+pipeline (``<data_dir>/experiments.json``; serving processes pick changes up at once)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Annotated
+
+import typer
+
+from segue.cli.console import console, print_table
+from segue.cli.context import state
+from segue.errors import SegueError
+
+experiments_app = typer.Typer(
+    help="A/B tests of the serving pipeline: variants, assignment, reports.",
+    no_args_is_help=True,
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(experiments_app, name="experiments")
+
+
+def _book(ctx: typer.Context):  # type: ignore[no-untyped-def]
+    from segue.experiments.book import EXPERIMENTS_FILE, ExperimentBook
+
+    return ExperimentBook(state(ctx).settings.data_dir / EXPERIMENTS_FILE)
+
+
+@experiments_app.command("create")
+def create(
+    ctx: typer.Context,
+    experiment_id: Annotated[str, typer.Argument(help="A name for it, e.g. artist-cap.")],
+    variant: Annotated[
+        list[str],
+        typer.Option(
+            help="NAME or NAME:SETTING=VALUE,... (max_per_artist, new_item_share, surface); "
+            "the first is the control. Give two or more."
+        ),
+    ],
+    share: Annotated[
+        str | None, typer.Option(help="Traffic shares, e.g. 0.5,0.5 (default: equal).")
+    ] = None,
+    layer: Annotated[str, typer.Option(help="Experiments of one layer exclude each other.")] = (
+        "default"
+    ),
+    part: Annotated[
+        str, typer.Option(help="The part of its layer it owns, START-END in [0, 1].")
+    ] = "0-1",
+) -> None:
+    """Define an experiment (as a draft: `segue experiments start` runs it)."""
+    from segue.experiments.assignment import Experiment, Variant
+    from segue.experiments.book import Plan, parse_settings
+
+    names, settings = [], {}
+    for text in variant:
+        name, _, rest = text.partition(":")
+        names.append(name.strip())
+        settings[name.strip()] = parse_settings(rest, f"--variant {text!r}")
+    if share is None:
+        shares = [1 / len(names)] * len(names)
+    else:
+        try:
+            shares = [float(s) for s in share.split(",")]
+        except ValueError:
+            raise SegueError(f"--share takes numbers like 0.5,0.5, got {share!r}") from None
+        if len(shares) != len(names):
+            raise SegueError(f"--share has {len(shares)} values for {len(names)} variants")
+    low, sep, high = part.partition("-")
+    try:
+        start, end = float(low), float(high)
+    except ValueError:
+        raise SegueError(f"--part takes START-END, e.g. 0-0.5, got {part!r}") from None
+    if not sep:
+        raise SegueError(f"--part takes START-END, e.g. 0-0.5, got {part!r}")
+    plan = Plan(
+        Experiment(
+            experiment_id,
+            tuple(Variant(n, s) for n, s in zip(names, shares, strict=True)),
+            layer=layer,
+            start=start,
+            end=end,
+        ),
+        settings,
+    )
+    _book(ctx).create(plan)
+    console.print(f"experiment {experiment_id} created (draft): " + ", ".join(
+        f"{n} {s:.0%}" + (f" {settings[n]}" if settings[n] else "") for n, s in zip(
+            names, shares, strict=True)
+    ))  # fmt: skip
+
+
+@experiments_app.command("start")
+def start(ctx: typer.Context, experiment_id: str) -> None:
+    """Run it: serving assigns listeners from now on."""
+    from segue.experiments.book import RUNNING
+
+    _book(ctx).set_status(experiment_id, RUNNING, int(time.time() * 1000))
+    console.print(f"experiment {experiment_id} running")
+
+
+@experiments_app.command("stop")
+def stop(ctx: typer.Context, experiment_id: str) -> None:
+    """Stop it: everyone gets the default pipeline again; the report stays."""
+    from segue.experiments.book import STOPPED
+
+    _book(ctx).set_status(experiment_id, STOPPED, int(time.time() * 1000))
+    console.print(f"experiment {experiment_id} stopped")
+
+
+@experiments_app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """Every experiment: status, layer, variants with shares and settings."""
+    plans = _book(ctx).plans()
+    if not plans:
+        console.print("no experiments yet: `segue experiments create ID --variant A --variant B`")
+        return
+    rows = [
+        [
+            p.experiment.id,
+            p.status,
+            f"{p.experiment.layer} [{p.experiment.start:g}, {p.experiment.end:g})",
+            "; ".join(
+                f"{v.name} {v.share:.0%}"
+                + "".join(f" {k}={val}" for k, val in p.settings.get(v.name, {}).items())
+                for v in p.experiment.variants
+            ),
+        ]
+        for p in plans
+    ]
+    print_table(["experiment", "status", "layer [part)", "variants"], rows)
+
+
+@experiments_app.command("report")
+def report(
+    ctx: typer.Context,
+    experiment_id: str,
+    start: Annotated[
+        str | None, typer.Option("--from", help="First day (UTC), YYYY-MM-DD; default: its start.")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day (default: today).")] = None,
+) -> None:
+    """Per variant against the control: CTR, conversions and minutes per listener, with
+    intervals, Holm-adjusted p-values and the sample-ratio check."""
+    from segue.jobs.experiments import experiment_report
+
+    def day(text: str, option: str) -> dt.date:
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            raise SegueError(f"{option} takes YYYY-MM-DD, got {text!r}") from None
+
+    book = _book(ctx)
+    today = dt.datetime.now(dt.UTC).date()
+    if start:
+        first = day(start, "--from")
+    else:
+        began = book.get(experiment_id).started_ms
+        first = today if began is None else dt.datetime.fromtimestamp(began / 1000, dt.UTC).date()
+    last = day(end, "--to") if end else today
+    result = experiment_report(state(ctx).store(), book, experiment_id, first, last)
+    console.print(result.markdown(), markup=False, highlight=False, soft_wrap=True)

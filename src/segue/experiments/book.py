@@ -1,0 +1,196 @@
+"""The experiments of one installation, kept in a JSON file beside the model registry.
+
+Serving processes read the file when it changes (one ``stat`` per request) and assign each
+listener with :class:`~segue.experiments.assignment.Assigner`; the CLI writes it (create,
+start, stop) atomically, so a reader sees the old file or the new one. A variant's
+``settings`` are the pipeline settings it serves with — for now what a list request itself
+can set: ``max_per_artist``, ``new_item_share`` and ``surface``; they override the request's
+own values for the listeners in that variant, which is what makes the arms differ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segue.errors import SegueError
+from segue.experiments.assignment import Assigner, Experiment, Variant
+
+DRAFT, RUNNING, STOPPED = "draft", "running", "stopped"
+#: The file's name in the data directory.
+EXPERIMENTS_FILE = "experiments.json"
+#: Pipeline settings a variant may set, with the check each value must pass.
+SETTINGS: dict[str, tuple[type, Any]] = {
+    "max_per_artist": (int, lambda v: 1 <= v <= 100),
+    "new_item_share": (float, lambda v: 0.0 <= v <= 0.5),
+    "surface": (str, lambda v: v in ("home", "radio", "discovery")),
+}
+
+
+def parse_settings(text: str, where: str) -> dict[str, Any]:
+    """``key=value,key=value`` into checked settings (one line naming what is wrong)."""
+    out: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, raw = part.partition("=")
+        if not sep or key not in SETTINGS:
+            raise SegueError(
+                f"{where}: {part!r} is not a setting; known: "
+                + ", ".join(f"{k}=…" for k in SETTINGS)
+            )
+        kind, valid = SETTINGS[key]
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise SegueError(f"{where}: {key} takes a {kind.__name__}, got {raw!r}") from None
+        if not valid(value):
+            raise SegueError(f"{where}: {key}={raw} is out of range")
+        out[key] = value
+    return out
+
+
+@dataclass
+class Plan:
+    """One experiment as run: assignment, each variant's settings, its status and times."""
+
+    experiment: Experiment
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    status: str = DRAFT
+    started_ms: int | None = None
+    stopped_ms: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        e = self.experiment
+        return {
+            "id": e.id,
+            "layer": e.layer,
+            "start": e.start,
+            "end": e.end,
+            "ramp": [list(r) for r in e.ramp],
+            "salt": e.hash_salt,
+            "variants": [
+                {"name": v.name, "share": v.share, "settings": self.settings.get(v.name, {})}
+                for v in e.variants
+            ],
+            "status": self.status,
+            "started_ms": self.started_ms,
+            "stopped_ms": self.stopped_ms,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        experiment = Experiment(
+            id=data["id"],
+            variants=tuple(Variant(v["name"], float(v["share"])) for v in data["variants"]),
+            layer=data.get("layer", "default"),
+            start=float(data.get("start", 0.0)),
+            end=float(data.get("end", 1.0)),
+            ramp=tuple((int(t), float(f)) for t, f in data.get("ramp", [])),
+            salt=data.get("salt", ""),
+        )
+        settings = {v["name"]: dict(v.get("settings", {})) for v in data["variants"]}
+        return cls(
+            experiment, settings, data["status"], data.get("started_ms"), data.get("stopped_ms")
+        )
+
+
+class ExperimentBook:
+    """The file of experiments (``experiments.json``) and the global holdout share."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._seen: tuple[float, int] | None = None
+        self._cached: tuple[Assigner, dict[str, Plan]] = (Assigner(), {})
+
+    # -- reading --------------------------------------------------------------------------
+    def _read(self) -> tuple[list[Plan], float]:
+        if not self.path.exists():
+            return [], 0.0
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return [Plan.from_json(p) for p in data.get("experiments", [])], float(
+                data.get("holdout", 0.0)
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SegueError(f"{self.path}: not a readable experiments file ({exc})") from exc
+
+    def plans(self) -> list[Plan]:
+        return self._read()[0]
+
+    def get(self, experiment_id: str) -> Plan:
+        for plan in self.plans():
+            if plan.experiment.id == experiment_id:
+                return plan
+        known = ", ".join(p.experiment.id for p in self.plans()) or "none yet"
+        raise SegueError(f"no experiment {experiment_id!r} (known: {known})")
+
+    def running(self) -> tuple[Assigner, dict[str, Plan]]:
+        """The assigner over the running experiments, re-read only when the file changed."""
+        try:
+            stat = self.path.stat()
+            seen = (stat.st_mtime, stat.st_size)
+        except FileNotFoundError:
+            seen = (0.0, 0)
+        with self._lock:
+            if seen != self._seen:
+                plans, holdout = self._read()
+                live = [p for p in plans if p.status == RUNNING]
+                assigner = Assigner([p.experiment for p in live], holdout_share=holdout)
+                self._cached = (assigner, {p.experiment.id: p for p in live})
+                self._seen = seen
+            return self._cached
+
+    def settings_for(self, user_id: str, now_ms: int) -> tuple[dict[str, str], dict[str, Any]]:
+        """(the listener's variants by experiment, the settings those variants serve with)."""
+        assigner, plans = self.running()
+        if not plans:
+            return {}, {}
+        assigned = assigner.assign(user_id, now_ms)
+        merged: dict[str, Any] = {}
+        for experiment_id, variant in sorted(assigned.items()):
+            merged.update(plans[experiment_id].settings.get(variant, {}))
+        return assigned, merged
+
+    # -- writing --------------------------------------------------------------------------
+    def _write(self, plans: list[Plan], holdout: float) -> None:
+        Assigner([p.experiment for p in plans if p.status == RUNNING], holdout_share=holdout)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        body = {"holdout": holdout, "experiments": [p.to_json() for p in plans]}
+        tmp.write_text(json.dumps(body, indent=2), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+    def create(self, plan: Plan) -> Plan:
+        plans, holdout = self._read()
+        if any(p.experiment.id == plan.experiment.id for p in plans):
+            raise SegueError(f"experiment {plan.experiment.id!r} exists already")
+        for name in plan.settings:
+            if name not in {v.name for v in plan.experiment.variants}:
+                raise SegueError(f"settings for {name!r}, which is not a variant")
+        self._write([*plans, plan], holdout)
+        return plan
+
+    def set_status(self, experiment_id: str, status: str, now_ms: int) -> Plan:
+        plans, holdout = self._read()
+        for plan in plans:
+            if plan.experiment.id != experiment_id:
+                continue
+            allowed = {RUNNING: (DRAFT,), STOPPED: (RUNNING,)}[status]
+            if plan.status not in allowed:
+                raise SegueError(f"experiment {experiment_id!r} is {plan.status}; cannot {status}")
+            plan.status = status
+            if status == RUNNING:
+                plan.started_ms = now_ms
+            else:
+                plan.stopped_ms = now_ms
+            self._write(plans, holdout)  # refuses to run two that overlap in a layer
+            return plan
+        raise SegueError(f"no experiment {experiment_id!r}")
+
+    def set_holdout(self, share: float) -> None:
+        plans, _ = self._read()
+        self._write(plans, share)

@@ -104,6 +104,8 @@ class TableImport:
     dry_run: bool = False
 
 
+#: Bare users or items created per store call.
+_CREATE_BATCH = 10_000
 #: Rows a dry run shows, and errors it lists (it counts them all).
 SHOWN_ROWS = 5
 SHOWN_ERRORS = 10
@@ -234,12 +236,17 @@ def _events_chunk(
     result.created_items += len(missing_items)
     if dry_run:
         return
-    batch = RecordBatch(
-        users=[User(id=u, signup_at=from_epoch_ms(signups[u])) for u in sorted(missing_users)],
-        items=[Item(id=i, kind=ItemKind.TRACK, title=i) for i in sorted(missing_items)],
-    )
-    if batch.users or batch.items:
-        _add(result.report, store.ingest(batch))
+    # in slices: a first chunk may name tens of thousands of new listeners, and a validated
+    # record plus its row dict each is the largest transient of the import otherwise
+    new_users, new_items = sorted(missing_users), sorted(missing_items)
+    for start in range(0, len(new_users), _CREATE_BATCH):
+        part = new_users[start : start + _CREATE_BATCH]
+        users = [User(id=u, signup_at=from_epoch_ms(signups[u])) for u in part]
+        _add(result.report, store.ingest(RecordBatch(users=users)))
+    for start in range(0, len(new_items), _CREATE_BATCH):
+        part = new_items[start : start + _CREATE_BATCH]
+        items = [Item(id=i, kind=ItemKind.TRACK, title=i) for i in part]
+        _add(result.report, store.ingest(RecordBatch(items=items)))
     new = store.add_event_log(log)
     result.report.inserted["events"] = result.report.inserted.get("events", 0) + new
     result.report.ignored["events"] = result.report.ignored.get("events", 0) + len(log) - new

@@ -230,3 +230,18 @@ def test_bad_options_are_one_line(tmp_path: Path) -> None:
         open_reader(path, "events", options=ReadOptions(encoding="klingon"))
     with pytest.raises(SegueError, match="--columns names 3 columns but the line has 2"):
         open_reader(path, "events", options=ReadOptions(columns=("a", "b", "c")))
+
+
+def test_piped_import_tables_are_whole(tmp_path: Path) -> None:
+    """Item 5: piped, the mapping and first rows print as Markdown, no cell cut to fit 80
+    columns (a long title and every field of the row are all there)."""
+    title = "A Very Long Title " * 12 + "(1995)"
+    path = tmp_path / "items.txt"
+    path.write_text(f"id|name|year\nx1|{title}|01-Jan-1995\n")
+    shown = _segue(
+        tmp_path / "data", "import", "csv", str(path), "--kind", "items",
+        "--map", "title=name,release_date=year", "--default", "kind=track", "--dry-run",
+    )  # fmt: skip
+    assert f"| {title.strip()} |" in shown.stdout and "1995-01-01" in shown.stdout
+    assert "| release_date | year (mapped) |" in shown.stdout
+    assert "…" not in shown.stdout

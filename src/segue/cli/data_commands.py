@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from segue.cli.console import console, print_table, progress_bar
 from segue.cli.context import state
@@ -322,7 +321,5 @@ def stats(ctx: typer.Context) -> None:
     from segue.store.base import TABLES
 
     store = state(ctx).store()
-    table = Table("table", "rows", title=masked(store.url))
-    for name in TABLES:
-        table.add_row(name, f"{store.count(name):,}")
-    console.print(table)
+    rows = [[name, f"{store.count(name):,}"] for name in TABLES]
+    print_table(["table", "rows"], rows, title=masked(store.url))

@@ -1,0 +1,78 @@
+"""Importing any log: a generated headerless, tab-separated ratings file of N rows (MovieLens'
+u.data shape: user, item, rating, epoch seconds) streamed into a fresh SQLite store through
+``segue.jobs.ingest.import_table``, users and items created from the events.
+
+Prints rows/s and the peak resident memory of the process (``resource.getrusage``), the two
+bars of issue 18 (>= 100k rows/s, <= 500 MB for 3M rows). Run:
+
+    .venv/bin/python benchmarks/bench_import.py --rows 3000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from segue.data.sources.tabular import ReadOptions
+from segue.jobs.ingest import import_table
+from segue.store import open_store
+
+
+def write_log(path: Path, rows: int, users: int, items: int, seed: int = 0) -> None:
+    """A made-up ratings log, written in blocks so the generator itself stays small."""
+    rng = random.Random(seed)
+    ts = 880_000_000
+    with path.open("w") as out:
+        block: list[str] = []
+        for _ in range(rows):
+            ts += rng.randint(0, 20)
+            block.append(
+                f"{rng.randint(1, users)}\t{rng.randint(1, items)}\t{rng.randint(1, 5)}\t{ts}\n"
+            )
+            if len(block) == 100_000:
+                out.writelines(block)
+                block.clear()
+        out.writelines(block)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=3_000_000)
+    parser.add_argument("--users", type=int, default=70_000)
+    parser.add_argument("--items", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        log = folder / "ratings.data"
+        write_log(log, args.rows, args.users, args.items)
+        size = log.stat().st_size
+        store = open_store(f"sqlite:///{folder / 'segue.sqlite'}")
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        started = time.perf_counter()
+        result = import_table(
+            store,
+            log,
+            "events",
+            {"user_id": "user", "item_id": "item", "rating": "rating", "timestamp": "ts"},
+            defaults={"type": "play"},
+            options=ReadOptions(columns=("user", "item", "rating", "ts")),
+        )
+        seconds = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        inserted = result.report.inserted.get("events", 0)
+        print(
+            f"rows={result.rows:,} file={size / 1e6:.0f} MB inserted={inserted:,} "
+            f"users={result.created_users:,} items={result.created_items:,} "
+            f"seconds={seconds:.1f} rows/s={result.rows / seconds:,.0f} "
+            f"peak_rss_mib={peak:.0f} (before import {before:.0f})"
+        )
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

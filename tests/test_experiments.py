@@ -224,3 +224,27 @@ def test_obrien_fleming_bounds_spend_alpha_over_the_planned_looks() -> None:
 def test_holm_adjusts_in_the_order_given() -> None:
     np.testing.assert_allclose(holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
     np.testing.assert_allclose(holm([0.5, 0.001]), [0.5, 0.002])
+
+
+def test_ips_weighs_the_logged_rewards_by_how_the_target_would_have_acted() -> None:
+    from segue.experiments.stats import ips
+
+    # two arms logged uniformly; the target always takes arm 0, whose reward is 1
+    estimate, se, self_normalised = ips(
+        rewards=np.array([1.0, 0.0, 1.0, 1.0]),
+        target=np.array([1.0, 0.0, 1.0, 0.0]),
+        logging=np.array([0.5, 0.5, 0.5, 0.5]),
+    )
+    assert estimate == 1.0 and self_normalised == 1.0 and se > 0
+    # unbiased by simulation: logging with unequal propensities, a target that differs
+    rewards_of = np.array([0.2, 0.5, 0.8])
+    logging_p = np.array([0.6, 0.3, 0.1])
+    target_p = np.array([0.0, 0.2, 0.8])
+    truth = float(target_p @ rewards_of)
+    n = 200_000
+    action = RNG.choice(3, size=n, p=logging_p)
+    reward = (RNG.random(n) < rewards_of[action]).astype(float)
+    estimate, se, self_normalised = ips(reward, target_p[action], logging_p[action])
+    assert abs(estimate - truth) < 3 * se and abs(self_normalised - truth) < 0.01
+    with pytest.raises(SegueError, match="propensities"):
+        ips(np.ones(2), np.ones(2), np.array([0.5, 0.0]))

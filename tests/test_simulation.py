@@ -131,3 +131,14 @@ def test_segue_simulate_prints_the_report(tmp_path) -> None:  # type: ignore[no-
     )  # fmt: skip
     assert bad.returncode != 0 and "unknown model 'nope'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_an_off_policy_estimate_finds_the_simulated_ctr() -> None:
+    from segue.simulation.counterfactual import off_policy_check
+
+    world = _world()
+    for rank in (0, 5):
+        check = off_policy_check(world, world.events(), target_rank=rank, seed=1)
+        assert 0 < check.matched < 0.9  # the logging policy explores
+        assert abs(check.ips - check.truth) < 3 * check.ips_se, check
+        assert check.truth > 0

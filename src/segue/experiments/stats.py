@@ -250,6 +250,31 @@ def obrien_fleming_bounds(
     return bounds
 
 
+def ips(
+    rewards: np.ndarray, target: np.ndarray, logging: np.ndarray
+) -> tuple[float, float, float]:
+    """Off-policy estimates of a target policy's mean reward from another policy's log:
+    (inverse propensity score estimate, its standard error, the self-normalised estimate).
+
+    ``rewards[n]`` is what the logged action earned, ``logging[n]`` the probability the
+    logging policy had of taking it (the propensity it logged), ``target[n]`` the probability
+    the target policy would have taken it. IPS is unbiased where the logging policy gave
+    every action the target takes a chance; SNIPS divides by the weights' sum instead of n,
+    trading a small bias for much less variance when weights are large.
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64)
+    q = np.asarray(logging, dtype=np.float64)
+    if not (r.shape == t.shape == q.shape) or len(r) < 2:
+        raise SegueError("give one reward, target and logging probability per logged action")
+    if np.any(q <= 0) or np.any(q > 1):
+        raise SegueError("logging propensities must be in (0, 1]")
+    w = t / q
+    values = w * r
+    snips = float(values.sum() / w.sum()) if w.sum() > 0 else float("nan")
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(len(r))), snips
+
+
 def holm(p_values: Sequence[float]) -> np.ndarray:
     """Holm–Bonferroni adjusted p-values, in the order given."""
     p = np.asarray(p_values, dtype=np.float64)

@@ -108,13 +108,16 @@ class Listeners:
         logit = self.base_logit + p.satisfaction * (self.satisfaction - p.satisfaction_ref)
         return np.flatnonzero(self.visit_coin[day] < expit(logit))
 
-    def react(self, day: int, users: np.ndarray, shown: np.ndarray) -> DayOutcome:
-        """What ``users`` do with their lists ``shown`` (world item positions; -1: empty)."""
+    def probabilities(
+        self, users: np.ndarray, shown: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(P(examined) per position, P(play | examined), P(skip | played)) for each listener's
+        list as things stand (their fatigue and novelty now): the truth an estimator of a
+        policy's outcomes is checked against."""
         p = self.params
-        if shown.shape != (len(users), p.k):
-            raise SegueError(f"lists must be (visitors, {p.k}), got {shown.shape}")
-        valid = shown >= 0
-        items = np.where(valid, shown, 0)
+        if shown.ndim != 2 or shown.shape[0] != len(users) or shown.shape[1] > p.k:
+            raise SegueError(f"lists must be (visitors, <= {p.k}), got {shown.shape}")
+        items = np.where(shown >= 0, shown, 0)
         z = self.world.truth.standardized_affinity(users[:, None], items)
         n_items = len(self.duration)
         keys = users[:, None].astype(np.int64) * n_items + items
@@ -127,12 +130,24 @@ class Listeners:
             - p.fatigue * seen
             + self.novelty[users][:, None] * new
         )
-        positions = np.arange(1, p.k + 1, dtype=np.float64)
-        examined = self.coins[day, users, :, 0] < p.examine * positions**-p.position_decay
-        played = valid & examined & (self.coins[day, users, :, 1] < expit(logit))
-        skipped = played & (
-            self.coins[day, users, :, 2] < expit(self.skip_intercept - self.skip_affinity * z)
-        )
+        positions = np.arange(1, shown.shape[1] + 1, dtype=np.float64)
+        examine = np.broadcast_to(p.examine * positions**-p.position_decay, shown.shape)
+        p_skip = expit(self.skip_intercept - self.skip_affinity * z)
+        return examine, np.where(shown >= 0, expit(logit), 0.0), p_skip
+
+    def react(self, day: int, users: np.ndarray, shown: np.ndarray) -> DayOutcome:
+        """What ``users`` do with their lists ``shown`` (world item positions; -1: empty)."""
+        p = self.params
+        if shown.shape != (len(users), p.k):
+            raise SegueError(f"lists must be (visitors, {p.k}), got {shown.shape}")
+        valid = shown >= 0
+        items = np.where(valid, shown, 0)
+        n_items = len(self.duration)
+        keys = users[:, None].astype(np.int64) * n_items + items
+        examine, p_play, p_skip = self.probabilities(users, shown)
+        examined = self.coins[day, users, :, 0] < examine
+        played = valid & examined & (self.coins[day, users, :, 1] < p_play)
+        skipped = played & (self.coins[day, users, :, 2] < p_skip)
         lo, hi = self.skip_ms
         skip_ms = lo + (self.coins[day, users, :, 2] * (hi - lo)).astype(np.int64)
         ms = np.where(played, np.where(skipped, np.minimum(skip_ms, self.duration[items]), 0), 0)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from segue.data.log import InteractionLog
 from segue.data.model import Gender
 from segue.data.sources.tabular import ReadOptions, open_reader, read_table
 from segue.errors import RowError, SegueError
@@ -124,7 +125,7 @@ def test_movielens_shaped_files_to_train_and_evaluate_with_cli_alone(tmp_path: P
     assert "| ease |" in report.stdout and "NDCG@10" in report.stdout
     positive = _segue(
         data, "evaluate", "--models", "popularity", "--protocol", "random",
-        "--positive", "rating>=4",
+        "--positive", "rating>=4", "--weight-by", "rating",
     )  # fmt: skip
     assert "| popularity |" in positive.stdout
 
@@ -245,3 +246,28 @@ def test_piped_import_tables_are_whole(tmp_path: Path) -> None:
     assert f"| {title.strip()} |" in shown.stdout and "1995-01-01" in shown.stdout
     assert "| release_date | year (mapped) |" in shown.stdout
     assert "…" not in shown.stdout
+
+
+def test_ratings_as_values_and_as_the_positive_threshold(tmp_path: Path) -> None:
+    """Item 2: a rated event weighs its rating when asked (unrated ones their count), and
+    --positive keeps only the pairs meeting the condition as relevant."""
+    from segue.dataset import Interactions
+    from segue.jobs.evaluate import positive_pairs
+
+    path = tmp_path / "r.tsv"
+    path.write_text("u1\ti1\t5\t1714564800\nu1\ti2\t2\t1714564801\nu2\ti1\t\t1714564802\n")
+    mapping = {"user_id": "1", "item_id": "2", "rating": "3", "timestamp": "4"}
+    events = read_table(
+        path, "events", mapping, defaults={"type": "play"}, options=ReadOptions(header=False)
+    ).events
+    log = InteractionLog.from_events(events)
+    counted = Interactions.from_log(log)
+    rated = Interactions.from_log(log, values="rating")
+    assert counted.pairs.value.tolist() == [1.0, 1.0, 1.0]
+    assert rated.pairs.value.tolist() == [5.0, 2.0, 1.0]  # u1·i1, u1·i2, u2·i1 (unrated)
+    liked = positive_pairs(log, "rating >= 4")
+    assert len(liked.pairs) == 1 and liked.same_space(counted)
+    with pytest.raises(SegueError, match="not a rating condition"):
+        positive_pairs(log, "stars>=4")
+    with pytest.raises(SegueError, match="no event qualifies"):
+        positive_pairs(log, "rating>5")

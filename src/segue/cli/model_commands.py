@@ -140,6 +140,13 @@ def evaluate(
             "ratings (default: every event)."
         ),
     ] = None,
+    weight_by: Annotated[
+        str,
+        typer.Option(
+            help="count, or rating: rated events weigh their rating in the models' weightings "
+            "that read magnitudes (counts, BM25, confidence), not in binary ones."
+        ),
+    ] = "count",
 ) -> None:
     """Evaluate models on identical splits per seed and print mean ± std of the metrics.
 
@@ -161,17 +168,19 @@ def evaluate(
         return
     names = _names(models)
     make_protocol(protocol)  # an unknown name fails before the data is loaded
+    if weight_by not in ("count", "rating"):
+        raise SegueError(f"--weight-by must be count or rating, not {weight_by!r}")
     with console.status("loading interactions"):
         if positive:
             from segue.dataset import Interactions
             from segue.jobs.evaluate import positive_pairs
 
             log = st.store().interactions()
-            data = Interactions.from_log(log)  # what load_interactions reads, kept for ratings
+            data = Interactions.from_log(log, values=weight_by)  # load_interactions' data
             relevant = positive_pairs(log, positive)
             del log
         else:
-            data, relevant = load_interactions(st.store()), None
+            data, relevant = load_interactions(st.store(), values=weight_by), None
         side = load_side_info(st.store(), data)
     params = _tuned(st, data, names)
     with progress_bar() as bar:

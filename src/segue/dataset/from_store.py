@@ -27,9 +27,10 @@ class StoreReader(Protocol):
     def friendships(self) -> Any: ...
 
 
-def load_interactions(store: StoreReader) -> Interactions:
-    """Everything personalisation may use (Focus-Mode events are left out by the store)."""
-    return Interactions.from_log(store.interactions())
+def load_interactions(store: StoreReader, *, values: str = "count") -> Interactions:
+    """Everything personalisation may use (Focus-Mode events are left out by the store);
+    ``values="rating"`` weighs rated events by their rating (:meth:`Interactions.from_log`)."""
+    return Interactions.from_log(store.interactions(), values=values)
 
 
 def load_side_info(

@@ -144,8 +144,16 @@ class Interactions:
         events: EventFilter | None = None,
         weighting: Weighting | None = None,
         decay: TimeDecay | None = None,
+        values: str = "count",
     ) -> Interactions:
-        """Aggregate a log; see the module docstring for what is kept and how."""
+        """Aggregate a log; see the module docstring for what is kept and how.
+
+        ``values="rating"``: an event weighs its rating instead of its count where it has
+        one (explicit feedback: a 5 says more than a 2), so weightings that read magnitudes
+        (counts, BM25, confidence, log scale) see the ratings; ``Binary`` still ignores them.
+        """
+        if values not in ("count", "rating"):
+            raise DatasetError(f"values must be 'count' or 'rating', got {values!r}")
         events = events or EventFilter()
         weighting = weighting or Counts()
         if not isinstance(weighting, Weighting):
@@ -171,7 +179,7 @@ class Interactions:
         return cls(
             users=users,
             items=items,
-            pairs=_aggregate(log, positive, len(items), decay),
+            pairs=_aggregate(log, positive, len(items), decay, values == "rating"),
             negatives=_aggregate(log, negative, len(items), decay),
             weighting=weighting,
         )
@@ -266,9 +274,16 @@ def _check_key_space(n_users: int, n_items: int) -> None:
 
 
 def _aggregate(
-    log: InteractionLog, mask: np.ndarray, n_items: int, decay: TimeDecay | None
+    log: InteractionLog,
+    mask: np.ndarray,
+    n_items: int,
+    decay: TimeDecay | None,
+    rated: bool = False,
 ) -> Pairs:
-    """Sum the selected events per (user, item): one sort, then segment reductions."""
+    """Sum the selected events per (user, item): one sort, then segment reductions.
+
+    ``rated``: values sum each event's rating (its count where it has none) instead.
+    """
     if not mask.any():
         return Pairs.empty()
     user = log.user[mask]
@@ -281,10 +296,14 @@ def _aggregate(
     ts = log.ts_ms[mask][order]
     count = log.count[mask][order].astype(np.int64)
     summed_count = np.add.reduceat(count, starts)
+    weight: np.ndarray = count
+    if rated:
+        rating = log.rating[mask][order]
+        weight = np.where(np.isnan(rating), count, rating * count)
     if decay is None:
-        value = summed_count.astype(np.float64)
+        value = np.add.reduceat(weight.astype(np.float64), starts)
     else:
-        value = np.add.reduceat(decay.event_weights(ts, count), starts)
+        value = np.add.reduceat(decay.event_weights(ts, weight), starts)
     first_of_pair = order[starts]
     return Pairs(
         user=user[first_of_pair],

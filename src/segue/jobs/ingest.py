@@ -172,6 +172,7 @@ def import_table(
         reader.errors = errors
     signups: dict[str, int] = {}  # users created here: their earliest event so far (ms)
     moved: set[str] = set()  # ... of which an event in a later chunk came earlier
+    created: set[str] = set()  # items created here (a dry run writes none to ask the store)
     context = contextlib.nullcontext() if dry_run else store.transaction()
     with context:
         for chunk in reader.chunks(chunk_rows or CHUNK_ROWS):
@@ -179,7 +180,9 @@ def import_table(
             if len(result.first) < SHOWN_ROWS:
                 result.first.extend(_shown(chunk, SHOWN_ROWS - len(result.first)))
             if chunk.log is not None:
-                _events_chunk(store, reader, chunk, create_missing, signups, moved, result, dry_run)
+                _events_chunk(
+                    store, reader, chunk, create_missing, signups, moved, created, result, dry_run
+                )
             else:
                 records = chunk.records
                 if keep_signup:
@@ -209,6 +212,7 @@ def _events_chunk(
     create: bool,
     signups: dict[str, int],
     moved: set[str],
+    created_items: set[str],
     result: TableImport,
     dry_run: bool,
 ) -> None:
@@ -220,7 +224,7 @@ def _events_chunk(
     users = [str(u) for u in log.user_ids]
     items = [str(i) for i in log.item_ids]
     missing_users = set(users) - set(signups) - store.existing_user_ids(users)
-    missing_items = set(items) - reader.__dict__.setdefault("_created_items", set())
+    missing_items = set(items) - created_items
     missing_items -= store.existing_item_ids(missing_items) if missing_items else set()
     if (missing_users or missing_items) and not create:
         _refuse_unknown(reader, chunk, missing_users, missing_items)
@@ -232,7 +236,7 @@ def _events_chunk(
         elif user_id in signups and first_ms[position] < signups[user_id]:
             signups[user_id] = int(first_ms[position])
             moved.add(user_id)  # signed up in an earlier chunk, but this event is earlier
-    reader.__dict__["_created_items"].update(missing_items)
+    created_items.update(missing_items)
     result.created_items += len(missing_items)
     if dry_run:
         return

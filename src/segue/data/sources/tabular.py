@@ -22,6 +22,7 @@ row-by-row reader's.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import itertools
@@ -228,7 +229,7 @@ def read_table(
     """
     options = options or ReadOptions()
     if format is not None:
-        options = ReadOptions(**{**options.__dict__, "format": format})
+        options = dataclasses.replace(options, format=format)
     reader = open_reader(path, kind, mapping, defaults=defaults, options=options)
     with paused_gc():
         return reader.records()

@@ -120,3 +120,19 @@ def test_cli_tune_then_train_uses_the_settings(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "d" / "models" / "ease" / "params.json").read_text())
     assert saved["params"]["regularization"] == pytest.approx(entry["params"]["regularization"])
     assert np.isfinite(entry["validation_score"])
+
+
+def test_a_hybrid_is_made_of_the_tuned_components(tmp_path: Path, data: Interactions) -> None:
+    from segue.registry.trained import load_trained
+    from segue.registry.tuned import with_hybrid
+
+    params = with_hybrid({"als": {"factors": 8, "alpha": 2.0}, "itemknn": {"neighbours": 5}})
+    # the registry's hybrid is als + ease + userknn: only its tuned component is passed on
+    assert params["hybrid"] == {"component_params": {"als": {"factors": 8, "alpha": 2.0}}}
+    trained = train_models(data, ["hybrid"], tmp_path, params=params)["hybrid"]
+    als = trained.model.models[trained.model.components.index("als")]
+    assert als.factors == 8 and als.alpha == 2.0
+    loaded = load_trained(tmp_path, "hybrid").model
+    assert loaded.params()["component_params"] == {"als": {"factors": 8, "alpha": 2.0}}
+    scores = loaded.score(np.arange(5))
+    np.testing.assert_allclose(scores, trained.model.score(np.arange(5)), rtol=1e-5)

@@ -136,7 +136,7 @@ class DailyFlow(FlowSpec):
 
         from segue.batch.daily import evaluate_candidate, load_snapshot, train_candidate
         from segue.dataset.from_store import load_side_info
-        from segue.registry.tuned import load_tuned
+        from segue.registry.tuned import load_tuned, with_hybrid
         from segue.store import open_store
 
         name = self.input
@@ -146,8 +146,11 @@ class DailyFlow(FlowSpec):
         spark = self._spark()
         # settings from `segue tune` where there are some; the defaults otherwise
         in_process = plan.engine == "in-process"
-        tuned = load_tuned(self._settings().data_dir).get(name) if in_process else None
-        params = tuned["params"] if tuned else None
+        entries = load_tuned(self._settings().data_dir) if in_process else {}
+        params = with_hybrid({n: e["params"] for n, e in entries.items()}).get(name)
+        tuned = entries.get(name)
+        if tuned is None and params:  # a hybrid of tuned components: their entries
+            tuned = {"components": {c: entries[c] for c in params["component_params"]}}
         metrics = evaluate_candidate(data, name, plan, side=side, spark=spark, params=params)
         model_dir = Path(self.work_dir) / "models"
         trained = train_candidate(

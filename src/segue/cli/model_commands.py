@@ -64,16 +64,20 @@ def _model_dir(st: State) -> Path:
 
 def _tuned(st: State, data, names: list[str]) -> dict[str, dict]:
     """``segue tune``'s settings for ``names``, said in one line (and if chosen on other data)."""
-    from segue.registry.tuned import load_tuned, stale
+    from segue.registry.tuned import load_tuned, stale, with_hybrid
 
-    entries = {n: e for n, e in load_tuned(st.settings.data_dir).items() if n in names}
-    if entries:
+    tuned = load_tuned(st.settings.data_dir)
+    params = {n: p for n, p in with_hybrid({n: e["params"] for n, e in tuned.items()}).items()
+              if n in names}  # fmt: skip
+    entries = {n: e for n, e in tuned.items() if n in names}
+    if params:
         old = stale(entries, data)
+        inside = " (and inside hybrid)" if "hybrid" in params and "hybrid" not in entries else ""
         console.print(
-            f"tuned settings for {', '.join(entries)} (segue tune)"
+            f"tuned settings for {', '.join(entries) or 'components'}{inside} (segue tune)"
             + (f"; chosen on other data for {', '.join(old)}: tune again" if old else "")
         )
-    return {n: dict(e["params"]) for n, e in entries.items()}
+    return params
 
 
 def train(ctx: typer.Context, models: Annotated[str, typer.Option(help=_MODELS_HELP)] = "") -> None:

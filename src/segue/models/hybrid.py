@@ -9,7 +9,7 @@ refitted on everything. Nothing outside the training matrix is ever looked at.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -36,7 +36,10 @@ class HybridRecommender(Recommender):
         tuning_users: int = 1000,
         refit: bool = True,
         seed: int = 0,
+        component_params: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
+        """``component_params``: settings per component name (``segue tune``'s), so a hybrid
+        of tuned models is built from the tuned models, not from their defaults."""
         if not components:
             raise SegueError("a hybrid needs at least one component")
         if "hybrid" in components:
@@ -51,6 +54,12 @@ class HybridRecommender(Recommender):
         self.tuning_users = tuning_users
         self.refit = refit
         self.seed = seed
+        self.component_params = {
+            name: dict(values) for name, values in (component_params or {}).items()
+        }
+        unknown = set(self.component_params) - set(self.components)
+        if unknown:
+            raise SegueError(f"component_params name models not in the hybrid: {sorted(unknown)}")
         self.models: list[Recommender] = []
         self.validation_ndcg: float | None = None
 
@@ -62,6 +71,7 @@ class HybridRecommender(Recommender):
             "tuning_users": self.tuning_users,
             "refit": self.refit,
             "seed": self.seed,
+            "component_params": self.component_params,
         }
 
     # -- fitting -------------------------------------------------------------------------
@@ -89,7 +99,7 @@ class HybridRecommender(Recommender):
         fitted = []
         for index, name in enumerate(self.components):
             spec = component_spec(name)
-            model = spec.factory()
+            model = spec.build(**self.component_params.get(name, {}))
             if weights is None or weights[index]:
                 model.fit(spec.weighting.apply(raw), side)
             fitted.append(model)

@@ -26,6 +26,7 @@ import numpy as np
 
 from segue.dataset import Interactions
 from segue.errors import SegueError
+from segue.models.names import model_spec
 
 TUNED_FILE = "tuned.json"
 
@@ -66,8 +67,23 @@ def load_tuned(data_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def tuned_params(data_dir: Path) -> dict[str, dict[str, Any]]:
-    """``{model: settings}`` for every tuned model, what the builders take."""
-    return {name: dict(entry["params"]) for name, entry in load_tuned(data_dir).items()}
+    """``{model: settings}`` for every tuned model, what the builders take (hybrid included)."""
+    return with_hybrid({name: entry["params"] for name, entry in load_tuned(data_dir).items()})
+
+
+def with_hybrid(params: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``params`` plus the hybrid's: its tuned components, so it combines the tuned models.
+
+    The hybrid is not searched itself (it learns its weights on held-out data when it fits),
+    but a hybrid of default components would undo the tuning of the models it is made of.
+    """
+    out = {name: dict(values) for name, values in params.items()}
+    if "hybrid" not in out:
+        components = model_spec("hybrid").factory().params()["components"]
+        inner = {c: out[c] for c in components if c in out}
+        if inner:
+            out["hybrid"] = {"component_params": inner}
+    return out
 
 
 def save_tuned(data_dir: Path, entries: Mapping[str, Mapping[str, Any]]) -> Path:

@@ -142,6 +142,7 @@ def import_table(
     ``dry_run`` reads and checks everything, writes nothing, and keeps the first errors
     instead of stopping at the first.
     """
+    from segue.data.sources._text import paused_gc
     from segue.data.sources.tabular import CHUNK_ROWS, open_reader
 
     defaults = dict(defaults or {})
@@ -174,7 +175,7 @@ def import_table(
     moved: set[str] = set()  # ... of which an event in a later chunk came earlier
     created: set[str] = set()  # items created here (a dry run writes none to ask the store)
     context = contextlib.nullcontext() if dry_run else store.transaction()
-    with context:
+    with paused_gc(), context:
         for chunk in reader.chunks(chunk_rows or CHUNK_ROWS):
             result.records += len(chunk)
             if len(result.first) < SHOWN_ROWS:

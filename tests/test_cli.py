@@ -156,7 +156,10 @@ def test_csv_import_without_a_mapping_and_rating_evaluation(tmp_path: Path) -> N
             _segue(data, "import", "csv", str(tmp_path / f"{name}.csv"), "--kind", name).returncode
             == 0
         )
-    events = _segue(data, "import", "csv", str(tmp_path / "ratings.csv"), "--kind", "events")
+    # the rating column is read because it is named like the field (--auto-map; off by default)
+    events = _segue(
+        data, "import", "csv", str(tmp_path / "ratings.csv"), "--kind", "events", "--auto-map"
+    )
     assert events.returncode == 0, events.stderr
     with open_store(f"sqlite:///{data / 'segue.sqlite'}") as store:
         assert store.count("events") == 1000

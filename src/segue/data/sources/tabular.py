@@ -84,6 +84,8 @@ _PARQUET_MAGIC = b"PAR1"
 #: commit (it does from 200,000 rows: twice the import speed on SQLite), small enough that a
 #: chunk's Python objects stay near a hundred megabytes.
 CHUNK_ROWS = 200_000
+#: Rows of events parsed at a time within a chunk (see :meth:`TableReader.chunks`).
+PARSE_ROWS = 50_000
 #: Fields that flag columns may fill: each set flag adds its column's label.
 FLAG_FIELDS = {"genre": "genres", "genres": "genres", "tag": "tags", "tags": "tags"}
 
@@ -526,20 +528,16 @@ class TableReader:
         return batch
 
     def chunks(self, size: int = CHUNK_ROWS) -> Iterator[Chunk]:
-        """The file in chunks of ``size`` rows, events columnar (see the module's docstring)."""
+        """The file in chunks of ``size`` rows, events columnar (see the module's docstring).
+
+        Events are parsed :data:`PARSE_ROWS` at a time and joined into one log per chunk: a
+        parsed row's Python objects (the row, its cells, its content tuple) take many times
+        its columnar form, so only a slice of them is alive at once however large the chunk.
+        """
         rows = iter(self.table.rows)
-        while True:
-            block = list(itertools.islice(rows, size))
-            if not block:
-                return
-            self.rows_read += len(block)
-            if self.kind == "events":
-                log_lines = self._columnar(block) if self.columnar else None
-                if log_lines is None:
-                    log_lines = self._events_row_by_row(block)
-                log, lines = log_lines
-                yield Chunk(lines=lines, log=log)
-            else:
+        if self.kind != "events":
+            while block := list(itertools.islice(rows, size)):
+                self.rows_read += len(block)
                 records, kept = [], []
                 for line, row in block:
                     record = self._record(line, row)
@@ -547,6 +545,31 @@ class TableReader:
                         records.append(record)
                         kept.append(line)
                 yield Chunk(lines=np.array(kept, dtype=np.int64), records=records)
+            return
+        logs: list[InteractionLog] = []
+        lines: list[np.ndarray] = []
+        held = 0
+        while True:
+            block = list(itertools.islice(rows, min(size, PARSE_ROWS)))
+            done = not block
+            if block:
+                self.rows_read += len(block)
+                parsed = self._columnar(block) if self.columnar else None
+                if parsed is None:
+                    parsed = self._events_row_by_row(block)
+                block.clear()
+                logs.append(parsed[0])
+                lines.append(parsed[1])
+                held += len(parsed[1])
+                del parsed
+                if held < size:
+                    continue
+            if logs:
+                log = logs[0] if len(logs) == 1 else InteractionLog.concat(logs)
+                yield Chunk(lines=np.concatenate(lines), log=log)
+                logs, lines, held = [], [], 0
+            if done:
+                return
 
     def _events_row_by_row(
         self, block: list[tuple[int, Sequence[object]]]

@@ -271,3 +271,25 @@ def test_ratings_as_values_and_as_the_positive_threshold(tmp_path: Path) -> None
         positive_pairs(log, "stars>=4")
     with pytest.raises(SegueError, match="no event qualifies"):
         positive_pairs(log, "rating>5")
+
+
+def test_occurrence_counts_match_a_plain_dict_in_any_mix_of_calls() -> None:
+    """The compact counter behind derived event ids (sorted prefixes + repeats) against the
+    dict it replaces, over chunked and one-at-a-time calls interleaved."""
+    from segue.data.sources.tabular import _Occurrences
+
+    rng = random.Random(1)
+    counter, plain = _Occurrences(), {}
+    for _ in range(60):
+        if rng.random() < 0.5:
+            keys = [rng.randint(0, 300) for _ in range(rng.randint(0, 150))]
+            expected = []
+            for key in keys:
+                expected.append(plain.get(key, 0))
+                plain[key] = plain.get(key, 0) + 1
+            assert counter.take(np.array(keys, dtype=np.uint64)).tolist() == expected
+        else:
+            for _ in range(rng.randint(0, 40)):
+                key = rng.randint(0, 300)
+                assert counter.take_one(key) == plain.get(key, 0)
+                plain[key] = plain.get(key, 0) + 1

@@ -85,7 +85,7 @@ _PARQUET_MAGIC = b"PAR1"
 #: chunk's Python objects stay near a hundred megabytes.
 CHUNK_ROWS = 200_000
 #: Rows of events parsed at a time within a chunk (see :meth:`TableReader.chunks`).
-PARSE_ROWS = 50_000
+PARSE_ROWS = 25_000
 #: Fields that flag columns may fill: each set flag adds its column's label.
 FLAG_FIELDS = {"genre": "genres", "genres": "genres", "tag": "tags", "tags": "tags"}
 
@@ -865,16 +865,17 @@ def _optional_ok(optional: dict[str, list[object]]) -> bool:
 
 
 class _Occurrences:
-    """How often each event content hash was seen before, in about 16 bytes per distinct row.
+    """How often each event content hash was seen before, in about 8 bytes per distinct row.
 
-    A dict of 3 million hex digests would take half a gigabyte; sorted numpy arrays of 64-bit
-    hash prefixes (collisions: about one in 10^12 for a million-row file) take 48 MB, and the
-    few rows counted one at a time (the row-by-row path) wait in a small dict until merged.
+    A dict of 3 million hex digests would take half a gigabyte. Here a sorted numpy array
+    holds the 64-bit hash prefixes seen (collisions: about one in 10^12 for a million-row
+    file), a dict the totals of the few seen more than once (genuinely repeated rows), and
+    the rows counted one at a time (the row-by-row path) wait in a small dict until merged.
     """
 
     def __init__(self) -> None:
         self.keys = np.zeros(0, dtype=np.uint64)
-        self.counts = np.zeros(0, dtype=np.int64)
+        self.repeated: dict[int, int] = {}
         self.recent: dict[int, int] = {}
 
     def take_one(self, key: int) -> int:
@@ -908,10 +909,15 @@ class _Occurrences:
         return occurrence
 
     def _lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Times each key was seen: 0 if absent, its repeat total, else 1."""
         if len(self.keys) == 0:
             return np.zeros(len(keys), dtype=np.int64)
         at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        return np.where(self.keys[at] == keys, self.counts[at], 0)
+        seen = (self.keys[at] == keys).astype(np.int64)
+        if self.repeated:
+            for index in np.flatnonzero(seen):
+                seen[index] = self.repeated.get(int(keys[index]), 1)
+        return seen
 
     def _flush(self) -> None:
         if self.recent:
@@ -923,15 +929,13 @@ class _Occurrences:
 
     def _merge(self, keys: np.ndarray, totals: np.ndarray) -> None:
         """Set the totals of sorted, distinct ``keys``, inserting the new ones in order."""
+        for index in np.flatnonzero(totals > 1):
+            self.repeated[int(keys[index])] = int(totals[index])
         if len(self.keys):
             at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-            known = self.keys[at] == keys
-            self.counts[at[known]] = totals[known]
-            keys, totals = keys[~known], totals[~known]
+            keys = keys[self.keys[at] != keys]
         if len(keys):
-            where = np.searchsorted(self.keys, keys)
-            self.keys = np.insert(self.keys, where, keys)
-            self.counts = np.insert(self.counts, where, totals)
+            self.keys = np.insert(self.keys, np.searchsorted(self.keys, keys), keys)
 
 
 def _with_vocabulary(convert: Converter, vocabulary: Mapping[str, str]) -> Converter:

@@ -216,3 +216,18 @@ def test_segue_metrics_online_prints_them(store: Store, database_url: str) -> No
     )
     assert isinstance(backwards.exception, SegueError)  # main() prints it as one line
     assert "before --from" in str(backwards.exception)
+
+
+def test_the_log_exports_to_parquet_and_counts_like_any_table(store: Store, tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    store.add_exposures([_exposure(n) for n in range(3)])
+    assert store.count("exposures") == 3
+    path = tmp_path / "exposures.parquet"
+    assert store.export_parquet("exposures", path) == 3
+    rows = pq.read_table(path).to_pylist()
+    assert [r["request_id"] for r in rows] == ["r0", "r1", "r2"]
+    assert rows[1]["items"] == ["t1", "t2"] and rows[1]["propensities"] == [0.5, 0.25]
+    assert rows[0]["propensities"] is None
+    assert rows[2]["timestamp"].timestamp() * 1000 == rows[2]["ts_ms"] == 1_002
+    assert rows[0]["experiments"] == '{"ranker": "b"}'

@@ -307,7 +307,9 @@ def _cell(value: object) -> str:
 
 def export(
     ctx: typer.Context,
-    table: Annotated[str, typer.Argument(help="items, users, events, friendships, tags, ...")],
+    table: Annotated[
+        str, typer.Argument(help="items, users, events, friendships, tags, ..., exposures")
+    ],
     path: Annotated[Path, typer.Argument(help="Parquet file to write.")],
 ) -> None:
     """Export one table to Parquet for analysts."""
@@ -318,8 +320,8 @@ def export(
 def stats(ctx: typer.Context) -> None:
     """Row counts of every table in the store."""
     from segue.store import masked
-    from segue.store.base import TABLES
+    from segue.store.base import READABLE_TABLES
 
     store = state(ctx).store()
-    rows = [[name, f"{store.count(name):,}"] for name in TABLES]
+    rows = [[name, f"{store.count(name):,}"] for name in READABLE_TABLES]
     print_table(["table", "rows"], rows, title=masked(store.url))

@@ -37,6 +37,8 @@ from segue.store.published import PublishedList
 
 #: Tables a user can count or export.
 TABLES = ("items", "users", "events", "friendships", "tags", "tag_assignments")
+#: What ``count`` and ``export_parquet`` take: the tables above and the exposure log.
+READABLE_TABLES = (*TABLES, "exposures")
 
 
 @dataclass

@@ -136,6 +136,23 @@ def _plan(table: str) -> tuple[sa.Select[Any], list[_Column], dict[str, str]]:
             _Column("ts_ms", pa.int64()),
         ]
         return query, columns, {"timestamp": "ts_ms"}
+    if table == "exposures":
+        x = schema.exposures
+        query = sa.select(*x.c).order_by(x.c.ts_ms, x.c.request_id)
+        columns = [
+            _Column("request_id", pa.string()),
+            _Column("user_id", pa.string()),
+            _Column("ts_ms", pa.int64()),
+            _Column("surface", pa.string()),
+            _Column("model", pa.string()),
+            _Column("version", pa.string()),
+            _Column("path", pa.string()),
+            _Column("items", pa.list_(pa.string()), _json_or_none),
+            _Column("experiments", pa.string()),  # JSON {experiment: variant}
+            _Column("context", pa.string()),  # JSON
+            _Column("propensities", pa.list_(pa.float64()), _json_or_none),
+        ]
+        return query, columns, {"timestamp": "ts_ms"}
     raise KeyError(table)
 
 

@@ -221,7 +221,7 @@ exposures = sa.Table(
 
 #: Store tables by the public names in :data:`segue.store.base.TABLES`.
 TABLES_BY_NAME: dict[str, sa.Table] = {
-    t.name: t for t in (items, users, events, friendships, tags, tag_assignments)
+    t.name: t for t in (items, users, events, friendships, tags, tag_assignments, exposures)
 }
 
 

@@ -46,7 +46,7 @@ from segue.store import (
     scan,
     schema,
 )
-from segue.store.base import TABLES, IngestReport, Store
+from segue.store.base import READABLE_TABLES, IngestReport, Store
 from segue.store.codec import USER_FLAGS, item_row, row_item, row_user, user_row
 from segue.store.engine import (
     READ_ONLY,
@@ -630,8 +630,10 @@ class SqlStore(Store):
 
 
 def _table(name: str) -> sa.Table:
-    if name not in TABLES:
-        raise StoreError(f"unknown table {name!r}; the tables are: {', '.join(TABLES)}")
+    if name not in READABLE_TABLES:
+        raise StoreError(
+            f"unknown table {name!r}; the tables are: {', '.join(READABLE_TABLES)}"
+        )
     return schema.TABLES_BY_NAME[name]
 
 

@@ -144,21 +144,16 @@ def report(
 ) -> None:
     """Per variant against the control: CTR, conversions and minutes per listener, with
     intervals, Holm-adjusted p-values and the sample-ratio check."""
+    from segue.cli.metrics_commands import parse_day
     from segue.jobs.experiments import experiment_report
-
-    def day(text: str, option: str) -> dt.date:
-        try:
-            return dt.date.fromisoformat(text)
-        except ValueError:
-            raise SegueError(f"{option} takes YYYY-MM-DD, got {text!r}") from None
 
     book = _book(ctx)
     today = dt.datetime.now(dt.UTC).date()
     if start:
-        first = day(start, "--from")
+        first = parse_day(start, "--from")
     else:
         began = book.get(experiment_id).started_ms
         first = today if began is None else dt.datetime.fromtimestamp(began / 1000, dt.UTC).date()
-    last = day(end, "--to") if end else today
+    last = parse_day(end, "--to") if end else today
     result = experiment_report(state(ctx).store(), book, experiment_id, first, last)
     console.print(result.markdown(), markup=False, highlight=False, soft_wrap=True)

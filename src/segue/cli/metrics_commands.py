@@ -20,7 +20,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(metrics_app, name="metrics")
 
 
-def _day(text: str, option: str) -> dt.date:
+def parse_day(text: str, option: str) -> dt.date:
+    """A YYYY-MM-DD option's day, or one line naming the option."""
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
@@ -45,8 +46,8 @@ def online(
     """CTR, conversion, skip rate and minutes of the lists served, per day and serving arm."""
     from segue.jobs.online_metrics import online_metrics
 
-    first = _day(start, "--from") if start else dt.datetime.now(dt.UTC).date()
-    last = _day(end, "--to") if end else first
+    first = parse_day(start, "--from") if start else dt.datetime.now(dt.UTC).date()
+    last = parse_day(end, "--to") if end else first
     rows = online_metrics(
         state(ctx).store(), first, last, window_s=window_s, conversion_ms=conversion_s * 1000
     )

@@ -17,10 +17,8 @@ import numpy as np
 from segue.errors import SegueError
 from segue.experiments.book import ExperimentBook
 from segue.experiments.stats import Effect, RatioCheck, delta_ratio, holm, sample_ratio, welch
-from segue.jobs.online_metrics import attributed_lists
+from segue.jobs.online_metrics import DAY_MS, attributed_lists, day_start_ms
 from segue.store import Store
-
-DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -75,8 +73,7 @@ def experiment_report(
 ) -> ExperimentReport:
     plan = book.get(experiment_id)
     names = [v.name for v in plan.experiment.variants]
-    start_ms = int(dt.datetime.combine(start, dt.time(), dt.UTC).timestamp() * 1000)
-    end_ms = int(dt.datetime.combine(end, dt.time(), dt.UTC).timestamp() * 1000) + DAY_MS
+    start_ms, end_ms = day_start_ms(start), day_start_ms(end) + DAY_MS
     table = attributed_lists(
         store, start_ms, end_ms, window_ms=window_s * 1000, conversion_ms=conversion_ms
     )

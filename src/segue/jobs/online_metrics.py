@@ -42,7 +42,8 @@ class OnlineRow:
     minutes_per_listener: float
 
 
-def _ms(day: dt.date) -> int:
+def day_start_ms(day: dt.date) -> int:
+    """Epoch milliseconds of the day's midnight, UTC."""
     return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
 
 
@@ -60,7 +61,11 @@ def online_metrics(
     if window_s <= 0:
         raise SegueError(f"the attribution window must be positive, got {window_s} s")
     table = attributed_lists(
-        store, _ms(start), _ms(end) + DAY_MS, window_ms=window_s * 1000, conversion_ms=conversion_ms
+        store,
+        day_start_ms(start),
+        day_start_ms(end) + DAY_MS,
+        window_ms=window_s * 1000,
+        conversion_ms=conversion_ms,
     )
     if table.empty:
         return []

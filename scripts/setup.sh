@@ -16,3 +16,11 @@ if [ "${1:-}" != "--no-check" ]; then
 fi
 .venv/bin/python -m pip install --quiet --require-hashes -r requirements.lock
 .venv/bin/python -m pip install --quiet --no-deps -e .
+# The web app's browser tests drive Debian's chromium (Playwright's own browser download does
+# not work offline). Installed when missing and apt-get can; the tests skip with the reason
+# when it is still absent.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+        && [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+        || echo "setup: could not install chromium; the browser tests will skip" >&2
+fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -62,6 +63,9 @@ def test_the_flow_publishes_the_best_model_with_every_users_list(first_run: Path
     log = store.interactions()
     assert manifest["training_data"]["events"] == len(log)
     assert manifest["training_data"]["users"] == len(served.trained.users)
+    # its first step measured the exposure log's last 30 days: no list served yet, so none
+    online = json.loads((first_run / "online" / "latest.json").read_text())
+    assert online == {"day": None, "rows": []}
 
     # batch lists: k unplayed items for every user with history, same file in the registry
     day_file = first_run / "batch" / "date=2026-11-30" / "daily.parquet"

@@ -94,6 +94,15 @@ class Metrics:
         self._sampled.append(gauge)
         self.registry.register(gauge)
 
+    def sample_rows(
+        self, prefix: str, documentation: str, read: Callable[[], list[dict[str, Any]]]
+    ) -> None:
+        """One gauge per numeric field of the rows ``read`` returns at scrape time, labelled by
+        each row's ``arm``: the daily run's online metrics (``segue.batch.online``)."""
+        gauge = RowGauges(prefix, documentation, read)
+        self._sampled.append(gauge)
+        self.registry.register(gauge)
+
     def render(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             merged = CollectorRegistry()
@@ -121,6 +130,38 @@ class SampledGauge(Collector):
             log.debug("metric %s unreadable: %s", self.name, exc)
             return
         yield GaugeMetricFamily(self.name, self.documentation, value=value)
+
+
+class RowGauges(Collector):
+    """Gauges ``<prefix>_<field>{arm=...}`` from rows read at scrape time; fields that are
+    ``None`` (a retention day not yet in the log) give no sample rather than a made-up one."""
+
+    def __init__(
+        self, prefix: str, documentation: str, read: Callable[[], list[dict[str, Any]]]
+    ) -> None:
+        self.prefix, self.documentation, self.read = prefix, documentation, read
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            rows = self.read()
+        except Exception as exc:  # a scrape never fails for one unreadable file
+            log.debug("metrics %s unreadable: %s", self.prefix, exc)
+            return
+        families: dict[str, GaugeMetricFamily] = {}
+        for row in rows:
+            for field, value in row.items():
+                if field == "arm" or isinstance(value, bool) or not isinstance(value, int | float):
+                    continue
+                family = families.get(field)
+                if family is None:
+                    family = families[field] = GaugeMetricFamily(
+                        f"{self.prefix}_{field}", f"{self.documentation}: {field}", labels=["arm"]
+                    )
+                family.add_metric([str(row.get("arm", ""))], float(value))
+        yield from families.values()
 
 
 class LatencyMiddleware:

@@ -22,6 +22,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from segue.api.metrics import Metrics
 from segue.api.security import ApiKeys
+from segue.batch.online import read_latest
 from segue.config import Settings, make_data_dir
 from segue.data.model import set_max_future_s
 from segue.errors import SegueError
@@ -186,6 +187,11 @@ def build_services(
         "segue_events_dead_letters",
         "Dead letters waiting to be replayed or dropped (all workers': the bus keeps them)",
         bus.dead_count,
+    )
+    metrics.sample_rows(
+        "segue_online",
+        "The daily run's online metrics of the last day with lists served, per arm",
+        lambda: read_latest(settings.data_dir),
     )
 
     def on_model_event(kind: str, detail: str) -> None:

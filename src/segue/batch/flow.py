@@ -1,6 +1,7 @@
 """The daily batch run as a Metaflow flow.
 
-    start (ingest) → dataset → train (one branch per candidate: evaluate on a held-out split,
+    start (ingest; the last 30 days' online metrics from the exposure log) → dataset → train
+    (one branch per candidate: evaluate on a held-out split,
     then fit on all data) → choose (best NDCG@10) → gate → batch (top-k, daily mixes and,
     with a click model, campaign inputs for every user, Parquet) → publish (registry version
     with those lists; load them into the store and the online state; promote) → end
@@ -91,10 +92,12 @@ class DailyFlow(FlowSpec):
     # -- steps ----------------------------------------------------------------------------
     @step
     def start(self):
-        """Check the parameters, then bring the day's data into the store."""
+        """Check the parameters, bring the day's data into the store, and measure what the
+        lists served in the last 30 days led to (``segue.batch.online``)."""
         from pathlib import Path
 
         from segue.batch.daily import ingest_source
+        from segue.batch.online import write_online_metrics
         from segue.data.synth import SynthParams
         from segue.store import masked, open_store
 
@@ -113,6 +116,7 @@ class DailyFlow(FlowSpec):
         )
         lastfm = Path(self.lastfm_dir) if self.lastfm_dir else None
         self.ingested = ingest_source(store, self.ingest, lastfm_dir=lastfm, synth=synth)
+        self.online = write_online_metrics(store, settings.data_dir, plan.date)
         self.next(self.dataset)
 
     @step
@@ -173,7 +177,9 @@ class DailyFlow(FlowSpec):
         from segue.batch.daily import best_candidate
         from segue.batch.lifecycle import KEY_METRIC
 
-        self.merge_artifacts(inputs, include=["work_dir", "data_summary", "day", "store_url"])
+        self.merge_artifacts(
+            inputs, include=["work_dir", "data_summary", "day", "store_url", "online"]
+        )
         self.results = [i.result for i in inputs]
         self.chosen = best_candidate(self.results, KEY_METRIC)
         self.next(self.gate)
@@ -337,6 +343,7 @@ class DailyFlow(FlowSpec):
             "mix_rows": self.mix_rows,
             "campaign_rows": self.campaign_rows,
             "published": self.published,
+            "online": self.online,
             "events": self.data_summary.get("events"),
         }
         if self.campaign_note:

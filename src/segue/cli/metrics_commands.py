@@ -41,15 +41,28 @@ def online(
     conversion_s: Annotated[
         int, typer.Option(min=1, help="A play this long converts (seconds).")
     ] = 30,
+    session_gap_s: Annotated[
+        int, typer.Option(min=1, help="A pause this long (seconds) starts a new session.")
+    ] = 1_800,
+    churn_days: Annotated[
+        int, typer.Option(min=1, help="Churned: no play on any of this many days after.")
+    ] = 14,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per row.")] = False,
 ) -> None:
-    """CTR, conversion, skip rate and minutes of the lists served, per day and serving arm."""
+    """What the lists served led to (CTR, conversion, skips, minutes) and how their listeners
+    fared (sessions, D1/D7/D30 retention, churn, novelty and diversity), per day and arm."""
     from segue.jobs.online_metrics import online_metrics
 
     first = parse_day(start, "--from") if start else dt.datetime.now(dt.UTC).date()
     last = parse_day(end, "--to") if end else first
     rows = online_metrics(
-        state(ctx).store(), first, last, window_s=window_s, conversion_ms=conversion_s * 1000
+        state(ctx).store(),
+        first,
+        last,
+        window_s=window_s,
+        conversion_ms=conversion_s * 1000,
+        session_gap_s=session_gap_s,
+        churn_days=churn_days,
     )
     if as_json:
         for row in rows:
@@ -72,3 +85,21 @@ def online(
         legend=f"CTR: lists followed by a play of one of their items within {window_s} s; "
         f"conversion: by a play of at least {conversion_s} s; arm: model@version [experiments]",
     )
+    print_table(
+        ["day", "arm", "sessions/listener", "session min", "D1", "D7", "D30",
+         f"churn {churn_days}d", "novelty", "diversity"],
+        [
+            [r.day.isoformat(), r.arm, f"{r.sessions_per_listener:.2f}",
+             f"{r.session_minutes:.1f}", _share(r.d1), _share(r.d7), _share(r.d30),
+             _share(r.churn), f"{r.novelty:.2f}", f"{r.diversity:.2f}"]
+            for r in rows
+        ],
+        legend="of the listeners shown lists that day: Dn, the share who played on day n after "
+        "(— until that day is in the log); churn, the share silent on every one of the days "
+        "after; novelty, bits of self-information of what was shown against the 28 days "
+        "before; diversity, distinct artists per list item",
+    )  # fmt: skip
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"

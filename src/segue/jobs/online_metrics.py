@@ -9,7 +9,9 @@ Per day (UTC) and per serving arm (model, version, and each experiment's variant
 * **CTR**: the share of lists that led to a play;
 * **conversion**: the share of lists that led to a play of at least ``conversion_ms``;
 * **skip rate**: skips among the plays and skips the lists led to;
-* **minutes**: listening the lists led to, per listener.
+* **minutes**: listening the lists led to, per listener;
+* and, of the listeners shown lists, sessions, D1/D7/D30 retention, churn, and the novelty and
+  diversity of what they were shown (:mod:`segue.jobs.engagement`).
 
 Only listening the log can attribute is counted: plays from elsewhere in the app are not a
 list's doing. The events are read once for the range plus the window, as one columnar log.
@@ -40,6 +42,14 @@ class OnlineRow:
     conversion: float
     skip_rate: float
     minutes_per_listener: float
+    sessions_per_listener: float = 0.0
+    session_minutes: float = 0.0
+    d1: float | None = None
+    d7: float | None = None
+    d30: float | None = None
+    churn: float | None = None
+    novelty: float = 0.0
+    diversity: float = 1.0
 
 
 def day_start_ms(day: dt.date) -> int:
@@ -54,8 +64,12 @@ def online_metrics(
     *,
     window_s: int = 1_800,
     conversion_ms: int = 30_000,
+    session_gap_s: int = 1_800,
+    churn_days: int = 14,
 ) -> list[OnlineRow]:
     """Rows for the days ``start`` to ``end`` inclusive; see the module docstring."""
+    from segue.jobs.engagement import engagement
+
     if end < start:
         raise SegueError(f"--to ({end}) is before --from ({start})")
     if window_s <= 0:
@@ -69,10 +83,14 @@ def online_metrics(
     )
     if table.empty:
         return []
+    if churn_days <= 0 or session_gap_s <= 0:
+        raise SegueError("the churn window and the session gap must be positive")
+    cells = engagement(store, table, session_gap_s=session_gap_s, churn_days=churn_days)
     rows = []
     for (day, arm), group in table.groupby(["day", "arm"], sort=True):
         plays, skips = group["played"].sum(), group["skips"].sum()
         listeners = group["user_id"].nunique()
+        cell = cells[day, str(arm)]
         rows.append(
             OnlineRow(
                 day=day,
@@ -83,6 +101,14 @@ def online_metrics(
                 conversion=float((group["converted"] > 0).mean()),
                 skip_rate=float(skips / (plays + skips)) if plays + skips else 0.0,
                 minutes_per_listener=float(group["ms"].sum() / 60_000 / listeners),
+                sessions_per_listener=cell.sessions_per_listener,
+                session_minutes=cell.session_minutes,
+                d1=cell.retention[1],
+                d7=cell.retention[7],
+                d30=cell.retention[30],
+                churn=cell.churn,
+                novelty=cell.novelty,
+                diversity=cell.diversity,
             )
         )
     return rows
@@ -92,7 +118,8 @@ def attributed_lists(
     store: Store, start_ms: int, end_ms: int, *, window_ms: int, conversion_ms: int
 ) -> pd.DataFrame:
     """One row per list served in ``[start_ms, end_ms)``, indexed by request id: ``user_id``,
-    ``ts_ms``, ``day``, ``arm``, ``experiments`` (dict), and what it led to within
+    ``ts_ms``, ``day``, ``arm``, ``experiments`` (dict), ``items`` (as shown), and what it
+    led to within
     ``window_ms``: ``played`` (plays of its items), ``converted`` (of them, at least
     ``conversion_ms`` long), ``skips``, ``ms`` (milliseconds listened)."""
     shown = store.exposures_between(start_ms, end_ms)
@@ -140,7 +167,7 @@ def attributed_lists(
             "ms": played.groupby("request_id")["ms_played"].sum(),
         }
     )
-    table = lists.drop(columns=["items"]).set_index("request_id").join(per_list)
+    table = lists.set_index("request_id").join(per_list)
     for column in ("played", "converted", "skips", "ms"):
         table[column] = table[column].fillna(0)
     return table

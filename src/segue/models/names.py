@@ -9,6 +9,7 @@ from segue.dataset import Counts
 from segue.errors import SegueError
 from segue.models.hybrid import HybridRecommender
 from segue.models.specs import COMPONENTS, ModelSpec
+from segue.models.staged.pipeline import StagedRecommender
 
 MODELS: dict[str, ModelSpec] = {
     **COMPONENTS,
@@ -18,6 +19,8 @@ MODELS: dict[str, ModelSpec] = {
         Counts(),
         HybridRecommender,
     ),
+    # retrieval → LightGBM LambdaRank → calibrated re-ranking; generators weight the counts
+    "pipeline": ModelSpec(StagedRecommender, Counts(), StagedRecommender),
 }
 
 

@@ -1,0 +1,356 @@
+"""The staged recommender as one model: retrieval → LambdaRank → calibrated re-ranking.
+
+``fit`` never looks outside the matrix it is given. It carves an *inner* split out of it
+(about ``holdout`` of each listener's items, as the hybrid does), fits the generators on the
+inner-train part, retrieves their candidates, labels a candidate 1 when the listener played
+it in the inner-held-out part, and trains the LightGBM ranker on those listeners' groups
+(early stopping and the re-ranking weight chosen on a separate share of them). Then it refits
+the generators and the feature context on the whole matrix for serving. Scores: the ranker's
+for candidates, the re-ranked top placed above them, a low constant for items no generator
+retrieved (``-inf`` for items already played).
+
+``stage`` picks how far the pipeline goes when scoring — ``retrieval`` (candidates ordered
+by the generators' reciprocal-rank sum), ``ranker``, ``full`` — so that the benchmark's
+ablation scores one fitted model three ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from segue.dataset.side import SideInfo
+from segue.errors import SegueError
+from segue.models.base import Reason, Recommender
+from segue.models.hybrid import _holdout
+from segue.models.staged.features import FeatureContext, feature_names, pair_features
+from segue.models.staged.ranker import Ranker
+from segue.models.staged.rerank import calibrate, genre_distribution
+from segue.models.staged.retrieval import (
+    DEFAULT_GENERATORS,
+    Candidates,
+    Generators,
+    candidate_recall,
+)
+from segue.ranking import hit_matrix, ndcg_per_user
+
+#: Score of an item no generator retrieved: below every candidate, above played items.
+UNRETRIEVED = -1.0e4
+STAGES = ("retrieval", "ranker", "full")
+_RERANK_GRID = (0.0, 0.02, 0.05, 0.1, 0.2)
+
+
+class StagedRecommender(Recommender):
+    name = "pipeline"
+
+    def __init__(
+        self,
+        generators: Sequence[str] = DEFAULT_GENERATORS,
+        n_candidates: int = 100,
+        holdout: float = 0.125,
+        max_train_users: int = 20_000,
+        valid_share: float = 0.2,
+        rerank_weight: float | None = None,
+        rerank_depth: int = 20,
+        n_estimators: int = 500,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        min_child_samples: int = 50,
+        stage: str = "full",
+        block: int = 256,
+        seed: int = 0,
+        generator_params: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        if n_candidates < 1:
+            raise SegueError(f"pipeline: n_candidates must be >= 1, got {n_candidates!r}")
+        if not 0 < holdout < 1 or not 0 < valid_share < 1:
+            raise SegueError("pipeline: holdout and valid_share must lie strictly in (0, 1)")
+        if rerank_weight is not None and not 0 <= rerank_weight < 1:
+            raise SegueError(f"pipeline: rerank_weight must lie in [0, 1), got {rerank_weight}")
+        if stage not in STAGES:
+            raise SegueError(f"pipeline: stage must be one of {', '.join(STAGES)}, got {stage!r}")
+        self.generators = list(generators)
+        self.n_candidates = int(n_candidates)
+        self.holdout = float(holdout)
+        self.max_train_users = int(max_train_users)
+        self.valid_share = float(valid_share)
+        self.rerank_weight = rerank_weight
+        self.rerank_depth = int(rerank_depth)
+        self.n_estimators = int(n_estimators)
+        self.learning_rate = float(learning_rate)
+        self.num_leaves = int(num_leaves)
+        self.min_child_samples = int(min_child_samples)
+        self.stage = stage
+        self.block = int(block)
+        self.seed = int(seed)
+        self.generator_params = {k: dict(v) for k, v in (generator_params or {}).items()}
+        self.gens = Generators(self.generators, self.generator_params)
+        self.ctx: FeatureContext | None = None
+        self.ranker: Ranker | None = None
+        #: The re-ranking weight in use (``rerank_weight``, or the one validation chose).
+        self.chosen_rerank = 0.0
+        #: Inner-validation figures: candidate recall per generator and union, NDCG@10 by stage.
+        self.validation: dict[str, float] = {}
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "generators": self.generators,
+            "n_candidates": self.n_candidates,
+            "holdout": self.holdout,
+            "max_train_users": self.max_train_users,
+            "valid_share": self.valid_share,
+            "rerank_weight": self.rerank_weight,
+            "rerank_depth": self.rerank_depth,
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "stage": self.stage,
+            "block": self.block,
+            "seed": self.seed,
+            "generator_params": self.generator_params,
+        }
+
+    # -- fitting -------------------------------------------------------------------------
+    def fit(self, interactions: sp.csr_matrix, side: SideInfo | None = None) -> Self:
+        """``interactions`` holds raw values (counts); each generator applies its weighting."""
+        raw = sp.csr_matrix(interactions, dtype=np.float32)
+        inner_train, inner_valid = _holdout(raw, self.holdout, self.seed)
+        self.gens.fit(inner_train, side)
+        self.ctx = FeatureContext.build(inner_train, side)
+        self._train = inner_train
+        rng = np.random.default_rng(self.seed)
+        users = np.flatnonzero(np.diff(inner_valid.indptr) > 0)
+        if len(users) > self.max_train_users:
+            users = np.sort(rng.choice(users, self.max_train_users, replace=False))
+        in_valid = rng.random(len(users)) < self.valid_share
+        names = feature_names(self.gens.active, self.ctx.audio.shape[1])
+        parts = {}
+        for label, group in (("fit", users[~in_valid]), ("valid", users[in_valid])):
+            cands, features = self._features(group)
+            relevant = inner_valid[group]
+            labels = _labels(cands, relevant)
+            parts[label] = (group, cands, features, labels, relevant)
+        self._record_recall(parts)
+        self.ranker = Ranker(
+            names,
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            seed=self.seed,
+        )
+        fit_part, valid_part = _with_positives(parts["fit"]), _with_positives(parts["valid"])
+        self.ranker.fit(*fit_part, valid=valid_part)
+        self._choose_rerank(parts["valid"])
+        self.gens.fit(raw, side)
+        self.ctx = FeatureContext.build(raw, side)
+        self._train = raw
+        return self
+
+    def _record_recall(self, parts: dict[str, tuple]) -> None:
+        """Candidate recall@N per generator and union, on the inner-held-out part."""
+        _, cands, _, _, relevant = parts["fit"]
+        for g, name in enumerate(self.gens.active):
+            self.validation[f"recall_{name}"] = candidate_recall(cands, relevant, g)
+        self.validation["recall_union"] = candidate_recall(cands, relevant, None)
+
+    def _choose_rerank(self, part: tuple) -> None:
+        """NDCG@10 of each stage on the validation listeners; λ chosen among ``_RERANK_GRID``."""
+        group, cands, features, _, relevant = part
+        assert self.ranker is not None and self.ctx is not None
+        n_relevant = np.diff(relevant.indptr)
+        scores = self.ranker.predict(features)
+        lists, list_scores = _ranked_lists(cands, scores, len(group), self.rerank_depth)
+        retrieval, _ = _ranked_lists(cands, _rrf(cands), len(group), 10)
+        target = genre_distribution(self._fitted()[group], self.ctx.genres)
+
+        def ndcg(ranked: np.ndarray) -> float:
+            return float(ndcg_per_user(hit_matrix(ranked[:, :10], relevant), n_relevant).mean())
+
+        self.validation["ndcg_retrieval"] = ndcg(retrieval)
+        grid = _RERANK_GRID if self.rerank_weight is None else (self.rerank_weight,)
+        best, best_value = 0.0, -1.0
+        for weight in grid:
+            ranked = calibrate(lists, list_scores, target, self.ctx.genres, weight, 10)
+            value = ndcg(ranked)
+            self.validation[f"ndcg_rerank_{weight:g}"] = value
+            if value > best_value + 1e-9:
+                best, best_value = weight, value
+        self.validation["ndcg_ranker"] = ndcg(lists)
+        self.chosen_rerank = best
+
+    def _features(
+        self, users: np.ndarray | None, history: sp.csr_matrix | None = None
+    ) -> tuple[Candidates, np.ndarray]:
+        """Candidates and their features for known ``users`` or for ``history`` rows."""
+        assert self.ctx is not None
+        train = self._fitted()
+        played = (train != 0).astype(np.float32).tocsr()
+        if history is not None:
+            cands = self.gens.retrieve(None, history, self.n_candidates, history=history)
+            return cands, pair_features(self.ctx, cands, history, None, played)
+        assert users is not None
+        chunks: list[tuple[Candidates, np.ndarray]] = []
+        for start in range(0, len(users), self.block):
+            block = users[start : start + self.block]
+            rows = train[block]
+            cands = self.gens.retrieve(block, rows, self.n_candidates)
+            features = pair_features(self.ctx, cands, rows, self.ctx.friends[block], played)
+            cands.rows = cands.rows + start
+            chunks.append((cands, features))
+        return _concat(chunks, self.n_candidates, len(self.gens.active))
+
+    # -- scoring -------------------------------------------------------------------------
+    def score(self, users: np.ndarray) -> np.ndarray:
+        users = np.asarray(users, dtype=np.int64)
+        return self._scores(*self._features(users), self._fitted()[users])
+
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        """A listener outside the training data: generators' ``score_history`` → features →
+        ranker (no friends in the model, so the friend features are 0)."""
+        n_items = self._fitted().shape[1]
+        if not sp.issparse(history) or history.shape[1] != n_items:
+            raise SegueError(
+                f"pipeline: a history must be a sparse (n, {n_items}) matrix, got "
+                f"{getattr(history, 'shape', type(history))}"
+            )
+        rows = sp.csr_matrix(history, dtype=np.float32)
+        return self._scores(*self._features(None, rows), rows)
+
+    def _scores(self, cands: Candidates, features: np.ndarray, seen: sp.csr_matrix) -> np.ndarray:
+        assert self.ranker is not None and self.ctx is not None
+        n_rows, n_items = seen.shape
+        dense = np.full((n_rows, n_items), UNRETRIEVED, dtype=np.float32)
+        dense[np.repeat(np.arange(n_rows), np.diff(seen.indptr)), seen.indices] = -np.inf
+        if self.stage == "retrieval":
+            dense[cands.rows, cands.items] = _rrf(cands)
+            return dense
+        scores = self.ranker.predict(features)
+        dense[cands.rows, cands.items] = scores
+        if self.stage == "full" and self.chosen_rerank > 0:
+            lists, list_scores = _ranked_lists(cands, scores, n_rows, 2 * self.rerank_depth)
+            target = genre_distribution(seen, self.ctx.genres)
+            top = calibrate(
+                lists, list_scores, target, self.ctx.genres, self.chosen_rerank, self.rerank_depth
+            )
+            ceiling = np.nanmax(np.where(lists >= 0, list_scores, -np.inf), axis=1)
+            for r in range(n_rows):
+                placed = top[r] >= 0
+                dense[r, top[r][placed]] = ceiling[r] + 1 + np.arange(placed.sum())[::-1]
+        return dense
+
+    def feature_importance(self) -> dict[str, float]:
+        """The ranker's total gain per feature, largest first."""
+        if self.ranker is None:
+            raise SegueError("model 'pipeline' is not fitted yet; call fit() first")
+        return self.ranker.importance()
+
+    def explain(self, user: int, item: int) -> Reason:
+        """The reason of the generator that ranked the item highest among its candidates."""
+        self._fitted()
+        cands, _ = self._features(np.array([user], dtype=np.int64))
+        at = np.flatnonzero(cands.items == item)
+        active = self.gens.active
+        if len(at) == 0:
+            return self.gens.models[active[0]].explain(user, item)
+        best = int(np.argmin(cands.ranks[at[0]]))
+        return self.gens.models[active[best]].explain(user, item)
+
+    def similar_items(self, items: Sequence[int] | np.ndarray, k: int = 10) -> np.ndarray:
+        for name in self.gens.active:
+            try:
+                return self.gens.models[name].similar_items(items, k)
+            except SegueError:
+                continue
+        return super().similar_items(items, k)
+
+    # -- persistence ---------------------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        assert self.ranker is not None
+        return {
+            "active": self.gens.active,
+            "feature_names": self.ranker.feature_names,
+            "chosen_rerank": self.chosen_rerank,
+            "validation": self.validation,
+        }
+
+    def _state(self) -> dict[str, np.ndarray]:
+        assert self.ctx is not None
+        return self.ctx.state()
+
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        self.ctx = FeatureContext.from_state(state)
+
+    def _save_parts(self, folder: Path) -> None:
+        assert self.ranker is not None
+        self.gens.save(folder)
+        self.ranker.save(folder / "ranker.txt")
+
+    def _load_parts(self, folder: Path, meta: dict[str, Any]) -> None:
+        self.gens.load(folder, meta["active"])
+        self.ranker = Ranker(meta["feature_names"])
+        self.ranker.load(folder / "ranker.txt")
+        self.chosen_rerank = float(meta["chosen_rerank"])
+        self.validation = dict(meta["validation"])
+
+
+def _labels(cands: Candidates, relevant: sp.csr_matrix) -> np.ndarray:
+    n_items = relevant.shape[1]
+    rel = relevant.tocoo()
+    truth = np.sort(rel.row.astype(np.int64) * n_items + rel.col)
+    return np.isin(cands.rows * n_items + cands.items, truth).astype(np.float32)
+
+
+def _rrf(cands: Candidates) -> np.ndarray:
+    """Retrieval-only order: the reciprocal-rank sum over the generators that retrieved it."""
+    retrieved = cands.ranks < cands.n
+    return np.where(retrieved, 1.0 / (10.0 + cands.ranks), 0.0).sum(axis=1).astype(np.float32)
+
+
+def _ranked_lists(
+    cands: Candidates, scores: np.ndarray, n_rows: int, depth: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, depth) candidates by score (ties by item), -1 / -inf where a row has fewer."""
+    order = np.lexsort((cands.items, -scores, cands.rows))
+    rows, items, values = cands.rows[order], cands.items[order], scores[order]
+    starts = np.searchsorted(rows, np.arange(n_rows))
+    position = np.arange(len(rows)) - starts[rows]
+    keep = position < depth
+    lists = np.full((n_rows, depth), -1, dtype=np.int64)
+    list_scores = np.full((n_rows, depth), -np.inf, dtype=np.float32)
+    lists[rows[keep], position[keep]] = items[keep]
+    list_scores[rows[keep], position[keep]] = values[keep]
+    return lists, list_scores
+
+
+def _concat(
+    chunks: list[tuple[Candidates, np.ndarray]], n: int, n_generators: int
+) -> tuple[Candidates, np.ndarray]:
+    if not chunks:
+        empty = np.zeros(0, dtype=np.int64)
+        scores = np.zeros((0, n_generators), np.float32)
+        return Candidates(empty, empty, scores, scores.copy(), n), np.zeros((0, 0), np.float32)
+    cands = Candidates(
+        np.concatenate([c.rows for c, _ in chunks]),
+        np.concatenate([c.items for c, _ in chunks]),
+        np.concatenate([c.scores for c, _ in chunks]),
+        np.concatenate([c.ranks for c, _ in chunks]),
+        n,
+    )
+    return cands, np.concatenate([f for _, f in chunks])
+
+
+def _with_positives(part: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features, labels, group sizes) of the listeners with at least one positive candidate."""
+    group, cands, features, labels, _ = part
+    n_rows = len(group)
+    positives = np.bincount(cands.rows, weights=labels, minlength=n_rows)
+    keep_rows = positives > 0
+    keep = keep_rows[cands.rows]
+    sizes = np.bincount(cands.rows[keep], minlength=n_rows)[keep_rows]
+    return features[keep], labels[keep], sizes

@@ -1,0 +1,295 @@
+"""Candidate generators and the candidate set they make together.
+
+A generator is any registered recommender (ALS, EASE, item-kNN, user-kNN, content, …) plus
+two of the staged recommender's own: ``friends`` (what a listener's friends play, from the
+friend graph of :class:`~segue.dataset.side.SideInfo`) and ``trending`` (log-scaled listening;
+the registry's ``trending`` needs pair times, which a bare matrix does not carry). Each gives
+its top ``n`` unseen items per listener with score and rank; :func:`retrieve` merges them into
+one candidate set per listener and keeps, for every candidate, every generator's score and its
+rank there (``n`` when the generator did not retrieve it), which the ranker reads as features.
+
+Generators whose scores are a dot product of user and item vectors retrieve through
+:class:`~segue.models.staged.ann.VectorIndex` (exact below its catalog size, ANN above).
+A generator that needs side information the data lacks (``content`` without a catalog,
+``friends`` without a friend graph) is left out at fit, and :attr:`Generators.active` says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from segue.dataset import Binary, LogScale
+from segue.dataset.side import SideInfo
+from segue.errors import SegueError
+from segue.models.base import Reason, Recommender, sparse_from_state, sparse_state, top_k
+from segue.models.popularity import PopularityRecommender
+from segue.models.specs import COMPONENTS, ModelSpec
+from segue.models.staged.ann import EXACT_BELOW, VectorIndex
+
+DEFAULT_GENERATORS: tuple[str, ...] = (
+    "als", "ease", "itemknn", "userknn", "friends", "content", "trending"
+)  # fmt: skip
+
+
+class FriendsRecommender(Recommender):
+    """Score = how many of the listener's friends played the item (0 without a friend graph)."""
+
+    name = "friends"
+
+    def __init__(self) -> None:
+        self.friends = sp.csr_matrix((0, 0), dtype=np.float32)
+        self._binary: sp.csr_matrix | None = None
+
+    def fit(self, interactions: sp.csr_matrix, side: SideInfo | None = None) -> Self:
+        train = interactions.tocsr().astype(np.float32)
+        n_users = train.shape[0]
+        friends = None if side is None else side.friends
+        if friends is None:
+            friends = sp.csr_matrix((n_users, n_users), dtype=np.float32)
+        if friends.shape != (n_users, n_users):
+            raise SegueError(
+                f"friends: the friend graph is {friends.shape[0]}×{friends.shape[1]} but the "
+                f"matrix has {n_users} users; build both from the same user map"
+            )
+        self.friends = (sp.csr_matrix(friends) != 0).astype(np.float32)
+        self._train, self._binary = train, None
+        return self
+
+    def _played(self) -> sp.csr_matrix:
+        if self._binary is None:
+            self._binary = (self._fitted() != 0).astype(np.float32).tocsr()
+        return self._binary
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        return np.asarray((self.friends[np.asarray(users)] @ self._played()).toarray())
+
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        """A listener known only by a history has no friends in the model: all zeros."""
+        return np.zeros((history.shape[0], self._fitted().shape[1]), dtype=np.float32)
+
+    def explain(self, user: int, item: int) -> Reason:
+        played = float(self.score(np.array([user]))[0, item])
+        return Reason("listeners_like_you", value=played)
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return sparse_state(self.friends)
+
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        self.friends = sparse_from_state(state)
+        self._binary = None
+
+
+#: The staged recommender's own generators, over the registry's components.
+OWN: dict[str, ModelSpec] = {
+    "friends": ModelSpec(FriendsRecommender, Binary(), FriendsRecommender),
+    "trending": ModelSpec(
+        lambda: PopularityRecommender(measure="weight"), LogScale(), PopularityRecommender
+    ),
+}
+#: Models registered later (``names.py`` adds the neural ones) without an import cycle.
+_EXTRA: dict[str, ModelSpec] = {}
+
+
+def register_generators(specs: dict[str, ModelSpec]) -> None:
+    """Make more registered models usable as generators (called by ``segue.models.names``)."""
+    for name, spec in specs.items():
+        if name not in OWN and name not in COMPONENTS:
+            _EXTRA[name] = spec
+
+
+def generator_spec(name: str) -> ModelSpec:
+    for table in (OWN, COMPONENTS, _EXTRA):
+        if name in table:
+            return table[name]
+    known = sorted({*OWN, *COMPONENTS, *_EXTRA})
+    raise SegueError(f"unknown generator {name!r}; available: {', '.join(known)}")
+
+
+def _usable(name: str, side: SideInfo | None) -> bool:
+    """Whether the data has what the generator needs (a catalog for content, friends)."""
+    if name == "content":
+        return side is not None and side.catalog is not None and side.catalog.known.any()
+    if name == "friends":
+        return side is not None and side.friends is not None and side.friends.nnz > 0
+    return True
+
+
+@dataclass
+class Candidates:
+    """Merged candidates of a block of listeners, one row per (listener, item) pair.
+
+    ``rows`` index the block (sorted, so each listener's pairs are contiguous); ``scores`` and
+    ``ranks`` are (pairs, generators): a generator's score of the pair (NaN where it cannot
+    score the item) and its rank in that generator's top ``n`` (``n`` where absent).
+    """
+
+    rows: np.ndarray
+    items: np.ndarray
+    scores: np.ndarray
+    ranks: np.ndarray
+    n: int
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+class Generators:
+    """A fitted set of generators, each trained on its own weighting of the raw matrix."""
+
+    def __init__(self, names: Sequence[str], params: dict[str, dict[str, Any]] | None = None):
+        if not names:
+            raise SegueError("the staged recommender needs at least one generator")
+        for name in names:
+            generator_spec(name)
+            if name in ("hybrid", "pipeline"):
+                raise SegueError(f"{name!r} cannot be a generator")
+        self.names = list(dict.fromkeys(names))
+        self.params = {k: dict(v) for k, v in (params or {}).items()}
+        self.models: dict[str, Recommender] = {}
+        self._indexes: dict[str, VectorIndex] = {}
+
+    @property
+    def active(self) -> list[str]:
+        return [name for name in self.names if name in self.models]
+
+    def fit(self, raw: sp.csr_matrix, side: SideInfo | None) -> Self:
+        self.models = {}
+        self._indexes = {}
+        for name in self.names:
+            if not _usable(name, side):
+                continue
+            spec = generator_spec(name)
+            model = spec.build(**self.params.get(name, {}))
+            self.models[name] = model.fit(spec.weighting.apply(raw), side)
+        if not self.models:
+            raise SegueError("none of the generators can run on this data")
+        return self
+
+    def weighted(self, name: str, raw: sp.csr_matrix) -> sp.csr_matrix:
+        return generator_spec(name).weighting.apply(raw)
+
+    def _index(self, name: str) -> VectorIndex | None:
+        """A faiss index when the generator is a dot product over a catalog large enough."""
+        model = self.models[name]
+        factors = model._dot_factors()
+        if factors is None or factors[1].shape[0] < EXACT_BELOW:
+            return None
+        if name not in self._indexes:
+            self._indexes[name] = VectorIndex(factors[1])
+        return self._indexes[name]
+
+    def retrieve(
+        self,
+        users: np.ndarray | None,
+        seen: sp.csr_matrix,
+        n: int,
+        history: sp.csr_matrix | None = None,
+        only: Sequence[str] | None = None,
+    ) -> Candidates:
+        """Candidates of a block: known ``users`` (matrix rows) or ``history`` rows (new users).
+
+        ``seen`` (block × items) is masked; ``history`` in raw values, weighted per generator.
+        """
+        names = [name for name in self.active if only is None or name in only]
+        n_rows, n_items = seen.shape
+        n = min(n, n_items)
+        tops: list[tuple[np.ndarray, np.ndarray]] = []
+        dense_blocks: list[np.ndarray | None] = []
+        vectors: list[tuple[np.ndarray, np.ndarray] | None] = []
+        seen_rows = np.repeat(np.arange(n_rows), np.diff(seen.indptr))
+        for name in names:
+            model = self.models[name]
+            index = self._index(name) if history is None else None
+            if index is not None:
+                assert users is not None
+                user_vectors, item_vectors = model._dot_factors()  # type: ignore[misc]
+                query = user_vectors[users]
+                extra = int(np.diff(seen.indptr).max(initial=0))
+                ids, values = index.search(query, n, extra)
+                masked = _in_rows(seen, ids)
+                values = np.where(masked, -np.inf, values)
+                order = np.argsort(-values, axis=1, kind="stable")[:, :n]
+                ids = np.take_along_axis(ids, order, 1)
+                values = np.take_along_axis(values, order, 1)
+                tops.append((ids, values))
+                dense_blocks.append(None)
+                vectors.append((query, item_vectors))
+                continue
+            if history is None:
+                assert users is not None
+                dense = model.score(users)
+            else:
+                dense = model.score_history(self.weighted(name, history))
+            dense = np.array(dense, dtype=np.float32)
+            dense[seen_rows, seen.indices] = -np.inf
+            ids, values = top_k(dense, n)
+            tops.append((ids, values))
+            dense_blocks.append(dense)
+            vectors.append(None)
+        keys = np.unique(
+            np.concatenate(
+                [
+                    (np.arange(n_rows)[:, None] * n_items + ids)[np.isfinite(values)]
+                    for ids, values in tops
+                ]
+                or [np.zeros(0, np.int64)]
+            )
+        )
+        rows, items = keys // n_items, keys % n_items
+        scores = np.full((len(keys), len(names)), np.nan, dtype=np.float32)
+        ranks = np.full((len(keys), len(names)), n, dtype=np.float32)
+        for g, ((ids, values), dense, vec) in enumerate(
+            zip(tops, dense_blocks, vectors, strict=True)
+        ):
+            if dense is not None:
+                pair = dense[rows, items]
+            else:
+                assert vec is not None
+                pair = np.einsum("ij,ij->i", vec[0][rows], vec[1][items])
+            scores[:, g] = np.where(np.isfinite(pair), pair, np.nan)
+            finite = np.isfinite(values)
+            rank = np.broadcast_to(np.arange(ids.shape[1]), ids.shape)[finite]
+            own = (np.arange(n_rows)[:, None] * n_items + ids)[finite]
+            ranks[np.searchsorted(keys, own), g] = rank
+        return Candidates(rows, items, scores, ranks, n)
+
+    def save(self, folder: Path) -> None:
+        for name, model in self.models.items():
+            model.save(folder / f"generator-{name}")
+
+    def load(self, folder: Path, active: Sequence[str]) -> None:
+        self.models = {
+            name: generator_spec(name).cls.load(folder / f"generator-{name}") for name in active
+        }
+        self._indexes = {}
+
+
+def _in_rows(matrix: sp.csr_matrix, ids: np.ndarray) -> np.ndarray:
+    """``out[r, j]``: whether ``ids[r, j]`` is stored in row r of ``matrix`` (-1: never)."""
+    n_items = matrix.shape[1]
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    stored = np.sort(rows * n_items + matrix.indices)
+    if len(stored) == 0:
+        return np.zeros(ids.shape, dtype=bool)
+    keys = np.arange(len(ids))[:, None] * n_items + ids
+    at = np.minimum(np.searchsorted(stored, keys), len(stored) - 1)
+    return (ids >= 0) & (stored[at] == keys)
+
+
+def candidate_recall(cands: Candidates, relevant: sp.csr_matrix, generator: int | None) -> float:
+    """Share of the block's relevant pairs inside the candidates (one generator's or all).
+
+    ``relevant`` is (block × items); ``generator`` None means the union.
+    """
+    n_items = relevant.shape[1]
+    keep = np.ones(len(cands), bool) if generator is None else cands.ranks[:, generator] < cands.n
+    keys = cands.rows[keep] * n_items + cands.items[keep]
+    rel = relevant.tocoo()
+    truth = rel.row.astype(np.int64) * n_items + rel.col
+    return float(np.isin(truth, keys).mean()) if len(truth) else float("nan")

@@ -109,3 +109,48 @@ def test_an_experiment_from_creation_to_report(tmp_path: Path) -> None:
     with open_store(settings.resolved_database_url) as store:
         last = {e.request_id: e for e in store.exposures_between(0, 2**62)}[again["request_id"]]
     assert last.experiments == {}
+
+
+def test_a_variant_can_be_a_registry_version_served_beside_production(tmp_path: Path) -> None:
+    from segue.batch.lifecycle import build_manifest, publish_trained
+    from segue.registry import ModelRegistry
+
+    data = tmp_path / "data"
+    with open_store(f"sqlite:///{data / 'segue.sqlite'}") as store:
+        load_synthetic_world(store, SynthParams(seed=9, n_users=80, n_tracks=200, n_events=5_000))
+        interactions = load_interactions(store)
+        side = load_side_info(store, interactions)
+        users = [str(u) for u in interactions.users.ids[:60]]
+    registry = ModelRegistry(data / "registry")
+    for name in ("popularity", "als"):  # v0001 popularity, v0002 als (production)
+        trained = train_models(interactions, [name], side=side)[name]
+        manifest = build_manifest(trained, {"ndcg@10": 0.1}, data={"events": 5_000})
+        publish_trained(registry, "als", trained, manifest, force=True)
+    assert registry.production("als").version == "v0002"
+
+    _cli(data, "experiments", "create", "old-model", "--variant", "now",
+         "--variant", "before:version=v0001", "--variant", "gone:version=v0099")  # fmt: skip
+    with pytest.raises(SegueError, match="version=v1 is out of range"):
+        _cli(data, "experiments", "create", "bad", "--variant", "a", "--variant", "b:version=v1")
+    _cli(data, "experiments", "start", "old-model")
+    salt = ExperimentBook(data / EXPERIMENTS_FILE).get("old-model").experiment.hash_salt
+    third = 1 / 3
+    arm = {u: ("now", "before", "gone")[min(int(position(salt, u) / third), 2)] for u in users}
+    assert set(arm.values()) == {"now", "before", "gone"}
+    with TestClient(create_app(Settings(data_dir=data), watch_s=None)) as client:
+        answers = {u: client.get(f"/v1/users/{u}/recommendations").json() for u in users}
+        client.app.state.services.exposures.flush()  # type: ignore[attr-defined]
+        metrics = client.get("/metrics").text
+    for u, answer in answers.items():
+        # the variant's version serves its listeners; one that does not exist falls back to
+        # production (and is counted), never to an error
+        expected = {"now": ("als", "v0002"), "before": ("popularity", "v0001"),
+                    "gone": ("als", "v0002")}[arm[u]]  # fmt: skip
+        assert (answer["model"], answer["version"]) == expected, u
+    gone = sum(1 for a in arm.values() if a == "gone")
+    assert f'segue_fallbacks_total{{kind="experiment_version"}} {float(gone)}' in metrics
+    with open_store(f"sqlite:///{data / 'segue.sqlite'}") as store:
+        logged = {e.user_id: e for e in store.exposures_between(0, 10**14)}
+    assert {u: (e.version, e.experiments["old-model"]) for u, e in logged.items()} == {
+        u: (answers[u]["version"], arm[u]) for u in users
+    }

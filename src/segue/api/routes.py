@@ -182,6 +182,13 @@ async def recommendations(
         except Exception as exc:  # a broken experiments file must not stop serving
             log.warning("experiments not applied: %s", exc)
             assigned, overrides = {}, {}
+        version = overrides.pop("version", None)
+        if version is not None:  # a registry version as the variant: served beside production
+            variant_model = svc.models.version(version)
+            if variant_model is None:
+                svc.metrics.fallbacks.labels("experiment_version").inc()
+            else:
+                model = variant_model
         if overrides:  # the variant's pipeline settings win: they are what is compared
             req = dataclasses.replace(req, **overrides)
     degraded: list[str] = []

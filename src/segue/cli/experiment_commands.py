@@ -36,8 +36,9 @@ def create(
     variant: Annotated[
         list[str],
         typer.Option(
-            help="NAME or NAME:SETTING=VALUE,... (max_per_artist, new_item_share, surface); "
-            "the first is the control. Give two or more."
+            help="NAME or NAME:SETTING=VALUE,... (version=v0003 serves that registry version "
+            "of the model; max_per_artist, new_item_share, surface); the first is the "
+            "control. Give two or more."
         ),
     ],
     share: Annotated[

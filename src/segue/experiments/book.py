@@ -3,15 +3,17 @@
 Serving processes read the file when it changes (one ``stat`` per request) and assign each
 listener with :class:`~segue.experiments.assignment.Assigner`; the CLI writes it (create,
 start, stop) atomically, so a reader sees the old file or the new one. A variant's
-``settings`` are the pipeline settings it serves with — for now what a list request itself
-can set: ``max_per_artist``, ``new_item_share`` and ``surface``; they override the request's
-own values for the listeners in that variant, which is what makes the arms differ.
+``settings`` are what it serves with: a registry ``version`` of the served model (``v0003``:
+an older or a candidate version beside production) and pipeline settings a list request
+itself can set — ``max_per_artist``, ``new_item_share`` and ``surface``; they override the
+request's own values for the listeners in that variant, which is what makes the arms differ.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "max_per_artist": (int, lambda v: 1 <= v <= 100),
     "new_item_share": (float, lambda v: 0.0 <= v <= 0.5),
     "surface": (str, lambda v: v in ("home", "radio", "discovery")),
+    "version": (str, lambda v: re.fullmatch(r"v\d{4,}", v) is not None),
 }
 
 

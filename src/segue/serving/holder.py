@@ -230,6 +230,8 @@ def _registry_production(settings: Settings, name: str) -> ModelLocation | None:
 
 
 Loader = Callable[[ModelLocation], TrainedModel]
+#: Registry versions an experiment may serve beside production, kept loaded at once.
+MAX_VARIANT_VERSIONS = 4
 
 
 def load_location(location: ModelLocation) -> TrainedModel:
@@ -263,6 +265,8 @@ class ModelHolder:
         self.missing: list[str] = []
         self._lock = threading.Lock()  # one retry of an empty start at a time
         self._swap_lock = threading.Lock()
+        self._variant_lock = threading.Lock()
+        self._variants: dict[str, ServingModel | None] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -322,6 +326,37 @@ class ModelHolder:
             self._on_event("load_failed", f"{location.name} {location.version}: {exc}")
             return False
         return True
+
+    def version(self, version: str) -> ServingModel | None:
+        """A registry version of the served name other than production's — an experiment's
+        variant — loaded on first use and kept (at most ``MAX_VARIANT_VERSIONS``); the
+        production model when ``version`` is production's. None when it cannot be loaded
+        (no such version, broken files), remembered so a bad variant costs one try."""
+        current = self._current
+        if current is not None and current.version == version:
+            return current
+        with self._variant_lock:
+            if version in self._variants:
+                return self._variants[version]
+            model = None
+            try:
+                found = ModelRegistry(self.settings.data_dir / "registry").get(self.name, version)
+                location = ModelLocation(
+                    self.name,
+                    str(found.version),
+                    Path(found.path),
+                    str(found.manifest.get("model_type", self.name)),
+                )
+                model = ServingModel.build(self.store, self._loader(location), location.version)
+                model.cold.warm_segments()
+                self._on_event("loaded", f"{self.name} {version} (experiment variant)")
+            except Exception as exc:
+                log.warning("experiment version %s of %s not loaded: %s", version, self.name, exc)
+                self._on_event("load_failed", f"{self.name} {version}: {exc}")
+            if len(self._variants) >= MAX_VARIANT_VERSIONS:
+                self._variants.pop(next(iter(self._variants)))
+            self._variants[version] = model
+            return model
 
     def swap(self, model: ServingModel) -> None:
         """Serve ``model`` from now on (one reference assignment: atomic for readers)."""

@@ -9,6 +9,7 @@ import datetime as dt
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -154,3 +155,49 @@ def test_a_variant_can_be_a_registry_version_served_beside_production(tmp_path: 
     assert {u: (e.version, e.experiments["old-model"]) for u, e in logged.items()} == {
         u: (answers[u]["version"], arm[u]) for u in users
     }
+
+
+def test_guardrails_catch_a_variant_that_wins_by_hurting_the_service(
+    store, tmp_path: Path
+) -> None:
+    from segue.data.model import Event, EventType, Item, ItemKind, User
+    from segue.experiments.book import RUNNING, new_plan
+    from segue.store.exposures import Exposure
+
+    book = ExperimentBook(tmp_path / EXPERIMENTS_FILE)
+    book.create(new_plan("x", [("a", None, {}), ("b", None, {}), ("c", None, {})]))
+    book.set_status("x", RUNNING, 0)
+    day = dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC)
+    t0 = int(day.timestamp() * 1000)
+    store.upsert_items([Item(id=f"t{i}", kind=ItemKind.TRACK, title=f"T{i}") for i in range(4)])
+    users = [f"u{i}" for i in range(90)]
+    store.upsert_users([User(id=u, signup_at=day - dt.timedelta(days=9)) for u in users])
+    rng = np.random.default_rng(0)
+    shown, events = [], []
+    for n, u in enumerate(users):
+        variant = "abc"[n % 3]
+        # b: skips most of what it shows, from the fallback path half the time, 3x slower;
+        # c: like a, which every guardrail must let pass
+        skip_share = 0.8 if variant == "b" else 0.2
+        for j in range(4):
+            path = "fallback" if variant == "b" and j % 2 else "personal"
+            served = rng.uniform(3_000, 6_000) * (3 if variant == "b" else 1)
+            shown.append(Exposure(f"r{n}-{j}", u, t0 + j * 3_600_000, "home", "als", "v1", path,
+                                  (f"t{j}",), {"x": variant}, {"served_us": str(int(served))}))
+            kind = EventType.SKIP if rng.random() < skip_share else EventType.PLAY
+            events.append(Event(event_id=f"e{n}-{j}", user_id=u, item_id=f"t{j}", type=kind,
+                                timestamp=day + dt.timedelta(hours=j, minutes=1),
+                                ms_played=200_000 if kind == EventType.PLAY else 3_000))
+    store.add_exposures(shown)  # fmt: skip
+    store.add_events(events)
+    report = experiment_report(store, book, "x", day.date(), day.date())
+    verdict = {(g.name, g.variant): g.breached for g in report.guardrails}
+    assert verdict == {
+        ("skip rate per listener", "b"): True,
+        ("lists from the fallback path", "b"): True,
+        ("serving time p99 (ms)", "b"): True,
+        ("skip rate per listener", "c"): False,
+        ("lists from the fallback path", "c"): False,
+        ("serving time p99 (ms)", "c"): False,
+    }
+    assert "## Guardrails" in report.markdown() and "**BREACHED**" in report.markdown()

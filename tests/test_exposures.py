@@ -119,7 +119,8 @@ def test_every_list_the_api_answers_is_in_the_log(tmp_path) -> None:
         assert (shown.model, shown.version, shown.path) == (
             answer["model"], answer["version"], answer["path"]
         )  # fmt: skip
-        assert shown.context == {"device": "phone"}
+        assert shown.context["device"] == "phone"
+        assert 0 < int(shown.context["served_us"]) < 5_000_000  # how long the answer took
         assert now - 60_000 < shown.ts_ms <= now
     newcomer = [e for e in logged.values() if e.user_id == "new-listener"]
     assert len(newcomer) == 1 and len(newcomer[0].items) == 4

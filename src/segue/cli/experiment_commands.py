@@ -52,17 +52,15 @@ def create(
     ] = "0-1",
 ) -> None:
     """Define an experiment (as a draft: `segue experiments start` runs it)."""
-    from segue.experiments.assignment import Experiment, Variant
-    from segue.experiments.book import Plan, parse_settings
+    from segue.experiments.book import new_plan, parse_settings
 
     names, settings = [], {}
     for text in variant:
         name, _, rest = text.partition(":")
         names.append(name.strip())
         settings[name.strip()] = parse_settings(rest, f"--variant {text!r}")
-    if share is None:
-        shares = [1 / len(names)] * len(names)
-    else:
+    shares: list[float | None] = [None] * len(names)
+    if share is not None:
         try:
             shares = [float(s) for s in share.split(",")]
         except ValueError:
@@ -76,16 +74,14 @@ def create(
         raise SegueError(f"--part takes START-END, e.g. 0-0.5, got {part!r}") from None
     if not sep:
         raise SegueError(f"--part takes START-END, e.g. 0-0.5, got {part!r}")
-    plan = Plan(
-        Experiment(
-            experiment_id,
-            tuple(Variant(n, s) for n, s in zip(names, shares, strict=True)),
-            layer=layer,
-            start=start,
-            end=end,
-        ),
-        settings,
+    plan = new_plan(
+        experiment_id,
+        [(n, s, settings[n]) for n, s in zip(names, shares, strict=True)],
+        layer=layer,
+        start=start,
+        end=end,
     )
+    shares = [v.share for v in plan.experiment.variants]
     _book(ctx).create(plan)
     console.print(f"experiment {experiment_id} created (draft): " + ", ".join(
         f"{n} {s:.0%}" + (f" {settings[n]}" if settings[n] else "") for n, s in zip(

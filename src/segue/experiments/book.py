@@ -15,6 +15,7 @@ import json
 import os
 import re
 import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,23 +37,70 @@ SETTINGS: dict[str, tuple[type, Any]] = {
 
 def parse_settings(text: str, where: str) -> dict[str, Any]:
     """``key=value,key=value`` into checked settings (one line naming what is wrong)."""
-    out: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
-        key, sep, raw = part.partition("=")
-        if not sep or key not in SETTINGS:
+        key, sep, value = part.partition("=")
+        if not sep:
             raise SegueError(
                 f"{where}: {part!r} is not a setting; known: "
                 + ", ".join(f"{k}=…" for k in SETTINGS)
             )
+        raw[key] = value
+    return check_settings(raw, where)
+
+
+def check_settings(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Settings given as a mapping (the API's JSON, or parsed text), each converted to its
+    type and checked against its range; one line naming what is wrong."""
+    out: dict[str, Any] = {}
+    for key, given in raw.items():
+        if key not in SETTINGS:
+            raise SegueError(
+                f"{where}: {key!r} is not a setting; known: "
+                + ", ".join(f"{k}=…" for k in SETTINGS)
+            )
         kind, valid = SETTINGS[key]
+        if isinstance(given, bool) or not isinstance(given, str | int | float):
+            raise SegueError(f"{where}: {key} takes a {kind.__name__}, got {given!r}")
         try:
-            value = kind(raw)
+            value = kind(given)
         except ValueError:
-            raise SegueError(f"{where}: {key} takes a {kind.__name__}, got {raw!r}") from None
+            raise SegueError(f"{where}: {key} takes a {kind.__name__}, got {given!r}") from None
         if not valid(value):
-            raise SegueError(f"{where}: {key}={raw} is out of range")
+            raise SegueError(f"{where}: {key}={given} is out of range")
         out[key] = value
     return out
+
+
+def new_plan(
+    experiment_id: str,
+    variants: Sequence[tuple[str, float | None, Mapping[str, Any]]],
+    *,
+    layer: str = "default",
+    start: float = 0.0,
+    end: float = 1.0,
+) -> Plan:
+    """A draft from ``(name, share or None, settings)`` per variant, the first the control;
+    shares default to equal. The one way the CLI and the API define an experiment."""
+    names = [name.strip() for name, _, _ in variants]
+    given = [share for _, share, _ in variants]
+    if any(s is None for s in given) and not all(s is None for s in given):
+        raise SegueError("give every variant a share, or none (equal shares)")
+    shares = [1 / len(names)] * len(names) if given and given[0] is None else given
+    settings = {
+        name: check_settings(raw, f"variant {name!r}")
+        for name, (_, _, raw) in zip(names, variants, strict=True)
+    }
+    return Plan(
+        Experiment(
+            experiment_id,
+            tuple(Variant(n, float(s)) for n, s in zip(names, shares, strict=True)),
+            layer=layer,
+            start=start,
+            end=end,
+        ),
+        settings,
+    )
 
 
 @dataclass

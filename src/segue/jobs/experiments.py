@@ -5,6 +5,12 @@ exposures contributes their lists, the lists' attributed plays, conversions and 
 (:func:`segue.jobs.online_metrics.attributed_lists`). Per variant against the first variant
 (the control): CTR per list by the delta method, conversions and minutes per listener by
 Welch, Holm across the metrics, and the sample-ratio check of listeners against the shares.
+
+Guardrails are read beside the effects, not corrected with them — they stop a variant that
+wins on its metric by hurting the service: the skip rate per listener (Welch: breached when
+the whole interval is above the control's), the share of lists served by the fallback path
+(Newcombe: breached likewise) and serving time's p99 (breached when more than 25 % and 2 ms
+above the control's, a threshold rather than a test: tail latency has no useful CLT).
 """
 
 from __future__ import annotations
@@ -13,10 +19,19 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from segue.errors import SegueError
 from segue.experiments.book import ExperimentBook
-from segue.experiments.stats import Effect, RatioCheck, delta_ratio, holm, sample_ratio, welch
+from segue.experiments.stats import (
+    Effect,
+    RatioCheck,
+    delta_ratio,
+    holm,
+    newcombe,
+    sample_ratio,
+    welch,
+)
 from segue.jobs.online_metrics import DAY_MS, attributed_lists, day_start_ms
 from segue.store import Store
 
@@ -29,6 +44,20 @@ class VariantMetric:
     adjusted_p: float
 
 
+@dataclass(frozen=True)
+class Guardrail:
+    name: str
+    variant: str
+    control: float
+    treatment: float
+    detail: str
+    breached: bool
+
+
+#: Serving time's p99 may grow this much (relative, and absolute ms) before it is a breach.
+LATENCY_TOLERANCE = (0.25, 2.0)
+
+
 @dataclass
 class ExperimentReport:
     experiment: str
@@ -37,6 +66,7 @@ class ExperimentReport:
     lists: dict[str, int]
     split: RatioCheck | None
     metrics: list[VariantMetric] = field(default_factory=list)
+    guardrails: list[Guardrail] = field(default_factory=list)
 
     def markdown(self) -> str:
         counts = ", ".join(
@@ -58,6 +88,16 @@ class ExperimentReport:
                 f"| {m.metric} | {m.variant} | {e.control:.4g} | {e.treatment:.4g} | "
                 f"{e.difference:+.4g} [{e.low:+.4g}, {e.high:+.4g}] | {m.adjusted_p:.2g} |"
             )
+        if self.guardrails:
+            lines += ["", "## Guardrails", "",
+                      f"| guardrail | variant | {self.control} | variant's | test | verdict |",
+                      "|---|---|---:|---:|---|---|"]  # fmt: skip
+            for g in self.guardrails:
+                verdict = "**BREACHED**" if g.breached else "held"
+                lines.append(
+                    f"| {g.name} | {g.variant} | {g.control:.4g} | {g.treatment:.4g} | "
+                    f"{g.detail} | {verdict} |"
+                )
         return "\n".join(lines) + "\n"
 
 
@@ -129,9 +169,43 @@ def experiment_report(
                     ),
                 )
             )
+    report.guardrails = [g for v in names[1:] for g in _guardrails(table, names[0], v)]
     adjusted = holm([effect.p for _, _, effect in found]) if found else []
     report.metrics = [
         VariantMetric(metric, variant, effect, float(p))
         for (metric, variant, effect), p in zip(found, adjusted, strict=True)
     ]
     return report
+
+
+def _guardrails(table: pd.DataFrame, control: str, variant: str) -> list[Guardrail]:
+    """The variant's guardrails against the control (see the module docstring)."""
+    a, b = table[table["variant"] == control], table[table["variant"] == variant]
+    if a.empty or b.empty:
+        return []
+    out: list[Guardrail] = []
+    rates = []
+    for part in (a, b):
+        per = part.groupby("user_id")[["played", "skips"]].sum()
+        per = per[per.sum(axis=1) > 0]
+        rates.append((per["skips"] / per.sum(axis=1)).to_numpy(np.float64))
+    if all(len(r) >= 2 for r in rates):
+        e = welch(rates[0], rates[1])
+        ci = f"Welch, 95 % CI [{e.low:+.3g}, {e.high:+.3g}]"
+        out.append(
+            Guardrail("skip rate per listener", variant, e.control, e.treatment, ci, e.low > 0)
+        )
+    falls = [(int((p["path"] == "fallback").sum()), len(p)) for p in (a, b)]
+    e = newcombe(falls[0], falls[1])
+    ci = f"Newcombe, 95 % CI [{e.low:+.3g}, {e.high:+.3g}]"
+    out.append(
+        Guardrail("lists from the fallback path", variant, e.control, e.treatment, ci, e.low > 0)
+    )
+    times = [p["served_us"].dropna().to_numpy(np.float64) / 1000 for p in (a, b)]
+    if all(len(t) for t in times):
+        ca, cb = (float(np.percentile(t, 99)) for t in times)
+        relative, absolute = LATENCY_TOLERANCE
+        out.append(Guardrail("serving time p99 (ms)", variant, ca, cb,
+                             f"limit {ca * (1 + relative):.3g} ms and +{absolute:g} ms",
+                             cb > ca * (1 + relative) and cb - ca > absolute))  # fmt: skip
+    return out

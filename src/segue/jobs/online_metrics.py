@@ -118,8 +118,8 @@ def attributed_lists(
     store: Store, start_ms: int, end_ms: int, *, window_ms: int, conversion_ms: int
 ) -> pd.DataFrame:
     """One row per list served in ``[start_ms, end_ms)``, indexed by request id: ``user_id``,
-    ``ts_ms``, ``day``, ``arm``, ``experiments`` (dict), ``items`` (as shown), and what it
-    led to within
+    ``ts_ms``, ``day``, ``arm``, ``experiments`` (dict), ``items`` (as shown), ``path``,
+    ``served_us`` (how long serving took; NaN where not logged), and what it led to within
     ``window_ms``: ``played`` (plays of its items), ``converted`` (of them, at least
     ``conversion_ms`` long), ``skips``, ``ms`` (milliseconds listened)."""
     shown = store.exposures_between(start_ms, end_ms)
@@ -147,6 +147,8 @@ def attributed_lists(
             "ts_ms": [e.ts_ms for e in shown],
             "arm": [_arm(e.model, e.version, e.experiments) for e in shown],
             "experiments": [e.experiments for e in shown],
+            "path": [e.path for e in shown],
+            "served_us": [float(e.context.get("served_us", "nan")) for e in shown],
             "items": [list(e.items) for e in shown],
         }
     )

@@ -201,3 +201,41 @@ def test_guardrails_catch_a_variant_that_wins_by_hurting_the_service(
         ("serving time p99 (ms)", "c"): False,
     }
     assert "## Guardrails" in report.markdown() and "**BREACHED**" in report.markdown()
+
+
+def test_operators_run_experiments_over_the_admin_api(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with open_store(f"sqlite:///{data / 'segue.sqlite'}") as store:
+        load_synthetic_world(store, SynthParams(seed=4, n_users=60, n_tracks=120, n_events=3_000))
+        users = [u.id for u in store.iter_users()][:40]
+    settings = Settings(data_dir=data, api_keys="boss=admin,reader=read")
+    boss, reader = {"X-API-Key": "boss"}, {"X-API-Key": "reader"}
+    capped = {"name": "b", "settings": {"max_per_artist": 1}}
+    body = {"id": "cap", "variants": [{"name": "a"}, capped]}
+    with TestClient(create_app(settings, watch_s=None)) as client:
+        url = "/v1/admin/experiments"
+        assert client.post(url, json=body, headers=reader).status_code == 403
+        made = client.post(url, json=body, headers=boss)
+        assert made.status_code == 201, made.text
+        assert made.json()["variants"][1] == {"name": "b", "share": 0.5,
+                                              "settings": {"max_per_artist": 1}}  # fmt: skip
+        assert client.post(url, json=body, headers=boss).status_code == 409
+        bad = {**body, "id": "bad", "variants": [{"name": "a"},
+                                                 {"name": "b", "settings": {"colour": "red"}}]}
+        refused = client.post(url, json=bad, headers=boss)
+        assert refused.status_code == 422 and "'colour' is not a setting" in refused.text
+        assert client.post(f"{url}/nope/start", headers=boss).status_code == 404
+        started = client.post(f"{url}/cap/start", headers=boss)
+        assert started.json()["status"] == "running"
+        assert client.post(f"{url}/cap/start", headers=boss).status_code == 409
+        # the book the CLI reads is the one written, and serving assigns from it at once
+        assert ExperimentBook(data / EXPERIMENTS_FILE).get("cap").status == "running"
+        for u in users:
+            client.get(f"/v1/users/{u}/recommendations", headers=reader)
+        client.app.state.services.exposures.flush()  # type: ignore[attr-defined]
+        report = client.get(f"{url}/cap/report", headers=boss).json()
+        assert sum(report["listeners"].values()) == len(users)
+        assert report["sample_ratio_mismatch"] is False
+        assert report["markdown"].startswith("# Experiment cap")
+        assert [e["id"] for e in client.get(url, headers=boss).json()] == ["cap"]
+        assert client.post(f"{url}/cap/stop", headers=boss).json()["status"] == "stopped"

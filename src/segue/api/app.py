@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from segue.api import (
     catalog_routes,
     dead_letter_routes,
+    experiment_routes,
     listener_routes,
     privacy_routes,
     query_routes,
@@ -62,6 +63,7 @@ def create_app(
     app.include_router(catalog_routes.router)
     app.include_router(privacy_routes.router)
     app.include_router(dead_letter_routes.router)
+    app.include_router(experiment_routes.router)
     app.include_router(sing_routes.router)
 
     @app.get("/metrics", include_in_schema=False)

@@ -41,8 +41,10 @@ ALLOWED["simulation"] = BASE | {"ranking", "data", "dataset", "models", "experim
 ALLOWED["nba"] = ALLOWED["serving"] | {"calibration", "eval"}
 ALLOWED["jobs"] = set(ALLOWED)  # the use cases may use every layer below them
 ALLOWED["batch"] = ALLOWED["jobs"] | {"jobs"}  # the daily run: steps built on the use cases
+# the pages for people: templates and scripts that call the API; the API serves them
+ALLOWED["web"] = ALLOWED["jobs"] | {"jobs"}
 # the faces may use everything below them; the CLI launches the API and prints its answers
-ALLOWED["api"] = ALLOWED["batch"] | {"batch"}
+ALLOWED["api"] = ALLOWED["batch"] | {"batch", "web"}
 ALLOWED["cli"] = ALLOWED["api"] | {"api"}
 
 

@@ -63,8 +63,7 @@ def test_an_experiment_from_creation_to_report(tmp_path: Path) -> None:
     settings = Settings(data_dir=data)
     with TestClient(create_app(settings, watch_s=None)) as client:
         answers = {
-            u: client.get(f"/v1/users/{u}/recommendations", params={"k": 10}).json()
-            for u in users
+            u: client.get(f"/v1/users/{u}/recommendations", params={"k": 10}).json() for u in users
         }
         plays = []
         for u, answer in answers.items():
@@ -84,8 +83,11 @@ def test_an_experiment_from_creation_to_report(tmp_path: Path) -> None:
             assert len(set(artists)) == len(artists), u  # its setting was served
     assert any(
         len(set(a)) < len(a)
-        for a in ([artist[i["item_id"]] for i in answers[u]["items"]] for u in users
-                  if expected[u] == "control")
+        for a in (
+            [artist[i["item_id"]] for i in answers[u]["items"]]
+            for u in users
+            if expected[u] == "control"
+        )
     )  # fmt: skip  (the control's lists repeat artists: the arms really differ)
 
     with open_store(settings.resolved_database_url) as store:
@@ -157,9 +159,7 @@ def test_a_variant_can_be_a_registry_version_served_beside_production(tmp_path: 
     }
 
 
-def test_guardrails_catch_a_variant_that_wins_by_hurting_the_service(
-    store, tmp_path: Path
-) -> None:
+def test_guardrails_catch_a_variant_that_wins_by_hurting_the_service(store, tmp_path: Path) -> None:
     from segue.data.model import Event, EventType, Item, ItemKind, User
     from segue.experiments.book import RUNNING, new_plan
     from segue.store.exposures import Exposure
@@ -182,12 +182,31 @@ def test_guardrails_catch_a_variant_that_wins_by_hurting_the_service(
         for j in range(4):
             path = "fallback" if variant == "b" and j % 2 else "personal"
             served = rng.uniform(3_000, 6_000) * (3 if variant == "b" else 1)
-            shown.append(Exposure(f"r{n}-{j}", u, t0 + j * 3_600_000, "home", "als", "v1", path,
-                                  (f"t{j}",), {"x": variant}, {"served_us": str(int(served))}))
+            shown.append(
+                Exposure(
+                    f"r{n}-{j}",
+                    u,
+                    t0 + j * 3_600_000,
+                    "home",
+                    "als",
+                    "v1",
+                    path,
+                    (f"t{j}",),
+                    {"x": variant},
+                    {"served_us": str(int(served))},
+                )
+            )
             kind = EventType.SKIP if rng.random() < skip_share else EventType.PLAY
-            events.append(Event(event_id=f"e{n}-{j}", user_id=u, item_id=f"t{j}", type=kind,
-                                timestamp=day + dt.timedelta(hours=j, minutes=1),
-                                ms_played=200_000 if kind == EventType.PLAY else 3_000))
+            events.append(
+                Event(
+                    event_id=f"e{n}-{j}",
+                    user_id=u,
+                    item_id=f"t{j}",
+                    type=kind,
+                    timestamp=day + dt.timedelta(hours=j, minutes=1),
+                    ms_played=200_000 if kind == EventType.PLAY else 3_000,
+                )
+            )
     store.add_exposures(shown)  # fmt: skip
     store.add_events(events)
     report = experiment_report(store, book, "x", day.date(), day.date())
@@ -220,8 +239,11 @@ def test_operators_run_experiments_over_the_admin_api(tmp_path: Path) -> None:
         assert made.json()["variants"][1] == {"name": "b", "share": 0.5,
                                               "settings": {"max_per_artist": 1}}  # fmt: skip
         assert client.post(url, json=body, headers=boss).status_code == 409
-        bad = {**body, "id": "bad", "variants": [{"name": "a"},
-                                                 {"name": "b", "settings": {"colour": "red"}}]}
+        bad = {
+            **body,
+            "id": "bad",
+            "variants": [{"name": "a"}, {"name": "b", "settings": {"colour": "red"}}],
+        }
         refused = client.post(url, json=bad, headers=boss)
         assert refused.status_code == 422 and "'colour' is not a setting" in refused.text
         assert client.post(f"{url}/nope/start", headers=boss).status_code == 404
@@ -239,3 +261,59 @@ def test_operators_run_experiments_over_the_admin_api(tmp_path: Path) -> None:
         assert report["markdown"].startswith("# Experiment cap")
         assert [e["id"] for e in client.get(url, headers=boss).json()] == ["cap"]
         assert client.post(f"{url}/cap/stop", headers=boss).json()["status"] == "stopped"
+
+
+def test_the_report_follows_each_effect_day_by_day_with_always_valid_p_values(
+    tmp_path: Path,
+) -> None:
+    from segue.data.model import Event, EventType, Item, ItemKind, User
+    from segue.experiments.book import RUNNING, new_plan
+    from segue.store.exposures import Exposure
+
+    data = tmp_path / "data"
+    book = ExperimentBook(data / EXPERIMENTS_FILE)
+    book.create(new_plan("x", [("a", None, {}), ("b", None, {}), ("c", None, {})]))
+    book.set_status("x", RUNNING, 0)
+    first = dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC)
+    users = [f"u{i}" for i in range(300)]
+    rng = np.random.default_rng(1)
+    shown, events = [], []
+    for day in range(5):
+        when = first + dt.timedelta(days=day)
+        for n, u in enumerate(users):
+            variant = "abc"[n % 3]
+            rid = f"r{day}-{n}"
+            shown.append(Exposure(rid, u, int(when.timestamp() * 1000), "home", "als", "v1",
+                                  "personal", ("t0",), {"x": variant}))  # fmt: skip
+            if rng.random() < (0.6 if variant == "b" else 0.3):  # b: twice the plays
+                events.append(Event(event_id=f"e{rid}", user_id=u, item_id="t0",
+                                    type=EventType.PLAY, ms_played=100_000,
+                                    timestamp=when + dt.timedelta(minutes=2)))  # fmt: skip
+    with open_store(f"sqlite:///{data / 'segue.sqlite'}") as store:
+        store.upsert_items([Item(id="t0", kind=ItemKind.TRACK, title="T0")])
+        store.upsert_users([User(id=u, signup_at=first - dt.timedelta(days=9)) for u in users])
+        store.add_exposures(shown)
+        store.add_events(events)
+        report = experiment_report(store, book, "x", first.date(), first.date() + dt.timedelta(4))
+    ctr = {v: [x for x in report.trajectory if x.metric.startswith("CTR") and x.variant == v]
+           for v in "bc"}  # fmt: skip
+    assert [x.day.day for x in ctr["b"]] == [2, 3, 4, 5, 6]
+    for seq in ctr.values():  # always-valid p-values only go down, and never below the fixed
+        ps = [x.always_valid_p for x in seq]
+        assert ps == sorted(ps, reverse=True)
+    final = {m.variant: m for m in report.metrics if m.metric.startswith("CTR")}
+    assert final["b"].always_valid_p < 0.01 and final["c"].always_valid_p > 0.05
+    assert final["b"].always_valid_p >= final["b"].effect.p
+    # the interval narrows as the days add listeners' lists
+    widths = [x.effect.high - x.effect.low for x in ctr["b"]]
+    assert widths[-1] < widths[0] / 1.8
+
+    out = tmp_path / "report"
+    text = _cli(data, "experiments", "report", "x", "--from", "2026-11-02", "--to", "2026-11-06",
+                "--out", str(out))  # fmt: skip
+    assert "always-valid p" in text
+    assert (out / "cumulative-effects.png").read_bytes()[:4] == b"\x89PNG"
+    assert (
+        "![each effect over time, cumulative](cumulative-effects.png)"
+        in (out / "report.md").read_text()
+    )

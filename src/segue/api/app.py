@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from segue.api import (
+    admin_routes,
     catalog_routes,
     dead_letter_routes,
     experiment_routes,
@@ -22,6 +23,7 @@ from segue.api.problems import install_handlers, install_openapi
 from segue.api.routes import router
 from segue.api.services import Services, build_services
 from segue.config import Settings, load_settings
+from segue.web import install as install_web
 
 #: Default request body limit: 5,000 events of ~400 bytes fit.
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -65,6 +67,8 @@ def create_app(
     app.include_router(dead_letter_routes.router)
     app.include_router(experiment_routes.router)
     app.include_router(sing_routes.router)
+    app.include_router(admin_routes.router)
+    install_web(app)  # the listener app at /, the admin console at /admin
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus() -> Response:

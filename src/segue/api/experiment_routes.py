@@ -44,8 +44,7 @@ class VariantIn(BaseModel):
     settings: dict[str, SettingValue] = Field(
         default_factory=dict,
         max_length=8,
-        description="version (a registry version, v0003), max_per_artist, new_item_share, "
-        "surface",
+        description="version (a registry version, v0003), max_per_artist, new_item_share, surface",
     )
 
 
@@ -106,6 +105,7 @@ class EffectOut(BaseModel):
     low: float | None
     high: float | None
     p_holm: float | None
+    always_valid_p: float | None = Field(description="mSPRT over the daily looks")
 
 
 class GuardrailOut(BaseModel):
@@ -236,6 +236,7 @@ async def experiment_report(
                 low=_num(m.effect.low),
                 high=_num(m.effect.high),
                 p_holm=_num(m.adjusted_p),
+                always_valid_p=_num(m.always_valid_p),
             )
             for m in report.metrics
         ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -138,9 +139,14 @@ def report(
         str | None, typer.Option("--from", help="First day (UTC), YYYY-MM-DD; default: its start.")
     ] = None,
     end: Annotated[str | None, typer.Option("--to", help="Last day (default: today).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write report.md and cumulative-effects.png into this folder."),
+    ] = None,
 ) -> None:
     """Per variant against the control: CTR, conversions and minutes per listener, with
-    intervals, Holm-adjusted p-values and the sample-ratio check."""
+    intervals, Holm-adjusted and always-valid p-values, guardrails and the sample-ratio
+    check."""
     from segue.cli.metrics_commands import parse_day
     from segue.jobs.experiments import experiment_report
 
@@ -153,4 +159,13 @@ def report(
         first = today if began is None else dt.datetime.fromtimestamp(began / 1000, dt.UTC).date()
     last = parse_day(end, "--to") if end else today
     result = experiment_report(state(ctx).store(), book, experiment_id, first, last)
-    console.print(result.markdown(), markup=False, highlight=False, soft_wrap=True)
+    text = result.markdown()
+    if out is not None:
+        plot = result.plot(out)
+        if plot is not None:
+            text += f"\n![each effect over time, cumulative]({plot.name})\n"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").write_text(text, encoding="utf-8")
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    if out is not None:
+        console.print(f"written: {out / 'report.md'}", highlight=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from segue.experiments.stats import (
     RatioCheck,
     delta_ratio,
     holm,
+    msprt_p,
     newcombe,
     sample_ratio,
     welch,
@@ -42,6 +44,26 @@ class VariantMetric:
     variant: str
     effect: Effect
     adjusted_p: float
+    #: the mSPRT p-value after the last daily look: safe to read every day and stop on
+    always_valid_p: float = 1.0
+
+
+#: The primary ratio metric's name in the report.
+CTR = "CTR per list (delta method)"
+#: The always-valid test's mixture sd, in the control's per-listener sds: about the smallest
+#: effect worth finding (benchmarks/bench_experiments.py measures its false-positive rate).
+TAU_SDS = 0.1
+
+
+@dataclass(frozen=True)
+class Look:
+    """One daily look at one effect, on everything served up to that day."""
+
+    day: dt.date
+    metric: str
+    variant: str
+    effect: Effect
+    always_valid_p: float
 
 
 @dataclass(frozen=True)
@@ -67,6 +89,45 @@ class ExperimentReport:
     split: RatioCheck | None
     metrics: list[VariantMetric] = field(default_factory=list)
     guardrails: list[Guardrail] = field(default_factory=list)
+    trajectory: list[Look] = field(default_factory=list)
+
+    def plot(self, folder: Path) -> Path | None:
+        """``cumulative-effects.png`` in ``folder``: each metric's effect on everything up to
+        each day with its 95 % interval, per variant; None without looks (needs the
+        ``reports`` extra)."""
+        if not self.trajectory:
+            return None
+        from segue.extras import require
+
+        require("reports", "the experiment report's plots")
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.dates as mdates
+        import matplotlib.pyplot as plt
+
+        metrics = list(dict.fromkeys(look.metric for look in self.trajectory))
+        fig, axes = plt.subplots(len(metrics), 1, figsize=(7, 2.6 * len(metrics)), squeeze=False)
+        for ax, metric in zip(axes[:, 0], metrics, strict=True):
+            for variant in dict.fromkeys(x.variant for x in self.trajectory):
+                seq = [x for x in self.trajectory if x.metric == metric and x.variant == variant]
+                days = [x.day for x in seq]
+                ax.plot(days, [x.effect.difference for x in seq], marker="o", label=variant)
+                ax.fill_between(days, [x.effect.low for x in seq], [x.effect.high for x in seq],
+                                alpha=0.2)  # fmt: skip
+            ax.axhline(0.0, color="grey", linewidth=0.8)
+            ax.xaxis.set_major_locator(mdates.DayLocator())
+            ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
+            ax.set_title(f"{metric}: variant − {self.control}, cumulative", fontsize=9)
+            ax.tick_params(labelsize=7)
+        axes[0, 0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "cumulative-effects.png"
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        return path
 
     def markdown(self) -> str:
         counts = ", ".join(
@@ -74,20 +135,29 @@ class ExperimentReport:
         )
         lines = [f"# Experiment {self.experiment}", "", f"Exposed: {counts}.", ""]
         if self.split is not None:
-            verdict = "**sample-ratio mismatch: do not read the effects**" if (
-                self.split.mismatch
-            ) else "as designed"
+            verdict = (
+                "**sample-ratio mismatch: do not read the effects**"
+                if (self.split.mismatch)
+                else "as designed"
+            )
             lines += [f"Sample ratio p = {self.split.p:.3g}: {verdict}.", ""]
         lines += [
-            f"| metric | variant | {self.control} | variant's | difference [95 % CI] | p (Holm) |",
-            "|---|---|---:|---:|---|---:|",
+            f"| metric | variant | {self.control} | variant's | difference [95 % CI] | p (Holm) "
+            "| always-valid p |",
+            "|---|---|---:|---:|---|---:|---:|",
         ]
         for m in self.metrics:
             e = m.effect
             lines.append(
                 f"| {m.metric} | {m.variant} | {e.control:.4g} | {e.treatment:.4g} | "
-                f"{e.difference:+.4g} [{e.low:+.4g}, {e.high:+.4g}] | {m.adjusted_p:.2g} |"
+                f"{e.difference:+.4g} [{e.low:+.4g}, {e.high:+.4g}] | {m.adjusted_p:.2g} | "
+                f"{m.always_valid_p:.2g} |"
             )
+        lines += [
+            "",
+            "p (Holm): a fixed-horizon test, read once at the planned end; always-valid "
+            "p: the mSPRT over the daily looks, safe to read every day and stop on.",
+        ]
         if self.guardrails:
             lines += ["", "## Guardrails", "",
                       f"| guardrail | variant | {self.control} | variant's | test | verdict |",
@@ -127,55 +197,85 @@ def experiment_report(
             f"({plan.status}): start it with `segue experiments start {experiment_id}`"
         )
     table["clicked"] = (table["played"] > 0).astype(float)
-    per_listener = table.groupby(["variant", "user_id"]).agg(
-        lists=("clicked", "size"),
-        clicked=("clicked", "sum"),
-        converted=("converted", "sum"),
-        minutes=("ms", lambda ms: ms.sum() / 60_000),
-    )
+    per_listener = _per_listener(table)
     listeners = {v: int((per_listener.index.get_level_values(0) == v).sum()) for v in names}
     lists = {v: int((table["variant"] == v).sum()) for v in names}
     shares = [v.share for v in plan.experiment.variants]
     split = sample_ratio([listeners[v] for v in names], shares) if sum(listeners.values()) else None
     report = ExperimentReport(experiment_id, names[0], listeners, lists, split)
-    if listeners[names[0]] < 2:
+    found = [(metric, variant, effect) for metric, variant, effect, _ in _effects(table, names)]
+    if not found:
         return report
+    report.trajectory = _trajectory(table, names)
+    report.guardrails = [g for v in names[1:] for g in _guardrails(table, names[0], v)]
+    adjusted = holm([effect.p for _, _, effect in found])
+    always = {(look.metric, look.variant): look.always_valid_p for look in report.trajectory}
+    report.metrics = [
+        VariantMetric(metric, variant, effect, float(p), always.get((metric, variant), 1.0))
+        for (metric, variant, effect), p in zip(found, adjusted, strict=True)
+    ]
+    return report
+
+
+def _per_listener(table: pd.DataFrame) -> pd.DataFrame:
+    return table.groupby(["variant", "user_id"]).agg(
+        lists=("clicked", "size"),
+        clicked=("clicked", "sum"),
+        converted=("converted", "sum"),
+        minutes=("ms", lambda ms: ms.sum() / 60_000),
+    )
+
+
+def _effects(table: pd.DataFrame, names: list[str]) -> list[tuple[str, str, Effect, float]]:
+    """(metric, variant, effect against the first variant, the control's per-listener sd)."""
+    per_listener = _per_listener(table)
+    present = set(per_listener.index.get_level_values(0))
+    if names[0] not in present or len(per_listener.loc[names[0]]) < 2:
+        return []
     control = per_listener.loc[names[0]]
-    found: list[tuple[str, str, Effect]] = []
+    ctr = control["clicked"] / control["lists"]
+    out: list[tuple[str, str, Effect, float]] = []
     for variant in names[1:]:
-        if listeners[variant] < 2:
+        if variant not in present or len(per_listener.loc[variant]) < 2:
             continue
         mine = per_listener.loc[variant]
-        found.append(
-            (
-                "CTR per list (delta method)",
-                variant,
-                delta_ratio(
-                    (control["clicked"].to_numpy(), control["lists"].to_numpy()),
-                    (mine["clicked"].to_numpy(), mine["lists"].to_numpy()),
-                ),
-            )
+        effect = delta_ratio(
+            (control["clicked"].to_numpy(), control["lists"].to_numpy()),
+            (mine["clicked"].to_numpy(), mine["lists"].to_numpy()),
         )
+        out.append((CTR, variant, effect, float(ctr.std(ddof=1))))
         for metric, column in (
             ("conversions per listener", "converted"),
             ("minutes per listener", "minutes"),
         ):
-            found.append(
-                (
-                    metric,
-                    variant,
-                    welch(
-                        control[column].to_numpy(np.float64), mine[column].to_numpy(np.float64)
-                    ),
-                )
-            )
-    report.guardrails = [g for v in names[1:] for g in _guardrails(table, names[0], v)]
-    adjusted = holm([effect.p for _, _, effect in found]) if found else []
-    report.metrics = [
-        VariantMetric(metric, variant, effect, float(p))
-        for (metric, variant, effect), p in zip(found, adjusted, strict=True)
-    ]
-    return report
+            a = control[column].to_numpy(np.float64)
+            b = mine[column].to_numpy(np.float64)
+            out.append((metric, variant, welch(a, b), float(a.std(ddof=1))))
+    return out
+
+
+def _trajectory(table: pd.DataFrame, names: list[str]) -> list[Look]:
+    """Each effect on everything up to each day, with its always-valid mSPRT p-value: what
+    an operator who looks every day sees, and may stop on without inflating errors."""
+    days = sorted(set(table["day"]))
+    looks: dict[tuple[str, str], list[tuple[dt.date, Effect, float]]] = {}
+    for day in days:
+        for metric, variant, effect, sd in _effects(table[table["day"] <= day], names):
+            looks.setdefault((metric, variant), []).append((day, effect, sd))
+    out: list[Look] = []
+    for (metric, variant), seq in looks.items():
+        differences = np.array([e.difference for _, e, _ in seq])
+        # the 95 % interval's half-width over 1.96 is the estimate's standard error
+        variances = np.array([((e.high - e.low) / (2 * 1.959964)) ** 2 for _, e, _ in seq])
+        sd = seq[-1][2]
+        usable = np.isfinite(variances) & (variances > 0) & np.isfinite(differences)
+        p = np.ones(len(seq))
+        if usable.all() and sd > 0:
+            p = msprt_p(differences, variances, TAU_SDS * sd)
+        out += [
+            Look(day, metric, variant, e, float(pv)) for (day, e, _), pv in zip(seq, p, strict=True)
+        ]
+    return out
 
 
 def _guardrails(table: pd.DataFrame, control: str, variant: str) -> list[Guardrail]:

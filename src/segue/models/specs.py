@@ -17,7 +17,9 @@ from segue.models.content import ContentRecommender
 from segue.models.ease import EASERecommender
 from segue.models.itemknn import ItemKNNRecommender
 from segue.models.mf import ALSRecommender, BPRRecommender
+from segue.models.ncf import NCFRecommender
 from segue.models.popularity import PopularityRecommender
+from segue.models.twotower import TwoTowerRecommender
 from segue.models.userknn import UserKNNRecommender
 
 
@@ -54,6 +56,8 @@ COMPONENTS: dict[str, ModelSpec] = {
     "bpr": ModelSpec(BPRRecommender, Binary(), BPRRecommender),
     "ease": ModelSpec(EASERecommender, BM25(k1=1.2, b=0.75), EASERecommender),
     "content": ModelSpec(ContentRecommender, BM25(), ContentRecommender),
+    "ncf": ModelSpec(NCFRecommender, Binary(), NCFRecommender),
+    "twotower": ModelSpec(TwoTowerRecommender, Binary(), TwoTowerRecommender),
 }
 
 

@@ -35,6 +35,8 @@ from segue.models.staged.retrieval import Candidates
 
 _MS_PER_DAY = 86_400_000
 _SPARSE = ("tags", "genres", "artists", "friends")
+#: Tags used as genres (calibration, genre share) when the catalog has no genres.
+_TAG_GENRES = 50
 
 
 @dataclass
@@ -62,7 +64,7 @@ class FeatureContext:
         if catalog is not None and len(catalog) == n_items:
             tags = sp.hstack([catalog.tags, catalog.genres]).tocsr().astype(np.float32)
             tags.data[:] = 1.0
-            genres = catalog.genres.tocsr().astype(np.float32)
+            genres = _genre_matrix(catalog.genres, catalog.tags, bool(catalog.genre_names))
             has = catalog.artist >= 0
             artists = sp.csr_matrix(
                 (np.ones(has.sum(), np.float32), (np.flatnonzero(has), catalog.artist[has])),
@@ -120,7 +122,7 @@ class FeatureContext:
 
 
 def feature_names(generators: Sequence[str], n_audio: int) -> list[str]:
-    names = [f"{g}_{kind}" for g in generators for kind in ("score", "z", "rank")]
+    names = [f"{g}_{kind}" for g in generators for kind in ("score", "z", "zall", "rank")]
     names += ["n_generators", "best_rank", "rrf"]
     names += ["user_items", "user_plays", "user_mainstream", "user_artist_diversity",
               "user_friends"]  # fmt: skip
@@ -149,7 +151,8 @@ def pair_features(
     # generators
     for g in range(cands.scores.shape[1]):
         score = cands.scores[:, g]
-        columns += [score, _group_z(score, rows, n_rows), cands.ranks[:, g]]
+        zall = cands.zall[:, g]
+        columns += [score, _group_z(score, rows, n_rows), zall, cands.ranks[:, g]]
     retrieved = cands.ranks < cands.n
     columns.append(retrieved.sum(axis=1).astype(np.float32))
     columns.append(cands.ranks.min(axis=1))
@@ -192,6 +195,16 @@ def pair_features(
     columns.append(friends_played)
     columns.append(friends_played / np.maximum(n_friends[rows], 1.0))
     return np.column_stack([np.asarray(c, dtype=np.float32) for c in columns])
+
+
+def _genre_matrix(genres: sp.csr_matrix, tags: sp.csr_matrix, has_genres: bool) -> sp.csr_matrix:
+    """The catalog's genres, or its ``_TAG_GENRES`` most used tags where it has no genres
+    (Last.fm 2K), as the catalog's own genre lookups do."""
+    if has_genres or tags.shape[1] == 0:
+        return genres.tocsr().astype(np.float32)
+    used = np.asarray((tags != 0).sum(axis=0)).ravel()
+    top = np.sort(np.argsort(-used, kind="stable")[:_TAG_GENRES])
+    return (tags[:, top] != 0).astype(np.float32).tocsr()
 
 
 def _group_z(score: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:

@@ -334,13 +334,15 @@ def _concat(
     if not chunks:
         empty = np.zeros(0, dtype=np.int64)
         scores = np.zeros((0, n_generators), np.float32)
-        return Candidates(empty, empty, scores, scores.copy(), n), np.zeros((0, 0), np.float32)
+        cands = Candidates(empty, empty, scores, scores.copy(), n, scores.copy())
+        return cands, np.zeros((0, 0), np.float32)
     cands = Candidates(
         np.concatenate([c.rows for c, _ in chunks]),
         np.concatenate([c.items for c, _ in chunks]),
         np.concatenate([c.scores for c, _ in chunks]),
         np.concatenate([c.ranks for c, _ in chunks]),
         n,
+        np.concatenate([c.zall for c, _ in chunks]),
     )
     return cands, np.concatenate([f for _, f in chunks])
 

@@ -134,6 +134,8 @@ class Candidates:
     scores: np.ndarray
     ranks: np.ndarray
     n: int
+    #: The score standardised over all the listener's items (NaN where ANN retrieved it).
+    zall: np.ndarray
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -244,11 +246,13 @@ class Generators:
         rows, items = keys // n_items, keys % n_items
         scores = np.full((len(keys), len(names)), np.nan, dtype=np.float32)
         ranks = np.full((len(keys), len(names)), n, dtype=np.float32)
+        zall = np.full((len(keys), len(names)), np.nan, dtype=np.float32)
         for g, ((ids, values), dense, vec) in enumerate(
             zip(tops, dense_blocks, vectors, strict=True)
         ):
             if dense is not None:
                 pair = dense[rows, items]
+                zall[:, g] = _row_z(dense, rows, items)
             else:
                 assert vec is not None
                 pair = np.einsum("ij,ij->i", vec[0][rows], vec[1][items])
@@ -257,7 +261,7 @@ class Generators:
             rank = np.broadcast_to(np.arange(ids.shape[1]), ids.shape)[finite]
             own = (np.arange(n_rows)[:, None] * n_items + ids)[finite]
             ranks[np.searchsorted(keys, own), g] = rank
-        return Candidates(rows, items, scores, ranks, n)
+        return Candidates(rows, items, scores, ranks, n, zall)
 
     def save(self, folder: Path) -> None:
         for name, model in self.models.items():
@@ -268,6 +272,18 @@ class Generators:
             name: generator_spec(name).cls.load(folder / f"generator-{name}") for name in active
         }
         self._indexes = {}
+
+
+def _row_z(dense: np.ndarray, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``dense[rows, items]`` as z-scores over each row's finite entries (seen items are -inf)."""
+    finite = np.isfinite(dense)
+    values = np.where(finite, dense, 0.0)
+    count = np.maximum(finite.sum(axis=1), 1)
+    mean = values.sum(axis=1) / count
+    var = np.maximum((values**2).sum(axis=1) / count - mean**2, 0.0)
+    std = np.where(var > 0, np.sqrt(var), 1.0)
+    pair = dense[rows, items]
+    return np.where(np.isfinite(pair), (pair - mean[rows]) / std[rows], np.nan)
 
 
 def _in_rows(matrix: sp.csr_matrix, ids: np.ndarray) -> np.ndarray:

@@ -1,0 +1,326 @@
+"""What the admin console (``/admin``) reads and does, as ``/v1/admin`` JSON (admin scope).
+
+The process's own health (request and event counters, latency percentiles from its
+histogram, stream lag, degraded parts), the model registry with each version's gate metrics,
+promote (through the same gate as ``segue models promote``) and roll back, the daily flow's
+runs, the NBA outbox by campaign and status, and the store's row counts. A promotion or a
+rollback is loaded by this process at once (``svc.models.refresh``); other processes follow
+within the 2 s watcher.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from segue.api.problems import problem_responses
+from segue.api.security import require
+from segue.api.services import Services, ServicesDep
+from segue.batch.lifecycle import KEY_METRIC, GateRefused, promote_checked
+from segue.errors import SegueError
+from segue.registry import ModelRegistry, RegistryError, default_registry_root
+
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["operations"],
+    dependencies=[Depends(require("admin"))],
+    responses=problem_responses(401, 403, 503),
+)
+
+#: Routes left out of the latency percentiles: the console's own polling and the scrapes.
+_NOT_TRAFFIC = ("/v1/admin/health", "/metrics")
+_STARTED = time.time()
+#: A registry entry's name, as the registry accepts it.
+EntryName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class Health(BaseModel):
+    """This process's counters since it started; the console turns two readings into rates."""
+
+    at: float = Field(description="Unix time of this reading")
+    uptime_s: float
+    requests: int = Field(description="HTTP requests answered (the console's polling left out)")
+    errors: int = Field(description="... of which 5xx")
+    p50_ms: float | None = Field(description="Median request time (histogram estimate)")
+    p99_ms: float | None
+    events_ingested: int
+    events_persisted: int
+    dead_letters: int | None = Field(description="Waiting in the dead letters (None: unreadable)")
+    stream_lag: int | None = Field(description="Events published and not yet persisted")
+    degraded: list[str] = Field(description="Parts running on a fallback now")
+    fallbacks: dict[str, int]
+    recommendations: dict[str, int] = Field(description="Lists served, by path")
+    model: str | None
+    version: str | None
+    state: str
+    bus: str
+
+
+class VersionOut(BaseModel):
+    version: str
+    model_type: str | None
+    created_at: str | None
+    date: str | None
+    metrics: dict[str, Any]
+    key_metric: float | None = Field(description=f"{KEY_METRIC}, what the gate compares")
+    gate: dict[str, Any] | None
+    training_data: dict[str, Any]
+    serving: bool
+
+
+class EntryOut(BaseModel):
+    name: str
+    production: str | None
+    rollback_to: str | None = Field(description="What a rollback would serve again")
+    versions: list[VersionOut]
+    history: list[dict[str, Any]]
+
+
+class Registry(BaseModel):
+    serving: str = Field(description="The registry name this process serves")
+    key_metric: str
+    entries: list[EntryOut]
+
+
+class PromoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(pattern=r"^v[0-9]{4,}$")
+    force: bool = Field(default=False, description="Skip the gate")
+
+
+class Changed(BaseModel):
+    name: str
+    version: str = Field(description="The version that serves now")
+    loaded: bool = Field(description="This process serves it already")
+
+
+class Runs(BaseModel):
+    runs: list[dict[str, Any]]
+    note: str | None = None
+
+
+class Campaigns(BaseModel):
+    """The next-best-action outbox: messages per status, and per campaign, channel and status."""
+
+    statuses: dict[str, int]
+    campaigns: dict[str, dict[str, dict[str, int]]]
+
+
+class DataStats(BaseModel):
+    tables: dict[str, int]
+
+
+def _percentile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """The q-quantile in ms from cumulative (upper bound s, count) pairs, interpolated."""
+    total = buckets[-1][1] if buckets else 0
+    if not total:
+        return None
+    want, lower, below = q * total, 0.0, 0.0
+    for upper, count in buckets:
+        if count >= want:
+            if upper == float("inf"):
+                return lower * 1000
+            share = (want - below) / (count - below) if count > below else 1.0
+            return (lower + (upper - lower) * share) * 1000
+        lower, below = upper, count
+    return lower * 1000
+
+
+def _samples(metric: Any) -> list[Any]:
+    return [s for family in metric.collect() for s in family.samples]
+
+
+@router.get("/health", response_model=Health)
+def health(svc: ServicesDep) -> Health:
+    """Requests, latency, events, the stream's lag and what is degraded, from this process."""
+    m = svc.metrics
+    cumulative: dict[float, float] = defaultdict(float)
+    requests = errors = 0
+    for s in _samples(m.latency):
+        if s.labels.get("route") in _NOT_TRAFFIC:
+            continue
+        if s.name.endswith("_bucket"):
+            cumulative[float(s.labels["le"])] += s.value
+        elif s.name.endswith("_count"):
+            requests += int(s.value)
+            errors += int(s.value) if s.labels.get("status", "").startswith("5") else 0
+    buckets = sorted(cumulative.items())
+
+    def by_label(metric: Any, label: str) -> dict[str, int]:
+        return {
+            s.labels[label]: int(s.value) for s in _samples(metric) if s.name.endswith("_total")
+        }
+
+    def total(metric: Any) -> int:
+        return int(sum(s.value for s in _samples(metric) if s.name.endswith("_total")))
+
+    degraded = [s.labels["component"] for s in _samples(m.degraded) if s.value]
+    try:
+        dead: int | None = int(svc.bus.dead_count())
+    except Exception:
+        dead = None
+    try:
+        lag: int | None = int(svc.bus.pending("persist"))
+    except Exception:
+        lag = None
+    model = svc.models.loaded
+    return Health(
+        at=time.time(),
+        uptime_s=time.time() - _STARTED,
+        requests=requests,
+        errors=errors,
+        p50_ms=_percentile(buckets, 0.5),
+        p99_ms=_percentile(buckets, 0.99),
+        events_ingested=total(m.events),
+        events_persisted=total(m.events_persisted),
+        dead_letters=dead,
+        stream_lag=lag,
+        degraded=degraded,
+        fallbacks=by_label(m.fallbacks, "kind"),
+        recommendations=by_label(m.recommendations, "path"),
+        model=model.name if model else None,
+        version=model.version if model else None,
+        state=svc.state_mode(),
+        bus=svc.mode if svc.mode == "embedded" else "redis",
+    )
+
+
+def _registry(svc: Services) -> ModelRegistry:
+    return ModelRegistry(default_registry_root(svc.settings))
+
+
+def _entry(registry: ModelRegistry, name: str) -> EntryOut:
+    production = registry.production(name)
+    versions = []
+    for v in registry.versions(name):
+        m = v.manifest
+        metric = m.get("metrics", {}).get(KEY_METRIC)
+        versions.append(
+            VersionOut(
+                version=v.version,
+                model_type=m.get("model_type"),
+                created_at=m.get("created_at"),
+                date=None if m.get("date") is None else str(m.get("date")),
+                metrics=dict(m.get("metrics", {})),
+                key_metric=None if metric is None else float(metric),
+                gate=m.get("gate"),
+                training_data=dict(m.get("training_data", {})),
+                serving=production is not None and production.version == v.version,
+            )
+        )
+    return EntryOut(
+        name=name,
+        production=production.version if production else None,
+        rollback_to=registry.rollback_target(name),
+        versions=versions,
+        history=registry.history(name)[-20:],
+    )
+
+
+@router.get("/registry", response_model=Registry)
+def registry(svc: ServicesDep) -> Registry:
+    """Every registry entry's versions with their metrics and gate, newest last."""
+    found = _registry(svc)
+    names = found.names() if found.root.is_dir() else []
+    return Registry(
+        serving=svc.models.name,
+        key_metric=KEY_METRIC,
+        entries=[_entry(found, n) for n in names],
+    )
+
+
+def _changed(svc: Services, name: str, version: str) -> Changed:
+    if name == svc.models.name:
+        svc.models.refresh()
+    loaded = svc.models.loaded
+    return Changed(
+        name=name, version=version, loaded=loaded is not None and loaded.version == version
+    )
+
+
+@router.post(
+    "/registry/{name}/promote",
+    response_model=Changed,
+    responses=problem_responses(404, 409, 422),
+)
+def promote(name: EntryName, body: PromoteIn, svc: ServicesDep) -> Changed:
+    """Serve a version: through the gate (a 409 says why it refused), unless ``force``."""
+    found = _registry(svc)
+    try:
+        if body.force:
+            found.promote(name, body.version)
+        else:
+            promote_checked(found, name, body.version)
+    except GateRefused as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except (RegistryError, SegueError) as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return _changed(svc, name, body.version)
+
+
+@router.post(
+    "/registry/{name}/rollback",
+    response_model=Changed,
+    responses=problem_responses(404, 409, 422),
+)
+def rollback(name: EntryName, svc: ServicesDep) -> Changed:
+    """Serve the previously promoted version again; 409 when there is none."""
+    found = _registry(svc)
+    if name not in (found.names() if found.root.is_dir() else []):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no registry entry {name!r}")
+    try:
+        version = found.rollback(name)
+    except (RegistryError, SegueError) as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return _changed(svc, name, version.version)
+
+
+@router.get("/runs", response_model=Runs)
+def runs(svc: ServicesDep) -> Runs:
+    """The daily flow's latest runs (Metaflow's records), or why there are none to show."""
+    from segue.batch.runs import list_runs
+
+    try:
+        found = list_runs(svc.settings, limit=20)
+    except SegueError as exc:  # the flows extra is not installed
+        return Runs(runs=[], note=str(exc))
+    except Exception as exc:  # Metaflow's records unreadable: say so, do not fail the page
+        return Runs(runs=[], note=f"runs unreadable: {type(exc).__name__}")
+    rows = [
+        {
+            "run_id": r.run_id,
+            "status": r.status,
+            "created_at": r.created_at,
+            "parameters": {k: str(v) for k, v in r.parameters.items()},
+            "metrics": {k: v for k, v in r.metrics.items() if isinstance(v, int | float | str)},
+            "artifacts": r.artifacts,
+        }
+        for r in found
+    ]
+    return Runs(runs=rows, note=None if rows else "no daily flow runs yet: segue flow run")
+
+
+@router.get("/campaigns", response_model=Campaigns)
+def campaigns(svc: ServicesDep) -> Campaigns:
+    """Outbox messages per status, and per campaign, channel and status."""
+    statuses = svc.store.outbox_counts()
+    per: dict[str, dict[str, dict[str, int]]] = {}
+    if sum(statuses.values()) <= 200_000:  # a page's worth of reading; else statuses only
+        for msg in svc.store.outbox_messages():
+            channels = per.setdefault(msg.campaign, {})
+            counts = channels.setdefault(msg.channel, {})
+            counts[msg.status] = counts.get(msg.status, 0) + 1
+    return Campaigns(statuses=statuses, campaigns=per)
+
+
+@router.get("/stats", response_model=DataStats)
+def data_stats(svc: ServicesDep) -> DataStats:
+    """Rows per table of the store (``segue stats``)."""
+    from segue.store.base import READABLE_TABLES
+
+    return DataStats(tables={name: svc.store.count(name) for name in READABLE_TABLES})

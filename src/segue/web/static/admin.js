@@ -1,0 +1,216 @@
+// The admin console: /v1/admin with an admin key; nothing is shown to a key without the scope.
+"use strict";
+
+(() => {
+  const { api, el, notice, confirm } = segue;
+  const $ = (id) => document.getElementById(id);
+  const STORE = "segue.admin";
+  const POLL_MS = 2000;
+
+  let key = sessionStorage.getItem(STORE);
+  let previous = null; // the last health reading, for rates
+  let poller = null;
+  const call = (path, options = {}) => api(path, { key, ...options });
+
+  const fmt = (v, digits = 1) => (v === null || v === undefined ? "—" : Number(v).toFixed(digits));
+  const stat = (label, value) => el("div", {}, el("dt", {}, label), el("dd", {}, value));
+
+  function table(headers, rows) {
+    return el("div", { class: "table-wrap" },
+      el("table", {}, el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, rows.map((r) => el("tr", r.attrs || {}, r.cells.map((c) => el("td", {}, c)))))));
+  }
+
+  // -- who may see what --------------------------------------------------------------------------
+  async function start() {
+    let ready = {};
+    try { ready = await api("/v1/ready"); } catch (e) { ready = e.body || {}; }
+    try {
+      await call("/v1/admin/model"); // the API decides: only a key with the admin scope passes
+    } catch (e) {
+      $("console").hidden = true;
+      if (e.status === 401 && ready.auth) {
+        $("key-form").hidden = false;
+        if (key) notice(`That key was not accepted: ${e.message}`);
+      } else if (e.status === 403 || e.status === 401) {
+        $("denied").hidden = false;
+        $("who").hidden = false;
+      } else {
+        notice(`The API does not answer: ${e.message}`);
+      }
+      document.body.dataset.ready = "1";
+      return;
+    }
+    $("key-form").hidden = true;
+    $("denied").hidden = true;
+    $("console").hidden = false;
+    $("who").hidden = !ready.auth;
+    await Promise.all([health(), registry(), runs(), campaigns(), deadLetters(), data()]);
+    poller = setInterval(() => { health(); }, POLL_MS);
+    document.body.dataset.ready = "1";
+  }
+
+  // -- health ---------------------------------------------------------------------------------------
+  async function health() {
+    let h;
+    try { h = await call("/v1/admin/health"); } catch (e) { $("health-at").textContent = e.message; return; }
+    const dt = previous ? h.at - previous.at : 0;
+    const rate = (field) => (dt > 0 ? (h[field] - previous[field]) / dt : null);
+    $("health").replaceChildren(
+      stat("requests/s", fmt(rate("requests"))),
+      stat("p50 ms", fmt(h.p50_ms)),
+      stat("p99 ms", fmt(h.p99_ms)),
+      stat("events/s", fmt(rate("events_ingested"))),
+      stat("stream lag", h.stream_lag ?? "—"),
+      stat("dead letters", h.dead_letters ?? "—"),
+      stat("5xx", h.errors),
+      stat("model", `${h.model || "none"} ${h.version || ""}`),
+      stat("state", h.state),
+      stat("degraded", h.degraded.length ? h.degraded.join(", ") : "nothing"),
+      stat("fallbacks", Object.entries(h.fallbacks).map(([k, v]) => `${k} ${v}`).join(", ") || "none"),
+      stat("lists by path", Object.entries(h.recommendations).map(([k, v]) => `${k} ${v}`).join(", ") || "none"),
+    );
+    $("health-at").textContent = `up ${Math.round(h.uptime_s)} s · ${h.requests} requests`;
+    previous = h;
+  }
+
+  // -- the registry -----------------------------------------------------------------------------
+  async function registry() {
+    let reg;
+    try { reg = await call("/v1/admin/registry"); } catch (e) { $("registry-note").textContent = e.message; return; }
+    $("registry-note").textContent = reg.entries.length
+      ? `This process serves “${reg.serving}”; the gate compares ${reg.key_metric}.`
+      : "No registry versions yet: segue flow run publishes them (segue train serves from its folder).";
+    $("registry").replaceChildren(...reg.entries.map((entry) => el("div", { dataset: { entry: entry.name } },
+      el("div", { class: "row between" },
+        el("h3", {}, entry.name),
+        entry.rollback_to ? el("button", { type: "button", class: "danger", id: `rollback-${entry.name}`,
+          onclick: () => rollback(entry) }, `Roll back to ${entry.rollback_to}`) : null),
+      table(["version", "model", reg.key_metric, "gate", "events", "created", ""],
+        entry.versions.slice().reverse().map((v) => ({
+          attrs: { dataset: { version: v.version, serving: String(v.serving) } },
+          cells: [
+            v.version + (v.serving ? " (serving)" : ""),
+            v.model_type || "?",
+            fmt(v.key_metric, 4),
+            v.gate ? (v.gate.passed ? "passed" : (v.gate.forced ? "forced" : "refused")) : "—",
+            (v.training_data.events ?? "—").toLocaleString(),
+            (v.created_at || "").slice(0, 19),
+            v.serving ? "" : el("button", { type: "button", onclick: () => promote(entry, v),
+              "aria-label": `Promote ${entry.name} ${v.version}` }, "Promote"),
+          ],
+        }))),
+      entry.history.length ? el("p", { class: "muted" }, "Last change: ",
+        (() => { const h = entry.history[entry.history.length - 1]; return `${h.action} ${h.version} (was ${h.previous || "none"}) at ${h.at}`; })()) : null)));
+  }
+
+  async function promote(entry, v) {
+    const ok = await confirm(`Promote ${entry.name} ${v.version}?`,
+      `${v.version} (${v.model_type}, ${entry.production ? `replacing ${entry.production}` : "the first to serve"}) ` +
+      "serves every listener from now on, after the gate.", "Promote");
+    if (!ok) return;
+    try {
+      const done = await call(`/v1/admin/registry/${encodeURIComponent(entry.name)}/promote`, { method: "POST", body: { version: v.version } });
+      notice(`${entry.name}: ${done.version} now serves${done.loaded ? " here" : ""}.`);
+    } catch (e) {
+      if (e.status === 409 && await confirm("The gate refused", `${e.message}. Promote anyway?`, "Promote anyway")) {
+        try {
+          await call(`/v1/admin/registry/${encodeURIComponent(entry.name)}/promote`, { method: "POST", body: { version: v.version, force: true } });
+          notice(`${entry.name}: ${v.version} now serves (gate skipped).`);
+        } catch (e2) { notice(`Not promoted: ${e2.message}`); }
+      } else notice(`Not promoted: ${e.message}`);
+    }
+    await registry();
+  }
+
+  async function rollback(entry) {
+    const ok = await confirm(`Roll ${entry.name} back?`,
+      `${entry.rollback_to} serves again instead of ${entry.production}, with its published lists.`, "Roll back");
+    if (!ok) return;
+    try {
+      const done = await call(`/v1/admin/registry/${encodeURIComponent(entry.name)}/rollback`, { method: "POST" });
+      notice(`${entry.name}: rolled back to ${done.version}.`);
+    } catch (e) { notice(`Not rolled back: ${e.message}`); }
+    await registry();
+  }
+
+  // -- runs, campaigns, dead letters, data ---------------------------------------------------------
+  async function runs() {
+    try {
+      const r = await call("/v1/admin/runs");
+      $("runs").replaceChildren(
+        r.note ? el("p", { class: "muted" }, r.note) : "",
+        r.runs.length ? table(["run", "status", "created", "parameters", "metrics"], r.runs.map((x) => ({ cells: [
+          x.run_id, x.status, x.created_at.slice(0, 19),
+          Object.entries(x.parameters).filter(([, v]) => v !== "").map(([k, v]) => `${k}=${v}`).join(", "),
+          Object.entries(x.metrics).map(([k, v]) => `${k}=${typeof v === "number" ? v.toFixed(4) : v}`).join(", "),
+        ] }))) : "");
+    } catch (e) { $("runs").replaceChildren(el("p", {}, e.message)); }
+  }
+
+  async function campaigns() {
+    try {
+      const c = await call("/v1/admin/campaigns");
+      const rows = [];
+      for (const [name, channels] of Object.entries(c.campaigns)) {
+        for (const [channel, counts] of Object.entries(channels)) {
+          rows.push({ cells: [name, channel, Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(", ")] });
+        }
+      }
+      $("campaigns").replaceChildren(
+        el("dl", { class: "stats" }, Object.entries(c.statuses).map(([s, n]) => stat(s, n))),
+        rows.length ? table(["campaign", "channel", "messages by status"], rows)
+          : el("p", { class: "muted" }, "No campaigns yet: segue nba run --campaign NAME."));
+    } catch (e) { $("campaigns").replaceChildren(el("p", {}, e.message)); }
+  }
+
+  async function deadLetters() {
+    try {
+      const letters = await call("/v1/admin/dead-letters", { params: { limit: 50 } });
+      $("dead-replay").disabled = $("dead-drop").disabled = !letters.length;
+      $("dead").replaceChildren(letters.length
+        ? table(["id", "attempts", "error", "event"], letters.map((d) => ({ cells: [
+          d.id, d.attempts, d.error, `${d.event.type || ""} ${d.event.user_id || ""} → ${d.event.item_id || ""}`] })))
+        : el("p", { class: "muted" }, "No dead letters."));
+    } catch (e) { $("dead").replaceChildren(el("p", {}, e.message)); }
+  }
+
+  async function deadAction(action) {
+    const ok = await confirm(`${action === "replay" ? "Replay" : "Drop"} every dead letter?`,
+      action === "replay" ? "They are published on the stream again." : "They are deleted for good.",
+      action === "replay" ? "Replay" : "Drop");
+    if (!ok) return;
+    try {
+      const done = await call(`/v1/admin/dead-letters/${action}`, { method: "POST", body: { all: true } });
+      notice(`${done.done.length} dead letters ${action === "replay" ? "replayed" : "dropped"}.`);
+    } catch (e) { notice(e.message); }
+    await deadLetters();
+  }
+
+  async function data() {
+    try {
+      const s = await call("/v1/admin/stats");
+      $("data").replaceChildren(...Object.entries(s.tables).map(([t, n]) => stat(t, n.toLocaleString())));
+    } catch (e) { $("data").replaceChildren(el("p", {}, e.message)); }
+  }
+
+  // -- wiring ------------------------------------------------------------------------------------------
+  $("key-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    key = $("admin-key").value;
+    sessionStorage.setItem(STORE, key);
+    start();
+  });
+  $("sign-out").addEventListener("click", () => {
+    sessionStorage.removeItem(STORE);
+    key = null;
+    if (poller) clearInterval(poller);
+    $("console").hidden = true;
+    $("denied").hidden = true;
+    $("who").hidden = true;
+    $("key-form").hidden = false;
+  });
+  $("dead-replay").addEventListener("click", () => deadAction("replay"));
+  $("dead-drop").addEventListener("click", () => deadAction("drop"));
+  start();
+})();

@@ -269,14 +269,8 @@ def test_segue_serve_starts_on_an_empty_data_directory(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     proc = subprocess.Popen(
         [
-            str(segue),
-            "--data-dir",
-            str(tmp_path / "empty"),
-            "serve",
-            "--port",
-            str(port),
-            "--fallback",
-            "popularity",
+            str(segue), "--data-dir", str(tmp_path / "empty"), "serve", "--port", str(port),
+            "--fallback", "popularity",
         ],
         env=env,
         cwd=tmp_path,

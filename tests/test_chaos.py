@@ -152,13 +152,8 @@ def test_events_survive_a_frozen_redis_and_a_killed_worker(
                 _post(
                     url,
                     [
-                        {
-                            "event_id": f"c{k}",
-                            "user_id": f"u{k % 100}",
-                            "item_id": f"t{k % 50}",
-                            "type": "play",
-                            "timestamp": (START + dt.timedelta(seconds=k)).isoformat(),
-                        }
+                        {"event_id": f"c{k}", "user_id": f"u{k % 100}", "item_id": f"t{k % 50}",
+                         "type": "play", "timestamp": (START + dt.timedelta(seconds=k)).isoformat()}
                         for k in range(n, min(n + BATCH, N_EVENTS))
                     ],
                 )
@@ -176,9 +171,8 @@ def test_events_survive_a_frozen_redis_and_a_killed_worker(
         engine = sa.create_engine(pg_database_url)
         with engine.connect() as conn:
             ids = list(
-                conn.execute(
-                    sa.text("SELECT event_id FROM events WHERE event_id LIKE 'c%'")
-                ).scalars()
+                conn.execute(sa.text("SELECT event_id FROM events WHERE event_id LIKE 'c%'"))
+                .scalars()
             )
         engine.dispose()
     finally:

@@ -238,7 +238,9 @@ def test_the_api_answers_what_the_service_answers(world: dict) -> None:
         adult = next(u for u in store.iter_users() if not u.kids_profile and u.consent_push)
         r = client.get(f"/v1/users/{adult.id}/next-best-action", params={"now": when.isoformat()})
         assert r.status_code == 200, r.text
-        expected = NBAService(store, world["data_dir"] / "models").next_best_action(adult.id, when)
+        expected = NBAService(store, world["data_dir"] / "models").next_best_action(
+            adult.id, when
+        )
         assert r.json() == json.loads(
             NextBestActionResponse.model_validate(expected).model_dump_json()
         )

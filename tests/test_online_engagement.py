@@ -82,7 +82,9 @@ def test_engagement_retention_churn_novelty_and_diversity_per_arm(store: Store) 
 def test_retention_and_churn_wait_for_the_days_they_need(store: Store) -> None:
     _world(store)
     later = dt.date(2026, 11, 20)
-    store.add_exposures([Exposure("r9", "u1", _ms(18), "home", "als", "v1", "personal", ("t1",))])
+    store.add_exposures(
+        [Exposure("r9", "u1", _ms(18), "home", "als", "v1", "personal", ("t1",))]
+    )
     rows = {(r.day, r.arm): r for r in online_metrics(store, later, later)}
     cell = rows[later, "als@v1"]
     # the log ends on D+30 = Dec 2: Nov 20 + 1 and + 7 are in it, + 30 and + 14 are not

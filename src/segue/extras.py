@@ -45,6 +45,7 @@ def install_hint(extra: str, what: str) -> str:
     return f"install segue[{extra}] to use {what} (pip install 'segue[{extra}]')"
 
 
+
 class MissingExtra(SegueError):
     """An optional part of segue is not installed; the message says which extra installs it."""
 

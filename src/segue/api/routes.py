@@ -361,7 +361,9 @@ def create_user(body: UserIn, svc: ServicesDep) -> UserOut:
     if unknown and model is not None:  # names ("Late Kingdom"): resolved, or a 422 to ask
         names = catalog_names(svc)
         ids = {p: names.resolve_all([p], what="onboarding pick") for p in unknown}
-        body = body.model_copy(update={"picks": [i for p in body.picks for i in ids.get(p, [p])]})
+        body = body.model_copy(
+            update={"picks": [i for p in body.picks for i in ids.get(p, [p])]}
+        )
         unknown = []
     if unknown:
         raise HTTPException(

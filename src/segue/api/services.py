@@ -131,7 +131,7 @@ class Services:
 
 
 def not_set_up(what: str, exc: BaseException, fix: str) -> str:
-    """ "<what> is not set up: <why> (run `<fix>`)", the fix said once: a cause that names it
+    """"<what> is not set up: <why> (run `<fix>`)", the fix said once: a cause that names it
     already ("run `segue nba train` first") is not followed by it again."""
     reason = str(exc)
     said = f"`{fix}`" in reason

@@ -77,15 +77,7 @@ def _metrics_table(result) -> Table:  # type: ignore[no-untyped-def]
     e = result.evaluation
     table = Table("metric", "model", *(["true probabilities"] if e.ceiling else []))
     for key in (
-        "auc_roc",
-        "pr_auc",
-        "log_loss",
-        "brier",
-        "ece",
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
+        "auc_roc", "pr_auc", "log_loss", "brier", "ece", "accuracy", "precision", "recall", "f1"
     ):
         row = [key, f"{getattr(e.model, key):.4f}"]
         if e.ceiling:

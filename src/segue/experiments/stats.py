@@ -250,7 +250,9 @@ def obrien_fleming_bounds(
     return bounds
 
 
-def ips(rewards: np.ndarray, target: np.ndarray, logging: np.ndarray) -> tuple[float, float, float]:
+def ips(
+    rewards: np.ndarray, target: np.ndarray, logging: np.ndarray
+) -> tuple[float, float, float]:
     """Off-policy estimates of a target policy's mean reward from another policy's log:
     (inverse propensity score estimate, its standard error, the self-normalised estimate).
 

@@ -134,7 +134,9 @@ class EventIntake:
         return [e for e in events if e.user_id not in erased] if erased else events
 
     @staticmethod
-    def _mark_focus(events: list[Event], users: dict[str, User | None]) -> tuple[list[Event], int]:
+    def _mark_focus(
+        events: list[Event], users: dict[str, User | None]
+    ) -> tuple[list[Event], int]:
         focus_users = {uid for uid, user in users.items() if user is not None and user.focus_mode}
         out = [
             e.model_copy(update={"focus": True}) if e.user_id in focus_users and not e.focus else e

@@ -631,7 +631,9 @@ class SqlStore(Store):
 
 def _table(name: str) -> sa.Table:
     if name not in READABLE_TABLES:
-        raise StoreError(f"unknown table {name!r}; the tables are: {', '.join(READABLE_TABLES)}")
+        raise StoreError(
+            f"unknown table {name!r}; the tables are: {', '.join(READABLE_TABLES)}"
+        )
     return schema.TABLES_BY_NAME[name]
 
 

@@ -71,7 +71,9 @@ class VectorIndex:
         index.add(vectors)
         self.index = index
 
-    def search(self, queries: np.ndarray, k: int, extra: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, extra: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(ids, scores) of the ``k + extra`` best items per query, best first; -1 / -inf short."""
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         if queries.shape[1] != self.dim:
@@ -97,8 +99,6 @@ class VectorIndex:
 
 def recall_of(found: np.ndarray, truth: np.ndarray) -> float:
     """Mean share of each row of ``truth`` (ids) that ``found`` contains."""
-    hits = [
-        len(np.intersect1d(f[f >= 0], t[t >= 0])) / max(1, (t >= 0).sum())
-        for f, t in zip(found, truth, strict=True)
-    ]
+    hits = [len(np.intersect1d(f[f >= 0], t[t >= 0])) / max(1, (t >= 0).sum())
+            for f, t in zip(found, truth, strict=True)]
     return float(np.mean(hits)) if hits else float("nan")

@@ -83,11 +83,13 @@ def _print(headers: list[str], rows: list[list[str]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     from segue.eval import ColdItemsProtocol, ColdUsersProtocol, evaluate, registry_candidates
     from segue.eval.report import write_report
-    from segue.models.names import MODELS
+    from segue.models.names import DEFAULT_MODELS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=LASTFM, help="the lastfm-2k folder")
-    parser.add_argument("--models", default="", help="comma-separated (default: all registered)")
+    parser.add_argument(
+        "--models", default="", help="comma-separated (default: all but ncf,twotower)"
+    )
     parser.add_argument("--seeds", default="0,1,2,3,4", help="split seeds (published protocol)")
     parser.add_argument("--cold-seeds", default="0,1,2", help="split seeds (cold-start protocols)")
     parser.add_argument("--onboarding", type=int, default=3, help="cold users' revealed artists")
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         print(f"Last.fm 2K not found at {args.data}", file=sys.stderr)
         return 2
-    names = [m for m in args.models.split(",") if m] or list(MODELS)
+    names = [m for m in args.models.split(",") if m] or list(DEFAULT_MODELS)
     seeds = [int(s) for s in args.seeds.split(",") if s]
     cold_seeds = [int(s) for s in args.cold_seeds.split(",") if s]
     candidates = registry_candidates(names)

@@ -13,7 +13,10 @@ from rich.table import Table
 from segue.cli.console import console, print_heading, print_table, progress_bar
 from segue.cli.context import State, state
 
-_MODELS_HELP = "Comma-separated model names (default: all), e.g. popularity,itemknn."
+_MODELS_HELP = (
+    "Comma-separated model names (default: all but the neural ncf,twotower), "
+    "e.g. popularity,itemknn."
+)
 _METRICS = ("precision", "recall", "ndcg", "hit_rate", "map", "mrr", "coverage", "novelty")
 #: What the results tables' abbreviations mean (printed under them, for the columns shown).
 _MEANINGS = {
@@ -49,9 +52,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _names(models: str) -> list[str]:
-    from segue.models.names import MODELS, model_spec
+    from segue.models.names import DEFAULT_MODELS, model_spec
 
-    names = [m.strip() for m in models.split(",") if m.strip()] or list(MODELS)
+    names = [m.strip() for m in models.split(",") if m.strip()] or list(DEFAULT_MODELS)
     for name in names:
         model_spec(name)  # raises a clear error for unknown names
     return names

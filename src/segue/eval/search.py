@@ -58,6 +58,19 @@ SPACES: dict[str, Space] = {
         "neighbours": t.suggest_int("neighbours", 5, 500, log=True),
         "shrink": t.suggest_float("shrink", 0.0, 200.0),
     },
+    # the neural models stop early on an inner part of train: epochs need no search
+    "ncf": lambda t: {
+        "factors": t.suggest_int("factors", 16, 128, log=True),
+        "learning_rate": t.suggest_float("learning_rate", 5e-4, 1e-2, log=True),
+        "regularization": t.suggest_float("regularization", 1e-6, 1e-2, log=True),
+        "negatives": t.suggest_int("negatives", 1, 8),
+    },
+    "twotower": lambda t: {
+        "dim": t.suggest_int("dim", 32, 128, log=True),
+        "learning_rate": t.suggest_float("learning_rate", 1e-3, 1e-2, log=True),
+        "regularization": t.suggest_float("regularization", 1e-7, 1e-3, log=True),
+        "id_dropout": t.suggest_float("id_dropout", 0.0, 0.5),
+    },
 }
 
 #: Validation users are ranked in this many chunks; the pruner sees the running mean after each.

@@ -15,7 +15,7 @@ from segue.jobs.evaluate import ModelResult, evaluate_models
 from segue.jobs.ingest import SynthReport, load_synthetic_world
 from segue.jobs.products import wrapped_html, wrapped_png
 from segue.jobs.recommend import Suggestion, recommend_for_user
-from segue.models.names import MODELS
+from segue.models.names import DEFAULT_MODELS
 from segue.online.state import InProcessState
 from segue.progress import Progress, no_progress
 from segue.registry.trained import TrainedModel, train_models
@@ -46,7 +46,7 @@ def run_demo(
     progress: Progress = no_progress,
 ) -> DemoResult:
     """Build and import a world, evaluate every model on one split, train on all, sample."""
-    names = models or list(MODELS)
+    names = models or list(DEFAULT_MODELS)
     world = load_synthetic_world(store, params, progress=progress)
     data = load_interactions(store)
     side = load_side_info(store, data)

@@ -24,6 +24,14 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+#: Registered but trained only when named (``--models ncf,twotower``): they need torch (the
+#: ``nlu`` extra) and take a minute or more where the others take seconds.
+OPT_IN: tuple[str, ...] = ("ncf", "twotower")
+
+#: What ``segue train``/``evaluate``/the demo run when no ``--models`` is given.
+DEFAULT_MODELS: tuple[str, ...] = tuple(name for name in MODELS if name not in OPT_IN)
+
+
 def model_spec(name: str) -> ModelSpec:
     try:
         return MODELS[name]
@@ -31,4 +39,4 @@ def model_spec(name: str) -> ModelSpec:
         raise SegueError(f"unknown model {name!r}; available: {', '.join(MODELS)}") from None
 
 
-__all__ = ["MODELS", "ModelSpec", "model_spec"]
+__all__ = ["DEFAULT_MODELS", "MODELS", "OPT_IN", "ModelSpec", "model_spec"]

@@ -85,7 +85,7 @@ class NCFRecommender(Recommender):
         refit: bool = True,
         fold_in_steps: int = 40,
         seed: int = 0,
-        num_threads: int = 0,
+        num_threads: int = 1,
     ) -> None:
         check_positive_int("ncf: factors", factors)
         layers = tuple(int(n) for n in mlp_layers)
@@ -155,17 +155,17 @@ class NCFRecommender(Recommender):
         with torch_threads(self.num_threads, torch):
             inner, valid = inner_split(train, self.holdout, self.seed)
             users = validation_users(valid, 500, self.seed)
-            weights, curve = self._train(torch, inner, self.epochs, valid=valid, users=users)
+            weights, curve = self._run_epochs(torch, inner, self.epochs, valid=valid, users=users)
             best = int(np.nanargmax(curve)) + 1 if np.isfinite(curve).any() else len(curve)
             if self.refit:
-                weights, _ = self._train(torch, train, best)
+                weights, _ = self._run_epochs(torch, train, best)
         self.weights = weights
         self.trained_epochs = best
         self.validation_curve = [float(v) for v in curve]
         self._train = train
         return self
 
-    def _train(
+    def _run_epochs(
         self,
         torch: Any,
         matrix: sp.csr_matrix,
@@ -400,15 +400,19 @@ def _score_vectors(weights: dict[str, np.ndarray], gmf: np.ndarray, mlp: np.ndar
         return (out + _mlp_only(weights, mlp)).astype(np.float32)
     half = weights["item_mlp"].shape[1]
     w0 = weights["w0"]
-    user_part = mlp @ w0[:half] + weights["b0"]
-    item_part = weights["item_mlp"] @ w0[half:]
+    user_part = (mlp @ w0[:half] + weights["b0"]).astype(np.float32)
+    item_part = (weights["item_mlp"] @ w0[half:]).astype(np.float32)
     n_items = item_part.shape[0]
     block = max(1, _SCORE_BLOCK_FLOATS // max(1, n_items * w0.shape[1]))
     for start in range(0, len(mlp), block):
-        x = np.maximum(user_part[start : start + block, None, :] + item_part[None, :, :], 0.0)
-        for layer in range(1, n_layers):
-            x = np.maximum(x @ weights[f"w{layer}"] + weights[f"b{layer}"], 0.0)
-        out[start : start + block] += x @ h[factors:]
+        rows = user_part[start : start + block]
+        x = (rows[:, None, :] + item_part[None, :, :]).reshape(-1, item_part.shape[1])
+        np.maximum(x, 0.0, out=x)
+        for layer in range(1, n_layers):  # one 2-d product per layer: a single BLAS call
+            x = x @ weights[f"w{layer}"]
+            x += weights[f"b{layer}"]
+            np.maximum(x, 0.0, out=x)
+        out[start : start + block] += (x @ h[factors:]).reshape(len(rows), n_items)
     return out.astype(np.float32, copy=False)
 
 

@@ -82,7 +82,7 @@ class TwoTowerRecommender(Recommender):
         sampled: int = 4096,
         holdout: float = 0.1,
         seed: int = 0,
-        num_threads: int = 0,
+        num_threads: int = 1,
     ) -> None:
         for key, value in (
             ("dim", dim),
@@ -157,7 +157,7 @@ class TwoTowerRecommender(Recommender):
         with torch_threads(self.num_threads, torch):
             inner, valid = inner_split(train, self.holdout, self.seed)
             users = validation_users(valid, 1000, self.seed)
-            weights, curve, has_id = self._train(torch, inner, valid, users)
+            weights, curve, has_id = self._run_epochs(torch, inner, valid, users)
         self.weights = weights
         self.has_id = has_id
         self.validation_curve = [float(v) for v in curve]
@@ -168,7 +168,7 @@ class TwoTowerRecommender(Recommender):
         self._train = train
         return self
 
-    def _train(
+    def _run_epochs(
         self, torch: Any, matrix: sp.csr_matrix, valid: sp.csr_matrix, users: np.ndarray
     ) -> tuple[dict[str, np.ndarray], list[float], np.ndarray]:
         n_items = matrix.shape[1]

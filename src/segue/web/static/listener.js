@@ -65,7 +65,9 @@
     } catch (e) {
       if (e.status === 401 || e.status === 403) {
         session = null;
+        sessionStorage.removeItem(STORE);
         notice(`That token was not accepted: ${e.message}`);
+        show("signin");
         return;
       }
       profile = null; // not signed up: recommendations start from what is popular
@@ -446,11 +448,13 @@
   $("delete-data").addEventListener("click", deleteData);
   $("onboard-user").value = `listener-${Math.random().toString(36).slice(2, 8)}`;
 
+  // a listener chosen earlier in this tab goes straight to Home; readiness only says
+  // whether keys are asked for, so it is fetched alongside
+  if (session) signIn(session.user, session.key);
   api("/v1/ready").catch((e) => e.body || {}).then((ready) => {
     auth = Boolean(ready && ready.auth);
     document.querySelectorAll(".keyfield").forEach((f) => { f.hidden = !auth; });
-    if (session) signIn(session.user, session.key);
-    else show("signin");
+    if (!session) show("signin");
     document.body.dataset.ready = "1";
   });
 })();

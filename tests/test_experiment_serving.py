@@ -63,7 +63,8 @@ def test_an_experiment_from_creation_to_report(tmp_path: Path) -> None:
     settings = Settings(data_dir=data)
     with TestClient(create_app(settings, watch_s=None)) as client:
         answers = {
-            u: client.get(f"/v1/users/{u}/recommendations", params={"k": 10}).json() for u in users
+            u: client.get(f"/v1/users/{u}/recommendations", params={"k": 10}).json()
+            for u in users
         }
         plays = []
         for u, answer in answers.items():
@@ -83,11 +84,8 @@ def test_an_experiment_from_creation_to_report(tmp_path: Path) -> None:
             assert len(set(artists)) == len(artists), u  # its setting was served
     assert any(
         len(set(a)) < len(a)
-        for a in (
-            [artist[i["item_id"]] for i in answers[u]["items"]]
-            for u in users
-            if expected[u] == "control"
-        )
+        for a in ([artist[i["item_id"]] for i in answers[u]["items"]] for u in users
+                  if expected[u] == "control")
     )  # fmt: skip  (the control's lists repeat artists: the arms really differ)
 
     with open_store(settings.resolved_database_url) as store:
@@ -159,7 +157,9 @@ def test_a_variant_can_be_a_registry_version_served_beside_production(tmp_path: 
     }
 
 
-def test_guardrails_catch_a_variant_that_wins_by_hurting_the_service(store, tmp_path: Path) -> None:
+def test_guardrails_catch_a_variant_that_wins_by_hurting_the_service(
+    store, tmp_path: Path
+) -> None:
     from segue.data.model import Event, EventType, Item, ItemKind, User
     from segue.experiments.book import RUNNING, new_plan
     from segue.store.exposures import Exposure
@@ -182,31 +182,12 @@ def test_guardrails_catch_a_variant_that_wins_by_hurting_the_service(store, tmp_
         for j in range(4):
             path = "fallback" if variant == "b" and j % 2 else "personal"
             served = rng.uniform(3_000, 6_000) * (3 if variant == "b" else 1)
-            shown.append(
-                Exposure(
-                    f"r{n}-{j}",
-                    u,
-                    t0 + j * 3_600_000,
-                    "home",
-                    "als",
-                    "v1",
-                    path,
-                    (f"t{j}",),
-                    {"x": variant},
-                    {"served_us": str(int(served))},
-                )
-            )
+            shown.append(Exposure(f"r{n}-{j}", u, t0 + j * 3_600_000, "home", "als", "v1", path,
+                                  (f"t{j}",), {"x": variant}, {"served_us": str(int(served))}))
             kind = EventType.SKIP if rng.random() < skip_share else EventType.PLAY
-            events.append(
-                Event(
-                    event_id=f"e{n}-{j}",
-                    user_id=u,
-                    item_id=f"t{j}",
-                    type=kind,
-                    timestamp=day + dt.timedelta(hours=j, minutes=1),
-                    ms_played=200_000 if kind == EventType.PLAY else 3_000,
-                )
-            )
+            events.append(Event(event_id=f"e{n}-{j}", user_id=u, item_id=f"t{j}", type=kind,
+                                timestamp=day + dt.timedelta(hours=j, minutes=1),
+                                ms_played=200_000 if kind == EventType.PLAY else 3_000))
     store.add_exposures(shown)  # fmt: skip
     store.add_events(events)
     report = experiment_report(store, book, "x", day.date(), day.date())
@@ -239,11 +220,8 @@ def test_operators_run_experiments_over_the_admin_api(tmp_path: Path) -> None:
         assert made.json()["variants"][1] == {"name": "b", "share": 0.5,
                                               "settings": {"max_per_artist": 1}}  # fmt: skip
         assert client.post(url, json=body, headers=boss).status_code == 409
-        bad = {
-            **body,
-            "id": "bad",
-            "variants": [{"name": "a"}, {"name": "b", "settings": {"colour": "red"}}],
-        }
+        bad = {**body, "id": "bad", "variants": [{"name": "a"},
+                                                 {"name": "b", "settings": {"colour": "red"}}]}
         refused = client.post(url, json=bad, headers=boss)
         assert refused.status_code == 422 and "'colour' is not a setting" in refused.text
         assert client.post(f"{url}/nope/start", headers=boss).status_code == 404

@@ -104,6 +104,10 @@ class Settings(BaseSettings):
     #: before any worker takes it over (s).
     max_future_s: float = Field(default=300.0, ge=0, le=86_400)
     dead_letter_after: int = Field(default=3, ge=1, le=1000)
+    #: Serving: the share of recommendation requests whose top slots explore (a uniform
+    #: draw, its propensity logged); 0 keeps the bandit stage off unless an experiment's
+    #: variant sets ``explore_share``. At most 0.2 (``segue.serving.explore``).
+    explore_share: float = Field(default=0.0, ge=0, le=0.2)
     reclaim_idle_s: float = Field(default=30.0, ge=0, le=86_400)
     delivery: DeliverySettings = DeliverySettings()
 

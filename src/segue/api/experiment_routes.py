@@ -44,7 +44,8 @@ class VariantIn(BaseModel):
     settings: dict[str, SettingValue] = Field(
         default_factory=dict,
         max_length=8,
-        description="version (a registry version, v0003), max_per_artist, new_item_share, surface",
+        description="version (a registry version, v0003), max_per_artist, new_item_share, "
+        "surface",
     )
 
 

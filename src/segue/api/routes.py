@@ -41,12 +41,14 @@ from segue.batch.publish import production_version, published_top
 from segue.data.model import Event, EventType, ItemKind, User
 from segue.errors import StoreError
 from segue.jobs.empty import why_no_recommendations
+from segue.serving.explore import SlotBandit
 from segue.serving.holder import ModelUnavailable, ServingModel
 from segue.serving.live import (
     LiveAnswer,
     LiveItem,
     LiveRequest,
     batch_answer,
+    item_columns,
     popular_answer,
     recommend_live,
     similar_live,
@@ -177,12 +179,14 @@ async def recommendations(
     )
     now_ms = int(time.time() * 1000)
     assigned: dict[str, str] = {}
+    explore_share = svc.settings.explore_share
     if svc.experiments is not None:
         try:
             assigned, overrides = svc.experiments.settings_for(user_id, now_ms)
         except Exception as exc:  # a broken experiments file must not stop serving
             log.warning("experiments not applied: %s", exc)
             assigned, overrides = {}, {}
+        explore_share = overrides.pop("explore_share", explore_share)
         version = overrides.pop("version", None)
         if version is not None:  # a registry version as the variant: served beside production
             variant_model = svc.models.version(version)
@@ -212,6 +216,15 @@ async def recommendations(
     why_empty = None
     if not answer.items:  # rare: look at the store (off the event loop) to say why
         why_empty = await run_in_threadpool(_why_no_items, svc, model, user_id, req.kinds)
+    propensities: tuple[float, ...] | None = None
+    explored: dict[str, str] = {}
+    if (
+        svc.bandit is not None
+        and explore_share > 0
+        and answer.path in EXPLORABLE
+        and len(answer.items) > 1
+    ):
+        propensities, explored = _explore(svc.bandit, model, user_id, answer, explore_share)
     request_id = uuid.uuid4().hex
     if answer.items and svc.exposures is not None:
         svc.exposures.log(
@@ -229,7 +242,9 @@ async def recommendations(
                     **{k: str(v) for k, v in (("device", device), ("local_time", local_time)) if v},
                     # the experiment report's latency guardrail reads it
                     "served_us": str(int((time.perf_counter() - started) * 1e6)),
+                    **explored,
                 },
+                propensities=propensities,
             )
         )
     body = RecommendationList(
@@ -248,6 +263,29 @@ async def recommendations(
     )
     # serialised once here (pydantic's Rust encoder) rather than validated again by FastAPI
     return Response(body.model_dump_json(), media_type="application/json")  # type: ignore[return-value]
+
+
+#: Paths whose lists the top-slot bandit may re-order: made from the listener's own data.
+EXPLORABLE = ("personal", "cold_start")
+
+
+def _explore(
+    bandit: SlotBandit, model: ServingModel, user_id: str, answer: LiveAnswer, share: float
+) -> tuple[tuple[float, ...], dict[str, str]]:
+    """Re-order the answer's top slots (in place) by the bandit; the propensities of what the
+    top slots show, and what the off-policy estimates need: whether this request explored,
+    the model's own first item and the greedy policy's."""
+    ids = [i.item_id for i in answer.items]
+    popularity = model.popularity[item_columns(model, ids)]
+    x = bandit.features([i.score for i in answer.items], popularity)
+    arranged = bandit.arrange(x, share)
+    bandit.shown(user_id, ids, x, arranged.order)
+    answer.items = [answer.items[p] for p in arranged.order]
+    return arranged.propensities, {
+        "explored": "1" if arranged.explored else "0",
+        "model_top": ids[0],
+        "greedy_top": ids[arranged.greedy[0]],
+    }
 
 
 def _why_no_items(
@@ -334,6 +372,8 @@ def post_events(batch: EventBatch, svc: ServicesDep) -> EventsAccepted:
     events = [e.to_event(received) for e in batch.events]
     report = svc.intake.accept(events)
     svc.metrics.events.labels(report.path).inc(report.accepted)
+    if svc.bandit is not None:
+        svc.bandit.observe(events)
     return EventsAccepted(**vars(report))
 
 

@@ -37,6 +37,7 @@ from segue.online.redis_client import redis_client
 from segue.online.redis_state import RedisState
 from segue.online.resilient import CircuitBreaker, ReconnectingBus, ResilientState
 from segue.online.state import InProcessState, OnlineState
+from segue.serving.explore import SlotBandit
 from segue.serving.exposures import ExposureLog
 from segue.serving.holder import ModelHolder, ServingModel, UserCache
 from segue.serving.intake import BackgroundWorker, EventIntake
@@ -74,6 +75,8 @@ class Services:
     exposures: ExposureLog | None = None
     #: the running experiments (``<data_dir>/experiments.json``, re-read when it changes)
     experiments: ExperimentBook | None = None
+    #: the bandit over lists' top slots, learning from this process's plays and skips
+    bandit: SlotBandit | None = None
 
     def start(self, *, watch_s: float | None = 2.0) -> None:
         self.models.load()
@@ -241,6 +244,7 @@ def build_services(
             on_drop=metrics.exposures_dropped.inc,
         ),
         experiments=ExperimentBook(settings.data_dir / EXPERIMENTS_FILE),
+        bandit=SlotBandit(),
     )
 
 

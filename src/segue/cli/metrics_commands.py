@@ -103,3 +103,37 @@ def online(
 
 def _share(value: float | None) -> str:
     return "—" if value is None else f"{value:.1%}"
+
+
+@metrics_app.command("off-policy")
+def off_policy_command(
+    ctx: typer.Context,
+    start: Annotated[
+        str | None, typer.Option("--from", help="First day (UTC), YYYY-MM-DD; default today.")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day (default: --from).")] = None,
+    window_s: Annotated[
+        int, typer.Option(min=1, help="A play within this many seconds of a list is its doing.")
+    ] = 1_800,
+) -> None:
+    """The first slot's CTR as served and, estimated from the logged propensities (IPS and
+    SNIPS), under the model's own order and under the bandit's greedy choice."""
+    from segue.jobs.off_policy import off_policy
+
+    first = parse_day(start, "--from") if start else dt.datetime.now(dt.UTC).date()
+    last = parse_day(end, "--to") if end else first
+    report = off_policy(state(ctx).store(), first, last, window_s=window_s)
+    console.print(
+        f"{report.lists:,} lists with propensities, {report.explored:,} explored; "
+        f"first-slot CTR as served: {report.logged_ctr:.1%}",
+        highlight=False,
+    )
+    print_table(
+        ["policy", "lists matched", "CTR (IPS) ± se", "CTR (SNIPS)"],
+        [
+            [v.policy, f"{v.matched:,}", f"{v.ctr_ips:.1%} ± {v.ctr_se:.1%}", f"{v.ctr_snips:.1%}"]
+            for v in report.values
+        ],
+        legend="what each ordering's first slot would have earned, from lists where it would "
+        "have shown what was shown, weighted by 1 / the logged propensity",
+    )

@@ -5,7 +5,8 @@ listener with :class:`~segue.experiments.assignment.Assigner`; the CLI writes it
 start, stop) atomically, so a reader sees the old file or the new one. A variant's
 ``settings`` are what it serves with: a registry ``version`` of the served model (``v0003``:
 an older or a candidate version beside production) and pipeline settings a list request
-itself can set — ``max_per_artist``, ``new_item_share`` and ``surface``; they override the
+itself can set — ``max_per_artist``, ``new_item_share`` and ``surface`` — and the share of
+requests whose top slots explore (``explore_share``, ``segue.serving.explore``); they override the
 request's own values for the listeners in that variant, which is what makes the arms differ.
 """
 
@@ -32,6 +33,7 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "new_item_share": (float, lambda v: 0.0 <= v <= 0.5),
     "surface": (str, lambda v: v in ("home", "radio", "discovery")),
     "version": (str, lambda v: re.fullmatch(r"v\d{4,}", v) is not None),
+    "explore_share": (float, lambda v: 0.0 <= v <= 0.2),
 }
 
 

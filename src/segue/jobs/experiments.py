@@ -135,11 +135,9 @@ class ExperimentReport:
         )
         lines = [f"# Experiment {self.experiment}", "", f"Exposed: {counts}.", ""]
         if self.split is not None:
-            verdict = (
-                "**sample-ratio mismatch: do not read the effects**"
-                if (self.split.mismatch)
-                else "as designed"
-            )
+            verdict = "**sample-ratio mismatch: do not read the effects**" if (
+                self.split.mismatch
+            ) else "as designed"
             lines += [f"Sample ratio p = {self.split.p:.3g}: {verdict}.", ""]
         lines += [
             f"| metric | variant | {self.control} | variant's | difference [95 % CI] | p (Holm) "

@@ -119,9 +119,10 @@ def attributed_lists(
 ) -> pd.DataFrame:
     """One row per list served in ``[start_ms, end_ms)``, indexed by request id: ``user_id``,
     ``ts_ms``, ``day``, ``arm``, ``experiments`` (dict), ``items`` (as shown), ``path``,
-    ``served_us`` (how long serving took; NaN where not logged), and what it led to within
-    ``window_ms``: ``played`` (plays of its items), ``converted`` (of them, at least
-    ``conversion_ms`` long), ``skips``, ``ms`` (milliseconds listened)."""
+    ``served_us`` (how long serving took; NaN where not logged), ``context``,
+    ``propensities``, and what it led to within ``window_ms``: ``played`` (plays of its
+    items), ``played_items`` (which), ``converted`` (of them, at least ``conversion_ms``
+    long), ``skips``, ``ms`` (milliseconds listened)."""
     shown = store.exposures_between(start_ms, end_ms)
     if not shown:
         return pd.DataFrame()
@@ -148,6 +149,8 @@ def attributed_lists(
             "arm": [_arm(e.model, e.version, e.experiments) for e in shown],
             "experiments": [e.experiments for e in shown],
             "path": [e.path for e in shown],
+            "context": [e.context for e in shown],
+            "propensities": [e.propensities for e in shown],
             "served_us": [float(e.context.get("served_us", "nan")) for e in shown],
             "items": [list(e.items) for e in shown],
         }
@@ -163,6 +166,7 @@ def attributed_lists(
     played = after[~after["skip"]]
     per_list = pd.DataFrame(
         {
+            "played_items": played.groupby("request_id")["item_id"].agg(frozenset),
             "played": played.groupby("request_id").size(),
             "converted": played[played["ms_played"] >= conversion_ms].groupby("request_id").size(),
             "skips": after[after["skip"]].groupby("request_id").size(),
@@ -172,6 +176,9 @@ def attributed_lists(
     table = lists.set_index("request_id").join(per_list)
     for column in ("played", "converted", "skips", "ms"):
         table[column] = table[column].fillna(0)
+    table["played_items"] = [
+        x if isinstance(x, frozenset) else frozenset() for x in table["played_items"]
+    ]
     return table
 
 

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,12 @@ class ServingModel:
     rules: tuple[Filters, Filters]
     fallback: str | None = None
     loaded_at: float = field(default_factory=time.time)
+
+    @cached_property
+    def popularity(self) -> np.ndarray:
+        """Listeners per item in the training data (the top-slot bandit's feature), counted
+        on first use."""
+        return np.diff(self.train.tocsc().indptr).astype(np.float64)
 
     @property
     def name(self) -> str:

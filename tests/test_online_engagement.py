@@ -125,8 +125,13 @@ def test_the_daily_step_writes_them_and_serve_exposes_them_to_prometheus(tmp_pat
     url, data = f"sqlite:///{tmp_path / 'segue.sqlite'}", tmp_path / "data"
     with open_store(url) as store:
         _world(store)
-        summary = write_online_metrics(store, data, D.date() + dt.timedelta(days=3))
-    assert summary == {"rows": 2, "latest_day": "2026-11-02", "arms": 2}
+        summary = write_online_metrics(store, data, D.date() + dt.timedelta(days=1))
+    assert summary == {"rows": 2, "latest_day": "2026-11-02", "arms": 2, "exposures_exported": 4}
+    import pyarrow.parquet as pq
+
+    day = pq.read_table(data / "exposures" / "date=2026-11-02" / "exposures.parquet")
+    assert sorted(day.column("request_id").to_pylist()) == ["r1", "r2", "r3", "r4"]
+    assert pq.read_table(data / "exposures" / "date=2026-11-03" / "exposures.parquet").num_rows == 0
     lines = (data / "online" / "metrics.jsonl").read_text().splitlines()
     assert sorted(json.loads(x)["arm"] for x in lines) == ["als@v1", "pop@v1"]
     with TestClient(

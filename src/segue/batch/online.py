@@ -1,5 +1,7 @@
 """The daily run's online-metrics step: the last 30 days' figures per day and arm, written
-where ``segue serve`` exposes them to Prometheus.
+where ``segue serve`` exposes them to Prometheus; and the exposure log by day, as Parquet
+(``<data_dir>/exposures/date=YYYY-MM-DD/exposures.parquet``, the layout of the batch lists),
+for analyses that should not query the serving store.
 
 Recomputed whole every day rather than appended, because the late figures of a day (D7, D30,
 churn) only become known weeks after it: ``<data_dir>/online/metrics.jsonl`` holds every row
@@ -35,7 +37,27 @@ def write_online_metrics(store: Store, data_dir: Path, day: dt.date) -> dict[str
     last = max((r.day for r in rows), default=None)
     latest = [_record(r) for r in rows if r.day == last]
     _replace(folder / "latest.json", json.dumps({"day": last and last.isoformat(), "rows": latest}))
-    return {"rows": len(rows), "latest_day": last and last.isoformat(), "arms": len(latest)}
+    exposures = write_exposure_days(store, data_dir, day)
+    return {
+        "rows": len(rows),
+        "latest_day": last and last.isoformat(),
+        "arms": len(latest),
+        "exposures_exported": exposures,
+    }
+
+
+def write_exposure_days(store: Store, data_dir: Path, day: dt.date, days: int = 2) -> int:
+    """The exposure log of ``day`` and the ``days − 1`` before it, one Parquet partition per
+    day, rewritten whole (a day's late writes land on the next run); the rows written."""
+    from segue.jobs.online_metrics import DAY_MS, day_start_ms
+
+    written = 0
+    for back in range(days):
+        when = day - dt.timedelta(days=back)
+        start = day_start_ms(when)
+        path = Path(data_dir) / "exposures" / f"date={when.isoformat()}" / "exposures.parquet"
+        written += store.export_parquet("exposures", path, (start, start + DAY_MS))
+    return written
 
 
 def read_latest(data_dir: Path) -> list[dict[str, Any]]:

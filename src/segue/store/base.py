@@ -279,8 +279,11 @@ class Store(abc.ABC):
         """Which of ``ids`` the deletion log holds."""
 
     @abc.abstractmethod
-    def export_parquet(self, table: str, path: Path) -> int:
-        """Write one table to a Parquet file (atomically); returns the row count."""
+    def export_parquet(
+        self, table: str, path: Path, period: tuple[int, int] | None = None
+    ) -> int:
+        """Write one table to a Parquet file (atomically); returns the row count. ``period``
+        (``start_ms``, ``end_ms``): only that time's events or exposures."""
 
     @abc.abstractmethod
     def close(self) -> None: ...

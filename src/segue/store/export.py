@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from segue.errors import StoreError
 from segue.store import schema
 
 _ROWS_PER_CHUNK = 100_000
@@ -179,9 +180,18 @@ def _batch(
     return pa.RecordBatch.from_arrays([arrays[f.name] for f in target], schema=target)
 
 
-def export_table(conn: sa.Connection, table: str, path: Path) -> int:
-    """Write ``table`` to ``path`` (temp file, then rename); returns the number of rows."""
+def export_table(
+    conn: sa.Connection, table: str, path: Path, period: tuple[int, int] | None = None
+) -> int:
+    """Write ``table`` to ``path`` (temp file, then rename); returns the number of rows.
+    ``period``: only rows with ``start_ms <= ts_ms < end_ms`` (events and exposures: one
+    day's partition)."""
     query, columns, timestamps = _plan(table)
+    if period is not None:
+        timed = {"events": schema.events.c.ts_ms, "exposures": schema.exposures.c.ts_ms}
+        if table not in timed:
+            raise StoreError(f"only events and exposures export by period, not {table!r}")
+        query = query.where(timed[table] >= period[0], timed[table] < period[1])
     target = _arrow_schema(columns, timestamps)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

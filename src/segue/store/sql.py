@@ -619,10 +619,12 @@ class SqlStore(Store):
         with self._read() as conn:
             return privacy.erased_ids(conn, ids)
 
-    def export_parquet(self, table: str, path: Path) -> int:
+    def export_parquet(
+        self, table: str, path: Path, period: tuple[int, int] | None = None
+    ) -> int:
         _table(table)
         with self._read() as conn:
-            return export.export_table(conn, table, Path(path))
+            return export.export_table(conn, table, Path(path), period)
 
     def close(self) -> None:
         self._points.close()

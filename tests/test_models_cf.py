@@ -194,6 +194,16 @@ def test_als_reason_is_the_largest_term_of_the_score() -> None:
         assert model.explain(user, int(item)).anchor_item == row.indices[np.argmax(terms)]
 
 
+def test_als_reasons_for_a_page_are_the_reasons_one_by_one() -> None:
+    # explain_items solves the user's system once for all items: the same answers as explain
+    train, _ = planted(seed=6)
+    model = ALSRecommender(factors=6, regularization=0.2, alpha=1.5, iterations=10).fit(train)
+    items = np.random.default_rng(0).choice(train.shape[1], size=12, replace=False)
+    for user in (0, 7, 50):
+        assert model.explain_items(user, items) == [model.explain(user, int(i)) for i in items]
+    assert model.explain_items(7, []) == []
+
+
 # -- EASE --------------------------------------------------------------------------------------
 def ease_by_formula(x: np.ndarray, lam: float) -> np.ndarray:
     """Steck 2019, eq. 8: B = I − P · diagMat(1 ⊘ diag(P)), P = (XᵀX + λI)⁻¹."""

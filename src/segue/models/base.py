@@ -78,6 +78,12 @@ class Recommender(abc.ABC):
     @abc.abstractmethod
     def explain(self, user: int, item: int) -> Reason: ...
 
+    def explain_items(self, user: int, items: Sequence[int]) -> list[Reason]:
+        """:meth:`explain` for each of one user's items; a model whose explanation shares work
+        across items (ALS: one system per user) overrides it, as a page of reasons is asked
+        for per request."""
+        return [self.explain(user, int(i)) for i in items]
+
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Scores for users known only by a history row (onboarding picks, fresh plays).
 

@@ -18,6 +18,7 @@ how a new listener gets personal scores from their first plays without retrainin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -205,6 +206,27 @@ class ALSRecommender(FactorRecommender):
         if contributions[best] <= 0:
             return Reason("matches_your_taste")
         return Reason("because_you_played", anchor_item=int(row.indices[best]))
+
+    def explain_items(self, user: int, items: Sequence[int]) -> list[Reason]:
+        """:meth:`explain` for many items at once: ``W`` is the user's, so it is built and
+        solved once for all of them (one gram product instead of one per item)."""
+        row = _observed(self._fitted()[user])
+        items = [int(i) for i in items]
+        if row.nnz == 0 or not items:
+            return [Reason("matches_your_taste") for _ in items]
+        y = self.item_factors.astype(np.float64)
+        played = y[row.indices]
+        confidence = self.alpha * row.data.astype(np.float64)
+        w = y.T @ y + self.regularization * np.eye(self.factors)
+        w += played.T @ ((confidence - 1.0)[:, None] * played)
+        contributions = confidence[:, None] * (played @ np.linalg.solve(w, y[items].T))
+        best = np.argmax(contributions, axis=0)
+        return [
+            Reason("because_you_played", anchor_item=int(row.indices[b]))
+            if contributions[b, n] > 0
+            else Reason("matches_your_taste")
+            for n, b in enumerate(best)
+        ]
 
     def _implicit(self) -> AlternatingLeastSquares:
         return AlternatingLeastSquares(

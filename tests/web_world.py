@@ -92,19 +92,25 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def check_page(page: Any, folder: Path, name: str) -> None:
-    """No serious or critical axe-core violation, and a screenshot at each width."""
+    """No serious or critical axe-core violation in light and in dark mode, and screenshots at
+    each width (light) and at the wide one in dark."""
     from axe_playwright_python.sync_playwright import Axe
 
-    results = Axe().run(page)
-    bad = [
-        f"{v['id']} ({v['impact']}): {v['help']} — "
-        + "; ".join(n["target"][0] for n in v["nodes"][:3])
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert not bad, f"{name}: " + "\n".join(bad)
+    axe = Axe()
     size = page.viewport_size
-    for width in WIDTHS:
-        page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=str(folder / f"{name}-{width}.png"), full_page=True)
-    page.set_viewport_size(size)
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        results = axe.run(page)
+        bad = [
+            f"{v['id']} ({v['impact']}): {v['help']} — "
+            + "; ".join(n["target"][0] for n in v["nodes"][:3])
+            for v in results.response["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        assert not bad, f"{name} ({scheme}): " + "\n".join(bad)
+        for width in WIDTHS if scheme == "light" else WIDTHS[-1:]:
+            page.set_viewport_size({"width": width, "height": 900})
+            suffix = "" if scheme == "light" else "-dark"
+            page.screenshot(path=str(folder / f"{name}-{width}{suffix}.png"), full_page=True)
+        page.set_viewport_size(size)
+    page.emulate_media(color_scheme="light")

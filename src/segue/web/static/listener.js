@@ -60,9 +60,15 @@
   // -- sign in and onboarding --------------------------------------------------------------
   async function signIn(user, key) {
     session = { user, key: key || null };
-    try {
-      profile = await call(userPath());
-    } catch (e) {
+    sessionStorage.setItem(STORE, JSON.stringify(session));
+    $("who-name").textContent = `Listening as ${user}`;
+    profile = null;
+    badges();
+    // the profile (for the badges and settings) loads alongside Home's rows, not before them
+    const loading = call(userPath()).then((found) => {
+      profile = found;
+      badges();
+    }, (e) => {
       if (e.status === 401 || e.status === 403) {
         session = null;
         sessionStorage.removeItem(STORE);
@@ -70,13 +76,11 @@
         show("signin");
         return;
       }
-      profile = null; // not signed up: recommendations start from what is popular
-    }
-    sessionStorage.setItem(STORE, JSON.stringify(session));
-    $("who-name").textContent = `Listening as ${user}`;
-    badges();
-    notice(profile ? "" : `${user} is not signed up yet: Home starts from what is popular.`);
+      notice(`${user} is not signed up yet: Home starts from what is popular.`);
+    });
+    notice("");
     show("home");
+    await loading;
   }
 
   function badges() {
@@ -165,17 +169,18 @@
         fill($("discovery"), tracks, "discovery");
         $("discovery-play").onclick = () => player.start(tracks, 0, "discovery");
       }).catch((e) => { $("discovery").replaceChildren(el("li", {}, e.message)); }),
-      call(userPath("/recommendations"), { params: { k: 5, kinds: ["podcast_episode", "audiobook"] } })
-        .then((answer) => {
-          const tracks = answer.items.map((i) => track(i.item_id, i.title, null, i.reason));
-          $("more-kinds").replaceChildren(...(tracks.length ? [
-            el("h2", { id: "spoken-title" }, "Podcasts and audiobooks"),
-            (() => { const ol = el("ol", { class: "list", "aria-labelledby": "spoken-title" }); fill(ol, tracks, "spoken"); return ol; })(),
-          ] : []));
-        }).catch(() => $("more-kinds").replaceChildren()),
     ];
     await Promise.all(jobs);
     document.body.dataset.homeLoaded = String(Date.now());
+    // below the fold: podcasts and audiobooks, asked for once the rows above are drawn
+    await call(userPath("/recommendations"), { params: { k: 5, kinds: ["podcast_episode", "audiobook"] } })
+      .then((answer) => {
+        const tracks = answer.items.map((i) => track(i.item_id, i.title, null, i.reason));
+        $("more-kinds").replaceChildren(...(tracks.length ? [
+          el("h2", { id: "spoken-title" }, "Podcasts and audiobooks"),
+          (() => { const ol = el("ol", { class: "list", "aria-labelledby": "spoken-title" }); fill(ol, tracks, "spoken"); return ol; })(),
+        ] : []));
+      }).catch(() => $("more-kinds").replaceChildren());
   }
 
   // -- the player -----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ LISTENER_KEY = "web-listener-key"
 
 class World:
     url: str
+    store_url: str
     active: list[str]
     shots: Path
     first: str
@@ -42,7 +43,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """Two registry versions of "daily" (ALS trained twice, differently), the first serving."""
     root = tmp_path_factory.mktemp("web-admin")
     w = World()
-    store_url, w.active = build_world(root)
+    w.store_url, w.active = build_world(root)
+    store_url = w.store_url
     registry = ModelRegistry(root / "registry")
     first = registry.publish(
         "daily", root / "models" / "als", {"model_type": "als", "metrics": {"ndcg@10": 0.10}}
@@ -138,6 +140,10 @@ def test_an_admin_promotes_and_rolls_back_and_home_follows(context: Any, world: 
     assert admin.locator("#console").is_visible()
     admin.wait_for_function("document.querySelector('#health dd') !== null")
     assert admin.locator(f"tr[data-version='{world.first}'][data-serving='true']").count()
+    for part in ("#runs", "#experiments", "#campaigns", "#dead", "#data"):  # each part answered
+        assert admin.locator(part).inner_text().strip(), part
+    with open_store(world.store_url) as store:  # the store's own counts, as the page shows them
+        assert f"items\n{store.count('items'):,}" in admin.locator("#data").inner_text()
     check_page(admin, world.shots, "admin")
 
     # a cancelled confirmation changes nothing

@@ -45,7 +45,7 @@
     $("denied").hidden = true;
     $("console").hidden = false;
     $("who").hidden = !ready.auth;
-    await Promise.all([health(), registry(), runs(), campaigns(), deadLetters(), data()]);
+    await Promise.all([health(), registry(), runs(), experiments(), campaigns(), deadLetters(), data()]);
     poller = setInterval(() => { health(); }, POLL_MS);
     document.body.dataset.ready = "1";
   }
@@ -146,6 +146,20 @@
           Object.entries(x.metrics).map(([k, v]) => `${k}=${typeof v === "number" ? v.toFixed(4) : v}`).join(", "),
         ] }))) : "");
     } catch (e) { $("runs").replaceChildren(el("p", {}, e.message)); }
+  }
+
+  async function experiments() {
+    try {
+      const list = await call("/v1/admin/experiments");
+      const when = (ms) => (ms ? new Date(ms).toISOString().slice(0, 16).replace("T", " ") : "—");
+      $("experiments").replaceChildren(list.length
+        ? table(["experiment", "status", "layer", "variants", "started", "stopped"], list.map((x) => ({ cells: [
+          x.id, x.status, x.layer,
+          x.variants.map((v) => `${v.name} ${Math.round(v.share * 100)} %` +
+            (Object.keys(v.settings).length ? ` (${Object.entries(v.settings).map(([k, val]) => `${k}=${val}`).join(", ")})` : "")).join("; "),
+          when(x.started_ms), when(x.stopped_ms)] })))
+        : el("p", { class: "muted" }, "No experiments yet: segue experiments create NAME."));
+    } catch (e) { $("experiments").replaceChildren(el("p", {}, e.message)); }
   }
 
   async function campaigns() {

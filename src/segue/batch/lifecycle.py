@@ -152,7 +152,7 @@ def publish_trained(
     }
     with tempfile.TemporaryDirectory(prefix="segue-publish-") as tmp:
         folder = Path(tmp) / "model"
-        save_trained(trained, folder)
+        save_trained(trained, folder, similar=True)
         version = registry.publish(name, folder, body, extra=artifacts)
     if promote:
         registry.promote(name, version.version)

@@ -107,6 +107,7 @@ def train(ctx: typer.Context, models: Annotated[str, typer.Option(help=_MODELS_H
             progress=lambda s, d, t: bar.update(task, completed=d),
             side=side,
             params=params,
+            similar=True,
         )
     for name, result in trained.items():
         console.print(

@@ -17,6 +17,7 @@ from segue.errors import SegueError
 from segue.models import Recommender
 from segue.models.names import model_spec
 from segue.progress import Progress, no_progress
+from segue.registry.similar import SimilarTable, similar_table
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class TrainedModel:
     users: IdMap
     items: IdMap
     fit_seconds: float = 0.0
+    #: each item's neighbours, computed when saved (``segue.registry.similar``); None for a
+    #: model fitted in this process and not saved, or saved by an older segue
+    similar: SimilarTable | None = None
 
 
 def train_models(
@@ -35,8 +39,10 @@ def train_models(
     progress: Progress = no_progress,
     side: SideInfo | None = None,
     params: Mapping[str, Mapping[str, Any]] | None = None,
+    similar: bool = False,
 ) -> dict[str, TrainedModel]:
-    """Fit each named model on all of ``data``; save under ``model_dir/<name>`` if given.
+    """Fit each named model on all of ``data``; save under ``model_dir/<name>`` if given
+    (with its similar-items table when ``similar``: what serves, not what is compared).
 
     ``params`` holds settings per model name (``segue tune``'s, :mod:`segue.registry.tuned`);
     a model without an entry is built with its defaults.
@@ -49,16 +55,22 @@ def train_models(
         model = spec.build(**(params or {}).get(name, {})).fit(data.matrix(spec.weighting), side)
         result = TrainedModel(name, model, data.users, data.items, time.perf_counter() - started)
         if model_dir is not None:
-            save_trained(result, model_dir / name)
+            save_trained(result, model_dir / name, similar=similar)
         trained[name] = result
     progress("training", len(names), len(names))
     return trained
 
 
-def save_trained(trained: TrainedModel, path: Path) -> None:
+def save_trained(trained: TrainedModel, path: Path, *, similar: bool = False) -> None:
+    """The model and its id maps; with ``similar``, its similar-items table too (computed
+    here, once per version that will serve, so serving looks neighbours up instead of
+    ranking the catalog per request)."""
     trained.model.save(path)
     trained.users.save(path / "users.idmap")
     trained.items.save(path / "items.idmap")
+    if similar:
+        table = trained.similar or similar_table(trained.model, trained.model._fitted())
+        table.save(path)
 
 
 def load_trained(model_dir: Path, name: str) -> TrainedModel:
@@ -79,4 +91,5 @@ def load_trained_at(path: Path, name: str) -> TrainedModel:
         spec.cls.load(path),
         IdMap.load(path / "users.idmap"),
         IdMap.load(path / "items.idmap"),
+        similar=SimilarTable.load(path),
     )

@@ -404,14 +404,14 @@ def batch_answer(
 
 
 def similar_live(model: ServingModel, item_id: str, k: int) -> list[LiveItem]:
-    """Items like ``item_id``: the model's similarity, else co-listening cosine."""
+    """Items like ``item_id``: the table published with the version (a lookup), else the
+    model's similarity, else co-listening cosine."""
     column = int(model.items.to_index([item_id])[0])
-    try:
-        ranked = np.asarray(model.trained.model.similar_items(np.array([column]), k))[0]
-        ranked = ranked[ranked >= 0]
-        scores = np.arange(len(ranked), 0, -1, dtype=np.float64) / max(len(ranked), 1)
-    except SegueError:
-        ranked, scores = _co_listened(model.train, column, k)
+    table = model.trained.similar
+    if table is not None and k <= table.items.shape[1]:
+        ranked, scores = table.row(column, k)
+    else:
+        ranked, scores = _similar_now(model, column, k)
     return [
         LiveItem(
             str(model.item_ids[c]),
@@ -421,6 +421,16 @@ def similar_live(model: ServingModel, item_id: str, k: int) -> list[LiveItem]:
         )
         for c, s in zip(ranked.tolist(), scores.tolist(), strict=True)
     ]
+
+
+def _similar_now(model: ServingModel, column: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        ranked = np.asarray(model.trained.model.similar_items(np.array([column]), k))[0]
+        ranked = ranked[ranked >= 0]
+        scores = np.arange(len(ranked), 0, -1, dtype=np.float64) / max(len(ranked), 1)
+    except SegueError:
+        ranked, scores = _co_listened(model.train, column, k)
+    return ranked, scores
 
 
 def _co_listened(train: sp.csr_matrix, column: int, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -73,7 +73,7 @@ def catalog() -> SideInfo:
 
 FAST_NCF = {"factors": 16, "mlp_layers": (16, 8), "epochs": 15, "learning_rate": 0.01,
             "batch_size": 256, "patience": 4}  # fmt: skip
-FAST_TT = {"dim": 16, "epochs": 25, "learning_rate": 0.02, "batch_size": 256, "patience": 5}
+FAST_TT = {"dim": 16, "epochs": 25, "learning_rate": 0.02, "batch_size": 32, "patience": 5}
 
 
 def ndcg_on(model, train: sp.csr_matrix, held: sp.csr_matrix) -> float:

@@ -5,10 +5,14 @@ torch is imported inside functions only (:func:`load_torch`), so ``import segue.
 every classical model stay torch-free; torch comes with the ``nlu`` extra, and a missing torch
 is one line naming it.
 
-Threads: a fit uses ``num_threads`` torch intra-op threads, or by default as many as torch
-would use but never more than a ``threadpoolctl`` limit in force (the API server holds every
-pool to one thread) nor the cores this process may run on; the previous setting is restored
-afterwards, so a fit never changes the threads of whatever else runs in the process.
+Threads: a fit uses ``num_threads`` torch intra-op threads (the models default to 1), or with
+0 as many as torch would use but never more than a ``threadpoolctl`` limit in force (the API
+server holds every pool to one thread) nor the cores this process may run on; the previous
+setting is restored afterwards, so a fit never changes the threads of whatever else runs in
+the process. One thread is the default because these models are small and, on a machine other
+work shares, torch's OpenMP threads spinning against other processes were far slower than one
+(an NCF epoch on Last.fm 2K: 8 s on one thread, about 100 s on two, with the 2-core machine's
+load at 8, measured).
 """
 
 from __future__ import annotations

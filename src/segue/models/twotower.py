@@ -19,14 +19,18 @@ per-user parameter, so a new listener is scored from their history alone (``scor
 and a new item from its features alone (:meth:`TwoTowerRecommender.embed_items`, or any
 column that had no plays at fit time), both without a retrain.
 
-**Training.** Each step takes a batch of (user, played item) pairs; the user tower pools the
-user's other items, and a softmax over the catalog asks the played item to win, the user's
-other played items left out of it. Catalogs up to ``full_softmax_items`` use the whole catalog
-(exact, and cheap: one matrix product per step); larger ones a sampled softmax over the batch's
-items plus ``sampled`` uniform items, with the logQ correction (each logit minus the log of how
-likely that item was to be among the candidates; Yi et al. 2019) so popular items are not
-over-penalised for appearing in many batches. Early stopping on an inner ``holdout`` of each
-user's training items (NDCG@10 after each epoch; never the test part), Adam, seeded.
+**Training.** Each step takes a batch of users; each user's items are split at random into
+targets (``target_share`` of them, at least one) and the history the user tower pools, and a
+softmax over the catalog asks every target to win, the history itself left out of it (the
+user's other items must not count as wrong answers). One softmax per user serves all of that
+user's targets, which is what makes a whole-catalog softmax affordable on the CPU. Catalogs up
+to ``full_softmax_items`` use the whole catalog (exact); larger ones a sampled softmax over the
+batch's targets plus ``sampled`` uniform items, with the logQ correction (each logit minus the
+log of how likely that item was to be among the candidates; Yi et al. 2019) so popular items
+are not over-penalised for appearing in many batches. Early stopping on an inner ``holdout`` of
+each user's training items (NDCG@10 after each epoch; never the test part), Adam, seeded. No
+refit: nothing in the model is per user, so the final user vectors pool each user's whole
+training row.
 
 ``score`` is exactly ``user_embeddings() @ item_embeddings().T``, so ``recommend`` ranks with
 the factor path (``_dot_factors``) and an ANN index can retrieve by the same vectors.
@@ -74,7 +78,8 @@ class TwoTowerRecommender(Recommender):
         patience: int = 3,
         learning_rate: float = 3e-3,
         regularization: float = 1e-5,
-        batch_size: int = 1024,
+        batch_size: int = 256,
+        target_share: float = 0.2,
         id_dropout: float = 0.1,
         use_text: bool = False,
         text_cache_dir: str | None = None,
@@ -95,6 +100,10 @@ class TwoTowerRecommender(Recommender):
         check_positive_int("twotower: full_softmax_items", full_softmax_items, minimum=0)
         check_positive_float("twotower: learning_rate", learning_rate)
         check_positive_float("twotower: regularization", regularization, allow_zero=True)
+        if not 0 < target_share < 1:
+            raise SegueError(
+                f"twotower: target_share must lie strictly between 0 and 1, got {target_share!r}"
+            )
         if not 0 <= id_dropout < 1:
             raise SegueError(f"twotower: id_dropout must lie in [0, 1), got {id_dropout!r}")
         if not 0 < holdout < 1:
@@ -107,6 +116,7 @@ class TwoTowerRecommender(Recommender):
         self.learning_rate = float(learning_rate)
         self.regularization = float(regularization)
         self.batch_size = int(batch_size)
+        self.target_share = float(target_share)
         self.id_dropout = float(id_dropout)
         self.use_text = bool(use_text)
         self.text_cache_dir = text_cache_dir
@@ -132,6 +142,7 @@ class TwoTowerRecommender(Recommender):
             "learning_rate": self.learning_rate,
             "regularization": self.regularization,
             "batch_size": self.batch_size,
+            "target_share": self.target_share,
             "id_dropout": self.id_dropout,
             "use_text": self.use_text,
             "text_cache_dir": self.text_cache_dir,
@@ -177,26 +188,22 @@ class TwoTowerRecommender(Recommender):
         optimiser = torch.optim.Adam(list(params.values()), lr=self.learning_rate)
         features = self.features.tensors(torch)
         rng = np.random.default_rng(self.seed)
-        coo = matrix.tocoo()
-        pair_users = coo.row.astype(np.int64)
-        pair_items = coo.col.astype(np.int64)
-        popularity = np.bincount(pair_items, minlength=n_items).astype(np.float64)
-        popularity /= popularity.sum()
+        active = np.flatnonzero(np.diff(matrix.indptr) > 0)
         full = n_items <= self.full_softmax_items
         has_id_t = torch.from_numpy(has_id.astype(np.float32))
         curve: list[float] = []
         best: dict[str, np.ndarray] = {}
         since_best = 0
         for _ in range(self.epochs):
-            order = rng.permutation(len(pair_users))
+            order = rng.permutation(active)
             for start in range(0, len(order), self.batch_size):
                 rows = order[start : start + self.batch_size]
                 keep = has_id_t
                 if self.id_dropout:
                     shown = rng.random(n_items) >= self.id_dropout
                     keep = has_id_t * torch.from_numpy(shown.astype(np.float32))
-                step = _Step.build(matrix, pair_users[rows], pair_items[rows], full, rng, self)
-                loss = self._loss(torch, params, features, keep, step, popularity)
+                step = _Step.build(matrix, rows, full, rng, self)
+                loss = self._loss(torch, params, features, keep, step)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
@@ -242,7 +249,6 @@ class TwoTowerRecommender(Recommender):
         features: dict[str, Any],
         keep: Any,
         step: _Step,
-        popularity: np.ndarray,
     ) -> Any:
         needed = torch.from_numpy(step.needed)
         vectors = _item_tower_torch(torch, params, features, keep, needed)
@@ -259,10 +265,10 @@ class TwoTowerRecommender(Recommender):
         logits = user @ candidates.T
         if step.log_q is not None:
             logits = logits - torch.from_numpy(step.log_q)[None, :]
-        mask = torch.zeros(logits.shape, dtype=torch.bool)
-        mask[torch.from_numpy(step.masked_rows), torch.from_numpy(step.masked_cols)] = True
-        logits = logits.masked_fill(mask, float("-inf"))
-        loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(step.targets))
+        masked = (torch.from_numpy(step.masked_rows), torch.from_numpy(step.masked_cols))
+        logits = logits.index_put(masked, torch.tensor(float("-inf")))
+        log_p = torch.log_softmax(logits, dim=1)
+        loss = -log_p[torch.from_numpy(step.target_rows), torch.from_numpy(step.target_cols)].mean()
         if self.regularization:
             loss = loss + self.regularization * (vectors.pow(2).sum() / len(step.needed))
         return loss
@@ -533,8 +539,9 @@ class _Features:
 
 
 class _Step:
-    """One training batch: which items the tower computes, each row's pooled history (its
-    other items), the softmax candidates and which of them are masked, the targets."""
+    """One training batch of users: which items the tower computes, each row's pooled
+    history (the items not drawn as targets), the softmax candidates, which of them are masked
+    (the history), and the (row, candidate) targets."""
 
     needed: np.ndarray
     n_rows: int
@@ -545,54 +552,59 @@ class _Step:
     log_q: np.ndarray | None
     masked_rows: np.ndarray
     masked_cols: np.ndarray
-    targets: np.ndarray
+    target_rows: np.ndarray
+    target_cols: np.ndarray
 
     @classmethod
     def build(
         cls,
         matrix: sp.csr_matrix,
         users: np.ndarray,
-        targets: np.ndarray,
         full: bool,
         rng: np.random.Generator,
         model: TwoTowerRecommender,
     ) -> _Step:
         step = cls()
         n_items = matrix.shape[1]
-        rows = matrix[users]
-        coo = rows.tocoo()
-        other = coo.col != targets[coo.row]
-        h_rows, h_cols, h_vals = coo.row[other], coo.col[other], coo.data[other]
+        coo = matrix[users].tocoo()
+        drawn = rng.random(len(coo.row)) < model.target_share
+        # every row gets a target: where none was drawn, its first item in a random order
+        has = np.bincount(coo.row[drawn], minlength=len(users)) > 0
+        lacking = ~has[coo.row]
+        if lacking.any():
+            order = np.lexsort((rng.random(len(coo.row)), coo.row))
+            first = order[np.r_[True, coo.row[order][1:] != coo.row[order][:-1]]]
+            drawn[first[lacking[first]]] = True
+        t_rows, t_cols = coo.row[drawn], coo.col[drawn]
+        h_rows, h_cols, h_vals = coo.row[~drawn], coo.col[~drawn], coo.data[~drawn]
         sums = np.bincount(h_rows, weights=h_vals, minlength=len(users))
         weights = (h_vals / np.where(sums > 0, sums, 1.0)[h_rows]).astype(np.float32)
         if full:
             step.needed = np.arange(n_items)
-            step.candidates = step.needed
             step.log_q = None
             cand_of = step.needed
         else:
             sample = rng.integers(0, n_items, size=model.sampled)
-            step.candidates = np.unique(np.concatenate([targets, sample]))
-            step.needed = np.unique(np.concatenate([step.candidates, h_cols]))
-            pop = np.bincount(matrix.indices, minlength=n_items)[step.candidates] / max(
-                matrix.nnz, 1
-            )
-            q = 1.0 - (1.0 - pop) ** len(users) * (1.0 - 1.0 / n_items) ** model.sampled
+            cand_of = np.unique(np.concatenate([t_cols, sample]))
+            step.needed = np.unique(np.concatenate([cand_of, h_cols]))
+            share = np.bincount(matrix.indices, minlength=n_items)[cand_of] / max(matrix.nnz, 1)
+            # chance that an item is among the candidates: drawn as a target, or sampled
+            q = 1.0 - (1.0 - share) ** len(t_cols) * (1.0 - 1.0 / n_items) ** model.sampled
             step.log_q = np.log(np.maximum(q, 1e-12)).astype(np.float32)
-            cand_of = step.candidates
         local = np.full(n_items, -1, dtype=np.int64)
         local[step.needed] = np.arange(len(step.needed))
+        cand_local = np.full(n_items, -1, dtype=np.int64)
+        cand_local[cand_of] = np.arange(len(cand_of))
         step.n_rows = len(users)
         step.history_rows = h_rows.astype(np.int64)
         step.history_cols = local[h_cols]
         step.history_weights = weights
-        cand_local = np.full(n_items, -1, dtype=np.int64)
-        cand_local[cand_of] = np.arange(len(cand_of))
         step.candidates = local[cand_of]
         masked = cand_local[h_cols]
         step.masked_rows = h_rows[masked >= 0].astype(np.int64)
         step.masked_cols = masked[masked >= 0]
-        step.targets = cand_local[targets]
+        step.target_rows = t_rows.astype(np.int64)
+        step.target_cols = cand_local[t_cols]
         return step
 
 

@@ -191,38 +191,59 @@ def test_focus_mode_leaves_home_unchanged_after_plays(page: Any, world: World) -
 
 
 def test_a_request_in_words_plays_the_linked_track_or_asks(page: Any, world: World) -> None:
+    """The small request model parses roughly, so each request is followed down the branch
+    it takes; on the development machine the first is refused (a name heard as an unknown
+    genre: 422, said in the page) and the second asks which artist or genre (a dialog)."""
     _sign_in(page, world, world.active[3])
     page.get_by_role("button", name="Search & ask", exact=True).click()
-    first = _row_titles(world)
-    page.get_by_label("Ask for music in words").fill(f"play {first}")
+    _ask(page, world, f"play {_row_titles(world)}")  # each answer checked down its branch
+    _ask(page, world, "start a radio station")
+    check_page(page, world.shots, "search")
+
+
+def _ask(page: Any, world: World, text: str) -> str:
+    """Ask in words; check what the page does with the answer; which branch it was."""
+    page.get_by_label("Ask for music in words").fill(text)
     page.get_by_role("button", name="Ask", exact=True).click()
-    page.wait_for_function(
-        "!document.querySelector('#ask-answer').textContent.includes('Thinking')"
-    )
+    page.wait_for_function("!document.querySelector('#ask-answer').textContent.includes('Think')")
     if not world.nlu:  # without the nlu extra the API says which extra to install
         assert "nlu" in page.locator("#ask-answer").inner_text()
-        return
-    dialog = page.locator("#ask-dialog")
-    assert not page.locator("#ask-answer [role=alert]").count(), page.locator(
-        "#ask-answer"
-    ).inner_text()
+        return "no model"
+    answer = page.locator("#ask-answer")
+    assert not page.locator("#ask-answer [role=alert]").count(), answer.inner_text()
     page.wait_for_function(
         "document.querySelector('#ask-dialog').open || document.querySelector('#ask-call')"
         " || document.querySelector('#ask-refused')"
     )
-    if dialog.evaluate("d => d.open"):  # it asks: a question in a dialog, answered or not
+    dialog = page.locator("#ask-dialog")
+    if dialog.evaluate("d => d.open"):  # it asks: the question in a dialog
         assert page.locator("#ask-question").inner_text().strip()
+        assert page.locator("#ask-call").inner_text().strip()  # the parsed call, behind it
         check_page(page, world.shots, "ask-dialog")
-        page.get_by_role("button", name="Cancel", exact=True).click()
+        playing = page.locator("#player").get_attribute("data-item-id")
+        if page.locator("#ask-ok").inner_text() == "Yes, go ahead":  # confirmed: its queue plays
+            page.locator("#ask-ok").click()
+            branch = "asked"
+            if page.locator("#ask-queue > li").count():
+                queued = page.locator("#ask-queue > li").first.get_attribute("data-item-id")
+                assert page.locator("#player").get_attribute("data-item-id") == queued
+                branch = "played"
+        else:  # a clarification, not answered: nothing new plays
+            assert page.get_by_label("Your answer").is_visible()
+            page.get_by_role("button", name="Cancel", exact=True).click()
+            assert page.locator("#player").get_attribute("data-item-id") == playing
+            branch = "asked"
         assert not dialog.evaluate("d => d.open")
-    elif page.locator("#ask-refused").count():  # the call it made was refused, and why is said
+        return branch
+    if page.locator("#ask-refused").count():  # the call was refused, and why is said
         assert "I could not do that: " in page.locator("#ask-refused").inner_text()
-    else:  # it understood: the parsed call, and the queue plays
-        assert page.locator("#ask-call").inner_text().strip()
-        if page.locator("#ask-queue > li").count():
-            queued = page.locator("#ask-queue > li").first.get_attribute("data-item-id")
-            assert page.locator("#player").get_attribute("data-item-id") == queued
-    check_page(page, world.shots, "search")
+        return "refused"
+    assert page.locator("#ask-call").inner_text().strip()  # understood: the call, the queue
+    if page.locator("#ask-queue > li").count():
+        queued = page.locator("#ask-queue > li").first.get_attribute("data-item-id")
+        assert page.locator("#player").get_attribute("data-item-id") == queued
+        return "played"
+    return "understood"
 
 
 def _row_titles(world: World) -> str:

@@ -319,17 +319,33 @@
       el("pre", { id: "ask-call" }, JSON.stringify(answer.call, null, 2)),
       answer.message ? el("p", {}, answer.message) : null);
     if (answer.question) {
+      // confirm: "Did you mean …? Shall I go ahead?" — yes plays the queue; clarify: the
+      // listener answers in words, or picks one of the names it could mean
+      pending = answer;
+      const confirming = answer.question_kind === "confirm";
       $("ask-question").textContent = answer.question;
-      $("ask-choices").replaceChildren(...answer.entities.map((e) => el("li", {}, `${e.text || ""} → ${e.title || e.id || "?"}`)));
+      $("ask-reply-box").hidden = confirming;
+      $("ask-ok").textContent = confirming ? "Yes, go ahead" : "Answer";
+      $("ask-choices").replaceChildren(...(confirming ? [] : answer.entities.flatMap((e) =>
+        e.candidates.slice(0, 3).map((c) => el("li", {}, el("span", {}, `${c.title} (${c.kind})`),
+          el("button", { type: "button", onclick: () => { $("ask-reply").value = `play ${c.title}`; $("ask-reply").focus(); } },
+            `Use ${c.title}`))))));
       $("ask-reply").value = "";
       $("ask-dialog").showModal();
       return;
     }
-    if (answer.queue && answer.queue.length) {
-      const tracks = answer.queue.map((q) => track(q.item_id, q.title, null, q.reason));
-      box.append(el("h3", {}, "Queue"), (() => { const ol = el("ol", { class: "list", id: "ask-queue" }); fill(ol, tracks, "request"); return ol; })());
-      player.start(tracks, 0, "request");
-    }
+    playQueue(answer);
+  }
+
+  let pending = null; // the answer a question in the dialog is about
+
+  function playQueue(answer) {
+    if (!answer.queue || !answer.queue.length) return;
+    const tracks = answer.queue.map((q) => track(q.item_id, q.title, null, q.reason));
+    const ol = el("ol", { class: "list", id: "ask-queue", "aria-label": "Queue" });
+    fill(ol, tracks, "request");
+    $("ask-answer").append(el("h3", {}, "Queue"), ol);
+    player.start(tracks, 0, "request");
   }
 
   // -- stations --------------------------------------------------------------------------------------
@@ -443,8 +459,10 @@
   $("search-form").addEventListener("submit", search);
   $("ask-form").addEventListener("submit", (e) => { e.preventDefault(); const t = $("ask-text").value.trim(); if (t) ask(t); });
   $("ask-dialog").addEventListener("close", () => {
+    if ($("ask-dialog").returnValue !== "ok" || !pending) return;
+    if (pending.question_kind === "confirm") { playQueue(pending); return; }
     const reply = $("ask-reply").value.trim();
-    if ($("ask-dialog").returnValue === "ok" && reply) { $("ask-text").value = reply; ask(reply); }
+    if (reply) { $("ask-text").value = reply; ask(reply); }
   });
   $("station-form").addEventListener("submit", station);
   $("wrapped-form").addEventListener("submit", wrapped);

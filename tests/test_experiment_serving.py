@@ -295,3 +295,43 @@ def test_the_report_follows_each_effect_day_by_day_with_always_valid_p_values(
         "![each effect over time, cumulative](cumulative-effects.png)"
         in (out / "report.md").read_text()
     )
+
+
+def test_cuped_on_the_weeks_before_narrows_the_minutes_interval(store, tmp_path: Path) -> None:
+    from segue.data.model import Event, EventType, Item, ItemKind, User
+    from segue.experiments.book import RUNNING, new_plan
+    from segue.store.exposures import Exposure
+
+    book = ExperimentBook(tmp_path / EXPERIMENTS_FILE)
+    book.create(new_plan("x", [("a", None, {}), ("b", None, {})]))
+    book.set_status("x", RUNNING, 0)
+    first = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
+    users = [f"u{i}" for i in range(400)]
+    rng = np.random.default_rng(3)
+    habit = rng.lognormal(1.5, 0.6, len(users))  # minutes a listener plays per list, and before
+    store.upsert_items([Item(id="t0", kind=ItemKind.TRACK, title="T0")])
+    store.upsert_users([User(id=u, signup_at=first - dt.timedelta(days=60)) for u in users])
+    shown, events = [], []
+    for n, u in enumerate(users):
+        variant = "ab"[n % 2]
+        for back in (3, 8, 12):  # the weeks before: the covariate, from the same habit
+            minutes = habit[n] * rng.uniform(0.8, 1.2)
+            events.append(Event(event_id=f"p{n}-{back}", user_id=u, item_id="t0",
+                                type=EventType.PLAY, ms_played=int(minutes * 60_000),
+                                timestamp=first - dt.timedelta(days=back)))  # fmt: skip
+        when = first + dt.timedelta(hours=n % 10)
+        shown.append(Exposure(f"r{n}", u, int(when.timestamp() * 1000), "home", "als", "v1",
+                              "personal", ("t0",), {"x": variant}))  # fmt: skip
+        minutes = habit[n] * rng.uniform(0.8, 1.2) + (1.0 if variant == "b" else 0.0)
+        events.append(Event(event_id=f"e{n}", user_id=u, item_id="t0", type=EventType.PLAY,
+                            ms_played=int(minutes * 60_000),
+                            timestamp=when + dt.timedelta(minutes=1)))  # fmt: skip
+    store.add_exposures(shown)
+    store.add_events(events)
+    report = experiment_report(store, book, "x", first.date(), first.date())
+    minutes = next(m for m in report.metrics if m.metric.startswith("minutes"))
+    assert minutes.metric == "minutes per listener (CUPED)"
+    assert report.cuped["b"] > 0.5  # habits persist: most of the variance was theirs
+    e = minutes.effect
+    assert e.low < 1.0 < e.high and e.high - e.low < 0.7  # the planted +1 minute, tightly
+    assert "CUPED on each listener's minutes in the 14 days before" in report.markdown()

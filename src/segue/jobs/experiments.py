@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from segue.data.model import EventType
 from segue.errors import SegueError
 from segue.experiments.book import ExperimentBook
 from segue.experiments.stats import (
     Effect,
     RatioCheck,
+    cuped,
     delta_ratio,
     holm,
     msprt_p,
@@ -48,6 +50,8 @@ class VariantMetric:
     always_valid_p: float = 1.0
 
 
+#: Days before the report's first day whose listening is the CUPED covariate.
+PRE_DAYS = 14
 #: The primary ratio metric's name in the report.
 CTR = "CTR per list (delta method)"
 #: The always-valid test's mixture sd, in the control's per-listener sds: about the smallest
@@ -90,6 +94,8 @@ class ExperimentReport:
     metrics: list[VariantMetric] = field(default_factory=list)
     guardrails: list[Guardrail] = field(default_factory=list)
     trajectory: list[Look] = field(default_factory=list)
+    #: per variant, the share of the minutes difference's variance CUPED removed
+    cuped: dict[str, float] = field(default_factory=dict)
 
     def plot(self, folder: Path) -> Path | None:
         """``cumulative-effects.png`` in ``folder``: each metric's effect on everything up to
@@ -156,6 +162,11 @@ class ExperimentReport:
             "p (Holm): a fixed-horizon test, read once at the planned end; always-valid "
             "p: the mSPRT over the daily looks, safe to read every day and stop on.",
         ]
+        for variant, cut in self.cuped.items():
+            lines.append(
+                f"CUPED on each listener's minutes in the {PRE_DAYS} days before cut the "
+                f"variance of {variant}'s minutes difference by {cut:.0%}."
+            )
         if self.guardrails:
             lines += ["", "## Guardrails", "",
                       f"| guardrail | variant | {self.control} | variant's | test | verdict |",
@@ -201,10 +212,19 @@ def experiment_report(
     shares = [v.share for v in plan.experiment.variants]
     split = sample_ratio([listeners[v] for v in names], shares) if sum(listeners.values()) else None
     report = ExperimentReport(experiment_id, names[0], listeners, lists, split)
-    found = [(metric, variant, effect) for metric, variant, effect, _ in _effects(table, names)]
+    pre = _minutes_before(store, start, set(table["user_id"]))
+    found = [
+        (metric, variant, effect) for metric, variant, effect, _ in _effects(table, names, pre)
+    ]
     if not found:
         return report
-    report.trajectory = _trajectory(table, names)
+    plain = {v: e for m, v, e, _ in _effects(table, names) if m == "minutes per listener"}
+    report.cuped = {
+        v: 1 - ((e.high - e.low) / (plain[v].high - plain[v].low)) ** 2
+        for m, v, e in found
+        if m.endswith("(CUPED)") and plain[v].high > plain[v].low
+    }
+    report.trajectory = _trajectory(table, names, pre)
     report.guardrails = [g for v in names[1:] for g in _guardrails(table, names[0], v)]
     adjusted = holm([effect.p for _, _, effect in found])
     always = {(look.metric, look.variant): look.always_valid_p for look in report.trajectory}
@@ -213,6 +233,19 @@ def experiment_report(
         for (metric, variant, effect), p in zip(found, adjusted, strict=True)
     ]
     return report
+
+
+def _minutes_before(store: Store, start: dt.date, users: set[str]) -> dict[str, float]:
+    """Each listener's minutes of plays (Focus Mode left out) in the ``PRE_DAYS`` days before
+    the report's first day: the CUPED covariate, untouched by the experiment."""
+    end_ms = day_start_ms(start)
+    log = store.interactions([EventType.PLAY], start_ms=end_ms - PRE_DAYS * DAY_MS, end_ms=end_ms)
+    if not len(log):
+        return {}
+    ids = np.asarray(log.user_ids)[log.user].astype(str)
+    ms = pd.Series(np.nan_to_num(log.ms_played.astype(np.float64)))
+    minutes = ms.groupby(ids).sum() / 60_000
+    return {u: float(v) for u, v in minutes.items() if u in users}
 
 
 def _per_listener(table: pd.DataFrame) -> pd.DataFrame:
@@ -224,8 +257,12 @@ def _per_listener(table: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _effects(table: pd.DataFrame, names: list[str]) -> list[tuple[str, str, Effect, float]]:
-    """(metric, variant, effect against the first variant, the control's per-listener sd)."""
+def _effects(
+    table: pd.DataFrame, names: list[str], pre: dict[str, float] | None = None
+) -> list[tuple[str, str, Effect, float]]:
+    """(metric, variant, effect against the first variant, the control's per-listener sd).
+    With ``pre`` (each listener's minutes before the experiment), minutes per listener are
+    CUPED-adjusted: the same effect, a narrower interval where listening habits persist."""
     per_listener = _per_listener(table)
     present = set(per_listener.index.get_level_values(0))
     if names[0] not in present or len(per_listener.loc[names[0]]) < 2:
@@ -242,23 +279,31 @@ def _effects(table: pd.DataFrame, names: list[str]) -> list[tuple[str, str, Effe
             (mine["clicked"].to_numpy(), mine["lists"].to_numpy()),
         )
         out.append((CTR, variant, effect, float(ctr.std(ddof=1))))
-        for metric, column in (
-            ("conversions per listener", "converted"),
-            ("minutes per listener", "minutes"),
-        ):
-            a = control[column].to_numpy(np.float64)
-            b = mine[column].to_numpy(np.float64)
-            out.append((metric, variant, welch(a, b), float(a.std(ddof=1))))
+        a = control["converted"].to_numpy(np.float64)
+        b = mine["converted"].to_numpy(np.float64)
+        out.append(("conversions per listener", variant, welch(a, b), float(a.std(ddof=1))))
+        a = control["minutes"].to_numpy(np.float64)
+        b = mine["minutes"].to_numpy(np.float64)
+        metric = "minutes per listener"
+        if pre is not None:
+            before = np.array([pre.get(u, 0.0) for u in (*control.index, *mine.index)])
+            if before.std() > 0:
+                adjusted, _ = cuped(np.concatenate([a, b]), before)
+                a, b = adjusted[: len(a)], adjusted[len(a) :]
+                metric = "minutes per listener (CUPED)"
+        out.append((metric, variant, welch(a, b), float(a.std(ddof=1))))
     return out
 
 
-def _trajectory(table: pd.DataFrame, names: list[str]) -> list[Look]:
+def _trajectory(
+    table: pd.DataFrame, names: list[str], pre: dict[str, float] | None = None
+) -> list[Look]:
     """Each effect on everything up to each day, with its always-valid mSPRT p-value: what
     an operator who looks every day sees, and may stop on without inflating errors."""
     days = sorted(set(table["day"]))
     looks: dict[tuple[str, str], list[tuple[dt.date, Effect, float]]] = {}
     for day in days:
-        for metric, variant, effect, sd in _effects(table[table["day"] <= day], names):
+        for metric, variant, effect, sd in _effects(table[table["day"] <= day], names, pre):
             looks.setdefault((metric, variant), []).append((day, effect, sd))
     out: list[Look] = []
     for (metric, variant), seq in looks.items():

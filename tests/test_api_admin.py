@@ -1,0 +1,165 @@
+"""What the admin console reads and does, over ``/v1/admin`` (no browser): the process's
+health, the registry with promote through the gate and roll back, the outbox by campaign,
+the store's counts; and the pages themselves, served with their assets."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from segue.api import create_app
+from segue.config import Settings
+from segue.dataset.from_store import load_interactions
+from segue.models.mf import ALSRecommender
+from segue.registry import ModelRegistry
+from segue.registry.trained import TrainedModel, save_trained
+from segue.store import open_store
+from segue.store.base import READABLE_TABLES
+from segue.store.outbox import OutboxMessage
+from web_world import build_world
+
+ADMIN = {"X-API-Key": "boss"}
+LISTENER = {"X-API-Key": "fan"}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A world, and two registry versions of "daily": v0001 (NDCG@10 0.20) serves, v0002 is
+    worse (0.10) so the gate refuses it."""
+    root = tmp_path_factory.mktemp("api-admin")
+    url, _ = build_world(root)
+    registry = ModelRegistry(root / "registry")
+    first = registry.publish(
+        "daily", root / "models" / "als", {"model_type": "als", "metrics": {"ndcg@10": 0.2}}
+    )
+    with open_store(url) as store:
+        data = load_interactions(store)
+        store.outbox_add([_message("spring", "email"), _message("spring", "push"),
+                          _message("spring", "email"), _message("autumn", "in_app")])  # fmt: skip
+    other = ALSRecommender(factors=8, iterations=3, random_state=1).fit(data.matrix())
+    save_trained(TrainedModel("als", other, data.users, data.items), root / "other")
+    registry.publish("daily", root / "other", {"model_type": "als", "metrics": {"ndcg@10": 0.1}})
+    registry.promote("daily", first.version)
+    yield root
+
+
+def _message(campaign: str, channel: str) -> OutboxMessage:
+    return OutboxMessage(
+        message_id=uuid.uuid4().hex,
+        campaign=campaign,
+        user_id="usr-0000001",
+        channel=channel,
+        action_type="play_item",
+        item_id="trk-000001",
+        payload={},
+        scheduled_ms=0,
+        created_ms=0,
+    )
+
+
+@pytest.fixture
+def client(root: Path) -> Iterator[TestClient]:
+    settings = Settings(
+        data_dir=root,
+        database_url=f"sqlite:///{root / 'segue.sqlite'}",
+        api_keys="boss=admin,fan=read+ingest",
+    )
+    with TestClient(create_app(settings, model="daily", watch_s=None)) as c:
+        yield c
+
+
+def test_promote_goes_through_the_gate_and_rollback_returns(client: TestClient) -> None:
+    served = client.get("/v1/admin/registry", headers=ADMIN).json()
+    assert served["serving"] == "daily" and served["key_metric"] == "ndcg@10"
+    (entry,) = served["entries"]
+    assert [(v["version"], v["key_metric"], v["serving"]) for v in entry["versions"]] == [
+        ("v0001", 0.2, True),
+        ("v0002", 0.1, False),
+    ]
+    assert entry["rollback_to"] is None
+
+    url = "/v1/admin/registry/daily"
+    refused = client.post(f"{url}/promote", json={"version": "v0002"}, headers=ADMIN)
+    assert refused.status_code == 409 and "ndcg@10" in refused.json()["detail"]
+    assert client.get("/v1/admin/model", headers=ADMIN).json()["version"] == "v0001"
+
+    forced = client.post(f"{url}/promote", json={"version": "v0002", "force": True}, headers=ADMIN)
+    assert forced.json() == {"name": "daily", "version": "v0002", "loaded": True}
+    assert client.get("/v1/ready").json()["version"] == "v0002"  # this process serves it now
+    assert client.get("/v1/admin/registry", headers=ADMIN).json()["entries"][0][
+        "rollback_to"
+    ] == "v0001"
+
+    back = client.post(f"{url}/rollback", headers=ADMIN)
+    assert back.json() == {"name": "daily", "version": "v0001", "loaded": True}
+    assert client.post(f"{url}/rollback", headers=ADMIN).status_code == 409  # nothing left
+    missing = client.post(f"{url}/promote", json={"version": "v0009"}, headers=ADMIN)
+    assert missing.status_code == 404
+    assert client.post("/v1/admin/registry/nope/rollback", headers=ADMIN).status_code == 404
+    bad = client.post(f"{url}/promote", json={"version": "latest"}, headers=ADMIN)
+    assert bad.status_code == 422
+
+
+def test_health_counts_this_processs_requests_and_events(client: TestClient, root: Path) -> None:
+    before = client.get("/v1/admin/health", headers=ADMIN).json()
+    for _ in range(5):
+        client.get("/v1/users/usr-0000001/recommendations", headers=LISTENER)
+    event = {"user_id": "usr-0000001", "item_id": "trk-000001", "type": "play"}
+    assert client.post("/v1/events", json={"events": [event] * 3}).status_code == 401
+    accepted = client.post("/v1/events", json={"events": [event] * 3}, headers=LISTENER)
+    assert accepted.status_code == 202
+    after = client.get("/v1/admin/health", headers=ADMIN).json()
+    assert after["requests"] - before["requests"] == 7  # its own polling is not counted
+    assert after["events_ingested"] - before["events_ingested"] == 3
+    assert after["p50_ms"] is not None and 0 < after["p50_ms"] <= after["p99_ms"]
+    assert after["recommendations"]["personal"] - before["recommendations"].get("personal", 0) == 5
+    assert (after["model"], after["version"], after["degraded"]) == ("als", "v0001", [])
+    assert after["state"] == "in-process" and after["stream_lag"] is not None
+
+
+def test_campaigns_and_data_are_the_stores(client: TestClient, root: Path) -> None:
+    campaigns = client.get("/v1/admin/campaigns", headers=ADMIN).json()
+    assert campaigns["statuses"]["pending"] == 4
+    assert campaigns["campaigns"] == {
+        "spring": {"email": {"pending": 2}, "push": {"pending": 1}},
+        "autumn": {"in_app": {"pending": 1}},
+    }
+    tables = client.get("/v1/admin/stats", headers=ADMIN).json()["tables"]
+    with open_store(f"sqlite:///{root / 'segue.sqlite'}") as store:
+        assert tables == {name: store.count(name) for name in READABLE_TABLES}
+    runs = client.get("/v1/admin/runs", headers=ADMIN).json()
+    assert runs["runs"] == [] and "segue flow run" in runs["note"]
+
+
+@pytest.mark.parametrize(
+    "path", ["health", "registry", "runs", "campaigns", "stats", "model", "dead-letters"]
+)
+def test_a_listener_key_reads_no_admin_route(client: TestClient, path: str) -> None:
+    assert client.get(f"/v1/admin/{path}", headers=LISTENER).status_code == 403
+    assert client.get(f"/v1/admin/{path}").status_code == 401
+    promote = client.post(
+        "/v1/admin/registry/daily/promote", json={"version": "v0002"}, headers=LISTENER
+    )
+    assert promote.status_code == 403
+
+
+def test_the_pages_and_their_assets_are_served(client: TestClient) -> None:
+    for path, script in (("/", "listener.js"), ("/admin", "admin.js")):
+        page = client.get(path)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assets = re.findall(r'(?:href|src)="(/web/static/[^"]+)"', page.text)
+        assert {a.split("?")[0].rsplit("/", 1)[1] for a in assets} == {
+            "app.css",
+            "common.js",
+            script,
+        }
+        for asset in assets:  # versioned by content, served from the package
+            r = client.get(asset)
+            assert r.status_code == 200 and r.content
+    assert "/admin" not in client.get("/").text.split("<main", 1)[1]  # no admin on the app
+    assert "/" not in client.get("/openapi.json").json()["paths"]  # pages are not the API

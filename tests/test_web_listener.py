@@ -291,3 +291,31 @@ def test_the_listener_app_shows_no_admin_actions(page: Any, world: World) -> Non
         page.get_by_role("button", name=view, exact=True).click()
         for word in ("Promote", "Roll back", "Replay", "Drop"):
             assert not page.get_by_role("button", name=word, exact=True).count()
+
+
+def test_the_app_works_by_keyboard_with_the_focus_visible(page: Any, world: World) -> None:
+    _open(page, world)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    _tab_to(page, "document.activeElement.id === 'signin-user'")
+    page.keyboard.type(world.active[5])
+    page.keyboard.press("Enter")  # the form submits
+    _home_loaded(page)
+    _tab_to(page, "document.activeElement.closest('#recs') !== null")
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+    item = page.evaluate("document.activeElement.closest('li').dataset.itemId")
+    page.keyboard.press("Enter")
+    assert page.locator("#player").get_attribute("data-item-id") == item
+    _tab_to(page, "document.activeElement.id === 'p-skip'")
+    before = _recs_version(page)
+    page.keyboard.press("Enter")
+    _wait_row_refreshed(page, before)
+    assert page.locator("#player").get_attribute("data-item-id") != item
+
+
+def _tab_to(page: Any, condition: str, most: int = 60) -> None:
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        if page.evaluate(condition):
+            return
+    raise AssertionError(f"Tab never reached: {condition}")

@@ -319,3 +319,32 @@ def _tab_to(page: Any, condition: str, most: int = 60) -> None:
         if page.evaluate(condition):
             return
     raise AssertionError(f"Tab never reached: {condition}")
+
+
+def test_a_kids_profile_hears_nothing_explicit_and_a_listener_can_erase_themselves(
+    page: Any, world: World
+) -> None:
+    user = world.active[6]
+    with open_store(world.store_url) as store:
+        explicit = {i.id for i in store.iter_items(ItemKind.TRACK) if i.explicit}
+    assert explicit
+    _sign_in(page, world, user)
+    page.get_by_role("button", name="Settings", exact=True).click()
+    page.wait_for_function("document.querySelector('#settings-status').textContent === ''")
+    page.get_by_label("Kids profile", exact=False).check()
+    page.wait_for_function("document.querySelector('#settings-status').textContent === 'Saved.'")
+    assert page.locator("#kids-badge").is_visible()
+    marker = page.evaluate("document.body.dataset.homeLoaded")
+    page.get_by_role("button", name="Home", exact=True).click()
+    _home_loaded(page, marker)
+    shown = {r["id"] for r in _row(page)}
+    shown |= set(page.eval_on_selector_all("#discovery > li", "e => e.map(x => x.dataset.itemId)"))
+    assert len(shown) >= 10 and not shown & explicit
+
+    page.get_by_role("button", name="Settings", exact=True).click()
+    page.get_by_role("button", name="Delete my data", exact=True).click()
+    page.locator("#confirm").get_by_role("button", name="Delete", exact=True).click()
+    page.wait_for_selector("#view-signin:not([hidden])")
+    assert page.locator("#notice").inner_text() == "Your data was erased."
+    with open_store(world.store_url) as store:
+        assert store.get_user(user) is None

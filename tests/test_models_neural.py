@@ -214,13 +214,18 @@ def test_twotower_without_side_info_uses_ids_only(split) -> None:
         TwoTowerRecommender(use_text=True).fit(split[0])
 
 
-def test_twotower_sampled_softmax_learns_too(split) -> None:
+def test_twotower_sampled_softmax_learns_too(tmp_path: Path, split) -> None:
     """Above ``full_softmax_items`` the softmax runs over the batch's items plus uniform
-    ones with the logQ correction: still far above popularity."""
-    model = TwoTowerRecommender(**FAST_TT, full_softmax_items=10, sampled=16).fit(
-        split[0], catalog()
-    )
+    ones with the logQ correction: still far above popularity (here with a hidden user layer,
+    which must survive a save and load too)."""
+    model = TwoTowerRecommender(**FAST_TT, full_softmax_items=10, sampled=16, user_hidden=8)
+    model.fit(split[0], catalog())
+    assert {"user_hidden", "user_hidden_bias"} <= set(model.weights)
     assert ndcg_on(model, *split) > ndcg_on(PopularityRecommender().fit(split[0]), *split) + 0.1
+    model.save(tmp_path / "tt")
+    history = sp.csr_matrix((np.ones(2), ([0, 0], [2, 6])), shape=(1, N_ITEMS))
+    loaded = TwoTowerRecommender.load(tmp_path / "tt")
+    np.testing.assert_array_equal(loaded.score_history(history), model.score_history(history))
 
 
 def test_bad_settings_and_input_are_one_line_errors() -> None:

@@ -79,7 +79,8 @@ class TwoTowerRecommender(Recommender):
         learning_rate: float = 3e-3,
         regularization: float = 1e-5,
         batch_size: int = 256,
-        target_share: float = 0.2,
+        target_share: float = 0.5,
+        user_hidden: int = 0,
         id_dropout: float = 0.1,
         use_text: bool = False,
         text_cache_dir: str | None = None,
@@ -98,6 +99,7 @@ class TwoTowerRecommender(Recommender):
         ):
             check_positive_int(f"twotower: {key}", value)
         check_positive_int("twotower: full_softmax_items", full_softmax_items, minimum=0)
+        check_positive_int("twotower: user_hidden", user_hidden, minimum=0)
         check_positive_float("twotower: learning_rate", learning_rate)
         check_positive_float("twotower: regularization", regularization, allow_zero=True)
         if not 0 < target_share < 1:
@@ -117,6 +119,7 @@ class TwoTowerRecommender(Recommender):
         self.regularization = float(regularization)
         self.batch_size = int(batch_size)
         self.target_share = float(target_share)
+        self.user_hidden = int(user_hidden)
         self.id_dropout = float(id_dropout)
         self.use_text = bool(use_text)
         self.text_cache_dir = text_cache_dir
@@ -143,6 +146,7 @@ class TwoTowerRecommender(Recommender):
             "regularization": self.regularization,
             "batch_size": self.batch_size,
             "target_share": self.target_share,
+            "user_hidden": self.user_hidden,
             "id_dropout": self.id_dropout,
             "use_text": self.use_text,
             "text_cache_dir": self.text_cache_dir,
@@ -235,9 +239,19 @@ class TwoTowerRecommender(Recommender):
             n_in = self.features.width(name)
             if n_in:
                 params[name] = normal(n_in, 1.0 / np.sqrt(n_in))
-        eye = torch.zeros(width, self.dim)
-        eye[: self.dim, : self.dim] = torch.eye(self.dim)
-        params["user"] = eye + torch.randn(width, self.dim, generator=generator) * 0.01
+        into = width
+        if self.user_hidden:
+            bound = float(np.sqrt(6.0 / (width + self.user_hidden)))  # Glorot, for tanh
+            hidden = (torch.rand(width, self.user_hidden, generator=generator) * 2 - 1) * bound
+            params["user_hidden"] = hidden.requires_grad_()
+            params["user_hidden_bias"] = torch.zeros(self.user_hidden, requires_grad=True)
+            into = self.user_hidden
+        eye = torch.zeros(into, self.dim)  # linear: starts as the identity on the pooled vector
+        if not self.user_hidden:
+            eye[: self.dim, : self.dim] = torch.eye(self.dim)
+        params["user"] = eye + torch.randn(into, self.dim, generator=generator) * (
+            0.01 if not self.user_hidden else 1.0 / np.sqrt(into)
+        )
         params["user"].requires_grad_()
         params["user_bias"] = torch.zeros(self.dim, requires_grad=True)
         return params
@@ -259,6 +273,8 @@ class TwoTowerRecommender(Recommender):
             check_invariants=False,
         )
         pooled = torch.sparse.mm(history, vectors)
+        if "user_hidden" in params:
+            pooled = torch.tanh(pooled @ params["user_hidden"] + params["user_hidden_bias"])
         user = pooled @ params["user"] + params["user_bias"]
         user = torch.cat([user, torch.ones(step.n_rows, 1)], dim=1)
         candidates = vectors[torch.from_numpy(step.candidates)]
@@ -649,7 +665,7 @@ def _item_tower(
 ) -> np.ndarray:
     """The item tower in numpy, every item of ``features``; ids only where ``has_id``."""
     n = len(features.artist)
-    width = weights["user"].shape[0]
+    width = weights["ids"].shape[1]
     out = np.zeros((n, width), dtype=np.float32)
     ids = np.flatnonzero(has_id)
     out[ids] = weights["ids"][ids]
@@ -670,6 +686,8 @@ def _pool(weights: dict[str, np.ndarray], rows: sp.csr_matrix, items: np.ndarray
     sums = np.asarray(rows.sum(axis=1)).ravel()
     mean = sp.diags(1.0 / np.where(sums > 0, sums, 1.0)) @ rows
     pooled = np.asarray(mean @ items, dtype=np.float32)
+    if "user_hidden" in weights:
+        pooled = np.tanh(pooled @ weights["user_hidden"] + weights["user_hidden_bias"])
     user = pooled @ weights["user"] + weights["user_bias"]
     return np.hstack([user, np.ones((len(user), 1), dtype=np.float32)]).astype(np.float32)
 

@@ -6,8 +6,12 @@ model version, on first use, and dropped when the version changes.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import logging
 import threading
+import time
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
@@ -29,13 +33,17 @@ from segue.jobs.products import (
     wrapped_html,
     wrapped_png,
 )
+from segue.nba.policy import PolicySettings
 from segue.nba.service import NBAService
 from segue.products.mixes import Mix
 from segue.products.wrapped import Wrapped
 from segue.serving.holder import ServingModel
 from segue.serving.live import LiveRequest, batch_answer
+from segue.store.exposures import Exposure
 
 #: Every listener route: no key or scope, unknown user, invalid parameters, not set up (503).
+log = logging.getLogger(__name__)
+
 router = APIRouter(
     prefix="/v1/users/{user_id}",
     tags=["listener"],
@@ -170,7 +178,44 @@ def next_best_action(
     audiobook or app feature), by predicted click x value, within consent, caps and quiet
     hours; the same rules as a batch campaign, without its holdout."""
     _known(svc, user_id)
-    return NextBestActionResponse.model_validate(_nba(svc).next_best_action(user_id, now))
+    now_ms = int(time.time() * 1000)
+    assigned, policy = _nba_variant(svc, user_id, now_ms)
+    answer = _nba(svc).next_best_action(user_id, now, policy=policy)
+    shown = [s for s in (answer.best, *answer.alternatives) if s is not None]
+    if shown and svc.exposures is not None:  # measured like any served list
+        svc.exposures.log(
+            Exposure(
+                request_id=uuid.uuid4().hex,
+                user_id=user_id,
+                ts_ms=now_ms,
+                surface="nba",
+                model="nba",
+                version="live",
+                path="nba",
+                items=tuple(s.action.item_id for s in shown),
+                experiments=assigned,
+                context={"channel": shown[0].channel},
+            )
+        )
+    return NextBestActionResponse.model_validate(answer)
+
+
+def _nba_variant(
+    svc: Services, user_id: str, now_ms: int
+) -> tuple[dict[str, str], PolicySettings | None]:
+    """The listener's experiment variants and, when one sets the next-best-action policy's
+    thresholds, the policy to answer with."""
+    if svc.experiments is None:
+        return {}, None
+    try:
+        assigned, overrides = svc.experiments.settings_for(user_id, now_ms)
+    except Exception as exc:  # a broken experiments file must not stop serving
+        log.warning("experiments not applied: %s", exc)
+        return {}, None
+    rules = {k.removeprefix("nba_"): v for k, v in overrides.items() if k.startswith("nba_")}
+    if not rules:
+        return assigned, None
+    return assigned, dataclasses.replace(_nba(svc).policy, **rules)
 
 
 def _nba(svc: Services) -> NBAService:

@@ -194,8 +194,11 @@ async def recommendations(
                 svc.metrics.fallbacks.labels("experiment_version").inc()
             else:
                 model = variant_model
-        if overrides:  # the variant's pipeline settings win: they are what is compared
-            req = dataclasses.replace(req, **overrides)
+        # the variant's pipeline settings win: they are what is compared (settings for other
+        # surfaces, the next best action's, are not this list's)
+        listed = {k: v for k, v in overrides.items() if k in LIVE_REQUEST_FIELDS}
+        if listed:
+            req = dataclasses.replace(req, **listed)
     degraded: list[str] = []
     user: User | None = None
     try:
@@ -265,6 +268,7 @@ async def recommendations(
     return Response(body.model_dump_json(), media_type="application/json")  # type: ignore[return-value]
 
 
+LIVE_REQUEST_FIELDS = frozenset(f.name for f in dataclasses.fields(LiveRequest))
 #: Paths whose lists the top-slot bandit may re-order: made from the listener's own data.
 EXPLORABLE = ("personal", "cold_start")
 

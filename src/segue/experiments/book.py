@@ -6,8 +6,10 @@ start, stop) atomically, so a reader sees the old file or the new one. A variant
 ``settings`` are what it serves with: a registry ``version`` of the served model (``v0003``:
 an older or a candidate version beside production) and pipeline settings a list request
 itself can set — ``max_per_artist``, ``new_item_share`` and ``surface`` — and the share of
-requests whose top slots explore (``explore_share``, ``segue.serving.explore``); they override the
-request's own values for the listeners in that variant, which is what makes the arms differ.
+requests whose top slots explore (``explore_share``, ``segue.serving.explore``) and the
+next-best-action policy's thresholds (``nba_min_expected_value``, ``nba_min_probability``);
+they override the request's own values for the listeners in that variant, which is what
+makes the arms differ.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "surface": (str, lambda v: v in ("home", "radio", "discovery")),
     "version": (str, lambda v: re.fullmatch(r"v\d{4,}", v) is not None),
     "explore_share": (float, lambda v: 0.0 <= v <= 0.2),
+    # next best action: the rules of the policy the listener's answers follow
+    "nba_min_expected_value": (float, lambda v: 0.0 <= v <= 1.0),
+    "nba_min_probability": (float, lambda v: 0.0 <= v <= 1.0),
 }
 
 

@@ -87,8 +87,14 @@ class NBAService:
         self._cf_items = trained.items
 
     def next_best_action(
-        self, user_id: str, now: dt.datetime | None = None, alternatives: int = 3
+        self,
+        user_id: str,
+        now: dt.datetime | None = None,
+        alternatives: int = 3,
+        policy: PolicySettings | None = None,
     ) -> NextBestAction:
+        """``policy`` replaces the service's rules for this answer (an experiment's variant)."""
+        policy = policy or self.policy
         now_ms = int((now or dt.datetime.now(dt.UTC)).timestamp() * 1000)
         user = self.store.get_user(user_id)
         if user is None:
@@ -106,11 +112,9 @@ class NBAService:
             np.array([0]), self.items, profiles, cf, self.model.ctr, personal=np.array([personal])
         )
         recent = self.store.outbox_recent(
-            now_ms - max(self.policy.no_repeat_days, 1) * DAY_MS, [user_id]
+            now_ms - max(policy.no_repeat_days, 1) * DAY_MS, [user_id]
         )
-        scored = decide(
-            cands, audience, self.items, profiles, self.model, now_ms, recent, self.policy
-        )
+        scored = decide(cands, audience, self.items, profiles, self.model, now_ms, recent, policy)
         ctx = NBAContext(self.items, audience, profiles)
         allowed = np.flatnonzero(scored.allowed)
         order = allowed[np.argsort(-scored.ev[allowed], kind="stable")]

@@ -23,7 +23,7 @@ from segue.registry.trained import TrainedModel, save_trained
 from segue.store import open_store
 from web_world import build_world, check_page, chromium, needs_chromium, screenshot_dir, serve
 
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.slow]
 
 ADMIN_KEY = "web-admin-key"
 LISTENER_KEY = "web-listener-key"

@@ -25,7 +25,7 @@ from web_world import (
     serve,
 )
 
-pytestmark = needs_chromium
+pytestmark = [needs_chromium, pytest.mark.slow]
 
 
 class World:

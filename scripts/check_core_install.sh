@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The core install alone (`pip install .`, no extras) in a fresh virtual environment: builds a
-# synthetic world, trains ALS, serves a list over HTTP, persists an event through the stream
-# worker (Redis on localhost:6379), and `segue ask` says which extra to install. Exits non-zero
-# on the first thing that does not hold. CI runs it after the test suite.
+# synthetic world, trains ALS, serves a list and the web app over HTTP, persists an event
+# through the stream worker (Redis on localhost:6379), and `segue ask` says which extra to
+# install. Exits non-zero on the first thing that does not hold. CI runs it after the test
+# suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK="$(mktemp -d /tmp/segue-core.XXXXXX)"
@@ -39,6 +40,11 @@ for _ in $(seq 60); do
     sleep 0.5
 done
 curl -sf "http://127.0.0.1:$PORT/v1/users/$USER_ID/recommendations?k=3" | grep -q '"item_id"'
+# the web app's pages and assets come with the package (package data), not from the checkout
+PAGE="$(curl -sf "http://127.0.0.1:$PORT/")"
+grep -q '/web/static/listener.js' <<<"$PAGE"
+STYLE="$(curl -sf "http://127.0.0.1:$PORT/web/static/app.css")"
+grep -q 'prefers-color-scheme' <<<"$STYLE"
 printf 'user_id,item_id,timestamp,type\n%s,trk-000001,2024-05-02T10:00:00Z,play\n' "$USER_ID" \
     >"$WORK/live.csv"
 kill "$SERVER"; SERVER=""
@@ -49,4 +55,4 @@ if ASK="$("$SEGUE" ask "play queen" 2>&1)"; then
     exit 1
 fi
 echo "$ASK" | grep -q "install segue\[nlu\] to use segue ask"
-echo "core install: synth, train als, serve, worker and the ask hint hold"
+echo "core install: synth, train als, serve (API and web app), worker and the ask hint hold"

@@ -54,8 +54,10 @@
   async function health() {
     let h;
     try { h = await call("/v1/admin/health"); } catch (e) { $("health-at").textContent = e.message; return; }
-    const dt = previous ? h.at - previous.at : 0;
-    const rate = (field) => (dt > 0 ? (h[field] - previous[field]) / dt : null);
+    // rates between two readings; the first reading gives the average since the process started
+    const base = previous || { at: h.at - h.uptime_s, requests: 0, events_ingested: 0 };
+    const dt = h.at - base.at;
+    const rate = (field) => (dt > 0 ? (h[field] - base[field]) / dt : null);
     $("health").replaceChildren(
       stat("requests/s", fmt(rate("requests"))),
       stat("p50 ms", fmt(h.p50_ms)),

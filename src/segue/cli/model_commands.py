@@ -83,19 +83,32 @@ def _tuned(st: State, data, names: list[str]) -> dict[str, dict]:
     return params
 
 
-def train(ctx: typer.Context, models: Annotated[str, typer.Option(help=_MODELS_HELP)] = "") -> None:
+def train(
+    ctx: typer.Context,
+    models: Annotated[str, typer.Option(help=_MODELS_HELP)] = "",
+    weight_by: Annotated[
+        str,
+        typer.Option(
+            help="count, or rating: rated events weigh their rating in the models' weightings "
+            "that read magnitudes (counts, BM25, confidence), as in segue evaluate."
+        ),
+    ] = "count",
+) -> None:
     """Train models on every interaction in the store and save them in the data directory.
 
     Models that `segue tune` tuned for this data directory train with the chosen settings.
     """
     from segue.dataset.from_store import load_interactions, load_side_info
+    from segue.errors import SegueError
     from segue.models.names import model_spec
     from segue.registry.trained import train_models
 
+    if weight_by not in ("count", "rating"):
+        raise SegueError(f"--weight-by must be count or rating, not {weight_by!r}")
     st = state(ctx)
     names = _names(models)
     with console.status("loading interactions"):
-        data = load_interactions(st.store())
+        data = load_interactions(st.store(), values=weight_by)
         side = load_side_info(st.store(), data)
     params = _tuned(st, data, names)
     with progress_bar() as bar:

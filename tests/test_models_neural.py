@@ -208,7 +208,7 @@ def test_same_seed_same_model(split, name) -> None:
 
 def test_twotower_without_side_info_uses_ids_only(split) -> None:
     model = TwoTowerRecommender(**FAST_TT).fit(split[0])
-    assert set(model.weights) == {"ids", "user", "user_bias"}
+    assert set(model.weights) == {"ids", "user", "user_bias", "temperature"}
     assert ndcg_on(model, *split) > ndcg_on(PopularityRecommender().fit(split[0]), *split) + 0.1
     with pytest.raises(SegueError, match="use_text needs SideInfo"):
         TwoTowerRecommender(use_text=True).fit(split[0])

@@ -76,11 +76,12 @@ class TwoTowerRecommender(Recommender):
         dim: int = 64,
         epochs: int = 40,
         patience: int = 3,
-        learning_rate: float = 3e-3,
+        learning_rate: float = 1e-2,
         regularization: float = 1e-5,
         batch_size: int = 256,
         target_share: float = 0.5,
         user_hidden: int = 0,
+        temperature: float = 0.2,
         id_dropout: float = 0.1,
         use_text: bool = False,
         text_cache_dir: str | None = None,
@@ -100,6 +101,7 @@ class TwoTowerRecommender(Recommender):
             check_positive_int(f"twotower: {key}", value)
         check_positive_int("twotower: full_softmax_items", full_softmax_items, minimum=0)
         check_positive_int("twotower: user_hidden", user_hidden, minimum=0)
+        check_positive_float("twotower: temperature", temperature, allow_zero=True)
         check_positive_float("twotower: learning_rate", learning_rate)
         check_positive_float("twotower: regularization", regularization, allow_zero=True)
         if not 0 < target_share < 1:
@@ -120,6 +122,7 @@ class TwoTowerRecommender(Recommender):
         self.batch_size = int(batch_size)
         self.target_share = float(target_share)
         self.user_hidden = int(user_hidden)
+        self.temperature = float(temperature)
         self.id_dropout = float(id_dropout)
         self.use_text = bool(use_text)
         self.text_cache_dir = text_cache_dir
@@ -147,6 +150,7 @@ class TwoTowerRecommender(Recommender):
             "batch_size": self.batch_size,
             "target_share": self.target_share,
             "user_hidden": self.user_hidden,
+            "temperature": self.temperature,
             "id_dropout": self.id_dropout,
             "use_text": self.use_text,
             "text_cache_dir": self.text_cache_dir,
@@ -212,6 +216,8 @@ class TwoTowerRecommender(Recommender):
                 loss.backward()
                 optimiser.step()
             snapshot = {k: v.detach().numpy().copy() for k, v in params.items()}
+            if self.temperature:  # what the numpy towers read to scale as training did
+                snapshot["temperature"] = np.array([self.temperature], dtype=np.float32)
             items = _item_tower(snapshot, self.features, has_id)
             value = validation_ndcg(
                 lambda b, w=snapshot, e=items: _pool(w, matrix[b], e) @ e.T, matrix, valid, users
@@ -266,6 +272,8 @@ class TwoTowerRecommender(Recommender):
     ) -> Any:
         needed = torch.from_numpy(step.needed)
         vectors = _item_tower_torch(torch, params, features, keep, needed)
+        if self.temperature:
+            vectors = _cosine_items(torch, vectors, self.temperature)
         history = torch.sparse_coo_tensor(
             torch.from_numpy(np.vstack([step.history_rows, step.history_cols])),
             torch.from_numpy(step.history_weights),
@@ -276,6 +284,8 @@ class TwoTowerRecommender(Recommender):
         if "user_hidden" in params:
             pooled = torch.tanh(pooled @ params["user_hidden"] + params["user_hidden_bias"])
         user = pooled @ params["user"] + params["user_bias"]
+        if self.temperature:
+            user = torch.nn.functional.normalize(user, dim=1)
         user = torch.cat([user, torch.ones(step.n_rows, 1)], dim=1)
         candidates = vectors[torch.from_numpy(step.candidates)]
         logits = user @ candidates.T
@@ -650,6 +660,12 @@ def _item_tower_torch(
     return out
 
 
+def _cosine_items(torch: Any, vectors: Any, temperature: float) -> Any:
+    """Unit direction / temperature, the bias component kept as is."""
+    direction = torch.nn.functional.normalize(vectors[:, :-1], dim=1) / temperature
+    return torch.cat([direction, vectors[:, -1:]], dim=1)
+
+
 def _sparse_tensor(torch: Any, matrix: sp.spmatrix) -> Any:
     coo = matrix.tocoo()
     return torch.sparse_coo_tensor(
@@ -677,6 +693,10 @@ def _item_tower(
     for name in ("audio", "text"):
         if name in weights:
             out += getattr(features, name) @ weights[name]
+    temperature = float(weights["temperature"][0]) if "temperature" in weights else 0.0
+    if temperature:
+        norms = np.linalg.norm(out[:, :-1], axis=1, keepdims=True)
+        out[:, :-1] /= np.maximum(norms, 1e-12) * temperature
     return out
 
 
@@ -689,6 +709,8 @@ def _pool(weights: dict[str, np.ndarray], rows: sp.csr_matrix, items: np.ndarray
     if "user_hidden" in weights:
         pooled = np.tanh(pooled @ weights["user_hidden"] + weights["user_hidden_bias"])
     user = pooled @ weights["user"] + weights["user_bias"]
+    if "temperature" in weights and float(weights["temperature"][0]):
+        user /= np.maximum(np.linalg.norm(user, axis=1, keepdims=True), 1e-12)
     return np.hstack([user, np.ones((len(user), 1), dtype=np.float32)]).astype(np.float32)
 
 

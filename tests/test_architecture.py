@@ -26,6 +26,8 @@ ALLOWED: dict[str, set[str]] = {
     "store": BASE | {"data"},
     "online": BASE | {"data"},
     "dataset": BASE | {"data"},
+    # segue.models.staged (the staged recommender: retrieval, faiss, LightGBM ranker,
+    # re-ranking) is part of models and keeps its rule: nothing above dataset
     "models": BASE | {"ranking", "data", "dataset"},
     "eval": BASE | {"ranking", "data", "dataset", "models"},
     "nlu": BASE | {"calibration", "data", "dataset"},

@@ -64,7 +64,10 @@ class StagedRecommender(Recommender):
         block: int = 256,
         seed: int = 0,
         generator_params: Mapping[str, Mapping[str, Any]] | None = None,
+        refit: bool = True,
     ) -> None:
+        """``refit`` false keeps the generators fitted on the inner-train part (they then
+        match what the ranker learnt from, at the cost of a tenth of the data)."""
         if n_candidates < 1:
             raise SegueError(f"pipeline: n_candidates must be >= 1, got {n_candidates!r}")
         if not 0 < holdout < 1 or not 0 < valid_share < 1:
@@ -88,6 +91,7 @@ class StagedRecommender(Recommender):
         self.block = int(block)
         self.seed = int(seed)
         self.generator_params = {k: dict(v) for k, v in (generator_params or {}).items()}
+        self.refit = bool(refit)
         self.gens = Generators(self.generators, self.generator_params)
         self.ctx: FeatureContext | None = None
         self.ranker: Ranker | None = None
@@ -113,6 +117,7 @@ class StagedRecommender(Recommender):
             "block": self.block,
             "seed": self.seed,
             "generator_params": self.generator_params,
+            "refit": self.refit,
         }
 
     # -- fitting -------------------------------------------------------------------------
@@ -144,9 +149,17 @@ class StagedRecommender(Recommender):
             min_child_samples=self.min_child_samples,
             seed=self.seed,
         )
-        fit_part, valid_part = _with_positives(parts["fit"]), _with_positives(parts["valid"])
-        self.ranker.fit(*fit_part, valid=valid_part)
+        _, valid_cands, valid_features, _, valid_relevant = parts["valid"]
+        n_valid = valid_relevant.shape[0]
+
+        def quality(scores: np.ndarray) -> float:
+            lists, _ = _ranked_lists(valid_cands, scores, n_valid, 10)
+            return _ndcg(lists, valid_relevant)
+
+        self.ranker.fit(*_with_positives(parts["fit"]), valid=(valid_features, quality))
         self._choose_rerank(parts["valid"])
+        if not self.refit:
+            return self
         self.gens.fit(raw, side)
         self.ctx = FeatureContext.build(raw, side)
         self._train = raw
@@ -163,14 +176,13 @@ class StagedRecommender(Recommender):
         """NDCG@10 of each stage on the validation listeners; λ chosen among ``_RERANK_GRID``."""
         group, cands, features, _, relevant = part
         assert self.ranker is not None and self.ctx is not None
-        n_relevant = np.diff(relevant.indptr)
         scores = self.ranker.predict(features)
         lists, list_scores = _ranked_lists(cands, scores, len(group), self.rerank_depth)
         retrieval, _ = _ranked_lists(cands, _rrf(cands), len(group), 10)
         target = genre_distribution(self._fitted()[group], self.ctx.genres)
 
         def ndcg(ranked: np.ndarray) -> float:
-            return float(ndcg_per_user(hit_matrix(ranked[:, :10], relevant), n_relevant).mean())
+            return _ndcg(ranked, relevant)
 
         self.validation["ndcg_retrieval"] = ndcg(retrieval)
         grid = _RERANK_GRID if self.rerank_weight is None else (self.rerank_weight,)
@@ -192,7 +204,7 @@ class StagedRecommender(Recommender):
         train = self._fitted()
         played = (train != 0).astype(np.float32).tocsr()
         if history is not None:
-            cands = self.gens.retrieve(None, history, self.n_candidates, history=history)
+            cands = self.gens.retrieve(None, history, self.n_candidates, history=history, raw=train)
             return cands, pair_features(self.ctx, cands, history, None, played)
         assert users is not None
         chunks: list[tuple[Candidates, np.ndarray]] = []
@@ -299,6 +311,12 @@ class StagedRecommender(Recommender):
         self.validation = dict(meta["validation"])
 
 
+def _ndcg(ranked: np.ndarray, relevant: sp.csr_matrix) -> float:
+    """Mean NDCG@10 of ranked rows against all of each row's relevant items."""
+    hits = hit_matrix(ranked[:, :10], relevant)
+    return float(ndcg_per_user(hits, np.diff(relevant.indptr)).mean())
+
+
 def _labels(cands: Candidates, relevant: sp.csr_matrix) -> np.ndarray:
     n_items = relevant.shape[1]
     rel = relevant.tocoo()
@@ -348,7 +366,8 @@ def _concat(
 
 
 def _with_positives(part: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features, labels, group sizes) of the listeners with at least one positive candidate."""
+    """(features, labels, group sizes) of the listeners with at least one positive candidate
+    (a group without one gives LambdaRank no gradient)."""
     group, cands, features, labels, _ = part
     n_rows = len(group)
     positives = np.bincount(cands.rows, weights=labels, minlength=n_rows)

@@ -9,7 +9,7 @@ model (``ranker.txt``) in the model folder.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,11 @@ class Ranker:
         self.feature_names = list(feature_names)
         self.params: dict[str, Any] = {
             "objective": "lambdarank",
-            "metric": "ndcg",
-            "eval_at": [10],
             "lambdarank_truncation_level": 20,
             "learning_rate": learning_rate,
             "num_leaves": num_leaves,
             "min_data_in_leaf": min_child_samples,
             "feature_fraction": 0.9,
-            "bagging_fraction": 0.9,
-            "bagging_freq": 1,
             "seed": seed,
             "deterministic": True,
             "force_row_wise": True,
@@ -59,9 +55,17 @@ class Ranker:
         features: np.ndarray,
         labels: np.ndarray,
         groups: np.ndarray,
-        valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        valid: tuple[np.ndarray, Callable[[np.ndarray], float]] | None = None,
+        every: int = 10,
+        patience: int = 60,
     ) -> Ranker:
-        """``groups``: pairs per listener, in row order; ``valid``: the same for early stopping."""
+        """``groups``: pairs per listener, in row order.
+
+        ``valid``: (features, quality of their scores) for early stopping, checked every
+        ``every`` trees and stopped ``patience`` trees after the best. The caller's quality
+        breaks ties as serving does (by item index): LightGBM's own NDCG metric is optimistic
+        about tied scores, so it picks the first, coarse trees, whose scores tie a lot.
+        """
         import lightgbm as lgb
 
         if features.shape[1] != len(self.feature_names):
@@ -73,16 +77,22 @@ class Ranker:
         train = lgb.Dataset(
             features, labels, group=groups, feature_name=self.feature_names, free_raw_data=True
         )
-        sets, callbacks = [], []
-        if valid is not None and valid[1].sum() > 0:
-            sets = [lgb.Dataset(valid[0], valid[1], group=valid[2], reference=train)]
-            callbacks = [lgb.early_stopping(40, verbose=False)]
-        self.booster = lgb.train(
-            self.params, train, self.n_estimators, valid_sets=sets, callbacks=callbacks
-        )
-        self.best_iteration = int(self.booster.best_iteration or self.n_estimators)
-        if sets:
-            self.valid_ndcg = float(self.booster.best_score["valid_0"]["ndcg@10"])
+        best = {"iteration": self.n_estimators, "value": -np.inf}
+
+        def check(env: Any) -> None:
+            done = env.iteration + 1
+            if valid is None or (done % every and done != self.n_estimators):
+                return
+            value = valid[1](env.model.predict(valid[0], num_iteration=done))
+            if value > best["value"] + 1e-6:
+                best.update(iteration=done, value=value)
+            elif done - best["iteration"] >= patience:
+                raise lgb.callback.EarlyStopException(int(best["iteration"]) - 1, [])
+
+        params = {key: v for key, v in self.params.items() if key not in ("metric", "eval_at")}
+        self.booster = lgb.train(params, train, self.n_estimators, callbacks=[check])
+        self.best_iteration = int(best["iteration"])
+        self.valid_ndcg = float(best["value"]) if valid is not None else float("nan")
         return self
 
     def predict(self, features: np.ndarray) -> np.ndarray:

@@ -4,7 +4,8 @@ A generator is any registered recommender (ALS, EASE, item-kNN, user-kNN, conten
 two of the staged recommender's own: ``friends`` (what a listener's friends play, from the
 friend graph of :class:`~segue.dataset.side.SideInfo`) and ``trending`` (log-scaled listening;
 the registry's ``trending`` needs pair times, which a bare matrix does not carry). Each gives
-its top ``n`` unseen items per listener with score and rank; :func:`retrieve` merges them into
+its top ``n`` unseen items per listener with score and rank (items tied at the listener's
+lowest score are left out: a generator has no opinion on them); :func:`retrieve` merges them into
 one candidate set per listener and keeps, for every candidate, every generator's score and its
 rank there (``n`` when the generator did not retrieve it), which the ranker reads as features.
 
@@ -144,7 +145,12 @@ class Candidates:
 class Generators:
     """A fitted set of generators, each trained on its own weighting of the raw matrix."""
 
-    def __init__(self, names: Sequence[str], params: dict[str, dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        names: Sequence[str],
+        params: dict[str, dict[str, Any]] | None = None,
+        exact_below: int = EXACT_BELOW,
+    ) -> None:
         if not names:
             raise SegueError("the staged recommender needs at least one generator")
         for name in names:
@@ -153,6 +159,8 @@ class Generators:
                 raise SegueError(f"{name!r} cannot be a generator")
         self.names = list(dict.fromkeys(names))
         self.params = {k: dict(v) for k, v in (params or {}).items()}
+        #: Embedding generators over catalogs this large retrieve through an ANN index.
+        self.exact_below = exact_below
         self.models: dict[str, Recommender] = {}
         self._indexes: dict[str, VectorIndex] = {}
 
@@ -173,17 +181,22 @@ class Generators:
             raise SegueError("none of the generators can run on this data")
         return self
 
-    def weighted(self, name: str, raw: sp.csr_matrix) -> sp.csr_matrix:
-        return generator_spec(name).weighting.apply(raw)
+    def weighted(self, name: str, history: sp.csr_matrix, raw: sp.csr_matrix) -> sp.csr_matrix:
+        """History rows weighted as the generator's training matrix was: stacked under the
+        raw training matrix first, so that BM25's idf and length norm come from all listeners
+        (applied to a lone row, BM25 turns a newcomer's plays negative)."""
+        weighting = generator_spec(name).weighting
+        stacked = sp.vstack([raw, history], format="csr")
+        return weighting.apply(stacked)[raw.shape[0] :]
 
     def _index(self, name: str) -> VectorIndex | None:
         """A faiss index when the generator is a dot product over a catalog large enough."""
         model = self.models[name]
         factors = model._dot_factors()
-        if factors is None or factors[1].shape[0] < EXACT_BELOW:
+        if factors is None or factors[1].shape[0] < self.exact_below:
             return None
         if name not in self._indexes:
-            self._indexes[name] = VectorIndex(factors[1])
+            self._indexes[name] = VectorIndex(factors[1], "hnsw")
         return self._indexes[name]
 
     def retrieve(
@@ -193,10 +206,12 @@ class Generators:
         n: int,
         history: sp.csr_matrix | None = None,
         only: Sequence[str] | None = None,
+        raw: sp.csr_matrix | None = None,
     ) -> Candidates:
         """Candidates of a block: known ``users`` (matrix rows) or ``history`` rows (new users).
 
-        ``seen`` (block × items) is masked; ``history`` in raw values, weighted per generator.
+        ``seen`` (block × items) is masked; ``history`` in raw values, weighted per generator
+        with the statistics of ``raw``, the raw matrix the generators were fitted on.
         """
         names = [name for name in self.active if only is None or name in only]
         n_rows, n_items = seen.shape
@@ -227,10 +242,15 @@ class Generators:
                 assert users is not None
                 dense = model.score(users)
             else:
-                dense = model.score_history(self.weighted(name, history))
+                assert raw is not None
+                dense = model.score_history(self.weighted(name, history, raw))
             dense = np.array(dense, dtype=np.float32)
             dense[seen_rows, seen.indices] = -np.inf
             ids, values = top_k(dense, n)
+            # items tied at the row's lowest score are ones the generator has no opinion on
+            # (item-kNN's and friends' zeros, never-played items in trending): not retrieved
+            floor = np.min(np.where(np.isfinite(dense), dense, np.inf), axis=1, keepdims=True)
+            values = np.where(values > floor, values, -np.inf)
             tops.append((ids, values))
             dense_blocks.append(dense)
             vectors.append(None)

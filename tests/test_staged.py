@@ -1,0 +1,186 @@
+"""The staged recommender (``pipeline``): retrieval, ranker, persistence, new listeners, ANN.
+
+The world is built so that two signals are needed together: listeners play inside a home
+group of items, and half of their plays are items their same-group friends played. Item-kNN
+knows the group but not which items friends played; the friends generator knows what friends
+played, but half of each listener's friends live in other groups. Only a ranker that combines
+the two puts the friend-played home items first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from segue.dataset.side import SideInfo
+from segue.errors import SegueError
+from segue.models.hybrid import _holdout
+from segue.models.itemknn import ItemKNNRecommender
+from segue.models.names import model_spec
+from segue.models.staged.ann import VectorIndex, recall_of
+from segue.models.staged.pipeline import StagedRecommender
+from segue.models.staged.retrieval import FriendsRecommender, Generators, candidate_recall
+from segue.ranking import hit_matrix, ndcg_per_user
+
+GROUPS, PER_GROUP, USERS_PER_GROUP = 8, 25, 40
+
+
+def _world(seed: int = 0) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+    """(plays, friend graph, home group per user); a quarter of listeners have no friends
+    and play home items at random, the rest half play what their same-group friends do."""
+    rng = np.random.default_rng(seed)
+    n_users = GROUPS * USERS_PER_GROUP
+    home = np.repeat(np.arange(GROUPS), USERS_PER_GROUP)
+    links: set[tuple[int, int]] = set()
+    lonely = rng.random(n_users) < 0.25  # a quarter of the listeners have no friends
+    for u in np.flatnonzero(~lonely):
+        same = np.flatnonzero((home == home[u]) & (np.arange(n_users) != u) & ~lonely)
+        other = np.flatnonzero((home != home[u]) & ~lonely)
+        for v in [*rng.choice(same, 2, replace=False), *rng.choice(other, 2, replace=False)]:
+            links.add((min(u, int(v)), max(u, int(v))))
+    a, b = np.array(sorted(links)).T
+    friends = sp.csr_matrix(
+        (np.ones(2 * len(a), np.float32), (np.r_[a, b], np.r_[b, a])), shape=(n_users, n_users)
+    )
+    friends.data[:] = 1.0
+    seeds = [set(rng.choice(PER_GROUP, 4, replace=False) + home[u] * PER_GROUP)
+             for u in range(n_users)]  # fmt: skip
+    plays = []
+    for u in range(n_users):
+        pals = [v for v in friends[u].indices if home[v] == home[u]]
+        pool = sorted(set().union(*(seeds[v] for v in pals)) - seeds[u])
+        if not pals:  # without friends: more home items at random
+            pool = sorted(set(range(home[u] * PER_GROUP, (home[u] + 1) * PER_GROUP)) - seeds[u])
+        extra = rng.choice(pool, min(6, len(pool)), replace=False) if pool else []
+        plays.append(seeds[u] | {int(i) for i in extra})
+    rows = np.concatenate([[u] * len(p) for u, p in enumerate(plays)])
+    cols = np.concatenate([sorted(p) for p in plays])
+    x = sp.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, cols)), shape=(n_users, GROUPS * PER_GROUP)
+    )
+    return x, friends.tocsr(), home
+
+
+def _ndcg(scores: np.ndarray, train: sp.csr_matrix, test: sp.csr_matrix) -> float:
+    scores = np.array(scores, dtype=np.float32)
+    scores[train.nonzero()] = -np.inf
+    ranked = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    users = np.flatnonzero(np.diff(test.indptr) > 0)
+    return float(
+        ndcg_per_user(hit_matrix(ranked[users], test[users]), np.diff(test.indptr)[users]).mean()
+    )
+
+
+FAST = {"n_estimators": 150, "learning_rate": 0.1, "min_child_samples": 20, "holdout": 0.25}
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[StagedRecommender, sp.csr_matrix, sp.csr_matrix, SideInfo, np.ndarray]:
+    x, friends, home = _world()
+    train, test = _holdout(x, 0.2, seed=1)
+    side = SideInfo(friends=friends)
+    model = StagedRecommender(generators=("itemknn", "friends", "trending"), **FAST)
+    return model.fit(train, side), train, test, side, home
+
+
+def test_union_recall_is_at_least_each_generators_and_gains_over_the_best(fitted) -> None:
+    model, train, test, _, _ = fitted
+    users = np.flatnonzero(np.diff(test.indptr) > 0)
+    cands = model.gens.retrieve(users, train[users], 6)
+    each = [candidate_recall(cands, test[users], g) for g in range(len(model.gens.active))]
+    union = candidate_recall(cands, test[users], None)
+    assert all(union >= r for r in each)
+    assert union > max(each) + 0.02  # the generators do find different items
+    # the fitted model reports the same on its inner split
+    inner = [model.validation[f"recall_{n}"] for n in model.gens.active]
+    assert model.validation["recall_union"] >= max(inner)
+
+
+def test_ranker_beats_the_best_single_generator_when_two_signals_matter(fitted) -> None:
+    model, train, test, side, _ = fitted
+    singles = {
+        "itemknn": ItemKNNRecommender().fit(train).score(np.arange(train.shape[0])),
+        "friends": FriendsRecommender().fit(train, side).score(np.arange(train.shape[0])),
+    }
+    best_single = max(_ndcg(s, train, test) for s in singles.values())
+    ranked = _ndcg(model.score(np.arange(train.shape[0])), train, test)
+    assert ranked > best_single + 0.03, (ranked, best_single)
+    importance = model.feature_importance()
+    assert set(importance) == set(model.ranker.feature_names)
+    top = list(importance)[:6]
+    assert any(name.startswith("friends") for name in top), top  # the second signal is used
+    assert any(name.startswith("itemknn") for name in top), top
+
+
+def test_save_and_load_give_identical_scores(fitted, tmp_path: Path) -> None:
+    model, train, _, _, _ = fitted
+    model.save(tmp_path / "pipeline")
+    assert (tmp_path / "pipeline" / "ranker.txt").is_file()
+    loaded = StagedRecommender.load(tmp_path / "pipeline")
+    users = np.arange(0, train.shape[0], 7)
+    np.testing.assert_array_equal(loaded.score(users), model.score(users))
+    history = train[users[:3]]
+    np.testing.assert_array_equal(loaded.score_history(history), model.score_history(history))
+    assert loaded.chosen_rerank == model.chosen_rerank
+    assert loaded.feature_importance() == pytest.approx(model.feature_importance())
+
+
+def test_score_history_ranks_an_unseen_listeners_home_group_first(fitted) -> None:
+    model, train, _, _, home = fitted
+    group = 3
+    picks = np.arange(group * PER_GROUP, group * PER_GROUP + 4)
+    history = sp.csr_matrix(
+        (np.ones(len(picks), np.float32), (np.zeros(len(picks), int), picks)),
+        shape=(1, train.shape[1]),
+    )
+    scores = model.score_history(history)
+    assert scores.shape == (1, train.shape[1])
+    assert np.isneginf(scores[0, picks]).all()  # played items are never recommended
+    top = np.argsort(-scores[0])[:10]
+    assert (top // PER_GROUP == group).all(), top // PER_GROUP
+    rec = model.recommend([0], 10)
+    assert (rec.items[0] // PER_GROUP == home[0]).mean() >= 0.9
+    reason = model.explain(0, int(rec.items[0, 0]))
+    assert reason.code in {"because_you_played", "listeners_like_you", "trending"}
+
+
+def test_the_registry_builds_the_pipeline_and_bad_settings_are_one_line_errors() -> None:
+    assert isinstance(model_spec("pipeline").build(), StagedRecommender)
+    with pytest.raises(SegueError, match="unknown generator 'nope'"):
+        StagedRecommender(generators=("als", "nope"))
+    with pytest.raises(SegueError, match="stage must be one of"):
+        StagedRecommender(stage="everything")
+
+
+def test_flat_index_is_exact_and_hnsw_recall_is_high_on_random_vectors() -> None:
+    rng = np.random.default_rng(0)
+    items = rng.standard_normal((4000, 32)).astype(np.float32)
+    queries = rng.standard_normal((40, 32)).astype(np.float32)
+    flat = VectorIndex(items)
+    assert flat.kind == "flat"  # below the catalog size where ANN pays
+    truth, _ = flat.exact(queries, 50)
+    ids, _ = flat.search(queries, 50)
+    assert recall_of(ids, truth) == 1.0
+    hnsw = VectorIndex(items, "hnsw", ef_search=200)
+    found, scores = hnsw.search(queries, 50)
+    assert 0.9 <= recall_of(found, truth) < 1.0 + 1e-9
+    assert (np.diff(scores, axis=1) <= 1e-5).all()  # best first
+    ivf = VectorIndex(items, "ivf", nlist=32, nprobe=16)
+    assert recall_of(ivf.search(queries, 50)[0], truth) >= 0.75
+
+
+def test_embedding_generators_retrieve_through_the_ann_index_above_the_threshold() -> None:
+    x, _, _ = _world()
+    exact = Generators(("als",)).fit(x, None)
+    approx = Generators(("als",), exact_below=0).fit(x, None)
+    users = np.arange(0, x.shape[0], 5)
+    a = exact.retrieve(users, x[users], 30)
+    b = approx.retrieve(users, x[users], 30)
+    assert approx._indexes and not exact._indexes
+    keys_a = set(zip(a.rows.tolist(), a.items.tolist(), strict=True))
+    keys_b = set(zip(b.rows.tolist(), b.items.tolist(), strict=True))
+    assert len(keys_a & keys_b) >= 0.95 * len(keys_a)
+    assert not (set(zip(*x[users].nonzero(), strict=True)) & keys_b)  # seen items masked

@@ -250,3 +250,33 @@ def test_importing_the_models_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_without_torch_the_error_names_the_extra() -> None:
+    """An interpreter where torch cannot be imported (a finder refuses it): fitting says which
+    extra to install, in one line, instead of a traceback."""
+    code = """
+import sys
+import numpy as np, scipy.sparse as sp
+
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, NoTorch())
+from segue.errors import SegueError
+from segue.models.names import model_spec
+for name in ("ncf", "twotower"):
+    try:
+        model_spec(name).build().fit(sp.csr_matrix(np.ones((3, 4), np.float32)))
+    except SegueError as exc:
+        print(exc)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = out.stdout.strip().splitlines()
+    assert lines == [
+        "install segue[nlu] to use the ncf model (pip install 'segue[nlu]'); missing: torch",
+        "install segue[nlu] to use the twotower model (pip install 'segue[nlu]'); missing: torch",
+    ]

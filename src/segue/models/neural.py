@@ -17,7 +17,6 @@ load at 8, measured).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,10 +38,12 @@ TORCH_EXTRA = "nlu"
 
 def load_torch(what: str) -> Any:
     """The ``torch`` module, or a one-line :class:`MissingExtra` naming the extra to install."""
-    if importlib.util.find_spec("torch") is None:
-        raise MissingExtra(f"{install_hint(TORCH_EXTRA, what)}; missing: torch")
-    import torch
-
+    try:
+        import torch
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "torch":
+            raise
+        raise MissingExtra(f"{install_hint(TORCH_EXTRA, what)}; missing: torch") from None
     return torch
 
 

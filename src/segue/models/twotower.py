@@ -11,10 +11,15 @@ listener's history, scored by their dot product.
 * with ``use_text``, the MiniLM embedding of ``"title. genres. tags"`` (:mod:`segue.models.text`;
   needs the ``nlu`` extra's weights, off by default so training needs nothing more than torch).
 
-The vector has ``dim + 1`` components; the last acts as the item's bias (popularity).
+The vector has ``dim + 1`` components; the last acts as the item's bias (popularity). With
+``temperature`` τ > 0 (the default, 0.2) the first ``dim`` are scaled to length 1/τ, so the
+score is ``cos(user, item) / τ + bias``: on Last.fm 2K's validation part this beat the plain
+dot product (NDCG@10 0.177 vs 0.167, seed 0), whose lengths grew with popularity and overfit.
 
 **User tower.** The mean of the item-tower vectors of the listener's items (weighted by the
-matrix values), through one linear layer, with a constant 1 appended for the bias. There is no
+matrix values), through one linear layer (or, with ``user_hidden``, a tanh layer first: 0.146
+on the same validation, so off by default), normalised to length 1 when τ > 0, with a
+constant 1 appended for the bias. There is no
 per-user parameter, so a new listener is scored from their history alone (``score_history``)
 and a new item from its features alone (:meth:`TwoTowerRecommender.embed_items`, or any
 column that had no plays at fit time), both without a retrain.

@@ -93,22 +93,13 @@ OWN: dict[str, ModelSpec] = {
         lambda: PopularityRecommender(measure="weight"), LogScale(), PopularityRecommender
     ),
 }
-#: Models registered later (``names.py`` adds the neural ones) without an import cycle.
-_EXTRA: dict[str, ModelSpec] = {}
-
-
-def register_generators(specs: dict[str, ModelSpec]) -> None:
-    """Make more registered models usable as generators (called by ``segue.models.names``)."""
-    for name, spec in specs.items():
-        if name not in OWN and name not in COMPONENTS:
-            _EXTRA[name] = spec
-
-
 def generator_spec(name: str) -> ModelSpec:
-    for table in (OWN, COMPONENTS, _EXTRA):
+    """The staged recommender's own generators first, then every hybrid component (which
+    includes the neural ``ncf`` and ``twotower``)."""
+    for table in (OWN, COMPONENTS):
         if name in table:
             return table[name]
-    known = sorted({*OWN, *COMPONENTS, *_EXTRA})
+    known = sorted({*OWN, *COMPONENTS})
     raise SegueError(f"unknown generator {name!r}; available: {', '.join(known)}")
 
 

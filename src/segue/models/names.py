@@ -25,8 +25,9 @@ MODELS: dict[str, ModelSpec] = {
 
 
 #: Registered but trained only when named (``--models ncf,twotower``): they need torch (the
-#: ``nlu`` extra) and take a minute or more where the others take seconds.
-OPT_IN: tuple[str, ...] = ("ncf", "twotower")
+#: ``nlu`` extra) and take a minute or more where the others take seconds. The staged
+#: ``pipeline`` fits its generators twice and a LightGBM ranker (~1.5 min on Last.fm 2K).
+OPT_IN: tuple[str, ...] = ("ncf", "twotower", "pipeline")
 
 #: What ``segue train``/``evaluate``/the demo run when no ``--models`` is given.
 DEFAULT_MODELS: tuple[str, ...] = tuple(name for name in MODELS if name not in OPT_IN)

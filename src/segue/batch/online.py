@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from segue.jobs.listening import DAY_MS, day_start_ms
 from segue.jobs.online_metrics import OnlineRow, online_metrics
 from segue.store import Store
 
@@ -49,8 +50,6 @@ def write_online_metrics(store: Store, data_dir: Path, day: dt.date) -> dict[str
 def write_exposure_days(store: Store, data_dir: Path, day: dt.date, days: int = 2) -> int:
     """The exposure log of ``day`` and the ``days − 1`` before it, one Parquet partition per
     day, rewritten whole (a day's late writes land on the next run); the rows written."""
-    from segue.jobs.online_metrics import DAY_MS, day_start_ms
-
     written = 0
     for back in range(days):
         when = day - dt.timedelta(days=back)

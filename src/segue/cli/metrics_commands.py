@@ -28,6 +28,12 @@ def parse_day(text: str, option: str) -> dt.date:
         raise SegueError(f"{option} takes a day as YYYY-MM-DD, got {text!r}") from None
 
 
+def day_range(start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
+    """``--from`` (default today, UTC) and ``--to`` (default ``--from``) as days."""
+    first = parse_day(start, "--from") if start else dt.datetime.now(dt.UTC).date()
+    return first, parse_day(end, "--to") if end else first
+
+
 @metrics_app.command("online")
 def online(
     ctx: typer.Context,
@@ -53,8 +59,7 @@ def online(
     fared (sessions, D1/D7/D30 retention, churn, novelty and diversity), per day and arm."""
     from segue.jobs.online_metrics import online_metrics
 
-    first = parse_day(start, "--from") if start else dt.datetime.now(dt.UTC).date()
-    last = parse_day(end, "--to") if end else first
+    first, last = day_range(start, end)
     rows = online_metrics(
         state(ctx).store(),
         first,
@@ -120,8 +125,7 @@ def off_policy_command(
     SNIPS), under the model's own order and under the bandit's greedy choice."""
     from segue.jobs.off_policy import off_policy
 
-    first = parse_day(start, "--from") if start else dt.datetime.now(dt.UTC).date()
-    last = parse_day(end, "--to") if end else first
+    first, last = day_range(start, end)
     report = off_policy(state(ctx).store(), first, last, window_s=window_s)
     console.print(
         f"{report.lists:,} lists with propensities, {report.explored:,} explored; "

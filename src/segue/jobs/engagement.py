@@ -27,10 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from segue.data.model import EVENT_CODES, EventType
+from segue.jobs.listening import DAY_MS, day_start_ms, play_events
 from segue.store import Store
 
-DAY_MS = 86_400_000
 RETENTION_DAYS = (1, 7, 30)
 POPULARITY_DAYS = 28
 
@@ -60,8 +59,8 @@ def engagement(
         return {}
     first_day = min(lists["day"])
     last_day = max(lists["day"])
-    start_ms = _day_ms(first_day) - POPULARITY_DAYS * DAY_MS
-    end_ms = _day_ms(last_day) + (max(max(RETENTION_DAYS), churn_days) + 1) * DAY_MS
+    start_ms = day_start_ms(first_day) - POPULARITY_DAYS * DAY_MS
+    end_ms = day_start_ms(last_day) + (max(max(RETENTION_DAYS), churn_days) + 1) * DAY_MS
     events = _activity(store, start_ms, end_ms)
     horizon = events["day"].max() if not events.empty else last_day
     cohorts = (
@@ -98,24 +97,10 @@ def engagement(
     return out
 
 
-def _day_ms(day: dt.date) -> int:
-    return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
-
-
 def _activity(store: Store, start_ms: int, end_ms: int) -> pd.DataFrame:
     """Plays and skips (not Focus Mode) in ``[start_ms, end_ms)``, with their UTC day."""
-    log = store.interactions(
-        [EventType.PLAY, EventType.SKIP], include_focus=False, start_ms=start_ms, end_ms=end_ms
-    )
-    events = pd.DataFrame(
-        {
-            "user_id": np.asarray(log.user_ids)[log.user].astype(str),
-            "item_id": np.asarray(log.item_ids)[log.item].astype(str),
-            "ts_ms": log.ts_ms,
-            "play": log.type == EVENT_CODES[EventType.PLAY],
-            "ms_played": np.nan_to_num(log.ms_played.astype(np.float64)),
-        }
-    )
+    events = play_events(store, start_ms, end_ms).rename(columns={"event_ts": "ts_ms"})
+    events["play"] = ~events["skip"]
     events["day"] = pd.to_datetime(events["ts_ms"], unit="ms", utc=True).dt.date
     return events
 

@@ -36,7 +36,8 @@ from segue.experiments.stats import (
     sample_ratio,
     welch,
 )
-from segue.jobs.online_metrics import DAY_MS, attributed_lists, day_start_ms
+from segue.jobs.listening import DAY_MS, day_start_ms
+from segue.jobs.online_metrics import lists_on_days
 from segue.store import Store
 
 
@@ -192,10 +193,7 @@ def experiment_report(
 ) -> ExperimentReport:
     plan = book.get(experiment_id)
     names = [v.name for v in plan.experiment.variants]
-    start_ms, end_ms = day_start_ms(start), day_start_ms(end) + DAY_MS
-    table = attributed_lists(
-        store, start_ms, end_ms, window_ms=window_s * 1000, conversion_ms=conversion_ms
-    )
+    table = lists_on_days(store, start, end, window_s=window_s, conversion_ms=conversion_ms)
     if table.empty:
         raise SegueError(f"no lists were served from {start} to {end}")
     table["variant"] = [x.get(experiment_id) for x in table["experiments"]]

@@ -23,7 +23,7 @@ import numpy as np
 
 from segue.errors import SegueError
 from segue.experiments.stats import ips
-from segue.jobs.online_metrics import DAY_MS, attributed_lists, day_start_ms
+from segue.jobs.online_metrics import lists_on_days
 from segue.store import Store
 
 #: Target policies, by the context key naming the item each would have put first.
@@ -53,15 +53,7 @@ def off_policy(
     store: Store, start: dt.date, end: dt.date, *, window_s: int = 1_800
 ) -> OffPolicyReport:
     """First-slot CTR of the logged policy and, off-policy, of each of ``TARGETS``."""
-    if end < start:
-        raise SegueError(f"--to ({end}) is before --from ({start})")
-    table = attributed_lists(
-        store,
-        day_start_ms(start),
-        day_start_ms(end) + DAY_MS,
-        window_ms=window_s * 1000,
-        conversion_ms=0,
-    )
+    table = lists_on_days(store, start, end, window_s=window_s, conversion_ms=0)
     if not table.empty:
         table = table[[p is not None and len(p) > 0 for p in table["propensities"]]]
     if table.empty:

@@ -22,14 +22,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
-from segue.data.model import EVENT_CODES, EventType
 from segue.errors import SegueError
+from segue.jobs.engagement import engagement
+from segue.jobs.listening import DAY_MS, day_start_ms, play_events
 from segue.store import Store
-
-DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -52,11 +50,6 @@ class OnlineRow:
     diversity: float = 1.0
 
 
-def day_start_ms(day: dt.date) -> int:
-    """Epoch milliseconds of the day's midnight, UTC."""
-    return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1000)
-
-
 def online_metrics(
     store: Store,
     start: dt.date,
@@ -68,19 +61,7 @@ def online_metrics(
     churn_days: int = 14,
 ) -> list[OnlineRow]:
     """Rows for the days ``start`` to ``end`` inclusive; see the module docstring."""
-    from segue.jobs.engagement import engagement
-
-    if end < start:
-        raise SegueError(f"--to ({end}) is before --from ({start})")
-    if window_s <= 0:
-        raise SegueError(f"the attribution window must be positive, got {window_s} s")
-    table = attributed_lists(
-        store,
-        day_start_ms(start),
-        day_start_ms(end) + DAY_MS,
-        window_ms=window_s * 1000,
-        conversion_ms=conversion_ms,
-    )
+    table = lists_on_days(store, start, end, window_s=window_s, conversion_ms=conversion_ms)
     if table.empty:
         return []
     if churn_days <= 0 or session_gap_s <= 0:
@@ -114,6 +95,24 @@ def online_metrics(
     return rows
 
 
+def lists_on_days(
+    store: Store, start: dt.date, end: dt.date, *, window_s: int, conversion_ms: int
+) -> pd.DataFrame:
+    """:func:`attributed_lists` for the UTC days ``start`` to ``end`` inclusive, the range
+    and window checked first (one line naming what is wrong)."""
+    if end < start:
+        raise SegueError(f"--to ({end}) is before --from ({start})")
+    if window_s <= 0:
+        raise SegueError(f"the attribution window must be positive, got {window_s} s")
+    return attributed_lists(
+        store,
+        day_start_ms(start),
+        day_start_ms(end) + DAY_MS,
+        window_ms=window_s * 1000,
+        conversion_ms=conversion_ms,
+    )
+
+
 def attributed_lists(
     store: Store, start_ms: int, end_ms: int, *, window_ms: int, conversion_ms: int
 ) -> pd.DataFrame:
@@ -126,21 +125,7 @@ def attributed_lists(
     shown = store.exposures_between(start_ms, end_ms)
     if not shown:
         return pd.DataFrame()
-    log = store.interactions(
-        [EventType.PLAY, EventType.SKIP],
-        include_focus=False,
-        start_ms=start_ms,
-        end_ms=end_ms + window_ms,
-    )
-    events = pd.DataFrame(
-        {
-            "user_id": np.asarray(log.user_ids)[log.user].astype(str),
-            "item_id": np.asarray(log.item_ids)[log.item].astype(str),
-            "event_ts": log.ts_ms,
-            "skip": log.type == EVENT_CODES[EventType.SKIP],
-            "ms_played": np.nan_to_num(log.ms_played.astype(np.float64)),
-        }
-    )
+    events = play_events(store, start_ms, end_ms + window_ms)
     lists = pd.DataFrame(
         {
             "request_id": [e.request_id for e in shown],

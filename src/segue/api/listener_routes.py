@@ -85,7 +85,7 @@ def mixes(
         published = published_mixes(svc.store, name, version, user_id, day, context.pc)
         if published is not None:
             return published
-    return daily_mixes(svc.store, model.trained, user_id, day, context=context)
+    return daily_mixes(svc.store, model.trained, user_id, day, context=context, serving=model)
 
 
 def _published_version(svc: Services, model: ServingModel) -> str | None:

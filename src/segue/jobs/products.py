@@ -49,6 +49,7 @@ from segue.products.wrapped import Wrapped, compute_wrapped, year_bounds_ms
 from segue.products.wrapped_render import render_html, render_png
 from segue.progress import Progress, no_progress
 from segue.registry.trained import TrainedModel
+from segue.serving.holder import ServingModel
 from segue.serving.session import SessionAdjuster, history_from_recent
 from segue.store import Store
 
@@ -111,9 +112,11 @@ def daily_mixes(
     config: MixConfig = MixConfig(),
     side: SideInfo | None = None,
     context: ProductContext | None = None,
+    serving: ServingModel | None = None,
 ) -> list[Mix]:
     """The user's "Made for you" mixes for ``date`` (default: today, UTC); editorial ones,
-    the same for their whole context, without personalisation consent."""
+    the same for their whole context, without personalisation consent. ``serving``: the
+    loaded version of ``trained``, when a serving process holds one."""
     user = _user(store, user_id)
     ctx = context or product_context(store, trained, side)
     date = date or dt.datetime.now(dt.UTC).date()
@@ -124,7 +127,13 @@ def daily_mixes(
     if not personalised(user):  # the cold-start list of their context: country, kids
         history = sp.csr_matrix((1, train.shape[1]), dtype=np.float32)
         suggestions = recommend_for_user(
-            store, trained, user_id, config.n_candidates, kinds=("track",), side=ctx.side
+            store,
+            trained,
+            user_id,
+            config.n_candidates,
+            kinds=("track",),
+            side=ctx.side,
+            serving=serving,
         )
         candidates = trained.items.to_index([s.item_id for s in suggestions], allow_unknown=True)
         seed = Context.of(user).key()
@@ -137,7 +146,13 @@ def daily_mixes(
     else:  # a new listener: the cold-start path every face uses
         history = sp.csr_matrix((1, train.shape[1]), dtype=np.float32)
         suggestions = recommend_for_user(
-            store, trained, user_id, config.n_candidates, kinds=("track",), side=ctx.side
+            store,
+            trained,
+            user_id,
+            config.n_candidates,
+            kinds=("track",),
+            side=ctx.side,
+            serving=serving,
         )
         candidates = trained.items.to_index([s.item_id for s in suggestions], allow_unknown=True)
     plans = build_mixes(

@@ -48,6 +48,7 @@ def recommend_for_user(
     max_per_artist: int | None = None,
     new_item_share: float = 0.0,
     side: SideInfo | None = None,
+    serving: ServingModel | None = None,
 ) -> list[Suggestion]:
     """Top-k for one listener, known to the model or not; see the module docstring.
 
@@ -55,7 +56,8 @@ def recommend_for_user(
     are scored as a new listener with those answers); a pick is an item id or a name
     (:mod:`segue.jobs.catalog`), and a value may list several, comma-separated. ``kinds``
     restricts the list to item kinds (e.g. ``podcast_episode``: the same collaborative
-    models answer across kinds).
+    models answer across kinds). ``serving``: the loaded version of ``trained`` a serving
+    process already holds (its request-time tables cost hundreds of milliseconds to build).
     """
     user = store.get_user(user_id)
     if user is None and not (picks or genres):
@@ -66,7 +68,7 @@ def recommend_for_user(
     if any(p not in trained.items for p in picks):  # names ("Late Kingdom"), or unknown ids
         names = CatalogNames.from_store(store, trained)
         picks = names.resolve_all(picks, within=trained.items, what="onboarding pick")
-    model = ServingModel.build(store, trained, "offline", side=side)
+    model = serving or ServingModel.build(store, trained, "offline", side=side)
     state = InProcessState()
     answer = recommend_live(
         model,

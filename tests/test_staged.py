@@ -19,7 +19,7 @@ from segue.dataset.side import SideInfo
 from segue.errors import SegueError
 from segue.models.hybrid import _holdout
 from segue.models.itemknn import ItemKNNRecommender
-from segue.models.names import model_spec
+from segue.models.names import DEFAULT_MODELS, model_spec
 from segue.models.staged.ann import VectorIndex, recall_of
 from segue.models.staged.pipeline import StagedRecommender
 from segue.models.staged.retrieval import FriendsRecommender, Generators, candidate_recall
@@ -149,6 +149,7 @@ def test_score_history_ranks_an_unseen_listeners_home_group_first(fitted) -> Non
 
 def test_the_registry_builds_the_pipeline_and_bad_settings_are_one_line_errors() -> None:
     assert isinstance(model_spec("pipeline").build(), StagedRecommender)
+    assert "pipeline" not in DEFAULT_MODELS  # trained when named: its fit takes minutes
     with pytest.raises(SegueError, match="unknown generator 'nope'"):
         StagedRecommender(generators=("als", "nope"))
     with pytest.raises(SegueError, match="stage must be one of"):

@@ -3,12 +3,13 @@
 An embedding generator (ALS, NCF, two-tower: anything whose scores are ``user · item``)
 retrieves its top N by maximum inner product. On a catalog of tens of thousands of items an
 exact product over all of them costs a millisecond or two and has perfect recall, so
-:class:`VectorIndex` keeps a flat (exact) index below ``exact_below`` items; above it, an HNSW
-graph (inner-product metric) or an IVF index answers in a fraction of the time at a recall
-that ``benchmarks/bench_staged_ann.py`` measures (≥ 0.95 of exact's top 200 is the target).
+:class:`VectorIndex` keeps a flat (exact) index below ``exact_below`` items; above it, an IVF
+index (√n lists, 16 probed; HNSW on request) answers in a fraction of the time at a recall
+that ``benchmarks/bench_staged_ann.py`` measures: on 1M clustered items, 0.986 of exact's top
+200 at 97× exact's speed per query (docs/benchmarks.md).
 
-Seen items are removed after the search, so the index is asked for ``k + extra`` and the
-caller's mask decides; rows whose seen items outnumber ``extra`` fall back to an exact search.
+Seen items are removed after the search, so the caller asks for ``k + extra`` with ``extra``
+the most items any of its listeners has played, and masks them itself.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class VectorIndex:
         ef_construction: int = 80,
         ef_search: int = 256,
         nlist: int | None = None,
-        nprobe: int = 24,
+        nprobe: int = 16,
         seed: int = 0,
     ) -> None:
         import faiss
@@ -48,7 +49,7 @@ class VectorIndex:
             raise SegueError("ann: item vectors must be a finite 2-d array")
         self.n_items, self.dim = vectors.shape
         if kind is None:
-            kind = "flat" if self.n_items < exact_below else "hnsw"
+            kind = "flat" if self.n_items < exact_below else "ivf"
         if kind not in ("flat", "hnsw", "ivf"):
             raise SegueError(f"ann: unknown index kind {kind!r}; use flat, hnsw or ivf")
         self.kind: Kind = kind
@@ -61,7 +62,7 @@ class VectorIndex:
             index.hnsw.efConstruction = ef_construction
             index.hnsw.efSearch = ef_search
         else:
-            lists = nlist or max(16, int(4 * np.sqrt(self.n_items)))
+            lists = nlist or max(16, int(np.sqrt(self.n_items)))
             quantizer = faiss.IndexFlatIP(self.dim)
             index = faiss.IndexIVFFlat(quantizer, self.dim, lists, metric)
             rng = np.random.default_rng(seed)

@@ -187,7 +187,7 @@ class Generators:
         if factors is None or factors[1].shape[0] < self.exact_below:
             return None
         if name not in self._indexes:
-            self._indexes[name] = VectorIndex(factors[1], "hnsw")
+            self._indexes[name] = VectorIndex(factors[1], exact_below=self.exact_below)
         return self._indexes[name]
 
     def retrieve(

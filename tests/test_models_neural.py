@@ -140,6 +140,10 @@ def test_twotower_scores_an_unplayed_item_by_its_features(twotower) -> None:
     # the column of each group's never-played item: it ranks high for its group only
     scores = twotower.score(np.arange(N_USERS))[:, NEW_ITEMS]
     assert (np.argmax(scores, axis=1) == GROUP_OF_USER).mean() > 0.9
+    # and not below the played items: unplayed items never served as softmax negatives
+    ranked = twotower.recommend(np.arange(N_USERS), 10).items
+    own_new = NEW_ITEMS[GROUP_OF_USER]
+    assert (ranked == own_new[:, None]).any(axis=1).mean() > 0.9
     # an item added after training, described only by a catalog of its own
     fresh = [
         Item(id=f"new{g}", kind=ItemKind.TRACK, title=f"New {g}", genres=(f"genre{g}",),

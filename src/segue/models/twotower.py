@@ -27,7 +27,10 @@ column that had no plays at fit time), both without a retrain.
 **Training.** Each step takes a batch of users; each user's items are split at random into
 targets (``target_share`` of them, at least one) and the history the user tower pools, and a
 softmax over the catalog asks every target to win, the history itself left out of it (the
-user's other items must not count as wrong answers). One softmax per user serves all of that
+user's other items must not count as wrong answers), and so are items without plays: unknown
+is not disliked, and as negatives they would teach the features that new means bad (on
+Last.fm's new-items protocol that put every new artist below the top 50; artists with no
+played item likewise add nothing to the tower). One softmax per user serves all of that
 user's targets, which is what makes a whole-catalog softmax affordable on the CPU. Catalogs up
 to ``full_softmax_items`` use the whole catalog (exact); larger ones a sampled softmax over the
 batch's targets plus ``sampled`` uniform items, with the logQ correction (each logit minus the
@@ -204,6 +207,13 @@ class TwoTowerRecommender(Recommender):
         active = np.flatnonzero(np.diff(matrix.indptr) > 0)
         full = n_items <= self.full_softmax_items
         has_id_t = torch.from_numpy(has_id.astype(np.float32))
+        # only items with plays compete in the softmax: an unplayed item is unknown, not
+        # disliked (and pushing it down would teach its features that new means bad)
+        warm = np.flatnonzero(has_id)
+        # artists none of whose items has plays learn nothing: they add nothing either
+        trained_artist = np.zeros(self.features.n_artists, dtype=bool)
+        artist = self.features.artist
+        trained_artist[artist[has_id & (artist >= 0)]] = True
         curve: list[float] = []
         best: dict[str, np.ndarray] = {}
         since_best = 0
@@ -215,12 +225,14 @@ class TwoTowerRecommender(Recommender):
                 if self.id_dropout:
                     shown = rng.random(n_items) >= self.id_dropout
                     keep = has_id_t * torch.from_numpy(shown.astype(np.float32))
-                step = _Step.build(matrix, rows, full, rng, self)
+                step = _Step.build(matrix, rows, full, warm, rng, self)
                 loss = self._loss(torch, params, features, keep, step)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
             snapshot = {k: v.detach().numpy().copy() for k, v in params.items()}
+            if "artists" in snapshot:
+                snapshot["artists"][~trained_artist] = 0.0
             if self.temperature:  # what the numpy towers read to scale as training did
                 snapshot["temperature"] = np.array([self.temperature], dtype=np.float32)
             items = _item_tower(snapshot, self.features, has_id)
@@ -592,6 +604,7 @@ class _Step:
         matrix: sp.csr_matrix,
         users: np.ndarray,
         full: bool,
+        warm: np.ndarray,
         rng: np.random.Generator,
         model: TwoTowerRecommender,
     ) -> _Step:
@@ -610,17 +623,17 @@ class _Step:
         h_rows, h_cols, h_vals = coo.row[~drawn], coo.col[~drawn], coo.data[~drawn]
         sums = np.bincount(h_rows, weights=h_vals, minlength=len(users))
         weights = (h_vals / np.where(sums > 0, sums, 1.0)[h_rows]).astype(np.float32)
-        if full:
+        if full:  # the tower runs over every item (one fast path), the softmax over the warm
             step.needed = np.arange(n_items)
             step.log_q = None
-            cand_of = step.needed
+            cand_of = warm
         else:
-            sample = rng.integers(0, n_items, size=model.sampled)
+            sample = warm[rng.integers(0, len(warm), size=model.sampled)]
             cand_of = np.unique(np.concatenate([t_cols, sample]))
             step.needed = np.unique(np.concatenate([cand_of, h_cols]))
             share = np.bincount(matrix.indices, minlength=n_items)[cand_of] / max(matrix.nnz, 1)
             # chance that an item is among the candidates: drawn as a target, or sampled
-            q = 1.0 - (1.0 - share) ** len(t_cols) * (1.0 - 1.0 / n_items) ** model.sampled
+            q = 1.0 - (1.0 - share) ** len(t_cols) * (1.0 - 1.0 / len(warm)) ** model.sampled
             step.log_q = np.log(np.maximum(q, 1e-12)).astype(np.float32)
         local = np.full(n_items, -1, dtype=np.int64)
         local[step.needed] = np.arange(len(step.needed))

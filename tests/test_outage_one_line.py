@@ -123,7 +123,8 @@ def test_the_standalone_worker_says_an_outage_once(tmp_path: Path) -> None:
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        threading.Event().wait(2.5)  # consuming
+        _wait_until_consuming(redis_server.url, "segue-worker-outage:events")
+        threading.Event().wait(1.0)  # consuming
         redis_server.kill()
         threading.Event().wait(5.0)  # five failed seconds
         redis_server.start()
@@ -135,3 +136,25 @@ def test_the_standalone_worker_says_an_outage_once(tmp_path: Path) -> None:
     waiting = [line for line in out.splitlines() if "waiting" in line]
     assert 1 <= len(waiting) <= 2, out  # once (a summary only after 30 s), not a line a second
     assert "Traceback" not in out
+
+
+def _wait_until_consuming(url: str, stream: str, timeout_s: float = 60.0) -> None:
+    """Until the worker has made its consumer group (its start takes seconds on a loaded
+    machine: a fixed wait killed Redis before it had connected)."""
+    import time
+
+    import redis
+
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if client.xinfo_groups(stream):
+                    return
+            except redis.ResponseError:  # no stream yet
+                pass
+            time.sleep(0.1)
+    finally:
+        client.close()
+    raise AssertionError(f"the worker never started consuming {stream}")

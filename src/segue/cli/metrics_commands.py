@@ -28,6 +28,15 @@ def parse_day(text: str, option: str) -> dt.date:
         raise SegueError(f"{option} takes a day as YYYY-MM-DD, got {text!r}") from None
 
 
+FromDay = Annotated[
+    str | None, typer.Option("--from", help="First day (UTC), YYYY-MM-DD; default today.")
+]
+ToDay = Annotated[str | None, typer.Option("--to", help="Last day (default: --from).")]
+WindowS = Annotated[
+    int, typer.Option(min=1, help="A play within this many seconds of a list is its doing.")
+]
+
+
 def day_range(start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
     """``--from`` (default today, UTC) and ``--to`` (default ``--from``) as days."""
     first = parse_day(start, "--from") if start else dt.datetime.now(dt.UTC).date()
@@ -37,13 +46,9 @@ def day_range(start: str | None, end: str | None) -> tuple[dt.date, dt.date]:
 @metrics_app.command("online")
 def online(
     ctx: typer.Context,
-    start: Annotated[
-        str | None, typer.Option("--from", help="First day (UTC), YYYY-MM-DD; default today.")
-    ] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Last day (default: --from).")] = None,
-    window_s: Annotated[
-        int, typer.Option(min=1, help="A play within this many seconds of a list is its doing.")
-    ] = 1_800,
+    start: FromDay = None,
+    end: ToDay = None,
+    window_s: WindowS = 1_800,
     conversion_s: Annotated[
         int, typer.Option(min=1, help="A play this long converts (seconds).")
     ] = 30,
@@ -113,13 +118,9 @@ def _share(value: float | None) -> str:
 @metrics_app.command("off-policy")
 def off_policy_command(
     ctx: typer.Context,
-    start: Annotated[
-        str | None, typer.Option("--from", help="First day (UTC), YYYY-MM-DD; default today.")
-    ] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Last day (default: --from).")] = None,
-    window_s: Annotated[
-        int, typer.Option(min=1, help="A play within this many seconds of a list is its doing.")
-    ] = 1_800,
+    start: FromDay = None,
+    end: ToDay = None,
+    window_s: WindowS = 1_800,
 ) -> None:
     """The first slot's CTR as served and, estimated from the logged propensities (IPS and
     SNIPS), under the model's own order and under the bandit's greedy choice."""

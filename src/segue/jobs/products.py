@@ -124,8 +124,9 @@ def daily_mixes(
     train = trained.model._fitted()
     row = int(trained.users.to_index([user_id], allow_unknown=True)[0])
     seed = user_id
-    if not personalised(user):  # the cold-start list of their context: country, kids
-        history = sp.csr_matrix((1, train.shape[1]), dtype=np.float32)
+    empty = sp.csr_matrix((1, train.shape[1]), dtype=np.float32)
+
+    def cold_start() -> np.ndarray:  # the cold-start path every face uses
         suggestions = recommend_for_user(
             store,
             trained,
@@ -135,7 +136,10 @@ def daily_mixes(
             side=ctx.side,
             serving=serving,
         )
-        candidates = trained.items.to_index([s.item_id for s in suggestions], allow_unknown=True)
+        return trained.items.to_index([s.item_id for s in suggestions], allow_unknown=True)
+
+    if not personalised(user):  # the cold-start list of their context: country, kids
+        history, candidates = empty, cold_start()
         seed = Context.of(user).key()
     elif row >= 0 and train[row].nnz:
         history = train[row]
@@ -143,18 +147,8 @@ def daily_mixes(
             np.array([row]), config.n_candidates, filters=Filters(allowed)
         )
         candidates = recs.items[0]
-    else:  # a new listener: the cold-start path every face uses
-        history = sp.csr_matrix((1, train.shape[1]), dtype=np.float32)
-        suggestions = recommend_for_user(
-            store,
-            trained,
-            user_id,
-            config.n_candidates,
-            kinds=("track",),
-            side=ctx.side,
-            serving=serving,
-        )
-        candidates = trained.items.to_index([s.item_id for s in suggestions], allow_unknown=True)
+    else:  # a new listener
+        history, candidates = empty, cold_start()
     plans = build_mixes(
         seed, date, history.indices, history.data, candidates, ctx.pc, allowed, config
     )

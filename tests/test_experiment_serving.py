@@ -335,3 +335,34 @@ def test_cuped_on_the_weeks_before_narrows_the_minutes_interval(store, tmp_path:
     e = minutes.effect
     assert e.low < 1.0 < e.high and e.high - e.low < 0.7  # the planted +1 minute, tightly
     assert "CUPED on each listener's minutes in the 14 days before" in report.markdown()
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ({"max_per_artist": float("inf")}, "takes a int"),
+        ({"max_per_artist": 2.7}, "takes a int"),
+        ({"max_per_artist": "many"}, "takes a int"),
+        ({"explore_share": float("nan")}, "out of range"),
+        ({"explore_share": 0.5}, "out of range"),
+        ({"version": 3}, "out of range"),
+        ({"surface": True}, "takes a str"),
+        ({"colour": "red"}, "not a setting"),
+    ],
+)
+def test_variant_settings_refuse_what_they_cannot_serve(raw: dict, says: str) -> None:
+    from segue.experiments.book import check_settings
+
+    with pytest.raises(SegueError, match=says):
+        check_settings(raw, "variant 'b'")
+
+
+def test_variant_settings_take_what_the_json_or_the_command_line_gives() -> None:
+    from segue.experiments.book import check_settings, parse_settings
+
+    assert check_settings({"max_per_artist": 2.0, "explore_share": 0.1}, "v") == {
+        "max_per_artist": 2, "explore_share": 0.1
+    }  # fmt: skip
+    assert parse_settings("version=v0003,nba_min_expected_value=0.5", "v") == {
+        "version": "v0003", "nba_min_expected_value": 0.5
+    }  # fmt: skip

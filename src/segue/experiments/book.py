@@ -70,10 +70,12 @@ def check_settings(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
         if isinstance(given, bool) or not isinstance(given, str | int | float):
             raise SegueError(f"{where}: {key} takes a {kind.__name__}, got {given!r}")
         try:
+            if kind is int and isinstance(given, float) and not given.is_integer():
+                raise ValueError(given)  # 2.7 artists per list is not 2
             value = kind(given)
-        except ValueError:
+        except (ValueError, OverflowError):  # "abc", or int(float("inf"))
             raise SegueError(f"{where}: {key} takes a {kind.__name__}, got {given!r}") from None
-        if not valid(value):
+        if (isinstance(value, float) and value != value) or not valid(value):  # NaN too
             raise SegueError(f"{where}: {key}={given} is out of range")
         out[key] = value
     return out

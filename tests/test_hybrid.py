@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from segue.dataset.splits import inner_holdout
 from segue.errors import SegueError
-from segue.models.hybrid import HybridRecommender, _holdout
+from segue.models.hybrid import HybridRecommender
 from segue.ranking import standardise as _standardise
 
 
@@ -29,11 +30,11 @@ def _planted(seed: int = 0, n_users: int = 200, n_items: int = 60) -> sp.csr_mat
 
 def test_holdout_moves_a_share_of_each_users_items_and_loses_nothing() -> None:
     x = _planted()
-    train, valid = _holdout(x, 0.25, seed=3)
+    train, valid = inner_holdout(x, 0.25, seed=3)
     assert train.nnz + valid.nnz == x.nnz
     assert (train.multiply(valid)).nnz == 0
     assert np.all(np.diff(valid.indptr) == 2)  # round(0.25 * 8)
-    again, _ = _holdout(x, 0.25, seed=3)
+    again, _ = inner_holdout(x, 0.25, seed=3)
     assert (again != train).nnz == 0
 
 

@@ -18,9 +18,9 @@ import scipy.sparse as sp
 
 from segue.data.model import Item, ItemKind
 from segue.dataset import IdMap, ItemCatalog, SideInfo
+from segue.dataset.splits import inner_holdout
 from segue.errors import SegueError
 from segue.models.names import DEFAULT_MODELS, MODELS
-from segue.models.neural import inner_split
 from segue.models.popularity import PopularityRecommender
 from segue.ranking import hit_matrix, ndcg_per_user
 
@@ -85,7 +85,7 @@ def ndcg_on(model, train: sp.csr_matrix, held: sp.csr_matrix) -> float:
 
 @pytest.fixture(scope="module")
 def split() -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    return inner_split(world(), 0.2, seed=7)
+    return inner_holdout(world(), 0.2, seed=7)
 
 
 @pytest.fixture(scope="module")

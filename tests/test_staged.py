@@ -16,8 +16,8 @@ import pytest
 import scipy.sparse as sp
 
 from segue.dataset.side import SideInfo
+from segue.dataset.splits import inner_holdout
 from segue.errors import SegueError
-from segue.models.hybrid import _holdout
 from segue.models.itemknn import ItemKNNRecommender
 from segue.models.names import DEFAULT_MODELS, model_spec
 from segue.models.staged.ann import VectorIndex, recall_of
@@ -80,7 +80,7 @@ FAST = {"n_estimators": 150, "learning_rate": 0.1, "min_child_samples": 20, "hol
 @pytest.fixture(scope="module")
 def fitted() -> tuple[StagedRecommender, sp.csr_matrix, sp.csr_matrix, SideInfo, np.ndarray]:
     x, friends, home = _world()
-    train, test = _holdout(x, 0.2, seed=1)
+    train, test = inner_holdout(x, 0.2, seed=1)
     side = SideInfo(friends=friends)
     model = StagedRecommender(generators=("itemknn", "friends", "trending"), **FAST)
     return model.fit(train, side), train, test, side, home

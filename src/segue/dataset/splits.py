@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 
 from segue.dataset.interactions import Interactions, ensure_interactions
 from segue.errors import DatasetError
@@ -276,3 +277,30 @@ def _temporal_by_counts(
     np.minimum.at(cut, data.pairs.user[held], data.pairs.last_ts[held])
     negatives_keep = data.negatives.last_ts < cut[data.negatives.user]
     return build_split(data, part, negatives_keep)
+
+
+def inner_holdout(
+    matrix: sp.csr_matrix, share: float, seed: int
+) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Per user with at least 3 items, move round(share·n) (at least 1) random items out.
+
+    A model's own validation part carved out of the matrix it is fitted on (early stopping,
+    the hybrid's weights, the staged ranker's labels): the test part is never passed to
+    ``fit``, so choosing on this part cannot see it.
+    """
+    if not 0 < share < 1:
+        raise DatasetError(f"holdout must lie strictly between 0 and 1, got {share!r}")
+    rng = np.random.default_rng(seed)
+    matrix = matrix.tocsr()
+    counts = np.diff(matrix.indptr)
+    rows = np.repeat(np.arange(matrix.shape[0]), counts)
+    order = np.lexsort((rng.random(len(rows)), rows))
+    rank = np.empty(len(rows), dtype=np.int64)
+    rank[order] = np.arange(len(rows)) - np.repeat(matrix.indptr[:-1], counts)
+    n_out = np.where(counts >= 3, np.maximum(1, np.round(share * counts)), 0).astype(np.int64)
+    out = rank < n_out[rows]
+    coo = matrix.tocoo()
+    shape = matrix.shape
+    train = sp.csr_matrix((coo.data[~out], (coo.row[~out], coo.col[~out])), shape=shape)
+    valid = sp.csr_matrix((np.ones(out.sum(), np.float32), (coo.row[out], coo.col[out])), shape)
+    return train, valid

@@ -428,3 +428,16 @@ def _replace_dir(tmp: Path, final: Path) -> None:
     tmp.rename(final)
     if old.exists():
         shutil.rmtree(old)
+
+
+def checked_matrix(matrix: sp.spmatrix, where: str) -> sp.csr_matrix:
+    """A float32 CSR copy with summed duplicates and sorted indices; anything that is not a
+    sparse matrix, or holds non-finite values, is refused in one line naming ``where``."""
+    if not sp.issparse(matrix):
+        raise SegueError(f"{where}: expected a scipy sparse user×item matrix, got {type(matrix)}")
+    csr = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    csr.sum_duplicates()
+    csr.sort_indices()
+    if not np.isfinite(csr.data).all():
+        raise SegueError(f"{where}: interaction values must be finite")
+    return csr

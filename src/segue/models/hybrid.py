@@ -17,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.dataset.side import SideInfo
+from segue.dataset.splits import inner_holdout
 from segue.errors import SegueError
 from segue.models.base import Reason, Recommender, top_k
 from segue.models.specs import component_spec
@@ -79,7 +80,7 @@ class HybridRecommender(Recommender):
         """``interactions`` holds raw values (counts); each component applies its weighting."""
         raw = interactions.tocsr().astype(np.float32)
         if self.weights is None:
-            inner_train, inner_valid = _holdout(raw, self.holdout, self.seed)
+            inner_train, inner_valid = inner_holdout(raw, self.holdout, self.seed)
             models = self._fit_components(inner_train, side)
             self.weights, self.validation_ndcg = self._learn_weights(
                 models, inner_train, inner_valid
@@ -209,21 +210,3 @@ class HybridRecommender(Recommender):
                 zip(self.components, self.weights or [], strict=True)
             )
         ]
-
-
-def _holdout(matrix: sp.csr_matrix, share: float, seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """Per user with at least 3 items, move round(share·n) (at least 1) random items out."""
-    rng = np.random.default_rng(seed)
-    matrix = matrix.tocsr()
-    counts = np.diff(matrix.indptr)
-    rows = np.repeat(np.arange(matrix.shape[0]), counts)
-    order = np.lexsort((rng.random(len(rows)), rows))
-    rank = np.empty(len(rows), dtype=np.int64)
-    rank[order] = np.arange(len(rows)) - np.repeat(matrix.indptr[:-1], counts)
-    n_out = np.where(counts >= 3, np.maximum(1, np.round(share * counts)), 0).astype(np.int64)
-    out = rank < n_out[rows]
-    coo = matrix.tocoo()
-    shape = matrix.shape
-    train = sp.csr_matrix((coo.data[~out], (coo.row[~out], coo.col[~out])), shape=shape)
-    valid = sp.csr_matrix((np.ones(out.sum(), np.float32), (coo.row[out], coo.col[out])), shape)
-    return train, valid

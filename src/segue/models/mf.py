@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from segue.dataset.side import SideInfo
 from segue.errors import SegueError
-from segue.models.base import Reason, Recommender, top_k
+from segue.models.base import Reason, Recommender, checked_matrix, top_k
 
 #: Fold-ins of this many rows or more run under a one-thread BLAS limit (as training does).
 FOLD_IN_LIMIT_ROWS = 64
@@ -137,7 +137,7 @@ class ALSRecommender(FactorRecommender):
         }
 
     def fit(self, interactions: sp.csr_matrix, side: SideInfo | None = None) -> Self:
-        train = _checked_matrix(interactions, self.name)
+        train = checked_matrix(interactions, self.name)
         with threadpool_limits(1, "blas"):
             model = self._implicit()
             model.fit(_observed(train), show_progress=False)
@@ -157,7 +157,7 @@ class ALSRecommender(FactorRecommender):
         differs because training stops after finitely many conjugate-gradient steps.
         """
         self._fitted()
-        rows = _checked_matrix(user_items, f"{self.name}.fold_in")
+        rows = checked_matrix(user_items, f"{self.name}.fold_in")
         if rows.shape[1] != self.item_factors.shape[0]:
             raise SegueError(
                 f"{self.name}.fold_in: rows have {rows.shape[1]} items, "
@@ -281,7 +281,7 @@ class BPRRecommender(FactorRecommender):
         }
 
     def fit(self, interactions: sp.csr_matrix, side: SideInfo | None = None) -> Self:
-        train = _checked_matrix(interactions, self.name)
+        train = checked_matrix(interactions, self.name)
         with threadpool_limits(1, "blas"):
             model = BayesianPersonalizedRanking(
                 factors=self.factors,
@@ -326,18 +326,6 @@ def _check_factor_params(factors: int, iterations: int, regularization: float) -
         raise SegueError(f"iterations must be an integer >= 1, got {iterations!r}")
     if not np.isfinite(regularization) or regularization < 0:
         raise SegueError(f"regularization must be a finite number >= 0, got {regularization!r}")
-
-
-def _checked_matrix(matrix: sp.spmatrix, where: str) -> sp.csr_matrix:
-    """A float32 CSR copy with sorted indices; non-finite values are refused."""
-    if not sp.issparse(matrix):
-        raise SegueError(f"{where}: expected a scipy sparse user×item matrix, got {type(matrix)}")
-    csr = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
-    csr.sum_duplicates()
-    csr.sort_indices()
-    if not np.isfinite(csr.data).all():
-        raise SegueError(f"{where}: interaction values must be finite")
-    return csr
 
 
 def _observed(matrix: sp.csr_matrix) -> sp.csr_matrix:

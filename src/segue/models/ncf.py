@@ -45,13 +45,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.dataset.side import SideInfo
+from segue.dataset.splits import inner_holdout
 from segue.errors import SegueError
 from segue.models.base import Reason, Recommender, top_k
 from segue.models.neural import (
     check_positive_float,
     check_positive_int,
     checked_matrix,
-    inner_split,
     load_torch,
     seeded_generator,
     torch_threads,
@@ -153,7 +153,7 @@ class NCFRecommender(Recommender):
         if train.nnz == 0:
             raise SegueError("ncf: the interaction matrix has no positive entries to learn from")
         with torch_threads(self.num_threads, torch):
-            inner, valid = inner_split(train, self.holdout, self.seed)
+            inner, valid = inner_holdout(train, self.holdout, self.seed)
             users = validation_users(valid, 500, self.seed)
             weights, curve = self._run_epochs(torch, inner, self.epochs, valid=valid, users=users)
             best = int(np.nanargmax(curve)) + 1 if np.isfinite(curve).any() else len(curve)

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from segue.errors import SegueError
 from segue.extras import MissingExtra, install_hint
+from segue.models.base import checked_matrix as base_checked_matrix
 from segue.ranking import hit_matrix, ndcg_per_user
 
 if TYPE_CHECKING:
@@ -90,32 +91,6 @@ def seeded_generator(torch_module: Any, seed: int) -> torch.Generator:
     return generator
 
 
-def inner_split(
-    matrix: sp.csr_matrix, share: float, seed: int
-) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """Per user with at least 3 items, move round(share·n) (at least 1) random items out.
-
-    The early-stopping part of a training matrix: the test part is never passed to ``fit``,
-    so stopping on this part cannot see it.
-    """
-    if not 0 < share < 1:
-        raise SegueError(f"holdout must lie strictly between 0 and 1, got {share!r}")
-    rng = np.random.default_rng(seed)
-    matrix = matrix.tocsr()
-    counts = np.diff(matrix.indptr)
-    rows = np.repeat(np.arange(matrix.shape[0]), counts)
-    order = np.lexsort((rng.random(len(rows)), rows))
-    rank = np.empty(len(rows), dtype=np.int64)
-    rank[order] = np.arange(len(rows)) - np.repeat(matrix.indptr[:-1], counts)
-    n_out = np.where(counts >= 3, np.maximum(1, np.round(share * counts)), 0).astype(np.int64)
-    out = rank < n_out[rows]
-    coo = matrix.tocoo()
-    shape = matrix.shape
-    train = sp.csr_matrix((coo.data[~out], (coo.row[~out], coo.col[~out])), shape=shape)
-    valid = sp.csr_matrix((np.ones(out.sum(), np.float32), (coo.row[out], coo.col[out])), shape)
-    return train, valid
-
-
 def validation_ndcg(
     score: Callable[[np.ndarray], np.ndarray],
     train: sp.csr_matrix,
@@ -149,14 +124,9 @@ def validation_users(valid: sp.csr_matrix, limit: int, seed: int) -> np.ndarray:
 
 
 def checked_matrix(matrix: sp.spmatrix, where: str) -> sp.csr_matrix:
-    """A float32 CSR copy, sorted, non-negative finite values; anything else is one line."""
-    if not sp.issparse(matrix):
-        raise SegueError(f"{where}: expected a scipy sparse user×item matrix, got {type(matrix)}")
-    csr = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
-    csr.sum_duplicates()
-    csr.sort_indices()
-    if not np.isfinite(csr.data).all():
-        raise SegueError(f"{where}: interaction values must be finite")
+    """The models' checked copy (:func:`segue.models.base.checked_matrix`) with negative
+    values dropped: the neural models learn from positive interactions only."""
+    csr = base_checked_matrix(matrix, where)
     csr.data[csr.data < 0] = 0.0
     csr.eliminate_zeros()
     return csr

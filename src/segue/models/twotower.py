@@ -54,6 +54,7 @@ import scipy.sparse as sp
 
 from segue.dataset.catalog import ItemCatalog
 from segue.dataset.side import SideInfo
+from segue.dataset.splits import inner_holdout
 from segue.errors import SegueError
 from segue.models.base import Reason, Recommender, sparse_from_state, sparse_state, top_k
 from segue.models.content import item_texts, label_indicator
@@ -61,7 +62,6 @@ from segue.models.neural import (
     check_positive_float,
     check_positive_int,
     checked_matrix,
-    inner_split,
     load_torch,
     seeded_generator,
     torch_threads,
@@ -182,7 +182,7 @@ class TwoTowerRecommender(Recommender):
             )
         self.features = _Features.fit(catalog, train.shape[1], self.use_text, self.text_cache_dir)
         with torch_threads(self.num_threads, torch):
-            inner, valid = inner_split(train, self.holdout, self.seed)
+            inner, valid = inner_holdout(train, self.holdout, self.seed)
             users = validation_users(valid, 1000, self.seed)
             weights, curve, has_id = self._run_epochs(torch, inner, valid, users)
         self.weights = weights

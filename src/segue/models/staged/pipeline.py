@@ -24,9 +24,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.dataset.side import SideInfo
+from segue.dataset.splits import inner_holdout
 from segue.errors import SegueError
 from segue.models.base import Reason, Recommender
-from segue.models.hybrid import _holdout
 from segue.models.staged.features import FeatureContext, feature_names, pair_features
 from segue.models.staged.ranker import Ranker
 from segue.models.staged.rerank import calibrate, genre_distribution
@@ -124,7 +124,7 @@ class StagedRecommender(Recommender):
     def fit(self, interactions: sp.csr_matrix, side: SideInfo | None = None) -> Self:
         """``interactions`` holds raw values (counts); each generator applies its weighting."""
         raw = sp.csr_matrix(interactions, dtype=np.float32)
-        inner_train, inner_valid = _holdout(raw, self.holdout, self.seed)
+        inner_train, inner_valid = inner_holdout(raw, self.holdout, self.seed)
         self.gens.fit(inner_train, side)
         self.ctx = FeatureContext.build(inner_train, side)
         self._train = inner_train

@@ -103,6 +103,14 @@ def _row(page: Any) -> list[dict[str, str]]:
     )
 
 
+def _releases(page: Any) -> list[dict[str, str]]:
+    return page.eval_on_selector_all(
+        "#releases > li[data-item-id]",
+        "els => els.map(e => ({id: e.dataset.itemId, "
+        "reason: (e.querySelector('.reason') || {}).textContent || ''}))",
+    )
+
+
 def _recs_version(page: Any) -> str:
     return page.eval_on_selector("#recs", "e => e.dataset.loads || '0'")
 
@@ -137,6 +145,12 @@ def test_a_new_listener_onboards_with_three_picks_and_the_lists_follow_them(
     assert len(row) == 10
     assert {r["reason"] for r in row} == {"matches what you picked"}
     assert not {r["id"] for r in row} & {t.id for t in tracks}, "picks are not recommended back"
+    releases = _releases(page)
+    assert releases, "the new releases row is drawn"
+    with open_store(world.store_url) as store:  # each one dated, and shown with its date
+        dated = {i.id: i.release_date for i in store.iter_items(ItemKind.TRACK)}
+    for r in releases:
+        assert dated[r["id"]] is not None and str(dated[r["id"]]) in r["reason"]
     check_page(page, world.shots, "home")
 
 
@@ -178,13 +192,17 @@ def test_focus_mode_leaves_home_unchanged_after_plays(page: Any, world: World) -
     marker = page.evaluate("document.body.dataset.homeLoaded")
     page.get_by_role("button", name="Home", exact=True).click()
     _home_loaded(page, marker)
-    before = _row(page)
+    before, releases = _row(page), _releases(page)
     page.locator("#recs > li button").first.click()
     for control in ("Skip", "Skip", "Next", "Dislike"):
         version = _recs_version(page)
         page.get_by_role("button", name=control, exact=True).click()
         _wait_row_refreshed(page, version)
     assert _row(page) == before, "Focus Mode: plays change nothing"
+    marker = page.evaluate("document.body.dataset.homeLoaded")
+    page.get_by_role("button", name="Home", exact=True).click()
+    _home_loaded(page, marker)
+    assert _row(page) == before and _releases(page) == releases, "nor Home drawn again"
     page.get_by_role("button", name="Settings", exact=True).click()
     page.get_by_label("Focus Mode", exact=False).uncheck()
     page.wait_for_function("document.querySelector('#settings-status').textContent === 'Saved.'")
@@ -339,6 +357,7 @@ def test_a_kids_profile_hears_nothing_explicit_and_a_listener_can_erase_themselv
     _home_loaded(page, marker)
     shown = {r["id"] for r in _row(page)}
     shown |= set(page.eval_on_selector_all("#discovery > li", "e => e.map(x => x.dataset.itemId)"))
+    shown |= {r["id"] for r in _releases(page)}
     assert len(shown) >= 10 and not shown & explicit
 
     page.get_by_role("button", name="Settings", exact=True).click()

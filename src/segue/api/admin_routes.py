@@ -2,10 +2,10 @@
 
 The process's own health (request and event counters, latency percentiles from its
 histogram, stream lag, degraded parts), the model registry with each version's gate metrics,
-promote (through the same gate as ``segue models promote``) and roll back, the daily flow's
-runs, the NBA outbox by campaign and status, and the store's row counts. A promotion or a
-rollback is loaded by this process at once (``svc.models.refresh``); other processes follow
-within the 2 s watcher.
+promote (through the same gate as ``segue models promote``) and roll back, what two versions
+give one listener, the daily flow's runs, the NBA outbox by campaign and status, and the
+store's row counts. A promotion or a rollback is loaded by this process at once
+(``svc.models.refresh``); other processes follow within the 2 s watcher.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from collections import defaultdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from segue.api.problems import problem_responses
@@ -23,6 +23,7 @@ from segue.api.services import Services, ServicesDep
 from segue.batch.lifecycle import KEY_METRIC, GateRefused, promote_checked
 from segue.errors import SegueError
 from segue.registry import ModelRegistry, RegistryError, default_registry_root
+from segue.serving.live import LiveRequest, recommend_live
 
 router = APIRouter(
     prefix="/v1/admin",
@@ -35,6 +36,7 @@ router = APIRouter(
 _NOT_TRAFFIC = ("/v1/admin/health", "/metrics")
 _STARTED = time.time()
 #: A registry entry's name, as the registry accepts it.
+VERSION = r"^v[0-9]{4,}$"
 EntryName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 
 
@@ -89,7 +91,7 @@ class Registry(BaseModel):
 class PromoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: str = Field(pattern=r"^v[0-9]{4,}$")
+    version: str = Field(pattern=VERSION)
     force: bool = Field(default=False, description="Skip the gate")
 
 
@@ -97,6 +99,30 @@ class Changed(BaseModel):
     name: str
     version: str = Field(description="The version that serves now")
     loaded: bool = Field(description="This process serves it already")
+
+
+class ListedItem(BaseModel):
+    item_id: str
+    title: str
+    rank: int = Field(description="1-based position in this version's list")
+
+
+class VersionList(BaseModel):
+    version: str
+    path: str = Field(description="How the list was made (personal, cold_start, ...)")
+    items: list[ListedItem]
+
+
+class Comparison(BaseModel):
+    """One listener's list from two versions of the served entry, side by side."""
+
+    name: str
+    user_id: str
+    a: VersionList
+    b: VersionList
+    added: list[str] = Field(description="In b's list, not in a's")
+    removed: list[str] = Field(description="In a's list, not in b's")
+    overlap: float = Field(description="Share of b's list also in a's")
 
 
 class Runs(BaseModel):
@@ -278,6 +304,67 @@ def rollback(name: EntryName, svc: ServicesDep) -> Changed:
     except (RegistryError, SegueError) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     return _changed(svc, name, version.version)
+
+
+@router.get(
+    "/registry/{name}/compare",
+    response_model=Comparison,
+    responses=problem_responses(404, 409, 422),
+)
+def compare(
+    name: EntryName,
+    svc: ServicesDep,
+    user_id: Annotated[str, Query(min_length=1, max_length=256, description="The listener")],
+    a: Annotated[str | None, Query(pattern=VERSION, description="Default: rollback's")] = None,
+    b: Annotated[str | None, Query(pattern=VERSION, description="Default: production")] = None,
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> Comparison:
+    """What a version changes in one listener's list: the list each of two versions gives them
+    now (the same live path as ``/recommendations``: their plays since training, their
+    session, the rules), with what came in and what went out. Only the entry this process
+    serves can be compared (its versions load beside production, as experiment variants do);
+    a is by default the version a rollback would serve, b the production version."""
+    if name != svc.models.name:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"this process serves {svc.models.name!r}; compare that entry's versions",
+        )
+    found = _registry(svc)
+    entry = _entry(found, name) if name in found.names() else None
+    if entry is None or entry.production is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no production version of {name!r}")
+    a = a or entry.rollback_to or entry.production
+    b = b or entry.production
+    user = svc.users.get(user_id)
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown user {user_id!r}")
+    lists = []
+    for version in (a, b):
+        model = svc.models.version(version)
+        if model is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{name} {version} cannot be loaded")
+        answer = recommend_live(model, svc.state, user, LiveRequest(user_id, k=k))
+        lists.append(
+            VersionList(
+                version=version,
+                path=answer.path,
+                items=[
+                    ListedItem(item_id=i.item_id, title=i.title, rank=r)
+                    for r, i in enumerate(answer.items, 1)
+                ],
+            )
+        )
+    before = [i.item_id for i in lists[0].items]
+    after = [i.item_id for i in lists[1].items]
+    return Comparison(
+        name=name,
+        user_id=user_id,
+        a=lists[0],
+        b=lists[1],
+        added=[i for i in after if i not in before],
+        removed=[i for i in before if i not in after],
+        overlap=len(set(after) & set(before)) / len(after) if after else 0.0,
+    )
 
 
 @router.get("/runs", response_model=Runs)

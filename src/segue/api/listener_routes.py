@@ -19,7 +19,14 @@ from fastapi.responses import HTMLResponse, Response
 
 from segue.api.catalog_routes import catalog_names
 from segue.api.problems import problem_responses
-from segue.api.schemas import NextBestActionResponse, PublishedTop, RecommendedItem, StationResponse
+from segue.api.schemas import (
+    NewReleaseOut,
+    NewReleasesResponse,
+    NextBestActionResponse,
+    PublishedTop,
+    RecommendedItem,
+    StationResponse,
+)
 from segue.api.security import require
 from segue.api.services import Services, ServicesDep
 from segue.batch.publish import production_version, published_mixes, published_top
@@ -27,6 +34,7 @@ from segue.jobs.empty import why_empty_station
 from segue.jobs.products import (
     ProductContext,
     daily_mixes,
+    new_releases_for,
     product_context,
     station_page,
     wrapped,
@@ -36,6 +44,7 @@ from segue.jobs.products import (
 from segue.nba.policy import PolicySettings
 from segue.nba.service import NBAService
 from segue.products.mixes import Mix
+from segue.products.new_releases import WINDOW_DAYS
 from segue.products.wrapped import Wrapped
 from segue.serving.holder import ServingModel
 from segue.serving.live import LiveRequest, batch_answer
@@ -120,6 +129,40 @@ def published(user_id: str, svc: ServicesDep) -> PublishedTop:
         name=name,
         version=batch.version,
         items=[RecommendedItem(**vars(i)) for i in answer.items],
+    )
+
+
+@router.get(
+    "/new-releases", response_model=NewReleasesResponse, dependencies=[Depends(require("read"))]
+)
+def new_releases(
+    user_id: str,
+    svc: ServicesDep,
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+    days: Annotated[int, Query(ge=1, le=365, description="How far back 'new' reaches")] = (
+        WINDOW_DAYS
+    ),
+) -> NewReleasesResponse:
+    """Tracks released in the last ``days``: first those of the artists the listener plays,
+    then of the genres they play, then what is new and popular (no explicit track for a kids
+    profile; nothing personal without personalisation consent)."""
+    _known(svc, user_id)
+    model = svc.models.current
+    as_of, items = new_releases_for(
+        svc.store,
+        model.trained,
+        svc.state,
+        user_id,
+        k,
+        names=catalog_names(svc),
+        window_days=days,
+        context=_context(svc),
+    )
+    return NewReleasesResponse(
+        user_id=user_id,
+        as_of=as_of,
+        window_days=days,
+        items=[NewReleaseOut.model_validate(i) for i in items],
     )
 
 

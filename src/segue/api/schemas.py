@@ -201,6 +201,26 @@ class StationTrackOut(_FromJob):
     score: float
 
 
+class NewReleaseOut(_FromJob):
+    item_id: str
+    title: str
+    artist: str | None
+    release_date: dt.date
+    reason: str
+
+
+class NewReleasesResponse(BaseModel):
+    """Tracks released lately, by the artists and genres the listener plays."""
+
+    user_id: str
+    as_of: dt.date = Field(
+        description="The day 'new' counts back from: today, or the catalog's newest release "
+        "date when that is earlier"
+    )
+    window_days: int
+    items: list[NewReleaseOut]
+
+
 class StationResponse(_FromJob):
     """The next page of a station, with the session it was adapted to."""
 

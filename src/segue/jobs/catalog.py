@@ -95,6 +95,10 @@ class CatalogNames:
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._by_id
 
+    def item(self, item_id: str) -> Item | None:
+        """The catalog's record of ``item_id``, or None."""
+        return self._by_id.get(item_id)
+
     # -- resolution -----------------------------------------------------------------------
     def resolve(
         self,

@@ -1,4 +1,5 @@
-"""Listener products as jobs: daily mixes (one user, or everyone in batch), station pages, Wrapped.
+"""Listener products as jobs: daily mixes (one user, or everyone in batch), station pages, new
+releases, Wrapped.
 
 Faces (CLI, API) call these with the store and a trained model; the logic lives in
 :mod:`segue.products`. What is done here: reading the store and the online state, choosing the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,12 @@ from segue.models.filters import Filters
 from segue.online.state import OnlineState
 from segue.products.catalog_view import ProductCatalog
 from segue.products.mixes import Mix, MixConfig, MixPlan, build_mixes, to_mix
+from segue.products.new_releases import (
+    WINDOW_DAYS,
+    NewRelease,
+    ReleaseIndex,
+    pick_new_releases,
+)
 from segue.products.stations import StationSeed, next_page
 from segue.products.wrapped import Wrapped, compute_wrapped, year_bounds_ms
 from segue.products.wrapped_render import render_html, render_png
@@ -439,6 +447,83 @@ def user_history(
     history = history_from_recent(state.recent_plays(user_id, RECENT_PLAYS), trained.items, base)
     known = base is not None and base.nnz > 0
     return history, (row if known else None)
+
+
+# -- new releases ----------------------------------------------------------------------------
+_RELEASES: weakref.WeakKeyDictionary[CatalogNames, ReleaseIndex] = weakref.WeakKeyDictionary()
+
+
+def release_index(names: CatalogNames) -> ReleaseIndex:
+    """The dated tracks of the catalog ``names`` was built from (kept as long as it is)."""
+    index = _RELEASES.get(names)
+    if index is None:
+        index = _RELEASES[names] = ReleaseIndex(names.index.items)
+    return index
+
+
+def new_releases_for(
+    store: Store,
+    trained: TrainedModel,
+    state: OnlineState,
+    user_id: str,
+    k: int = 10,
+    *,
+    names: CatalogNames,
+    today: dt.date | None = None,
+    window_days: int = WINDOW_DAYS,
+    context: ProductContext | None = None,
+) -> tuple[dt.date, list[NewRelease]]:
+    """(the day "new" counts back from, the listener's new releases), see
+    :mod:`segue.products.new_releases`. Their taste is their history as stations read it
+    (training row plus plays since, no Focus Mode) and their onboarding picks; without
+    personalisation consent none is read and the row is what is new and popular."""
+    user = _user(store, user_id)
+    ctx = context or product_context(store, trained)
+    index = release_index(names)
+    as_of = index.as_of(today or dt.datetime.now(dt.UTC).date())
+    catalog, ids = ctx.pc.catalog, trained.items.ids
+    artist_plays: dict[str, float] = {}
+    genre_plays: dict[str, float] = {}
+    heard: set[str] = set()
+    if personalised(user):
+        history, _ = user_history(trained, state, user_id)
+        cols, plays = history.indices, history.data
+        heard = {str(ids[c]) for c in cols}
+        for col, n in zip(cols, plays, strict=True):
+            code = catalog.artist[col]
+            if code >= 0:
+                artist = catalog.artist_ids[code]
+                artist_plays[artist] = artist_plays.get(artist, 0.0) + float(n)
+        genres = catalog.genres[cols]
+        per_genre = np.asarray(genres.T @ plays).ravel()
+        for g in np.flatnonzero(per_genre):
+            genre_plays[catalog.genre_names[g]] = float(per_genre[g])
+        # a new listener's three picks say whom they like before any play does: one play each
+        for pick in state.onboarding(user_id)[0]:
+            item = names.item(pick)
+            artist = pick if item is not None and item.kind is ItemKind.ARTIST else None
+            artist = artist or (item.artist_id if item is not None else None)
+            if artist:
+                artist_plays[artist] = artist_plays.get(artist, 0.0) + 1.0
+            for genre in item.genres if item is not None else ():
+                genre_plays[genre] = genre_plays.get(genre, 0.0) + 1.0
+    window = index.window(as_of, window_days)
+    cols = trained.items.to_index([r.item_id for r in window], allow_unknown=True)
+    popularity = {
+        r.item_id: float(ctx.pc.popularity[c]) for r, c in zip(window, cols, strict=True) if c >= 0
+    }
+    picked = pick_new_releases(
+        index,
+        as_of=as_of,
+        k=k,
+        window_days=window_days,
+        artist_plays=artist_plays,
+        genre_plays=genre_plays,
+        popularity=popularity,
+        heard=heard,
+        allow_explicit=not user.kids_profile,
+    )
+    return as_of, picked
 
 
 # -- Wrapped ---------------------------------------------------------------------------------

@@ -103,7 +103,52 @@
           ],
         }))),
       entry.history.length ? el("p", { class: "muted" }, "Last change: ",
-        (() => { const h = entry.history[entry.history.length - 1]; return `${h.action} ${h.version} (was ${h.previous || "none"}) at ${h.at}`; })()) : null)));
+        (() => { const h = entry.history[entry.history.length - 1]; return `${h.action} ${h.version} (was ${h.previous || "none"}) at ${h.at}`; })()) : null,
+      entry.name === reg.serving && entry.versions.length > 1 ? compareForm(entry) : null)));
+  }
+
+  // -- what a version changes in one listener's list -------------------------------------------------
+  function compareForm(entry) {
+    const versions = entry.versions.map((v) => v.version).reverse();
+    const pick = (id, label, chosen) => el("div", {},
+      el("label", { for: id }, label),
+      el("select", { id }, versions.map((v) => el("option", { value: v, selected: v === chosen }, v))));
+    const form = el("form", { class: "compare", id: "compare-form" },
+      el("h3", {}, "What a version changes for one listener"),
+      el("div", { class: "grid3" },
+        el("div", {}, el("label", { for: "compare-user" }, "Listener id"),
+          el("input", { id: "compare-user", required: true, value: $("compare-user") ? $("compare-user").value : "" })),
+        pick("compare-a", "Version A", entry.rollback_to || versions[1] || versions[0]),
+        pick("compare-b", "Version B", entry.production || versions[0])),
+      el("button", { type: "submit" }, "Compare"),
+      el("div", { id: "compare-out", "aria-live": "polite" }));
+    form.addEventListener("submit", (event) => { event.preventDefault(); compare(entry.name); });
+    return form;
+  }
+
+  async function compare(name) {
+    const out = $("compare-out");
+    let c;
+    try {
+      c = await call(`/v1/admin/registry/${encodeURIComponent(name)}/compare`, {
+        params: { user_id: $("compare-user").value.trim(), a: $("compare-a").value, b: $("compare-b").value, k: 10 } });
+    } catch (e) { out.replaceChildren(el("p", { class: "warn" }, e.message)); return; }
+    const added = new Set(c.added);
+    const removed = new Set(c.removed);
+    const rows = [];
+    for (let r = 0; r < Math.max(c.a.items.length, c.b.items.length); r += 1) {
+      const x = c.a.items[r];
+      const y = c.b.items[r];
+      rows.push({ attrs: { dataset: { rank: String(r + 1) } }, cells: [
+        String(r + 1),
+        x ? el("span", { class: removed.has(x.item_id) ? "gone" : "", dataset: { itemId: x.item_id } }, x.title, removed.has(x.item_id) ? " (out)" : "") : "",
+        y ? el("span", { class: added.has(y.item_id) ? "new" : "", dataset: { itemId: y.item_id } }, y.title, added.has(y.item_id) ? " (in)" : "") : "",
+      ] });
+    }
+    out.replaceChildren(
+      el("p", { id: "compare-summary" }, `${c.user_id}: ${c.added.length} in, ${c.removed.length} out, ` +
+        `${Math.round(c.overlap * 100)} % kept (${c.a.version} ${c.a.path}, ${c.b.version} ${c.b.path}).`),
+      table(["#", `${c.a.version}`, `${c.b.version}`], rows));
   }
 
   async function promote(entry, v) {

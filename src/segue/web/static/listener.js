@@ -164,6 +164,12 @@
               "aria-label": `Play ${mix.title}` }, `Play ${tracks.length} tracks`));
         }) : [el("p", { class: "muted" }, "Your mixes appear after a few plays.")]));
       }).catch((e) => { $("mixes").replaceChildren(el("p", { class: "muted" }, e.message)); }),
+      call(userPath("/new-releases"), { params: { k: 6 } }).then((answer) => {
+        const tracks = answer.items.map((i) => track(i.item_id, i.title, i.artist, `${i.reason} · ${i.release_date}`));
+        fill($("releases"), tracks, "new_releases");
+        $("releases-meta").textContent = `out in the ${answer.window_days} days to ${answer.as_of}`;
+        if (!tracks.length) $("releases").append(el("li", {}, "Nothing new lately."));
+      }).catch((e) => { $("releases").replaceChildren(el("li", {}, e.message)); }),
       call(userPath("/station"), { params: { seed: "discovery", k: 8 } }).then((page) => {
         const tracks = page.tracks.map((t) => track(t.item_id, t.title, t.artist, t.genre));
         fill($("discovery"), tracks, "discovery");

@@ -91,9 +91,10 @@ def test_promote_goes_through_the_gate_and_rollback_returns(client: TestClient) 
     forced = client.post(f"{url}/promote", json={"version": "v0002", "force": True}, headers=ADMIN)
     assert forced.json() == {"name": "daily", "version": "v0002", "loaded": True}
     assert client.get("/v1/ready").json()["version"] == "v0002"  # this process serves it now
-    assert client.get("/v1/admin/registry", headers=ADMIN).json()["entries"][0][
-        "rollback_to"
-    ] == "v0001"
+    assert (
+        client.get("/v1/admin/registry", headers=ADMIN).json()["entries"][0]["rollback_to"]
+        == "v0001"
+    )
 
     back = client.post(f"{url}/rollback", headers=ADMIN)
     assert back.json() == {"name": "daily", "version": "v0001", "loaded": True}
@@ -103,6 +104,41 @@ def test_promote_goes_through_the_gate_and_rollback_returns(client: TestClient) 
     assert client.post("/v1/admin/registry/nope/rollback", headers=ADMIN).status_code == 404
     bad = client.post(f"{url}/promote", json={"version": "latest"}, headers=ADMIN)
     assert bad.status_code == 422
+
+
+def test_compare_gives_each_versions_list_for_one_listener(client: TestClient) -> None:
+    user = "usr-0000001"
+    served = client.get(f"/v1/users/{user}/recommendations", params={"k": 10}, headers=ADMIN)
+    url = "/v1/admin/registry/daily/compare"
+    # by default a is what a rollback would serve (none yet: production) and b production
+    same = client.get(url, params={"user_id": user}, headers=ADMIN).json()
+    assert same["a"]["version"] == same["b"]["version"] == "v0001"
+    assert [i["item_id"] for i in same["a"]["items"]] == [
+        i["item_id"] for i in served.json()["items"]
+    ]
+    assert same["added"] == same["removed"] == [] and same["overlap"] == 1.0
+
+    c = client.get(url, params={"user_id": user, "b": "v0002"}, headers=ADMIN).json()
+    a = [i["item_id"] for i in c["a"]["items"]]
+    b = [i["item_id"] for i in c["b"]["items"]]
+    assert a != b and [i["rank"] for i in c["b"]["items"]] == list(range(1, len(b) + 1))
+    assert c["added"] == [i for i in b if i not in a]
+    assert c["removed"] == [i for i in a if i not in b]
+    assert c["overlap"] == pytest.approx(len(set(a) & set(b)) / len(b))
+    assert client.get("/v1/admin/model", headers=ADMIN).json()["version"] == "v0001", (
+        "comparing serves nothing new"
+    )
+
+    for params, code in (
+        ({"user_id": "nobody"}, 404),
+        ({"user_id": user, "b": "v0009"}, 404),
+        ({"user_id": user, "b": "latest"}, 422),
+        ({"user_id": user, "k": 0}, 422),
+        ({}, 422),
+    ):
+        assert client.get(url, params=params, headers=ADMIN).status_code == code, params
+    other = client.get("/v1/admin/registry/weekly/compare", params={"user_id": user}, headers=ADMIN)
+    assert other.status_code == 409 and "daily" in other.json()["detail"]
 
 
 def test_health_counts_this_processs_requests_and_events(client: TestClient, root: Path) -> None:
@@ -137,7 +173,17 @@ def test_campaigns_and_data_are_the_stores(client: TestClient, root: Path) -> No
 
 
 @pytest.mark.parametrize(
-    "path", ["health", "registry", "runs", "campaigns", "stats", "model", "dead-letters"]
+    "path",
+    [
+        "health",
+        "registry",
+        "runs",
+        "campaigns",
+        "stats",
+        "model",
+        "dead-letters",
+        "registry/daily/compare?user_id=usr-0000001",
+    ],
 )
 def test_a_listener_key_reads_no_admin_route(client: TestClient, path: str) -> None:
     assert client.get(f"/v1/admin/{path}", headers=LISTENER).status_code == 403

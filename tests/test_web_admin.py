@@ -165,6 +165,31 @@ def test_an_admin_promotes_and_rolls_back_and_home_follows(context: Any, world: 
     assert served_again == served_first, "exactly the old list again"
 
 
+def test_an_admin_sees_what_a_version_changes_in_one_listeners_list(
+    context: Any, world: World
+) -> None:
+    user = world.active[3]
+    listener = _listener(context, world, user)
+    version, home = _home(listener)
+    assert version == world.first
+    admin = _admin(context, world, ADMIN_KEY)
+    admin.get_by_label("Listener id", exact=True).fill(user)
+    admin.get_by_label("Version A").select_option(world.first)
+    admin.get_by_label("Version B").select_option(world.second)
+    admin.get_by_role("button", name="Compare", exact=True).click()
+    admin.wait_for_selector("#compare-summary")
+    column = "(rows, n) => rows.map(r => (r.cells[n].querySelector('span') || {dataset: {}})"
+    a = admin.eval_on_selector_all("#compare-out tbody tr", column + ".dataset.itemId)", 1)
+    b = admin.eval_on_selector_all("#compare-out tbody tr", column + ".dataset.itemId)", 2)
+    assert a == home, "version A's column is the list the listener sees from it"
+    assert a != b, "the two versions were trained differently"
+    came_in = [i for i in b if i not in a]
+    summary = admin.locator("#compare-summary").inner_text()
+    assert summary.startswith(f"{user}: {len(came_in)} in, {len(came_in)} out")
+    assert admin.locator("#compare-out .new").count() == len(came_in)
+    check_page(admin, world.shots, "admin-compare")
+
+
 def test_a_listener_key_never_sees_admin_actions(context: Any, world: World) -> None:
     admin = _admin(context, world, LISTENER_KEY)
     assert admin.locator("#denied").is_visible()

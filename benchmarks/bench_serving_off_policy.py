@@ -77,7 +77,7 @@ def main() -> None:
                     items = [item_pos[i["item_id"]] for i in answer["items"]][:10]
                     shown[row, : len(items)] = items
                     request_of.append(answer["request_id"])
-                services.exposures.flush()
+                services.flush_exposures()
                 with open_store(settings.resolved_database_url) as store:
                     logged = {e.request_id: e for e in store.exposures_between(0, 2**62)}
                 # the truth: each policy's first item, its play probability at position 1 now

@@ -77,7 +77,7 @@ def test_an_experiment_from_creation_to_report(tmp_path: Path) -> None:
         assert client.post("/v1/events", json={"events": plays}).status_code == 202
         services = client.app.state.services  # type: ignore[attr-defined]
         services.worker.drain()
-        services.exposures.flush()
+        services.flush_exposures()
     for u, answer in answers.items():
         artists = [artist[i["item_id"]] for i in answer["items"]]
         if expected[u] == "one-each":
@@ -106,7 +106,7 @@ def test_an_experiment_from_creation_to_report(tmp_path: Path) -> None:
     assert "stopped" in _cli(data, "experiments", "list")
     with TestClient(create_app(settings, watch_s=None)) as client:
         again = client.get(f"/v1/users/{users[0]}/recommendations", params={"k": 10}).json()
-        client.app.state.services.exposures.flush()  # type: ignore[attr-defined]
+        client.app.state.services.flush_exposures()  # type: ignore[attr-defined]
     with open_store(settings.resolved_database_url) as store:
         last = {e.request_id: e for e in store.exposures_between(0, 2**62)}[again["request_id"]]
     assert last.experiments == {}
@@ -140,7 +140,7 @@ def test_a_variant_can_be_a_registry_version_served_beside_production(tmp_path: 
     assert set(arm.values()) == {"now", "before", "gone"}
     with TestClient(create_app(Settings(data_dir=data), watch_s=None)) as client:
         answers = {u: client.get(f"/v1/users/{u}/recommendations").json() for u in users}
-        client.app.state.services.exposures.flush()  # type: ignore[attr-defined]
+        client.app.state.services.flush_exposures()  # type: ignore[attr-defined]
         metrics = client.get("/metrics").text
     for u, answer in answers.items():
         # the variant's version serves its listeners; one that does not exist falls back to
@@ -232,7 +232,7 @@ def test_operators_run_experiments_over_the_admin_api(tmp_path: Path) -> None:
         assert ExperimentBook(data / EXPERIMENTS_FILE).get("cap").status == "running"
         for u in users:
             client.get(f"/v1/users/{u}/recommendations", headers=reader)
-        client.app.state.services.exposures.flush()  # type: ignore[attr-defined]
+        client.app.state.services.flush_exposures()  # type: ignore[attr-defined]
         report = client.get(f"{url}/cap/report", headers=boss).json()
         assert sum(report["listeners"].values()) == len(users)
         assert report["sample_ratio_mismatch"] is False

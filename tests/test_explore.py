@@ -146,7 +146,7 @@ def test_serving_explores_within_the_share_logs_propensities_and_learns(tmp_path
         ]  # fmt: skip
         assert client.post("/v1/events", json={"events": plays}).status_code == 202
         bandit = client.app.state.services.bandit  # type: ignore[attr-defined]
-        client.app.state.services.exposures.flush()  # type: ignore[attr-defined]
+        client.app.state.services.flush_exposures()  # type: ignore[attr-defined]
     with open_store(f"sqlite:///{data / 'segue.sqlite'}") as store:
         logged = {e.user_id: e for e in store.exposures_between(0, 2**62)}
     # listeners who declined personalisation (ours, and the world's own) are neither explored

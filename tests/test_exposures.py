@@ -1,14 +1,14 @@
 """The exposure log: every served list recorded as shown (request id, listener, items in
-order, model version, path, surface, context), written by a thread of its own in idempotent
-batches, kept while the store is away and written when it is back; over the API, the answer
-carries its request id and the log holds exactly what was answered."""
+order, model version, path, surface, context), published by a thread of its own onto the
+exposures stream and stored by the stream's worker, idempotent by request id (the stream's
+rules are tests/test_exposure_stream.py); over the API, the answer carries its request id and
+the log holds exactly what was answered."""
 
 from __future__ import annotations
 
 import datetime as dt
 import time
 
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from segue.api import create_app
@@ -17,10 +17,12 @@ from segue.data.synth import SynthParams
 from segue.dataset.from_store import load_interactions, load_side_info
 from segue.errors import SegueError
 from segue.jobs.ingest import load_synthetic_world
+from segue.online.bus import InProcessBus
+from segue.online.state import InProcessState
 from segue.registry.trained import train_models
-from segue.serving.exposures import ExposureLog
+from segue.serving.exposures import EXPOSURE_CODEC, EXPOSURES_STREAM, ExposureLog
+from segue.serving.worker import EventWorker
 from segue.store import Store, open_store
-from segue.store import schema as tables
 from segue.store.exposures import Exposure
 
 
@@ -51,42 +53,18 @@ def test_exposures_round_trip_once_per_request_id(store: Store) -> None:
     assert store.exposures_between(0, 10**12, user_id="nobody") == []
 
 
-def test_the_log_buffers_while_the_store_is_away_and_writes_when_it_is_back(tmp_path) -> None:
-    url = f"sqlite:///{tmp_path / 'segue.sqlite'}"
-    store = open_store(url)
-    written: list[int] = []
-    dropped: list[int] = []
-    exposure_log = ExposureLog(
-        store, batch=3, max_buffered=5, on_written=written.append, on_drop=dropped.append
-    )
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        tables.exposures.drop(conn)  # the store refuses every write now
-    for n in range(4):
-        exposure_log.log(_exposure(n))
-    assert exposure_log.flush() == 0 and exposure_log.pending() == 4  # kept, in order
-    for n in range(4, 7):
-        exposure_log.log(_exposure(n))
-    assert exposure_log.pending() == 5 and sum(dropped) == 2  # the oldest two went
-    with engine.begin() as conn:
-        tables.exposures.create(conn)
-    assert exposure_log.flush() == 5 and exposure_log.pending() == 0
-    assert sum(written) == 5
-    assert [e.request_id for e in store.exposures_between(0, 10**12)] == [
-        "r2", "r3", "r4", "r5", "r6"
-    ]  # fmt: skip
-    engine.dispose()
-    store.close()
-
-
-def test_the_thread_writes_without_being_asked(store: Store) -> None:
-    exposure_log = ExposureLog(store, flush_s=0.05)
+def test_the_thread_publishes_without_being_asked(store: Store) -> None:
+    bus = InProcessBus(stream=EXPOSURES_STREAM, codec=EXPOSURE_CODEC)
+    exposure_log = ExposureLog(bus, flush_s=0.05)
     exposure_log.start()
+    worker = EventWorker(InProcessBus(), store, InProcessState(), exposures=bus)
     try:
         exposure_log.log(_exposure(1))
         deadline = time.monotonic() + 5
-        while not store.exposures_between(0, 10**12) and time.monotonic() < deadline:
+        while exposure_log.pending() and time.monotonic() < deadline:
             time.sleep(0.02)
+        assert exposure_log.pending() == 0 and store.exposures_between(0, 10**12) == []
+        assert worker.run_once().exposures == 1  # on the stream; the worker stores it
         assert [e.request_id for e in store.exposures_between(0, 10**12)] == ["r1"]
     finally:
         exposure_log.close()
@@ -107,7 +85,7 @@ def test_every_list_the_api_answers_is_in_the_log(tmp_path) -> None:
             for _ in range(3)
         ]
         c.get("/v1/users/new-listener/recommendations", params={"k": 4})
-        c.app.state.services.exposures.flush()  # type: ignore[attr-defined]
+        c.app.state.services.flush_exposures()  # type: ignore[attr-defined]
     with open_store(url) as store:
         logged = {e.request_id: e for e in store.exposures_between(0, 10**13)}
     assert len(logged) == 4 and len({a["request_id"] for a in answers}) == 3

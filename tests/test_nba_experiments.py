@@ -48,7 +48,7 @@ def test_a_variant_sets_the_next_best_action_policy(tmp_path: Path) -> None:
         # the nba_ settings are not the recommendation list's: it is served as usual
         strict = next(u for u in users if arm[u] == "strict")
         assert client.get(f"/v1/users/{strict}/recommendations").status_code == 200
-        client.app.state.services.exposures.flush()  # type: ignore[attr-defined]
+        client.app.state.services.flush_exposures()  # type: ignore[attr-defined]
     # no suggestion is worth 1.0: the strict arm's listeners get none, the others mostly do
     assert all(answers[u]["best"] is None for u in users if arm[u] == "strict")
     usual = [u for u in users if arm[u] == "usual"]

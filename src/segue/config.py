@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     #: draw, its propensity logged); 0 keeps the bandit stage off unless an experiment's
     #: variant sets ``explore_share``. At most 0.2 (``segue.serving.explore``).
     explore_share: float = Field(default=0.0, ge=0, le=0.2)
+    #: Serving: log every served list (the exposure log, through the event stream into the
+    #: store); off only to measure what logging costs (``benchmarks/bench_serving.py``).
+    exposure_log: bool = True
     reclaim_idle_s: float = Field(default=30.0, ge=0, le=86_400)
     delivery: DeliverySettings = DeliverySettings()
 

@@ -4,7 +4,9 @@
 The same as ``segue events dead list | replay | drop``, and the only way to reach them in the
 embedded mode, where the in-process bus keeps them inside the serving process. With Redis
 they are the stream ``<prefix>events:dead`` that every worker (standalone ones too) adds to;
-``/metrics`` reports how many wait (``segue_events_dead_letters``).
+``/metrics`` reports how many wait (``segue_events_dead_letters``). Both streams' letters are
+here, events and served lists (``stream``: ``events`` or ``exposures``); a replay puts each
+back on its own stream.
 """
 
 from __future__ import annotations
@@ -34,13 +36,17 @@ class DeadLetterOut(BaseModel):
     """One dead letter: the message as published, why it failed, how often."""
 
     id: str
+    stream: str = Field(description="the stream it came from: events or exposures")
     message_id: str = Field(description="the id it had on the stream")
     group: str
     consumer: str
     attempts: int
     error: str
     dead_at_ms: int
-    event: dict[str, Any] = Field(description="the event's fields, as far as they are JSON")
+    event: dict[str, Any] = Field(
+        description="the message's fields (an event's, or a served list's on the exposures "
+        "stream), as far as they are JSON"
+    )
 
     @classmethod
     def of(cls, letter: DeadLetter) -> DeadLetterOut:

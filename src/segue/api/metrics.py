@@ -62,11 +62,13 @@ class Metrics:
             registry=r,
         )
         self.exposures_logged = Counter(
-            "segue_exposures_logged", "Served lists written to the exposure log", registry=r
+            "segue_exposures_logged",
+            "Served lists published to the exposure log's stream (the workers store them)",
+            registry=r,
         )
         self.exposures_dropped = Counter(
             "segue_exposures_dropped",
-            "Served lists dropped from the exposure log's buffer (the store away too long)",
+            "Served lists dropped from the exposure log's buffer (the event bus away too long)",
             registry=r,
         )
         self.fallbacks = Counter(

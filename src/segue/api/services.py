@@ -7,10 +7,15 @@ Two modes, chosen by ``SEGUE_REDIS_URL``:
 * **redis**: Redis Streams and Redis state shared by every process behind the port; each
   process also runs a worker thread as one more consumer of the group. Redis going away
   degrades to in-process state and direct persisting (see :mod:`segue.online.resilient`).
+
+Served lists travel on a stream of their own beside the events (``exposure_bus``: the
+in-process bus, or ``<prefix>exposures`` in Redis; dead letters shared with the events'), and
+the same workers store them (:mod:`segue.serving.exposures`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -38,11 +43,12 @@ from segue.online.redis_state import RedisState
 from segue.online.resilient import CircuitBreaker, ReconnectingBus, ResilientState
 from segue.online.state import InProcessState, OnlineState
 from segue.serving.explore import SlotBandit
-from segue.serving.exposures import ExposureLog
+from segue.serving.exposures import EXPOSURE_CODEC, EXPOSURES_STREAM, ExposureLog
 from segue.serving.holder import ModelHolder, ServingModel, UserCache
 from segue.serving.intake import BackgroundWorker, EventIntake
 from segue.serving.worker import EventWorker
 from segue.store import Store, open_store
+from segue.store.exposures import Exposure
 
 T = TypeVar("T")
 _component_lock = threading.Lock()
@@ -71,8 +77,10 @@ class Services:
     parser: Parser | None = None
     #: Redis's circuit breaker (redis mode): open while this process serves without Redis
     breaker: CircuitBreaker | None = None
-    #: every served list, buffered here and written to the store by a thread of its own
+    #: every served list, buffered here and published by a thread of its own onto
+    #: ``exposure_bus``, whose consumers (the workers) store it
     exposures: ExposureLog | None = None
+    exposure_bus: EventBus[Exposure] | None = None
     #: the running experiments (``<data_dir>/experiments.json``, re-read when it changes)
     experiments: ExperimentBook | None = None
     #: the bandit over lists' top slots, learning from this process's plays and skips
@@ -89,15 +97,30 @@ class Services:
         if self.exposures is not None:
             self.exposures.start()
 
+    def flush_exposures(self) -> None:
+        """Publish the buffered served lists now and, where this process runs a worker,
+        store what waits on the streams (tests and simulations read the log right after)."""
+        if self.exposures is not None:
+            self.exposures.flush()
+        if self.worker is not None:
+            self.worker.drain()
+
     def close(self) -> None:
         if self.exposures is not None:
             self.exposures.close()
-        if self.breaker is not None:
-            self.breaker.close()
         if self.worker is not None:
             self.worker.close()
+            if self.mode == "embedded":  # the in-process streams die with us: store them
+                try:
+                    self.worker.drain(timeout_s=5.0)
+                except Exception as exc:  # shutting down regardless
+                    logging.getLogger(__name__).warning("not all drained at exit: %s", exc)
+        if self.breaker is not None:
+            self.breaker.close()
         self.models.close()
         self.bus.close()
+        if self.exposure_bus is not None:
+            self.exposure_bus.close()
         self.state.close()
         self.store.close()
 
@@ -163,6 +186,7 @@ def build_services(
         "on_dead": lambda letter: metrics.events_dead_lettered.inc(),
     }
     bus: EventBus
+    exposure_bus: EventBus[Exposure]
     state: OnlineState
     breaker: CircuitBreaker | None = None
     if url:
@@ -181,10 +205,23 @@ def build_services(
         bus = ReconnectingBus(
             lambda: RedisStreamBus(url, prefix, **timeouts, **dead_letters), breaker=breaker
         )
+        exposure_bus = ReconnectingBus(
+            lambda: RedisStreamBus(
+                url, prefix, EXPOSURES_STREAM, codec=EXPOSURE_CODEC, **timeouts, **dead_letters
+            ),
+            breaker=breaker,
+        )
     else:
         mode = "embedded"
         state = InProcessState()
-        bus = InProcessBus(**dead_letters)
+        events_bus = InProcessBus(**dead_letters)
+        bus = events_bus
+        exposure_bus = InProcessBus(
+            stream=EXPOSURES_STREAM,
+            codec=EXPOSURE_CODEC,
+            dead_letters=events_bus.dead_box,
+            **dead_letters,
+        )
 
     metrics.sample(
         "segue_events_dead_letters",
@@ -222,6 +259,7 @@ def build_services(
                 state,
                 consumer=consumer,
                 reclaim_idle_ms=int(settings.reclaim_idle_s * 1000),
+                exposures=exposure_bus,
             ),
             on_report=lambda persisted, rejected: metrics.events_persisted.inc(persisted),
         )
@@ -239,10 +277,13 @@ def build_services(
         mode,
         breaker=breaker,
         exposures=ExposureLog(
-            store,
-            on_written=metrics.exposures_logged.inc,
+            exposure_bus,
+            on_published=metrics.exposures_logged.inc,
             on_drop=metrics.exposures_dropped.inc,
-        ),
+        )
+        if settings.exposure_log
+        else None,
+        exposure_bus=exposure_bus,
         experiments=ExperimentBook(settings.data_dir / EXPERIMENTS_FILE),
         bandit=SlotBandit(),
     )

@@ -141,7 +141,7 @@ def simulate_served(
             events_sent += len(batch)
             if services.worker is not None:
                 services.worker.drain()
-            services.exposures.flush()
+            services.flush_exposures()
             if day + 1 < days:  # the daily retrain, published and served from the next day
                 _retrain(services.store, registry, model)
                 services.models.refresh()

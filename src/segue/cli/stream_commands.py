@@ -87,11 +87,13 @@ def worker(
 ) -> None:
     """Consume events: persist them in the store, update the online state, acknowledge.
 
-    A message that keeps failing is dead-lettered after `dead_letter_after` attempts
+    The served lists' stream (exposures) is consumed too and written to the store. A message
+    that keeps failing is dead-lettered after `dead_letter_after` attempts
     (SEGUE_DEAD_LETTER_AFTER, default 3); an outage of the store or state is waited out.
     """
     from segue.online.bus import BusUnavailable, DeadLetter, TransientFailure, open_bus
     from segue.online.factory import open_state
+    from segue.serving.exposures import EXPOSURE_CODEC, EXPOSURES_STREAM
     from segue.serving.intake import Repeats
     from segue.serving.worker import EventWorker
 
@@ -104,12 +106,28 @@ def worker(
         max_attempts=st.settings.dead_letter_after,
         on_dead=dead.append,
     )
+    exposure_bus = open_bus(
+        url,
+        st.settings.redis_prefix,
+        max_attempts=st.settings.dead_letter_after,
+        on_dead=dead.append,
+        stream=EXPOSURES_STREAM,
+        codec=EXPOSURE_CODEC,
+    )
     online = open_state(url, st.settings.redis_prefix)
     idle_ms = int(st.settings.reclaim_idle_s * 1000) if reclaim_idle_ms is None else reclaim_idle_ms
-    events_worker = EventWorker(bus, st.store(), online, consumer=consumer, reclaim_idle_ms=idle_ms)
+    events_worker = EventWorker(
+        bus,
+        st.store(),
+        online,
+        consumer=consumer,
+        reclaim_idle_ms=idle_ms,
+        exposures=exposure_bus,
+    )
     totals = {
         "received": 0,
         "persisted": 0,
+        "exposures": 0,
         "applied": 0,
         "created_users": 0,
         "rejected": 0,
@@ -143,8 +161,8 @@ def worker(
             for letter in dead:
                 totals["dead_lettered"] += 1
                 console.print(
-                    f"[yellow]dead-lettered[/] {letter.id} (message {letter.message_id}, "
-                    f"{letter.attempts} attempt(s)): {escape(letter.error)}"
+                    f"[yellow]dead-lettered[/] {letter.id} ({letter.stream} message "
+                    f"{letter.message_id}, {letter.attempts} attempt(s)): {escape(letter.error)}"
                 )
             dead.clear()
             if once and report.received == 0 and events_worker.reclaim_if_due(force=True) == 0:
@@ -153,6 +171,7 @@ def worker(
         pass
     finally:
         bus.close()
+        exposure_bus.close()
         online.close()
     console.print(", ".join(f"{key.replace('_', ' ')} {value:,}" for key, value in totals.items()))
 
@@ -184,7 +203,7 @@ def dead_list(
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many, oldest first.")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """List dead letters: id, when, attempts, the event's ids and the error."""
+    """List dead letters: id, when, attempts, stream, the message's ids and the error."""
     bus = _dead_bus(ctx)
     try:
         letters = bus.dead_letters(limit)
@@ -197,7 +216,7 @@ def dead_list(
     if not letters:
         console.print("no dead letters")
         return
-    table = Table("id", "when (UTC)", "attempts", "group", "event", "user", "error")
+    table = Table("id", "when (UTC)", "attempts", "stream", "group", "message", "user", "error")
     for letter in letters:
         fields = letter.fields()
         when = dt.datetime.fromtimestamp(letter.dead_at_ms / 1000, tz=dt.UTC)
@@ -205,8 +224,9 @@ def dead_list(
             letter.id,
             when.isoformat(timespec="seconds"),
             str(letter.attempts),
+            letter.stream,
             letter.group,
-            escape(repr(fields.get("event_id", "?"))),
+            escape(repr(fields.get("event_id", fields.get("request_id", "?")))),
             escape(repr(fields.get("user_id", "?"))),
             escape(letter.error[:200]),
         )

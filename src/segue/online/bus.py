@@ -33,6 +33,15 @@ Two implementations honour the same semantics and run the same tests:
   reads them; a group that lags further behind skips the oldest (pending ones are kept).
 * :class:`RedisStreamBus`: Redis Streams with consumer groups (XADD, XREADGROUP, XACK,
   XAUTOCLAIM); messages survive restarts and are shared across processes and machines.
+
+**Streams and codecs.** A bus carries one *stream* of one kind of message: the events
+(``events``, :data:`EVENT_CODEC`) or the served lists' exposures (``exposures``, whose codec
+lives with :mod:`segue.serving.exposures`). The :class:`Codec` says how a message becomes a
+payload and back, and what a payload must hold to be one; everything else (groups,
+at-least-once, bisection, dead letters, reclaim) is the same code for every stream. The
+streams of one installation share their dead letters (Redis: the stream
+``<prefix>events:dead``; in-process: a shared :class:`DeadLetterBox`), each letter naming
+its ``stream``, so one listing shows them all and a replay puts each back on its own stream.
 """
 
 from __future__ import annotations
@@ -44,7 +53,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
@@ -54,14 +63,36 @@ from segue.errors import SegueError
 
 log = logging.getLogger(__name__)
 
-#: A batch handler. It may return ``{position: reason}`` for events it judged poison (to be
+#: A message on a stream: an :class:`Event` on ``events``, an exposure on ``exposures``.
+M = TypeVar("M")
+
+#: A batch handler. It may return ``{position: reason}`` for messages it judged poison (to be
 #: dead-lettered at once, not retried); ``None`` or ``{}`` means all were handled.
-Handler = Callable[[list[Event]], Mapping[int, str] | None]
+Handler = Callable[[list[Any]], Mapping[int, str] | None]
 
 #: Attempts before a failing message goes to the dead letters (``Settings.dead_letter_after``).
 DEFAULT_MAX_ATTEMPTS = 3
 #: Dead letters kept at most (the oldest go first).
 DEAD_MAXLEN = 100_000
+
+
+@dataclass(frozen=True)
+class Codec(Generic[M]):
+    """How one stream's messages travel: ``encode`` to the payload (JSON text), ``decode``
+    back, raising on a payload that is not a valid message (it is then counted as failing,
+    and dead-lettered after its attempts). ``name`` says what a message is, in errors."""
+
+    name: str
+    encode: Callable[[M], str]
+    decode: Callable[[str | bytes], M]
+
+
+#: The events stream's codec: the event's JSON, validated by the :class:`Event` model.
+EVENT_CODEC: Codec[Event] = Codec("event", lambda e: e.model_dump_json(), Event.model_validate_json)
+
+#: The stream of events (``<prefix>events`` in Redis) and the one of dead letters.
+EVENTS_STREAM = "events"
+DEAD_STREAM = "events:dead"
 
 
 class BusError(SegueError):
@@ -81,8 +112,8 @@ class TransientFailure(BusError):
 class DeadLetter:
     """A message that failed ``attempts`` times (or was judged poison), set aside.
 
-    ``id`` names it among the dead letters; ``message_id`` is the id it had on the stream;
-    ``payload`` is the message as it was published (the event's JSON).
+    ``id`` names it among the dead letters; ``message_id`` is the id it had on ``stream``
+    (``events`` or ``exposures``); ``payload`` is the message as it was published (its JSON).
     """
 
     id: str
@@ -93,9 +124,10 @@ class DeadLetter:
     error: str
     dead_at_ms: int
     payload: str
+    stream: str = EVENTS_STREAM
 
     def fields(self) -> dict[str, Any]:
-        """The event's fields as far as the payload is JSON (``{}`` if it is not)."""
+        """The message's fields as far as the payload is JSON (``{}`` if it is not)."""
         try:
             value = json.loads(self.payload)
         except ValueError:
@@ -103,12 +135,13 @@ class DeadLetter:
         return value if isinstance(value, dict) else {}
 
 
-class EventBus(abc.ABC):
-    """Publish events; consume them per group with acknowledge-after-success semantics."""
+class EventBus(abc.ABC, Generic[M]):
+    """Publish messages (events, or another stream's); consume them per group with
+    acknowledge-after-success semantics."""
 
     @abc.abstractmethod
-    def publish(self, events: Sequence[Event]) -> int:
-        """Append events in order; returns how many were published."""
+    def publish(self, events: Sequence[M]) -> int:
+        """Append messages in order; returns how many were published."""
 
     @abc.abstractmethod
     def consume(
@@ -183,10 +216,10 @@ def _check_attempts(max_attempts: int) -> None:
 
 @dataclass
 class _Message:
-    """One message of a batch: the bus's key for it, its event, or why it is not one."""
+    """One message of a batch: the bus's key for it, the message, or why it is not one."""
 
     key: Any
-    event: Event | None
+    event: Any | None
     error: str = ""
 
 
@@ -243,11 +276,11 @@ def _bisect(part: list[_Message], handler: Handler, outcome: _Outcome) -> None:
             outcome.done.append(m.key)
 
 
-def _event_json(event: Event) -> str:
+def _payload(codec: Codec[Any], message: Any) -> str:
     try:
-        return event.model_dump_json()
+        return codec.encode(message)
     except Exception:  # an object built without validation may not serialise
-        return repr(event)
+        return repr(message)
 
 
 def _notify(on_dead: Callable[[DeadLetter], None] | None, letters: list[DeadLetter]) -> None:
@@ -269,7 +302,7 @@ def _notify(on_dead: Callable[[DeadLetter], None] | None, letters: list[DeadLett
 @dataclass
 class _Pending:
     consumer: str
-    event: Event
+    event: Any
     delivered_at: float
     failures: int = 0
 
@@ -280,13 +313,50 @@ class _Group:
     pending: dict[int, _Pending] = field(default_factory=dict)
 
 
-class InProcessBus(EventBus):
+class DeadLetterBox:
+    """The in-process buses' dead letters, shared by the streams of one process: the newest
+    :data:`DEAD_MAXLEN`, each with its message and the bus it came from (where a replay
+    publishes it), ids ``"1"``, ``"2"``, ... across all streams."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dead: dict[str, tuple[DeadLetter, Any, InProcessBus]] = {}
+        self._seq = 0
+
+    def bury(self, letter: DeadLetter, message: Any, bus: InProcessBus) -> DeadLetter:
+        """Keep ``letter`` under the next id; returns it with that id."""
+        with self._lock:
+            self._seq += 1
+            letter = DeadLetter(**{**vars(letter), "id": str(self._seq)})
+            self._dead[letter.id] = (letter, message, bus)
+            while len(self._dead) > DEAD_MAXLEN:
+                del self._dead[next(iter(self._dead))]
+        return letter
+
+    def letters(self, limit: int | None = None) -> list[DeadLetter]:
+        with self._lock:
+            letters = [letter for letter, _, _ in self._dead.values()]
+        return letters if limit is None else letters[:limit]
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._dead)
+
+    def take(self, ids: Sequence[str] | None) -> list[tuple[DeadLetter, Any, InProcessBus]]:
+        """Remove and return the chosen letters (``None``: all), oldest first."""
+        with self._lock:
+            chosen = list(self._dead) if ids is None else [i for i in ids if i in self._dead]
+            return [self._dead.pop(i) for i in dict.fromkeys(chosen)]
+
+
+class InProcessBus(EventBus[M]):
     """Thread-safe bus in memory: one shared log, a cursor and a pending table per group.
 
     The log keeps the newest ``maxlen`` messages (bounded by default, because a long-running
-    process must not grow forever; ``None`` keeps all). Pending messages hold their event, so
-    trimming never loses a delivered-but-unacknowledged one. Dead letters are a list (the
-    newest :data:`DEAD_MAXLEN`), with their events, ids ``"1"``, ``"2"``, ...
+    process must not grow forever; ``None`` keeps all). Pending messages hold their message,
+    so trimming never loses a delivered-but-unacknowledged one. Dead letters go to
+    ``dead_letters`` (a :class:`DeadLetterBox` of the bus's own unless another stream's is
+    given, so that one listing shows both).
     """
 
     def __init__(
@@ -295,6 +365,9 @@ class InProcessBus(EventBus):
         *,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         on_dead: Callable[[DeadLetter], None] | None = None,
+        stream: str = EVENTS_STREAM,
+        codec: Codec[M] = EVENT_CODEC,  # type: ignore[assignment]
+        dead_letters: DeadLetterBox | None = None,
     ) -> None:
         if maxlen is not None and maxlen < 1:
             raise BusError(f"maxlen must be at least 1 or None, got {maxlen}")
@@ -302,14 +375,15 @@ class InProcessBus(EventBus):
         self._maxlen = maxlen
         self.max_attempts = max_attempts
         self._on_dead = on_dead
-        self._log: list[Event] = []
+        self.stream = stream
+        self.codec = codec
+        self.dead_box = dead_letters if dead_letters is not None else DeadLetterBox()
+        self._log: list[M] = []
         self._base = 0  # sequence number of self._log[0]
         self._groups: dict[str, _Group] = {}
-        self._dead: dict[str, tuple[DeadLetter, Event]] = {}
-        self._dead_seq = 0
         self._cond = threading.Condition()
 
-    def publish(self, events: Sequence[Event]) -> int:
+    def publish(self, events: Sequence[M]) -> int:
         events = list(events)
         if not events:
             return 0
@@ -330,7 +404,7 @@ class InProcessBus(EventBus):
             g = self._groups[name] = _Group(cursor=self._base)
         return g
 
-    def _take(self, group: str, consumer: str, max_batch: int) -> tuple[list[int], list[Event]]:
+    def _take(self, group: str, consumer: str, max_batch: int) -> tuple[list[int], list[M]]:
         """Under the lock: this consumer's pending messages, else new ones (marked pending)."""
         g = self._group(group)
         now = time.monotonic()
@@ -393,44 +467,34 @@ class InProcessBus(EventBus):
         _notify(self._on_dead, letters)
 
     def _bury(self, group: str, seq: int, p: _Pending, error: str) -> DeadLetter:
-        """Under the lock: keep a dead letter."""
-        self._dead_seq += 1
+        """Keep a dead letter (in the box shared by this process's streams)."""
         letter = DeadLetter(
-            id=str(self._dead_seq),
+            id="",
             message_id=str(seq),
             group=group,
             consumer=p.consumer,
             attempts=p.failures,
             error=error,
             dead_at_ms=int(time.time() * 1000),
-            payload=_event_json(p.event),
+            payload=_payload(self.codec, p.event),
+            stream=self.stream,
         )
-        self._dead[letter.id] = (letter, p.event)
-        while len(self._dead) > DEAD_MAXLEN:
-            del self._dead[next(iter(self._dead))]
-        return letter
+        return self.dead_box.bury(letter, p.event, self)
 
     def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
-        with self._cond:
-            letters = [letter for letter, _ in self._dead.values()]
-        return letters if limit is None else letters[:limit]
+        return self.dead_box.letters(limit)
 
     def dead_count(self) -> int:
-        with self._cond:
-            return len(self._dead)
-
-    def _take_dead(self, ids: Sequence[str] | None) -> list[tuple[DeadLetter, Event]]:
-        with self._cond:
-            chosen = list(self._dead) if ids is None else [i for i in ids if i in self._dead]
-            return [self._dead.pop(i) for i in dict.fromkeys(chosen)]
+        return self.dead_box.count()
 
     def replay_dead(self, ids: Sequence[str] | None = None) -> list[str]:
-        taken = self._take_dead(ids)
-        self.publish([event for _, event in taken])
-        return [letter.id for letter, _ in taken]
+        taken = self.dead_box.take(ids)
+        for _, message, bus in taken:  # each on its own stream, in order
+            bus.publish([message])
+        return [letter.id for letter, _, _ in taken]
 
     def drop_dead(self, ids: Sequence[str] | None = None) -> list[str]:
-        return [letter.id for letter, _ in self._take_dead(ids)]
+        return [letter.id for letter, _, _ in self.dead_box.take(ids)]
 
     def reclaim(self, group: str, consumer: str, min_idle_ms: int) -> int:
         with self._cond:
@@ -465,20 +529,22 @@ def _redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
-class RedisStreamBus(EventBus):
-    """Redis Streams with consumer groups; one stream ``{prefix}{stream}``, events as JSON.
+class RedisStreamBus(EventBus[M]):
+    """Redis Streams with consumer groups; one stream ``{prefix}{stream}``, messages as JSON.
 
-    Each message has one field ``e``: the event's ``model_dump_json()``. ``maxlen`` caps the
+    Each message has one field ``e``: the message's JSON by ``codec`` (an event's
+    ``model_dump_json()`` on the events stream). ``maxlen`` caps the
     stream approximately (XADD MAXLEN ~); a pending message trimmed away before it was handled
     is dropped from the pending list on its next delivery. Groups are created on first use at
     id ``0``, so a new group reads the whole retained stream.
 
     Failed attempts are counted per group in the hash ``{key}:failures:{group}`` (message id
     to count; shared by every consumer, so a takeover continues the count) with the last
-    error in ``{key}:errors:{group}``. Dead letters are the stream ``{key}:dead`` (e.g.
-    ``segue:events:dead``): fields ``e`` (the message as published), ``message_id``,
-    ``group``, ``consumer``, ``attempts``, ``error``, ``at_ms``; moving a message there and
-    acknowledging it is one MULTI/EXEC.
+    error in ``{key}:errors:{group}``. Dead letters are the stream ``{prefix}events:dead``
+    (e.g. ``segue:events:dead``), shared by every stream of the prefix: fields ``e`` (the
+    message as published), ``stream`` (the one it came from and goes back to on replay; none
+    means ``events``), ``message_id``, ``group``, ``consumer``, ``attempts``, ``error``,
+    ``at_ms``; moving a message there and acknowledging it is one MULTI/EXEC.
     """
 
     def __init__(
@@ -492,6 +558,7 @@ class RedisStreamBus(EventBus):
         socket_timeout_s: float | None = 10.0,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         on_dead: Callable[[DeadLetter], None] | None = None,
+        codec: Codec[M] = EVENT_CODEC,  # type: ignore[assignment]
     ) -> None:
         import redis
 
@@ -499,13 +566,14 @@ class RedisStreamBus(EventBus):
 
         self._redis_mod = redis
         self.url = url
+        self.prefix, self.stream, self.codec = prefix, stream, codec
         self.key = f"{prefix}{stream}"
         self._maxlen = maxlen
         self._groups: set[str] = set()
         _check_attempts(max_attempts)
         self.max_attempts = max_attempts
         self._on_dead = on_dead
-        self.dead_key = f"{self.key}:dead"
+        self.dead_key = f"{prefix}{DEAD_STREAM}"
         try:
             # every call bounded (a blocking read gets its block time on top), no retry on a
             # timeout; the serving processes pass a fraction of a second
@@ -550,17 +618,17 @@ class RedisStreamBus(EventBus):
             self._ensure_group(group, force=True)
             return self._call(fn, *args, **kwargs)
 
-    def publish(self, events: Sequence[Event]) -> int:
+    def publish(self, events: Sequence[M]) -> int:
         events = list(events)
         if not events:
             return 0
         pipe = self._client.pipeline(transaction=False)
         for event in events:
             if self._maxlen is None:
-                pipe.xadd(self.key, {"e": event.model_dump_json()})
+                pipe.xadd(self.key, {"e": self.codec.encode(event)})
             else:
                 pipe.xadd(
-                    self.key, {"e": event.model_dump_json()}, maxlen=self._maxlen, approximate=True
+                    self.key, {"e": self.codec.encode(event)}, maxlen=self._maxlen, approximate=True
                 )
         self._call(pipe.execute)
         return len(events)
@@ -583,12 +651,13 @@ class RedisStreamBus(EventBus):
 
     def _decode(self, msg_id: bytes, fields: dict) -> _Message:
         raw = fields.get(b"e", fields.get("e"))
+        name = self.codec.name
         if raw is None:
-            return _Message(msg_id, None, "not an event: the message has no field 'e'")
+            return _Message(msg_id, None, f"not an {name}: the message has no field 'e'")
         try:
-            return _Message(msg_id, Event.model_validate_json(raw))
+            return _Message(msg_id, self.codec.decode(raw))
         except Exception as exc:
-            return _Message(msg_id, None, f"not a valid event: {_describe(exc)}")
+            return _Message(msg_id, None, f"not a valid {name}: {_describe(exc)}")
 
     def consume(
         self,
@@ -659,6 +728,7 @@ class RedisStreamBus(EventBus):
                 self.dead_key,
                 {
                     "e": payloads.get(mid) or b"",
+                    "stream": self.stream,
                     "message_id": mid,
                     "group": group,
                     "consumer": consumer,
@@ -683,6 +753,7 @@ class RedisStreamBus(EventBus):
                 error=error,
                 dead_at_ms=now_ms,
                 payload=_text(payloads.get(mid) or b""),
+                stream=self.stream,
             )
             for dead_id, (mid, error) in zip(replies, dead.items(), strict=False)
         ]
@@ -699,6 +770,7 @@ class RedisStreamBus(EventBus):
             error=_text(f.get("error", b"")),
             dead_at_ms=int(f.get("at_ms", 0)),
             payload=_text(f.get("e", b"")),
+            stream=_text(f.get("stream", EVENTS_STREAM.encode())),
         )
 
     def _dead_entries(self, ids: Sequence[str] | None, limit: int | None = None) -> list:
@@ -736,10 +808,12 @@ class RedisStreamBus(EventBus):
         pipe = self._client.pipeline(transaction=True)
         for dead_id, fields in entries:
             payload = fields.get(b"e", fields.get("e", b""))
+            stream = _text(fields.get(b"stream", fields.get("stream", EVENTS_STREAM)))
+            key = f"{self.prefix}{stream}"  # back on the stream it came from
             if self._maxlen is None:
-                pipe.xadd(self.key, {"e": payload})
+                pipe.xadd(key, {"e": payload})
             else:
-                pipe.xadd(self.key, {"e": payload}, maxlen=self._maxlen, approximate=True)
+                pipe.xadd(key, {"e": payload}, maxlen=self._maxlen, approximate=True)
             pipe.xdel(self.dead_key, dead_id)
         self._call(pipe.execute)
         return [_text(dead_id) for dead_id, _ in entries]
@@ -789,8 +863,13 @@ def open_bus(
     *,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     on_dead: Callable[[DeadLetter], None] | None = None,
+    stream: str = EVENTS_STREAM,
+    codec: Codec[Any] = EVENT_CODEC,
 ) -> EventBus:
-    """The Redis bus when a URL is configured (``SEGUE_REDIS_URL``), else the in-process one."""
+    """The Redis bus when a URL is configured (``SEGUE_REDIS_URL``), else the in-process one;
+    on ``stream`` with its ``codec`` (the events by default)."""
     if redis_url:
-        return RedisStreamBus(redis_url, prefix, max_attempts=max_attempts, on_dead=on_dead)
-    return InProcessBus(max_attempts=max_attempts, on_dead=on_dead)
+        return RedisStreamBus(
+            redis_url, prefix, stream, max_attempts=max_attempts, on_dead=on_dead, codec=codec
+        )
+    return InProcessBus(max_attempts=max_attempts, on_dead=on_dead, stream=stream, codec=codec)

@@ -1,44 +1,117 @@
-"""Logging every served list without slowing the answer: the request appends, a thread writes.
+"""Logging every served list without slowing the answer: the request appends, a thread
+publishes, the stream's workers store.
 
 The request path only appends the exposure to a buffer (a lock and a deque append:
-microseconds); a thread of its own writes the buffer to the store in batches every
-``flush_s`` or as soon as ``batch`` records wait. Writes are idempotent by request id
-(:mod:`segue.store.exposures`), so a batch that failed half-way is simply written again.
+microseconds); a thread of its own publishes the buffer onto the bus's ``exposures`` stream
+in batches (one pipelined round trip per batch with Redis) every ``flush_s`` or as soon as
+``batch`` records wait. The workers that store events take them off that stream and write
+them to the store (:meth:`segue.serving.worker.EventWorker.store_exposures`), with the
+stream's rules: at least once, acknowledged after the store write, idempotent by request id
+(:mod:`segue.store.exposures`), a message that cannot be stored set aside in the dead letters
+(``stream: exposures``) after its attempts, a dead worker's share taken over by another.
 
-While the store is unreachable the buffer keeps growing up to ``max_buffered`` records; past
-that the oldest are dropped and counted (``on_drop``), because an answer must never wait for
-its own log. A process that dies loses what it had not written yet (at most ``flush_s`` of
-exposures in normal operation): the log is for measurement, and the metrics built on it
-report counts, not certainties.
+While the bus is unreachable (Redis down: :class:`~segue.online.bus.BusUnavailable`, at once
+while the circuit breaker is open) the buffer keeps growing up to ``max_buffered`` records;
+past that the oldest are dropped and counted (``on_drop``), because an answer must never
+wait for its own log. A publish that timed out may still have landed (Redis frozen, then
+running the queued commands), so its retry can publish a list twice: the store keeps one
+record per request id. A process that dies loses what it had not published yet (at most
+``flush_s`` of exposures in normal operation; in the embedded mode also what its in-process
+bus held): the log is for measurement, and the metrics built on it report counts, not
+certainties.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import deque
 from collections.abc import Callable
 
-from segue.store import Store
+from pydantic import TypeAdapter
+
+from segue.online.bus import Codec, EventBus
 from segue.store.exposures import Exposure
 
 log = logging.getLogger(__name__)
 
+#: The stream the served lists travel on (``<prefix>exposures`` in Redis).
+EXPOSURES_STREAM = "exposures"
+
+_ADAPTER = TypeAdapter(Exposure)
+
+
+def _encode(exposure: Exposure) -> str:
+    # no warnings: a record built wrong (say a string for ts_ms) is refused by the worker
+    return _ADAPTER.dump_json(exposure, warnings=False).decode()
+
+
+def check_exposure(exposure: Exposure) -> Exposure:
+    """``exposure`` if every field is what the log stores, else ``ValueError`` naming the
+    field and the request. The worker checks every record it takes off the stream (the
+    in-process bus carries objects nobody validated), so that a bad one is dead-lettered
+    rather than stored as something the metrics would misread."""
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"exposure {exposure.request_id!r:.60}: {what}")
+
+    for name in ("request_id", "user_id"):
+        value = getattr(exposure, name)
+        if not isinstance(value, str) or not value:
+            raise bad(f"{name} must be a non-empty string, got {value!r:.60}")
+    for name in ("surface", "model", "version", "path"):
+        value = getattr(exposure, name)
+        if not isinstance(value, str):
+            raise bad(f"{name} must be a string, got {value!r:.60}")
+    if not isinstance(exposure.ts_ms, int) or isinstance(exposure.ts_ms, bool):
+        raise bad(f"ts_ms must be an integer (ms since the epoch), got {exposure.ts_ms!r:.60}")
+    if not isinstance(exposure.items, tuple | list):
+        raise bad(f"items must be a list of item ids, got {exposure.items!r:.60}")
+    for position, item in enumerate(exposure.items):
+        if not isinstance(item, str):
+            raise bad(f"items[{position}] must be an item id (a string), got {item!r:.60}")
+    for name in ("experiments", "context"):
+        value = getattr(exposure, name)
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise bad(f"{name} must map strings to strings, got {value!r:.80}")
+    if exposure.propensities is not None:
+        if not isinstance(exposure.propensities, tuple | list):
+            raise bad(f"propensities must be a list, got {exposure.propensities!r:.60}")
+        for position, p in enumerate(exposure.propensities):
+            if not isinstance(p, int | float) or not (math.isfinite(p) and 0.0 < p <= 1.0):
+                raise bad(f"propensities[{position}]: {p!r:.30} is not a probability in (0, 1]")
+    return exposure
+
+
+def _decode(raw: str | bytes) -> Exposure:
+    """An exposure from its JSON, strictly typed (a number where a string belongs is refused,
+    not converted) and checked by :func:`check_exposure`."""
+    return check_exposure(_ADAPTER.validate_json(raw, strict=True))
+
+
+#: The exposures stream's codec: the record's fields as JSON, validated on the way out.
+EXPOSURE_CODEC: Codec[Exposure] = Codec("exposure", _encode, _decode)
+
 
 class ExposureLog:
+    """The served lists' buffer and the thread that publishes it (see the module docstring)."""
+
     def __init__(
         self,
-        store: Store,
+        bus: EventBus,
         *,
         flush_s: float = 0.5,
         batch: int = 1_000,
         max_buffered: int = 100_000,
-        on_written: Callable[[int], None] | None = None,
+        on_published: Callable[[int], None] | None = None,
         on_drop: Callable[[int], None] | None = None,
     ) -> None:
-        self.store = store
+        self.bus = bus
         self.flush_s, self.batch, self.max_buffered = flush_s, batch, max_buffered
-        self._on_written = on_written or (lambda n: None)
+        self._on_published = on_published or (lambda n: None)
         self._on_drop = on_drop or (lambda n: None)
         self._buffer: deque[Exposure] = deque()
         self._lock = threading.Lock()
@@ -66,21 +139,22 @@ class ExposureLog:
             return len(self._buffer)
 
     def flush(self) -> int:
-        """Write everything buffered now; returns how many records were written. On failure
-        the records go back to the front of the buffer for the next try."""
+        """Publish everything buffered now; returns how many records were published. On
+        failure (the bus unreachable) the records go back to the front of the buffer for the
+        next try."""
         with self._flush_lock:
-            written = 0
+            published = 0
             while True:
                 with self._lock:
                     n = min(self.batch, len(self._buffer))
                     chunk = [self._buffer.popleft() for _ in range(n)]
                 if not chunk:
-                    return written
+                    return published
                 try:
-                    self.store.add_exposures(chunk)
-                except Exception as exc:  # kept; the store may be back at the next flush
+                    self.bus.publish(chunk)
+                except Exception as exc:  # kept; the bus may be back at the next flush
                     if not self._failing:
-                        log.warning("exposure log: store unavailable, buffering (%s)", exc)
+                        log.warning("exposure log: event bus unavailable, buffering (%s)", exc)
                     self._failing = True
                     with self._lock:
                         self._buffer.extendleft(reversed(chunk))
@@ -89,12 +163,12 @@ class ExposureLog:
                             self._buffer.popleft()
                     if dropped > 0:
                         self._on_drop(dropped)
-                    return written
+                    return published
                 if self._failing:
-                    log.warning("exposure log: store back, writing the buffer")
+                    log.warning("exposure log: event bus back, publishing the buffer")
                     self._failing = False
-                written += len(chunk)
-                self._on_written(len(chunk))
+                published += len(chunk)
+                self._on_published(len(chunk))
 
     def start(self) -> None:
         if self._thread is None:
@@ -108,7 +182,7 @@ class ExposureLog:
             self.flush()
 
     def close(self) -> None:
-        """Stop the thread and write what is left (once; a store that is down loses it)."""
+        """Stop the thread and publish what is left (once; a bus that is down loses it)."""
         self._stopped.set()
         self._wake.set()
         if self._thread is not None:

@@ -43,6 +43,13 @@ restart.
 
 Focus-Mode events are persisted (the listener did hear them) and passed to the state, whose
 ``apply`` ignores them, so they never shape the live profile.
+
+**Exposures.** Given the ``exposures`` stream's bus, each :meth:`EventWorker.run_once` also
+takes a batch of served lists off it (without waiting: the events' read already waited) and
+writes them to the store (:meth:`EventWorker.store_exposures`), idempotent by request id, then
+acknowledges; an outage is a :class:`~segue.online.bus.TransientFailure` as for events, and a
+record the store refuses is isolated and dead-lettered by the bus in the same way. Idle
+pending exposures of a dead consumer are taken over with its events.
 """
 
 from __future__ import annotations
@@ -57,7 +64,9 @@ import sqlalchemy as sa
 from segue.data.model import Event, User
 from segue.online.bus import BusUnavailable, EventBus, TransientFailure
 from segue.online.state import OnlineState, StateUnavailable
+from segue.serving.exposures import check_exposure
 from segue.store import Store
+from segue.store.exposures import Exposure
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +101,12 @@ class WorkerReport:
     ``rejected`` holds ``(event_id, reason)`` for events that were acknowledged without
     being stored; ``poison`` the batch positions of those among them that go to the dead
     letters (unknown items), with the reason. ``received`` is the number of messages taken
-    off the bus (``run_once``), failed ones included.
+    off the bus (``run_once``), failed ones included, of both streams; ``exposures`` counts
+    the served lists new to the store.
     """
 
     received: int = 0
+    exposures: int = 0
     persisted: int = 0
     applied: int = 0
     created_users: int = 0
@@ -105,6 +116,7 @@ class WorkerReport:
     def add(self, other: WorkerReport) -> None:
         """Sum another part of the same batch into this report (``poison`` is per call)."""
         self.persisted += other.persisted
+        self.exposures += other.exposures
         self.applied += other.applied
         self.created_users += other.created_users
         self.rejected.extend(other.rejected)
@@ -129,8 +141,11 @@ class EventWorker:
         consumer: str = "worker-1",
         item_refresh_s: float = ITEM_REFRESH_S,
         reclaim_idle_ms: int | None = RECLAIM_IDLE_MS,
+        exposures: EventBus[Exposure] | None = None,
     ) -> None:
         self.bus = bus
+        #: the served lists' stream (``None``: this worker stores events only)
+        self.exposures = exposures
         self.store = store
         self.state = state
         self.group = group
@@ -183,11 +198,34 @@ class EventWorker:
         total.received = self.bus.consume(
             self.group, self.consumer, handler, max_batch=max_batch, block_ms=block_ms
         )
+        if self.exposures is not None:
+
+            def store(exposures: list[Exposure]) -> None:
+                total.exposures += self.store_exposures(exposures)
+
+            total.received += self.exposures.consume(
+                self.group, self.consumer, store, max_batch=max_batch
+            )
         return total
 
+    def store_exposures(self, exposures: Sequence[Exposure]) -> int:
+        """Write served lists to the store (the exposures stream's handler); returns how
+        many were new. An outage is raised as :class:`TransientFailure` (left pending)."""
+        for exposure in exposures:  # a bad record fails its batch; the bus isolates it
+            check_exposure(exposure)
+        try:
+            return self.store.add_exposures(exposures)
+        except TRANSIENT_ERRORS as exc:
+            raise TransientFailure(
+                f"cannot store exposures now ({type(exc).__name__}: {exc}); the batch stays pending"
+            ) from exc
+
     def reclaim(self, min_idle_ms: int) -> int:
-        """Take over messages of any consumer idle for ``min_idle_ms``; returns how many."""
+        """Take over messages of any consumer idle for ``min_idle_ms``, on both streams;
+        returns how many."""
         moved = self.bus.reclaim(self.group, self.consumer, min_idle_ms)
+        if self.exposures is not None:
+            moved += self.exposures.reclaim(self.group, self.consumer, min_idle_ms)
         self._last_reclaim = time.monotonic()
         if moved:
             log.info("%s took over %d idle pending message(s)", self.consumer, moved)

@@ -242,3 +242,16 @@ def test_a_data_dir_that_does_not_exist_is_refused_unless_the_command_creates(
 def test_serve_refuses_a_model_that_is_not_trained(world: Path) -> None:
     refused = one_line_error(segue(world, "serve", "--model", "ease"))
     assert "'ease' is not trained" in refused and "--fallback popularity" in refused
+
+
+def test_every_picture_and_file_the_readme_links_is_in_the_repository() -> None:
+    """The screenshots (``docs/img``) and every relative link resolve in a clone."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text()
+    targets = re.findall(r'src="([^"]+)"', text) + re.findall(r"\]\(([^)#\s]+)\)", text)
+    local = [t for t in targets if "://" not in t]
+    assert any(t.startswith("docs/img/") for t in local), "the README shows the web app"
+    missing = [t for t in local if not (root / t).exists()]
+    assert not missing, missing

@@ -13,11 +13,14 @@ from functools import cache
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from segue.data.synth import SynthParams, generate_world
 from segue.data.synth.world import World
 from segue.errors import SegueError
-from segue.jobs.simulate import simulate_experiment
+from segue.experiments.assignment import position
+from segue.jobs.simulate import PER_LISTENER, simulate_experiment
+from segue.models.names import model_spec
 from segue.simulation.listeners import Listeners, ReactionParams
 from segue.simulation.loop import run_loop, tracks_of
 
@@ -96,12 +99,58 @@ def test_the_loop_is_reproducible_and_taste_beats_popularity() -> None:
         run_loop(world, history, ["nope"], everyone, 1)
 
 
+def test_identical_arms_are_one_model_serving_one_policy() -> None:
+    """A real A/A: one model object, fitted once a day on everyone's plays, serves both arms,
+    so the run is the everyone-in-one-arm run whatever the split; two models fit twice."""
+    world = _world()
+    history = world.events()
+    fitted: list[str] = []
+
+    def fit(name: str, counts: sp.csr_matrix) -> object:
+        fitted.append(name)
+        spec = model_spec(name)
+        return spec.factory().fit(spec.weighting.apply(counts.tocsr()))
+
+    ids = [str(u) for u in world.user_ids]
+    split = np.array([position("aa", u) < 0.5 for u in ids], dtype=np.int64)
+    aa = run_loop(world, history, ["popularity", "popularity"], split, 3, seed=8, fit=fit)
+    assert fitted == ["popularity"] * 3
+    alone = run_loop(world, history, ["popularity"], np.zeros_like(split), 3, seed=8)
+    for field in ("minutes", "conversions", "plays", "active_days", "last_visit", "exposures",
+                  "daily_minutes", "daily_conversions", "daily_visits"):  # fmt: skip
+        assert np.array_equal(getattr(aa, field), getattr(alone, field)), field
+    fitted.clear()
+    ab = run_loop(world, history, ["popularity", "als"], split, 2, seed=8, fit=fit)
+    assert fitted == ["popularity", "als"] * 2
+    assert not np.array_equal(ab.conversions, alone.conversions)
+    # the daily records add up to the run's totals
+    assert np.array_equal(aa.daily_conversions.sum(axis=0), aa.conversions)
+    assert np.array_equal(aa.daily_visits.sum(axis=0), aa.active_days)
+
+
+def test_an_aa_experiment_has_zero_truth_and_daily_looks_that_accumulate() -> None:
+    report = simulate_experiment(PARAMS, "popularity", "popularity", days=3, seed=7)
+    assert all(m.truth == 0.0 for m in report.metrics)  # same policy, same coins
+    by_name = {m.name: m for m in report.metrics}
+    assert set(report.looks) == {name for name, _ in PER_LISTENER}
+    for name, looks in report.looks.items():
+        assert len(looks) == 3 and looks[-1] == by_name[name].effect
+        assert by_name[name].always_valid_p >= by_name[name].effect.p
+    days = report.looks["active days per listener"]
+    # cumulative: one look per day, so at most d active days per listener by day d; growing
+    assert 0 < days[0].control <= 1 and days[0].control < days[1].control < days[2].control
+    assert "| always-valid p |" in report.markdown()
+
+
 def test_an_experiment_on_the_simulator_finds_the_true_effect() -> None:
     report = simulate_experiment(PARAMS, "popularity", "als", days=4, seed=6)
     by_name = {m.name: m for m in report.metrics}
     conversions = by_name["conversions per listener (plays >= 30 s)"]
     assert conversions.truth > 0 and conversions.effect.difference > 0
     assert conversions.adjusted_p < 0.01 and conversions.covered
+    # the daily looks end at the one-shot estimate, and a strong effect survives peeking
+    assert report.looks[conversions.name][-1] == conversions.effect
+    assert conversions.effect.p <= conversions.always_valid_p < 0.01
     assert by_name["listening minutes per listener"].covered
     assert report.split is not None and not report.split.mismatch
     text = report.markdown()

@@ -16,6 +16,7 @@ above the control's, a threshold rather than a test: tail latency has no useful 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -305,18 +306,26 @@ def _trajectory(
             looks.setdefault((metric, variant), []).append((day, effect, sd))
     out: list[Look] = []
     for (metric, variant), seq in looks.items():
-        differences = np.array([e.difference for _, e, _ in seq])
-        # the 95 % interval's half-width over 1.96 is the estimate's standard error
-        variances = np.array([((e.high - e.low) / (2 * 1.959964)) ** 2 for _, e, _ in seq])
-        sd = seq[-1][2]
-        usable = np.isfinite(variances) & (variances > 0) & np.isfinite(differences)
-        p = np.ones(len(seq))
-        if usable.all() and sd > 0:
-            p = msprt_p(differences, variances, TAU_SDS * sd)
+        p = always_valid_p([e for _, e, _ in seq], seq[-1][2])
         out += [
             Look(day, metric, variant, e, float(pv)) for (day, e, _), pv in zip(seq, p, strict=True)
         ]
     return out
+
+
+def always_valid_p(looks: Sequence[Effect], sd: float) -> np.ndarray:
+    """The report's always-valid p-value after each of ``looks`` (one effect, on everything up
+    to each look, in order): the mSPRT with a mixture sd of ``TAU_SDS`` times ``sd`` (the
+    control's per-listener sd), each look's variance from its 95 % interval. One function so
+    that the closed-loop A/A benchmark measures exactly what the report shows; all ones when a
+    look has no usable variance (nothing to test)."""
+    differences = np.array([e.difference for e in looks])
+    # the 95 % interval's half-width over 1.96 is the estimate's standard error
+    variances = np.array([((e.high - e.low) / (2 * 1.959964)) ** 2 for e in looks])
+    usable = np.isfinite(variances) & (variances > 0) & np.isfinite(differences)
+    if len(looks) == 0 or not usable.all() or not sd > 0:
+        return np.ones(len(looks))
+    return msprt_p(differences, variances, TAU_SDS * sd)
 
 
 def _guardrails(table: pd.DataFrame, control: str, variant: str) -> list[Guardrail]:

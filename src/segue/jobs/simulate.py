@@ -10,6 +10,11 @@ per-list conversion rate, Newcombe for retention, Holm across the metrics, the s
 check). The truth runs the same days twice more, everyone in control and everyone in
 treatment, on the same coins: the difference of their means is the effect the estimate is
 judged against.
+
+The per-listener metrics are also looked at after every simulated day, on everything up to
+that day (``SimulationReport.looks``), with the experiment report's always-valid mSPRT
+p-value over those looks: what an operator who peeks daily sees, computed from the run's
+daily records rather than by running the loop again.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from segue.experiments.stats import (
     sample_ratio,
     welch,
 )
+from segue.jobs.experiments import always_valid_p
 from segue.progress import Progress, no_progress
 from segue.simulation.listeners import ReactionParams
 from segue.simulation.loop import DAY_MS, LoopResult, run_loop, true_effect
@@ -50,6 +56,8 @@ class SimulatedMetric:
     effect: Effect
     truth: float
     adjusted_p: float = float("nan")
+    #: the report's mSPRT p-value over the daily looks (per-listener metrics; NaN otherwise)
+    always_valid_p: float = float("nan")
 
     @property
     def covered(self) -> bool:
@@ -65,6 +73,9 @@ class SimulationReport:
     share: float
     metrics: list[SimulatedMetric] = field(default_factory=list)
     split: RatioCheck | None = None
+    #: per-listener metric -> its effect on days 1..d, for d = 1..days (the last is the
+    #: one-shot estimate in ``metrics``)
+    looks: dict[str, list[Effect]] = field(default_factory=dict)
 
     def markdown(self) -> str:
         lines = [
@@ -74,17 +85,20 @@ class SimulationReport:
             f"{self.share:.0%} in treatment. Estimates from the experiment (one arm per "
             "listener); *truth*: everyone in control vs everyone in treatment, same coins.",
             "",
-            "| metric | control | treatment | difference [95 % CI] | p (Holm) | true difference"
-            " | covered |",
-            "|---|---:|---:|---|---:|---:|---|",
+            "| metric | control | treatment | difference [95 % CI] | p (Holm) | always-valid p "
+            "| true difference | covered |",
+            "|---|---:|---:|---|---:|---:|---:|---|",
         ]
         for m in self.metrics:
             e = m.effect
+            always = "" if np.isnan(m.always_valid_p) else f"{m.always_valid_p:.2g}"
             lines.append(
                 f"| {m.name} | {e.control:.4g} | {e.treatment:.4g} | {e.difference:+.4g} "
-                f"[{e.low:+.4g}, {e.high:+.4g}] | {m.adjusted_p:.2g} | {m.truth:+.4g} | "
-                f"{'yes' if m.covered else '**no**'} |"
+                f"[{e.low:+.4g}, {e.high:+.4g}] | {m.adjusted_p:.2g} | {always} | "
+                f"{m.truth:+.4g} | {'yes' if m.covered else '**no**'} |"
             )
+        lines += ["", "p (Holm): read once at the end; always-valid p: the mSPRT over the "
+                  "daily looks, safe to read every day and stop on."]  # fmt: skip
         if self.split is not None:
             verdict = "**mismatch**" if self.split.mismatch else "as designed"
             counts = " / ".join(f"{c:,.0f}" for c in self.split.observed)
@@ -121,19 +135,25 @@ def simulate_experiment(
     all_control, all_treatment = true_effect(
         world, history, control, treatment, days, reaction, seed=seed, progress=progress
     )
-    pre = _pre_minutes(history, world_params)
+    pre = pre_minutes(history, world_params)
     report = SimulationReport(control, treatment, len(ids), days, share)
-    report.metrics = _metrics(run, all_control, all_treatment, pre)
+    report.metrics = metrics_of(run, all_control, all_treatment, pre)
+    daily = _daily_looks(run, pre)
+    report.looks = {name: [effect for effect, _ in seq] for name, seq in daily.items()}
+    always = {
+        name: float(always_valid_p(report.looks[name], seq[-1][1])[-1])
+        for name, seq in daily.items()
+    }
     adjusted = holm([m.effect.p for m in report.metrics])
     report.metrics = [
-        SimulatedMetric(m.name, m.effect, m.truth, float(p))
+        SimulatedMetric(m.name, m.effect, m.truth, float(p), always.get(m.name, float("nan")))
         for m, p in zip(report.metrics, adjusted, strict=True)
     ]
     report.split = sample_ratio([int((arm == 0).sum()), int(arm.sum())], [1 - share, share])
     return report
 
 
-def _pre_minutes(history: InteractionLog, params: SynthParams) -> np.ndarray:
+def pre_minutes(history: InteractionLog, params: SynthParams) -> np.ndarray:
     """Minutes each listener played in the world's last PRE_DAYS days (the CUPED covariate)."""
     end = int(dt.datetime.combine(params.end_date, dt.time(), dt.UTC).timestamp() * 1000)
     recent = (history.type == EVENT_CODES[EventType.PLAY]) & (
@@ -144,20 +164,52 @@ def _pre_minutes(history: InteractionLog, params: SynthParams) -> np.ndarray:
     return out
 
 
-def _metrics(
+#: The per-listener metrics, by their name and LoopResult field (totals over the run).
+PER_LISTENER = (
+    ("listening minutes per listener", "minutes"),
+    ("conversions per listener (plays >= 30 s)", "conversions"),
+    ("active days per listener", "active_days"),
+)
+
+
+def _listener_effect(run: LoopResult, values: np.ndarray, pre: np.ndarray) -> tuple[Effect, float]:
+    """(Welch on the CUPED-adjusted values, treatment − control; the control's adjusted sd,
+    which sets the always-valid test's mixture as the report's does). Every listener of the
+    world counts, visiting or not: the experiment's unit is the assigned listener."""
+    control, treated = run.arm == 0, run.arm == 1
+    adjusted, _ = cuped(values.astype(np.float64), pre)
+    return welch(adjusted[control], adjusted[treated]), float(adjusted[control].std(ddof=1))
+
+
+def _daily_looks(run: LoopResult, pre: np.ndarray) -> dict[str, list[tuple[Effect, float]]]:
+    """Each per-listener metric's (effect, control sd) on days 1..d, for every d: the running
+    sums of the run's daily records, so the last look is the one-shot analysis exactly."""
+    if run.daily_conversions is None or run.daily_visits is None:
+        raise SegueError("the daily looks need a LoopResult with its daily records")
+    daily = {
+        "minutes": run.daily_minutes,
+        "conversions": run.daily_conversions,
+        "active_days": run.daily_visits.astype(np.int64),
+    }
+    out: dict[str, list[tuple[Effect, float]]] = {}
+    for name, attribute in PER_LISTENER:
+        running = np.cumsum(daily[attribute], axis=0)
+        out[name] = [_listener_effect(run, running[d], pre) for d in range(run.days)]
+    return out
+
+
+def metrics_of(
     run: LoopResult, a: LoopResult, b: LoopResult, pre: np.ndarray
 ) -> list[SimulatedMetric]:
+    """The experiment's estimates from ``run`` (its ``arm``: 0 control, 1 treatment) and their
+    truths from ``a`` (everyone in control) and ``b`` (everyone in treatment), Holm not yet
+    applied. Public so an A/A benchmark can re-split one run's listeners many times."""
     control, treated = run.arm == 0, run.arm == 1
     out = []
-    for name, values, truth_a, truth_b in (
-        ("listening minutes per listener", run.minutes, a.minutes, b.minutes),
-        ("conversions per listener (plays >= 30 s)", run.conversions, a.conversions,
-         b.conversions),
-        ("active days per listener", run.active_days, a.active_days, b.active_days),
-    ):  # fmt: skip
-        adjusted, _ = cuped(values.astype(np.float64), pre)
-        effect = welch(adjusted[control], adjusted[treated])
-        out.append(SimulatedMetric(name, effect, float(truth_b.mean() - truth_a.mean())))
+    for name, attribute in PER_LISTENER:
+        effect, _ = _listener_effect(run, getattr(run, attribute), pre)
+        truth = float(getattr(b, attribute).mean() - getattr(a, attribute).mean())
+        out.append(SimulatedMetric(name, effect, truth))
     seen = run.exposures > 0
     rate = delta_ratio(
         (run.conversions[control & seen], run.exposures[control & seen]),

@@ -5,7 +5,10 @@ data the recommenders are retrained on overnight.
 The recommenders are segue's own models (``segue.models.MODELS`` by name), fitted on the
 world's history plus everything the loop has produced so far, over the world's tracks. An
 experiment's arms share that data, as arms of a real experiment share the store: the lists of
-one arm are trained partly on listening the other arm's lists caused.
+one arm are trained partly on listening the other arm's lists caused. Arms that name the same
+model are served by one model object, fitted once a day on everyone's plays, as one deployed
+model serves both arms of a real A/A test: their lists differ only by listener, never by arm,
+so an A/A run is the everyone-in-one-arm run with labels on it.
 
 :func:`true_effect` runs the loop twice more, everyone in control and everyone in treatment,
 with the same coins: the per-listener difference is the effect the experiment estimates.
@@ -45,6 +48,9 @@ class LoopResult:
     exposures: np.ndarray  # lists shown (one per visit)
     daily_minutes: np.ndarray  # (days, listeners)
     days: int
+    #: (days, listeners): what the daily looks of a sequential test accumulate
+    daily_conversions: np.ndarray | None = None
+    daily_visits: np.ndarray | None = None  # bool
 
 
 def tracks_of(world: World) -> np.ndarray:
@@ -95,9 +101,12 @@ def run_loop(
     conversions, plays, exposures, active = (np.zeros(n_users, dtype=np.int64) for _ in range(4))
     minutes = np.zeros(n_users)
     daily = np.zeros((days, n_users))
+    daily_conversions = np.zeros((days, n_users), dtype=np.int64)
+    daily_visits = np.zeros((days, n_users), dtype=bool)
     last = np.full(n_users, -1, dtype=np.int64)
     for day in range(days):
         progress("simulated days", day, days)
+        # one model per distinct name: identical arms share it (see the module docstring)
         models = {name: fit(name, matrix) for name in dict.fromkeys(arms)}
         visitors = listeners.visitors(day)
         shown = np.full((len(visitors), params.k), -1, dtype=np.int64)
@@ -112,7 +121,10 @@ def run_loop(
         listeners.satisfaction[away] += (params.satisfaction_ref - listeners.satisfaction[away]) * (
             params.memory / 4
         )
-        conversions[visitors] += outcome.converted.sum(axis=1)
+        converted = outcome.converted.sum(axis=1)
+        conversions[visitors] += converted
+        daily_conversions[day, visitors] = converted
+        daily_visits[day, visitors] = True
         plays[visitors] += outcome.played.sum(axis=1)
         spent = outcome.ms_played.sum(axis=1) / 60_000
         minutes[visitors] += spent
@@ -127,8 +139,9 @@ def run_loop(
         )
     progress("simulated days", days, days)
     return LoopResult(
-        assignment, tuple(arms), conversions, plays, minutes, active, last, exposures, daily, days
-    )
+        assignment, tuple(arms), conversions, plays, minutes, active, last, exposures, daily,
+        days, daily_conversions, daily_visits,
+    )  # fmt: skip
 
 
 def _fit(name: str, counts: sp.csr_matrix) -> object:

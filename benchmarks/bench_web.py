@@ -5,10 +5,10 @@ Bars (issue 21): server time per page p95 <= 50 ms; first load of Home <= 1 s in
 chromium on 2 cores.
 
 1. Server time: each page's HTML (``/``, ``/admin``) and every request the pages make to
-   draw Home (the listener's profile, recommendations with reasons, daily mixes, the
-   Discovery Station, podcasts and audiobooks) and the admin console (health, registry,
-   runs, campaigns, dead letters, data), for ``--listeners`` listeners in turn, timed by the
-   server itself: its own latency histogram is not fine enough, so the figure is the time
+   draw Home (the listener's profile, recommendations with reasons, daily mixes, new
+   releases, the Discovery Station, podcasts and audiobooks) and the admin console (health,
+   registry, runs, campaigns, dead letters, data), for ``--listeners`` listeners in turn, timed
+   by the server itself: its own latency histogram is not fine enough, so the figure is the time
    from the request's first byte sent to the last byte received on loopback, one at a time
    (an upper bound of the server's time). Home's figure is also given as the sum of its
    requests per listener (the browser sends them together, so the sum bounds the wait).
@@ -122,13 +122,14 @@ def server_times(base: str, users: list[str], rounds: int) -> dict[str, list[flo
                 _ms(c, f"/v1/users/{user}"),
                 _ms(c, f"/v1/users/{user}/recommendations", k=10, explain="true"),
                 _ms(c, f"/v1/users/{user}/mixes"),
+                _ms(c, f"/v1/users/{user}/new-releases", k=6),
                 _ms(c, f"/v1/users/{user}/station", seed="discovery", k=8),
                 _ms(c, f"/v1/users/{user}/recommendations", k=5, kinds=SPOKEN),
             ]
-            for name, ms in zip(("profile", "recommendations", "mixes", "discovery", "spoken"),
-                                home, strict=True):  # fmt: skip
+            names = ("profile", "recommendations", "mixes", "new releases", "discovery", "spoken")
+            for name, ms in zip(names, home, strict=True):
                 add(f"home: {name}", ms)
-            add("home: all five, summed", sum(home))
+            add("home: all six, summed", sum(home))
     return times
 
 

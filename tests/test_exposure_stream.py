@@ -271,3 +271,32 @@ def test_served_lists_go_through_the_serving_process_stream_and_its_dead_letters
         assert _stored(services.store) == ["r0", "r1", "r2"]
         metrics = client.get("/metrics").text
     assert "segue_exposures_logged_total 3.0" in metrics
+
+
+def test_segue_worker_stores_the_exposures_stream_and_lists_its_dead_letters(
+    store: Store, database_url: str, redis_prefix: str, tmp_path: Path
+) -> None:
+    """Redis mode: what serving processes publish, a standalone ``segue worker`` stores; the
+    dead letters' listing names the exposures stream."""
+    from test_dead_letters import _segue
+
+    bus = RedisStreamBus(REDIS_URL, redis_prefix, EXPOSURES_STREAM, codec=EXPOSURE_CODEC)
+    try:
+        log = ExposureLog(bus)
+        for n in range(4):
+            log.log(_exposure(n))
+        assert log.flush() == 4
+        client = redis.Redis.from_url(REDIS_URL)
+        client.xadd(f"{redis_prefix}{EXPOSURES_STREAM}", {"e": '{"request_id": "r9"}'})
+        client.close()
+        run = _segue(tmp_path, database_url, redis_prefix, "worker", "--once")
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "exposures 4" in run.stdout and "dead lettered 1" in run.stdout, run.stdout
+        assert _stored(store) == ["r0", "r1", "r2", "r3"]
+        listed = _segue(tmp_path, database_url, redis_prefix, "events", "dead", "list", "--json")
+        (letter,) = [json.loads(line) for line in listed.stdout.splitlines()]
+        assert letter["stream"] == "exposures" and letter["event"] == {"request_id": "r9"}
+        assert "not a valid exposure" in letter["error"]
+        assert bus.pending("persist") == 0
+    finally:
+        bus.close()

@@ -271,6 +271,75 @@ def _row_titles(world: World) -> str:
     return f"{item.title} by {artist.title}" if artist else item.title
 
 
+def _play_by_search(page: Any, item_id: str) -> None:
+    page.get_by_role("button", name="Search & ask", exact=True).click()
+    page.get_by_label("Search the catalog").fill(item_id)  # an item id finds its item
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.locator(f"#search-results > li[data-item-id='{item_id}'] button").click()
+    assert page.locator("#player").get_attribute("data-item-id") == item_id
+
+
+def _sing_at(page: Any, ms: int) -> tuple[str, str]:
+    """Move Sing's position to ``ms`` (the slider's step is 10 ms): (the highlighted line's
+    words, the word being sung)."""
+    page.locator("#sing-at").fill(str(ms))
+    line = page.locator("#sing-lines li[aria-current='true']")
+    return " ".join(line.inner_text().split()), page.locator("#sing-lines .singing").inner_text()
+
+
+def test_sing_follows_the_words_and_sets_the_lead_vocal(
+    page: Any, world: World, tmp_path: Path
+) -> None:
+    from segue.jobs.sing import import_audio, import_lyrics, track_lyrics, write_songs
+
+    with open_store(world.store_url) as store:  # one track gets a song with its own LRC
+        (sung,) = write_songs(store, tmp_path, 1, seconds=8.0)
+        import_audio(store, tmp_path)
+        import_lyrics(store, tmp_path)
+        lyrics = track_lyrics(store, sung)
+        plain = next(
+            i.id for i in store.iter_items(ItemKind.TRACK) if i.id != sung
+        )  # synthetic lyrics, no audio
+        plain_lyrics = track_lyrics(store, plain)
+    assert lyrics is not None and plain_lyrics is not None
+
+    _sign_in(page, world, world.active[4])
+    _play_by_search(page, plain)
+    page.get_by_role("button", name="Sing along", exact=True).click()
+    page.wait_for_function("document.querySelector('#sing-controls').dataset.source === 'clock'")
+    assert page.locator("#sing-lines > li").count() == len(plain_lyrics.lines)
+    line = plain_lyrics.lines[2]
+    word = line.words[1]
+    assert _sing_at(page, (word.start_ms + word.end_ms) // 2) == (
+        " ".join(line.text.split()),
+        word.text,
+    )
+    page.get_by_role("button", name="Play", exact=True).first.click()  # the clock runs
+    page.wait_for_timeout(1_200)
+    assert int(page.locator("#sing-at").input_value()) >= word.start_ms + 1_000
+    page.locator("#sing-play").click()
+    check_page(page, world.shots, "sing")
+
+    _play_by_search(page, sung)
+    page.get_by_role("button", name="Sing along", exact=True).click()
+    page.wait_for_function("document.querySelector('#sing-controls').dataset.source === 'original'")
+    line = lyrics.lines[-1]
+    word = line.words[len(line.words) // 2]
+    shown = _sing_at(page, (word.start_ms + word.end_ms) // 2)
+    assert shown == (" ".join(w.text for w in line.words), word.text)  # background parts too
+    background = [w.text for w in line.words if w.singer == "bg"]
+    assert page.locator("#sing-lines li[aria-current='true'] .bg").all_inner_texts() == background
+    # the level acts live at once, then the server's render (asked once, for 0.2) replaces it
+    with page.expect_request(lambda r: "/audio?vocals=0.2" in r.url):
+        page.locator("#sing-vocals").fill("0.2")
+        assert page.eval_on_selector("#sing-vocals", "e => e.dataset.live") == "0.2"
+    page.wait_for_function(
+        "document.querySelector('#sing-controls').dataset.source === 'render:0.2'"
+    )
+    assert page.eval_on_selector("#sing-vocals", "e => e.dataset.live") == "1"
+    assert page.locator("#sing-vocals-out").inner_text() == "20 %"
+
+
 def test_stations_wrapped_and_my_data(page: Any, world: World) -> None:
     user = world.active[0]
     _sign_in(page, world, user)

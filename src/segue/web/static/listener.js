@@ -41,6 +41,7 @@
     $("player").hidden = !signedIn;
     if (view === "home") loadHome();
     if (view === "settings") loadSettings();
+    if (view !== "sing") sing.pause();
     if (view === "wrapped" && !$("wrapped-year").value) $("wrapped-year").value = new Date().getFullYear() - 1;
   }
 
@@ -283,6 +284,14 @@
     $("p-next").addEventListener("click", () => finish("play", elapsed));
     $("p-skip").addEventListener("click", () => finish("skip", elapsed));
     $("p-dislike").addEventListener("click", () => finish("dislike", elapsed));
+    $("p-sing").addEventListener("click", () => {
+      if (!current) { notice("Play a track first, then sing along."); return; }
+      const t = current;
+      stop();
+      render();
+      show("sing");
+      if (!sing.current() || sing.current().item_id !== t.item_id) sing.open(t);
+    });
     $("p-like").addEventListener("click", async () => {
       if (!current) return;
       await send("like", current);
@@ -290,6 +299,192 @@
       await refresh();
     });
     return { start, stop, queue: (tracks, from) => { source = from; queue = tracks.slice(); if (!current) play(queue.shift()); else render(); } };
+  })();
+
+  // -- Sing: synced lyrics and the lead vocal's level -------------------------------------------------
+  // The words follow the track's audio when it has a file, else a clock at real time. The level
+  // slider acts at once through WebAudio (a mid/side gain: the centre, where a lead sits, scaled)
+  // and asks the server for its better render (/audio?vocals=), which replaces the live one.
+  const sing = (() => {
+    let track = null;
+    let lines = [];
+    let audio = null; // an <audio> element when the track has a file
+    let original = null; // the object URL of the file as recorded
+    let graph = null; // {context, a: [GainNode, GainNode], b: [GainNode, GainNode]}
+    let offset = 0; // ms, for the clock
+    let started = null; // performance.now() when the clock started, or null when paused
+    let timer = null;
+    let wanted = 1; // the level the listener chose
+    let renderAsked = 0;
+    const enc = encodeURIComponent;
+
+    const now = () => (audio ? audio.currentTime * 1000 : offset + (started === null ? 0 : performance.now() - started));
+    const clock = (ms) => `${Math.floor(ms / 60000)}:${String(Math.floor(ms / 1000) % 60).padStart(2, "0")}`;
+
+    async function open(t) {
+      pause();
+      track = t;
+      offset = 0;
+      lines = [];
+      $("sing-lines").replaceChildren();
+      $("sing-track").textContent = t.artist ? `${t.title} — ${t.artist}` : t.title;
+      $("sing-controls").hidden = false;
+      $("sing-vocals").value = "1";
+      wanted = 1;
+      label();
+      try {
+        lines = (await call(`/v1/items/${enc(t.item_id)}/lyrics`)).lines;
+      } catch (e) {
+        $("sing-lines").replaceChildren(el("li", {}, e.message));
+      }
+      $("sing-lines").replaceChildren(...lines.map((line) => el("li",
+        { class: line.singer === "bg" ? "bg" : "", dataset: { index: line.index, start: line.start_ms, end: line.end_ms } },
+        ...line.words.map((w) => [el("span", { class: w.singer === "bg" ? "bg" : null, dataset: { start: w.start_ms, end: w.end_ms } }, w.text),
+          w.joined ? "" : " "]))));
+      const end = lines.length ? lines[lines.length - 1].end_ms + 2000 : 1000;
+      $("sing-at").max = String(end);
+      await loadAudio();
+      draw();
+    }
+
+    async function loadAudio() {
+      if (audio) { audio.pause(); audio = null; }
+      if (original) { URL.revokeObjectURL(original); original = null; }
+      graph = null;
+      try {
+        const response = await call(`/v1/items/${enc(track.item_id)}/audio`, { raw: true });
+        original = URL.createObjectURL(await response.blob());
+      } catch (e) {
+        $("sing-audio-note").textContent = e.status === 404
+          ? "This track has no audio file here: the words follow a clock, and the vocal level applies when one is imported."
+          : `No audio: ${e.message}`;
+        $("sing-controls").dataset.source = "clock";
+        return;
+      }
+      audio = new Audio(original);
+      audio.addEventListener("loadedmetadata", () => { $("sing-at").max = String(Math.round(audio.duration * 1000)); });
+      audio.addEventListener("ended", () => { pause(); });
+      $("sing-audio-note").textContent = "Playing the track's audio.";
+      $("sing-controls").dataset.source = "original";
+    }
+
+    /** The live level: L' = (g+1)/2 L + (g-1)/2 R and R' alike, i.e. mid scaled by g. */
+    function live(g) {
+      $("sing-vocals").dataset.live = String(g);
+      if (!graph) return;
+      const a = (g + 1) / 2;
+      const b = (g - 1) / 2;
+      graph.a.forEach((n) => { n.gain.value = a; });
+      graph.b.forEach((n) => { n.gain.value = b; });
+    }
+
+    function wire() {
+      if (graph || !audio || !window.AudioContext) return;
+      const context = new AudioContext();
+      const source = context.createMediaElementSource(audio);
+      const split = context.createChannelSplitter(2);
+      const merge = context.createChannelMerger(2);
+      const gain = () => context.createGain();
+      graph = { context, a: [gain(), gain()], b: [gain(), gain()] };
+      source.connect(split);
+      split.connect(graph.a[0], 0).connect(merge, 0, 0); // L -> L'
+      split.connect(graph.b[0], 1).connect(merge, 0, 0); // R -> L'
+      split.connect(graph.b[1], 0).connect(merge, 0, 1); // L -> R'
+      split.connect(graph.a[1], 1).connect(merge, 0, 1); // R -> R'
+      merge.connect(context.destination);
+      live($("sing-controls").dataset.source === "original" ? wanted : 1);
+    }
+
+    /** The server's render for the chosen level; the live gain stands in until it arrives. */
+    async function render(level) {
+      const asked = ++renderAsked;
+      if (!audio) return;
+      $("sing-audio-note").textContent = `Rendering the lead at ${Math.round(level * 100)} %…`;
+      let url;
+      try {
+        const response = await call(`/v1/items/${enc(track.item_id)}/audio`, { raw: true, params: { vocals: level } });
+        url = URL.createObjectURL(await response.blob());
+      } catch (e) {
+        $("sing-audio-note").textContent = `The live level stays: ${e.message}`;
+        return;
+      }
+      if (asked !== renderAsked || !audio) { URL.revokeObjectURL(url); return; }
+      swap(url, `render:${level}`);
+      live(1);
+      $("sing-audio-note").textContent = `The server's render at ${Math.round(level * 100)} %.`;
+    }
+
+    function swap(url, source) {
+      const at = audio.currentTime;
+      const playing = !audio.paused;
+      const old = audio.src;
+      audio.src = url;
+      audio.currentTime = at;
+      if (playing) audio.play().catch(() => {});
+      if (old !== original && old.startsWith("blob:")) URL.revokeObjectURL(old);
+      $("sing-controls").dataset.source = source;
+    }
+
+    let debounce = null;
+    function level() {
+      wanted = Number($("sing-vocals").value);
+      label();
+      if (audio && $("sing-controls").dataset.source !== "original") swap(original, "original");
+      live(wanted);
+      clearTimeout(debounce);
+      if (audio && wanted !== 1) debounce = setTimeout(() => render(wanted), 400);
+    }
+
+    const label = () => { $("sing-vocals-out").textContent = `${Math.round(Number($("sing-vocals").value) * 100)} %`; };
+
+    function play() {
+      if (!track) return;
+      player.stop();
+      if (audio) { wire(); audio.play().catch((e) => { $("sing-audio-note").textContent = `Cannot play: ${e.message}`; }); }
+      else started = performance.now();
+      if (!timer) timer = setInterval(draw, 100);
+      $("sing-play").textContent = "Pause";
+      $("sing-play").setAttribute("aria-pressed", "true");
+    }
+
+    function pause() {
+      if (audio) audio.pause();
+      else if (started !== null) { offset = now(); started = null; }
+      if (timer) clearInterval(timer);
+      timer = null;
+      $("sing-play").textContent = "Play";
+      $("sing-play").setAttribute("aria-pressed", "false");
+    }
+
+    function seek() {
+      const ms = Number($("sing-at").value);
+      if (audio) audio.currentTime = ms / 1000;
+      else { offset = ms; if (started !== null) started = performance.now(); }
+      draw();
+    }
+
+    /** Highlight the line and word being sung at the current moment. */
+    function draw() {
+      const t = now();
+      $("sing-clock").textContent = clock(t);
+      if (document.activeElement !== $("sing-at")) $("sing-at").value = String(Math.round(t));
+      let current = null;
+      for (const li of $("sing-lines").children) {
+        const on = Number(li.dataset.start) <= t && t < Number(li.dataset.end);
+        if (on) { li.setAttribute("aria-current", "true"); current = li; } else li.removeAttribute("aria-current");
+        for (const w of li.querySelectorAll("span")) {
+          w.classList.toggle("sung", on && Number(w.dataset.start) <= t);
+          w.classList.toggle("singing", on && Number(w.dataset.start) <= t && t < Number(w.dataset.end));
+        }
+      }
+      $("sing-lines").dataset.line = current ? current.dataset.index : "";
+      if (current && timer) current.scrollIntoView({ block: "nearest" });
+    }
+
+    $("sing-play").addEventListener("click", () => (timer ? pause() : play()));
+    $("sing-at").addEventListener("input", seek);
+    $("sing-vocals").addEventListener("input", level);
+    return { open, pause, current: () => track };
   })();
 
   // -- search and requests in words --------------------------------------------------------------

@@ -4,8 +4,8 @@ The process's own health (request and event counters, latency percentiles from i
 histogram, stream lag, degraded parts), the model registry with each version's gate metrics,
 promote (through the same gate as ``segue models promote``) and roll back, what two versions
 give one listener, the daily flow's runs, the NBA outbox by campaign and status, and the
-store's row counts. A promotion or a rollback is loaded by this process at once
-(``svc.models.refresh``); other processes follow within the 2 s watcher.
+store's row counts with the last imports. A promotion or a rollback is loaded by this process
+at once (``svc.models.refresh``); other processes follow within the 2 s watcher.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from segue.api.security import require
 from segue.api.services import Services, ServicesDep
 from segue.batch.lifecycle import KEY_METRIC, GateRefused, promote_checked
 from segue.errors import SegueError
+from segue.jobs.import_log import recent_imports
 from segue.registry import ModelRegistry, RegistryError, default_registry_root
 from segue.serving.live import LiveRequest, recommend_live
 
@@ -137,8 +138,23 @@ class Campaigns(BaseModel):
     campaigns: dict[str, dict[str, dict[str, int]]]
 
 
+class ImportOut(BaseModel):
+    started_at: str
+    command: str
+    source: str
+    kind: str | None
+    status: str = Field(description="imported, failed or dry run")
+    seconds: float
+    rows: int | None
+    inserted: dict[str, int]
+    updated: dict[str, int]
+    ignored: dict[str, int]
+    error: str | None = Field(description="A failed import's error: file, line and column")
+
+
 class DataStats(BaseModel):
     tables: dict[str, int]
+    imports: list[ImportOut] = Field(description="The last 20 `segue import` runs, newest first")
 
 
 def _percentile(buckets: list[tuple[float, float]], q: float) -> float | None:
@@ -407,7 +423,10 @@ def campaigns(svc: ServicesDep) -> Campaigns:
 
 @router.get("/stats", response_model=DataStats)
 def data_stats(svc: ServicesDep) -> DataStats:
-    """Rows per table of the store (``segue stats``)."""
+    """Rows per table of the store (``segue stats``) and how the last imports ended."""
     from segue.store.base import READABLE_TABLES
 
-    return DataStats(tables={name: svc.store.count(name) for name in READABLE_TABLES})
+    return DataStats(
+        tables={name: svc.store.count(name) for name in READABLE_TABLES},
+        imports=[ImportOut.model_validate(vars(r)) for r in recent_imports(svc.settings.data_dir)],
+    )

@@ -14,6 +14,7 @@ import typer
 from segue.cli.console import console, print_table, progress_bar
 from segue.cli.context import state
 from segue.errors import SegueError
+from segue.jobs.import_log import recorded_import
 
 import_app = typer.Typer(help="Import data into the store (atomically: all rows or none).")
 
@@ -92,8 +93,13 @@ def import_lastfm(
 
     if not path.is_dir():
         raise SegueError(f"{path} is not a folder; pass the folder holding user_artists.dat etc.")
-    with console.status("importing Last.fm 2K"):
-        report = import_lastfm_2k(state(ctx).store(create=True), path)
+    st = state(ctx)
+    with (
+        recorded_import(st.settings.data_dir, "import lastfm", path) as record,
+        console.status("importing Last.fm 2K"),
+    ):
+        report = import_lastfm_2k(st.store(create=True), path)
+        record.counts(report)
     _print_report(report)
 
 
@@ -222,7 +228,10 @@ def _import_table_command(fmt: str):
             store = open_store(f"sqlite:///{scratch / 'empty.sqlite'}")
         else:
             store = st.store(create=not dry_run)
-        with console.status(f"{'checking' if dry_run else 'importing'} {path}"):
+        with (
+            recorded_import(st.settings.data_dir, f"import {fmt}", path, kind) as record,
+            console.status(f"{'checking' if dry_run else 'importing'} {path}"),
+        ):
             result = import_table(
                 store,
                 path,
@@ -233,6 +242,11 @@ def _import_table_command(fmt: str):
                 options=options,
                 dry_run=dry_run,
             )
+            record.rows = result.rows
+            if dry_run:
+                record.status = "dry run"
+            else:
+                record.counts(result.report)
         _print_import(result)
 
     command.__doc__ = (

@@ -16,6 +16,7 @@ from segue.cli.console import console
 from segue.cli.context import state
 from segue.cli.data_commands import import_app
 from segue.errors import SegueError
+from segue.jobs.import_log import recorded_import
 
 _SKIP_HELP = "Store the files that can be used and list the others (default: all or nothing)."
 
@@ -37,7 +38,10 @@ def import_lyrics(
     the item id (trk-000042.lrc), or "Artist - Title.lrc" (fuzzy; ambiguous names refused)."""
     from segue.jobs.sing import import_lyrics as run
 
-    report = run(state(ctx).store(create=True), directory, skip_bad=skip_bad)
+    st = state(ctx)
+    with recorded_import(st.settings.data_dir, "import lyrics", directory, "lyrics") as record:
+        report = run(st.store(create=True), directory, skip_bad=skip_bad)
+        record.counts(report)
     _report(report, "lyrics")
 
 
@@ -50,7 +54,10 @@ def import_audio(
     the files stay where they are."""
     from segue.jobs.sing import import_audio as run
 
-    report = run(state(ctx).store(create=True), directory, skip_bad=skip_bad)
+    st = state(ctx)
+    with recorded_import(st.settings.data_dir, "import audio", directory, "audio") as record:
+        report = run(st.store(create=True), directory, skip_bad=skip_bad)
+        record.counts(report)
     _report(report, "audio files")
 
 

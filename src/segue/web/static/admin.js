@@ -252,6 +252,16 @@
     try {
       const s = await call("/v1/admin/stats");
       $("data").replaceChildren(...Object.entries(s.tables).map(([t, n]) => stat(t, n.toLocaleString())));
+      const counts = (m) => Object.entries(m).map(([t, n]) => `${n.toLocaleString()} ${t}`).join(", ");
+      $("imports").replaceChildren(s.imports.length
+        ? table(["started", "command", "from", "status", "rows", "stored", "seconds"], s.imports.map((r) => ({
+          attrs: { dataset: { status: r.status } },
+          cells: [r.started_at.replace("T", " ").slice(0, 19), r.command + (r.kind ? ` (${r.kind})` : ""), r.source,
+            r.status === "failed" ? el("span", { class: "warn" }, `failed: ${r.error}`) : r.status,
+            r.rows === null ? "—" : r.rows.toLocaleString(),
+            counts(r.inserted) || "—", fmt(r.seconds)],
+        })))
+        : el("p", { class: "muted" }, "No imports recorded yet: segue import csv|parquet|lastfm|lyrics|audio."));
     } catch (e) { $("data").replaceChildren(el("p", {}, e.message)); }
   }
 

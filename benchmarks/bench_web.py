@@ -110,6 +110,7 @@ def server_times(base: str, users: list[str], rounds: int) -> dict[str, list[flo
         for user in users[:3]:  # warm up: first loads of the products and names
             _ms(c, f"/v1/users/{user}/mixes")
             _ms(c, f"/v1/users/{user}/station", seed="discovery", k=8)
+            _ms(c, f"/v1/users/{user}/new-releases", k=6)  # the catalog's name index
         for _ in range(rounds):
             add("page /", _ms(c, "/"))
             add("page /admin", _ms(c, "/admin"))

@@ -209,3 +209,39 @@ def test_the_pages_and_their_assets_are_served(client: TestClient) -> None:
             assert r.status_code == 200 and r.content
     assert "/admin" not in client.get("/").text.split("<main", 1)[1]  # no admin on the app
     assert "/" not in client.get("/openapi.json").json()["paths"]  # pages are not the API
+
+
+def test_segue_serve_builds_each_served_versions_products_before_anyone_asks(root: Path) -> None:
+    """``warm`` (as ``segue serve`` runs): the product tables and the name index of the loaded
+    version, then of a newly promoted one, are built in the background, not by a request."""
+    import time
+
+    settings = Settings(
+        data_dir=root, database_url=f"sqlite:///{root / 'segue.sqlite'}", api_keys="boss=admin"
+    )
+
+    def built_for(svc: object, model: object) -> bool:
+        products, names = svc.products, svc.names  # type: ignore[attr-defined]
+        return products is not None and names is not None and products[0] is names[0] is model
+
+    def wait(svc: object, model: object) -> bool:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not built_for(svc, model):
+            time.sleep(0.1)
+        return built_for(svc, model)
+
+    app = create_app(settings, model="daily", watch_s=None, warm=True)
+    with TestClient(app) as client:
+        svc = app.state.services
+        first = svc.models.loaded
+        assert first.version == "v0001" and wait(svc, first)
+        url = "/v1/admin/registry/daily"
+        body = {"version": "v0002", "force": True}
+        assert client.post(f"{url}/promote", json=body, headers=ADMIN).status_code == 200
+        second = svc.models.loaded
+        assert second is not first and wait(svc, second), "the new version's, unasked"
+        client.post(f"{url}/rollback", headers=ADMIN)
+    cold = create_app(settings, model="daily", watch_s=None)
+    with TestClient(cold):
+        time.sleep(0.5)
+        assert cold.state.services.products is None, "without warm, built on first use"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,8 +27,28 @@ from segue.api.services import Services, build_services
 from segue.config import Settings, load_settings
 from segue.web import install as install_web
 
+log = logging.getLogger(__name__)
+
 #: Default request body limit: 5,000 events of ~400 bytes fit.
 MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+def warm_products(services: Services, stop: threading.Event, poll_s: float = 2.0) -> None:
+    """Build each newly served version's product tables and name index before a listener
+    asks: both are built on first use (seconds on a large catalog: the product context, the
+    catalog's names for search, stations by name and new releases), which would otherwise
+    land on whoever opens Home first after a deploy or a daily retrain."""
+    warmed = None
+    while not stop.is_set():
+        model = services.models.loaded
+        if model is not None and model is not warmed:
+            try:
+                listener_routes.product_context_of(services)
+                catalog_routes.catalog_names(services)
+            except Exception as exc:  # the request path builds them itself, and says why
+                log.warning("warming the products of %s failed: %s", model.version, exc)
+            warmed = model
+        stop.wait(poll_s)
 
 
 def create_app(
@@ -36,8 +58,11 @@ def create_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     watch_s: float | None = 2.0,
     run_worker: bool = True,
+    warm: bool = False,
 ) -> FastAPI:
-    """The service for ``model``; settings default to ``SEGUE_*`` / ``segue.toml``."""
+    """The service for ``model``; settings default to ``SEGUE_*`` / ``segue.toml``. ``warm``:
+    build each served version's product tables in the background (:func:`warm_products`),
+    as ``segue serve`` does."""
     settings = settings or load_settings()
     metrics = Metrics()
     services: Services | None = None
@@ -48,9 +73,15 @@ def create_app(
         services = build_services(settings, model, metrics=metrics, run_worker=run_worker)
         app.state.services = services
         services.start(watch_s=watch_s)
+        stop = threading.Event()
+        if warm:
+            threading.Thread(
+                target=warm_products, args=(services, stop), name="warm-products", daemon=True
+            ).start()
         try:
             yield
         finally:
+            stop.set()
             services.close()
 
     app = FastAPI(

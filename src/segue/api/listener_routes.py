@@ -61,7 +61,8 @@ router = APIRouter(
 _lock = threading.Lock()
 
 
-def _context(svc: Services) -> ProductContext:
+def product_context_of(svc: Services) -> ProductContext:
+    """The served version's product context, built once per version."""
     model = svc.models.current
     cached = svc.products
     if cached is None or cached[0] is not model:
@@ -87,7 +88,7 @@ def mixes(
     _known(svc, user_id)
     model = svc.models.current
     day = date or dt.datetime.now(dt.UTC).date()
-    context = _context(svc)
+    context = product_context_of(svc)
     version = _published_version(svc, model)
     if version is not None:  # the daily run's mixes: identical to the batch, all day
         name = svc.models.name
@@ -156,7 +157,7 @@ def new_releases(
         k,
         names=catalog_names(svc),
         window_days=days,
-        context=_context(svc),
+        context=product_context_of(svc),
     )
     return NewReleasesResponse(
         user_id=user_id,
@@ -192,7 +193,7 @@ def station(
         seed,
         k,
         served=served,
-        context=_context(svc),
+        context=product_context_of(svc),
         names=catalog_names(svc) if _by_name(seed) else None,
     )
     answer = StationResponse.model_validate(page)

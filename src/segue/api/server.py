@@ -30,6 +30,7 @@ def app_from_env() -> FastAPI:
         load_settings(),
         model=os.environ.get(MODEL_VAR, "als"),
         run_worker=os.environ.get(WORKER_VAR, "1") != "0",
+        warm=True,
     )
 
 

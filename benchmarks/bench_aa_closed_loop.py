@@ -13,8 +13,10 @@ report's ``looks``), and three ways of reading those looks are counted —
 
 * naive: stop at the first day whose fixed-horizon Welch p is below 0.05;
 * the report's always-valid mSPRT p-value (``segue.jobs.experiments.always_valid_p``);
-* O'Brien–Fleming-like alpha spending (Lan–DeMets) over the planned ``days`` looks, each
-  look's z from its Welch p (``segue.experiments.stats.obrien_fleming_bounds``).
+* the report's O'Brien–Fleming decision: Lan–DeMets alpha spending over the planned ``days``
+  looks, each look's z from its Welch p — ``segue simulate``'s own
+  (``SimulatedMetric.sequential``, from ``segue.jobs.experiments.sequential_decision``, the
+  experiment report's code path).
 
 ``--resplit-runs R --resplits S``: because identical arms are one policy, an A/A run's
 outcomes do not depend on the split (tests/test_simulation.py checks this), so R loops
@@ -34,11 +36,10 @@ import time
 from collections import defaultdict
 
 import numpy as np
-from scipy import stats as sps
 
 from segue.data.synth import SynthParams, generate_world
 from segue.experiments.assignment import position
-from segue.experiments.stats import obrien_fleming_bounds, wilson
+from segue.experiments.stats import wilson
 from segue.jobs.simulate import metrics_of, pre_minutes, simulate_experiment
 from segue.simulation.loop import run_loop
 
@@ -62,7 +63,6 @@ def main() -> None:
     args = parser.parse_args()
     params = SynthParams(seed=11, n_users=args.users, n_tracks=args.tracks,
                          n_events=50 * args.users)  # fmt: skip
-    bounds = obrien_fleming_bounds(np.arange(1, args.days + 1) / args.days, ALPHA)
     once: dict[str, int] = defaultdict(int)
     peeking: dict[tuple[str, str], int] = defaultdict(int)
     stop_days: dict[str, list[int]] = defaultdict(list)
@@ -77,13 +77,14 @@ def main() -> None:
             if looks is None:
                 continue
             p = np.array([e.p for e in looks])
-            z = sps.norm.isf(p / 2)
             naive = np.flatnonzero(p < ALPHA)
             peeking[metric.name, "naive"] += len(naive) > 0
             if len(naive):
                 stop_days[metric.name].append(int(naive[0]) + 1)
             peeking[metric.name, "msprt"] += metric.always_valid_p < ALPHA
-            peeking[metric.name, "obf"] += bool(np.any(z >= bounds))
+            assert metric.sequential is not None and metric.sequential.planned_days == args.days
+            peeking[metric.name, "obf"] += metric.sequential.crossed
+            bounds = [bound for _, _, bound in metric.sequential.path]
         any_holm += any(m.adjusted_p < ALPHA for m in report.metrics)
         if (run + 1) % 20 == 0:
             print(f"  {run + 1} runs, {time.perf_counter() - started:.0f} s", flush=True)
@@ -103,12 +104,11 @@ def main() -> None:
     for name in report.looks:
         for rule, label in (("naive", "naive peeking (first day Welch p < 0.05)"),
                             ("msprt", "always-valid mSPRT p (the report's)"),
-                            ("obf", "O'Brien–Fleming alpha spending")):  # fmt: skip
+                            ("obf", "O'Brien–Fleming (the report's)")):  # fmt: skip
             print(_row(f"{name}: {label}", peeking[name, rule], n))
         if stop_days[name]:
-            print(
-                f"|   naive stops by day | {np.bincount(stop_days[name], minlength=args.days + 1)[1:].tolist()} | |"
-            )  # noqa: E501
+            by_day = np.bincount(stop_days[name], minlength=args.days + 1)[1:].tolist()
+            print(f"|   naive stops by day | {by_day} | |")
     if args.resplit_runs:
         _resplit(params, args)
 

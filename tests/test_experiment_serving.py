@@ -6,6 +6,7 @@ reading what each variant's lists led to."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from segue.dataset.from_store import load_interactions, load_side_info
 from segue.errors import SegueError
 from segue.experiments.assignment import position
 from segue.experiments.book import EXPERIMENTS_FILE, ExperimentBook
+from segue.experiments.stats import obrien_fleming_bounds, obrien_fleming_spent
 from segue.jobs.experiments import experiment_report
 from segue.jobs.ingest import load_synthetic_world
 from segue.registry.trained import train_models
@@ -46,12 +48,19 @@ def test_an_experiment_from_creation_to_report(tmp_path: Path) -> None:
         users = [str(u) for u in interactions.users.ids[:100]]
         artist = {i.id: i.artist_id for i in store.iter_items()}
 
-    _cli(data, "experiments", "create", "cap", "--variant", "control",
-         "--variant", "one-each:max_per_artist=1")  # fmt: skip
-    assert "draft" in _cli(data, "experiments", "list")
+    made = _cli(data, "experiments", "create", "cap", "--variant", "control",
+                "--variant", "one-each:max_per_artist=1", "--days", "14")  # fmt: skip
+    assert "planned for 14 days" in made
+    listed = _cli(data, "experiments", "list")
+    assert "draft" in listed and "14 days" in listed
+    assert ExperimentBook(data / EXPERIMENTS_FILE).get("cap").days == 14
+    with pytest.raises(SegueError, match="between 1 and 366 days, got 0"):
+        _cli(data, "experiments", "create", "y", "--variant", "a", "--variant", "b", "--days", "0")
     with pytest.raises(SegueError, match="not a setting"):
         _cli(data, "experiments", "create", "x", "--variant", "a", "--variant", "b:colour=red")
     _cli(data, "experiments", "start", "cap")
+    today = dt.datetime.now(dt.UTC).date()
+    assert f"14 days (to {today + dt.timedelta(days=13)})" in _cli(data, "experiments", "list")
     with pytest.raises(SegueError, match="is running; cannot running"):
         _cli(data, "experiments", "start", "cap")
     with pytest.raises(SegueError, match="overlap in layer"):
@@ -101,6 +110,8 @@ def test_an_experiment_from_creation_to_report(tmp_path: Path) -> None:
     ctr = next(m for m in report.metrics if m.metric.startswith("CTR"))
     assert (ctr.effect.control, ctr.effect.treatment) == (0.0, 1.0)
     assert "| CTR per list (delta method) | one-each |" in report.markdown()
+    assert report.planned_days == 14 and ctr.sequential is not None
+    assert (ctr.sequential.day, ctr.sequential.planned_days) == (1, 14)  # the first look
 
     _cli(data, "experiments", "stop", "cap")
     assert "stopped" in _cli(data, "experiments", "list")
@@ -165,7 +176,7 @@ def test_guardrails_catch_a_variant_that_wins_by_hurting_the_service(
     from segue.store.exposures import Exposure
 
     book = ExperimentBook(tmp_path / EXPERIMENTS_FILE)
-    book.create(new_plan("x", [("a", None, {}), ("b", None, {}), ("c", None, {})]))
+    book.create(new_plan("x", [("a", None, {}), ("b", None, {}), ("c", None, {})], days=14))
     book.set_status("x", RUNNING, 0)
     day = dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC)
     t0 = int(day.timestamp() * 1000)
@@ -219,6 +230,14 @@ def test_operators_run_experiments_over_the_admin_api(tmp_path: Path) -> None:
         assert made.status_code == 201, made.text
         assert made.json()["variants"][1] == {"name": "b", "share": 0.5,
                                               "settings": {"max_per_artist": 1}}  # fmt: skip
+        assert made.json()["days"] is None
+        planned = client.post(url, json={**body, "id": "planned", "layer": "other", "days": 7},
+                              headers=boss)  # fmt: skip
+        assert planned.status_code == 201 and planned.json()["days"] == 7
+        assert ExperimentBook(data / EXPERIMENTS_FILE).get("planned").days == 7
+        for days in (0, 2.5, "x"):
+            bad_days = client.post(url, json={**body, "id": "d", "days": days}, headers=boss)
+            assert bad_days.status_code == 422 and "days" in bad_days.text
         assert client.post(url, json=body, headers=boss).status_code == 409
         bad = {**body, "id": "bad", "variants": [{"name": "a"},
                                                  {"name": "b", "settings": {"colour": "red"}}]}
@@ -237,8 +256,28 @@ def test_operators_run_experiments_over_the_admin_api(tmp_path: Path) -> None:
         assert sum(report["listeners"].values()) == len(users)
         assert report["sample_ratio_mismatch"] is False
         assert report["markdown"].startswith("# Experiment cap")
-        assert [e["id"] for e in client.get(url, headers=boss).json()] == ["cap"]
+        assert report["planned_days"] is None  # no plan: the always-valid p is to read
+        assert all(e["sequential"] is None for e in report["effects"])
+        assert "no planned duration" in report["markdown"]
+        assert [e["id"] for e in client.get(url, headers=boss).json()] == ["cap", "planned"]
         assert client.post(f"{url}/cap/stop", headers=boss).json()["status"] == "stopped"
+
+
+def test_a_book_written_before_planned_durations_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / EXPERIMENTS_FILE
+    old = {"id": "old", "layer": "default", "start": 0.0, "end": 1.0, "ramp": [], "salt": "",
+           "variants": [{"name": "a", "share": 0.5, "settings": {}},
+                        {"name": "b", "share": 0.5, "settings": {}}],
+           "status": "running", "started_ms": 0, "stopped_ms": None}  # fmt: skip
+    path.write_text(json.dumps({"holdout": 0.0, "experiments": [old]}), encoding="utf-8")
+    book = ExperimentBook(path)
+    assert book.get("old").days is None and "old" in book.running()[1]
+    assert "| old " in _cli(tmp_path, "experiments", "list").replace("│", "|")
+    book.set_status("old", "stopped", 5)  # rewritten with its (absent) plan: still none
+    assert json.loads(path.read_text())["experiments"][0]["days"] is None
+    path.write_text(json.dumps({"experiments": [{**old, "days": -3}]}), encoding="utf-8")
+    with pytest.raises(SegueError, match="experiment 'old''s days: between 1 and 366 days, got -3"):
+        ExperimentBook(path).get("old")
 
 
 def test_the_report_follows_each_effect_day_by_day_with_always_valid_p_values(
@@ -250,7 +289,7 @@ def test_the_report_follows_each_effect_day_by_day_with_always_valid_p_values(
 
     data = tmp_path / "data"
     book = ExperimentBook(data / EXPERIMENTS_FILE)
-    book.create(new_plan("x", [("a", None, {}), ("b", None, {}), ("c", None, {})]))
+    book.create(new_plan("x", [("a", None, {}), ("b", None, {}), ("c", None, {})], days=14))
     book.set_status("x", RUNNING, 0)
     first = dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC)
     users = [f"u{i}" for i in range(300)]
@@ -285,11 +324,26 @@ def test_the_report_follows_each_effect_day_by_day_with_always_valid_p_values(
     # the interval narrows as the days add listeners' lists
     widths = [x.effect.high - x.effect.low for x in ctr["b"]]
     assert widths[-1] < widths[0] / 1.8
+    # planned for 14 days: on day 5 of 14, b's doubled plays have crossed the O'Brien-Fleming
+    # boundary (stop for efficacy before the planned end) and c, an A/A of a, has not
+    assert report.planned_days == 14
+    for m in report.metrics:
+        s = m.sequential
+        assert s is not None and (s.day, s.planned_days) == (5, 14)
+        assert s.spent == pytest.approx(float(obrien_fleming_spent(5 / 14)))
+        assert s.bound == pytest.approx(float(obrien_fleming_bounds(np.arange(1, 6) / 14)[-1]))
+        if m.variant == "c":
+            assert not s.crossed and abs(s.z) < s.bound, m
+    b = final["b"].sequential
+    assert b is not None and b.crossed and b.crossed_day is not None and b.crossed_day < 5
+    text = report.markdown()
+    assert "## Group-sequential test" in text and "stop for efficacy" in text
+    assert "peeking daily with a plan" in text and "no planned duration" not in text
 
     out = tmp_path / "report"
     text = _cli(data, "experiments", "report", "x", "--from", "2026-11-02", "--to", "2026-11-06",
                 "--out", str(out))  # fmt: skip
-    assert "always-valid p" in text
+    assert "always-valid p" in text and "day 5 of 14" in text
     assert (out / "cumulative-effects.png").read_bytes()[:4] == b"\x89PNG"
     assert (
         "![each effect over time, cumulative](cumulative-effects.png)"

@@ -13,6 +13,7 @@ from scipy import stats as sps
 from segue.errors import SegueError
 from segue.experiments.assignment import Assigner, Experiment, Variant, position
 from segue.experiments.stats import (
+    Effect,
     cuped,
     delta_ratio,
     exposure_ratio,
@@ -20,9 +21,11 @@ from segue.experiments.stats import (
     msprt_p,
     newcombe,
     obrien_fleming_bounds,
+    obrien_fleming_spent,
     sample_ratio,
     welch,
 )
+from segue.jobs.experiments import sequential_decision
 
 IDS = [f"listener-{i}" for i in range(40_000)]
 AB = (Variant("control", 0.5), Variant("treatment", 0.5))
@@ -203,22 +206,74 @@ def test_always_valid_p_values_can_be_watched_daily_and_naive_peeking_cannot() -
     assert found[-1] < 0.01 and np.all(np.diff(found) <= 0)
 
 
-def test_obrien_fleming_bounds_spend_alpha_over_the_planned_looks() -> None:
-    looks = np.arange(1, 15) / 14
-    bounds = obrien_fleming_bounds(looks)
-    assert np.all(np.diff(bounds) <= 1e-9)  # strict early, close to 1.96 at the end
-    assert 1.96 < bounds[-1] < 2.25 and bounds[0] > 4
-    # Lan-DeMets O'Brien-Fleming, two equal looks, alpha 0.05: 2.80 and 1.98 (published)
-    two = obrien_fleming_bounds([0.5, 1.0])
-    assert abs(two[0] - 2.797) < 0.05 and abs(two[1] - 1.977) < 0.02
-    # on fresh A/A paths (another seed) the rule rejects about alpha of the time
-    runs = 40_000
-    steps = RNG.normal(0, 1, (runs, 14)) * np.sqrt(1 / 14)
-    z = steps.cumsum(axis=1) / np.sqrt(looks)
-    rate = np.mean(np.any(np.abs(z) >= bounds, axis=1))
-    assert 0.044 <= rate <= 0.056
+def test_obrien_fleming_bounds_match_the_published_lan_demets_values() -> None:
+    # gsDesign(k = 5, test.type = 2, sfu = sfLDOF) and ldbounds: alpha 0.05 two-sided
+    np.testing.assert_allclose(
+        obrien_fleming_bounds(np.arange(1, 6) / 5), [4.877, 3.357, 2.680, 2.290, 2.031], atol=2e-3
+    )
+    np.testing.assert_allclose(obrien_fleming_bounds([0.5, 1.0]), [2.963, 1.969], atol=2e-3)
+    # each side spends 2 - 2 Phi(z_{alpha/4} / sqrt(t)): all of alpha by the plan's end
+    np.testing.assert_allclose(
+        obrien_fleming_spent([0.5, 1.0, 1.5]), [0.003051, 0.05, 0.05], rtol=1e-3
+    )
+    daily = obrien_fleming_bounds(np.arange(1, 15) / 14)
+    assert np.all(np.diff(daily) < 0) and 2.05 < daily[-1] < 2.15 and daily[0] > 8
+    # a look's boundary depends on the looks up to it only: what day 7 shows stays true
+    np.testing.assert_allclose(obrien_fleming_bounds(np.arange(1, 8) / 14), daily[:7])
+    # on 40,000 fresh A/A z-paths looked at daily, the boundaries reject alpha of them
+    steps = RNG.normal(0, 1, (40_000, 14)) * np.sqrt(1 / 14)
+    z = steps.cumsum(axis=1) / np.sqrt(np.arange(1, 15) / 14)
+    assert 0.046 <= np.mean(np.any(np.abs(z) >= daily, axis=1)) <= 0.054
     with pytest.raises(SegueError, match="increase"):
         obrien_fleming_bounds([0.5, 0.5])
+
+
+def _daily_effects(diffs: np.ndarray, n: np.ndarray) -> list[Effect]:
+    """One run's daily looks at a difference of means of N(., 1) values, n per arm so far."""
+    se = np.sqrt(2.0 / n)
+    p = 2 * sps.norm.sf(np.abs(diffs) / se)
+    return [
+        Effect(
+            0.0,
+            float(d),
+            float(d),
+            float(d - 1.96 * s),
+            float(d + 1.96 * s),
+            float(pk),
+            int(m),
+            int(m),
+        )
+        for d, s, pk, m in zip(diffs, se, p, n, strict=True)
+    ]
+
+
+def test_the_reports_obrien_fleming_decision_keeps_daily_peeking_at_alpha() -> None:
+    runs, days, per_day = 3000, 14, 100
+    n = per_day * np.arange(1, days + 1)
+    rng = np.random.default_rng(20261203)
+    sum_a = rng.normal(0, np.sqrt(per_day), (runs, days)).cumsum(axis=1)
+    sum_b = rng.normal(0, np.sqrt(per_day), (runs, days)).cumsum(axis=1)
+    plan = list(range(1, days + 1))
+    crossed, naive = 0, 0
+    for diffs in (sum_b - sum_a) / n:
+        looks = _daily_effects(diffs, n)
+        decision = sequential_decision(looks, plan, days)
+        assert decision is not None and decision.day == days
+        crossed += decision.crossed
+        naive += any(e.p < 0.05 for e in looks)
+    assert 0.035 <= crossed / runs <= 0.065  # about alpha, every day looked at
+    assert naive / runs > 0.12  # stopping at the first daily p < 0.05
+    # a real effect of 0.3 sd crosses before the planned end, and stays crossed
+    real = sequential_decision(_daily_effects(np.full(days, 0.3), n), plan, days)
+    assert real is not None and real.crossed_day is not None and 2 <= real.crossed_day <= 6
+    assert real.spent == pytest.approx(0.05)
+    # half-way through, alpha spent so far is the spending function's; later days are left out
+    half = sequential_decision(_daily_effects(np.zeros(days), n)[:7], plan[:7], days)
+    assert half is not None and (half.day, half.crossed) == (7, False)
+    assert half.spent == pytest.approx(float(obrien_fleming_spent(0.5)))
+    past = sequential_decision(_daily_effects(np.zeros(3), n[:3]), [13, 14, 15], days)
+    assert past is not None and past.day == 14
+    assert sequential_decision(_daily_effects(np.zeros(1), n[:1]), [15], days) is None
 
 
 def test_holm_adjusts_in_the_order_given() -> None:

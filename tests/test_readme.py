@@ -85,7 +85,7 @@ EXPECT: dict[str, list[str]] = {
     "events dead list": ["trk-999999"],
     "segue models list": ["daily"],
     "segue metrics online\n": ["als@", "artist-cap="],
-    "experiments create artist-cap": ["draft"],
+    "experiments create artist-cap": ["draft, planned for 14 days"],
     "experiments report artist-cap": ["# Experiment artist-cap", "listeners"],
     "segue simulate --days 3": ["# Simulated experiment: als vs popularity", "as designed"],
     "segue users export": ["user.json"],

@@ -14,11 +14,13 @@ from functools import cache
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from scipy import stats as sps
 
 from segue.data.synth import SynthParams, generate_world
 from segue.data.synth.world import World
 from segue.errors import SegueError
 from segue.experiments.assignment import position
+from segue.experiments.stats import obrien_fleming_bounds
 from segue.jobs.simulate import PER_LISTENER, simulate_experiment
 from segue.models.names import model_spec
 from segue.simulation.listeners import Listeners, ReactionParams
@@ -136,10 +138,18 @@ def test_an_aa_experiment_has_zero_truth_and_daily_looks_that_accumulate() -> No
     for name, looks in report.looks.items():
         assert len(looks) == 3 and looks[-1] == by_name[name].effect
         assert by_name[name].always_valid_p >= by_name[name].effect.p
+        # the run's days are the plan: the last look is its end, all of alpha spent
+        seq = by_name[name].sequential
+        assert seq is not None and (seq.day, seq.planned_days) == (3, 3)
+        assert seq.spent == pytest.approx(0.05) and [d for d, _, _ in seq.path] == [1, 2, 3]
+        assert seq.path[-1][2] == pytest.approx(float(obrien_fleming_bounds([1 / 3, 2 / 3, 1])[-1]))
+        assert seq.z == pytest.approx(np.sign(looks[-1].difference) * sps.norm.isf(looks[-1].p / 2))
+    assert by_name["conversions per list shown"].sequential is None  # not looked at daily
     days = report.looks["active days per listener"]
     # cumulative: one look per day, so at most d active days per listener by day d; growing
     assert 0 < days[0].control <= 1 and days[0].control < days[1].control < days[2].control
-    assert "| always-valid p |" in report.markdown()
+    assert "| always-valid p | O'Brien–Fleming |" in report.markdown()
+    assert "peeking daily with a plan" in report.markdown()
 
 
 def test_an_experiment_on_the_simulator_finds_the_true_effect() -> None:
@@ -151,6 +161,7 @@ def test_an_experiment_on_the_simulator_finds_the_true_effect() -> None:
     # the daily looks end at the one-shot estimate, and a strong effect survives peeking
     assert report.looks[conversions.name][-1] == conversions.effect
     assert conversions.effect.p <= conversions.always_valid_p < 0.01
+    assert conversions.sequential is not None and conversions.sequential.crossed
     assert by_name["listening minutes per listener"].covered
     assert report.split is not None and not report.split.mismatch
     text = report.markdown()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from fastapi.concurrency import run_in_threadpool
@@ -21,7 +21,10 @@ from segue.api.problems import problem_responses
 from segue.api.security import require
 from segue.api.services import Services, ServicesDep
 from segue.errors import SegueError
-from segue.experiments.book import RUNNING, STOPPED, ExperimentBook, Plan, new_plan
+from segue.experiments.book import MAX_DAYS, RUNNING, STOPPED, ExperimentBook, Plan, new_plan
+
+if TYPE_CHECKING:
+    from segue.jobs.experiments import Sequential
 
 router = APIRouter(
     prefix="/v1/admin/experiments",
@@ -59,6 +62,14 @@ class ExperimentIn(BaseModel):
     layer: str = Field(default="default", min_length=1, max_length=64)
     start: float = Field(default=0.0, ge=0, le=1, description="the part of its layer it owns")
     end: float = Field(default=1.0, ge=0, le=1)
+    days: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_DAYS,
+        description="planned duration in days: the report then tests each daily look against "
+        "O'Brien–Fleming boundaries spending alpha over these days (none: read the "
+        "always-valid p while peeking)",
+    )
 
 
 class VariantOut(BaseModel):
@@ -76,6 +87,7 @@ class ExperimentOut(BaseModel):
     variants: list[VariantOut]
     started_ms: int | None
     stopped_ms: int | None
+    days: int | None = Field(description="planned duration in days; null: no plan")
 
     @classmethod
     def of(cls, plan: Plan) -> ExperimentOut:
@@ -92,7 +104,23 @@ class ExperimentOut(BaseModel):
             ],
             started_ms=plan.started_ms,
             stopped_ms=plan.stopped_ms,
+            days=plan.days,
         )
+
+
+class SequentialOut(BaseModel):
+    """The group-sequential decision at the latest look within the plan."""
+
+    day: int = Field(description="the look's day of the plan (1: the first)")
+    planned_days: int
+    fraction: float = Field(description="information fraction: day / planned days")
+    z: float | None
+    boundary: float | None = Field(
+        description="two-sided: stop for efficacy when |z| reaches it (null: out of reach)"
+    )
+    alpha_spent: float
+    crossed: bool = Field(description="reached at this or an earlier look: stop for efficacy")
+    crossed_day: int | None
 
 
 class EffectOut(BaseModel):
@@ -107,6 +135,9 @@ class EffectOut(BaseModel):
     high: float | None
     p_holm: float | None
     always_valid_p: float | None = Field(description="mSPRT over the daily looks")
+    sequential: SequentialOut | None = Field(
+        default=None, description="the O'Brien–Fleming decision; null without a planned duration"
+    )
 
 
 class GuardrailOut(BaseModel):
@@ -127,6 +158,7 @@ class ReportOut(BaseModel):
     lists: dict[str, int]
     sample_ratio_p: float | None
     sample_ratio_mismatch: bool
+    planned_days: int | None
     effects: list[EffectOut]
     guardrails: list[GuardrailOut]
     markdown: str
@@ -168,6 +200,7 @@ def create_experiment(svc: ServicesDep, body: ExperimentIn) -> ExperimentOut:
         layer=body.layer,
         start=body.start,
         end=body.end,
+        days=body.days,
     )
     return ExperimentOut.of(book.create(plan))
 
@@ -204,8 +237,9 @@ async def experiment_report(
     start: Annotated[dt.date | None, Query(alias="from", description="default: its start")] = None,
     end: Annotated[dt.date | None, Query(alias="to", description="default: today")] = None,
 ) -> ReportOut:
-    """Effects with intervals and Holm-adjusted p-values, the sample-ratio check and the
-    guardrails, from the exposure log (read off the event loop: it scans the range)."""
+    """Effects with intervals, Holm-adjusted and always-valid p-values, the O'Brien–Fleming
+    decision (with a planned duration), the sample-ratio check and the guardrails, from the
+    exposure log (read off the event loop: it scans the range)."""
     from segue.jobs.experiments import experiment_report as build
 
     book = _book(svc)
@@ -227,6 +261,7 @@ async def experiment_report(
         lists=report.lists,
         sample_ratio_p=None if split is None or math.isnan(split.p) else split.p,
         sample_ratio_mismatch=bool(split and split.mismatch),
+        planned_days=report.planned_days,
         effects=[
             EffectOut(
                 metric=m.metric,
@@ -238,6 +273,7 @@ async def experiment_report(
                 high=_num(m.effect.high),
                 p_holm=_num(m.adjusted_p),
                 always_valid_p=_num(m.always_valid_p),
+                sequential=_sequential(m.sequential),
             )
             for m in report.metrics
         ],
@@ -253,6 +289,21 @@ async def experiment_report(
             for g in report.guardrails
         ],
         markdown=report.markdown(),
+    )
+
+
+def _sequential(s: Sequential | None) -> SequentialOut | None:
+    if s is None:
+        return None
+    return SequentialOut(
+        day=s.day,
+        planned_days=s.planned_days,
+        fraction=s.fraction,
+        z=_num(s.z),
+        boundary=_num(s.bound),
+        alpha_spent=s.spent,
+        crossed=s.crossed,
+        crossed_day=s.crossed_day,
     )
 
 

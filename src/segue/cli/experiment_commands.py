@@ -6,13 +6,16 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from segue.cli.console import console, print_table
 from segue.cli.context import state
 from segue.errors import SegueError
+
+if TYPE_CHECKING:
+    from segue.experiments.book import Plan
 
 experiments_app = typer.Typer(
     help="A/B tests of the serving pipeline: variants, assignment, reports.",
@@ -51,6 +54,14 @@ def create(
     part: Annotated[
         str, typer.Option(help="The part of its layer it owns, START-END in [0, 1].")
     ] = "0-1",
+    days: Annotated[
+        int | None,
+        typer.Option(
+            help="Planned duration in days: the report then tests each daily look against "
+            "O'Brien–Fleming boundaries that spend alpha over these days (without it: read "
+            "the always-valid p while peeking)."
+        ),
+    ] = None,
 ) -> None:
     """Define an experiment (as a draft: `segue experiments start` runs it)."""
     from segue.experiments.book import new_plan, parse_settings
@@ -81,10 +92,12 @@ def create(
         layer=layer,
         start=start,
         end=end,
+        days=days,
     )
     shares = [v.share for v in plan.experiment.variants]
     _book(ctx).create(plan)
-    console.print(f"experiment {experiment_id} created (draft): " + ", ".join(
+    planned = "" if plan.days is None else f", planned for {plan.days} days"
+    console.print(f"experiment {experiment_id} created (draft{planned}): " + ", ".join(
         f"{n} {s:.0%}" + (f" {settings[n]}" if settings[n] else "") for n, s in zip(
             names, shares, strict=True)
     ))  # fmt: skip
@@ -125,10 +138,22 @@ def list_(ctx: typer.Context) -> None:
                 + "".join(f" {k}={val}" for k, val in p.settings.get(v.name, {}).items())
                 for v in p.experiment.variants
             ),
+            _planned(p),
         ]
         for p in plans
     ]
-    print_table(["experiment", "status", "layer [part)", "variants"], rows)
+    print_table(["experiment", "status", "layer [part)", "variants", "planned"], rows)
+
+
+def _planned(plan: Plan) -> str:
+    """The planned duration, and its last day (UTC) once started — day 1 is the day it
+    started, as the report counts; "-" without a plan."""
+    if plan.days is None:
+        return "-"
+    if plan.started_ms is None:
+        return f"{plan.days} days"
+    first = dt.datetime.fromtimestamp(plan.started_ms / 1000, dt.UTC).date()
+    return f"{plan.days} days (to {first + dt.timedelta(days=plan.days - 1)})"
 
 
 @experiments_app.command("report")
@@ -145,8 +170,8 @@ def report(
     ] = None,
 ) -> None:
     """Per variant against the control: CTR, conversions and minutes per listener, with
-    intervals, Holm-adjusted and always-valid p-values, guardrails and the sample-ratio
-    check."""
+    intervals, Holm-adjusted and always-valid p-values, the O'Brien–Fleming decision when it
+    has a planned duration, guardrails and the sample-ratio check."""
     from segue.cli.metrics_commands import parse_day
     from segue.jobs.experiments import experiment_report
 

@@ -88,9 +88,13 @@ def new_plan(
     layer: str = "default",
     start: float = 0.0,
     end: float = 1.0,
+    days: int | None = None,
 ) -> Plan:
     """A draft from ``(name, share or None, settings)`` per variant, the first the control;
-    shares default to equal. The one way the CLI and the API define an experiment."""
+    shares default to equal; ``days``: the planned duration, which lets the report test
+    daily looks against O'Brien–Fleming boundaries (None: no plan). The one way the CLI and
+    the API define an experiment."""
+    days = check_days(days, "the planned duration")
     names = [name.strip() for name, _, _ in variants]
     given = [share for _, share, _ in variants]
     if any(s is None for s in given) and not all(s is None for s in given):
@@ -109,18 +113,37 @@ def new_plan(
             end=end,
         ),
         settings,
+        days=days,
     )
+
+
+#: The longest planned duration accepted, in days (a year of daily looks).
+MAX_DAYS = 366
+
+
+def check_days(days: Any, where: str) -> int | None:
+    """A planned duration: a whole number of days in [1, MAX_DAYS], or None (no plan)."""
+    if days is None:
+        return None
+    if isinstance(days, bool) or not isinstance(days, int | float) or days != int(days):
+        raise SegueError(f"{where}: a whole number of days, got {days!r}")
+    if not 1 <= int(days) <= MAX_DAYS:
+        raise SegueError(f"{where}: between 1 and {MAX_DAYS} days, got {days}")
+    return int(days)
 
 
 @dataclass
 class Plan:
-    """One experiment as run: assignment, each variant's settings, its status and times."""
+    """One experiment as run: assignment, each variant's settings, its status and times, and
+    its planned duration in days (``days``; None in books written before there was one, and
+    for experiments run without a plan)."""
 
     experiment: Experiment
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     status: str = DRAFT
     started_ms: int | None = None
     stopped_ms: int | None = None
+    days: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         e = self.experiment
@@ -138,6 +161,7 @@ class Plan:
             "status": self.status,
             "started_ms": self.started_ms,
             "stopped_ms": self.stopped_ms,
+            "days": self.days,
         }
 
     @classmethod
@@ -152,8 +176,14 @@ class Plan:
             salt=data.get("salt", ""),
         )
         settings = {v["name"]: dict(v.get("settings", {})) for v in data["variants"]}
+        days = check_days(data.get("days"), f"experiment {experiment.id!r}'s days")
         return cls(
-            experiment, settings, data["status"], data.get("started_ms"), data.get("stopped_ms")
+            experiment,
+            settings,
+            data["status"],
+            data.get("started_ms"),
+            data.get("stopped_ms"),
+            days,
         )
 
 

@@ -6,6 +6,12 @@ exposures contributes their lists, the lists' attributed plays, conversions and 
 (the control): CTR per list by the delta method, conversions and minutes per listener by
 Welch, Holm across the metrics, and the sample-ratio check of listeners against the shares.
 
+Each effect is also looked at on everything up to each day (the trajectory): the always-valid
+mSPRT p-value over those looks, and — when the experiment has a planned duration — the
+O'Brien–Fleming decision (Lan–DeMets spending over the planned days, :func:`sequential_decision`),
+which spends all of alpha by the planned end and so sits near alpha under daily peeking where
+the mSPRT, valid without a plan, is conservative.
+
 Guardrails are read beside the effects, not corrected with them — they stop a variant that
 wins on its metric by hurting the service: the skip rate per listener (Welch: breached when
 the whole interval is above the control's), the share of lists served by the fallback path
@@ -22,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from segue.data.model import EventType
 from segue.errors import SegueError
@@ -34,12 +41,50 @@ from segue.experiments.stats import (
     holm,
     msprt_p,
     newcombe,
+    obrien_fleming_bounds,
+    obrien_fleming_spent,
     sample_ratio,
     welch,
 )
 from segue.jobs.listening import DAY_MS, day_start_ms
 from segue.jobs.online_metrics import lists_on_days
 from segue.store import Store
+
+#: The report's significance level: the fixed-horizon tests', and the alpha the
+#: group-sequential boundaries spend over a planned experiment.
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """The group-sequential decision at the latest look of a planned experiment: the
+    O'Brien–Fleming-like boundary (Lan–DeMets spending of ``ALPHA`` over the planned days,
+    information fraction = day of the plan / planned days), the look's z, the alpha spent by
+    this look, and the first day of the plan whose |z| reached its boundary (stop for
+    efficacy then; None: keep going)."""
+
+    day: int
+    planned_days: int
+    z: float
+    bound: float
+    spent: float
+    crossed_day: int | None
+    #: every look's (day of the plan, z, boundary), in order
+    path: tuple[tuple[int, float, float], ...] = ()
+
+    @property
+    def fraction(self) -> float:
+        return self.day / self.planned_days
+
+    @property
+    def crossed(self) -> bool:
+        return self.crossed_day is not None
+
+    def verdict(self) -> str:
+        """One cell of the report's table."""
+        if self.crossed_day is not None:
+            return f"**crossed on day {self.crossed_day}: stop for efficacy**"
+        return f"z {self.z:+.2f} inside ±{self.bound:.2f}: continue"
 
 
 @dataclass(frozen=True)
@@ -50,6 +95,8 @@ class VariantMetric:
     adjusted_p: float
     #: the mSPRT p-value after the last daily look: safe to read every day and stop on
     always_valid_p: float = 1.0
+    #: the O'Brien–Fleming decision at the latest look; None without a planned duration
+    sequential: Sequential | None = None
 
 
 #: Days before the report's first day whose listening is the CUPED covariate.
@@ -98,6 +145,8 @@ class ExperimentReport:
     trajectory: list[Look] = field(default_factory=list)
     #: per variant, the share of the minutes difference's variance CUPED removed
     cuped: dict[str, float] = field(default_factory=dict)
+    #: the experiment's planned duration in days (None: no plan, read the always-valid p)
+    planned_days: int | None = None
 
     def plot(self, folder: Path) -> Path | None:
         """``cumulative-effects.png`` in ``folder``: each metric's effect on everything up to
@@ -149,21 +198,19 @@ class ExperimentReport:
             lines += [f"Sample ratio p = {self.split.p:.3g}: {verdict}.", ""]
         lines += [
             f"| metric | variant | {self.control} | variant's | difference [95 % CI] | p (Holm) "
-            "| always-valid p |",
-            "|---|---|---:|---:|---|---:|---:|",
+            "| always-valid p | O'Brien–Fleming |",
+            "|---|---|---:|---:|---|---:|---:|---|",
         ]
         for m in self.metrics:
             e = m.effect
+            obf = "no plan" if m.sequential is None else m.sequential.verdict()
             lines.append(
                 f"| {m.metric} | {m.variant} | {e.control:.4g} | {e.treatment:.4g} | "
                 f"{e.difference:+.4g} [{e.low:+.4g}, {e.high:+.4g}] | {m.adjusted_p:.2g} | "
-                f"{m.always_valid_p:.2g} |"
+                f"{m.always_valid_p:.2g} | {obf} |"
             )
-        lines += [
-            "",
-            "p (Holm): a fixed-horizon test, read once at the planned end; always-valid "
-            "p: the mSPRT over the daily looks, safe to read every day and stop on.",
-        ]
+        lines += ["", *reading_guide(self.planned_days)]
+        lines += _sequential_table([(m.metric, m.variant, m.sequential) for m in self.metrics])
         for variant, cut in self.cuped.items():
             lines.append(
                 f"CUPED on each listener's minutes in the {PRE_DAYS} days before cut the "
@@ -180,6 +227,85 @@ class ExperimentReport:
                     f"{g.detail} | {verdict} |"
                 )
         return "\n".join(lines) + "\n"
+
+
+def reading_guide(planned_days: int | None) -> list[str]:
+    """Which of the report's numbers to read when (the report's and ``segue simulate``'s)."""
+    guide = [
+        "Which number to read when: **peeking daily with a plan**: the O'Brien–Fleming "
+        "boundary (Lan–DeMets alpha spending over the planned days: stop for efficacy once a "
+        "metric's |z| reaches it); **without a plan**: the always-valid p (the mSPRT over the "
+        "daily looks, safe to read every day and stop on); **at the planned end**: the "
+        f"fixed-horizon p with Holm across the metrics (p (Holm) < {ALPHA:g})."
+    ]
+    if planned_days is None:
+        guide += [
+            "",
+            "This experiment has no planned duration (`segue experiments create ... --days "
+            "N`): while peeking, the always-valid p is the one to read.",
+        ]
+    else:
+        guide += [
+            "",
+            f"Planned: {planned_days} days, one look a day; each metric's boundary spends "
+            f"alpha = {ALPHA:g} by day {planned_days} (Holm across the metrics stays for the "
+            "final look).",
+        ]
+    return guide
+
+
+def _sequential_table(rows: Sequence[tuple[str, str, Sequential | None]]) -> list[str]:
+    """The group-sequential details: each metric's look, z, boundary and alpha spent."""
+    planned = [(metric, variant, s) for metric, variant, s in rows if s is not None]
+    if not planned:
+        return []
+    lines = ["", "## Group-sequential test (O'Brien–Fleming, Lan–DeMets spending)", "",
+             "| metric | variant | look | z | boundary | alpha spent | crossed |",
+             "|---|---|---|---:|---:|---:|---|"]  # fmt: skip
+    for metric, variant, s in planned:
+        crossed = "no" if s.crossed_day is None else f"**day {s.crossed_day}**"
+        lines.append(
+            f"| {metric} | {variant} | day {s.day} of {s.planned_days} | {s.z:+.2f} | "
+            f"±{s.bound:.2f} | {s.spent:.3g} | {crossed} |"
+        )
+    return lines
+
+
+def sequential_decision(
+    looks: Sequence[Effect], days: Sequence[int], planned_days: int, alpha: float = ALPHA
+) -> Sequential | None:
+    """The O'Brien–Fleming decision over one effect's looks (each on everything up to its
+    day; ``days[k]``: look k's day of the plan, 1 = the first day): each look's z (signed,
+    from its own test's p-value, so the t-based Welch and the delta method keep their own
+    calibration) against the Lan–DeMets boundary at fraction ``day / planned_days``. Looks
+    past the planned end are not part of the plan and are left out; None when no look is
+    within it. One function so that the closed-loop A/A benchmark counts what the report
+    shows."""
+    if planned_days < 1:
+        raise SegueError(f"a planned duration is at least 1 day, got {planned_days}")
+    if len(looks) != len(days):
+        raise SegueError(f"{len(looks)} looks but {len(days)} days")
+    inside = [(int(d), e) for d, e in zip(days, looks, strict=True) if 1 <= d <= planned_days]
+    if not inside:
+        return None
+    fractions = [d / planned_days for d, _ in inside]
+    bounds = obrien_fleming_bounds(fractions, alpha)
+    z = []
+    for _, e in inside:
+        p = max(e.p, 1e-300) if np.isfinite(e.p) else 1.0  # a finite z, however clear
+        z.append(float(np.sign(e.difference) * sps.norm.isf(p / 2)) if p < 1 else 0.0)
+    crossed = next((d for (d, _), zk, b in zip(inside, z, bounds, strict=True)
+                    if abs(zk) >= b), None)  # fmt: skip
+    path = tuple((d, zk, float(b)) for (d, _), zk, b in zip(inside, z, bounds, strict=True))
+    return Sequential(
+        day=inside[-1][0],
+        planned_days=planned_days,
+        z=z[-1],
+        bound=float(bounds[-1]),
+        spent=float(obrien_fleming_spent(fractions[-1], alpha)),
+        crossed_day=crossed,
+        path=path,
+    )
 
 
 def experiment_report(
@@ -211,6 +337,7 @@ def experiment_report(
     shares = [v.share for v in plan.experiment.variants]
     split = sample_ratio([listeners[v] for v in names], shares) if sum(listeners.values()) else None
     report = ExperimentReport(experiment_id, names[0], listeners, lists, split)
+    report.planned_days = plan.days
     pre = _minutes_before(store, start, set(table["user_id"]))
     found = [
         (metric, variant, effect) for metric, variant, effect, _ in _effects(table, names, pre)
@@ -227,11 +354,37 @@ def experiment_report(
     report.guardrails = [g for v in names[1:] for g in _guardrails(table, names[0], v)]
     adjusted = holm([effect.p for _, _, effect in found])
     always = {(look.metric, look.variant): look.always_valid_p for look in report.trajectory}
+    sequential = _sequential(report.trajectory, start, plan.days)
     report.metrics = [
-        VariantMetric(metric, variant, effect, float(p), always.get((metric, variant), 1.0))
+        VariantMetric(
+            metric,
+            variant,
+            effect,
+            float(p),
+            always.get((metric, variant), 1.0),
+            sequential.get((metric, variant)),
+        )
         for (metric, variant, effect), p in zip(found, adjusted, strict=True)
     ]
     return report
+
+
+def _sequential(
+    trajectory: Sequence[Look], start: dt.date, planned_days: int | None
+) -> dict[tuple[str, str], Sequential | None]:
+    """Each (metric, variant)'s O'Brien–Fleming decision over its daily looks, the plan's
+    days counted from the report's first day (by default the day the experiment started)."""
+    if planned_days is None:
+        return {}
+    seqs: dict[tuple[str, str], list[Look]] = {}
+    for look in trajectory:
+        seqs.setdefault((look.metric, look.variant), []).append(look)
+    return {
+        key: sequential_decision(
+            [x.effect for x in seq], [(x.day - start).days + 1 for x in seq], planned_days
+        )
+        for key, seq in seqs.items()
+    }
 
 
 def _minutes_before(store: Store, start: dt.date, users: set[str]) -> dict[str, float]:

@@ -13,8 +13,9 @@ judged against.
 
 The per-listener metrics are also looked at after every simulated day, on everything up to
 that day (``SimulationReport.looks``), with the experiment report's always-valid mSPRT
-p-value over those looks: what an operator who peeks daily sees, computed from the run's
-daily records rather than by running the loop again.
+p-value and its O'Brien–Fleming decision (the run's days are the plan) over those looks:
+what an operator who peeks daily sees, computed from the run's daily records rather than by
+running the loop again.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from segue.experiments.stats import (
     sample_ratio,
     welch,
 )
-from segue.jobs.experiments import always_valid_p
+from segue.jobs.experiments import Sequential, always_valid_p, reading_guide, sequential_decision
 from segue.progress import Progress, no_progress
 from segue.simulation.listeners import ReactionParams
 from segue.simulation.loop import DAY_MS, LoopResult, run_loop, true_effect
@@ -58,6 +59,9 @@ class SimulatedMetric:
     adjusted_p: float = float("nan")
     #: the report's mSPRT p-value over the daily looks (per-listener metrics; NaN otherwise)
     always_valid_p: float = float("nan")
+    #: the report's O'Brien–Fleming decision over the daily looks, the run's days being the
+    #: plan (per-listener metrics; None otherwise)
+    sequential: Sequential | None = None
 
     @property
     def covered(self) -> bool:
@@ -86,19 +90,19 @@ class SimulationReport:
             "listener); *truth*: everyone in control vs everyone in treatment, same coins.",
             "",
             "| metric | control | treatment | difference [95 % CI] | p (Holm) | always-valid p "
-            "| true difference | covered |",
-            "|---|---:|---:|---|---:|---:|---:|---|",
+            "| O'Brien–Fleming | true difference | covered |",
+            "|---|---:|---:|---|---:|---:|---|---:|---|",
         ]
         for m in self.metrics:
             e = m.effect
             always = "" if np.isnan(m.always_valid_p) else f"{m.always_valid_p:.2g}"
+            obf = "" if m.sequential is None else m.sequential.verdict()
             lines.append(
                 f"| {m.name} | {e.control:.4g} | {e.treatment:.4g} | {e.difference:+.4g} "
-                f"[{e.low:+.4g}, {e.high:+.4g}] | {m.adjusted_p:.2g} | {always} | "
+                f"[{e.low:+.4g}, {e.high:+.4g}] | {m.adjusted_p:.2g} | {always} | {obf} | "
                 f"{m.truth:+.4g} | {'yes' if m.covered else '**no**'} |"
             )
-        lines += ["", "p (Holm): read once at the end; always-valid p: the mSPRT over the "
-                  "daily looks, safe to read every day and stop on."]  # fmt: skip
+        lines += ["", *reading_guide(self.days)]
         if self.split is not None:
             verdict = "**mismatch**" if self.split.mismatch else "as designed"
             counts = " / ".join(f"{c:,.0f}" for c in self.split.observed)
@@ -144,9 +148,19 @@ def simulate_experiment(
         name: float(always_valid_p(report.looks[name], seq[-1][1])[-1])
         for name, seq in daily.items()
     }
+    plan = list(range(1, days + 1))  # one look a day, the run's days being the plan
+    sequential = {name: sequential_decision(looks, plan, days)
+                  for name, looks in report.looks.items()}  # fmt: skip
     adjusted = holm([m.effect.p for m in report.metrics])
     report.metrics = [
-        SimulatedMetric(m.name, m.effect, m.truth, float(p), always.get(m.name, float("nan")))
+        SimulatedMetric(
+            m.name,
+            m.effect,
+            m.truth,
+            float(p),
+            always.get(m.name, float("nan")),
+            sequential.get(m.name),
+        )
         for m, p in zip(report.metrics, adjusted, strict=True)
     ]
     report.split = sample_ratio([int((arm == 0).sum()), int(arm.sum())], [1 - share, share])

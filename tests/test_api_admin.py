@@ -170,6 +170,15 @@ def test_campaigns_and_data_are_the_stores(client: TestClient, root: Path) -> No
         assert tables == {name: store.count(name) for name in READABLE_TABLES}
     runs = client.get("/v1/admin/runs", headers=ADMIN).json()
     assert runs["runs"] == [] and "segue flow run" in runs["note"]
+    assert client.get("/v1/admin/runs/1700000000/steps", headers=ADMIN).status_code == 404
+    assert client.get("/v1/admin/runs/..%2Fx/steps", headers=ADMIN).status_code in (404, 422)
+
+    spring = client.get("/v1/admin/campaigns/spring/lift", headers=ADMIN).json()
+    assert spring["messages"] == 3 and spring["by_status"]["pending"] == 3
+    # no holdout in these messages (holdout_share absent) and nothing shown yet: no figure,
+    # said as null rather than a made-up 0
+    assert spring["lift"] is None and spring["ctr"] is None and spring["holdout_inactive"] == 0
+    assert client.get("/v1/admin/campaigns/winter/lift", headers=ADMIN).status_code == 404
 
 
 @pytest.mark.parametrize(

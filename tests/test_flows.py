@@ -15,9 +15,10 @@ import pytest
 
 from segue.batch.daily import DayPlan, load_snapshot, parse_date, snapshot_dataset
 from segue.batch.lifecycle import RECOMMENDATIONS, load_production
-from segue.batch.runs import list_runs
+from segue.batch.runs import list_runs, run_steps
 from segue.config import Settings
 from segue.data.synth import SynthParams
+from segue.errors import SegueError
 from segue.jobs.ingest import load_synthetic_world
 from segue.registry import ModelRegistry
 from segue.store import open_store
@@ -115,6 +116,17 @@ def test_a_run_refused_by_the_gate_leaves_production_untouched(first_run: Path) 
 
     runs = list_runs(Settings(data_dir=first_run))
     assert [(r.successful, r.status) for r in runs[:2]] == [(False, "failed"), (True, "ok")]
+    # the admin console's steps of each run: the failed one stops at the gate, with its error
+    failed = run_steps(Settings(data_dir=first_run), runs[0].run_id)
+    assert [s.name for s in failed] == ["start", "dataset", "train", "choose", "gate"]
+    assert [s.status for s in failed] == ["ok"] * 4 + ["failed"]
+    assert failed[-1].error is not None and "GateRefused: refused: ndcg@10" in failed[-1].error
+    assert all(s.tasks >= 1 for s in failed)
+    assert all(s.seconds is not None and s.seconds >= 0 for s in failed)
+    done = run_steps(Settings(data_dir=first_run), runs[1].run_id)
+    assert done[-1].name == "end" and {s.status for s in done} == {"ok"}
+    with pytest.raises(SegueError, match="no run"):
+        run_steps(Settings(data_dir=first_run), "1")
     newest_ok = runs[1]
     assert newest_ok.parameters["models"] == "popularity,itemknn"
     assert newest_ok.parameters["date"] == "2026-11-30"

@@ -408,6 +408,91 @@ def runs(svc: ServicesDep) -> Runs:
     return Runs(runs=rows, note=None if rows else "no daily flow runs yet: segue flow run")
 
 
+class StepOut(BaseModel):
+    name: str
+    status: str = Field(description="ok, failed or running")
+    tasks: int = Field(description="Tasks of the step (one per model where training fans out)")
+    started_at: str | None
+    finished_at: str | None
+    seconds: float | None
+    error: str | None = Field(description="A failed step's error; the traceback is in the log")
+
+
+@router.get("/runs/{run_id}/steps", response_model=list[StepOut], responses=problem_responses(404))
+def steps(
+    run_id: Annotated[str, Path(pattern=r"^[0-9A-Za-z_-]{1,64}$")], svc: ServicesDep
+) -> list[StepOut]:
+    """The steps one daily run reached, in order, with their times and a failed step's error."""
+    from segue.batch.runs import run_steps
+
+    try:
+        found = run_steps(svc.settings, run_id)
+    except SegueError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return [StepOut.model_validate(vars(s)) for s in found]
+
+
+class Lift(BaseModel):
+    """A campaign's outcome (``segue nba report``): reactivation of users without a play in
+    the 28 days before it, treated against the holdout, with Newcombe's interval."""
+
+    campaign: str
+    messages: int
+    by_status: dict[str, int]
+    impressions: int
+    clicks: int
+    conversions: int
+    ctr: float | None
+    treated_inactive: int
+    treated_reactivated: int
+    holdout_inactive: int
+    holdout_reactivated: int
+    lift: float | None = Field(description="Treated minus holdout reactivation rate")
+    low: float | None
+    high: float | None
+    window_days: int
+
+
+def _number(x: float) -> float | None:
+    return None if x != x else float(x)  # NaN (no holdout, no impressions) as null
+
+
+@router.get(
+    "/campaigns/{campaign}/lift", response_model=Lift, responses=problem_responses(404, 422)
+)
+def campaign_lift(
+    campaign: Annotated[str, Path(min_length=1, max_length=200)],
+    svc: ServicesDep,
+    window_days: Annotated[int, Query(ge=1, le=90)] = 14,
+) -> Lift:
+    """A campaign's CTR and its lift on reactivation, asked for one campaign at a time (it
+    reads the window's plays: not part of the console's first load)."""
+    from segue.nba.report import campaign_report
+
+    try:
+        report = campaign_report(svc.store, campaign, window_days)
+    except SegueError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    diff, low, high = report.lift()
+    return Lift(
+        campaign=campaign,
+        messages=report.messages,
+        by_status=report.by_status,
+        impressions=report.impressions,
+        clicks=report.clicks,
+        conversions=report.conversions,
+        ctr=_number(report.ctr),
+        treated_inactive=report.treated.inactive,
+        treated_reactivated=report.treated.reactivated,
+        holdout_inactive=report.holdout.inactive,
+        holdout_reactivated=report.holdout.reactivated,
+        lift=_number(diff),
+        low=_number(low),
+        high=_number(high),
+        window_days=window_days,
+    )
+
+
 @router.get("/campaigns", response_model=Campaigns)
 def campaigns(svc: ServicesDep) -> Campaigns:
     """Outbox messages per status, and per campaign, channel and status."""

@@ -122,6 +122,69 @@ def list_runs(settings: Settings, limit: int = 20, flow: str = FLOW_NAME) -> lis
     return out
 
 
+@dataclass(frozen=True)
+class StepInfo:
+    """One step of a run, in the order it ran: ``status`` ok, failed or running."""
+
+    name: str
+    status: str
+    tasks: int
+    started_at: str | None
+    finished_at: str | None
+    seconds: float | None
+    error: str | None
+
+
+def run_steps(settings: Settings, run_id: str, flow: str = FLOW_NAME) -> list[StepInfo]:
+    """The steps a run reached, first to last, with their times and a failed step's error
+    (the exception's type and first line; the full traceback is in the run's log)."""
+    require("flows", "segue runs")
+    root = metaflow_root(settings)
+    if not (root / ".metaflow" / flow).is_dir():
+        raise SegueError(f"no runs of {flow} under {root}")
+    os.environ.setdefault("USERNAME", os.environ.get("USER") or "segue")
+    from metaflow import Run, metadata, namespace
+    from metaflow.exception import MetaflowNotFound
+
+    metadata(f"local@{root}")
+    namespace(None)
+    try:
+        run = Run(f"{flow}/{run_id}")
+    except MetaflowNotFound:
+        raise SegueError(f"no run {run_id!r} of {flow}") from None
+    steps = []
+    for step in run:
+        tasks = list(step)  # a foreach step (one training per model) has several
+        starts = [t.created_at for t in tasks if t.created_at]
+        ends = [getattr(t, "finished_at", None) for t in tasks]
+        started = min(starts) if starts else None
+        done = all(e is not None for e in ends)
+        finished = max(e for e in ends if e is not None) if done and ends else None
+        failed = [t for t in tasks if not t.successful and getattr(t, "finished_at", None)]
+        error = None
+        if failed:
+            status = "failed"
+            exc = failed[0].exception
+            if exc is not None:
+                # Metaflow's wrapper holds the whole traceback: its last line is the error
+                text = [line for line in str(exc).strip().splitlines() if line.strip()]
+                error = text[-1].strip() if text else type(exc).__name__
+        else:
+            status = "ok" if tasks and all(t.successful for t in tasks) else "running"
+        steps.append(
+            StepInfo(
+                name=step.id,
+                status=status,
+                tasks=len(tasks),
+                started_at=str(started) if started else None,
+                finished_at=str(finished) if finished else None,
+                seconds=(finished - started).total_seconds() if started and finished else None,
+                error=error,
+            )
+        )
+    return sorted(steps, key=lambda s: s.started_at or "")
+
+
 def _failed_or_running(run: Any) -> str:
     """Metaflow calls only successful tasks finished; one that stopped unsuccessfully (it has
     a ``finished_at``) failed the run."""

@@ -187,12 +187,28 @@
       const r = await call("/v1/admin/runs");
       $("runs").replaceChildren(
         r.note ? el("p", { class: "muted" }, r.note) : "",
-        r.runs.length ? table(["run", "status", "created", "parameters", "metrics"], r.runs.map((x) => ({ cells: [
-          x.run_id, x.status, x.created_at.slice(0, 19),
-          Object.entries(x.parameters).filter(([, v]) => v !== "").map(([k, v]) => `${k}=${v}`).join(", "),
-          Object.entries(x.metrics).map(([k, v]) => `${k}=${typeof v === "number" ? v.toFixed(4) : v}`).join(", "),
-        ] }))) : "");
+        r.runs.length ? table(["run", "status", "created", "parameters", "metrics", ""], r.runs.map((x) => ({
+          attrs: { dataset: { run: x.run_id } },
+          cells: [
+            x.run_id, x.status, x.created_at.slice(0, 19),
+            Object.entries(x.parameters).filter(([, v]) => v !== "").map(([k, v]) => `${k}=${v}`).join(", "),
+            Object.entries(x.metrics).map(([k, v]) => `${k}=${typeof v === "number" ? v.toFixed(4) : v}`).join(", "),
+            el("button", { type: "button", "aria-label": `Steps of run ${x.run_id}`, onclick: () => steps(x.run_id) }, "Steps"),
+          ] }))) : "",
+        el("div", { id: "steps", "aria-live": "polite" }));
     } catch (e) { $("runs").replaceChildren(el("p", {}, e.message)); }
+  }
+
+  async function steps(runId) {
+    const box = $("steps");
+    try {
+      const found = await call(`/v1/admin/runs/${encodeURIComponent(runId)}/steps`);
+      box.replaceChildren(el("h3", {}, `Run ${runId}: its steps`),
+        table(["step", "status", "tasks", "started", "seconds", "error"], found.map((st) => ({
+          attrs: { dataset: { step: st.name, status: st.status } },
+          cells: [st.name, st.status, st.tasks, (st.started_at || "").slice(0, 19), fmt(st.seconds), st.error || ""],
+        }))));
+    } catch (e) { box.replaceChildren(el("p", { class: "warn" }, e.message)); }
   }
 
   async function experiments() {
@@ -215,14 +231,31 @@
       const rows = [];
       for (const [name, channels] of Object.entries(c.campaigns)) {
         for (const [channel, counts] of Object.entries(channels)) {
-          rows.push({ cells: [name, channel, Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(", ")] });
+          rows.push({ cells: [name, channel, Object.entries(counts).map(([s, n]) => `${s} ${n}`).join(", "),
+            channel === Object.keys(channels)[0]
+              ? el("button", { type: "button", "aria-label": `Lift of campaign ${name}`, onclick: () => lift(name) }, "Lift")
+              : ""] });
         }
       }
       $("campaigns").replaceChildren(
         el("dl", { class: "stats" }, Object.entries(c.statuses).map(([s, n]) => stat(s, n))),
-        rows.length ? table(["campaign", "channel", "messages by status"], rows)
-          : el("p", { class: "muted" }, "No campaigns yet: segue nba run --campaign NAME."));
+        rows.length ? table(["campaign", "channel", "messages by status", ""], rows)
+          : el("p", { class: "muted" }, "No campaigns yet: segue nba run --campaign NAME."),
+        el("div", { id: "lift", "aria-live": "polite" }));
     } catch (e) { $("campaigns").replaceChildren(el("p", {}, e.message)); }
+  }
+
+  async function lift(name) {
+    const box = $("lift");
+    try {
+      const l = await call(`/v1/admin/campaigns/${encodeURIComponent(name)}/lift`);
+      const pct = (x) => (x === null ? "—" : `${(x * 100).toFixed(1)} %`);
+      const signed = (x) => (x === null ? "—" : `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)} pt`);
+      box.replaceChildren(el("p", { id: "lift-summary" },
+        `${name}: ${l.messages.toLocaleString()} messages, CTR ${pct(l.ctr)}, ${l.conversions.toLocaleString()} conversions; ` +
+        `reactivated within ${l.window_days} days ${l.treated_reactivated}/${l.treated_inactive} treated against ` +
+        `${l.holdout_reactivated}/${l.holdout_inactive} held out: lift ${signed(l.lift)} [${signed(l.low)}, ${signed(l.high)}] (95 %, Newcombe).`));
+    } catch (e) { box.replaceChildren(el("p", { class: "warn" }, e.message)); }
   }
 
   async function deadLetters() {

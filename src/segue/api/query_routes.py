@@ -2,7 +2,8 @@
 
 The language model (fine-tuned MiniLM, int8 for serving) and the entity index are loaded on
 first use and kept; for play requests the answer carries the queue the player would start,
-from the served recommender.
+from the served recommender — only once no question is open: a "confirm" answer's queue
+comes when the same text is sent again with ``confirmed: true``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ class Query(BaseModel):
         default=None, description="The listener's local time ('something for this morning')"
     )
     k: int = Field(default=10, ge=1, le=50, description="Length of the queue for play requests")
+    confirmed: bool = Field(
+        default=False,
+        description=(
+            "The listener said yes to the answer's confirmation question: send the same text "
+            "again with this set to get the queue (none is built before)"
+        ),
+    )
 
 
 def _parser(svc: Services) -> Parser:
@@ -64,5 +72,6 @@ def query(body: Query, svc: ServicesDep) -> QueryResponse:
         now=body.local_time,
         trained=svc.models.current.trained,
         k=body.k,
+        confirmed=body.confirmed,
     )
     return QueryResponse.of(answer)

@@ -124,10 +124,16 @@ def answer_query(
     now: dt.datetime | None = None,
     trained: TrainedModel | None = None,
     k: int = 10,
+    confirmed: bool = False,
 ) -> QueryAnswer:
     """Parse ``text`` for ``user_id`` at local time ``now``; for play and recommend requests
     that need no question first, the queue the player would start (needs ``trained`` unless
-    the request names an artist, a track or the listener's favourites)."""
+    the request names an artist, a track or the listener's favourites).
+
+    No queue is built while a question is open: a confirmation ("Did you mean X? Shall I go
+    ahead?") gets its queue when the request comes again with ``confirmed`` (the listener
+    said yes); a clarification (a name under the link threshold, something missing) has no
+    call at all, so nothing can be queued for it."""
     if k < 1:
         raise SegueError(f"k must be at least 1, got {k}")
     request_words(text)  # nothing visible, or too long: refused before the model sees it
@@ -139,7 +145,15 @@ def answer_query(
     parsed = parser.parse(text, history=history, now=now)
     understanding = Understanding(**parsed.understanding())
     queue: list[QueuedTrack] = []
-    if parsed.call is not None and parsed.question_kind != "clarify":
+    if confirmed and understanding.question_kind == "confirm":
+        understanding = understanding.model_copy(
+            update={
+                "question": None,
+                "question_kind": None,
+                "context": {**understanding.context, "confirmed": True},
+            }
+        )
+    if parsed.call is not None and understanding.question is None:
         if not personal and _needs_history(parsed.call):
             understanding = understanding.model_copy(update={"message": NO_PERSONALISATION})
         else:
@@ -169,6 +183,8 @@ def _queue(
     first: list[QueuedTrack] = []
     picks: list[str] = []
     if isinstance(call, PlayMusic):
+        if call.item is not None and call.item.id and parser.index is not None:
+            return _item_queue(store, parser.index, call.item.id, k)
         if call.track is not None and call.track.id:
             first = [_track(store, call.track.id, "you asked for it")]
             picks = [call.track.id]
@@ -200,6 +216,23 @@ def _queue(
         if s.item_id not in seen
     ]
     return (first + rest)[:k]
+
+
+def _item_queue(store: Store, index: EntityIndex, item_id: str, k: int) -> list[QueuedTrack]:
+    """A podcast show: its most played episodes; any other item: itself."""
+    position = index.position.get(item_id)
+    if position is not None and index.items[position].kind == ItemKind.PODCAST_SHOW:
+        episodes = [
+            p
+            for p in index.works.get(item_id, [])
+            if index.items[p].kind == ItemKind.PODCAST_EPISODE
+        ]
+        if episodes:
+            return [
+                _track(store, index.items[p].id, "an episode of the show you asked for")
+                for p in episodes[:k]
+            ]
+    return [_track(store, item_id, "you asked for it")]
 
 
 def _artist_tracks(store: Store, index: EntityIndex, artist_id: str, k: int) -> list[QueuedTrack]:

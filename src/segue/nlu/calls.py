@@ -25,15 +25,20 @@ class Ref(BaseModel):
     text: str = Field(min_length=1)
     id: str | None = None
     title: str | None = None
+    #: the linked item's kind ("track", "podcast_show" ...), when linked
+    kind: str | None = None
 
 
 class PlayMusic(_Call):
-    """Play something: a track, artist, album, genre, playlist, a decade, or a mood."""
+    """Play something: a track, artist, album, genre, playlist, a decade, or a mood; or
+    another kind of catalog item (``item``: a podcast show or episode, an audiobook, a
+    video, an app feature)."""
 
     name: Literal["playMusic"] = "playMusic"
     track: Ref | None = None
     artist: Ref | None = None
     album: Ref | None = None
+    item: Ref | None = None
     genre: str | None = None
     playlist: str | None = None
     year: str | None = None

@@ -25,7 +25,8 @@ from rapidfuzz import fuzz, process
 from segue.data.model import Item, ItemKind
 from segue.nlu.words import words_of
 
-LINKED_KINDS = (ItemKind.TRACK, ItemKind.ARTIST, ItemKind.ALBUM, ItemKind.FEATURE)
+#: every kind links: requests name podcasts, episodes and audiobooks too (issue 23)
+LINKED_KINDS: tuple[ItemKind, ...] = tuple(ItemKind)
 POPULARITY_WEIGHT = 0.08
 HISTORY_WEIGHT = 0.1
 ARTIST_WEIGHT = 0.12
@@ -136,16 +137,21 @@ class EntityIndex:
         for p, item in enumerate(self.items):
             if item.artist_id is not None:
                 self.works.setdefault(item.artist_id, []).append(p)
+            if item.show_id is not None:  # a show's episodes
+                self.works.setdefault(item.show_id, []).append(p)
         for positions in self.works.values():
             positions.sort(key=lambda p: (-self.popularity[p], p))
         self._kinds: dict[str, _KindIndex] = {}
         by_kind: dict[str, dict[str, list[int]]] = {}
         genres: set[str] = set()
+        moods: set[str] = set()
         for p, item in enumerate(self.items):
             name = normalise(item.title)
             if name:
                 by_kind.setdefault(item.kind.value, {}).setdefault(name, []).append(p)
             genres.update(normalise(g) for g in item.genres)
+            if item.kind is ItemKind.TRACK:  # a track's tags are moods ("chill", "happy")
+                moods.update(normalise(t) for t in item.tags)
         for kind, names in by_kind.items():
             ordered = sorted(names)
             self._kinds[kind] = _KindIndex.build(
@@ -154,6 +160,7 @@ class EntityIndex:
                 self.popularity,
             )
         self.genres = sorted(g for g in genres if g)
+        self.moods = frozenset(m for m in moods if m)
 
     def link(
         self,

@@ -5,7 +5,18 @@ slot spans, link names to catalog items, fill in context (the listener's history
 favourites", the local time for "something for this morning"), build the call and validate
 it against its pydantic schema. A call that misses required information becomes a
 clarification question; a call built on an unsure reading (low calibrated confidence, or a
-name matched only loosely) comes with a confirmation question.
+name whose calibrated link probability is under :data:`segue.nlu.link_score.CONFIRM_BELOW`)
+comes with a confirmation question, and a name under
+:data:`segue.nlu.link_score.LINK_THRESHOLD` gets no call at all: "I couldn't find X; did
+you mean A or B?" (or "not in the catalog" when nothing is close).
+
+Before the model: the text is NFKC-normalised and cleaned of control and invisible
+characters (:func:`segue.nlu.words.clean_text`), refused when empty or longer than the
+model reads (:data:`segue.nlu.words.MAX_REQUEST_WORDS` words, :data:`MAX_SUBWORDS`
+sub-words), and answered "I understand requests in English" when it is not English
+(:mod:`segue.nlu.language`). After the model: the phrasings whose words settle the meaning
+("play the song X", "put on X", "something like X", "search for the album X") are read by
+rule (:mod:`segue.nlu.phrases`) where the tagger's reading names no linked item.
 """
 
 from __future__ import annotations
@@ -19,9 +30,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from segue.errors import SegueError
 from segue.nlu.calls import Call, Ref, validate_call
 from segue.nlu.evaluate import spans
+from segue.nlu.generate import MOODS
+from segue.nlu.language import ENGLISH_WORDS, NOT_ENGLISH, not_english
+from segue.nlu.link_score import CONFIRM_BELOW as CONFIRM_LINK_BELOW
+from segue.nlu.link_score import LINK_THRESHOLD, link_confidence
 from segue.nlu.linking import Candidate, EntityIndex
+from segue.nlu.phrases import KIND_WORDS, Phrase, read_phrase
 from segue.nlu.tagged import Tagged, frame_confidence
-from segue.nlu.words import words_of
+from segue.nlu.words import clean_text, request_words, words_of
 
 if TYPE_CHECKING:
     from segue.nlu.tagger import Tagger
@@ -44,8 +60,12 @@ INTENTS = {
 }
 #: below this calibrated confidence the parser asks before acting
 CONFIRM_BELOW = 0.6
-#: a linked name matching less than this (0-1) is confirmed with the listener
-LOOSE_MATCH = 0.8
+#: the model reads 64 sub-words, [CLS] and [SEP] included: longer requests are refused
+MAX_SUBWORDS = 62
+#: item kinds a play request may name besides tracks, albums and artists (``PlayMusic.item``)
+OTHER_KINDS = ("podcast_show", "podcast_episode", "audiobook", "video")
+#: every kind a name in a request may be, in the order preferred among equal matches
+ALL_KINDS = ("track", "album", "artist", *OTHER_KINDS, "feature")
 FAVOURITE_WORDS = ("favourite", "favorite", "liked", "my music", "my songs")
 OUT_OF_SCOPE_MESSAGE = (
     "I can help with music: playing, playlists, likes, stations, Focus Mode and suggestions."
@@ -68,6 +88,8 @@ class LinkedEntity(BaseModel):
     slot: str
     text: str
     candidates: list[Candidate]  # the linker's own records, with the parts of their score
+    #: the calibrated probability that the first candidate is the item meant (0: none found)
+    confidence: float = 0.0
 
 
 class Understanding(BaseModel):
@@ -128,9 +150,30 @@ class Parser:
     ) -> ParseResult:
         """Parse one request. ``history``: the listener's item ids, most played first;
         ``now``: the listener's local time."""
+        text = clean_text(text)
+        words = request_words(text)  # refuses nothing visible, or too many words
         words = words_of(text)
-        if not words:
-            raise SegueError("the request is empty: say what to play or do")
+        if not_english(text, words):
+            return ParseResult(
+                text=text,
+                words=words,
+                intent="out_of_scope",
+                model_intent="",
+                confidence=0.0,
+                slots=[],
+                entities=[],
+                call=None,
+                message=NOT_ENGLISH,
+                context={"language": "not English"},
+            )
+        tokenizer = getattr(self.tagger, "tokenizer", None)
+        if tokenizer is not None:
+            n = len(tokenizer(words, is_split_into_words=True)["input_ids"]) - 2
+            if n > MAX_SUBWORDS:
+                raise SegueError(
+                    f"the request is too long for the model: {n} word pieces, the limit is "
+                    f"{MAX_SUBWORDS}; say what to play in fewer words"
+                )
         tagged = self.tagger.tag([words])[0]
         return self.interpret(text, tagged, history=history, now=now)
 
@@ -157,10 +200,32 @@ class Parser:
             entities=[],
             call=None,
         )
-        if intent == "out_of_scope":
-            return result.model_copy(update={"message": OUT_OF_SCOPE_MESSAGE})
-        data, question = build.call_data(intent, words)
+        phrase = read_phrase(words) if self.index is not None else None
+        ruled = False
+        if phrase is not None and _phrase_first(phrase, intent):
+            intent, ruled = _PHRASE_INTENTS[phrase.action], True
+            data, question = build.phrase_data(phrase)
+        elif intent == "out_of_scope" or self._junk(words):
+            # no word a request is made of and no catalog name ("blorp snarf"): not a request
+            return result.model_copy(
+                update={"intent": "out_of_scope", "message": OUT_OF_SCOPE_MESSAGE}
+            )
+        else:
+            data, question = build.call_data(intent, words)
+            if phrase is not None and phrase.action != "search" and not build.all_linked(phrase):
+                # the tagger's reading links nothing sure: read the words by rule instead
+                build = _Builder(self.index, slots, set(history), now)
+                intent, ruled = _PHRASE_INTENTS[phrase.action], True
+                data, question = build.phrase_data(phrase)
         update: dict[str, Any] = {"entities": build.entities, "context": build.context}
+        if ruled:
+            update["intent"] = intent
+            build.context["rule"] = f"{phrase.action} phrase" if phrase else None
+        unresolved = build.unresolved() if intent != "search" else []
+        if unresolved:
+            build.context["unresolved"] = [e.text for e in unresolved]
+            update.update(question=_not_found(unresolved), question_kind="clarify")
+            return result.model_copy(update=update)
         if question is None:
             try:
                 update["call"] = validate_call(data)
@@ -168,9 +233,32 @@ class Parser:
                 question = _question_for(exc)
         if question is not None:
             update.update(question=question, question_kind="clarify")
-        elif confidence < self.confirm_below or build.loose:
+        elif (confidence < self.confirm_below and not ruled) or build.unsure(intent):
             update.update(question=_confirmation(update["call"], build), question_kind="confirm")
         return result.model_copy(update=update)
+
+    def _junk(self, words: list[str]) -> bool:
+        """No English request word, and the whole text names no catalog item for sure."""
+        if ENGLISH_WORDS.intersection(words) or self.index is None:
+            return False
+        text = " ".join(words)
+        found = self.index.link(text, ALL_KINDS, limit=3)
+        return link_confidence(text, found) < LINK_THRESHOLD
+
+
+_PHRASE_INTENTS = {"play": "play_music", "like": "recommend", "search": "search"}
+
+
+def _phrase_first(phrase: Phrase, intent: str) -> bool:
+    """Whether a phrase read by rule goes before the tagger's reading: "something like X"
+    always (the item of any kind is wanted), a phrase that names its kind ("the podcast X",
+    "search for the album X"), and a play phrase ("play X", "put on X") the tagger took for
+    anything but playing, skipping, going back, a playlist or a station ("play the next
+    song" stays a skip)."""
+    if phrase.action == "like" or (phrase.kind is not None and phrase.kind != "playlist"):
+        return True
+    keep = ("play_music", "skip", "previous", "add_to_playlist", "start_station")
+    return phrase.action == "play" and intent not in keep
 
 
 def _slots(tagged: Tagged) -> list[Slot]:
@@ -206,7 +294,6 @@ class _Builder:
         self.now = now
         self.entities: list[LinkedEntity] = []
         self.context: dict[str, Any] = {}
-        self.loose = False
         self._linked_artist: Candidate | None = None
 
     # -- linking ------------------------------------------------------------------------
@@ -235,13 +322,46 @@ class _Builder:
                 history=self.history,
                 artist_id=artist.item_id if artist else None,
             )
-        self.entities.append(LinkedEntity(slot=slot, text=text, candidates=list(found)))
-        if not found:
-            self.loose = True
+        return self._record(slot, text, found, prefer)
+
+    def _record(
+        self, slot: str, text: str, found: list[Candidate], prefer: str | None = None
+    ) -> tuple[Ref, Candidate | None]:
+        """Keep the linking in :attr:`entities` with its calibrated probability; the ref
+        carries an id only when that probability reaches the threshold."""
+        best = next((c for c in found if c.kind == prefer and c.match >= found[0].match), None)
+        if best is not None and best is not found[0]:
+            found = [best, *(c for c in found if c is not best)]
+        confidence = round(link_confidence(text, found), 6)
+        self.entities.append(
+            LinkedEntity(slot=slot, text=text, candidates=list(found), confidence=confidence)
+        )
+        if not found or confidence < LINK_THRESHOLD:
             return Ref(text=text), None
-        self.loose = self.loose or found[0].match < LOOSE_MATCH
-        best = next((c for c in found if c.kind == prefer and c.match >= found[0].match), found[0])
-        return Ref(text=text, id=best.item_id, title=best.title), best
+        top = found[0]
+        return Ref(text=text, id=top.item_id, title=top.title, kind=top.kind), top
+
+    def unresolved(self) -> list[LinkedEntity]:
+        """Linked names under the threshold: nothing is done with them, the listener is asked."""
+        return [e for e in self.entities if e.confidence < LINK_THRESHOLD]
+
+    def unsure(self, intent: str) -> bool:
+        """A name over the threshold but under the confirmation line (searches list, they
+        play nothing, so they need no confirmation)."""
+        return intent != "search" and any(e.confidence < CONFIRM_LINK_BELOW for e in self.entities)
+
+    def all_linked(self, phrase: Phrase) -> bool:
+        """Whether the tagger's reading linked every name it holds, holds at least one name
+        or something else to act on (genre, mood, playlist ...), and, when the phrase's whole
+        name is an exact catalog title, linked that title."""
+        if self.unresolved() or not (self.entities or self.values):
+            return False
+        assert self.index is not None
+        whole = self.index.link(phrase.name, ALL_KINDS, limit=1)
+        if whole and whole[0].match >= 0.999:
+            titles = {c.title for e in self.entities for c in e.candidates[:1]}
+            return whole[0].title in titles
+        return True
 
     def works(self) -> tuple[Ref | None, Ref | None]:
         """(track, album) of a play request, each linked against tracks *and* albums.
@@ -264,15 +384,22 @@ class _Builder:
 
     def artist(self) -> Candidate | None:
         if self._linked_artist is None and "artist" in self.values and self.index is not None:
-            found = self.index.link(self.values["artist"], ["artist"], history=self.history)
-            self._linked_artist = found[0] if found else None
+            text = self.values["artist"]
+            found = self.index.link(text, ["artist"], history=self.history)
+            sure = found and link_confidence(text, found) >= LINK_THRESHOLD
+            self._linked_artist = found[0] if sure else None
         return self._linked_artist
 
     def genre(self) -> str | None:
+        """The catalog genre the genre slot names; one the catalog lacks is recorded as an
+        entity without candidates, so the listener is told instead of getting an empty list."""
         text = self.values.get("genre")
         if text is None or self.index is None:
             return text
-        return self.index.link_genre(text) or text
+        genre = self.index.link_genre(text)
+        if genre is None and self.index.genres:
+            self.entities.append(LinkedEntity(slot="genre", text=text, candidates=[]))
+        return genre or text
 
     # -- context ------------------------------------------------------------------------
     def time_of_day(self) -> str | None:
@@ -354,19 +481,105 @@ class _Builder:
                 "activity": v.get("activity"),
                 "time_of_day": self.time_of_day(),
             }, None
-        # search: the linked candidates are the results
+        # search: the linked candidates are the results, the kind named first
         key = next((k for k in ("object_name", "track", "artist", "album") if k in v), None)
         if key is None:
             return {}, "What should I search for?"
-        self.ref(key, ["track", "artist", "album"])
-        found = self.entities[-1].candidates if self.index is not None else []
-        results = tuple(Ref(text=v[key], id=c.item_id, title=c.title) for c in found)
-        return {
-            "name": "search",
-            "query": v[key],
-            "kind": v.get("object_type"),
-            "results": results,
-        }, None
+        kind = KIND_WORDS.get(v.get("object_type", ""), v.get("object_type"))
+        return self.search(v[key], kind, slot=key), None
+
+    def search(self, text: str, kind: str | None, slot: str = "object_name") -> dict[str, Any]:
+        """A search over every kind, items of the kind named listed first."""
+        found: list[Candidate] = []
+        if self.index is not None:
+            found = self.index.link(text, ALL_KINDS, history=self.history, limit=10)
+            found = [c for c in found if c.kind == kind] + [c for c in found if c.kind != kind]
+            self._record(slot, text, found)
+        results = tuple(Ref(text=text, id=c.item_id, title=c.title, kind=c.kind) for c in found)
+        return {"name": "search", "query": text, "kind": kind, "results": results}
+
+    # -- phrases read by rule -------------------------------------------------------------
+    def any_ref(
+        self, slot: str, text: str, kind: str | None, artist: Candidate | None = None
+    ) -> tuple[Ref, Candidate | None]:
+        """``text`` linked against the kind named, or every kind: among names matched
+        exactly the kind earliest in :data:`ALL_KINDS` (the track first), else the best."""
+        assert self.index is not None
+        kinds = [kind] if kind in ALL_KINDS else list(ALL_KINDS)
+        found: list[Candidate] = []
+        if artist is not None and set(kinds) & {"track", "album"}:
+            works = [k for k in kinds if k in ("track", "album")]
+            found = self.index.link_artist_work(text, works, artist.item_id)
+        if not found:  # per kind, so that many equal titles of one kind crowd out none
+            artist_id = artist.item_id if artist else None
+            for k in kinds:
+                found += self.index.link(
+                    text, [k], history=self.history, artist_id=artist_id, limit=3
+                )
+            found.sort(key=lambda c: (-c.score, kinds.index(c.kind), c.item_id))
+        exact = [c for c in found if c.match >= 0.999]
+        prefer = min(exact, key=lambda c: kinds.index(c.kind)).kind if exact else None
+        return self._record(slot, text, found, prefer)
+
+    def phrase_data(self, phrase: Phrase) -> tuple[dict[str, Any], str | None]:
+        """The call of a phrase read by rule (see :mod:`segue.nlu.phrases`)."""
+        assert self.index is not None
+        if phrase.action == "search":
+            return self.search(phrase.name, phrase.kind), None
+        if phrase.action == "like":
+            style = self._style(phrase.name) if phrase.kind is None else None
+            if style is not None:
+                return {"name": "recommend", **style}, None
+            ref, _ = self.any_ref("like", phrase.name, phrase.kind)
+            return {"name": "recommend", "like": ref}, None
+        name = phrase.name
+        if any(f in name for f in FAVOURITE_WORDS):
+            self.context["history_items"] = len(self.history)
+            return {"name": "playMusic", "source": "history"}, None
+        if phrase.kind == "playlist":
+            return {"name": "playMusic", "playlist": name}, None
+        style = self._style(name) if phrase.kind in (None, "genre") else None
+        if style is not None:
+            return {"name": "playMusic", "source": "recommendations", **style}, None
+        artist = None
+        data: dict[str, Any] = {"name": "playMusic"}
+        if phrase.by is not None:
+            by, artist = self.any_ref("artist", phrase.by, "artist")
+            data["artist"] = by
+        ref, chosen = self.any_ref(phrase.kind or "item", name, phrase.kind, artist)
+        genre = self._near_genre(name) if chosen is None and phrase.kind is None else None
+        if genre is not None and artist is None:
+            self.entities.pop()  # a genre, not an item the catalog lacks
+            return {"name": "playMusic", "source": "recommendations", "genre": genre}, None
+        kind = chosen.kind if chosen is not None else (phrase.kind or "track")
+        field = kind if kind in ("track", "album", "artist") else "item"
+        if field == "artist" and "artist" in data:
+            field = "item"
+        data[field] = ref
+        return data, None
+
+    def _style(self, name: str) -> dict[str, str] | None:
+        """A genre or mood named as such ("some jazz", "something chill", "happy songs")."""
+        assert self.index is not None
+        words = name.split()
+        while words and words[0] in ("some", "something", "a", "bit", "of", "more"):
+            words = words[1:]
+        while words and words[-1] in ("music", "songs", "tracks", "stuff", "tunes"):
+            words = words[:-1]
+        text = " ".join(words)
+        if not text:
+            return None
+        if text in self.index.moods or text in MOODS:
+            return {"mood": text}
+        if text in self.index.genres:
+            return {"genre": text}
+        return None
+
+    def _near_genre(self, name: str) -> str | None:
+        """A misspelt genre ("some jaz"), tried only when no item matched."""
+        assert self.index is not None
+        words = [w for w in name.split() if w not in ("some", "music", "songs")]
+        return self.index.link_genre(" ".join(words)) if words else None
 
     def _station(self, words: list[str]) -> tuple[dict[str, Any], str | None]:
         v = self.values
@@ -401,6 +614,18 @@ class _Builder:
 def _question_for(exc: ValidationError) -> str:
     missing = sorted({str(e["loc"][-1]) for e in exc.errors() if e["loc"]})
     return f"I need a bit more: which {' and '.join(missing) or 'details'} did you mean?"
+
+
+def _not_found(unresolved: list[LinkedEntity]) -> str:
+    """ "I couldn't find X; did you mean A or B?", or that X is not in the catalog."""
+    parts = []
+    for entity in unresolved:
+        titles = list(dict.fromkeys(c.title for c in entity.candidates))[:2]
+        if titles:
+            parts.append(f"I couldn't find {entity.text!r}; did you mean {' or '.join(titles)}?")
+        else:
+            parts.append(f"I couldn't find {entity.text!r}: it is not in the catalog.")
+    return " ".join(parts)
 
 
 def _confirmation(call: Call | None, build: _Builder) -> str:

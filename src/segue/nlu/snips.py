@@ -45,9 +45,26 @@ def split_dir(split: str, root: Path | None = None) -> Path:
     return (root or DEFAULT_ROOT) / split
 
 
+def read_part(root: Path, part: str) -> list[Utterance]:
+    """Every utterance of the part ``part`` (train, valid or test) of a SNIPS-format folder
+    the caller names (``segue nlu evaluate --data DIR --part test``): for an independent
+    measurement on a part this project never reads by itself."""
+    if part not in ("train", "valid", "test"):
+        raise SegueError(f"unknown part {part!r}: use train, valid or test")
+    if not (root / part).is_dir():
+        held = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        raise SegueError(
+            f"{root} holds no {part}/ folder (it holds: {', '.join(held) or 'nothing'})"
+        )
+    return _read_folder(root / part, part)
+
+
 def read_split(split: str, root: Path | None = None) -> list[Utterance]:
     """Every utterance of ``split``; errors name the file and line that is wrong."""
-    folder = split_dir(split, root)
+    return _read_folder(split_dir(split, root), split)
+
+
+def _read_folder(folder: Path, split: str) -> list[Utterance]:
     files = {name: folder / name for name in ("seq.in", "seq.out", "label")}
     for path in files.values():
         if not path.is_file():

@@ -61,7 +61,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     dropout: float = 0.1
     seed: int = 0
-    threads: int = 2
+    threads: int = 1
     freeze_word_embeddings: bool = False
     #: keep only the first transformer layers (tests); None = all six
     layers: int | None = None
@@ -232,7 +232,12 @@ def _fit(
             value = loss.item()
             running = 0.98 * running + 0.02 * value if step > 1 else value
             if step % 50 == 0:
-                say(f"step {step}/{total} loss {running:.4f} {time.perf_counter() - started:.0f}s")
+                spent = time.perf_counter() - started
+                left = spent / step * (total - step)  # evaluations included, as they recur
+                say(
+                    f"step {step}/{total} loss {running:.4f} {spent:.0f}s, "
+                    f"about {left / 60:.0f} min left"
+                )
             if step % eval_every == 0 or step == total:
                 model.eval()
                 if rows is not None:  # evaluate, keep and save the plain, merged table

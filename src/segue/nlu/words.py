@@ -8,6 +8,7 @@ trained on, and slot values come back as the listener's words in that normal for
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import numpy as np
 
@@ -43,12 +44,20 @@ def words_of(text: str) -> list[str]:
     return out
 
 
+def clean_text(text: str) -> str:
+    """``text`` as the rest of the pipeline should see it: Unicode NFKC (full-width letters,
+    ligatures and compatibility forms become plain ones, so "ｐｌａｙ" is "play"), with
+    zero-width and direction marks removed and control characters turned into spaces.
+    Done before any emptiness check, so invisible input is seen as empty."""
+    text = unicodedata.normalize("NFKC", text)
+    return _CONTROL.sub(" ", _INVISIBLE.sub("", text)).strip()
+
+
 def request_words(text: str) -> list[str]:
     """The words of a request, or a refusal a listener can act on: a request of nothing
     visible (only spaces, control or zero-width characters) is not taken for "resume", and
     one longer than :data:`MAX_REQUEST_WORDS` is refused rather than cut off unseen."""
-    visible = _CONTROL.sub(" ", _INVISIBLE.sub("", text))
-    words = [w for w in words_of(visible) if any(ch.isalnum() for ch in w)]
+    words = [w for w in words_of(clean_text(text)) if any(ch.isalnum() for ch in w)]
     if not words:
         raise SegueError(
             "the request holds no words (only spaces, punctuation, control or invisible "

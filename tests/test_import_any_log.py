@@ -293,3 +293,107 @@ def test_occurrence_counts_match_a_plain_dict_in_any_mix_of_calls() -> None:
                 key = rng.randint(0, 300)
                 assert counter.take_one(key) == plain.get(key, 0)
                 plain[key] = plain.get(key, 0) + 1
+
+
+def _both_paths(path: Path, mapping: dict[str, str], **kw: object) -> tuple[list, list]:
+    """(row by row, columnar in small pyarrow blocks): id, time ms, rating, line per event."""
+    expected = read_table(path, "events", mapping, **kw).events  # type: ignore[arg-type]
+    reader = open_reader(path, "events", mapping, **kw)  # type: ignore[arg-type]
+    reader.block_bytes = 96  # a few lines a block: every kind of block boundary is crossed
+    chunks = list(reader.chunks(size=7))
+    assert reader.rows_read == sum(len(c) for c in chunks)
+    got = [
+        (str(c.log.event_id[i]), int(c.log.ts_ms[i]), float(c.log.rating[i]), int(c.lines[i]))
+        for c in chunks
+        if c.log is not None
+        for i in range(len(c))
+    ]
+    want = [
+        (e.event_id, int(e.timestamp.timestamp() * 1000), np.nan if e.rating is None else e.rating)
+        for e in expected
+    ]
+    return want, got
+
+
+def test_pyarrow_blocks_agree_with_the_row_reader_on_awkward_files(tmp_path: Path) -> None:
+    """pyarrow parses the clean blocks; blank lines, CRLF, a BOM, Latin-1 ids, padded cells,
+    repeated rows and (from there on) quoted cells go through the csv module; every event's
+    id, time, rating and line are the row-by-row reader's."""
+    from segue.data.sources._tables import ArrowBlock, csv_blocks
+
+    lines = ["user|item|when|stars"]
+    for i in range(60):
+        lines.append(f"u{i % 7}|caf\u00e9{i % 5}|{1714564800 + i * 3}|{i % 5 + 1}")
+    lines[10] = " u1 |caf\u00e90| 1714564800|4.5"  # padded: stripped ids, a non-epoch form
+    lines[11] = lines[12] = "u1|t1|2024-05-01T12:00:00Z|"  # repeated content, no rating
+    lines[20] = ""  # a blank line
+    lines[30] = "u2|t2|1714564800000|2\r"  # CRLF, epoch milliseconds
+    lines[50] = 'u3|"t|3"|1714564801|3'  # a quoted pipe: the csv module from here on
+    path = tmp_path / "ratings.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + "\n".join(lines).encode() + b"\n")
+    mapping = {"user_id": "user", "item_id": "item", "timestamp": "when", "rating": "stars"}
+    want, got = _both_paths(path, mapping, defaults={"type": "play"})
+    assert [g[:2] for g in got] == [w[:2] for w in want]
+    np.testing.assert_array_equal([g[2] for g in got], [w[2] for w in want])
+    numbered = [n for n, text in enumerate(lines, start=1) if text and n > 1]
+    assert [g[3] for g in got] == numbered
+    assert got[11][0] == got[10][0] + ":1"
+    reader = open_reader(path, "events", mapping, defaults={"type": "play"})
+    parts = list(csv_blocks(reader.table.source, reader.table.columns, 96))  # type: ignore[arg-type]
+    arrow = [p for p in parts if isinstance(p, ArrowBlock)]
+    assert arrow and len(arrow) < len(parts)  # both kinds of block were read
+
+    latin = tmp_path / "latin.data"  # headerless, tab-separated, Latin-1
+    rows = [f"n\u00e9{i % 4}\t{i % 3}\t{i % 5 + 1}\t{881250949 + i}" for i in range(40)]
+    latin.write_bytes(("\n".join(rows) + "\n").encode("latin-1"))
+    options = ReadOptions(columns=("user", "item", "rating", "ts"))
+    want, got = _both_paths(latin, RATING_MAP_DICT, defaults={"type": "play"}, options=options)
+    assert got == [(*w, n) for n, w in enumerate(want, start=1)]
+    sniffed = open_reader(latin, "events", RATING_MAP_DICT, defaults={"type": "play"},
+                          options=options)  # fmt: skip
+    assert sniffed.table.dialect["encoding"] in ("cp1252", "latin-1")
+    assert sniffed.table.source is not None  # Latin-1 is read in pyarrow blocks too
+
+
+RATING_MAP_DICT = {"user_id": "user", "item_id": "item", "rating": "rating", "timestamp": "ts"}
+
+
+@pytest.mark.parametrize(
+    ("bad", "column", "reason"),
+    [
+        ("u9\tt9\tfive\t881250949", "rating", "expected a number"),
+        ("u9\tt9\t3\t88125094x", "ts", "bad timestamp"),
+        ("u9\tt9\t3", "ts", "expected 4 tab-separated fields"),
+        ("\tt9\t3\t881250949", "user", "empty cell; user_id is required"),
+    ],
+)
+def test_a_bad_cell_inside_a_pyarrow_block_is_named_and_nothing_is_stored(
+    store: Store, tmp_path: Path, bad: str, column: str, reason: str
+) -> None:
+    path = tmp_path / "u.data"
+    rows = [f"u{i % 9}\tt{i % 4}\t{i % 5 + 1}\t{881250949 + i}" for i in range(3000)]
+    rows[1776] = bad  # line 1777, in the middle of a block, after chunks already written
+    path.write_text("\n".join(rows) + "\n")
+    options = ReadOptions(columns=("user", "item", "rating", "ts"))
+    reader = open_reader(path, "events", RATING_MAP_DICT, defaults={"type": "play"},
+                         options=options)  # fmt: skip
+    assert reader.table.source is not None  # the pyarrow path reads this file
+    with pytest.raises(RowError) as failed:
+        import_table(store, path, "events", RATING_MAP_DICT, defaults={"type": "play"},
+                     options=options, chunk_rows=500)  # fmt: skip
+    assert (failed.value.file, failed.value.line, failed.value.column) == (str(path), 1777, column)
+    assert reason in failed.value.reason and "\n" not in str(failed.value)
+    assert store.count("events") == store.count("users") == store.count("items") == 0
+
+
+def test_invalid_bytes_inside_a_pyarrow_block_are_located(tmp_path: Path) -> None:
+    path = tmp_path / "u.data"
+    rows = [f"u{i}\tt{i}\t3\t{881250949 + i}".encode() for i in range(5000)]
+    rows[3333] = b"u1\tcaf\xe9\t3\t881250949"  # far past what opening the file decodes
+    path.write_bytes(b"user\titem\trating\tts\n" + b"\n".join(rows) + b"\n")
+    reader = open_reader(path, "events", RATING_MAP_DICT, defaults={"type": "play"},
+                         options=ReadOptions(encoding="utf-8"))  # fmt: skip
+    with pytest.raises(RowError) as failed:
+        list(reader.chunks())
+    assert (failed.value.line, failed.value.column) == (3335, "item")
+    assert "UTF-8" in failed.value.reason

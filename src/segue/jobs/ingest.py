@@ -224,7 +224,8 @@ def _events_chunk(
     assert log is not None
     users = [str(u) for u in log.user_ids]
     items = [str(i) for i in log.item_ids]
-    missing_users = set(users) - set(signups) - store.existing_user_ids(users)
+    missing_users = set(users) - signups.keys()  # created by this import: not asked again
+    missing_users -= store.existing_user_ids(missing_users) if missing_users else set()
     missing_items = set(items) - created_items
     missing_items -= store.existing_item_ids(missing_items) if missing_items else set()
     if (missing_users or missing_items) and not create:

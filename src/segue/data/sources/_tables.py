@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import re
 import typing
 from collections.abc import Iterator, Sequence
@@ -47,6 +48,8 @@ class Table:
     rows: Iterator[tuple[int, Sequence[object]]]
     error: type[RowError] = RowError
     dialect: dict[str, str] = field(default_factory=dict)
+    #: The raw file behind ``rows`` when it may be read in blocks (:func:`csv_blocks`).
+    source: CsvSource | None = None
 
     @property
     def unit(self) -> str:
@@ -149,6 +152,9 @@ def open_csv(
         raise
     what = _DELIMITER_NAMES.get(delimiter, repr(delimiter)) + "-separated "
     table.rows = _csv_rows(path, handle, reader, names, pending, encoding, delimiter, what)
+    if codecs.lookup(encoding).name in _BLOCK_ENCODINGS and reader.line_num <= 1:
+        # the header (if any) is line 1 alone, so data starts on line 2 (or 1 without one)
+        table.source = CsvSource(path, encoding, delimiter, header, handle, what)
     return table
 
 
@@ -199,14 +205,17 @@ def _first_row(
 
 def _csv_rows(
     path: Path,
-    handle: typing.TextIO,
+    handle: typing.IO[typing.Any],
     reader: csv.Reader,
     columns: list[str],
     pending: list[tuple[int, list[str]]],
     encoding: str,
     delimiter: str,
     what: str,
+    lines_before: int = 0,
 ) -> Iterator[tuple[int, Sequence[object]]]:
+    """Rows with the line each starts on; ``lines_before``: lines of the file before the
+    handle's first (a reader started mid-file, see :func:`csv_blocks`)."""
     file = str(path)
     width = len(columns)
     with handle:
@@ -214,7 +223,7 @@ def _csv_rows(
             if len(row) != width:
                 raise field_count_error(file, start, columns, len(row), what)
             yield start, row
-        previous_end = reader.line_num
+        previous_end = reader.line_num + lines_before
         while True:
             start = previous_end + 1
             try:
@@ -225,12 +234,175 @@ def _csv_rows(
                 raise locate_decode_error(path, encoding, delimiter, columns) from None
             except csv.Error as exc:
                 raise RowError(file, start, None, f"malformed CSV: {exc}") from None
-            previous_end = reader.line_num
+            previous_end = reader.line_num + lines_before
             if len(row) != width:
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue  # a blank line
                 raise field_count_error(file, start, columns, len(row), what)
             yield start, row
+
+
+#: Encodings in which byte 10 is always a line feed and never part of another character, so
+#: a file may be cut into blocks at line feeds (codec names as :func:`codecs.lookup` gives).
+_BLOCK_ENCODINGS = frozenset(
+    {"utf-8", "utf-8-sig", "ascii", "iso8859-1", "cp1252", "iso8859-15", "latin-1"}
+)
+#: Bytes per block of :func:`csv_blocks`: about 45,000 rows of a four-column log.
+BLOCK_BYTES = 1 << 20
+
+
+@dataclass
+class CsvSource:
+    """What :func:`csv_blocks` needs to read a delimited file again, from its bytes."""
+
+    path: Path
+    encoding: str
+    delimiter: str
+    header: bool
+    handle: typing.TextIO  # the streaming reader's, closed when blocks are read instead
+    what: str
+
+
+@dataclass
+class ArrowBlock:
+    """Consecutive rows parsed by pyarrow's CSV reader: every cell a string, as the csv module
+    would give it, and ``lines[i]`` the line of row ``i``."""
+
+    table: typing.Any  # pyarrow.Table
+    lines: typing.Any  # numpy int64 array
+
+
+def csv_blocks(
+    source: CsvSource, columns: list[str], block_bytes: int = BLOCK_BYTES
+) -> Iterator[ArrowBlock | Iterator[tuple[int, Sequence[object]]]]:
+    """The data rows of a delimited file, block by block, parsed in C where that is exact.
+
+    pyarrow's reader splits cells as the csv module does only when nothing needs the csv
+    module's own rules, so a block is handed to it only when it has no quote character, no
+    blank line, no lone carriage return, decodes in the file's encoding and has the right
+    number of fields on every line; then its rows are its lines, numbered by counting line
+    feeds. Any other block comes back as ``(line, row)`` pairs from the csv module, which
+    skips blank lines and raises the located error (a field count, a bad byte). After a
+    block with a quote or a lone carriage return (a quoted cell may span blocks; the csv
+    module counts ``\r`` as a line end), the rest of the file is read by the csv module.
+    """
+    import codecs as _codecs
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    source.handle.close()
+    path, encoding, delimiter = source.path, source.encoding, source.delimiter
+    utf8 = _codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+    parse = pacsv.ParseOptions(
+        delimiter=delimiter, quote_char=False, escape_char=False, ignore_empty_lines=True
+    )
+    names = [str(i) for i in range(len(columns))]
+    convert = pacsv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.string()),
+        strings_can_be_null=False,
+        null_values=[],
+        quoted_strings_can_be_null=False,
+    )
+    line = 1  # the line the next block starts on
+    offset = 0  # ... and its byte offset
+    with path.open("rb") as handle:
+        head = handle.read(len(_codecs.BOM_UTF8))
+        if not (utf8 and head == _codecs.BOM_UTF8):
+            handle.seek(0)
+        offset = handle.tell()
+        if source.header:
+            first = handle.readline()
+            if b'"' in first or first.count(b"\r") != first.count(b"\r\n"):
+                yield _rows_from(source, columns, offset, 1, skip_header=True)
+                return
+            offset += len(first)
+            line += 1
+        rest = b""
+        while True:
+            data = handle.read(block_bytes)
+            block = rest + data
+            if not block:
+                return
+            if data:
+                cut = block.rfind(b"\n") + 1
+                if cut == 0:  # one line longer than a block: read on
+                    rest = block
+                    continue
+                block, rest = block[:cut], block[cut:]
+            else:
+                rest = b""
+            if b'"' in block or block.count(b"\r") != block.count(b"\r\n"):
+                yield _rows_from(source, columns, offset, line)
+                return
+            parsed = None
+            if not (block.startswith((b"\n", b"\r\n")) or b"\n\n" in block or b"\n\r\n" in block):
+                parsed = _arrow_block(block, encoding, utf8, names, parse, convert)
+            count = block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+            if parsed is not None and parsed.num_rows == count:
+                lines = np.arange(line, line + count, dtype=np.int64)
+                yield ArrowBlock(parsed.rename_columns(columns), lines)
+            else:
+                text = _decoded(source, columns, block)
+                reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+                handle_text = io.StringIO()
+                yield _csv_rows(
+                    path, handle_text, reader, columns, [], encoding, delimiter, source.what,
+                    lines_before=line - 1,
+                )  # fmt: skip
+            line += count
+            offset += len(block)
+            if not data:
+                return
+
+
+def _arrow_block(
+    block: bytes,
+    encoding: str,
+    utf8: bool,
+    names: list[str],
+    parse: typing.Any,
+    convert: typing.Any,
+) -> typing.Any:
+    """``block`` parsed by pyarrow (all cells strings), or None where it refuses it."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    if not utf8:
+        try:
+            block = block.decode(encoding).encode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    options = pacsv.ReadOptions(column_names=names, block_size=len(block) + 1, use_threads=False)
+    try:
+        return pacsv.read_csv(io.BytesIO(block), options, parse, convert)
+    except pa.ArrowInvalid:
+        return None  # a field count, invalid UTF-8: the csv module says where
+
+
+def _decoded(source: CsvSource, columns: list[str], block: bytes) -> str:
+    try:
+        return block.decode(source.encoding)
+    except UnicodeDecodeError:
+        raise locate_decode_error(source.path, source.encoding, source.delimiter, columns) from None
+
+
+def _rows_from(
+    source: CsvSource, columns: list[str], offset: int, line: int, *, skip_header: bool = False
+) -> Iterator[tuple[int, Sequence[object]]]:
+    """The csv module's rows of the file from byte ``offset``, which starts line ``line``
+    (``skip_header``: the header row first, read and dropped)."""
+    raw = source.path.open("rb")
+    raw.seek(offset)
+    text = io.TextIOWrapper(raw, encoding=source.encoding, newline="")
+    reader = csv.reader(text, delimiter=source.delimiter, strict=True)
+    if skip_header:
+        next(reader, None)
+    return _csv_rows(
+        source.path, text, reader, columns, [], source.encoding, source.delimiter, source.what,
+        lines_before=line - 1,
+    )  # fmt: skip
 
 
 def open_parquet(path: Path, needed: Sequence[str] | None = None) -> Table:

@@ -55,7 +55,14 @@ from segue.data.model import (
     max_future_s,
     to_epoch_ms,
 )
-from segue.data.sources._tables import Table, open_csv, open_parquet
+from segue.data.sources._tables import (
+    BLOCK_BYTES,
+    ArrowBlock,
+    Table,
+    csv_blocks,
+    open_csv,
+    open_parquet,
+)
 from segue.data.sources._text import paused_gc
 from segue.data.sources._values import (
     BadValue,
@@ -507,6 +514,8 @@ class TableReader:
             if not info.is_required()
         }
         self.columnar = kind == "events" and table.error is RowError and not self.flag_plan
+        #: bytes of a delimited file parsed by pyarrow at a time (see :meth:`_event_parts`)
+        self.block_bytes = BLOCK_BYTES
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -549,27 +558,61 @@ class TableReader:
         logs: list[InteractionLog] = []
         lines: list[np.ndarray] = []
         held = 0
-        while True:
-            block = list(itertools.islice(rows, min(size, PARSE_ROWS)))
-            done = not block
-            if block:
-                self.rows_read += len(block)
+        for parsed in self._event_parts(rows, min(size, PARSE_ROWS)):
+            logs.append(parsed[0])
+            lines.append(parsed[1])
+            held += len(parsed[1])
+            del parsed
+            if held >= size:
+                log = logs[0] if len(logs) == 1 else InteractionLog.concat(logs)
+                yield Chunk(lines=np.concatenate(lines), log=log)
+                logs, lines, held = [], [], 0
+        if logs:
+            log = logs[0] if len(logs) == 1 else InteractionLog.concat(logs)
+            yield Chunk(lines=np.concatenate(lines), log=log)
+
+    def _event_parts(
+        self, rows: Iterator[tuple[int, Sequence[object]]], parse_rows: int
+    ) -> Iterator[tuple[InteractionLog, np.ndarray]]:
+        """Events as columnar logs with their lines, a block at a time.
+
+        A delimited file that pyarrow can split exactly comes in blocks of whole columns
+        (:func:`~segue.data.sources._tables.csv_blocks`), converted by
+        :meth:`_columnar_arrow`; anything else in lists of ``parse_rows`` ``(line, row)``
+        pairs, converted by :meth:`_columnar` or, when that is unsure, row by row, which
+        names the bad cell.
+        """
+        source = self.table.source if self.columnar else None
+        parts: Iterator[ArrowBlock | Iterator[tuple[int, Sequence[object]]]]
+        parts = (
+            iter([rows])
+            if source is None
+            else csv_blocks(source, self.table.columns, self.block_bytes)
+        )
+        for part in parts:
+            if isinstance(part, ArrowBlock):
+                self.rows_read += len(part.lines)
+                parsed = self._columnar_arrow(part)
+                if parsed is not None:
+                    yield parsed
+                    continue
+                cells = [column.to_pylist() for column in part.table.columns]
+                part = zip(part.lines.tolist(), zip(*cells, strict=True), strict=True)
+            else:
+                part = self._counted(part)
+            while block := list(itertools.islice(part, parse_rows)):
                 parsed = self._columnar(block) if self.columnar else None
                 if parsed is None:
                     parsed = self._events_row_by_row(block)
                 block.clear()
-                logs.append(parsed[0])
-                lines.append(parsed[1])
-                held += len(parsed[1])
-                del parsed
-                if held < size:
-                    continue
-            if logs:
-                log = logs[0] if len(logs) == 1 else InteractionLog.concat(logs)
-                yield Chunk(lines=np.concatenate(lines), log=log)
-                logs, lines, held = [], [], 0
-            if done:
-                return
+                yield parsed
+
+    def _counted(
+        self, rows: Iterator[tuple[int, Sequence[object]]]
+    ) -> Iterator[tuple[int, Sequence[object]]]:
+        for row in rows:
+            self.rows_read += 1
+            yield row
 
     def _events_row_by_row(
         self, block: list[tuple[int, Sequence[object]]]
@@ -732,6 +775,115 @@ class TableReader:
         )
         return log, lines
 
+    def _columnar_arrow(self, block: ArrowBlock) -> tuple[InteractionLog, np.ndarray] | None:
+        """:meth:`_columnar` for a block pyarrow parsed: the same checks and values, each
+        cell converted once per distinct value of its column (dictionary-encoded in C), the
+        epoch timestamps cast in C, and the content hash built column-wise; None when the
+        block must be read row by row."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table, lines = block.table, block.lines
+        n = table.num_rows
+        # per field: its distinct converted values and, per row, the position of its value
+        fields: dict[str, tuple[list[object], np.ndarray]] = {}
+        epoch_ms: np.ndarray | None = None
+        for name, index, convert, _column in self.plan:
+            cells = table.column(index).combine_chunks()
+            epoch = name == "timestamp" and convert is to_timestamp and n > 0
+            if epoch and pc.all(pc.match_substring_regex(cells, _EPOCH_RE2)).as_py():
+                numbers = pc.cast(cells, pa.int64()).to_numpy()
+                epoch_ms = np.where(numbers < 100_000_000_000, numbers * 1000, numbers)
+                continue
+            encoded = cells.dictionary_encode()
+            default = self.fixed.get(name, self.event_defaults.get(name))
+            converted = _convert_column(name, encoded.dictionary.to_pylist(), convert, default)
+            if converted is None:
+                return None
+            fields[name] = (list(converted), encoded.indices.to_numpy(zero_copy_only=False))
+        zeros = np.zeros(n, dtype=np.int32)
+        for name in ("user_id", "item_id", "type", "timestamp", *self.event_defaults):
+            if name not in fields and not (name == "timestamp" and epoch_ms is not None):
+                value = self.fixed.get(name, self.event_defaults.get(name))
+                fields[name] = ([value], zeros)
+        for name in ("user_id", "item_id", "type"):
+            if any(v is None for v in fields[name][0]):
+                return None
+        if epoch_ms is not None:
+            ts_ms, micros = epoch_ms, epoch_ms * 1000
+        else:
+            stamps, at = fields["timestamp"]
+            if not all(isinstance(v, dt.datetime) for v in stamps):
+                return None
+            ts_ms = np.array([to_epoch_ms(v) for v in stamps], dtype=np.int64)[at]  # type: ignore[arg-type]
+            micros = np.array([(v - _EPOCH) // _MICROSECOND for v in stamps], dtype=np.int64)[at]  # type: ignore[operator]
+        latest = (time.time() + max_future_s()) * 1000
+        if n and (int(ts_ms.min()) < 0 or int(ts_ms.max()) > latest):
+            return None
+        if not all(isinstance(v, bool) for v in fields["focus"][0]):
+            return None
+        counts = fields["count"][0]
+        if any(v is None for v in counts):
+            return None
+        kinds, kind_at = fields["type"]
+        type_codes = np.array([EVENT_CODES[k.value] for k in kinds], dtype=np.uint8)  # type: ignore[attr-defined]
+        if "event_id" in fields:
+            ids, id_at = fields["event_id"]
+            if any(v is None for v in ids):
+                return None
+            event_ids = np.array(ids, dtype=object)[id_at]
+        else:
+            # repr(content) of :meth:`_content_id`, joined column by column
+            parts = [_reprs(fields["user_id"], "("), _reprs(fields["item_id"])]
+            kind_reprs = [repr(k.value) for k in kinds]  # type: ignore[attr-defined]
+            parts.append(pa.array(kind_reprs, pa.string()).take(kind_at))
+            parts.append(pc.cast(pa.array(micros), pa.string()))
+            optional = list(self.event_defaults)
+            for name in optional:
+                parts.append(_reprs(fields[name], suffix=")" if name == optional[-1] else ""))
+            content = pc.binary_join_element_wise(*parts, ", ").cast(pa.binary())
+            event_ids = np.array(self._ids_of(content.to_pylist()), dtype=object)
+        user_ids, user_at = _vocabulary(fields["user_id"][0])
+        item_ids, item_at = _vocabulary(fields["item_id"][0])
+
+        def per_row(name: str, dtype: object, missing: object) -> np.ndarray:
+            values, at = fields[name]
+            return np.array([missing if v is None else v for v in values], dtype=dtype)[at]
+
+        def strings(name: str) -> np.ndarray | None:
+            values, at = fields[name]
+            return None if values == [None] else np.array(values, dtype=object)[at]
+
+        log = InteractionLog(
+            user_ids=user_ids,
+            item_ids=item_ids,
+            user=user_at[fields["user_id"][1]],
+            item=item_at[fields["item_id"][1]],
+            type=type_codes[kind_at],
+            ts_ms=ts_ms,
+            ms_played=per_row("ms_played", np.int64, UNKNOWN_MS),
+            count=per_row("count", np.int32, None),
+            focus=per_row("focus", bool, None),
+            rating=per_row("rating", np.float64, np.nan),
+            event_id=event_ids,
+            session_id=strings("session_id"),
+            surface=strings("surface"),
+            source=strings("source"),
+            device=strings("device"),
+        )
+        return log, lines
+
+    def _ids_of(self, contents: list[bytes]) -> list[str]:
+        """Derived event ids of content strings (``repr`` of the content tuple, encoded)."""
+        blake = hashlib.blake2b
+        digests = [blake(content, digest_size=16).digest() for content in contents]
+        keys = np.frombuffer(b"".join(digests), dtype="<u8")[::2]  # each digest's first 8 bytes
+        seen = self.occurrences.take(keys)
+        ids = [f"row:{d.hex()}" for d in digests]
+        for index in np.flatnonzero(seen):
+            ids[index] = f"{ids[index]}:{int(seen[index])}"
+        return ids
+
     def _content_ids(
         self,
         users: list[object],
@@ -741,17 +893,12 @@ class TableReader:
         optional: dict[str, list[object]],
     ) -> list[str]:
         """:meth:`_content_id` for a whole chunk: the same hash, occurrences counted at once."""
-        blake = hashlib.blake2b
-        digests = [
-            blake(repr(content).encode(), digest_size=16).digest()
-            for content in zip(users, items, types, micros, *optional.values(), strict=True)
-        ]
-        keys = np.frombuffer(b"".join(d[:8] for d in digests), dtype="<u8")
-        seen = self.occurrences.take(keys)
-        ids = [f"row:{d.hex()}" for d in digests]
-        for index in np.flatnonzero(seen):
-            ids[index] = f"{ids[index]}:{int(seen[index])}"
-        return ids
+        return self._ids_of(
+            [
+                repr(content).encode()
+                for content in zip(users, items, types, micros, *optional.values(), strict=True)
+            ]
+        )
 
 
 class _EpochColumn(list):  # type: ignore[type-arg]
@@ -772,6 +919,25 @@ _INT_CELLS = re.compile(r"(?:[ \t]*+(?:[+-]?[0-9]{1,18})?[ \t]*+\n)*+")
 _FLOAT_CELLS = re.compile(
     r"(?:[ \t]*+(?:[+-]?(?:[0-9]++\.?[0-9]*+|\.[0-9]++)(?:[eE][+-]?[0-9]{1,3})?)?[ \t]*+\n)*+"
 )
+
+#: :data:`_EPOCH_CELLS` for one cell, in RE2's syntax (pyarrow's regular expressions).
+_EPOCH_RE2 = "^[0-9]{1,14}$"
+
+
+def _vocabulary(values: list[object]) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct raw cells' ids as a vocabulary and each one's position in it: the same list
+    unless stripping made two cells one id (``" 7"`` and ``"7"``)."""
+    if len(set(values)) == len(values):
+        return np.array(values, dtype=object), np.arange(len(values), dtype=np.int32)
+    return _encode(values)  # type: ignore[arg-type]
+
+
+def _reprs(field: tuple[list[object], np.ndarray], prefix: str = "", suffix: str = "") -> object:
+    """Per row, ``repr`` of its value (each distinct value's once) as a pyarrow string array."""
+    import pyarrow as pa
+
+    values, at = field
+    return pa.array([f"{prefix}{v!r}{suffix}" for v in values], pa.string()).take(at)
 
 
 _TEXT_FIELDS = frozenset(

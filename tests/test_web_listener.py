@@ -240,7 +240,16 @@ def _ask(page: Any, world: World, text: str) -> str:
         check_page(page, world.shots, "ask-dialog")
         playing = page.locator("#player").get_attribute("data-item-id")
         if page.locator("#ask-ok").inner_text() == "Yes, go ahead":  # confirmed: its queue plays
-            page.locator("#ask-ok").click()
+            with page.expect_response(
+                lambda r: (
+                    r.url.endswith("/v1/query")
+                    and r.request.post_data_json.get("confirmed") is True
+                )
+            ):  # the queue is the API's to build, and only after the yes
+                page.locator("#ask-ok").click()
+            page.wait_for_function(
+                "!document.querySelector('#ask-answer').textContent.includes('Think')"
+            )
             branch = "asked"
             if page.locator("#ask-queue > li").count():
                 queued = page.locator("#ask-queue > li").first.get_attribute("data-item-id")

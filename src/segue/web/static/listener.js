@@ -502,12 +502,14 @@
     }
   }
 
-  async function ask(text) {
+  /** A request in words; ``confirmed``: the listener said yes to "shall I go ahead?", and the
+   * API builds the queue only then. */
+  async function ask(text, confirmed = false) {
     const box = $("ask-answer");
     box.replaceChildren(el("p", { class: "muted" }, "Thinking…"));
     let answer;
     try {
-      answer = await call("/v1/query", { method: "POST", body: { text, user_id: profile ? session.user : null } });
+      answer = await call("/v1/query", { method: "POST", body: { text, user_id: profile ? session.user : null, confirmed } });
     } catch (e) {
       box.replaceChildren(e.status === 422
         ? el("p", { class: "warn", id: "ask-refused" }, `I could not do that: ${e.message}`)
@@ -522,7 +524,7 @@
     if (answer.question) {
       // confirm: "Did you mean …? Shall I go ahead?" — yes plays the queue; clarify: the
       // listener answers in words, or picks one of the names it could mean
-      pending = answer;
+      pending = { ...answer, text };
       const confirming = answer.question_kind === "confirm";
       $("ask-question").textContent = answer.question;
       $("ask-reply-box").hidden = confirming;
@@ -661,7 +663,7 @@
   $("ask-form").addEventListener("submit", (e) => { e.preventDefault(); const t = $("ask-text").value.trim(); if (t) ask(t); });
   $("ask-dialog").addEventListener("close", () => {
     if ($("ask-dialog").returnValue !== "ok" || !pending) return;
-    if (pending.question_kind === "confirm") { playQueue(pending); return; }
+    if (pending.question_kind === "confirm") { ask(pending.text, true); return; }
     const reply = $("ask-reply").value.trim();
     if (reply) { $("ask-text").value = reply; ask(reply); }
   });

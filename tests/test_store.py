@@ -630,6 +630,32 @@ def test_a_chunked_load_in_one_transaction_rebuilds_once_at_commit(
     )
 
 
+def test_sqlite_page_cache_is_back_after_the_index_rebuild(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rebuild at commit runs with a small page cache (SQLite's sorter takes as much again:
+    the memory peak of a large import otherwise); the pooled connection gets its own back."""
+    monkeypatch.setattr(bulk, "REBUILD_MIN", 2)
+    with open_store(f"sqlite:///{tmp_path / 's.sqlite'}") as store:
+        store.upsert_users(users("u1", "u2"))
+        store.upsert_items(items("i1"))
+        log = InteractionLog.from_events([play(f"e{n}", "u1", "i1", n) for n in range(3)])
+        with store.transaction():
+            assert store.add_event_log(log) == 3
+            tx = store._tx
+            assert tx is not None
+            assert tx.exec_driver_sql("PRAGMA cache_size").scalar_one() == -65536
+            seen: list[int] = []
+            # a step after the rebuild, in the same commit: what the connection has by then
+            store._deferred["zz check"] = lambda conn: seen.append(  # type: ignore[index]
+                conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+            )
+        assert seen == [-65536]
+        names = {ix["name"] for ix in sa.inspect(store._engine).get_indexes("events")}
+        assert "ix_events_user_ts" in names
+        assert len(store.interactions()) == 3
+
+
 def test_sqlite_foreign_keys_are_back_on_after_a_bulk_load(tmp_path: Path) -> None:
     with open_store(f"sqlite:///{tmp_path / 's.sqlite'}") as store:
         store.upsert_users(users("u1"))

@@ -3,6 +3,8 @@ known, render speed, and the lyrics lookup through the API. Not a test (tests/te
 tests/test_sing_api.py assert the properties); the figures go to docs/benchmarks.md.
 
     .venv/bin/python benchmarks/bench_sing.py                 # 20 songs of 16 s at 44.1 kHz
+    .venv/bin/python benchmarks/bench_sing.py --only separation --first-seed 100
+                                                # the fresh songs, never used for tuning
 
 Per method (``mid-side``, ``soft-mask``, and ``auto``, the per-track choice):
 
@@ -19,7 +21,9 @@ Per method (``mid-side``, ``soft-mask``, and ``auto``, the per-track choice):
 * the lyrics lookup: ``GET /v1/items/{id}/lyrics?at=MS`` through the app in-process (FastAPI's
   test client, sequential requests), p50/p99 latency and the rate that gives; synthetic tracks
   (lyrics built on a track's first read, then kept) and an imported LRC; and against
-  ``segue serve`` in its own process at 300 req/s, open loop (``--only load``);
+  ``segue serve`` in its own process at 300 req/s, open loop (``--only load``; with
+  ``--reference`` the recommendations route after it, same server and rate: what the HTTP
+  stack costs on the machine at the time);
 * what the synthetic world's lyrics rows cost ``segue synth`` at 20,000 tracks.
 """
 
@@ -50,9 +54,13 @@ def _db(reference: np.ndarray, error: np.ndarray) -> float:
 
 def separation(args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    songs = [render_song(seed, seconds=args.seconds, rate=args.rate) for seed in range(args.songs)]
+    seeds = range(args.first_seed, args.first_seed + args.songs)
+    songs = [render_song(seed, seconds=args.seconds, rate=args.rate) for seed in seeds]
     took = time.perf_counter() - started
-    print(f"{len(songs)} songs of {args.seconds:g} s at {args.rate} Hz rendered in {took:.1f} s")
+    print(
+        f"{len(songs)} songs (seeds {seeds.start}–{seeds.stop - 1}) of {args.seconds:g} s at "
+        f"{args.rate} Hz rendered in {took:.1f} s"
+    )
     rows: dict[str, list[tuple[float, float, float]]] = {}
     chosen: dict[str, int] = {}
     gated: dict[str, int] = {}
@@ -83,14 +91,26 @@ def separation(args: argparse.Namespace) -> None:
     print()
     print(
         "| method | lead reduction at 0, mean (min) dB | accompaniment SDR, mean (min) dB "
-        "| background taken, dB below it |"
+        "| background taken, dB below it, median (min) |"
     )
     print("|---|---|---|---|")
     for method, values in rows.items():
         a = np.array(values)
         print(
             f"| {method} | {a[:, 0].mean():.1f} ({a[:, 0].min():.1f}) | "
-            f"{a[:, 1].mean():.1f} ({a[:, 1].min():.1f}) | {np.median(a[:, 2]):.1f} (median) |"
+            f"{a[:, 1].mean():.1f} ({a[:, 1].min():.1f}) | {np.median(a[:, 2]):.1f} "
+            f"({a[:, 2].min():.1f}) |"
+        )
+    base = np.array(rows["mid-side"])
+    for method, values in rows.items():
+        if method == "mid-side":
+            continue
+        a = np.array(values)
+        wins = int(np.sum((a[:, 0] > base[:, 0]) & (a[:, 1] > base[:, 1])))
+        print(
+            f"{method} against mid-side: {a[:, 0].mean() - base[:, 0].mean():+.1f} dB lead "
+            f"reduction, {a[:, 1].mean() - base[:, 1].mean():+.1f} dB SDR on average; better "
+            f"on both in {wins} of {len(a)} songs"
         )
     print(f"\nauto chose: {chosen}; the lyrics gated the mask in {gated} songs")
     print(f"level 1 == input (float32 and int16, all songs): {exact}")
@@ -239,19 +259,32 @@ def lyrics_load(args: argparse.Namespace) -> None:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.2)
-            latencies = asyncio.run(_open_loop(base, args.rate_rps, args.load_seconds))
+            runs = {}
+            for route in ("lyrics", "recommendations") if args.reference else ("lyrics",):
+                runs[route] = asyncio.run(_open_loop(base, args.rate_rps, args.load_seconds, route))
         finally:
             server.terminate()
             server.wait(timeout=30)
-    ms = np.array(latencies) * 1000
-    print(
-        f"\nlyrics ?at= under load: {args.rate_rps} req/s for {args.load_seconds} s against "
-        f"segue serve (one process), {len(ms):,} answered: p50 {np.percentile(ms, 50):.2f} ms, "
-        f"p99 {np.percentile(ms, 99):.2f} ms, max {ms.max():.1f} ms"
-    )
+    for route, latencies in runs.items():
+        ms = np.array(latencies) * 1000
+        what = "lyrics ?at=" if route == "lyrics" else "recommendations (k=10, the reference)"
+        print(
+            f"\n{what} under load: {args.rate_rps} req/s for {args.load_seconds} s against "
+            f"segue serve (one process), {len(ms):,} answered: p50 "
+            f"{np.percentile(ms, 50):.2f} ms, p99 {np.percentile(ms, 99):.2f} ms, "
+            f"max {ms.max():.1f} ms; load average {os.getloadavg()[0]:.1f}"
+        )
 
 
-async def _open_loop(base: str, rps: int, seconds: int) -> list[float]:
+def _path(route: str, rng: np.random.Generator) -> str:
+    """A request of the route measured: a random track and moment, or a random listener."""
+    if route == "lyrics":
+        item = f"trk-{int(rng.integers(0, 600)):06d}"
+        return f"/v1/items/{item}/lyrics?at={int(rng.integers(0, 200_000))}"
+    return f"/v1/users/usr-{int(rng.integers(0, 200)):07d}/recommendations?k=10"
+
+
+async def _open_loop(base: str, rps: int, seconds: int, route: str = "lyrics") -> list[float]:
     """The serving benchmark's minimal keep-alive client (``bench_serving.Connection``):
     httpx's own overhead on this 2-core machine would be most of what is measured."""
     import asyncio
@@ -270,19 +303,22 @@ async def _open_loop(base: str, rps: int, seconds: int) -> list[float]:
     async def warm(k: int) -> None:  # every track once, 20 at a time: caches and threads
         conn = await pool.get()
         try:
-            await conn.request("GET", f"/v1/items/trk-{k:06d}/lyrics?at=1000")
+            if route == "lyrics":
+                await conn.request("GET", f"/v1/items/trk-{k:06d}/lyrics?at=1000")
+            else:
+                await conn.request("GET", f"/v1/users/usr-{k % 200:07d}/recommendations?k=10")
         finally:
             pool.put_nowait(conn)
 
     await asyncio.gather(*(warm(k) for k in range(600)))
     start = time.perf_counter() + 1.0  # after the tasks are made: none starts late
 
-    async def one(k: int, item: str, ms: int) -> None:
+    async def one(k: int, path: str) -> None:
         scheduled = start + k / rps
         await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
         conn = await pool.get()
         try:
-            code, _ = await conn.request("GET", f"/v1/items/{item}/lyrics?at={ms}")
+            code, _ = await conn.request("GET", path)
             assert code == 200, code
         finally:
             pool.put_nowait(conn)
@@ -290,12 +326,7 @@ async def _open_loop(base: str, rps: int, seconds: int) -> list[float]:
         if os.environ.get("BENCH_DEBUG") and latencies[-1] > 0.05:
             print(f"late at {scheduled - start:.2f} s: {latencies[-1] * 1000:.0f} ms")
 
-    await asyncio.gather(
-        *(
-            one(k, f"trk-{int(rng.integers(0, 600)):06d}", int(rng.integers(0, 200_000)))
-            for k in range(rps * seconds)
-        )
-    )
+    await asyncio.gather(*(one(k, _path(route, rng)) for k in range(rps * seconds)))
     while not pool.empty():
         pool.get_nowait().close()
     return latencies
@@ -325,12 +356,23 @@ def synth_cost() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--songs", type=int, default=20)
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="songs seed N… (0–19 tune the mask's constants; 100–119 are kept fresh)",
+    )
     parser.add_argument("--seconds", type=float, default=16.0)
     parser.add_argument("--rate", type=int, default=44100)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--lookups", type=int, default=3000)
     parser.add_argument("--rate-rps", type=int, default=300)
     parser.add_argument("--load-seconds", type=int, default=10)
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="--only load: then the recommendations route at the same rate, same server",
+    )
     parser.add_argument(
         "--only", choices=["separation", "speed", "lyrics", "load", "synth"], default=None
     )

@@ -83,6 +83,36 @@ def test_the_soft_mask_keeps_more_than_the_centre_channel(song: Song) -> None:
     assert results["soft-mask"][1] >= 10.0 and results["mid-side"][1] < 3.0, results
 
 
+def test_the_soft_mask_beats_the_centre_cut_on_lead_and_accompaniment_both() -> None:
+    """Issue 22's bar on four tuning songs (the fresh ones are the benchmark's): two where the
+    centre cut takes the lead well (21–22 dB at 8 s), one fair, one where it does badly
+    (14 dB); their centre-cut mean is the 20 tuning songs' (19.3 dB at 8 s). The spread,
+    low-power mask takes the lead about as whole as the centre cut where it judges lead and
+    leaves the rest: it wins on both on average. The mask before it (power 0.35, no spread,
+    similarity per frame) lost here on the lead by ~1.8 dB."""
+    reductions: dict[str, list[float]] = {"mid-side": [], "soft-mask": []}
+    sdrs: dict[str, list[float]] = {"mid-side": [], "soft-mask": []}
+    kept: dict[str, list[float]] = {"mid-side": [], "soft-mask": []}
+    for seed in (3, 7, 8, 10):
+        s = render_song(seed, seconds=8.0, rate=44100)
+        for method in ("mid-side", "soft-mask"):
+            out, p = render(s.mix, s.rate, 0.0, method)  # type: ignore[arg-type]
+            assert p is not None
+            reductions[method].append(_db(s.lead, s.lead - p.lead(s.lead)))
+            sdrs[method].append(_db(s.accompaniment, s.accompaniment - out))
+            bg = s.stems["background"]  # how far below the background vocals their loss is
+            kept[method].append(_db(bg, p.lead(bg)))
+    lead = {m: float(np.mean(v)) for m, v in reductions.items()}
+    sdr = {m: float(np.mean(v)) for m, v in sdrs.items()}
+    assert 18.5 <= lead["mid-side"] <= 20.0, lead  # the subset is as the tuning set
+    assert lead["soft-mask"] >= lead["mid-side"] + 0.3 and lead["soft-mask"] >= 15.0, lead
+    assert sdr["soft-mask"] >= max(10.0, sdr["mid-side"] + 3.0), sdr
+    # background vocals kept: a few % of their energy taken (the centre cut: ~70 %); where
+    # they sing on the lead's harmonics more goes (seed 10: ~25 %), still far less than there
+    soft, cut = np.array(kept["soft-mask"]), np.array(kept["mid-side"])
+    assert float(np.median(soft)) >= 12.0 and np.all(soft >= cut + 3.0), kept
+
+
 def _sung(song: Song, shift_ms: int = 0) -> list[tuple[int, int]]:
     return [
         (w.start_ms + shift_ms, w.end_ms + shift_ms)

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from scipy.io import wavfile
 
 from segue.api import create_app
+from segue.api.sing_routes import NowSinging, TrackLyrics, _line, _word
 from segue.config import Settings
 from segue.data.lyrics import parse_lrc
 from segue.data.model import Item, ItemKind
@@ -171,6 +172,85 @@ def test_lyrics_route_and_the_lookup_by_time(client: TestClient, world: Path) ->
         r = client.get(path, params=params)
         assert r.status_code == code and r.headers["content-type"] == PROBLEM, r.text
     assert "segue import lyrics" in client.get("/v1/items/t-x/lyrics").json()["detail"]
+
+
+def _answer_by_the_models(world: Path, item_id: str, at: int | None) -> dict[str, object]:
+    """What the lyrics route answered before it assembled pre-encoded pieces: the response
+    models filled from the lyrics, validated and dumped by pydantic."""
+    with _store(world) as store:
+        found = track_lyrics(store, item_id)
+    assert found is not None
+    if at is None:
+        lines = [_line(i, ln) for i, ln in enumerate(found.lines)]
+        return TrackLyrics(item_id=item_id, lines=lines).model_dump(mode="json")
+    pos = found.at(at)
+    line = found.lines[pos.line] if pos.line is not None else None
+    word = line.words[pos.word] if line is not None and pos.word is not None else None
+    now = NowSinging(
+        at_ms=at,
+        line=_line(pos.line, line) if line is not None and pos.line is not None else None,
+        word_index=pos.word,
+        word=_word(word) if word is not None else None,
+        next_line_start_ms=(
+            found.lines[pos.next_line].start_ms if pos.next_line is not None else None
+        ),
+    )
+    return TrackLyrics(item_id=item_id, lines=[], now=now).model_dump(mode="json")
+
+
+def test_the_lean_lyrics_answer_is_the_models_answer(client: TestClient, world: Path) -> None:
+    """The route answers from JSON pieces encoded once per track: every moment of a
+    synthetic track and of an imported LRC (in a word, between words and lines, before the
+    first line, after the last) reads as the response models would have written it."""
+    for item_id in ("trk-000002", SONG_TRACK):
+        with _store(world) as store:
+            found = track_lyrics(store, item_id)
+        assert found is not None
+        moments = {0, 1, found.lines[-1].end_ms, found.lines[-1].end_ms + 60_000}
+        for line in found.lines:
+            moments |= {line.start_ms, line.end_ms - 1, line.end_ms}
+            moments |= {w.start_ms for w in line.words} | {w.end_ms for w in line.words}
+        kinds = set()
+        for at in sorted(moments):
+            r = client.get(f"/v1/items/{item_id}/lyrics", params={"at": at})
+            assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+            expected = _answer_by_the_models(world, item_id, at)
+            assert r.json() == expected, at
+            now = expected["now"]
+            assert isinstance(now, dict)
+            kinds.add((now["line"] is None, now["word"] is None, now["next_line_start_ms"] is None))
+        assert any(not line_none and not word_none for line_none, word_none, _ in kinds), kinds
+        assert (True, True, False) in kinds, kinds  # before a line (the first, or between)
+        assert (True, True, True) in kinds, kinds  # after the last line
+        whole = client.get(f"/v1/items/{item_id}/lyrics")
+        assert whole.json() == _answer_by_the_models(world, item_id, None)
+
+
+def test_a_reimported_lrc_is_served_at_once(
+    client: TestClient, world: Path, tmp_path: Path
+) -> None:
+    """The process keeps encoded lyrics, but the row read on every request re-validates
+    them: the answer after an import is the new file's, with no wait and no restart."""
+    track = "trk-000003"
+    before = client.get(f"/v1/items/{track}/lyrics", params={"at": 1200}).json()
+    folder = tmp_path / "again"
+    folder.mkdir()
+    for take in ("First", "Second"):
+        (folder / f"{track}.lrc").write_text(
+            f"[00:01.00]<00:01.00>{take} <00:01.50>take <00:02.00>\n", encoding="utf-8"
+        )
+        done = _segue(world, "import", "lyrics", str(folder))
+        assert done.returncode == 0, done.stderr
+        now = client.get(f"/v1/items/{track}/lyrics", params={"at": 1200}).json()["now"]
+        assert now["line"]["text"] == f"{take} take" and now["word"]["text"] == take, now
+        assert now != before["now"]
+        whole = client.get(f"/v1/items/{track}/lyrics").json()
+        assert [ln["text"] for ln in whole["lines"]] == [f"{take} take"]
+    # the same file again: a new row (new time), the same answer
+    done = _segue(world, "import", "lyrics", str(folder))
+    assert done.returncode == 0, done.stderr
+    again = client.get(f"/v1/items/{track}/lyrics", params={"at": 1200}).json()["now"]
+    assert again["line"]["text"] == "Second take"
 
 
 def _samples(data: bytes) -> np.ndarray:

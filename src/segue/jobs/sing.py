@@ -57,12 +57,30 @@ def track_lyrics(store: Store, item_id: str) -> Lyrics | None:
     row = store.get_lyrics(item_id)
     if row is None:
         return None
+    key = lyrics_key(store, row)
+    return None if key is None else lyrics_of(key)
+
+
+LyricsKey = tuple[str, str, str, str, int | None, int]
+
+
+def lyrics_key(store: Store, row: StoredLyrics) -> LyricsKey | None:
+    """Everything a track's lyrics are made from: the row's format and body, and for
+    synthetic lyrics the track's title and length (one more point read); with the row's
+    ``updated_ms``, so a re-import is a new key even when the body reads the same. Equal keys
+    give equal lyrics (:func:`lyrics_of`): what a cache of lyrics, or of their encodings,
+    compares to serve from memory and still see a new import at once."""
     if row.format == "synth":
-        item = store.get_item(item_id)
+        item = store.get_item(row.item_id)
         if item is None:  # the foreign key makes this impossible; be plain about it
             return None
-        return _decoded(row.format, row.body, item.id, item.title, item.duration_ms)
-    return _decoded(row.format, row.body, item_id, "", None)
+        return (row.format, row.body, item.id, item.title, item.duration_ms, row.updated_ms)
+    return (row.format, row.body, row.item_id, "", None, row.updated_ms)
+
+
+def lyrics_of(key: LyricsKey) -> Lyrics:
+    """The lyrics a :func:`lyrics_key` stands for (decoded once per key, then kept)."""
+    return _decoded(*key[:5])
 
 
 @functools.lru_cache(maxsize=4096)

@@ -151,9 +151,11 @@ def open_csv(
         handle.close()
         raise
     what = _DELIMITER_NAMES.get(delimiter, repr(delimiter)) + "-separated "
+    width = len(names)
     table.rows = _csv_rows(path, handle, reader, names, pending, encoding, delimiter, what)
-    if codecs.lookup(encoding).name in _BLOCK_ENCODINGS and reader.line_num <= 1:
-        # the header (if any) is line 1 alone, so data starts on line 2 (or 1 without one)
+    if codecs.lookup(encoding).name in _BLOCK_ENCODINGS and reader.line_num <= 1 and width > 1:
+        # the header (if any) is line 1 alone, so data starts on line 2 (or 1 without one);
+        # one column: a line of spaces is blank to the csv module but a cell to pyarrow
         table.source = CsvSource(path, encoding, delimiter, header, handle, what)
     return table
 

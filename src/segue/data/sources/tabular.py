@@ -17,7 +17,10 @@ Files are streamed in chunks (:meth:`TableReader.chunks`) so that a log of any l
 in constant memory. Events take a columnar path that converts whole columns at a time and
 validates each distinct id once; any chunk it is not sure of (a bad cell, an unusual form) is
 read again row by row through the models, so errors and accepted values are exactly the
-row-by-row reader's.
+row-by-row reader's. A delimited file's blocks that pyarrow's C reader splits exactly as the
+csv module would (no quotes, no blank lines) are parsed by it, and their cells converted once
+per distinct value (:meth:`TableReader._columnar_arrow`); derived event ids hash the very
+bytes the row-by-row reader hashes, built column by column.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ Not a test: prints figures for docs/benchmarks.md. Steps, each its own sub-comma
     # 2. open-loop load from this process against `segue serve` on loopback
     .venv/bin/python benchmarks/bench_serving.py load --mode embedded --rates 100,200,300,400
     .venv/bin/python benchmarks/bench_serving.py load --mode redis --workers 2 --rates 300,500
+    # 2b. what the exposure log costs: servers with it on and off, alternately, bandit exploring
+    .venv/bin/python benchmarks/bench_serving.py load --mode embedded --rates 150,300,300 \
+        --exposure-log both --rounds 2 --explore-share 0.2
     # 3. events through Redis Streams into PostgreSQL by `segue worker` processes
     .venv/bin/python benchmarks/bench_serving.py ingest --events 300000 --workers 2
     # 4. time from an event's acceptance to its effect on the next recommendation
@@ -117,11 +120,19 @@ def _env(mode: str, prefix: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def server(mode: str, workers: int, port: int, model: str, prefix: str, persist: bool = True):
+def server(
+    mode: str,
+    workers: int,
+    port: int,
+    model: str,
+    prefix: str,
+    persist: bool = True,
+    env: dict[str, str] | None = None,
+):
     cmd = [sys.executable, "-m", "segue.cli.main", "serve", "--port", str(port)]
     cmd += ["--workers", str(workers), "--model", model]
     cmd += [] if persist else ["--no-persist"]
-    proc = subprocess.Popen(cmd, env=_env(mode, prefix), start_new_session=True)
+    proc = subprocess.Popen(cmd, env={**_env(mode, prefix), **(env or {})}, start_new_session=True)
     try:
         started = time.perf_counter()
         while True:
@@ -244,25 +255,49 @@ def _sample_users(n: int) -> list[str]:
     return known + [f"cold-{i}" for i in range(n // 20)]
 
 
+def _metric(port: int, name: str) -> float:
+    """One counter of the server's ``/metrics`` (0 when absent)."""
+    _, body = asyncio.run(_get_once(port, "/metrics"))
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
 def load(args: argparse.Namespace) -> None:
-    prefix = f"bench-{uuid.uuid4().hex[:6]}:"
+    """The load test; with ``--exposure-log both`` one server with the exposure log on, then
+    one with it off, ``--rounds`` times, so that the two are compared under the same noise."""
     users = _sample_users(20_000)
-    with server(args.mode, args.workers, args.port, args.model, prefix):
-        # warm-up, not counted: the first 20 s at full rate after a start measured p99
-        # 30-145 ms where later windows measured 9-11 ms (caches, connections, page faults)
-        asyncio.run(_open_loop(args.port, users, 150, 20, args.connections))
-        print("| mode | workers | target req/s | achieved | p50 ms | p90 ms | p99 ms | errors |")
-        print("|---|---|---|---|---|---|---|---|")
-        for rate in [float(r) for r in args.rates.split(",")]:
-            r = asyncio.run(_open_loop(args.port, users, rate, args.duration, args.connections))
-            print(
-                f"| {args.mode} | {args.workers} | {rate:.0f} | {r['achieved']:.0f} | "
-                f"{r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |",
-                flush=True,
-            )
-            if r["p99_ms"] > 1000:
-                break
-    _cleanup_redis(prefix)
+    env = {"SEGUE_EXPLORE_SHARE": str(args.explore_share)}
+    logs = {"on": ["true"], "off": ["false"], "both": ["true", "false"]}[args.exposure_log]
+    print(
+        "| exposure log | mode | workers | target req/s | achieved | p50 ms | p90 ms | p99 ms "
+        "| errors | lists published |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for _ in range(args.rounds):
+        for log_on in logs:
+            prefix = f"bench-{uuid.uuid4().hex[:6]}:"
+            run_env = {**env, "SEGUE_EXPOSURE_LOG": log_on}
+            with server(args.mode, args.workers, args.port, args.model, prefix, env=run_env):
+                # warm-up, not counted: the first 20 s at full rate after a start measured p99
+                # 30-145 ms where later windows measured 9-11 ms (caches, connections, faults)
+                asyncio.run(_open_loop(args.port, users, 150, 20, args.connections))
+                for rate in [float(r) for r in args.rates.split(",")]:
+                    r = asyncio.run(
+                        _open_loop(args.port, users, rate, args.duration, args.connections)
+                    )
+                    published = _metric(args.port, "segue_exposures_logged_total")
+                    print(
+                        f"| {'on' if log_on == 'true' else 'off'} | {args.mode} | "
+                        f"{args.workers} | {rate:.0f} | {r['achieved']:.0f} | "
+                        f"{r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['p99_ms']:.1f} | "
+                        f"{r['errors']} | {published:,.0f} |",
+                        flush=True,
+                    )
+                    if r["p99_ms"] > 1000:
+                        break
+            _cleanup_redis(prefix)
 
 
 # -- freshness --------------------------------------------------------------------------------
@@ -475,6 +510,14 @@ def main() -> None:
             p.add_argument("--rates", default="100,200,300,400,600")
             p.add_argument("--duration", type=float, default=20.0)
             p.add_argument("--connections", type=int, default=32)
+            p.add_argument(
+                "--exposure-log",
+                choices=["on", "off", "both"],
+                default="on",
+                help="both: servers with the log on and off, alternately",
+            )
+            p.add_argument("--rounds", type=int, default=1, help="how often to alternate")
+            p.add_argument("--explore-share", type=float, default=0.0, help="SEGUE_EXPLORE_SHARE")
         if p.prog.endswith("freshness"):
             p.add_argument("--trials", type=int, default=200)
             p.add_argument("--no-persist", action="store_true", help="no worker in the API")

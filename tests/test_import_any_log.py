@@ -88,7 +88,9 @@ def test_movielens_shaped_files_to_train_and_evaluate_with_cli_alone(tmp_path: P
     assert "600 of 600 rows would import as events with 30 new users and 40 new items" in (
         dry.stdout
     )
-    assert "delimiter tab" in dry.stdout and not data.exists()  # a dry run writes nothing
+    assert "delimiter tab" in dry.stdout
+    # a dry run writes no store: only its line in the import status log (jobs/import_log.py)
+    assert [p.name for p in data.iterdir()] == ["imports.jsonl"]
     _segue(
         data, "import", "csv", str(raw / "u.data"), "--kind", "events",
         "--columns", "user,item,rating,ts", "--map", RATING_MAP, "--default", "type=play",

@@ -224,6 +224,34 @@ def test_in_process_bus_keeps_events_published_before_any_group() -> None:
     assert [e.event_id for e in got] == ["e2", "e3", "e4"]  # maxlen kept the newest
 
 
+def test_a_bus_that_keeps_nothing_delivered_still_delivers_everything_at_least_once() -> None:
+    """keep_delivered=False (the embedded buses: this process's worker is the only reader):
+    a message is gone from memory once taken, yet one whose handler failed is delivered
+    again, a dead consumer's is reclaimed, and a group made later starts at what is left."""
+    b = InProcessBus(keep_delivered=False, on_dead=DEAD.append)
+    b.publish(_events(10))
+    handler = _FailsOn("e3")
+    b.consume("store", "c1", handler, max_batch=6)
+    assert len(b._log) == 4, "the six taken are no longer held by the log"
+    assert set(handler.handled) == {"e0", "e1", "e2", "e4", "e5"}
+    assert b.pending("store") == 1  # e3, held by the pending table
+    with pytest.raises(_Died):
+        b.consume("store", "c2", _Dies(), max_batch=2)  # c2 takes e6, e7 and dies
+    assert len(b._log) == 2
+    late: list[Event] = []
+    b.consume("late", "x", late.extend)
+    assert [e.event_id for e in late] == ["e8", "e9"], "a later group: only what is left"
+    redelivered = _FailsOn()
+    b.consume("store", "c1", redelivered)  # its own pending first: e3 again
+    assert redelivered.handled == ["e3"]
+    assert b.reclaim("store", "c1", 0) == 2  # c2's two, taken over
+    taken = _FailsOn()
+    b.consume("store", "c1", taken)
+    b.consume("store", "c1", taken)
+    assert sorted(taken.handled) == ["e6", "e7", "e8", "e9"] and b.pending("store") == 0
+    assert len(b._log) == 0
+
+
 def test_redis_drops_pending_messages_trimmed_from_the_stream(redis_prefix: str) -> None:
     import redis
 

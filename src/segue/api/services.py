@@ -157,7 +157,7 @@ class Services:
 
 
 def not_set_up(what: str, exc: BaseException, fix: str) -> str:
-    """"<what> is not set up: <why> (run `<fix>`)", the fix said once: a cause that names it
+    """ "<what> is not set up: <why> (run `<fix>`)", the fix said once: a cause that names it
     already ("run `segue nba train` first") is not followed by it again."""
     reason = str(exc)
     said = f"`{fix}`" in reason
@@ -214,12 +214,14 @@ def build_services(
     else:
         mode = "embedded"
         state = InProcessState()
-        events_bus = InProcessBus(**dead_letters)
+        # this process's worker is the only reader: a message is dropped once it has it
+        events_bus = InProcessBus(keep_delivered=False, **dead_letters)
         bus = events_bus
         exposure_bus = InProcessBus(
             stream=EXPOSURES_STREAM,
             codec=EXPOSURE_CODEC,
             dead_letters=events_bus.dead_box,
+            keep_delivered=False,
             **dead_letters,
         )
 

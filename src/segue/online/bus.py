@@ -357,6 +357,13 @@ class InProcessBus(EventBus[M]):
     so trimming never loses a delivered-but-unacknowledged one. Dead letters go to
     ``dead_letters`` (a :class:`DeadLetterBox` of the bus's own unless another stream's is
     given, so that one listing shows both).
+
+    ``keep_delivered=False`` drops a message as soon as every group has taken it (a group
+    created later starts at what is left): for a stream whose only reader is this process's
+    own worker, such as the exposure log. Keeping up to ``maxlen`` delivered messages alive
+    is what a Redis stream does, but in a Python process tens of thousands of live records
+    make every full garbage collection walk them (measured: p99 at 300 req/s from 8 ms to
+    0.5 s once ~15,000 served lists had piled up).
     """
 
     def __init__(
@@ -368,11 +375,13 @@ class InProcessBus(EventBus[M]):
         stream: str = EVENTS_STREAM,
         codec: Codec[M] = EVENT_CODEC,  # type: ignore[assignment]
         dead_letters: DeadLetterBox | None = None,
+        keep_delivered: bool = True,
     ) -> None:
         if maxlen is not None and maxlen < 1:
             raise BusError(f"maxlen must be at least 1 or None, got {maxlen}")
         _check_attempts(max_attempts)
         self._maxlen = maxlen
+        self._keep_delivered = keep_delivered
         self.max_attempts = max_attempts
         self._on_dead = on_dead
         self.stream = stream
@@ -419,6 +428,11 @@ class InProcessBus(EventBus[M]):
         for seq, event in zip(seqs, events, strict=True):
             g.pending[seq] = _Pending(consumer, event, now)
         g.cursor = end
+        if not self._keep_delivered:  # every group past it: the pending table holds the rest
+            low = min(other.cursor for other in self._groups.values())
+            if low > self._base:
+                del self._log[: low - self._base]
+                self._base = low
         return seqs, events
 
     def consume(

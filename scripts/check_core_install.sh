@@ -20,7 +20,7 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 "$WORK/venv/bin/python" -m pip install --quiet . 2>&1 | grep -v "^WARNING: Location" || true
 SEGUE="$WORK/venv/bin/segue"
 export SEGUE_DATA_DIR="$WORK/data" SEGUE_REDIS_URL=redis://localhost:6379/0 SEGUE_REDIS_PREFIX="$PREFIX"
-for module in torch transformers pyspark metaflow matplotlib; do
+for module in torch transformers pyspark metaflow matplotlib soundfile; do
     if "$WORK/venv/bin/python" -c "import $module" 2>/dev/null; then
         echo "core install: $module is installed without its extra" >&2
         exit 1

@@ -5,6 +5,7 @@ choice between them follows the quality estimate."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -165,12 +166,71 @@ def test_what_cannot_be_rendered_is_one_line(song: Song, tmp_path: Path) -> None
         render(song.mix, song.rate, 1.5)
     flac = tmp_path / "a.flac"
     flac.write_bytes(b"fLaC")
-    with pytest.raises(SegueError, match="convert it to WAV"):
+    with pytest.raises(SegueError, match=r"a\.flac: not a readable FLAC file"):
         read_audio(flac)
+    aac = tmp_path / "a.m4a"
+    aac.write_bytes(b"....ftypM4A ")
+    with pytest.raises(SegueError, match="convert it to WAV or FLAC"):
+        read_audio(aac)
     broken = tmp_path / "b.wav"
     broken.write_bytes(b"RIFF....nonsense")
     with pytest.raises(SegueError, match="not a readable WAV"):
         read_audio(broken)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "subtype", "lossless"),
+    [(".flac", "PCM_16", True), (".flac", "PCM_24", True), (".ogg", "VORBIS", False),
+     (".mp3", "MPEG_LAYER_III", False)],
+)  # fmt: skip
+def test_flac_ogg_and_mp3_are_read_and_sung(
+    song: Song, tmp_path: Path, suffix: str, subtype: str, lossless: bool
+) -> None:
+    """The ``audio`` extra: compressed files decode to the samples written (exactly for FLAC),
+    and the lead comes down in them as in the WAV."""
+    soundfile = pytest.importorskip("soundfile", reason="the audio extra is not installed")
+    path = tmp_path / f"song{suffix}"
+    soundfile.write(str(path), song.mix, song.rate, subtype=subtype)
+    got = read_audio(path)
+    assert got.rate == song.rate and got.samples.shape[1] == 2
+    assert got.samples.dtype == (np.int32 if subtype == "PCM_24" else np.int16)
+    decoded = to_float(got.samples)
+    if lossless:
+        assert got.samples.shape == song.mix.shape
+        assert np.abs(decoded - song.mix).max() < 2.0**-14  # the quantisation step only
+    else:  # lossy codecs add or pad frames at the edges; the body is the song
+        n = min(len(decoded), len(song.mix))
+        assert abs(len(decoded) - len(song.mix)) < song.rate // 10
+        lag = _best_lag(song.mix[:n, 0], decoded[:n, 0])
+        aligned = decoded[lag : lag + n - 4096]
+        error = song.mix[: len(aligned)] - aligned
+        assert 10 * np.log10(np.sum(song.mix[: len(aligned)] ** 2) / np.sum(error**2)) > 10
+    mixed, _ = render(decoded, got.rate, 0.0, "mid-side")
+    lead = song.lead[: len(mixed)]
+    # the lead's share of the mix falls by ≥ 10 dB (correlation of the output with the lead)
+    before = float(np.dot(decoded[: len(lead), 0], lead[:, 0]))
+    after = float(np.dot(mixed[: len(lead), 0], lead[:, 0]))
+    assert abs(after) < abs(before) * 10 ** (-10 / 20)
+
+
+def test_without_the_audio_extra_a_flac_file_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "soundfile", None)  # as on a core install
+    flac = tmp_path / "a.flac"
+    flac.write_bytes(b"fLaC")
+    with pytest.raises(SegueError, match=r"install segue\[audio\] to use FLAC files"):
+        read_audio(flac)
+
+
+def _best_lag(reference: np.ndarray, signal: np.ndarray, window: int = 4096) -> int:
+    """Where ``signal`` starts relative to ``reference`` (an encoder's priming delay)."""
+    best, lag = -np.inf, 0
+    for shift in range(0, window):
+        score = float(np.dot(reference[: 44100 // 4], signal[shift : shift + 44100 // 4]))
+        if score > best:
+            best, lag = score, shift
+    return lag
 
 
 def test_wav_round_trip_keeps_the_sample_type(song: Song, tmp_path: Path) -> None:

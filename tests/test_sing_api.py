@@ -292,6 +292,25 @@ def test_audio_route_renders_caches_and_answers_ranges(
     assert client.get(url.replace("vocals=0", "vocals=2")).status_code == 422
 
 
+def test_a_flac_file_is_imported_served_as_it_is_and_sung(
+    client: TestClient, world: Path, song: Song, tmp_path: Path
+) -> None:
+    soundfile = pytest.importorskip("soundfile", reason="the audio extra is not installed")
+    folder = tmp_path / "flac"
+    folder.mkdir()
+    flac = folder / "t-y.flac"
+    soundfile.write(str(flac), song.mix, song.rate, subtype="PCM_16")
+    done = _segue(world, "import", "audio", str(folder))
+    assert done.returncode == 0 and "1 audio files stored" in done.stdout, done.stderr
+    same = client.get("/v1/items/t-y/audio", params={"vocals": 1})
+    assert same.headers["content-type"] == "audio/flac" and same.content == flac.read_bytes()
+    low = client.get("/v1/items/t-y/audio", params={"vocals": 0})
+    assert low.status_code == 200 and low.headers["content-type"] == "audio/wav"
+    out = to_float(_samples(low.content))
+    sdr = 10 * np.log10(np.sum(song.accompaniment**2) / np.sum((song.accompaniment - out) ** 2))
+    assert sdr >= 10.0, sdr  # as from the WAV: FLAC is lossless
+
+
 def test_segue_sing_writes_the_render(world: Path, tmp_path: Path, client: TestClient) -> None:
     original = _samples((world / "audio" / f"{SONG_TRACK}.wav").read_bytes())
     same = _segue(world, "sing", SONG_TRACK, "--vocals", "1", "--out", str(tmp_path / "a.wav"))

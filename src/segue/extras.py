@@ -1,7 +1,8 @@
 """Which optional part of segue a missing module belongs to, so a face can say what to install.
 
 The core install serves and trains the classical models; requests in words, Spark, Metaflow
-flows and PNG charts come with the extras ``nlu``, ``spark``, ``flows`` and ``reports``. Their
+flows, PNG charts and compressed audio come with the extras ``nlu``, ``spark``, ``flows``,
+``reports`` and ``audio``. Their
 modules are imported only where used, so a missing one surfaces as ``ModuleNotFoundError``
 at that point; the faces turn it into one line: ``install segue[nlu] to use segue ask``.
 """
@@ -18,6 +19,7 @@ MODULES_OF_EXTRA: dict[str, tuple[str, ...]] = {
     "spark": ("pyspark",),
     "flows": ("metaflow",),
     "reports": ("matplotlib",),
+    "audio": ("soundfile",),
 }
 
 #: top-level module -> the extra that installs it (the required ones, and what they pull in)
@@ -43,7 +45,6 @@ def missing_extra(exc: BaseException) -> str | None:
 
 def install_hint(extra: str, what: str) -> str:
     return f"install segue[{extra}] to use {what} (pip install 'segue[{extra}]')"
-
 
 
 class MissingExtra(SegueError):

@@ -35,6 +35,7 @@ from segue.api.services import ServicesDep
 from segue.data.lyrics import Line, Lyrics, Word
 from segue.errors import SegueError
 from segue.jobs.sing import LyricsKey, lyrics_key, lyrics_of, render_track
+from segue.sing.audio import MEDIA_TYPES
 
 router = APIRouter(prefix="/v1", tags=["sing"])
 _AUTH = (401, 403, 503)
@@ -190,8 +191,11 @@ async def lyrics(
 
 
 _AUDIO = {
-    "description": "The WAV file",
-    "content": {WAV: {"schema": {"type": "string", "format": "binary"}}},
+    "description": "A WAV render, or at level 1 the file as imported (WAV, FLAC, OGG, MP3)",
+    "content": {
+        media: {"schema": {"type": "string", "format": "binary"}}
+        for media in sorted(set(MEDIA_TYPES.values()))
+    },
 }
 
 
@@ -242,7 +246,8 @@ def audio(
     if span is not None:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         code = status.HTTP_206_PARTIAL_CONTENT
-    return StreamingResponse(_chunks(rendered.path, start, end), code, headers, media_type=WAV)
+    media = MEDIA_TYPES.get(rendered.path.suffix.lower(), WAV)  # level 1: the file as imported
+    return StreamingResponse(_chunks(rendered.path, start, end), code, headers, media_type=media)
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:

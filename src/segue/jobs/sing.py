@@ -32,6 +32,7 @@ from segue.data.synth.lyrics import synthetic_lyrics
 from segue.errors import NameNotResolved, SegueError
 from segue.jobs.catalog import CatalogNames
 from segue.sing.audio import (
+    DECODED,
     NEEDS_DECODER,
     READABLE,
     Audio,
@@ -47,7 +48,7 @@ from segue.store import AudioFile, Store, StoredLyrics
 #: Renders are cached per level step: 0.05 → 21 versions per track at most.
 LEVEL_STEP = 0.05
 LYRICS_SUFFIXES = (".lrc",)
-AUDIO_SUFFIXES = READABLE + NEEDS_DECODER
+AUDIO_SUFFIXES = READABLE + DECODED + NEEDS_DECODER
 
 
 # -- reading lyrics ---------------------------------------------------------------------------

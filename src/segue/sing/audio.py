@@ -1,10 +1,13 @@
-"""Audio files in and out: WAV through ``scipy.io.wavfile``, so the core needs nothing more.
+"""Audio files in and out: WAV through ``scipy.io.wavfile``, so the core needs nothing more;
+FLAC, OGG (Vorbis, Opus) and MP3 through ``soundfile`` (libsndfile, bundled in its wheel), the
+``audio`` extra.
 
 Why samples keep their file's type: at vocal level 1 a render must equal its input exactly,
 so a 16-bit file is rendered back to the same 16-bit samples rather than round-tripped through
-floats. Processing itself is float32 in [-1, 1] (:func:`to_float`, :func:`from_float`).
-FLAC, OGG and MP3 would need a decoder package (``soundfile`` and the like), which segue does
-not depend on: such files are refused with the conversion to do instead.
+floats. A compressed file is decoded to 16-bit samples when it was 16-bit or less (FLAC's
+PCM_16, the lossy formats' usual depth), else to 32-bit ones, so its level-1 render is exactly
+what the decoder gives. Processing itself is float32 in [-1, 1] (:func:`to_float`,
+:func:`from_float`). Renders are written as WAV.
 """
 
 from __future__ import annotations
@@ -19,11 +22,26 @@ import numpy as np
 from scipy.io import wavfile
 
 from segue.errors import SegueError
+from segue.extras import install_hint
 
-#: Extensions that are read.
+#: Extensions read without any extra.
 READABLE = (".wav", ".wave")
-#: Extensions people have that would need a decoder segue does not ship.
-NEEDS_DECODER = (".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac")
+#: Extensions read through soundfile (the ``audio`` extra).
+DECODED = (".flac", ".ogg", ".oga", ".opus", ".mp3")
+#: Extensions people have that segue does not decode at all: converted first.
+NEEDS_DECODER = (".m4a", ".aac")
+#: What a file is served as (the level-1 answer is the imported file itself); renders are WAV.
+MEDIA_TYPES = {
+    ".wav": "audio/wav",
+    ".wave": "audio/wav",
+    ".flac": "audio/flac",
+    ".ogg": "audio/ogg",
+    ".oga": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".mp3": "audio/mpeg",
+}
+#: libsndfile subtypes decoded to 16-bit samples; every other one to 32-bit.
+_SIXTEEN_BITS = {"PCM_S8", "PCM_U8", "PCM_16", "VORBIS", "OPUS", "MPEG_LAYER_III"}
 
 
 @dataclass(frozen=True)
@@ -39,15 +57,18 @@ class Audio:
 
 
 def read_audio(path: Path) -> Audio:
-    """A WAV file's samples as ``(frames, channels)``; a one-line error for anything else."""
+    """An audio file's samples as ``(frames, channels)``; a one-line error for anything else."""
     suffix = path.suffix.lower()
     if suffix in NEEDS_DECODER:
         raise SegueError(
             f"{path}: {suffix[1:].upper()} needs a decoder segue does not install; convert it "
-            f"to WAV (ffmpeg -i '{path.name}' '{path.stem}.wav') and import that"
+            f"to WAV or FLAC (ffmpeg -i '{path.name}' '{path.stem}.flac') and import that"
         )
+    if suffix in DECODED:
+        return _decoded(path)
     if suffix not in READABLE:
-        raise SegueError(f"{path}: not an audio file segue reads (WAV: {', '.join(READABLE)})")
+        known = ", ".join(READABLE + DECODED)
+        raise SegueError(f"{path}: not an audio file segue reads ({known})")
     try:
         rate, data = wavfile.read(path)
     except (ValueError, OSError, EOFError) as exc:
@@ -57,6 +78,26 @@ def read_audio(path: Path) -> Audio:
     if data.shape[0] == 0:
         raise SegueError(f"{path}: the WAV file holds no samples")
     return Audio(int(rate), data)
+
+
+def _decoded(path: Path) -> Audio:
+    try:
+        import soundfile
+    except ModuleNotFoundError:
+        what = f"{path.suffix[1:].upper()} files"
+        raise SegueError(
+            f"{path}: {install_hint('audio', what)}, or convert it to WAV "
+            f"(ffmpeg -i '{path.name}' '{path.stem}.wav')"
+        ) from None
+    try:
+        info = soundfile.info(str(path))
+        dtype = "int16" if info.subtype in _SIXTEEN_BITS else "int32"
+        data, rate = soundfile.read(str(path), dtype=dtype, always_2d=True)
+    except (RuntimeError, OSError, ValueError, EOFError) as exc:  # LibsndfileError is one
+        raise SegueError(f"{path}: not a readable {path.suffix[1:].upper()} file ({exc})") from exc
+    if data.shape[0] == 0:
+        raise SegueError(f"{path}: the file holds no samples")
+    return Audio(int(rate), np.ascontiguousarray(data))
 
 
 def to_float(samples: np.ndarray) -> np.ndarray:

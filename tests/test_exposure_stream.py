@@ -153,6 +153,26 @@ def test_a_served_list_reaches_the_store_through_the_stream_once(
     assert worker.run_once().received == 0
 
 
+def test_lists_still_on_the_stream_when_their_listener_is_erased_are_not_stored(
+    streams: Streams, store: Store
+) -> None:
+    import datetime as dt
+
+    from segue.data.model import User
+
+    signup = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    store.upsert_users([User(id=u, signup_at=signup) for u in ("gone", "stays", "back")])
+    streams.exposures.publish(
+        [_exposure(1, "gone"), _exposure(2, "stays"), _exposure(3, "back"), _exposure(4, "anon")]
+    )
+    for user in ("gone", "back"):
+        assert store.erase_user(user, now_ms=2_000) is not None
+    store.upsert_users([User(id="back", signup_at=signup)])  # signed up again since
+    streams.worker(store).run_once()
+    stored = {e.user_id for e in store.exposures_between(*EVERYTHING)}
+    assert stored == {"stays", "back", "anon"}, "nothing of the erased listener"
+
+
 def test_a_malformed_exposure_is_dead_lettered_and_the_next_ones_are_stored(
     streams: Streams, store: Store
 ) -> None:

@@ -20,7 +20,7 @@ Two kinds of event need care:
 * **Erased listener.** An unknown user id that the store's deletion log holds (the listener
   was erased, :mod:`segue.store.privacy`) is not created again: their events are dropped and
   acknowledged (``rejected`` with reason "erased listener"), until a real signup brings the
-  id back.
+  id back; so are the lists served to them that were still on the exposures stream.
 * **Unknown item.** An event naming an item the catalog lacks cannot be stored (events
   reference items) and retrying will not fix it, so it is *poison*: if it blocked the batch,
   the bus would redeliver it forever and the stream would stall. The worker persists and
@@ -214,7 +214,12 @@ class EventWorker:
         for exposure in exposures:  # a bad record fails its batch; the bus isolates it
             check_exposure(exposure)
         try:
-            return self.store.add_exposures(exposures)
+            erased = self.store.erased_user_ids({e.user_id for e in exposures})
+            # a list served just before its listener was erased reaches the store after the
+            # erasure: it is dropped, as their events are (unless the id signed up again)
+            gone = {u for u in erased if self.store.get_user(u) is None}
+            kept = [e for e in exposures if e.user_id not in gone]
+            return self.store.add_exposures(kept) if kept else 0
         except TRANSIENT_ERRORS as exc:
             raise TransientFailure(
                 f"cannot store exposures now ({type(exc).__name__}: {exc}); the batch stays pending"

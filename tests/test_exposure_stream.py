@@ -36,24 +36,9 @@ from segue.serving.worker import EventWorker
 from segue.store import Store
 from segue.store.exposures import Exposure
 from test_chaos import private_redis  # noqa: F401  (a fixture: a redis-server of our own)
+from test_exposures import _exposure  # the same served list as the store tests use
 
 EVERYTHING = (0, 2**62)
-
-
-def _exposure(n: int, user: str = "u1") -> Exposure:
-    return Exposure(
-        request_id=f"r{n}",
-        user_id=user,
-        ts_ms=1_000 + n,
-        surface="home",
-        model="als",
-        version="v0001",
-        path="personal",
-        items=(f"t{n}", f"t{n + 1}"),
-        experiments={"ranker": "b"},
-        context={"device": "phone"},
-        propensities=(0.5, 0.25) if n % 2 else None,
-    )
 
 
 class Streams:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import time
+import signal
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -135,8 +136,18 @@ def worker(
     }
     # an outage is said once, then every 30 s while it lasts, not every second
     repeats = Repeats(_console_logger(), "worker")
+    # Ctrl-C or SIGTERM stops the loop between batches, never inside a Redis call or a store
+    # write (an interrupt there could leave a connection's lock held, and closing the bus then
+    # waits on it); a second one interrupts at once
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.set()
+        signal.signal(signum, signal.default_int_handler)
+
+    handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while True:
+        while not stopping.is_set():
             try:
                 report = events_worker.run_once(batch, block_ms=0 if once else block_ms)
                 repeats.over()
@@ -144,14 +155,14 @@ def worker(
                 if once:
                     raise SegueError(f"stopped with events left pending: {exc}") from exc
                 repeats.trouble(type(exc).__name__, f"waiting: {exc}")
-                time.sleep(1.0)
+                stopping.wait(1.0)
                 continue
             except Exception as exc:  # a bug, not a bad message (those are isolated): go on
                 if once:
                     raise
                 key = repr(exc)
                 repeats.trouble(key, f"batch failed, retrying: {key}")
-                time.sleep(1.0)
+                stopping.wait(1.0)
                 continue
             for key in totals:
                 value = getattr(report, key, 0)
@@ -170,6 +181,8 @@ def worker(
     except KeyboardInterrupt:
         pass
     finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
         bus.close()
         exposure_bus.close()
         online.close()

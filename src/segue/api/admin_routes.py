@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from segue.api.problems import problem_responses
+from segue.api.schemas import finite_or_none
 from segue.api.security import require
 from segue.api.services import Services, ServicesDep
 from segue.batch.lifecycle import KEY_METRIC, GateRefused, promote_checked
@@ -346,11 +347,11 @@ def compare(
             f"this process serves {svc.models.name!r}; compare that entry's versions",
         )
     found = _registry(svc)
-    entry = _entry(found, name) if name in found.names() else None
-    if entry is None or entry.production is None:
+    production = found.production(name) if name in found.names() else None
+    if production is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no production version of {name!r}")
-    a = a or entry.rollback_to or entry.production
-    b = b or entry.production
+    a = a or found.rollback_target(name) or production.version
+    b = b or production.version
     user = svc.users.get(user_id)
     if user is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown user {user_id!r}")
@@ -453,10 +454,6 @@ class Lift(BaseModel):
     window_days: int
 
 
-def _number(x: float) -> float | None:
-    return None if x != x else float(x)  # NaN (no holdout, no impressions) as null
-
-
 @router.get(
     "/campaigns/{campaign}/lift", response_model=Lift, responses=problem_responses(404, 422)
 )
@@ -481,14 +478,14 @@ def campaign_lift(
         impressions=report.impressions,
         clicks=report.clicks,
         conversions=report.conversions,
-        ctr=_number(report.ctr),
+        ctr=finite_or_none(report.ctr),
         treated_inactive=report.treated.inactive,
         treated_reactivated=report.treated.reactivated,
         holdout_inactive=report.holdout.inactive,
         holdout_reactivated=report.holdout.reactivated,
-        lift=_number(diff),
-        low=_number(low),
-        high=_number(high),
+        lift=finite_or_none(diff),
+        low=finite_or_none(low),
+        high=finite_or_none(high),
         window_days=window_days,
     )
 

@@ -18,6 +18,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from segue.api.problems import problem_responses
+from segue.api.schemas import finite_or_none
 from segue.api.security import require
 from segue.api.services import Services, ServicesDep
 from segue.errors import SegueError
@@ -47,8 +48,7 @@ class VariantIn(BaseModel):
     settings: dict[str, SettingValue] = Field(
         default_factory=dict,
         max_length=8,
-        description="version (a registry version, v0003), max_per_artist, new_item_share, "
-        "surface",
+        description="version (a registry version, v0003), max_per_artist, new_item_share, surface",
     )
 
 
@@ -266,13 +266,13 @@ async def experiment_report(
             EffectOut(
                 metric=m.metric,
                 variant=m.variant,
-                control=_num(m.effect.control),
-                treatment=_num(m.effect.treatment),
-                difference=_num(m.effect.difference),
-                low=_num(m.effect.low),
-                high=_num(m.effect.high),
-                p_holm=_num(m.adjusted_p),
-                always_valid_p=_num(m.always_valid_p),
+                control=finite_or_none(m.effect.control),
+                treatment=finite_or_none(m.effect.treatment),
+                difference=finite_or_none(m.effect.difference),
+                low=finite_or_none(m.effect.low),
+                high=finite_or_none(m.effect.high),
+                p_holm=finite_or_none(m.adjusted_p),
+                always_valid_p=finite_or_none(m.always_valid_p),
                 sequential=_sequential(m.sequential),
             )
             for m in report.metrics
@@ -281,8 +281,8 @@ async def experiment_report(
             GuardrailOut(
                 name=g.name,
                 variant=g.variant,
-                control=_num(g.control),
-                treatment=_num(g.treatment),
+                control=finite_or_none(g.control),
+                treatment=finite_or_none(g.treatment),
                 detail=g.detail,
                 breached=g.breached,
             )
@@ -299,13 +299,9 @@ def _sequential(s: Sequential | None) -> SequentialOut | None:
         day=s.day,
         planned_days=s.planned_days,
         fraction=s.fraction,
-        z=_num(s.z),
-        boundary=_num(s.bound),
+        z=finite_or_none(s.z),
+        boundary=finite_or_none(s.bound),
         alpha_spent=s.spent,
         crossed=s.crossed,
         crossed_day=s.crossed_day,
     )
-
-
-def _num(value: float) -> float | None:
-    return None if math.isnan(value) or math.isinf(value) else float(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from typing import Annotated
 
@@ -186,6 +187,11 @@ class Readiness(BaseModel):
     state: str = Field(description="redis, in-process, or degraded (Redis down)")
     bus: str
     auth: bool
+
+
+def finite_or_none(value: float) -> float | None:
+    """A figure JSON can carry: NaN or infinity (no data for it) as null."""
+    return None if math.isnan(value) or math.isinf(value) else float(value)
 
 
 # -- answers of the jobs, as the API and ``--json`` print them ---------------------------------

@@ -223,6 +223,7 @@ def test_the_pages_and_their_assets_are_served(client: TestClient) -> None:
 def test_segue_serve_builds_each_served_versions_products_before_anyone_asks(root: Path) -> None:
     """``warm`` (as ``segue serve`` runs): the product tables and the name index of the loaded
     version, then of a newly promoted one, are built in the background, not by a request."""
+    import gc
     import time
 
     settings = Settings(
@@ -244,13 +245,21 @@ def test_segue_serve_builds_each_served_versions_products_before_anyone_asks(roo
         svc = app.state.services
         first = svc.models.loaded
         assert first.version == "v0001" and wait(svc, first)
+        assert svc.warmed.wait(20) and client.get("/v1/ready").status_code == 200
+        assert gc.get_freeze_count() > 0, "what the warm version keeps is out of the GC's walk"
+        svc.warmed.clear()  # as in the seconds before the first warm ends
+        ready = client.get("/v1/ready")
+        assert ready.status_code == 503 and any("warming" in m for m in ready.json()["missing"])
+        svc.warmed.set()
         url = "/v1/admin/registry/daily"
         body = {"version": "v0002", "force": True}
         assert client.post(f"{url}/promote", json=body, headers=ADMIN).status_code == 200
         second = svc.models.loaded
         assert second is not first and wait(svc, second), "the new version's, unasked"
         client.post(f"{url}/rollback", headers=ADMIN)
+    gc.unfreeze()  # the rest of this test process collects as before
     cold = create_app(settings, model="daily", watch_s=None)
-    with TestClient(cold):
+    with TestClient(cold) as client:
         time.sleep(0.5)
         assert cold.state.services.products is None, "without warm, built on first use"
+        assert client.get("/v1/ready").status_code == 200, "nothing to wait for without warm"

@@ -100,8 +100,9 @@ def health() -> dict[str, str]:
     responses={503: {"model": NotReady, "description": "Not ready: see `missing`"}},
 )
 def ready(svc: ServicesDep) -> Response:
-    """Readiness: a model is loaded and the store answers; else 503 problem details that
-    also carry the readiness fields, ``missing`` saying what is lacking (items, events, a
+    """Readiness: a model is loaded, the store answers and (``segue serve``) the first
+    version's products are built; else 503 problem details that also carry the readiness
+    fields, ``missing`` saying what is lacking (items, events, a
     trained model) and how to fix it."""
     model = svc.models.loaded
     missing = list(svc.models.missing)
@@ -111,9 +112,12 @@ def ready(svc: ServicesDep) -> Response:
     except Exception as exc:
         store_ok = False
         missing.append(f"store: it does not answer ({type(exc).__name__})")
+    warm = svc.warmed is None or svc.warmed.is_set()
+    if model is not None and not warm:
+        missing.append("warming: the served version's product tables are being built")
     bus = svc.mode if svc.mode == "embedded" else "redis"
     body = ReadinessOut(
-        ready=model is not None and store_ok,
+        ready=model is not None and store_ok and warm,
         model=model.name if model else None,
         version=model.version if model else None,
         fallback=model.fallback if model else None,

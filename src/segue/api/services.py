@@ -85,6 +85,9 @@ class Services:
     experiments: ExperimentBook | None = None
     #: the bandit over lists' top slots, learning from this process's plays and skips
     bandit: SlotBandit | None = None
+    #: set once the first served version's products are built and the heap settled
+    #: (``segue serve`` warms in the background; ``None``: nothing to wait for)
+    warmed: threading.Event | None = None
 
     def start(self, *, watch_s: float | None = 2.0) -> None:
         self.models.load()

@@ -336,6 +336,16 @@ def test_the_report_follows_each_effect_day_by_day_with_always_valid_p_values(
             assert not s.crossed and abs(s.z) < s.bound, m
     b = final["b"].sequential
     assert b is not None and b.crossed and b.crossed_day is not None and b.crossed_day < 5
+    # the plot's boundary on the effect's scale: the effect is beyond it exactly on the days
+    # whose |z| reached the z boundary, and it narrows towards the planned end's
+    for seq, decision in ((ctr["b"], b), (ctr["c"], final["c"].sequential)):
+        looks = [x for x in report.trajectory if x.metric == seq[0].metric
+                 and x.variant == seq[0].variant]  # fmt: skip
+        beyond = [abs(x.effect.difference) >= x.boundary for x in looks]
+        assert beyond == [abs(z) >= bound for _, z, bound in decision.path]
+    edge = [x.boundary for x in report.trajectory if x.metric == ctr["b"][0].metric
+            and x.variant == "b"]  # fmt: skip
+    assert edge == sorted(edge, reverse=True) and edge[0] > 1.5 * edge[-1]
     text = report.markdown()
     assert "## Group-sequential test" in text and "stop for efficacy" in text
     assert "peeking daily with a plan" in text and "no planned duration" not in text

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +117,9 @@ class Look:
     variant: str
     effect: Effect
     always_valid_p: float
+    #: the O'Brien–Fleming boundary at this look on the effect's own scale (the difference
+    #: at which |z| reaches the look's z boundary); None without a planned duration
+    boundary: float | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,13 @@ class ExperimentReport:
                 ax.plot(days, [x.effect.difference for x in seq], marker="o", label=variant)
                 ax.fill_between(days, [x.effect.low for x in seq], [x.effect.high for x in seq],
                                 alpha=0.2)  # fmt: skip
+                edge = [(x.day, x.boundary) for x in seq if x.boundary is not None]
+                if edge:  # crossing the dashed line is the O'Brien–Fleming decision
+                    color = ax.get_lines()[-1].get_color()
+                    for sign in (1, -1):
+                        ax.plot([d for d, _ in edge], [sign * b for _, b in edge], linestyle="--",
+                                color=color, linewidth=0.9,
+                                label=f"{variant}: O'Brien–Fleming boundary" if sign > 0 else None)  # fmt: skip
             ax.axhline(0.0, color="grey", linewidth=0.8)
             ax.xaxis.set_major_locator(mdates.DayLocator())
             ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
@@ -355,6 +365,7 @@ def experiment_report(
     adjusted = holm([effect.p for _, _, effect in found])
     always = {(look.metric, look.variant): look.always_valid_p for look in report.trajectory}
     sequential = _sequential(report.trajectory, start, plan.days)
+    report.trajectory = _with_boundaries(report.trajectory, sequential, start)
     report.metrics = [
         VariantMetric(
             metric,
@@ -385,6 +396,29 @@ def _sequential(
         )
         for key, seq in seqs.items()
     }
+
+
+def _with_boundaries(
+    trajectory: Sequence[Look],
+    sequential: dict[tuple[str, str], Sequential | None],
+    start: dt.date,
+) -> list[Look]:
+    """Each look with its O'Brien–Fleming boundary on the effect's scale, for the plot: the
+    z boundary times the standard error the look's own test implies (|difference| / |z|, so
+    the line is crossed exactly when the decision says so; from the interval when z is 0)."""
+    out = []
+    for look in trajectory:
+        s = sequential.get((look.metric, look.variant))
+        day = (look.day - start).days + 1
+        step = next((entry for entry in s.path if entry[0] == day), None) if s else None
+        if step is None:
+            out.append(look)
+            continue
+        _, z, bound = step
+        e = look.effect
+        se = abs(e.difference / z) if z else (e.high - e.low) / (2 * sps.norm.isf(ALPHA / 2))
+        out.append(replace(look, boundary=float(bound * se)))
+    return out
 
 
 def _minutes_before(store: Store, start: dt.date, users: set[str]) -> dict[str, float]:

@@ -178,10 +178,12 @@ class ExperimentReport:
                 edge = [(x.day, x.boundary) for x in seq if x.boundary is not None]
                 if edge:  # crossing the dashed line is the O'Brien–Fleming decision
                     color = ax.get_lines()[-1].get_color()
+                    label = f"{variant}: O'Brien–Fleming boundary"
+                    x = [d for d, _ in edge]
                     for sign in (1, -1):
-                        ax.plot([d for d, _ in edge], [sign * b for _, b in edge], linestyle="--",
-                                color=color, linewidth=0.9,
-                                label=f"{variant}: O'Brien–Fleming boundary" if sign > 0 else None)  # fmt: skip
+                        y = [sign * b for _, b in edge]
+                        ax.plot(x, y, linestyle="--", color=color, linewidth=0.9,
+                                label=label if sign > 0 else None)  # fmt: skip
             ax.axhline(0.0, color="grey", linewidth=0.8)
             ax.xaxis.set_major_locator(mdates.DayLocator())
             ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))

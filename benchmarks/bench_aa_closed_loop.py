@@ -26,6 +26,9 @@ check on whether a rate among the 200 runs is the test or the draw.
 
     .venv/bin/python benchmarks/bench_aa_closed_loop.py --runs 200 --users 2000 --days 7 \\
         --resplit-runs 20 --resplits 200
+
+``--first-run N``: salts ``aa-N`` … and coins seeded N …: a second batch independent of the
+first (runs 0–199) on the same world.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ def _row(name: str, hits: int, n: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument(
+        "--first-run", type=int, default=0, help="runs first..first+runs-1: a fresh batch"
+    )
     parser.add_argument("--users", type=int, default=2_000)
     parser.add_argument("--tracks", type=int, default=1_000)
     parser.add_argument("--days", type=int, default=7)
@@ -68,7 +74,7 @@ def main() -> None:
     stop_days: dict[str, list[int]] = defaultdict(list)
     any_holm = 0
     started = time.perf_counter()
-    for run in range(args.runs):
+    for run in range(args.first_run, args.first_run + args.runs):
         report = simulate_experiment(params, args.model, args.model, args.days,
                                      salt=f"aa-{run}", seed=run)  # fmt: skip
         for metric in report.metrics:

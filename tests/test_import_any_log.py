@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from segue.data.log import InteractionLog
-from segue.data.model import Gender
+from segue.data.model import Event, Gender
 from segue.data.sources.tabular import ReadOptions, open_reader, read_table
 from segue.errors import RowError, SegueError
 from segue.jobs.ingest import import_table
@@ -399,3 +399,78 @@ def test_invalid_bytes_inside_a_pyarrow_block_are_located(tmp_path: Path) -> Non
         list(reader.chunks())
     assert (failed.value.line, failed.value.column) == (3335, "item")
     assert "UTF-8" in failed.value.reason
+
+
+def _event_indexes(store: Store) -> set[str]:
+    import sqlalchemy as sa
+
+    with store._engine.connect() as conn:  # type: ignore[attr-defined]
+        return {ix["name"] for ix in sa.inspect(conn).get_indexes("events")}
+
+
+def _stored_times(store: Store) -> dict[str, int]:
+    with store._engine.connect() as conn:  # type: ignore[attr-defined]
+        rows = conn.exec_driver_sql("SELECT event_id, ts_ms FROM events").all()
+    return {event_id: ts_ms // 1000 for event_id, ts_ms in rows}
+
+
+EVENT_ID_MAP = {"event_id": "eid", "user_id": "uid", "item_id": "track", "timestamp": "ts"}
+
+
+def test_repeated_event_ids_through_a_bulk_import_keep_the_first_and_count_right(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Event ids repeated within a file (in one chunk and across chunks) and ids stored before
+    it: each stored once, the first kept, the report's counts exact, while the bulk path has
+    the store's unique index off (chunks as large as the store); importing the same file again
+    stores nothing and counts every row as a repeat."""
+    from segue.store import bulk
+
+    monkeypatch.setattr(bulk, "REBUILD_MIN", 3)
+    before = tmp_path / "before.csv"
+    before.write_text("eid,uid,track,ts\nold,u1,t1,1000\n")
+    import_table(store, before, "events", EVENT_ID_MAP, defaults={"type": "play"})
+    path = tmp_path / "plays.csv"
+    rows = ["eid,uid,track,ts"]
+    rows += [f"e{n % 7},u{n % 3},t{n % 2},{2000 + n}" for n in range(12)]  # e0..e6, e0..e4
+    rows += ["old,u2,t1,3000", "e1,u1,t1,3001", "e9,u1,t1,3002", "e9,u2,t2,3003"]
+    path.write_text("\n".join(rows) + "\n")
+    for attempt in range(2):
+        result = import_table(store, path, "events", EVENT_ID_MAP, defaults={"type": "play"},
+                              chunk_rows=5 if attempt == 0 else 100)  # fmt: skip
+        new = 8 if attempt == 0 else 0  # e0..e6 and e9
+        assert result.report.inserted["events"] == new
+        assert result.report.ignored["events"] == 16 - new
+        assert _stored_times(store) == {
+            "old": 1000, **{f"e{n}": 2000 + n for n in range(7)}, "e9": 3002
+        }  # fmt: skip
+        assert {"uq_events_event_id", "ix_events_user_ts"} <= _event_indexes(store)
+
+
+def test_a_failing_bulk_import_leaves_nothing_and_the_unique_index(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad row at the end of a file whose first chunks went in with the unique index off:
+    the one transaction rolls back rows and index changes alike, so the index is there and
+    still refuses a repeat afterwards."""
+    from segue.store import bulk
+
+    monkeypatch.setattr(bulk, "REBUILD_MIN", 3)
+    indexes = _event_indexes(store)
+    assert "uq_events_event_id" in indexes
+    path = tmp_path / "plays.csv"
+    rows = ["eid,uid,track,ts", *(f"e{n},u{n % 3},t1,{2000 + n}" for n in range(20))]
+    path.write_text("\n".join([*rows, "e99,u1,t1,soon"]) + "\n")
+    with pytest.raises(RowError) as failed:
+        import_table(store, path, "events", EVENT_ID_MAP, defaults={"type": "play"},
+                     chunk_rows=5)  # fmt: skip
+    assert failed.value.line == 22
+    assert store.count("events") == store.count("users") == 0
+    assert _event_indexes(store) == indexes
+    path.write_text("\n".join([*rows, "e3,u1,t1,9999"]) + "\n")
+    result = import_table(store, path, "events", EVENT_ID_MAP, defaults={"type": "play"})
+    assert (result.report.inserted["events"], result.report.ignored["events"]) == (20, 1)
+    again = Event(
+        event_id="e4", user_id="u1", item_id="t1", type="play", timestamp=dt.datetime.now(dt.UTC)
+    )
+    assert store.add_events([again]) == 0 and store.count("events") == 20

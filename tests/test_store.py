@@ -601,7 +601,7 @@ def test_large_loads_rebuild_indexes_and_keep_constraints(
     # and databases created afterwards in this process still get every index
     fresh = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
     open_store(fresh).close()
-    assert _event_constraints(fresh) == ({"ix_events_user_ts"}, 0)
+    assert _event_constraints(fresh) == ({"ix_events_user_ts", "uq_events_event_id"}, 0)
 
 
 def test_a_chunked_load_in_one_transaction_rebuilds_once_at_commit(
@@ -628,6 +628,108 @@ def test_a_chunked_load_in_one_transaction_rebuilds_once_at_commit(
     assert store.interactions().ts_ms.tolist() == sorted(
         ms(c * 10 + n) for c in range(3) for n in range(3)
     )
+
+
+def _index_names(conn: sa.Connection) -> set[str]:
+    return {ix["name"] for ix in sa.inspect(conn).get_indexes("events")}
+
+
+def _stored_minutes(store) -> dict[str, float]:
+    """event_id -> minute of the event stored under it."""
+    with store._engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT event_id, ts_ms FROM events").all()
+    return {event_id: (ts_ms - ms(0)) / 60_000 for event_id, ts_ms in rows}
+
+
+@pytest.mark.parametrize("collide", [False, True], ids=["hashes", "every-hash-equal"])
+def test_a_bulk_load_keeps_the_first_of_repeated_event_ids(
+    store, database_url: str, monkeypatch: pytest.MonkeyPatch, collide: bool
+) -> None:
+    """The first one wins, as with ON CONFLICT DO NOTHING: ids stored before the load and ids
+    repeated within and across its calls are stored once, the earliest kept, and each call
+    says how many of its rows were new. On SQLite the unique index is off meanwhile (the ids
+    are vetted by hash, then exactly: with every hash equal the counts must not change)."""
+    monkeypatch.setattr(bulk, "REBUILD_MIN", 2)
+    if collide:
+        monkeypatch.setattr(bulk, "hash", lambda value: 7, raising=False)
+    store.upsert_users(users("u1", "u2"))
+    store.upsert_items(items("i1"))
+    store.add_events([play("old1", "u1", "i1", 1), play("old2", "u2", "i1", 2)])
+    sqlite = store._engine.dialect.name == "sqlite"
+    first = [
+        play("a", "u1", "i1", 10),
+        play("old1", "u1", "i1", 11),  # stored before the load: kept at minute 1
+        play("b", "u2", "i1", 12),
+        play("a", "u2", "i1", 13),  # repeated within the call: minute 10 kept
+        play("c", "u1", "i1", 14),
+    ]
+    second = [
+        play("b", "u1", "i1", 20),  # repeated across calls: minute 12 kept
+        play("d", "u1", "i1", 21),
+        play("old2", "u1", "i1", 22),
+        play("d", "u2", "i1", 23),
+        play("e", "u2", "i1", 24),
+    ]
+    with store.transaction():
+        assert store.add_event_log(InteractionLog.from_events(first)) == 3
+        assert ("uq_events_event_id" in _index_names(store._tx)) is not sqlite
+        assert store.add_event_log(InteractionLog.from_events(second)) == 2
+        assert store.add_events([play("e", "u1", "i1", 30), play("f", "u1", "i1", 31)]) == 1
+        assert store.count("events") == 8
+    assert _stored_minutes(store) == {
+        "old1": 1, "old2": 2, "a": 10, "b": 12, "c": 14, "d": 21, "e": 24, "f": 31
+    }  # fmt: skip
+    with store._engine.connect() as conn:
+        assert "uq_events_event_id" in _index_names(conn)
+    # the rebuilt index is unique: the usual path ignores a repeat, raw SQL is refused
+    assert store.add_events([play("a", "u1", "i1", 40)]) == 0
+    with pytest.raises(sa.exc.IntegrityError), store.transaction():
+        store._tx.execute(
+            schema.events.insert().values(
+                event_id="c", user_key=1, item_key=1, type="play", ts_ms=0, count=1, focus=False
+            )
+        )
+    assert store.count("events") == 8
+
+
+def test_reloading_the_same_log_in_bulk_stores_nothing_again(
+    store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second load of a log as large as the store takes the bulk path again (the stored
+    ids are read in first): every row is a repeat, none is stored twice."""
+    monkeypatch.setattr(bulk, "REBUILD_MIN", 2)
+    store.upsert_users(users("u1", "u2"))
+    store.upsert_items(items("i1"))
+    events = [play(f"e{n % 5}", f"u{n % 2 + 1}", "i1", n) for n in range(8)]
+    log = InteractionLog.from_events(events)
+    assert store.add_event_log(log) == 5
+    before = _stored_minutes(store)
+    assert before == {f"e{n}": n for n in range(5)}
+    assert store.add_event_log(log) == 0
+    with store.transaction():
+        assert store.add_event_log(log) == 0
+        assert store.add_event_log(log.select(np.arange(3))) == 0
+    assert _stored_minutes(store) == before and store.count("events") == 5
+
+
+def test_a_failed_bulk_load_leaves_no_rows_and_the_unique_index(
+    store, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The indexes are dropped inside the transaction: a failure after the rows went in
+    brings them back (SQLite's DDL rolls back too), so later repeats are still refused."""
+    monkeypatch.setattr(bulk, "REBUILD_MIN", 2)
+    store.upsert_users(users("u1"))
+    store.upsert_items(items("i1"))
+    indexes = _event_constraints(database_url)[0]
+    assert {"uq_events_event_id", "ix_events_user_ts"} <= indexes
+    log = InteractionLog.from_events([play(f"e{n}", "u1", "i1", n) for n in range(4)])
+    with pytest.raises(Boom), store.transaction():
+        assert store.add_event_log(log) == 4
+        raise Boom
+    assert _event_constraints(database_url)[0] == indexes
+    assert store.count("events") == 0
+    assert store.add_events([play("x", "u1", "i1", 0)]) == 1
+    assert store.add_events([play("x", "u1", "i1", 1)]) == 0
 
 
 def test_sqlite_page_cache_is_back_after_the_index_rebuild(

@@ -580,3 +580,35 @@ def test_tables_without_any_version_are_refused(database_url: str, engine: sa.En
     with pytest.raises(StoreError, match="no segue schema version; it is not a segue database"):
         open_store(database_url)
     assert "alembic_version" not in _snapshot(engine)
+
+
+def test_a_store_at_version_8_gets_event_ids_unique_by_an_index_with_its_rows(
+    database_url: str, engine: sa.Engine
+) -> None:
+    """Revision 0009: ``uq_events_event_id`` goes from a table constraint to a unique index
+    (what a bulk load can drop and rebuild), rows and keys kept, ids still unique."""
+    fresh = _fresh_snapshot(database_url, engine)
+    with engine.begin() as conn:
+        command.upgrade(migrate.alembic_config(connection=conn), "0008")
+    at_8 = sa.MetaData()
+    at_8.reflect(engine)
+    _fill(engine, at_8)
+    before = _snapshot(engine)["events"]
+    assert ("uq_events_event_id", ("event_id",)) in before["unique"]
+
+    with open_store(database_url) as store:
+        assert store.schema_version == schema.SCHEMA_VERSION == 9
+        _check_data(store, 3)
+        assert store.add_events([_play("e3"), _play("e1"), _play("e3")]) == 1
+    after = _snapshot(engine)
+    assert after == fresh and _differences_from_the_code(engine) == []
+    assert after["events"]["unique"] == []
+    assert ("uq_events_event_id", ("event_id",), True) in after["events"]["indexes"]
+    with engine.connect() as conn:
+        keys = conn.exec_driver_sql("SELECT key, event_id FROM events ORDER BY key").all()
+        assert [tuple(k) for k in keys] == [(1, "e1"), (2, "e2"), (3, "e0"), (4, "e3")]
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:  # the index is unique
+        conn.exec_driver_sql(
+            "INSERT INTO events (event_id, user_key, item_key, type, ts_ms, count, focus) "
+            "VALUES ('e2', 1, 1, 'play', 0, 1, false)"
+        )

@@ -144,10 +144,17 @@ def add_event_log(conn: sa.Connection, log: InteractionLog, deferred: Deferred |
         return 0
     user_keys = resolve_vocab(conn, "users", log.user_ids, log.user, "user")[log.user]
     item_keys = resolve_vocab(conn, "items", log.item_ids, log.item, "item")[log.item]
-    with _bulk_load(conn, len(log), deferred):
-        if _dialect(conn) == "sqlite":
-            return _insert_sqlite(conn, log, event_ids, user_keys, item_keys)
-        return _insert_postgres(conn, log, event_ids, user_keys, item_keys)
+    with _bulk_load(conn, len(log), deferred) as load_ids:
+        if _dialect(conn) != "sqlite":
+            return _insert_postgres(conn, log, event_ids, user_keys, item_keys)
+        conflict = "ON CONFLICT (event_id) DO NOTHING"
+        if load_ids is not None:  # the unique index is off: leave out repeated ids first
+            conflict = ""
+            keep = load_ids.new_rows(conn, event_ids)
+            if keep is not None:
+                log = log.select(keep)
+                event_ids, user_keys, item_keys = event_ids[keep], user_keys[keep], item_keys[keep]
+        return _insert_sqlite(conn, log, event_ids, user_keys, item_keys, conflict)
 
 
 def _chunk_columns(
@@ -195,38 +202,168 @@ def _present_columns(log: InteractionLog) -> list[str]:
 
 
 #: Logs at least this long, and at least as long as the events already stored, are loaded
-#: the way both databases' manuals advise for bulk loads: secondary index dropped, rows
-#: inserted, then the index rebuilt in one sort.
+#: the way both databases' manuals advise for bulk loads: indexes dropped, rows inserted, then
+#: the indexes rebuilt in one sort each.
 #: It all happens inside the transaction, so a failure restores them; PostgreSQL holds an
 #: exclusive lock on ``events`` meanwhile, acceptable for a load that at least doubles it.
 #: Inside a longer transaction (a log written chunk by chunk) the rebuild waits for the
 #: commit, so that each chunk does not pay for it again.
+#:
+#: On SQLite the unique index of event ids goes too (revision 0009 made it an index): ids
+#: are content hashes, and inserting them into a live B-tree larger than the page cache was
+#: most of the time of a big import. Meanwhile :class:`_LoadIds` keeps "the first one wins"
+#: exact without it. PostgreSQL keeps it: its ``ON CONFLICT (event_id)`` needs it, and COPY
+#: into a temporary table already spares it the per-row cost.
 REBUILD_MIN = 200_000
-_REBUILD = "events: secondary index"
+_REBUILD = "events: indexes"
+
+
+class _LoadIds:
+    """The event ids a bulk load has stored, or found stored, while the unique index is off.
+
+    One 64-bit hash per id (Python's ``hash`` of the string, stable within the process) in a
+    few sorted arrays: 8 bytes per event, 24 MB for 3M. A hash match is only a suspicion:
+    the id itself is then looked for among the stored rows (a scan of ``events``, paid only
+    by files that repeat ids) and compared with the other rows of the same call, so a hash
+    collision never loses an event and a row deleted meanwhile may come back.
+    """
+
+    def __init__(self) -> None:
+        self._pieces: list[np.ndarray] = []
+
+    def add(self, hashes: np.ndarray) -> None:
+        """Remember ``hashes``; equal-sized pieces merge, so there are O(log n) of them."""
+        self._add_sorted(np.sort(hashes))
+
+    def _add_sorted(self, piece: np.ndarray) -> None:
+        while self._pieces and len(self._pieces[-1]) <= len(piece):
+            piece = np.sort(np.concatenate((self._pieces.pop(), piece)))
+        if len(piece):
+            self._pieces.append(piece)
+
+    def _seen(self, ordered: np.ndarray) -> np.ndarray:
+        """Which of the sorted ``ordered`` hashes are remembered (sorted queries: numpy's
+        binary search starts from the previous answer, >10x faster than random ones)."""
+        seen = np.zeros(len(ordered), dtype=bool)
+        for piece in self._pieces:
+            at = np.minimum(np.searchsorted(piece, ordered), len(piece) - 1)
+            seen |= piece[at] == ordered
+        return seen
+
+    def release(self) -> None:
+        self._pieces = []
+
+    def new_rows(self, conn: sa.Connection, event_ids: np.ndarray) -> np.ndarray | None:
+        """Which rows to insert: a mask, or None for all of them.
+
+        A row is left out when its id is stored already or appeared earlier in ``event_ids``
+        (the first one wins, as with ``ON CONFLICT DO NOTHING``). The rows kept are
+        remembered as stored.
+        """
+        hashes = np.fromiter(map(hash, event_ids), dtype=np.int64, count=len(event_ids))
+        order = np.argsort(hashes)  # ties need no order: suspects are walked in row order
+        ordered = hashes[order]
+        seen_sorted = self._seen(ordered)
+        repeated = ordered[1:] == ordered[:-1]
+        suspect_sorted = seen_sorted.copy()
+        suspect_sorted[1:] |= repeated
+        suspect_sorted[:-1] |= repeated
+        if not suspect_sorted.any():  # the usual case: nothing to look at more closely
+            self._add_sorted(ordered)
+            return None
+        suspect = np.zeros(len(event_ids), dtype=bool)
+        suspect[order[suspect_sorted]] = True
+        stored = _stored_ids(conn, [event_ids[p] for p in sorted(order[seen_sorted])])
+        keep = np.ones(len(event_ids), dtype=bool)
+        first: set[Any] = set()
+        for position in np.flatnonzero(suspect):  # in row order: the first one wins
+            event_id = event_ids[position]
+            if event_id in stored or event_id in first:
+                keep[position] = False
+            else:
+                first.add(event_id)
+        self.add(hashes[keep])
+        return keep
+
+    @classmethod
+    def of_stored(cls, conn: sa.Connection) -> _LoadIds:
+        """The ids already in ``events`` (at most as many as the load brings: see above)."""
+        ids = cls()
+        cur = _driver(conn).cursor()
+        try:
+            cur.execute("SELECT event_id FROM events")
+            while rows := cur.fetchmany(CHUNK):
+                ids.add(np.fromiter((hash(r[0]) for r in rows), dtype=np.int64, count=len(rows)))
+        finally:
+            cur.close()
+        return ids
+
+
+def _stored_ids(conn: sa.Connection, wanted: list[Any]) -> set[Any]:
+    """Which of ``wanted`` are in ``events`` (SQLite; a scan when the unique index is off)."""
+    if not wanted:
+        return set()
+    cur = _driver(conn).cursor()
+    try:
+        cur.execute(
+            "SELECT event_id FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(wanted),),
+        )
+        return {row[0] for row in cur.fetchall()}
+    finally:
+        cur.close()
+
+
+class _Rebuild:
+    """The indexes a bulk load dropped, built again (at the commit when deferred)."""
+
+    def __init__(self, indexes: list[sa.Index], ids: _LoadIds | None) -> None:
+        self.indexes = indexes
+        self.ids = ids
+
+    def __call__(self, conn: sa.Connection) -> None:
+        if self.ids is not None:
+            self.ids.release()  # before the sort: the rebuild is the load's memory peak
+        with _sqlite_cache(conn, REBUILD_CACHE_KIB):
+            for index in self.indexes:
+                try:
+                    index.create(conn)
+                except sa.exc.IntegrityError as exc:
+                    # _LoadIds let a repeated id through: a bug, and nothing is committed
+                    raise StoreError(
+                        f"events: could not rebuild {index.name} after a bulk load ({exc.orig}); "
+                        "nothing was stored"
+                    ) from exc
 
 
 @contextmanager
-def _bulk_load(conn: sa.Connection, rows: int, deferred: Deferred | None) -> Iterator[None]:
+def _bulk_load(
+    conn: sa.Connection, rows: int, deferred: Deferred | None
+) -> Iterator[_LoadIds | None]:
+    """Around an insert of ``rows`` events: drops indexes when that pays (see REBUILD_MIN).
+
+    Yields the :class:`_LoadIds` that must vet the rows while the unique index is off, or
+    None when it is on (then ``ON CONFLICT (event_id) DO NOTHING`` does).
+    """
     if deferred is not None and _REBUILD in deferred:  # dropped earlier in this transaction
-        yield
+        rebuild = deferred[_REBUILD]
+        assert isinstance(rebuild, _Rebuild)
+        yield rebuild.ids
         return
     stored = conn.exec_driver_sql("SELECT COALESCE(MAX(key), 0) FROM events").scalar_one()
     if rows < REBUILD_MIN or rows < stored:
-        yield
+        yield None
         return
-    for index in schema.events.indexes:
+    sqlite = _dialect(conn) == "sqlite"
+    dropped = [index for index in schema.events.indexes if sqlite or not index.unique]
+    for index in dropped:
         index.drop(conn)
-
-    def rebuild(conn: sa.Connection) -> None:
-        with _sqlite_cache(conn, REBUILD_CACHE_KIB):
-            for index in schema.events.indexes:
-                index.create(conn)
-
+    rebuild = _Rebuild(dropped, _LoadIds.of_stored(conn) if sqlite else None)
     if deferred is not None:
         deferred[_REBUILD] = rebuild
-        yield
+        yield rebuild.ids
     else:
-        yield
+        yield rebuild.ids
         rebuild(conn)
 
 
@@ -257,12 +394,15 @@ def _insert_sqlite(
     event_ids: np.ndarray,
     user_keys: np.ndarray,
     item_keys: np.ndarray,
+    conflict: str,
 ) -> int:
+    if len(log) == 0:
+        return 0
     driver = _driver(conn)
     names = _present_columns(log)
     sql = (
         f"INSERT INTO events ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)}) "
-        "ON CONFLICT (event_id) DO NOTHING"
+        + conflict
     )
     before = driver.total_changes
     cur = driver.cursor()

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 #: The newest revision of ``migrations/versions/`` as a number ("0005" is 5): the version of the
 #: tables below, and what :attr:`segue.store.base.Store.schema_version` reports once open.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 #: Named constraints, so that migrations and bulk loads can drop and re-add them by name.
 metadata = sa.MetaData(
@@ -83,7 +83,7 @@ events = sa.Table(
     "events",
     metadata,
     sa.Column("key", _BigKey, primary_key=True, autoincrement=True),
-    sa.Column("event_id", sa.String(200), nullable=False, unique=True),
+    sa.Column("event_id", sa.String(200), nullable=False),
     # users.key / items.key, without foreign-key constraints: see the module docstring.
     sa.Column("user_key", sa.Integer, nullable=False),
     sa.Column("item_key", sa.Integer, nullable=False),
@@ -97,6 +97,9 @@ events = sa.Table(
     sa.Column("device", sa.Text),
     sa.Column("focus", sa.Boolean, nullable=False),
     sa.Column("rating", sa.Float),
+    # Revision 0009: a unique index rather than a table constraint, so that a bulk load can
+    # drop it and rebuild it in one sort (segue.store.bulk); ON CONFLICT (event_id) infers it.
+    sa.Index("uq_events_event_id", "event_id", unique=True),
     sa.Index("ix_events_user_ts", "user_key", "ts_ms"),
 )
 

@@ -735,26 +735,37 @@ def test_a_failed_bulk_load_leaves_no_rows_and_the_unique_index(
 def test_sqlite_page_cache_is_back_after_the_index_rebuild(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The rebuild at commit runs with a small page cache (SQLite's sorter takes as much again:
-    the memory peak of a large import otherwise); the pooled connection gets its own back."""
+    """A bulk load runs with a small page cache (its rows are appends; the rebuild's sorter
+    takes as much again as the cache), and the pooled connection gets its own back at the
+    commit, or at a rollback."""
     monkeypatch.setattr(bulk, "REBUILD_MIN", 2)
     with open_store(f"sqlite:///{tmp_path / 's.sqlite'}") as store:
         store.upsert_users(users("u1", "u2"))
         store.upsert_items(items("i1"))
         log = InteractionLog.from_events([play(f"e{n}", "u1", "i1", n) for n in range(3)])
+
+        def cache(conn: sa.Connection) -> int:
+            return conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+
+        with pytest.raises(Boom), store.transaction():
+            assert store.add_event_log(log) == 3
+            assert cache(store._tx) == -bulk.LOAD_CACHE_KIB != -65536
+            raise Boom
+        with store._engine.connect() as conn:
+            assert cache(conn) == -65536
         with store.transaction():
             assert store.add_event_log(log) == 3
             tx = store._tx
             assert tx is not None
-            assert tx.exec_driver_sql("PRAGMA cache_size").scalar_one() == -65536
+            assert cache(tx) == -bulk.LOAD_CACHE_KIB
             seen: list[int] = []
             # a step after the rebuild, in the same commit: what the connection has by then
-            store._deferred["zz check"] = lambda conn: seen.append(  # type: ignore[index]
-                conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
-            )
+            store._deferred["zz check"] = lambda conn: seen.append(cache(conn))  # type: ignore[index]
         assert seen == [-65536]
+        with store._engine.connect() as conn:
+            assert cache(conn) == -65536
         names = {ix["name"] for ix in sa.inspect(store._engine).get_indexes("events")}
-        assert "ix_events_user_ts" in names
+        assert {"ix_events_user_ts", "uq_events_event_id"} <= names
         assert len(store.interactions()) == 3
 
 

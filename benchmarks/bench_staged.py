@@ -12,6 +12,7 @@ generator removed. Not a test: prints figures for docs/benchmarks.md.
 
     .venv/bin/python benchmarks/bench_staged.py
     .venv/bin/python benchmarks/bench_staged.py --seeds 0 --ablation-seeds 0
+    .venv/bin/python benchmarks/bench_staged.py --folds 1   # the ranker on one inner fold
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--ablation-seeds", default="", help="seeds for generator removal")
     parser.add_argument("--candidates", type=int, default=100, help="N per generator")
+    parser.add_argument("--folds", type=int, default=None, help="inner folds (default: all)")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"Last.fm 2K not found at {args.data}", file=sys.stderr)
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         holdout = protocol.holdout(split, "test")
         raw = holdout.train.matrix(Counts())
         started = time.perf_counter()
-        model = StagedRecommender(n_candidates=args.candidates, seed=seed).fit(raw, side)
+        model = StagedRecommender(n_candidates=args.candidates, folds=args.folds, seed=seed)
+        model.fit(raw, side)
         fit_seconds.append(time.perf_counter() - started)
         for stage in ("retrieval", "ranker", "full"):
             model.stage = stage
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         blend = HybridRecommender(components=("als", "ease"), seed=seed).fit(raw, side)
         rows.setdefault("ALS + EASE blend (validation-tuned)", []).append(_ndcg(blend, holdout))
         print(f"seed {seed}: fit {fit_seconds[-1]:.0f}s, rerank weight {model.chosen_rerank:g}, "
-              f"best trees {model.ranker.best_iteration}; "
+              f"best trees {model.ranker.best_iteration}, {model.folds} folds, "
+              f"ranker pairs {model.training_pairs}; "
               + ", ".join(f"{k} {v[-1]:.4f}" for k, v in rows.items()), flush=True)  # fmt: skip
         if seed == seeds[0]:
             top = list(model.feature_importance().items())[:12]
@@ -98,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in model.gens.active:
                 kept = tuple(g for g in model.generators if g != name)
                 reduced = StagedRecommender(generators=kept, n_candidates=args.candidates,
-                                            seed=seed).fit(raw, side)  # fmt: skip
+                                            folds=args.folds, seed=seed).fit(raw, side)  # fmt: skip
                 ablation.setdefault(f"without {name}", []).append(_ndcg(reduced, holdout))
                 print(f"  without {name}: {ablation[f'without {name}'][-1]:.4f}", flush=True)
 

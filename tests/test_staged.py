@@ -16,8 +16,8 @@ import pytest
 import scipy.sparse as sp
 
 from segue.dataset.side import SideInfo
-from segue.dataset.splits import inner_holdout
-from segue.errors import SegueError
+from segue.dataset.splits import inner_folds, inner_holdout
+from segue.errors import DatasetError, SegueError
 from segue.models.itemknn import ItemKNNRecommender
 from segue.models.names import DEFAULT_MODELS, model_spec
 from segue.models.staged.ann import VectorIndex, recall_of
@@ -154,6 +154,11 @@ def test_the_registry_builds_the_pipeline_and_bad_settings_are_one_line_errors()
         StagedRecommender(generators=("als", "nope"))
     with pytest.raises(SegueError, match="stage must be one of"):
         StagedRecommender(stage="everything")
+    assert StagedRecommender().folds == 8  # every training pair labels the ranker once
+    with pytest.raises(SegueError, match=r"folds must lie in \[1, 1/holdout = 4\]"):
+        StagedRecommender(holdout=0.25, folds=5)
+    with pytest.raises(SegueError, match="negatives must lie in"):
+        StagedRecommender(negatives=0)
 
 
 def test_flat_index_is_exact_and_hnsw_recall_is_high_on_random_vectors() -> None:
@@ -185,3 +190,75 @@ def test_embedding_generators_retrieve_through_the_ann_index_above_the_threshold
     keys_b = set(zip(b.rows.tolist(), b.items.tolist(), strict=True))
     assert len(keys_a & keys_b) >= 0.95 * len(keys_a)
     assert not (set(zip(*x[users].nonzero(), strict=True)) & keys_b)  # seen items masked
+
+
+def test_inner_folds_hold_out_disjoint_parts_of_each_listeners_items() -> None:
+    x, _, _ = _world()
+    x = x.tolil()
+    x[0, :] = 0  # a listener with two items is never held out
+    x[0, [1, 2]] = 1
+    x = x.tocsr()
+    folds = inner_folds(x, 0.25, 4, seed=5)
+    assert len(folds) == 4
+    first, _ = inner_holdout(x, 0.25, seed=5)
+    assert (folds[0][0] != first).nnz == 0  # fold 0 is the single inner split
+    seen = sp.csr_matrix(x.shape, dtype=np.float32)
+    counts = np.diff(x.indptr)[1:]
+    n_out = np.maximum(1, np.round(0.25 * counts))
+    for k, (train, held) in enumerate(folds):
+        assert (train + held != 0).nnz == x.nnz and (train.multiply(held)).nnz == 0
+        assert held[0].nnz == 0
+        assert (held.multiply(seen)).nnz == 0  # no pair held out twice
+        seen = seen + held
+        per_user = np.diff(held.indptr)[1:]
+        np.testing.assert_array_equal(per_user, np.clip(counts - k * n_out, 0, n_out))
+    assert seen.nnz == np.minimum(counts, 4 * n_out).sum()
+    with pytest.raises(DatasetError, match="do not fit in one matrix"):
+        inner_folds(x, 0.25, 5, seed=5)
+
+
+def test_stacked_folds_give_the_ranker_more_labels_and_only_training_pairs() -> None:
+    x, friends, _ = _world(2)
+    train, test = inner_holdout(x, 0.2, seed=1)
+    side = SideInfo(friends=friends)
+    gens = ("itemknn", "friends", "trending")
+    settings = {**FAST, "holdout": 0.2}
+    one = StagedRecommender(generators=gens, folds=1, **settings)
+    three = StagedRecommender(generators=gens, folds=3, **settings)
+    parts_one = one._training_parts(train, side)
+    parts_three = three._training_parts(train, side)
+    positives_one = parts_one["fit"].labels.sum()
+    positives_three = parts_three["fit"].labels.sum()
+    assert positives_three >= 2.5 * positives_one, (positives_three, positives_one)
+    assert parts_three["fit"].n_rows >= 2.5 * parts_one["fit"].n_rows
+    # every positive is a training pair of its listener, never a test pair
+    part = parts_three["fit"]
+    users = np.flatnonzero(np.diff(train.indptr) >= 3)
+    fit_users = np.setdiff1d(users, _valid_users(three, train))
+    fold_of_row = np.repeat(np.arange(3), [(np.diff(h.indptr)[fit_users] > 0).sum()
+                                           for _, h in inner_folds(train, 0.2, 3, 0)])  # fmt: skip
+    listener = np.concatenate([fit_users[np.diff(h.indptr)[fit_users] > 0]
+                               for _, h in inner_folds(train, 0.2, 3, 0)])  # fmt: skip
+    assert len(listener) == part.n_rows and len(fold_of_row) == part.n_rows
+    pos = part.labels > 0
+    rows, items = listener[part.cands.rows[pos]], part.cands.items[pos]
+    assert np.asarray(train[rows, items]).ravel().all()
+    assert not np.asarray(test[rows, items]).ravel().any()
+    keys = rows * train.shape[1] + items
+    assert len(np.unique(keys)) == len(keys)  # the folds label different pairs, none twice
+    # and a candidate is never an item its fold trained on
+    folds = inner_folds(train, 0.2, 3, 0)
+    fold_rows = fold_of_row[part.cands.rows]
+    for k, (inner_train, _) in enumerate(folds):
+        at = fold_rows == k
+        pairs = inner_train[listener[part.cands.rows[at]], part.cands.items[at]]
+        assert not np.asarray(pairs).any()
+    three.fit(train, side)
+    assert three.training_pairs["positives"] == int(positives_three)
+
+
+def _valid_users(model: StagedRecommender, train: sp.csr_matrix) -> np.ndarray:
+    """The listeners the pipeline keeps apart for early stopping (its own draw, replayed)."""
+    users = np.flatnonzero(np.diff(inner_folds(train, model.holdout, 1, model.seed)[0][1].indptr))
+    rng = np.random.default_rng(model.seed)
+    return users[rng.random(len(users)) < model.valid_share]

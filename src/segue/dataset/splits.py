@@ -288,8 +288,27 @@ def inner_holdout(
     the hybrid's weights, the staged ranker's labels): the test part is never passed to
     ``fit``, so choosing on this part cannot see it.
     """
+    return inner_folds(matrix, share, 1, seed)[0]
+
+
+def inner_folds(
+    matrix: sp.csr_matrix, share: float, n_folds: int, seed: int
+) -> list[tuple[sp.csr_matrix, sp.csr_matrix]]:
+    """``n_folds`` inner splits whose held-out parts are disjoint: fold k holds out the k-th
+    round(share·n) (at least 1) of each user's items in one random order (users with at least
+    3 items); fold 0 is :func:`inner_holdout` with the same seed.
+
+    More labelled pairs for a model that learns from its own held-out part (the staged
+    ranker) without holding out more of any one fold's training matrix. A user with few
+    items runs out of items before the last folds: those folds hold out nothing of theirs.
+    """
     if not 0 < share < 1:
         raise DatasetError(f"holdout must lie strictly between 0 and 1, got {share!r}")
+    if n_folds < 1 or n_folds * share > 1 + 1e-9:
+        raise DatasetError(
+            f"inner folds: {n_folds} folds of {share:g} each do not fit in one matrix "
+            "(need 1 <= n_folds <= 1/share)"
+        )
     rng = np.random.default_rng(seed)
     matrix = matrix.tocsr()
     counts = np.diff(matrix.indptr)
@@ -298,9 +317,12 @@ def inner_holdout(
     rank = np.empty(len(rows), dtype=np.int64)
     rank[order] = np.arange(len(rows)) - np.repeat(matrix.indptr[:-1], counts)
     n_out = np.where(counts >= 3, np.maximum(1, np.round(share * counts)), 0).astype(np.int64)
-    out = rank < n_out[rows]
     coo = matrix.tocoo()
     shape = matrix.shape
-    train = sp.csr_matrix((coo.data[~out], (coo.row[~out], coo.col[~out])), shape=shape)
-    valid = sp.csr_matrix((np.ones(out.sum(), np.float32), (coo.row[out], coo.col[out])), shape)
-    return train, valid
+    folds = []
+    for k in range(n_folds):
+        out = (rank >= k * n_out[rows]) & (rank < (k + 1) * n_out[rows])
+        train = sp.csr_matrix((coo.data[~out], (coo.row[~out], coo.col[~out])), shape=shape)
+        held = sp.csr_matrix((np.ones(out.sum(), np.float32), (coo.row[out], coo.col[out])), shape)
+        folds.append((train, held))
+    return folds

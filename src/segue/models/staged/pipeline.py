@@ -1,11 +1,15 @@
 """The staged recommender as one model: retrieval → LambdaRank → calibrated re-ranking.
 
-``fit`` never looks outside the matrix it is given. It carves an *inner* split out of it
-(about ``holdout`` of each listener's items, as the hybrid does), fits the generators on the
-inner-train part, retrieves their candidates, labels a candidate 1 when the listener played
-it in the inner-held-out part, and trains the LightGBM ranker on those listeners' groups
-(early stopping and the re-ranking weight chosen on a separate share of them). Then it refits
-the generators and the feature context on the whole matrix for serving. Scores: the ranker's
+``fit`` never looks outside the matrix it is given. It carves ``folds`` *inner* splits out
+of it (each holding out about ``holdout`` of each listener's items, as the hybrid does; the
+held-out parts of different folds are disjoint), and per fold fits the generators on the
+inner-train part, retrieves their candidates and labels a candidate 1 when the listener played
+it in that fold's held-out part. The folds' candidate sets are stacked (one query group per
+listener and fold) and the LightGBM ranker learns from them: one fold leaves about three
+positive candidates per listener, so more folds give the ranker several times the labels
+for several times the generator fits. Early stopping and the re-ranking weight are chosen on
+a separate share of the listeners (the same listeners in every fold). Then it refits the
+generators and the feature context on the whole matrix for serving. Scores: the ranker's
 for candidates, the re-ranked top placed above them, a low constant for items no generator
 retrieved (``-inf`` for items already played).
 
@@ -17,6 +21,7 @@ ablation scores one fitted model three ways.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
@@ -24,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.dataset.side import SideInfo
-from segue.dataset.splits import inner_holdout
+from segue.dataset.splits import inner_folds
 from segue.errors import SegueError
 from segue.models.base import Reason, Recommender
 from segue.models.staged.features import FeatureContext, feature_names, pair_features
@@ -52,6 +57,8 @@ class StagedRecommender(Recommender):
         generators: Sequence[str] = DEFAULT_GENERATORS,
         n_candidates: int = 100,
         holdout: float = 0.125,
+        folds: int | None = None,
+        negatives: float = 0.3,
         max_train_users: int = 20_000,
         valid_share: float = 0.2,
         rerank_weight: float | None = None,
@@ -66,12 +73,21 @@ class StagedRecommender(Recommender):
         generator_params: Mapping[str, Mapping[str, Any]] | None = None,
         refit: bool = True,
     ) -> None:
-        """``refit`` false keeps the generators fitted on the inner-train part (they then
-        match what the ranker learnt from, at the cost of a tenth of the data)."""
+        """``folds``: how many disjoint inner held-out parts label the ranker's training
+        pairs (at most 1/``holdout``; None: all of them, so every training pair is a label
+        once); ``negatives``: the share of each group's negative
+        candidates the ranker trains on (all positives are kept). ``refit`` false keeps the
+        generators fitted on the last fold's inner-train part (they then match what the
+        ranker learnt from, at the cost of a tenth of the data)."""
         if n_candidates < 1:
             raise SegueError(f"pipeline: n_candidates must be >= 1, got {n_candidates!r}")
         if not 0 < holdout < 1 or not 0 < valid_share < 1:
             raise SegueError("pipeline: holdout and valid_share must lie strictly in (0, 1)")
+        most = int(1 / holdout + 1e-9)  # disjoint held-out parts that fit in one matrix
+        if folds is not None and not 1 <= folds <= most:
+            raise SegueError(f"pipeline: folds must lie in [1, 1/holdout = {most}], got {folds!r}")
+        if not 0 < negatives <= 1:
+            raise SegueError(f"pipeline: negatives must lie in (0, 1], got {negatives!r}")
         if rerank_weight is not None and not 0 <= rerank_weight < 1:
             raise SegueError(f"pipeline: rerank_weight must lie in [0, 1), got {rerank_weight}")
         if stage not in STAGES:
@@ -79,6 +95,8 @@ class StagedRecommender(Recommender):
         self.generators = list(generators)
         self.n_candidates = int(n_candidates)
         self.holdout = float(holdout)
+        self.folds = most if folds is None else int(folds)
+        self.negatives = float(negatives)
         self.max_train_users = int(max_train_users)
         self.valid_share = float(valid_share)
         self.rerank_weight = rerank_weight
@@ -99,12 +117,16 @@ class StagedRecommender(Recommender):
         self.chosen_rerank = 0.0
         #: Inner-validation figures: candidate recall per generator and union, NDCG@10 by stage.
         self.validation: dict[str, float] = {}
+        #: What the ranker learnt from: labelled pairs, positives among them, query groups.
+        self.training_pairs: dict[str, int] = {}
 
     def params(self) -> dict[str, Any]:
         return {
             "generators": self.generators,
             "n_candidates": self.n_candidates,
             "holdout": self.holdout,
+            "folds": self.folds,
+            "negatives": self.negatives,
             "max_train_users": self.max_train_users,
             "valid_share": self.valid_share,
             "rerank_weight": self.rerank_weight,
@@ -124,39 +146,9 @@ class StagedRecommender(Recommender):
     def fit(self, interactions: sp.csr_matrix, side: SideInfo | None = None) -> Self:
         """``interactions`` holds raw values (counts); each generator applies its weighting."""
         raw = sp.csr_matrix(interactions, dtype=np.float32)
-        inner_train, inner_valid = inner_holdout(raw, self.holdout, self.seed)
-        self.gens.fit(inner_train, side)
-        self.ctx = FeatureContext.build(inner_train, side)
-        self._train = inner_train
-        rng = np.random.default_rng(self.seed)
-        users = np.flatnonzero(np.diff(inner_valid.indptr) > 0)
-        if len(users) > self.max_train_users:
-            users = np.sort(rng.choice(users, self.max_train_users, replace=False))
-        in_valid = rng.random(len(users)) < self.valid_share
-        names = feature_names(self.gens.active, self.ctx.audio.shape[1])
-        parts = {}
-        for label, group in (("fit", users[~in_valid]), ("valid", users[in_valid])):
-            cands, features = self._features(group)
-            relevant = inner_valid[group]
-            labels = _labels(cands, relevant)
-            parts[label] = (group, cands, features, labels, relevant)
-        self._record_recall(parts)
-        self.ranker = Ranker(
-            names,
-            n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate,
-            num_leaves=self.num_leaves,
-            min_child_samples=self.min_child_samples,
-            seed=self.seed,
-        )
-        _, valid_cands, valid_features, _, valid_relevant = parts["valid"]
-        n_valid = valid_relevant.shape[0]
-
-        def quality(scores: np.ndarray) -> float:
-            lists, _ = _ranked_lists(valid_cands, scores, n_valid, 10)
-            return _ndcg(lists, valid_relevant)
-
-        self.ranker.fit(*_with_positives(parts["fit"]), valid=(valid_features, quality))
+        parts = self._training_parts(raw, side)
+        self._record_recall(parts["fit"])
+        self._train_ranker(parts["fit"], parts["valid"])
         self._choose_rerank(parts["valid"])
         if not self.refit:
             return self
@@ -165,21 +157,66 @@ class StagedRecommender(Recommender):
         self._train = raw
         return self
 
-    def _record_recall(self, parts: dict[str, tuple]) -> None:
-        """Candidate recall@N per generator and union, on the inner-held-out part."""
-        _, cands, _, _, relevant = parts["fit"]
-        for g, name in enumerate(self.gens.active):
-            self.validation[f"recall_{name}"] = candidate_recall(cands, relevant, g)
-        self.validation["recall_union"] = candidate_recall(cands, relevant, None)
+    def _training_parts(self, raw: sp.csr_matrix, side: SideInfo | None) -> dict[str, _Part]:
+        """The ranker's stacked training ("fit") and validation ("valid") query groups, one
+        per listener with held-out items and fold; generators fitted per fold's inner train."""
+        splits = inner_folds(raw, self.holdout, self.folds, self.seed)
+        rng = np.random.default_rng(self.seed)
+        users = np.flatnonzero(np.diff(splits[0][1].indptr) > 0)
+        if len(users) > self.max_train_users:
+            users = np.sort(rng.choice(users, self.max_train_users, replace=False))
+        in_valid = rng.random(len(users)) < self.valid_share
+        pieces: dict[str, list[_Part]] = {"fit": [], "valid": []}
+        for inner_train, inner_held in splits:
+            self.gens.fit(inner_train, side)
+            self.ctx = FeatureContext.build(inner_train, side)
+            self._train = inner_train
+            for label, group in (("fit", users[~in_valid]), ("valid", users[in_valid])):
+                group = group[np.diff(inner_held.indptr)[group] > 0]
+                cands, features = self._features(group)
+                relevant = inner_held[group]
+                target = genre_distribution(inner_train[group], self.ctx.genres)
+                part = _Part(cands, features, _labels(cands, relevant), relevant, target)
+                pieces[label].append(part)
+        return {label: _stack(pieces[label]) for label in pieces}
 
-    def _choose_rerank(self, part: tuple) -> None:
+    def _train_ranker(self, fit: _Part, valid: _Part) -> None:
+        """LambdaRank on the "fit" groups, trees chosen by NDCG@10 on the "valid" ones."""
+        names = feature_names(self.gens.active, self.ctx.audio.shape[1] if self.ctx else 0)
+        self.ranker = Ranker(
+            names,
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            seed=self.seed,
+        )
+
+        def quality(scores: np.ndarray) -> float:
+            lists, _ = _ranked_lists(valid.cands, scores, valid.n_rows, 10)
+            return _ndcg(lists, valid.relevant)
+
+        train = _sample_negatives(*_with_positives(fit), self.negatives, self.seed)
+        self.ranker.fit(*train, valid=(valid.features, quality))
+        self.training_pairs = {
+            "pairs": len(train[1]),
+            "positives": int(train[1].sum()),
+            "groups": len(train[2]),
+        }
+
+    def _record_recall(self, part: _Part) -> None:
+        """Candidate recall@N per generator and union, on the inner-held-out parts."""
+        for g, name in enumerate(self.gens.active):
+            self.validation[f"recall_{name}"] = candidate_recall(part.cands, part.relevant, g)
+        self.validation["recall_union"] = candidate_recall(part.cands, part.relevant, None)
+
+    def _choose_rerank(self, part: _Part) -> None:
         """NDCG@10 of each stage on the validation listeners; λ chosen among ``_RERANK_GRID``."""
-        group, cands, features, _, relevant = part
         assert self.ranker is not None and self.ctx is not None
-        scores = self.ranker.predict(features)
-        lists, list_scores = _ranked_lists(cands, scores, len(group), self.rerank_depth)
-        retrieval, _ = _ranked_lists(cands, _rrf(cands), len(group), 10)
-        target = genre_distribution(self._fitted()[group], self.ctx.genres)
+        cands, relevant = part.cands, part.relevant
+        scores = self.ranker.predict(part.features)
+        lists, list_scores = _ranked_lists(cands, scores, part.n_rows, self.rerank_depth)
+        retrieval, _ = _ranked_lists(cands, _rrf(cands), part.n_rows, 10)
 
         def ndcg(ranked: np.ndarray) -> float:
             return _ndcg(ranked, relevant)
@@ -188,7 +225,7 @@ class StagedRecommender(Recommender):
         grid = _RERANK_GRID if self.rerank_weight is None else (self.rerank_weight,)
         best, best_value = 0.0, -1.0
         for weight in grid:
-            ranked = calibrate(lists, list_scores, target, self.ctx.genres, weight, 10)
+            ranked = calibrate(lists, list_scores, part.target, self.ctx.genres, weight, 10)
             value = ndcg(ranked)
             self.validation[f"ndcg_rerank_{weight:g}"] = value
             if value > best_value + 1e-9:
@@ -365,13 +402,63 @@ def _concat(
     return cands, np.concatenate([f for _, f in chunks])
 
 
-def _with_positives(part: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@dataclass
+class _Part:
+    """Query groups for the ranker: candidates (``rows`` index the groups), their features and
+    0/1 labels, each group's held-out items and its genre distribution (for calibration)."""
+
+    cands: Candidates
+    features: np.ndarray
+    labels: np.ndarray
+    relevant: sp.csr_matrix
+    target: np.ndarray
+
+    @property
+    def n_rows(self) -> int:
+        return self.relevant.shape[0]
+
+
+def _stack(parts: list[_Part]) -> _Part:
+    """The folds' groups one after another (a listener in two folds is two groups)."""
+    offsets = np.cumsum([0] + [p.n_rows for p in parts])
+    chunks = []
+    for part, offset in zip(parts, offsets, strict=False):
+        c = part.cands
+        chunks.append((Candidates(c.rows + offset, c.items, c.scores, c.ranks, c.n, c.zall),
+                       part.features))  # fmt: skip
+    first = parts[0]
+    cands, features = _concat(chunks, first.cands.n, first.cands.scores.shape[1])
+    if len(cands) == 0:
+        features = np.zeros((0, first.features.shape[1]), np.float32)
+    return _Part(
+        cands,
+        features,
+        np.concatenate([p.labels for p in parts]),
+        sp.vstack([p.relevant for p in parts], format="csr"),
+        np.concatenate([p.target for p in parts]),
+    )
+
+
+def _with_positives(part: _Part) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(features, labels, group sizes) of the listeners with at least one positive candidate
     (a group without one gives LambdaRank no gradient)."""
-    group, cands, features, labels, _ = part
-    n_rows = len(group)
+    cands, labels, n_rows = part.cands, part.labels, part.n_rows
     positives = np.bincount(cands.rows, weights=labels, minlength=n_rows)
     keep_rows = positives > 0
     keep = keep_rows[cands.rows]
     sizes = np.bincount(cands.rows[keep], minlength=n_rows)[keep_rows]
-    return features[keep], labels[keep], sizes
+    return part.features[keep], labels[keep], sizes
+
+
+def _sample_negatives(
+    features: np.ndarray, labels: np.ndarray, sizes: np.ndarray, share: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every positive and about ``share`` of the negatives of each group, drawn at random:
+    stacked folds give millions of pairs, and LambdaRank's cost grows with them while the
+    positives carry the signal."""
+    if share >= 1:
+        return features, labels, sizes
+    rng = np.random.default_rng(seed)
+    keep = (labels > 0) | (rng.random(len(labels)) < share)
+    group = np.repeat(np.arange(len(sizes)), sizes)
+    return features[keep], labels[keep], np.bincount(group[keep], minlength=len(sizes))

@@ -650,6 +650,7 @@ def test_a_bulk_load_keeps_the_first_of_repeated_event_ids(
     says how many of its rows were new. On SQLite the unique index is off meanwhile (the ids
     are vetted by hash, then exactly: with every hash equal the counts must not change)."""
     monkeypatch.setattr(bulk, "REBUILD_MIN", 2)
+    monkeypatch.setattr(bulk, "UNIQUE_BACK_SHARE", 2.0)  # the index stays off however many
     if collide:
         monkeypatch.setattr(bulk, "hash", lambda value: 7, raising=False)
     store.upsert_users(users("u1", "u2"))
@@ -690,6 +691,43 @@ def test_a_bulk_load_keeps_the_first_of_repeated_event_ids(
             )
         )
     assert store.count("events") == 8
+
+
+def test_a_bulk_load_that_repeats_stored_ids_gets_the_unique_index_back_at_once(
+    store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a call's rows repeat stored ids often (UNIQUE_BACK_SHARE), vetting them without
+    the index costs a scan a call: the index comes back then, and the rest of the load
+    goes through ON CONFLICT, first one still winning, counts still exact."""
+    monkeypatch.setattr(bulk, "REBUILD_MIN", 2)
+    monkeypatch.setattr(bulk, "UNIQUE_BACK_SHARE", 0.25)
+    store.upsert_users(users("u1"))
+    store.upsert_items(items("i1"))
+    sqlite = store._engine.dialect.name == "sqlite"
+    calls = [
+        ([f"a{n}" for n in range(8)], 8, False),
+        (["a0", "b0", "b1", "b2", "b3", "b4", "b5", "b0"], 6, False),  # 1 in 8 stored: off
+        (["a1", "a2", "c0", "c1", "c2", "c3", "c4", "c2"], 5, True),  # 2 in 8: back
+        (["a3", "c0", "d0", "d0", "d1"], 2, True),
+    ]
+    with store.transaction():
+        for call, (ids, new, back) in enumerate(calls):
+            log = InteractionLog.from_events(
+                [play(event_id, "u1", "i1", call * 10 + n) for n, event_id in enumerate(ids)]
+            )
+            assert store.add_event_log(log) == new
+            names = _index_names(store._tx)
+            assert ("uq_events_event_id" in names) is (back or not sqlite)
+            assert "ix_events_user_ts" not in names  # rebuilt at the commit only
+    stored = _stored_minutes(store)
+    assert len(stored) == store.count("events") == 21
+    assert (stored["a1"], stored["b0"], stored["c0"], stored["c2"], stored["d0"]) == (
+        1, 11, 22, 24, 32
+    )  # fmt: skip
+    with store._engine.connect() as conn:
+        assert {"uq_events_event_id", "ix_events_user_ts"} <= _index_names(conn)
+        if sqlite:  # the load's small page cache went with the index's return
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar_one() == -65536
 
 
 def test_reloading_the_same_log_in_bulk_stores_nothing_again(

@@ -145,17 +145,25 @@ def add_event_log(conn: sa.Connection, log: InteractionLog, deferred: Deferred |
         return 0
     user_keys = resolve_vocab(conn, "users", log.user_ids, log.user, "user")[log.user]
     item_keys = resolve_vocab(conn, "items", log.item_ids, log.item, "item")[log.item]
-    with _bulk_load(conn, len(log), deferred) as load_ids:
+    with _bulk_load(conn, len(log), deferred) as rebuild:
         if _dialect(conn) != "sqlite":
             return _insert_postgres(conn, log, event_ids, user_keys, item_keys)
-        conflict = "ON CONFLICT (event_id) DO NOTHING"
-        if load_ids is not None:  # the unique index is off: leave out repeated ids first
-            conflict = ""
-            keep = load_ids.new_rows(conn, event_ids)
-            if keep is not None:
-                log = log.select(keep)
-                event_ids, user_keys, item_keys = event_ids[keep], user_keys[keep], item_keys[keep]
-        return _insert_sqlite(conn, log, event_ids, user_keys, item_keys, conflict)
+        load_ids = rebuild.ids if rebuild is not None else None
+        if load_ids is None:
+            return _insert_sqlite(
+                conn, log, event_ids, user_keys, item_keys, "ON CONFLICT (event_id) DO NOTHING"
+            )
+        # the unique index is off: leave out repeated ids first
+        rows = len(log)
+        keep = load_ids.new_rows(conn, event_ids)
+        if keep is not None:
+            log = log.select(keep)
+            event_ids, user_keys, item_keys = event_ids[keep], user_keys[keep], item_keys[keep]
+        inserted = _insert_sqlite(conn, log, event_ids, user_keys, item_keys, "")
+        if load_ids.found_stored and load_ids.found_stored >= UNIQUE_BACK_SHARE * rows:
+            assert rebuild is not None
+            rebuild.unique_now(conn)
+        return inserted
 
 
 def _chunk_columns(
@@ -217,6 +225,11 @@ def _present_columns(log: InteractionLog) -> list[str]:
 #: into a temporary table already spares it the per-row cost.
 REBUILD_MIN = 200_000
 _REBUILD = "events: indexes"
+#: A call whose rows repeat stored ids at least this often (a share of its rows) brings the
+#: unique index back for the rest of the load: such a file goes on repeating them, and vetting
+#: them without the index costs a scan of ``events`` a call, more than the index's own
+#: inserts (measured: a 3M-row file whose second half repeats the first).
+UNIQUE_BACK_SHARE = 0.05
 
 
 class _LoadIds:
@@ -231,6 +244,8 @@ class _LoadIds:
 
     def __init__(self) -> None:
         self._pieces: list[np.ndarray] = []
+        #: Rows of the last call whose id was stored already (not repeats within the call).
+        self.found_stored = 0
 
     def add(self, hashes: np.ndarray) -> None:
         """Remember ``hashes``; equal-sized pieces merge, so there are O(log n) of them."""
@@ -269,6 +284,7 @@ class _LoadIds:
         suspect_sorted = seen_sorted.copy()
         suspect_sorted[1:] |= repeated
         suspect_sorted[:-1] |= repeated
+        self.found_stored = 0
         if not suspect_sorted.any():  # the usual case: nothing to look at more closely
             self._add_sorted(ordered)
             return None
@@ -279,7 +295,10 @@ class _LoadIds:
         first: set[Any] = set()
         for position in np.flatnonzero(suspect):  # in row order: the first one wins
             event_id = event_ids[position]
-            if event_id in stored or event_id in first:
+            if event_id in stored:
+                keep[position] = False
+                self.found_stored += 1
+            elif event_id in first:
                 keep[position] = False
             else:
                 first.add(event_id)
@@ -328,38 +347,55 @@ class _Rebuild:
         self.ids = ids
         self.restore_cache = restore_cache
 
+    def unique_now(self, conn: sa.Connection) -> None:
+        """The unique index back before the commit, for the rest of the load: it repeats
+        stored ids, and each call that does pays a scan of ``events`` (see UNIQUE_BACK_SHARE)."""
+        unique = [index for index in self.indexes if index.unique]
+        self.indexes = [index for index in self.indexes if not index.unique]
+        if self.ids is not None:
+            self.ids.release()
+            self.ids = None
+        self._create(conn, unique)
+        if self.restore_cache is not None:
+            self.restore_cache()  # random inserts into the live index need the cache
+
     def __call__(self, conn: sa.Connection) -> None:
         if self.ids is not None:
             self.ids.release()  # before the sort: SQLite's sorter takes memory too
         try:
-            with _sqlite_cache(conn, REBUILD_CACHE_KIB):
-                for index in self.indexes:
-                    try:
-                        index.create(conn)
-                    except sa.exc.IntegrityError as exc:
-                        # _LoadIds let a repeated id through: a bug, and nothing is committed
-                        raise StoreError(
-                            f"events: could not rebuild {index.name} after a bulk load "
-                            f"({exc.orig}); nothing was stored"
-                        ) from exc
+            self._create(conn, self.indexes)
         finally:
             if self.restore_cache is not None:
                 self.restore_cache()
+
+    @staticmethod
+    def _create(conn: sa.Connection, indexes: list[sa.Index]) -> None:
+        with _sqlite_cache(conn, REBUILD_CACHE_KIB):
+            for index in indexes:
+                try:
+                    index.create(conn)
+                except sa.exc.IntegrityError as exc:
+                    # _LoadIds let a repeated id through: a bug, and nothing is committed
+                    raise StoreError(
+                        f"events: could not rebuild {index.name} after a bulk load "
+                        f"({exc.orig}); nothing was stored"
+                    ) from exc
 
 
 @contextmanager
 def _bulk_load(
     conn: sa.Connection, rows: int, deferred: Deferred | None
-) -> Iterator[_LoadIds | None]:
+) -> Iterator[_Rebuild | None]:
     """Around an insert of ``rows`` events: drops indexes when that pays (see REBUILD_MIN).
 
-    Yields the :class:`_LoadIds` that must vet the rows while the unique index is off, or
-    None when it is on (then ``ON CONFLICT (event_id) DO NOTHING`` does).
+    Yields the load's :class:`_Rebuild` (None when nothing is dropped); while its ``ids`` is
+    not None the unique index is off and they must vet the rows, otherwise
+    ``ON CONFLICT (event_id) DO NOTHING`` does.
     """
     if deferred is not None and _REBUILD in deferred:  # dropped earlier in this transaction
         rebuild = deferred[_REBUILD]
         assert isinstance(rebuild, _Rebuild)
-        yield rebuild.ids
+        yield rebuild
         return
     stored = conn.exec_driver_sql("SELECT COALESCE(MAX(key), 0) FROM events").scalar_one()
     if rows < REBUILD_MIN or rows < stored:
@@ -375,9 +411,9 @@ def _bulk_load(
         rebuild = _Rebuild(dropped, None, None)
     if deferred is not None:
         deferred[_REBUILD] = rebuild
-        yield rebuild.ids
+        yield rebuild
     else:
-        yield rebuild.ids
+        yield rebuild
         rebuild(conn)
 
 

@@ -12,6 +12,7 @@ generator removed. Not a test: prints figures for docs/benchmarks.md.
 
     .venv/bin/python benchmarks/bench_staged.py
     .venv/bin/python benchmarks/bench_staged.py --seeds 0 --ablation-seeds 0
+    .venv/bin/python benchmarks/bench_staged.py --seeds 0 --ablation-seeds 0 --remove als,ease
     .venv/bin/python benchmarks/bench_staged.py --folds 1   # the ranker on one inner fold
 """
 
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablation-seeds", default="", help="seeds for generator removal")
     parser.add_argument("--candidates", type=int, default=100, help="N per generator")
     parser.add_argument("--folds", type=int, default=None, help="inner folds (default: all)")
+    parser.add_argument("--remove", default="", help="generators to remove (default: each)")
     args = parser.parse_args(argv)
     if not args.data.is_dir():
         print(f"Last.fm 2K not found at {args.data}", file=sys.stderr)
@@ -99,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             print("  inner validation: " + ", ".join(
                 f"{k} {v:.4f}" for k, v in model.validation.items()), flush=True)  # fmt: skip
         if seed in ablation_seeds:
-            for name in model.gens.active:
+            removed = [g for g in args.remove.split(",") if g] or model.gens.active
+            for name in removed:
                 kept = tuple(g for g in model.generators if g != name)
                 reduced = StagedRecommender(generators=kept, n_candidates=args.candidates,
                                             folds=args.folds, seed=seed).fit(raw, side)  # fmt: skip

@@ -14,8 +14,9 @@ log on / log off in ABBA order; in an "off" block the route finds no log
 "on" block left, which is their cost too. The first ``--skip-s`` of each block is dropped.
 
 Prints each arm's pooled p50 / p99 and the difference of p99 (on − off) with a 95 % interval
-from resampling blocks within each arm, and checks that every list served with the log on
-reached the store once.
+from resampling blocks within each arm; the same for the median of the blocks' own p99, which
+a stall of the shared machine (it hits whichever arm is running) moves far less; and checks
+that every list served with the log on reached the store once.
 
     .venv/bin/python benchmarks/bench_exposure_serving.py
     .venv/bin/python benchmarks/bench_exposure_serving.py --bus redis
@@ -129,6 +130,10 @@ def main() -> None:
     from segue.config import Settings
 
     threadpool_limits(1)  # as segue serve runs
+    if os.environ.get("BENCH_SWITCH_S"):  # an experiment: the interpreter's switch interval
+        import sys
+
+        sys.setswitchinterval(float(os.environ["BENCH_SWITCH_S"]))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         started = time.perf_counter()
@@ -151,10 +156,14 @@ def main() -> None:
             for key in client.scan_iter(f"{redis['redis_prefix']}*"):
                 client.delete(key)
     rng = np.random.default_rng(2)
-    diffs = []
+    block_p99 = {a: np.array([np.percentile(v, 99) * 1000 for v in b]) for a, b in blocks.items()}
+    diffs, median_diffs = [], []
     for _ in range(2_000):
-        pick = {a: [b[i] for i in rng.integers(0, len(b), len(b))] for a, b in blocks.items()}
-        diffs.append(_p(pick["on"], 99) - _p(pick["off"], 99))
+        pick = {a: rng.integers(0, len(b), len(b)) for a, b in blocks.items()}
+        diffs.append(_p([blocks["on"][i] for i in pick["on"]], 99)
+                     - _p([blocks["off"][i] for i in pick["off"]], 99))  # fmt: skip
+        median_diffs.append(np.median(block_p99["on"][pick["on"]])
+                            - np.median(block_p99["off"][pick["off"]]))  # fmt: skip
     low, high = np.percentile(diffs, [2.5, 97.5])
     for arm, values in blocks.items():
         n = sum(len(v) for v in values)
@@ -163,6 +172,10 @@ def main() -> None:
               f"p99 {_p(values, 99):.2f} ms (blocks' own p99 {min(per_block):.1f}–"
               f"{max(per_block):.1f} ms)")  # fmt: skip
     diff = _p(blocks["on"], 99) - _p(blocks["off"], 99)
+    median = float(np.median(block_p99["on"]) - np.median(block_p99["off"]))
+    m_low, m_high = np.percentile(median_diffs, [2.5, 97.5])
+    print(f"median of the blocks' p99, on − off: {median:+.2f} ms [95 % {m_low:+.2f}, "
+          f"{m_high:+.2f}] (a spike of the machine moves one block, not the median)")  # fmt: skip
     load = os.getloadavg()[0]
     print(f"p99 on − off: {diff:+.2f} ms [95 % {low:+.2f}, {high:+.2f}] "
           f"(bus {args.bus}, {args.rate} req/s, load average {load:.1f})")  # fmt: skip

@@ -138,6 +138,39 @@ def test_a_served_list_reaches_the_store_through_the_stream_once(
     assert worker.run_once().received == 0
 
 
+def test_the_log_and_the_serving_worker_take_small_slices_yet_store_everything(
+    streams: Streams, store: Store
+) -> None:
+    """Inside the serving process both the log's thread and the worker give the interpreter
+    back between small slices (a request waits for whatever they hold it for), without
+    losing throughput: one flush publishes all, one ``run_once`` stores all."""
+    published: list[int] = []
+    publish = streams.exposures.publish
+
+    def counting(records):  # type: ignore[no-untyped-def]
+        published.append(len(records))
+        return publish(records)
+
+    streams.exposures.publish = counting  # type: ignore[method-assign]
+    log = ExposureLog(streams.exposures, publish_slice=3)
+    for n in range(10):
+        log.log(_exposure(n))
+    assert log.flush() == 10 and published == [3, 3, 3, 1]
+    worker = streams.worker(store, exposure_slice=4)
+    calls: list[int] = []
+    store_exposures = worker.store_exposures
+
+    def counted(exposures):  # type: ignore[no-untyped-def]
+        calls.append(len(exposures))
+        return store_exposures(exposures)
+
+    worker.store_exposures = counted  # type: ignore[method-assign]
+    report = worker.run_once(max_batch=9)  # at most the batch, in slices
+    assert (report.received, report.exposures, calls) == (9, 9, [4, 4, 1])
+    assert worker.run_once().exposures == 1 and len(_stored(store)) == 10
+    assert streams.exposures.pending(worker.group) == 0
+
+
 def test_lists_still_on_the_stream_when_their_listener_is_erased_are_not_stored(
     streams: Streams, store: Store
 ) -> None:

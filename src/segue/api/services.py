@@ -46,7 +46,7 @@ from segue.serving.explore import SlotBandit
 from segue.serving.exposures import EXPOSURE_CODEC, EXPOSURES_STREAM, ExposureLog
 from segue.serving.holder import ModelHolder, ServingModel, UserCache
 from segue.serving.intake import BackgroundWorker, EventIntake
-from segue.serving.worker import EventWorker
+from segue.serving.worker import SERVING_EXPOSURE_SLICE, EventWorker
 from segue.store import Store, open_store
 from segue.store.exposures import Exposure
 
@@ -265,6 +265,7 @@ def build_services(
                 consumer=consumer,
                 reclaim_idle_ms=int(settings.reclaim_idle_s * 1000),
                 exposures=exposure_bus,
+                exposure_slice=SERVING_EXPOSURE_SLICE,
             ),
             on_report=lambda persisted, rejected: metrics.events_persisted.inc(persisted),
         )

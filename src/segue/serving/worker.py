@@ -128,6 +128,11 @@ class _ItemInfo:
     genres: tuple[str, ...]
 
 
+#: Served lists per store call for the worker inside a serving process (see
+#: ``EventWorker.exposure_slice``): ~1.5 ms of interpreter time a slice.
+SERVING_EXPOSURE_SLICE = 16
+
+
 class EventWorker:
     """One consumer of the bus: persists events, updates the online state, then acks."""
 
@@ -142,10 +147,16 @@ class EventWorker:
         item_refresh_s: float = ITEM_REFRESH_S,
         reclaim_idle_ms: int | None = RECLAIM_IDLE_MS,
         exposures: EventBus[Exposure] | None = None,
+        exposure_slice: int | None = None,
     ) -> None:
         self.bus = bus
         #: the served lists' stream (``None``: this worker stores events only)
         self.exposures = exposures
+        #: served lists stored per store call, the GIL given up between calls (``None``: the
+        #: whole batch at once). A worker inside the serving process takes small slices: one
+        #: call holds the interpreter for its Python work (~80 µs a list), and a request
+        #: arriving meanwhile waits for it, up to the interpreter's 5 ms switch interval.
+        self.exposure_slice = exposure_slice
         self.store = store
         self.state = state
         self.group = group
@@ -203,9 +214,17 @@ class EventWorker:
             def store(exposures: list[Exposure]) -> None:
                 total.exposures += self.store_exposures(exposures)
 
-            total.received += self.exposures.consume(
-                self.group, self.consumer, store, max_batch=max_batch
-            )
+            step = min(self.exposure_slice or max_batch, max_batch)
+            taken = 0
+            while taken < max_batch:
+                n = self.exposures.consume(
+                    self.group, self.consumer, store, max_batch=min(step, max_batch - taken)
+                )
+                taken += n
+                if n < step:
+                    break
+                time.sleep(0)  # between slices: a waiting request takes the interpreter
+            total.received += taken
         return total
 
     def store_exposures(self, exposures: Sequence[Exposure]) -> int:

@@ -90,6 +90,9 @@ async def _run(
         log = svc.exposures
         assert log is not None, "the log is on in these settings"
         assert svc.warmed is not None and await asyncio.to_thread(svc.warmed.wait, 300)
+        held_back = None
+        if args.no_store_during and svc.worker is not None:  # what the storing costs
+            held_back, svc.worker.worker.exposures = svc.worker.worker.exposures, None
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             warm = await _block(client, users, args.rate // 2, 5.0, rng)  # caches, the bandit
@@ -99,6 +102,8 @@ async def _run(
                 got = await _block(client, users, args.rate, args.block_s, rng)
                 blocks[arm].append(np.array([lat for t, lat in got if t >= args.skip_s]))
             svc.exposures = log
+        if held_back is not None:
+            svc.worker.worker.exposures = held_back
         svc.flush_exposures()
         served_on = len(warm) + sum(int(args.rate * args.block_s) for a in order if a == "on")
         stored = svc.store.count("exposures")
@@ -122,6 +127,11 @@ def main() -> None:
     parser.add_argument("--skip-s", type=float, default=0.5)
     parser.add_argument("--explore-share", type=float, default=0.2)
     parser.add_argument("--bus", choices=["memory", "redis"], default="memory")
+    parser.add_argument(
+        "--no-store-during",
+        action="store_true",
+        help="the worker stores the lists only after the blocks: the log's cost without it",
+    )
     args = parser.parse_args()
 
     from threadpoolctl import threadpool_limits

@@ -279,7 +279,8 @@ def load(args: argparse.Namespace) -> None:
         for log_on in logs:
             prefix = f"bench-{uuid.uuid4().hex[:6]}:"
             run_env = {**env, "SEGUE_EXPOSURE_LOG": log_on}
-            with server(args.mode, args.workers, args.port, args.model, prefix, env=run_env):
+            persist = not args.no_persist
+            with server(args.mode, args.workers, args.port, args.model, prefix, persist, run_env):
                 # warm-up, not counted: the first 20 s at full rate after a start measured p99
                 # 30-145 ms where later windows measured 9-11 ms (caches, connections, faults)
                 asyncio.run(_open_loop(args.port, users, 150, 20, args.connections))
@@ -518,9 +519,10 @@ def main() -> None:
             )
             p.add_argument("--rounds", type=int, default=1, help="how often to alternate")
             p.add_argument("--explore-share", type=float, default=0.0, help="SEGUE_EXPLORE_SHARE")
+        if p.prog.endswith(("load", "freshness")):
+            p.add_argument("--no-persist", action="store_true", help="no worker in the API")
         if p.prog.endswith("freshness"):
             p.add_argument("--trials", type=int, default=200)
-            p.add_argument("--no-persist", action="store_true", help="no worker in the API")
         if p.prog.endswith("ingest"):
             p.add_argument("--events", type=int, default=300_000)
             p.add_argument("--batch", type=int, default=2_000)

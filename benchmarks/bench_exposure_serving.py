@@ -3,7 +3,8 @@ blocks with the log on and off on the same running service, so that the machine'
 (the shared VM moves a window's p99 by more than the 1 ms asked about) falls on both arms.
 
 Not a test. The service is ``create_app`` as ``segue serve`` builds it (embedded bus by
-default, the log's publishing thread and the stream worker in the process, the top-slot
+default, the log's publishing thread in the process and the lists stored by its child process
+(``--writer thread``: by the stream worker in the process), the top-slot
 bandit exploring at ``--explore-share``), on a synthetic world with a trained ALS model. The
 recommendations route is called in process over ASGI (httpx's transport: no sockets, whose
 cost is the same with or without the log), open loop at ``--rate`` per second: each request
@@ -19,6 +20,7 @@ a stall of the shared machine (it hits whichever arm is running) moves far less;
 that every list served with the log on reached the store once.
 
     .venv/bin/python benchmarks/bench_exposure_serving.py
+    .venv/bin/python benchmarks/bench_exposure_serving.py --writer thread
     .venv/bin/python benchmarks/bench_exposure_serving.py --bus redis
 """
 
@@ -101,6 +103,9 @@ async def _run(
                 svc.exposures = log if arm == "on" else None
                 got = await _block(client, users, args.rate, args.block_s, rng)
                 blocks[arm].append(np.array([lat for t, lat in got if t >= args.skip_s]))
+                if args.each:
+                    print(f"  block {len(blocks['on']) + len(blocks['off']):3} log {arm:3}: "
+                          f"p99 {np.percentile(blocks[arm][-1], 99) * 1000:6.1f} ms")  # fmt: skip
             svc.exposures = log
         if held_back is not None:
             svc.worker.worker.exposures = held_back
@@ -127,6 +132,13 @@ def main() -> None:
     parser.add_argument("--skip-s", type=float, default=0.5)
     parser.add_argument("--explore-share", type=float, default=0.2)
     parser.add_argument("--bus", choices=["memory", "redis"], default="memory")
+    parser.add_argument("--each", action="store_true", help="print every block's p99")
+    parser.add_argument(
+        "--writer",
+        choices=["process", "thread"],
+        default="process",
+        help="embedded bus: who stores the lists (Settings.exposure_writer)",
+    )
     parser.add_argument(
         "--no-store-during",
         action="store_true",
@@ -155,6 +167,7 @@ def main() -> None:
             database_url=f"sqlite:///{root / 'segue.sqlite'}",
             exposure_log=True,
             explore_share=args.explore_share,
+            exposure_writer=args.writer,
             **(redis if args.bus == "redis" else {}),
         )
         app = create_app(settings, model="als", watch_s=None, warm=True)
@@ -187,8 +200,9 @@ def main() -> None:
     print(f"median of the blocks' p99, on − off: {median:+.2f} ms [95 % {m_low:+.2f}, "
           f"{m_high:+.2f}] (a spike of the machine moves one block, not the median)")  # fmt: skip
     load = os.getloadavg()[0]
+    writer = f", writer {args.writer}" if args.bus == "memory" else ""
     print(f"p99 on − off: {diff:+.2f} ms [95 % {low:+.2f}, {high:+.2f}] "
-          f"(bus {args.bus}, {args.rate} req/s, load average {load:.1f})")  # fmt: skip
+          f"(bus {args.bus}{writer}, {args.rate} req/s, load average {load:.1f})")  # fmt: skip
 
 
 if __name__ == "__main__":

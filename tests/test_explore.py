@@ -5,6 +5,7 @@ off-policy estimates from serving's own exposure log that match the truth."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import uuid
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from segue.dataset.from_store import load_interactions, load_side_info
 from segue.jobs.ingest import load_synthetic_world
 from segue.jobs.off_policy import off_policy
 from segue.registry.trained import train_models
-from segue.serving.explore import MAX_EXPLORE_SHARE, SlotBandit
+from segue.serving.explore import MAX_EXPLORE_SHARE, ShownFeatures, SlotBandit
 from segue.store import Store, open_store
 from segue.store.exposures import Exposure
 
@@ -76,6 +77,42 @@ def test_it_learns_from_plays_and_skips_and_reorders() -> None:
     stray = Event(event_id="x", user_id="nobody", item_id="t0", type=EventType.PLAY,
                   timestamp=dt.datetime.now(dt.UTC))  # fmt: skip
     assert bandit.observe([stray]) == 0
+
+
+def test_shown_features_wait_their_time_and_the_oldest_go_first() -> None:
+    now = [0.0]
+    shown = ShownFeatures(ttl_s=10.0, max_items=3, timer=lambda: now[0])
+    rows = {k: np.full(4, float(n)) for n, k in enumerate(["a", "b", "c", "d"])}
+    for key in ("a", "b", "c"):
+        shown.put(("u", key), rows[key])
+        now[0] += 1.0
+    shown.put(("u", "a"), rows["a"])  # shown again: its clock starts again, now the newest
+    now[0] += 1.0
+    shown.put(("u", "d"), rows["d"])  # over max_items: the oldest ("b") goes
+    assert len(shown) == 3 and shown.pop(("u", "b")) is None
+    assert shown.pop(("u", "c")) is rows["c"] and shown.pop(("u", "c")) is None  # once
+    now[0] = 13.5  # "a" was shown again at 3.0: 10.5 s ago
+    assert shown.pop(("u", "a")) is None
+    now[0] = 13.9  # "d" at 4.0: still waiting
+    assert shown.pop(("u", "d")) is rows["d"]
+    shown.put(("v", "x"), rows["a"])
+    now[0] = 100.0
+    shown.put(("v", "y"), rows["a"])  # expired ones are dropped as new ones come
+    assert len(shown) == 1
+
+
+def test_what_the_bandit_keeps_for_feedback_is_not_walked_by_the_garbage_collector() -> None:
+    """A serving process keeps up to 200,000 shown items for half an hour; each object the
+    collector tracks makes every full collection (the interpreter lock held) longer."""
+    bandit = SlotBandit(seed=1)
+    x = SlotBandit.features([3.0, 2.0, 1.0, 0.5], [10.0, 5.0, 2.0, 1.0])
+    gc.collect()
+    before = len(gc.get_objects())
+    for n in range(5_000):
+        bandit.shown(f"user-{n}", [f"t{n}", f"t{n + 1}", f"t{n + 2}", "t0"], x, [0, 1, 2, 3])
+    gc.collect()  # tuples of untracked values stop being tracked in their first pass
+    assert len(bandit._pending) == 15_000
+    assert len(gc.get_objects()) - before < 500
 
 
 def test_off_policy_estimates_from_the_log_match_what_the_policy_would_earn(

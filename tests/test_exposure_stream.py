@@ -287,10 +287,15 @@ def test_the_log_buffers_while_redis_is_frozen_and_publishes_when_it_is_back(
 def test_served_lists_go_through_the_serving_process_stream_and_its_dead_letters(
     tmp_path: Path,
 ) -> None:
-    """Embedded mode: the log publishes onto the process's in-process exposures stream, its
-    worker stores them; a bad record shows in ``GET /v1/admin/dead-letters`` as ``exposures``
-    and the metric counts what was published."""
-    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 's.db'}")
+    """Embedded mode with the thread writer: the log publishes onto the process's in-process
+    exposures stream, its worker stores them; a bad record shows in ``GET
+    /v1/admin/dead-letters`` as ``exposures`` and the metric counts what was published (the
+    process writer: ``tests/test_exposure_writer.py``)."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path / 's.db'}",
+        exposure_writer="thread",
+    )
     with TestClient(create_app(settings, watch_s=None)) as client:
         services = client.app.state.services  # type: ignore[attr-defined]
         assert services.exposures.bus is services.exposure_bus

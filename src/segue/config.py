@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     #: Serving: log every served list (the exposure log, through the event stream into the
     #: store); off only to measure what logging costs (``benchmarks/bench_serving.py``).
     exposure_log: bool = True
+    #: Serving without Redis: who stores the served lists. ``process`` (default): a child
+    #: process of the serving one (its interpreter lock is not the requests'; measured, see
+    #: ``segue.serving.exposure_writer``); ``thread``: the serving process's worker thread,
+    #: which is also what a store only this process can open (in-memory SQLite) gets.
+    exposure_writer: Literal["process", "thread"] = "process"
     reclaim_idle_s: float = Field(default=30.0, ge=0, le=86_400)
     delivery: DeliverySettings = DeliverySettings()
 

@@ -43,6 +43,7 @@ from segue.online.redis_state import RedisState
 from segue.online.resilient import CircuitBreaker, ReconnectingBus, ResilientState
 from segue.online.state import InProcessState, OnlineState
 from segue.serving.explore import SlotBandit
+from segue.serving.exposure_writer import ExposureWriter, shareable
 from segue.serving.exposures import EXPOSURE_CODEC, EXPOSURES_STREAM, ExposureLog
 from segue.serving.holder import ModelHolder, ServingModel, UserCache
 from segue.serving.intake import BackgroundWorker, EventIntake
@@ -105,6 +106,8 @@ class Services:
         store what waits on the streams (tests and simulations read the log right after)."""
         if self.exposures is not None:
             self.exposures.flush()
+        if isinstance(self.exposure_bus, ExposureWriter):
+            self.exposure_bus.sync()
         if self.worker is not None:
             self.worker.drain()
 
@@ -220,13 +223,23 @@ def build_services(
         # this process's worker is the only reader: a message is dropped once it has it
         events_bus = InProcessBus(keep_delivered=False, **dead_letters)
         bus = events_bus
-        exposure_bus = InProcessBus(
-            stream=EXPOSURES_STREAM,
-            codec=EXPOSURE_CODEC,
-            dead_letters=events_bus.dead_box,
-            keep_delivered=False,
-            **dead_letters,
-        )
+        if settings.exposure_writer == "process" and shareable(store.url):
+            exposure_bus = ExposureWriter(
+                store.url,
+                busy_timeout_ms=settings.db_busy_timeout_ms,
+                statement_timeout_ms=settings.db_statement_timeout_ms or None,
+                max_attempts=settings.dead_letter_after,
+                dead_letters=events_bus.dead_box,
+                on_dead=dead_letters["on_dead"],
+            )
+        else:
+            exposure_bus = InProcessBus(
+                stream=EXPOSURES_STREAM,
+                codec=EXPOSURE_CODEC,
+                dead_letters=events_bus.dead_box,
+                keep_delivered=False,
+                **dead_letters,
+            )
 
     metrics.sample(
         "segue_events_dead_letters",
@@ -264,7 +277,8 @@ def build_services(
                 state,
                 consumer=consumer,
                 reclaim_idle_ms=int(settings.reclaim_idle_s * 1000),
-                exposures=exposure_bus,
+                # the writer's own process stores what goes through an ExposureWriter
+                exposures=None if isinstance(exposure_bus, ExposureWriter) else exposure_bus,
                 exposure_slice=SERVING_EXPOSURE_SLICE,
             ),
             on_report=lambda persisted, rejected: metrics.events_persisted.inc(persisted),

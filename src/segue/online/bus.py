@@ -230,7 +230,8 @@ class _Outcome:
     poison: dict[Any, str] = field(default_factory=dict)  # judged poison: dead-letter now
 
 
-def _describe(exc: BaseException) -> str:
+def describe_failure(exc: BaseException) -> str:
+    """A failure in one line for a dead letter (a validation error: one part per field)."""
     if isinstance(exc, ValidationError):  # one line per field, without pydantic's URLs
         text = "ValidationError: " + "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r:.80})"
@@ -262,7 +263,7 @@ def _bisect(part: list[_Message], handler: Handler, outcome: _Outcome) -> None:
         raise
     except Exception as exc:
         if len(part) == 1:
-            outcome.failed[part[0].key] = _describe(exc)
+            outcome.failed[part[0].key] = describe_failure(exc)
             return
         middle = len(part) // 2
         _bisect(part[:middle], handler, outcome)
@@ -320,10 +321,10 @@ class DeadLetterBox:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._dead: dict[str, tuple[DeadLetter, Any, InProcessBus]] = {}
+        self._dead: dict[str, tuple[DeadLetter, Any, EventBus]] = {}
         self._seq = 0
 
-    def bury(self, letter: DeadLetter, message: Any, bus: InProcessBus) -> DeadLetter:
+    def bury(self, letter: DeadLetter, message: Any, bus: EventBus) -> DeadLetter:
         """Keep ``letter`` under the next id; returns it with that id."""
         with self._lock:
             self._seq += 1
@@ -342,11 +343,23 @@ class DeadLetterBox:
         with self._lock:
             return len(self._dead)
 
-    def take(self, ids: Sequence[str] | None) -> list[tuple[DeadLetter, Any, InProcessBus]]:
+    def take(self, ids: Sequence[str] | None) -> list[tuple[DeadLetter, Any, EventBus]]:
         """Remove and return the chosen letters (``None``: all), oldest first."""
         with self._lock:
             chosen = list(self._dead) if ids is None else [i for i in ids if i in self._dead]
             return [self._dead.pop(i) for i in dict.fromkeys(chosen)]
+
+    def replay(self, ids: Sequence[str] | None) -> list[str]:
+        """Publish the chosen letters again, each on the bus it came from, in order, and
+        remove them; returns their ids."""
+        taken = self.take(ids)
+        for _, message, bus in taken:
+            bus.publish([message])
+        return [letter.id for letter, _, _ in taken]
+
+    def drop(self, ids: Sequence[str] | None) -> list[str]:
+        """Remove the chosen letters; returns their ids."""
+        return [letter.id for letter, _, _ in self.take(ids)]
 
 
 class InProcessBus(EventBus[M]):
@@ -502,13 +515,10 @@ class InProcessBus(EventBus[M]):
         return self.dead_box.count()
 
     def replay_dead(self, ids: Sequence[str] | None = None) -> list[str]:
-        taken = self.dead_box.take(ids)
-        for _, message, bus in taken:  # each on its own stream, in order
-            bus.publish([message])
-        return [letter.id for letter, _, _ in taken]
+        return self.dead_box.replay(ids)
 
     def drop_dead(self, ids: Sequence[str] | None = None) -> list[str]:
-        return [letter.id for letter, _, _ in self.dead_box.take(ids)]
+        return self.dead_box.drop(ids)
 
     def reclaim(self, group: str, consumer: str, min_idle_ms: int) -> int:
         with self._cond:
@@ -526,6 +536,12 @@ class InProcessBus(EventBus[M]):
         with self._cond:
             g = self._groups.get(group)
             return len(g.pending) if g else 0
+
+    def unread(self, group: str) -> int:
+        """Messages published that the group has not taken yet."""
+        with self._cond:
+            g = self._groups.get(group)
+            return self._base + len(self._log) - (g.cursor if g else self._base)
 
 
 # -- Redis Streams -----------------------------------------------------------------------------
@@ -671,7 +687,7 @@ class RedisStreamBus(EventBus[M]):
         try:
             return _Message(msg_id, self.codec.decode(raw))
         except Exception as exc:
-            return _Message(msg_id, None, f"not a valid {name}: {_describe(exc)}")
+            return _Message(msg_id, None, f"not a valid {name}: {describe_failure(exc)}")
 
     def consume(
         self,

@@ -26,11 +26,11 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from cachetools import TTLCache
 
 from segue.data.model import Event, EventType
 
@@ -50,6 +50,46 @@ class Arranged:
     propensities: tuple[float, ...]
     explored: bool
     greedy: tuple[int, ...]
+
+
+class ShownFeatures:
+    """The top slots' features waiting for the listener's reaction: each kept ``ttl_s``
+    seconds, at most ``max_items`` (the oldest go first). Not thread-safe (the bandit locks).
+
+    Why not ``cachetools.TTLCache``: it keeps a linked-list node per entry, a Python object
+    the garbage collector tracks, and at 300 req/s the entries of half an hour (up to
+    200,000) made every full collection of a serving process walk them all, a stall with the
+    interpreter lock held that grew with the entries (6 ms after 10 s of traffic, 23 ms after
+    60 s; ``benchmarks/bench_exposure_serving.py``). Here the order is an ``OrderedDict``'s
+    (its links are C structs, not objects), keys are tuples of strings and values tuples of
+    a float and an array, which the collector stops tracking after their first pass.
+    """
+
+    def __init__(self, ttl_s: float, max_items: int, timer: Callable[[], float]) -> None:
+        if max_items < 1:
+            raise ValueError(f"max_items must be at least 1, got {max_items}")
+        self.ttl_s, self.max_items, self._timer = ttl_s, max_items, timer
+        self._items: OrderedDict[tuple[str, str], tuple[float, np.ndarray]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, key: tuple[str, str], features: np.ndarray) -> None:
+        now = self._timer()
+        self._items[key] = (now + self.ttl_s, features)
+        self._items.move_to_end(key)  # shown again: its clock starts again
+        items = self._items
+        while items:
+            oldest = next(iter(items))
+            if items[oldest][0] > now and len(items) <= self.max_items:
+                break
+            del items[oldest]
+
+    def pop(self, key: tuple[str, str]) -> np.ndarray | None:
+        entry = self._items.pop(key, None)
+        if entry is None or entry[0] <= self._timer():
+            return None
+        return entry[1]
 
 
 class SlotBandit:
@@ -83,9 +123,7 @@ class SlotBandit:
         self._theta = self._a_inv @ self._b
         self._lock = threading.Lock()
         self._random = random.Random(seed)
-        self._pending: TTLCache[tuple[str, str], np.ndarray] = TTLCache(
-            max_pending, feedback_ttl_s, timer=timer
-        )
+        self._pending = ShownFeatures(feedback_ttl_s, max_pending, timer)
         self.updates = 0
 
     @property
@@ -128,7 +166,7 @@ class SlotBandit:
         """Remember the top slots' features until the listener plays or skips them."""
         with self._lock:
             for position in order[: self.slots]:
-                self._pending[user_id, item_ids[position]] = x[position]
+                self._pending.put((user_id, item_ids[position]), x[position])
 
     def observe(self, events: Iterable[Event]) -> int:
         """Learn from plays, likes, skips and dislikes of items shown in a top slot (each
@@ -139,7 +177,7 @@ class SlotBandit:
                 reward = _REWARD.get(event.type)
                 if reward is None or event.focus:
                     continue
-                x = self._pending.pop((event.user_id, event.item_id), None)
+                x = self._pending.pop((event.user_id, event.item_id))
                 if x is None:
                     continue
                 self._a += np.outer(x, x)

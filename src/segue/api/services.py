@@ -8,9 +8,10 @@ Two modes, chosen by ``SEGUE_REDIS_URL``:
   process also runs a worker thread as one more consumer of the group. Redis going away
   degrades to in-process state and direct persisting (see :mod:`segue.online.resilient`).
 
-Served lists travel on a stream of their own beside the events (``exposure_bus``: the
-in-process bus, or ``<prefix>exposures`` in Redis; dead letters shared with the events'), and
-the same workers store them (:mod:`segue.serving.exposures`).
+Served lists travel on a stream of their own beside the events (``exposure_bus``:
+``<prefix>exposures`` in Redis, stored by the same workers; embedded, a pipe to a child
+process that stores them, :mod:`segue.serving.exposure_writer`, or the in-process bus and
+the worker thread; dead letters shared with the events'), see :mod:`segue.serving.exposures`.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ them to the store (:meth:`segue.serving.worker.EventWorker.store_exposures`), wi
 stream's rules: at least once, acknowledged after the store write, idempotent by request id
 (:mod:`segue.store.exposures`), a message that cannot be stored set aside in the dead letters
 (``stream: exposures``) after its attempts, a dead worker's share taken over by another.
+Without Redis the "bus" is by default a pipe to a child process that stores them
+(:mod:`segue.serving.exposure_writer`), so that no storing runs in the serving process.
 
 While the bus is unreachable (Redis down: :class:`~segue.online.bus.BusUnavailable`, at once
 while the circuit breaker is open) the buffer keeps growing up to ``max_buffered`` records;

@@ -10,6 +10,9 @@ Not a test: prints figures for docs/benchmarks.md. Steps, each its own sub-comma
     # 2b. what the exposure log costs: servers with it on and off, alternately, bandit exploring
     .venv/bin/python benchmarks/bench_serving.py load --mode embedded --rates 150,300,300 \
         --exposure-log both --rounds 2 --explore-share 0.2
+    # 2c. similar items (the table published with the version) under the same load
+    .venv/bin/python benchmarks/bench_serving.py load --mode embedded --rates 300,300 \
+        --route similar --exposure-log off
     # 3. events through Redis Streams into PostgreSQL by `segue worker` processes
     .venv/bin/python benchmarks/bench_serving.py ingest --events 300000 --workers 2
     # 4. time from an event's acceptance to its effect on the next recommendation
@@ -202,7 +205,12 @@ async def _get_once(port: int, path: str) -> tuple[int, bytes]:
 
 
 async def _open_loop(
-    port: int, users: list[str], rate: float, duration: float, connections: int
+    port: int,
+    users: list[str],
+    rate: float,
+    duration: float,
+    connections: int,
+    route: str = "/v1/users/{}/recommendations?k=10",
 ) -> dict:
     pool: asyncio.Queue[Connection] = asyncio.Queue()
     for _ in range(connections):
@@ -220,7 +228,7 @@ async def _open_loop(
         user = users[rng.randrange(len(users))]
         conn = await pool.get()
         try:
-            status, _ = await conn.request("GET", f"/v1/users/{user}/recommendations?k=10")
+            status, _ = await conn.request("GET", route.format(user))
             if status != 200:
                 errors += 1
         except Exception:
@@ -264,10 +272,28 @@ def _metric(port: int, name: str) -> float:
     return 0.0
 
 
+def _sample_items(n: int) -> list[str]:
+    """Items the trained model knows (those ``/similar`` answers from its table)."""
+    from segue.dataset import IdMap
+
+    ids = IdMap.load(ROOT / "data" / "models" / "als" / "items.idmap").ids
+    rng = np.random.default_rng(0)
+    return [str(x) for x in rng.choice(ids, size=min(n, len(ids)), replace=False)]
+
+
+#: ``--route``: what the load asks for, ``{}`` standing for a listener's or an item's id
+ROUTES = {
+    "recommendations": "/v1/users/{}/recommendations?k=10",
+    "similar": "/v1/items/{}/similar?k=10",
+}
+
+
 def load(args: argparse.Namespace) -> None:
     """The load test; with ``--exposure-log both`` one server with the exposure log on, then
-    one with it off, ``--rounds`` times, so that the two are compared under the same noise."""
-    users = _sample_users(20_000)
+    one with it off, ``--rounds`` times, so that the two are compared under the same noise.
+    ``--route similar`` asks for similar items of random catalog items instead."""
+    route = ROUTES[args.route]
+    users = _sample_items(20_000) if args.route == "similar" else _sample_users(20_000)
     env = {"SEGUE_EXPLORE_SHARE": str(args.explore_share)}
     logs = {"on": ["true"], "off": ["false"], "both": ["true", "false"]}[args.exposure_log]
     print(
@@ -283,10 +309,10 @@ def load(args: argparse.Namespace) -> None:
             with server(args.mode, args.workers, args.port, args.model, prefix, persist, run_env):
                 # warm-up, not counted: the first 20 s at full rate after a start measured p99
                 # 30-145 ms where later windows measured 9-11 ms (caches, connections, faults)
-                asyncio.run(_open_loop(args.port, users, 150, 20, args.connections))
+                asyncio.run(_open_loop(args.port, users, 150, 20, args.connections, route))
                 for rate in [float(r) for r in args.rates.split(",")]:
                     r = asyncio.run(
-                        _open_loop(args.port, users, rate, args.duration, args.connections)
+                        _open_loop(args.port, users, rate, args.duration, args.connections, route)
                     )
                     published = _metric(args.port, "segue_exposures_logged_total")
                     print(
@@ -518,6 +544,7 @@ def main() -> None:
                 help="both: servers with the log on and off, alternately",
             )
             p.add_argument("--rounds", type=int, default=1, help="how often to alternate")
+            p.add_argument("--route", choices=sorted(ROUTES), default="recommendations")
             p.add_argument("--explore-share", type=float, default=0.0, help="SEGUE_EXPLORE_SHARE")
         if p.prog.endswith(("load", "freshness")):
             p.add_argument("--no-persist", action="store_true", help="no worker in the API")

@@ -362,7 +362,26 @@ class DeadLetterBox:
         return [letter.id for letter, _, _ in self.take(ids)]
 
 
-class InProcessBus(EventBus[M]):
+class BoxedDeadLetters:
+    """The dead-letter half of :class:`EventBus` for a bus whose letters live in a
+    :class:`DeadLetterBox` of this process (``self.dead_box``)."""
+
+    dead_box: DeadLetterBox
+
+    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
+        return self.dead_box.letters(limit)
+
+    def dead_count(self) -> int:
+        return self.dead_box.count()
+
+    def replay_dead(self, ids: Sequence[str] | None = None) -> list[str]:
+        return self.dead_box.replay(ids)
+
+    def drop_dead(self, ids: Sequence[str] | None = None) -> list[str]:
+        return self.dead_box.drop(ids)
+
+
+class InProcessBus(BoxedDeadLetters, EventBus[M]):
     """Thread-safe bus in memory: one shared log, a cursor and a pending table per group.
 
     The log keeps the newest ``maxlen`` messages (bounded by default, because a long-running
@@ -507,18 +526,6 @@ class InProcessBus(EventBus[M]):
             stream=self.stream,
         )
         return self.dead_box.bury(letter, p.event, self)
-
-    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
-        return self.dead_box.letters(limit)
-
-    def dead_count(self) -> int:
-        return self.dead_box.count()
-
-    def replay_dead(self, ids: Sequence[str] | None = None) -> list[str]:
-        return self.dead_box.replay(ids)
-
-    def drop_dead(self, ids: Sequence[str] | None = None) -> list[str]:
-        return self.dead_box.drop(ids)
 
     def reclaim(self, group: str, consumer: str, min_idle_ms: int) -> int:
         with self._cond:

@@ -47,6 +47,7 @@ from dataclasses import asdict
 from typing import IO
 
 from segue.online.bus import (
+    BoxedDeadLetters,
     BusError,
     BusUnavailable,
     DeadLetter,
@@ -78,7 +79,7 @@ def shareable(database_url: str) -> bool:
     return bool(path) and ":memory:" not in url and "mode=memory" not in url
 
 
-class ExposureWriter(EventBus[Exposure]):
+class ExposureWriter(BoxedDeadLetters, EventBus[Exposure]):
     """The serving process's end: publishing writes to the child's pipe (see the module
     docstring). The child is started on the first publish, and again after it died."""
 
@@ -233,18 +234,6 @@ class ExposureWriter(EventBus[Exposure]):
 
     def pending(self, group: str) -> int:
         return 0
-
-    def dead_letters(self, limit: int | None = None) -> list[DeadLetter]:
-        return self.dead_box.letters(limit)
-
-    def dead_count(self) -> int:
-        return self.dead_box.count()
-
-    def replay_dead(self, ids: Sequence[str] | None = None) -> list[str]:
-        return self.dead_box.replay(ids)
-
-    def drop_dead(self, ids: Sequence[str] | None = None) -> list[str]:
-        return self.dead_box.drop(ids)
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Let the child store what it holds and exit (killed after ``timeout_s``)."""

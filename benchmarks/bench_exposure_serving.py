@@ -145,6 +145,8 @@ def main() -> None:
         help="the worker stores the lists only after the blocks: the log's cost without it",
     )
     args = parser.parse_args()
+    if args.no_store_during and args.bus == "memory" and args.writer == "process":
+        parser.error("--no-store-during holds back the worker thread: add --writer thread")
 
     from threadpoolctl import threadpool_limits
 

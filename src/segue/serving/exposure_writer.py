@@ -7,9 +7,10 @@ waits for it: measured on the 1M-listener world over HTTP at 300 req/s, that put
 on the p99 of every answer, where publishing alone (Redis mode, `segue worker` processes
 storing) costs ~0.1 ms. So here the serving process only encodes each list and writes it to
 a pipe, and a child process (``python -m segue.serving.exposure_writer``) decodes, checks and
-stores it with the stream's rules, the same :meth:`EventWorker.store_exposures` as every
-worker: idempotent by request id, a list served to an erased listener dropped, a store
-outage waited out, a record the store refuses isolated and dead-lettered after its attempts.
+stores it with the stream's rules, as every worker does
+(:func:`~segue.serving.worker.store_exposures`): idempotent by request id, a list served to
+an erased listener dropped, a store outage waited out, a record the store refuses isolated
+and dead-lettered after its attempts.
 
 The two ends speak lines:
 
@@ -262,8 +263,7 @@ class ExposureWriter(BoxedDeadLetters, EventBus[Exposure]):
 def _serve(stdin: IO[bytes], send: Callable[[dict], None], store_url: str, args) -> int:
     """The child's loop: read lines on a thread, store on this one (see the module
     docstring); returns the exit code."""
-    from segue.online.state import InProcessState
-    from segue.serving.worker import EventWorker
+    from segue.serving.worker import store_exposures
     from segue.store import open_store
 
     options = {} if args.busy_timeout_ms is None else {"busy_timeout_ms": args.busy_timeout_ms}
@@ -275,9 +275,6 @@ def _serve(stdin: IO[bytes], send: Callable[[dict], None], store_url: str, args)
         keep_delivered=False,
         max_attempts=args.max_attempts,
         on_dead=lambda letter: send({"dead": asdict(letter)}),
-    )
-    worker = EventWorker(
-        InProcessBus(), store, InProcessState(), consumer=CONSUMER, reclaim_idle_ms=None
     )
     controls: queue.Queue[bytes] = queue.Queue()
     received = itertools.count(1)
@@ -307,7 +304,7 @@ def _serve(stdin: IO[bytes], send: Callable[[dict], None], store_url: str, args)
         controls.put(b"#eof")
 
     def handle(lists: list[Exposure]) -> None:
-        worker.store_exposures(lists)
+        store_exposures(store, lists)
 
     def store_some(block_ms: int | None) -> bool:
         """One batch; False when a store outage stopped it (the batch stays pending)."""

@@ -133,6 +133,25 @@ class _ItemInfo:
 SERVING_EXPOSURE_SLICE = 16
 
 
+def store_exposures(store: Store, exposures: Sequence[Exposure]) -> int:
+    """Write served lists to the store, as every consumer of the exposures stream does;
+    returns how many were new. An outage is raised as :class:`TransientFailure` (left
+    pending)."""
+    for exposure in exposures:  # a bad record fails its batch; the bus isolates it
+        check_exposure(exposure)
+    try:
+        erased = store.erased_user_ids({e.user_id for e in exposures})
+        # a list served just before its listener was erased reaches the store after the
+        # erasure: it is dropped, as their events are (unless the id signed up again)
+        gone = {u for u in erased if store.get_user(u) is None}
+        kept = [e for e in exposures if e.user_id not in gone]
+        return store.add_exposures(kept) if kept else 0
+    except TRANSIENT_ERRORS as exc:
+        raise TransientFailure(
+            f"cannot store exposures now ({type(exc).__name__}: {exc}); the batch stays pending"
+        ) from exc
+
+
 class EventWorker:
     """One consumer of the bus: persists events, updates the online state, then acks."""
 
@@ -228,21 +247,8 @@ class EventWorker:
         return total
 
     def store_exposures(self, exposures: Sequence[Exposure]) -> int:
-        """Write served lists to the store (the exposures stream's handler); returns how
-        many were new. An outage is raised as :class:`TransientFailure` (left pending)."""
-        for exposure in exposures:  # a bad record fails its batch; the bus isolates it
-            check_exposure(exposure)
-        try:
-            erased = self.store.erased_user_ids({e.user_id for e in exposures})
-            # a list served just before its listener was erased reaches the store after the
-            # erasure: it is dropped, as their events are (unless the id signed up again)
-            gone = {u for u in erased if self.store.get_user(u) is None}
-            kept = [e for e in exposures if e.user_id not in gone]
-            return self.store.add_exposures(kept) if kept else 0
-        except TRANSIENT_ERRORS as exc:
-            raise TransientFailure(
-                f"cannot store exposures now ({type(exc).__name__}: {exc}); the batch stays pending"
-            ) from exc
+        """:func:`store_exposures` into this worker's store (the exposures stream's handler)."""
+        return store_exposures(self.store, exposures)
 
     def reclaim(self, min_idle_ms: int) -> int:
         """Take over messages of any consumer idle for ``min_idle_ms``, on both streams;

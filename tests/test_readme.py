@@ -15,7 +15,8 @@ What does not run verbatim, and why:
   waits for what it promises (``/v1/ready`` answering 200; the worker persisting the file's
   events and dead-lettering the bad one), then stops it with Ctrl-C (SIGINT). A serve line
   whose port is taken on this machine is skipped with that reason.
-* ``segue nlu train`` (~10 min on 2 cores), and ``segue nlu evaluate`` and ``segue ask``, which
+* ``segue nlu train`` (~10 min on 2 cores), ``segue nlu cv`` (~15 min a fold) and ``segue nlu
+  cv-report`` (reads the folds' files), and ``segue nlu evaluate`` and ``segue ask``, which
   need what it trains: their ``--help`` must list every option the README gives them.
 * The Last.fm block skips when ``../shared/datasets/lastfm-2k`` is absent.
 * Outside "Using it": ``scripts/demo.sh`` builds the full-size demo world (minutes; its
@@ -50,9 +51,10 @@ README = ROOT / "README.md"
 SHARED = ROOT.parent / "shared"
 VENV_BIN = Path(sys.executable).parent
 
-#: Commands that need the trained request model (``segue nlu train``, ~10 min): only parsed.
+#: Commands that train the request model (minutes) or need it or its folds: only parsed.
 NEEDS_NLU_MODEL = {
     "segue nlu train": "fine-tunes MiniLM on SNIPS, ~10 min on 2 cores",
+    "segue nlu cv": "a fold fine-tunes MiniLM, ~15 min of a core; cv-report reads the folds' files",
     "segue nlu evaluate": "needs the model `segue nlu train` makes",
     "segue ask": "needs the model `segue nlu train` makes",
 }

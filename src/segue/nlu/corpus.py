@@ -2,7 +2,9 @@
 
 Generated utterances get their own valid part (a different seed, so different names and
 augmentations) to report how well segue's own intents are learnt; the SNIPS valid split is
-what selects the epoch and what the published numbers compare to.
+what selects the epoch and what the published numbers compare to. Cross-validation
+(:mod:`segue.nlu.crossval`) pools SNIPS train and valid instead and adds the same generated
+parts (:func:`generated_parts`).
 """
 
 from __future__ import annotations
@@ -44,12 +46,27 @@ def build_corpus(
     seed: int = 0,
 ) -> Corpus:
     """SNIPS train + generated train; SNIPS valid and a generated valid of a third the size."""
-    extra = lastfm_artist_names(lastfm_artists) if lastfm_artists else []
-    vocab = Vocabulary.from_items(items, extra)
-    generated = generate(vocab, per_intent, seed)
-    generated_valid = generate(vocab, max(1, per_intent // 3), seed + 10_000)
+    generated, generated_valid = generated_parts(
+        items, lastfm_artists=lastfm_artists, per_intent=per_intent, seed=seed
+    )
     return Corpus(
         train=[*read_split("train", snips_root), *generated],
         valid_snips=read_split("valid", snips_root),
         valid_generated=generated_valid,
     )
+
+
+def generated_parts(
+    items: Iterable[Item],
+    *,
+    lastfm_artists: Path | None = None,
+    per_intent: int = 150,
+    seed: int = 0,
+) -> tuple[list[Utterance], list[Utterance]]:
+    """The generated train part (``per_intent`` per intent) and the generated valid part (a
+    third the size, seed + 10 000: other names and augmentations, the same templates). Both
+    come from the catalog's names alone, never from SNIPS."""
+    extra = lastfm_artist_names(lastfm_artists) if lastfm_artists else []
+    vocab = Vocabulary.from_items(items, extra)
+    valid = generate(vocab, max(1, per_intent // 3), seed + 10_000)
+    return generate(vocab, per_intent, seed), valid

@@ -1,5 +1,11 @@
 """Fine-tuning the joint model, choosing the epoch on the valid split, calibrating there.
 
+Or, with ``TrainConfig(select=False)``, no choosing: the weights after the fixed number of
+epochs are kept (evaluations on valid, if any, only record the curve; ``evals_per_epoch=0``
+runs none, and the valid set may then be empty), and the temperatures are fitted on the
+``calibration_set`` the caller names. That is how the model trained on all the data is made,
+once cross-validation (:mod:`segue.nlu.crossval`) has fixed the epoch count.
+
 Reproducible for a seed: the heads' initialisation, dropout and the batch order all draw
 from generators seeded here, and torch runs with a fixed number of threads, so the same seed,
 data and thread count give the same weights (tests check this bit for bit).
@@ -67,8 +73,12 @@ class TrainConfig:
     layers: int | None = None
     #: stop after this many steps (tests); None = ``epochs`` worth
     max_steps: int | None = None
-    #: evaluate on valid this many times per epoch (the best evaluation is kept)
+    #: evaluate on valid this many times per epoch (with ``select``, the best evaluation is
+    #: kept); 0 = never (no selection then)
     evals_per_epoch: int = 1
+    #: keep the weights of the evaluation with the best valid frame accuracy; False keeps the
+    #: last weights (after ``epochs``), evaluations then only record the curve
+    select: bool = True
     #: learn tag transitions with a CRF likelihood over words (decoding uses them)
     crf: bool = True
     #: run training forward passes in bfloat16 where the CPU has it (weights, optimiser and
@@ -86,6 +96,11 @@ class TrainConfig:
             )
         if not 0.0 <= self.swap_slots <= 1.0:
             raise SegueError(f"swap_slots is a probability in [0, 1]; got {self.swap_slots}")
+        if self.evals_per_epoch < 0 or (self.select and self.evals_per_epoch < 1):
+            raise SegueError(
+                "evals_per_epoch is >= 1 when the best evaluation is kept (select=True), "
+                f">= 0 otherwise; got {self.evals_per_epoch} with select={self.select}"
+            )
 
 
 @dataclass
@@ -109,17 +124,28 @@ def train(
     progress: Progress | None = None,
     out: Path | None = None,
 ) -> TrainResult:
-    """Fine-tune on ``train_set``; keep the evaluation with the best valid frame accuracy.
+    """Fine-tune on ``train_set``; keep the evaluation with the best valid frame accuracy,
+    or with ``config.select=False`` the last weights.
 
-    ``valid_set`` selects the epoch; temperatures are fitted on ``calibration_set`` (default:
-    ``valid_set``). With ``out`` the checkpoint is saved there.
+    ``valid_set`` selects the epoch (or, without selection, is evaluated for the curve in
+    ``history``; it may then be empty); temperatures are fitted on ``calibration_set``
+    (default: ``valid_set``). ``info["kept_step"]`` says whose weights were kept. With ``out``
+    the checkpoint is saved there.
     """
-    if not train_set or not valid_set:
-        raise SegueError("training needs utterances in both the train and the valid set")
+    if not train_set:
+        raise SegueError("training needs utterances in the train set")
+    if config.select and not valid_set:
+        raise SegueError(
+            "choosing the best evaluation needs utterances in the valid set "
+            "(TrainConfig(select=False) keeps the last weights instead)"
+        )
+    calibration_set = calibration_set if calibration_set is not None else valid_set
+    if not calibration_set:
+        raise SegueError("calibrating the confidence needs utterances: name a calibration set")
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
     cpu_started = time.process_time()
-    labels = labels or Labels.from_utterances([*train_set, *valid_set])
+    labels = labels or Labels.from_utterances([*train_set, *valid_set, *calibration_set])
     if labels.slots_by_intent is None:
         labels = labels.with_slots_from(train_set)
     previous_threads = torch.get_num_threads()
@@ -137,14 +163,15 @@ def train(
             lexicon.save(out)
 
         def keep(history: list[dict[str, float]]) -> None:
-            # a long run killed early still leaves its best (uncalibrated) model behind
+            # a long run killed early still leaves its best (without selection: its latest)
+            # uncalibrated model behind
             if out is not None:
                 info = {"config": asdict(config), "history": history, "partial": True}
                 save_checkpoint(out, model, labels, Calibration(), info)
 
-        history = _fit(model, tagger, train_set, valid_set, labels, config, say, keep)
+        history, kept_step = _fit(model, tagger, train_set, valid_set, labels, config, say, keep)
         model.eval()
-        tagger.calibration = calibrate(tagger, calibration_set or valid_set)
+        tagger.calibration = calibrate(tagger, calibration_set)
         say(f"calibrated: {tagger.calibration.report}")
     finally:
         torch.set_num_threads(previous_threads)
@@ -154,6 +181,8 @@ def train(
         "history": history,
         "train_size": len(train_set),
         "valid_size": len(valid_set),
+        "calibration_size": len(calibration_set),
+        "kept_step": kept_step,
         "seconds": round(seconds, 1),
         "cpu_seconds": round(time.process_time() - cpu_started, 1),
     }
@@ -171,13 +200,15 @@ def _fit(
     config: TrainConfig,
     say: Progress,
     on_best: Callable[[list[dict[str, float]]], None],
-) -> list[dict[str, float]]:
+) -> tuple[list[dict[str, float]], int]:
+    """The evaluations made, and the step whose weights the model holds at the end."""
     rng = np.random.default_rng(config.seed)
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     total = max(1, round(config.epochs * steps_per_epoch))
     if config.max_steps is not None:
         total = min(total, config.max_steps)
     eval_every = max(1, steps_per_epoch // max(1, config.evals_per_epoch))
+    evaluating = config.evals_per_epoch > 0 and len(valid_set) > 0
     loss_fn = nn.CrossEntropyLoss(ignore_index=IGNORE)
     intent_ids = [labels.intent_index(u.intent) for u in train_set]
     swapper = SlotSwap.from_utterances(train_set) if config.swap_slots > 0 else None
@@ -194,7 +225,7 @@ def _fit(
         lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))),
     )
     history: list[dict[str, float]] = []
-    best: tuple[tuple[float, ...], dict[str, Any]] | None = None
+    best: tuple[tuple[float, ...], dict[str, Any], int] | None = None
     step = 0
     started = time.perf_counter()
     running = 0.0
@@ -238,12 +269,16 @@ def _fit(
                     f"step {step}/{total} loss {running:.4f} {spent:.0f}s, "
                     f"about {left / 60:.0f} min left"
                 )
-            if step % eval_every == 0 or step == total:
+            if evaluating and (step % eval_every == 0 or step == total):
                 model.eval()
                 if rows is not None:  # evaluate, keep and save the plain, merged table
                     embeddings.word_embeddings = rows.merged()
                 scores = tagger.evaluate(valid_set)
-                entry = {"step": step, "seconds": round(time.perf_counter() - started, 1)}
+                entry = {
+                    "step": step,
+                    "epoch": round(step / steps_per_epoch, 4),
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
                 entry.update(scores.as_dict())
                 history.append(entry)
                 say(
@@ -251,17 +286,21 @@ def _fit(
                     f"{scores.slot_f1:.4f} frame {scores.frame_accuracy:.4f}"
                 )
                 key = (scores.frame_accuracy, scores.slot_f1, scores.intent_accuracy)
-                if best is None or key > best[0]:
-                    best = (key, copy.deepcopy(model.state_dict()))
+                if not config.select:
+                    on_best(history)  # the latest weights are the ones kept
+                elif best is None or key > best[0]:
+                    best = (key, copy.deepcopy(model.state_dict()), step)
                     on_best(history)
                 if rows is not None:
                     embeddings.word_embeddings = rows
-    assert best is not None
     if rows is not None:
         embeddings.word_embeddings = rows.merged()
         embeddings.word_embeddings.weight.requires_grad_(True)
+    if not config.select:
+        return history, step
+    assert best is not None
     model.load_state_dict(best[1])
-    return history
+    return history, best[2]
 
 
 class SeenRows(nn.Module):

@@ -87,7 +87,8 @@ def build(args: argparse.Namespace) -> None:
         side = load_side_info(store, data, friends=False)
         read = time.perf_counter()
         print(f"read back in {read - loaded:.0f} s", flush=True)
-        train_models(data, [args.model], ROOT / "data" / "models", side=side)
+        # with the similar-items table, as `segue train` and the daily flow publish it
+        train_models(data, [args.model], ROOT / "data" / "models", side=side, similar=True)
         trained = time.perf_counter()
     print(
         f"sqlite world {args.users:,} users x {args.tracks:,} tracks x {args.events:,} events: "

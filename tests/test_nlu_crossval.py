@@ -213,6 +213,8 @@ def test_the_report_refuses_files_of_other_splits_recipes_or_twice_the_same_fold
         summarize([one, {**two, "config": {**two["config"], "epochs": 3.0}}])
     with pytest.raises(SegueError, match="fold 0 is also in"):
         summarize([one, {**two, "fold": 0}])
+    # the device (like the thread count) is where a recipe ran, not what it is
+    summarize([one, {**two, "config": {**two["config"], "device": "cuda"}}])
     (tmp_path / "x.json").write_text(json.dumps({"kind": "something else"}))
     with pytest.raises(SegueError, match="not a fold result"):
         load_results([tmp_path / "x.json"])
@@ -332,3 +334,39 @@ def test_cli_train_all_data_trains_on_train_and_valid_and_keeps_the_last_step(
     # calibrated on the generated valid part: one per intent, none of SNIPS
     assert calibration.report["n"] == info["calibration_size"] == len(TEMPLATES)
     assert f"(step {steps})" in result.output
+
+
+# -- the device ------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["gpu", "CUDA", "cuda:", "cuda:x", "cpu:0", "mps", ""])
+def test_a_device_that_is_not_cpu_or_cuda_is_refused_by_name(name: str) -> None:
+    with pytest.raises(SegueError, match="'cpu', 'cuda' or 'cuda:N'"):
+        TrainConfig(device=name)
+    assert TrainConfig(device="cuda:1").device == "cuda:1"  # a GPU's name is checked on use
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_training_on_a_gpu_this_machine_lacks_is_refused_before_any_work(tmp_path: Path) -> None:
+    data = generate(VOCAB, 1, 0)
+    with pytest.raises(SegueError, match="torch sees no CUDA GPU"):
+        train(data, data, model_path(), replace(TINY, device="cuda"))
+    runner = CliRunner()
+    missing = tmp_path / "no-such-data"  # refused before the data directory is even opened
+    for command in (["cv", "--fold", "0", "--out", str(tmp_path / "f.json")], ["train"]):
+        args = ["--data-dir", str(missing), "nlu", *command]
+        result = runner.invoke(app, [*args, "--device", "cuda"])
+        assert result.exit_code != 0 and "torch sees no CUDA GPU" in str(result.exception)
+        wrong = runner.invoke(app, [*args, "--device", "gpu"])
+        assert wrong.exit_code != 0 and "'cpu', 'cuda' or 'cuda:N'" in str(wrong.exception)
+    assert not missing.exists() and not (tmp_path / "f.json").exists()
+
+
+def test_a_batch_moves_its_tensors_and_keeps_the_word_positions_on_the_host() -> None:
+    from segue.nlu.model import encode, load_tokenizer
+
+    batch = encode(load_tokenizer(model_path()), [["play", "jazz"]], tags=[[0, 1]], intents=[2])
+    assert batch.to("cpu") is batch  # already there: nothing copied
+    moved = batch.to(torch.device("meta"))
+    assert moved is not batch and isinstance(moved.first_token, np.ndarray)
+    for name in ("input_ids", "attention_mask", "tag_labels", "intent_labels"):
+        assert getattr(moved, name).device.type == "meta"
+        assert getattr(batch, name).device.type == "cpu"

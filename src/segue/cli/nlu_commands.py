@@ -24,6 +24,7 @@ from segue.extras import require
 
 nlu_app = typer.Typer(help="Train and evaluate the language model behind `segue ask`.")
 _LASTFM_ARTISTS = Path(__file__).resolve().parents[4] / "shared/datasets/lastfm-2k/artists.dat"
+_DEVICE_HELP = "Where to train: cpu, or cuda / cuda:N for a GPU (refused when torch sees none)."
 
 
 def register(app: typer.Typer) -> None:
@@ -72,6 +73,7 @@ def train(
         ),
     ] = False,
     layers: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
+    device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "cpu",
 ) -> None:
     """Fine-tune the intent + slot model; pick the epoch and calibrate on the valid split.
 
@@ -87,15 +89,9 @@ def train(
     from segue.jobs.ask import nlu_folder
     from segue.models.text import model_path
     from segue.nlu.corpus import build_corpus
-    from segue.nlu.train import TrainConfig
+    from segue.nlu.train import TrainConfig, torch_device
     from segue.nlu.train import train as train_model
 
-    st = state(ctx)
-    artists = lastfm_artists or (_LASTFM_ARTISTS if _LASTFM_ARTISTS.is_file() else None)
-    corpus = build_corpus(
-        _items(st), snips_root=snips, lastfm_artists=artists, per_intent=per_intent, seed=seed
-    )
-    out = nlu_folder(st.settings)
     config = TrainConfig(
         epochs=epochs,
         seed=seed,
@@ -104,7 +100,15 @@ def train(
         select=not all_data,
         freeze_word_embeddings=freeze_embeddings,
         layers=layers,
+        device=device,
     )
+    torch_device(config.device)  # a GPU that is not there is refused before the corpus is built
+    st = state(ctx)
+    artists = lastfm_artists or (_LASTFM_ARTISTS if _LASTFM_ARTISTS.is_file() else None)
+    corpus = build_corpus(
+        _items(st), snips_root=snips, lastfm_artists=artists, per_intent=per_intent, seed=seed
+    )
+    out = nlu_folder(st.settings)
     if all_data:
         train_set, valid, calibration = (
             [*corpus.train, *corpus.valid_snips],
@@ -162,31 +166,28 @@ def cv(
         Path | None, typer.Option(help="Last.fm artists.dat for more artist names.")
     ] = None,
     layers: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
+    max_steps: Annotated[int | None, typer.Option(hidden=True, min=1)] = None,
+    device: Annotated[str, typer.Option(help=_DEVICE_HELP)] = "cpu",
 ) -> None:
     """One fold of a k-fold cross-validation of the training recipe on SNIPS train + valid.
 
     Trains on the other parts plus the generated utterances (as `segue nlu train` does) for
     exactly --epochs, keeps the last weights, and writes the held-out scores at every
     evaluation point and at the end to --out. Run each fold in its own process (one thread
-    each: two folds side by side on 2 cores), then `segue nlu cv-report`.
+    each: two folds side by side on 2 cores), then `segue nlu cv-report`. On a GPU
+    (--device cuda) several folds can share the one card, each in its own process.
     """
     require("nlu", "segue nlu cv")
     from segue.models.text import model_path
     from segue.nlu.corpus import generated_parts
     from segue.nlu.crossval import run_fold, save_result
     from segue.nlu.snips import read_split
-    from segue.nlu.train import TrainConfig
+    from segue.nlu.train import TrainConfig, torch_device
 
     if fold >= folds:
         raise SegueError(f"--fold {fold} is not one of 0..{folds - 1}")
     if out.exists():
         raise SegueError(f"{out} exists: a fold's result is kept; remove it or name another")
-    st = state(ctx)
-    artists = lastfm_artists or (_LASTFM_ARTISTS if _LASTFM_ARTISTS.is_file() else None)
-    pool = [*read_split("train", snips), *read_split("valid", snips)]
-    generated, calibration = generated_parts(
-        _items(st), lastfm_artists=artists, per_intent=per_intent, seed=seed
-    )
     config = TrainConfig(
         epochs=epochs,
         seed=seed,
@@ -194,6 +195,15 @@ def cv(
         evals_per_epoch=evals_per_epoch,
         select=False,
         layers=layers,
+        max_steps=max_steps,
+        device=device,
+    )
+    torch_device(config.device)  # a GPU that is not there is refused before the data is read
+    st = state(ctx)
+    artists = lastfm_artists or (_LASTFM_ARTISTS if _LASTFM_ARTISTS.is_file() else None)
+    pool = [*read_split("train", snips), *read_split("valid", snips)]
+    generated, calibration = generated_parts(
+        _items(st), lastfm_artists=artists, per_intent=per_intent, seed=seed
     )
     console.print(
         f"fold {fold} of {folds}: {len(pool):,} SNIPS train + valid utterances, "

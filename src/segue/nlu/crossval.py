@@ -255,8 +255,9 @@ class Summary:
         return [f for f in range(self.folds) if f not in have]
 
 
-#: Recipe settings that may differ between fold files (they do not change what is learnt).
-_FREE_SETTINGS = ("threads",)
+#: Recipe settings that may differ between fold files (they do not change what is learnt,
+#: beyond the rounding of the kernels that run it).
+_FREE_SETTINGS = ("threads", "device")
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> Summary:

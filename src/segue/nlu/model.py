@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -183,12 +184,13 @@ def word_emissions(
     """(emissions (n, w, T) at each word's first sub-word, gold word tags (n, w), mask (n, w)).
 
     Words without a sub-word (cut by the token limit) only ever end an utterance, so the mask
-    is a prefix of each row; masked tags are 0 so that they index safely.
+    is a prefix of each row; masked tags are 0 so that they index safely. All three live on
+    ``tag_logits``' device.
     """
-    first = torch.from_numpy(batch.first_token)
+    first = torch.from_numpy(batch.first_token).to(tag_logits.device)
     mask = first >= 0
     index = first.clamp(min=0)
-    rows = torch.arange(first.shape[0]).unsqueeze(1)
+    rows = torch.arange(first.shape[0], device=first.device).unsqueeze(1)
     emissions = tag_logits[rows, index]
     if batch.tag_labels is None:
         raise SegueError("word_emissions needs a batch encoded with tags")
@@ -205,7 +207,7 @@ def crf_nll(
 ) -> torch.Tensor:
     """Summed negative log-likelihood of the gold tag paths under a linear-chain CRF."""
     n, length, _ = emissions.shape
-    rows = torch.arange(n)
+    rows = torch.arange(n, device=emissions.device)
     gold = start[tags[:, 0]] + emissions[rows, 0, tags[:, 0]]
     alpha = start + emissions[:, 0]
     for t in range(1, length):
@@ -228,6 +230,20 @@ class Batch:
     n_words: list[int]
     tag_labels: torch.Tensor | None = None
     intent_labels: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> Batch:
+        """The same batch with its tensors on ``device`` (itself where they already are);
+        ``first_token`` stays a NumPy array on the host."""
+        device = torch.device(device)
+        if self.input_ids.device == device:
+            return self
+        return replace(
+            self,
+            input_ids=self.input_ids.to(device),
+            attention_mask=self.attention_mask.to(device),
+            tag_labels=None if self.tag_labels is None else self.tag_labels.to(device),
+            intent_labels=None if self.intent_labels is None else self.intent_labels.to(device),
+        )
 
 
 def encode(
@@ -277,10 +293,11 @@ class Prediction:
 
 
 def predict_batch(model: Any, batch: Batch) -> Prediction:
-    """Logits per utterance and per word (words without a sub-word get a certain 'O')."""
+    """Logits per utterance and per word (words without a sub-word get a certain 'O'), as
+    host arrays whatever device ``batch`` is on."""
     intent, tags = model(batch.input_ids, batch.attention_mask)
-    intent_np = intent.float().numpy()
-    tags_np = tags.float().numpy()
+    intent_np = intent.float().cpu().numpy()
+    tags_np = tags.float().cpu().numpy()
     words: list[np.ndarray] = []
     for row, n in enumerate(batch.n_words):
         out = np.zeros((n, tags_np.shape[-1]), dtype=np.float32)
@@ -304,10 +321,13 @@ def save_checkpoint(
     calibration: Calibration,
     info: dict[str, Any],
 ) -> None:
-    """Weights and everything needed to use them (labels, temperatures, how they were made)."""
+    """Weights and everything needed to use them (labels, temperatures, how they were made).
+
+    The weights are saved as host tensors whatever device the model trained on, so a
+    checkpoint made on a GPU loads on a CPU as any other."""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f"{WEIGHTS}.{os.getpid()}.tmp"
-    torch.save(model.state_dict(), tmp)
+    torch.save(_on_host(model.state_dict()), tmp)
     os.replace(tmp, folder / WEIGHTS)
     meta = {
         "labels": {
@@ -320,6 +340,20 @@ def save_checkpoint(
         "info": info,
     }
     (folder / META).write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def _on_host(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` itself when every tensor is on the host, else a host copy (same order and
+    module metadata)."""
+    if all(t.device.type == "cpu" for t in state.values()):
+        return state
+    host: OrderedDict[str, torch.Tensor] = OrderedDict(
+        (k, v.detach().cpu()) for k, v in state.items()
+    )
+    metadata = getattr(state, "_metadata", None)
+    if metadata is not None:
+        host._metadata = metadata  # type: ignore[attr-defined]
+    return host
 
 
 def load_checkpoint(

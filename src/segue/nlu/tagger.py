@@ -51,7 +51,11 @@ LEXICON_WEIGHT = 1.0
 
 
 class Tagger:
-    """Wraps model, tokenizer, labels and temperatures; ``threads`` bounds torch's threads."""
+    """Wraps model, tokenizer, labels and temperatures; ``threads`` bounds torch's threads.
+
+    Batches go to ``device``: by default where the model's parameters are (the CPU for a
+    loaded checkpoint; the training device while :func:`segue.nlu.train.train` evaluates).
+    """
 
     def __init__(
         self,
@@ -63,8 +67,10 @@ class Tagger:
         threads: int = 1,
         info: dict[str, Any] | None = None,
         lexicon: SpanLexicon | None = None,
+        device: torch.device | str | None = None,
     ) -> None:
         self.model = model.eval()
+        self.device = torch.device(device) if device is not None else _device_of(model)
         self.tokenizer = tokenizer
         self.labels = labels
         self.calibration = calibration or Calibration()
@@ -155,7 +161,8 @@ class Tagger:
                     chunk = order[start : start + batch_size]
                     # the traced graph serves single requests; batches run eagerly
                     model = self._traced if len(chunk) == 1 and self._traced else self.model
-                    pred = predict_batch(model, encode(self.tokenizer, [words[i] for i in chunk]))
+                    batch = encode(self.tokenizer, [words[i] for i in chunk]).to(self.device)
+                    pred = predict_batch(model, batch)
                     intents[chunk] = pred.intent_logits
                     for i, row in zip(chunk, pred.word_tag_logits, strict=True):
                         tags[i] = row
@@ -175,6 +182,7 @@ class Tagger:
     ) -> list[Tagged]:
         cal = self.calibration
         intent_p = softmax(intent_logits, cal.intent_temperature)
+        crf = self._crf_scores()
         out = []
         for row, w in enumerate(words):
             tag_p = softmax(tag_logits[row], cal.slot_temperature)
@@ -182,7 +190,7 @@ class Tagger:
             bonus = None
             if self.lexicon is not None and self.lexicon_weight:
                 bonus = self.lexicon.bonus(w, self.labels.tags, self.lexicon_weight)
-            best = self._best_tags(tag_p, self.labels.intents[i], bonus)
+            best = self._best_tags(tag_p, self.labels.intents[i], bonus, crf)
             out.append(
                 Tagged(
                     words=tuple(w),
@@ -195,12 +203,29 @@ class Tagger:
             )
         return out
 
+    def _crf_scores(self) -> tuple[np.ndarray, np.ndarray]:
+        """The learnt transitions and start scores over the slot temperature, as host arrays
+        (zeros for a model without a CRF); read at each decoding, as training evaluates while
+        they change."""
+        temperature = self.calibration.slot_temperature
+        n_tags = len(self.labels.tags)
+        if not hasattr(self.model, "transitions"):
+            return np.zeros((n_tags, n_tags)), np.zeros(n_tags)
+        learnt = self.model.transitions.detach().double().cpu().numpy() / temperature
+        first = self.model.start.detach().double().cpu().numpy() / temperature
+        return learnt, first
+
     def _best_tags(
-        self, tag_p: np.ndarray, intent: str, bonus: np.ndarray | None = None
+        self,
+        tag_p: np.ndarray,
+        intent: str,
+        bonus: np.ndarray | None = None,
+        crf: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         """The most likely tag sequence that obeys BIO and the intent's slot types (Viterbi
         over log-probabilities plus the lexicon's ``bonus``); plain argmax with
-        ``constrained=False``."""
+        ``constrained=False``. ``crf``: :meth:`_crf_scores`, read once per batch by the
+        caller (a copy from the device per word sequence costs more than the walk)."""
         logp = np.log(tag_p + 1e-12)
         if bonus is not None:
             logp = logp + bonus
@@ -210,14 +235,8 @@ class Tagger:
             self._bio = self.labels.transitions()
         start, follow = self._bio
         # the calibrated log-probabilities are the emissions / T less a per-word constant, so
-        # the learnt transitions / T keep the CRF's best path (zero transitions: plain Viterbi);
-        # read at each call, as training evaluates while they change
-        temperature = self.calibration.slot_temperature
-        n_tags = len(self.labels.tags)
-        learnt, first = np.zeros((n_tags, n_tags)), np.zeros(n_tags)
-        if hasattr(self.model, "transitions"):
-            learnt = self.model.transitions.detach().double().numpy() / temperature
-            first = self.model.start.detach().double().numpy() / temperature
+        # the learnt transitions / T keep the CRF's best path (zero transitions: plain Viterbi)
+        learnt, first = crf if crf is not None else self._crf_scores()
         mask = self.labels.tag_mask(intent)
         if mask is not None:
             logp = np.where(mask, logp, -1e9)
@@ -241,6 +260,13 @@ class Tagger:
             [t.intent for t in tagged],
             [t.tags for t in tagged],
         )
+
+
+def _device_of(model: Any) -> torch.device:
+    """Where the model's first parameter is; the CPU for a model without parameters."""
+    parameters = model.parameters() if hasattr(model, "parameters") else iter(())
+    first = next(iter(parameters), None)
+    return first.device if first is not None else torch.device("cpu")
 
 
 #: What :meth:`Tagger.load` can run the model in.

@@ -18,12 +18,19 @@ passes run in bfloat16 autocast; training stops after a fixed number of epochs w
 decay to zero. On a machine shared with other work use ``threads=1``: two OpenMP threads
 waiting on each other for a busy core ran four times slower per step than one thread
 (measured 10.1 s against 2.3 s at load 10 on 2 cores).
+
+On a GPU (``TrainConfig(device="cuda")``, ``--device cuda``): the model, the batches, the
+CRF's likelihood and the evaluations' forward passes run there (bfloat16 autocast on the
+GPU); tokenising, decoding and the temperatures' fit stay on the host. Checkpoints are saved
+as host tensors, so they load on a CPU as any other. A GPU run is reproducible only as far
+as its kernels are; the CPU path is unchanged.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -88,8 +95,12 @@ class TrainConfig:
     #: its (intent, slot type) takes in training (:mod:`segue.nlu.augment`): 0.3 added 0.31 /
     #: 0.14 slot F1 on two seeds; 0.5 no more than 0.3 (one seed); 0 = off
     swap_slots: float = 0.3
+    #: where the model trains and evaluates: "cpu", or "cuda" / "cuda:N" for a GPU
+    #: (:func:`torch_device` refuses one that is not there when training starts)
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        check_device_name(self.device)
         if self.epochs <= 0 or self.batch_size < 1 or self.threads < 1:
             raise SegueError(
                 f"training needs epochs > 0, batch_size >= 1 and threads >= 1; got {self}"
@@ -101,6 +112,35 @@ class TrainConfig:
                 "evals_per_epoch is >= 1 when the best evaluation is kept (select=True), "
                 f">= 0 otherwise; got {self.evals_per_epoch} with select={self.select}"
             )
+
+
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+
+
+def check_device_name(name: str) -> None:
+    """A SegueError unless ``name`` is "cpu", "cuda" or "cuda:N"."""
+    if not isinstance(name, str) or not _DEVICE.fullmatch(name):
+        raise SegueError(f"device is 'cpu', 'cuda' or 'cuda:N' (N a GPU's index); got {name!r}")
+
+
+def torch_device(name: str) -> torch.device:
+    """The torch device for ``name``; a SegueError when it names a GPU this machine lacks."""
+    check_device_name(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SegueError(
+                f"device {name!r} asked for, but torch sees no CUDA GPU here "
+                f"(torch {torch.__version__}, built for CUDA {torch.version.cuda or 'none'}); "
+                "use --device cpu"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise SegueError(
+                f"device {name!r} asked for, but torch sees {count} GPU(s): "
+                f"cuda:0 to cuda:{count - 1}"
+            )
+    return device
 
 
 @dataclass
@@ -143,6 +183,7 @@ def train(
     if not calibration_set:
         raise SegueError("calibrating the confidence needs utterances: name a calibration set")
     say = progress or (lambda _msg: None)
+    device = torch_device(config.device)
     started = time.perf_counter()
     cpu_started = time.process_time()
     labels = labels or Labels.from_utterances([*train_set, *valid_set, *calibration_set])
@@ -155,10 +196,13 @@ def train(
         tokenizer = load_tokenizer(model_dir)
         encoder = load_encoder(model_dir, layers=config.layers)
         model = JointModel(encoder, len(labels.intents), len(labels.tags), config.dropout)
+        model.to(device)  # initialised on the host first: the same start on every device
         if config.freeze_word_embeddings:
             model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
         lexicon = SpanLexicon.from_utterances(train_set)
-        tagger = Tagger(model, tokenizer, labels, threads=config.threads, lexicon=lexicon)
+        tagger = Tagger(
+            model, tokenizer, labels, threads=config.threads, lexicon=lexicon, device=device
+        )
         if out is not None:
             lexicon.save(out)
 
@@ -202,6 +246,8 @@ def _fit(
     on_best: Callable[[list[dict[str, float]]], None],
 ) -> tuple[list[dict[str, float]], int]:
     """The evaluations made, and the step whose weights the model holds at the end."""
+    device = tagger.device
+    on_host = device.type == "cpu"
     rng = np.random.default_rng(config.seed)
     steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
     total = max(1, round(config.epochs * steps_per_epoch))
@@ -228,7 +274,7 @@ def _fit(
     best: tuple[tuple[float, ...], dict[str, Any], int] | None = None
     step = 0
     started = time.perf_counter()
-    running = 0.0
+    running: Any = 0.0
     while step < total:
         for batch_rows in _batches(train_set, config.batch_size, rng):
             if step >= total:
@@ -242,8 +288,8 @@ def _fit(
                 [u.words for u in drawn],
                 tags=[labels.tag_indices(u.tags) for u in drawn],
                 intents=[intent_ids[i] for i in batch_rows],
-            )
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
+            ).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
                 intent_logits, tag_logits = model(batch.input_ids, batch.attention_mask)
             intent_logits, tag_logits = intent_logits.float(), tag_logits.float()
             assert batch.tag_labels is not None and batch.intent_labels is not None
@@ -260,13 +306,15 @@ def _fit(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            value = loss.item()
+            # on a GPU the running loss stays there: reading it every step would make the
+            # host wait for each step's kernels instead of preparing the next batch
+            value = loss.item() if on_host else loss.detach()
             running = 0.98 * running + 0.02 * value if step > 1 else value
             if step % 50 == 0:
                 spent = time.perf_counter() - started
                 left = spent / step * (total - step)  # evaluations included, as they recur
                 say(
-                    f"step {step}/{total} loss {running:.4f} {spent:.0f}s, "
+                    f"step {step}/{total} loss {float(running):.4f} {spent:.0f}s, "
                     f"about {left / 60:.0f} min left"
                 )
             if evaluating and (step % eval_every == 0 or step == total):
@@ -314,11 +362,13 @@ class SeenRows(nn.Module):
 
     def __init__(self, table: nn.Embedding, ids: torch.Tensor) -> None:
         super().__init__()
+        device = table.weight.device  # the lookups run where the table is
+        ids = ids.to(device)
         self.table = table.requires_grad_(False)
         self.ids = ids
         self.rows = nn.Parameter(table.weight.detach()[ids].clone())
-        self.position = torch.full((table.num_embeddings,), -1, dtype=torch.long)
-        self.position[ids] = torch.arange(len(ids))
+        self.position = torch.full((table.num_embeddings,), -1, dtype=torch.long, device=device)
+        self.position[ids] = torch.arange(len(ids), device=device)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         position = self.position[input_ids]

@@ -286,6 +286,8 @@ def _sample_items(n: int) -> list[str]:
 ROUTES = {
     "recommendations": "/v1/users/{}/recommendations?k=10",
     "similar": "/v1/items/{}/similar?k=10",
+    # the floor: what the HTTP stack, the middleware and this client cost on their own
+    "health": "/v1/health?{}",
 }
 
 
@@ -294,7 +296,7 @@ def load(args: argparse.Namespace) -> None:
     one with it off, ``--rounds`` times, so that the two are compared under the same noise.
     ``--route similar`` asks for similar items of random catalog items instead."""
     route = ROUTES[args.route]
-    users = _sample_items(20_000) if args.route == "similar" else _sample_users(20_000)
+    users = _sample_items(20_000) if args.route != "recommendations" else _sample_users(20_000)
     env = {"SEGUE_EXPLORE_SHARE": str(args.explore_share)}
     logs = {"on": ["true"], "off": ["false"], "both": ["true", "false"]}[args.exposure_log]
     print(

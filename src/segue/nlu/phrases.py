@@ -42,6 +42,24 @@ KIND_WORDS: dict[str, str] = {
     "playlist": "playlist",
     "genre": "genre",
 }
+#: streaming services a listener may name ("play X on spotify"): SNIPS's fourteen, this
+#: service and the common others. A "service" the tagger finds outside this list is a name
+#: it misread ("put on Nyze"), which the parser links like any other name.
+STREAMING_SERVICES = frozenset(
+    {
+        "segue", "spotify", "deezer", "youtube", "youtube music", "google music", "itunes",
+        "apple music", "pandora", "netflix", "groove shark", "grooveshark", "zvooq", "lastfm",
+        "last fm", "slacker", "vimeo", "iheart", "iheartradio", "tidal", "soundcloud",
+        "amazon music", "bandcamp", "napster", "qobuz",
+    }
+)  # fmt: skip
+
+
+def known_service(text: str) -> bool:
+    """Whether ``text`` (normalised words) names a streaming service."""
+    return text.strip() in STREAMING_SERVICES
+
+
 _PLAY_VERBS = (
     "play",
     "put on",
@@ -84,7 +102,14 @@ _LIKE_OBJECTS = (
     "",
 )
 _SEARCH_VERBS = ("search for", "search the catalog for", "search", "look up", "find", "look for")
-_TRAILING = ("please", "now", "for me", "thanks", "thank you")
+_TRAILING = (
+    "please",
+    "now",
+    "for me",
+    "thanks",
+    "thank you",
+    *(f"{on} {service}" for on in ("on", "from", "using", "in") for service in STREAMING_SERVICES),
+)
 
 
 @dataclass(frozen=True)
@@ -175,7 +200,11 @@ def _strip_lead(text: str, leads: tuple[str, ...]) -> str:
 
 
 def _strip_tail(text: str, tails: tuple[str, ...]) -> str:
-    for tail in sorted(tails, key=len, reverse=True):
-        if text.endswith(" " + tail):
-            return text[: -len(tail) - 1]
+    changed = True
+    while changed:  # "X on spotify please"
+        changed = False
+        for tail in sorted(tails, key=len, reverse=True):
+            if text.endswith(" " + tail):
+                text, changed = text[: -len(tail) - 1], True
+                break
     return text

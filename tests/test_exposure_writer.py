@@ -145,6 +145,30 @@ def test_closing_stores_everything_written_then_the_child_exits(
         writer.publish([_exposure(301)])
 
 
+def test_a_stop_signal_to_the_process_group_loses_nothing(
+    writer: ExposureWriter, store: Store
+) -> None:
+    """Ctrl-C or a service manager's stop signals the child with its parent: it stores
+    what it holds once the parent closes the pipe, instead of dying with it (before: killed
+    by SIGTERM, the lists it held were lost and a new child was started)."""
+    import signal
+
+    writer.publish([_exposure(n) for n in range(200)])
+    assert writer.sync() == 0  # the child is up (its signal dispositions set)
+    writer.publish([_exposure(n) for n in range(200, 220)])
+    child = writer._proc
+    assert child is not None
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        child.send_signal(stop)
+    time.sleep(0.3)
+    assert child.poll() is None, "the child outlives a stop signal"
+    writer.publish([_exposure(n) for n in range(220, 250)])
+    assert writer._proc is child, "still the same child"
+    writer.close()
+    assert child.returncode == 0
+    assert len(_stored(store)) == 250
+
+
 def test_only_a_store_another_process_can_open_gets_a_child() -> None:
     assert shareable("sqlite:////tmp/x/segue.sqlite")
     assert shareable("postgresql+psycopg://localhost/test")

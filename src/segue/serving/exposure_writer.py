@@ -21,7 +21,9 @@ The two ends speak lines:
   process's dead letters beside the events' (listed, replayed and dropped there: a replay
   writes the payload to the pipe again) and ``{"flushed": n, "pending": k}``.
 
-What the child held when it died is lost, as what an in-process bus held is lost when its
+The child ignores SIGINT and SIGTERM (sent to the whole process group by Ctrl-C or a service
+manager's stop): it stops when its input says so or ends. What the child held when it died
+(killed outright) is lost, as what an in-process bus held is lost when its
 process dies (the log is for measurement; the metrics report counts, not certainties). The
 serving process notices on its next write and starts a new child; until then writes fail as
 :class:`~segue.online.bus.BusUnavailable`, so the exposure log keeps buffering.
@@ -39,6 +41,7 @@ import json
 import logging
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -139,7 +142,14 @@ class ExposureWriter(BoxedDeadLetters, EventBus[Exposure]):
         env = {**os.environ, DATABASE_ENV: self._url}
         command = [sys.executable, "-m", "segue.serving.exposure_writer", *self._args]
         try:
-            proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+            # a session of its own: a terminal's Ctrl-C does not reach it (see main())
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
         except OSError as exc:
             raise BusUnavailable(f"cannot start the exposure writer: {exc}") from exc
         assert proc.stdout is not None
@@ -355,6 +365,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         stream=sys.stderr, level=logging.WARNING, format="segue exposure writer: %(message)s"
     )
+    # Ctrl-C in a terminal and a service manager's stop (systemd, Docker) signal the whole
+    # process group: the child would die holding lists its parent has written and not yet
+    # seen stored. Its life follows the pipe instead: "#stop" from the parent's shutdown,
+    # or end of input when the parent has gone, however it went; it stores what it holds
+    # first either way.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
     out = sys.stdout
     out_lock = threading.Lock()
 

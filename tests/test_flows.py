@@ -183,3 +183,33 @@ def test_the_flow_steps_get_the_settings_the_command_line_chose(tmp_path: Path) 
     assert env["SEGUE_DATA_DIR"] == str(tmp_path.resolve())
     assert env["SEGUE_DATABASE_URL"] == "postgresql://segue@db/segue"
     assert (env["SEGUE_REDIS_URL"], env["SEGUE_REDIS_PREFIX"]) == ("redis://cache:6379/1", "day:")
+
+
+def test_the_flow_trains_gates_and_publishes_the_pipeline_which_serve_then_serves(
+    tmp_path: Path,
+) -> None:
+    """Issue 19 item 5: the staged pipeline as a candidate of the daily flow (trained,
+    evaluated, gated, published with its lists) and served from the registry by name, fresh
+    plays included."""
+    from fastapi.testclient import TestClient
+
+    from segue.api import create_app
+
+    data_dir = tmp_path / "data"
+    done = _segue(data_dir, "flow", "run", "--date", "2026-11-30", "--ingest", "synthetic",
+                  "--models", "pipeline", "--k", "5", *TINY)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    served = load_production(ModelRegistry(data_dir / "registry"), "daily")
+    assert served is not None and served.version.manifest["model_type"] == "pipeline"
+    assert served.version.manifest["candidates"]["pipeline"] > 0
+    tops = pq.read_table(served.version.artifacts / RECOMMENDATIONS).to_pylist()
+    user = tops[0]["user_id"]
+    with TestClient(create_app(Settings(data_dir=data_dir), model="daily", watch_s=None)) as c:
+        first = c.get(f"/v1/users/{user}/recommendations", params={"k": 5}).json()
+        assert first["path"] in ("personal", "batch") and not first["degraded"], first
+        played = first["items"][0]["item_id"]
+        event = {"event_id": "e1", "user_id": user, "item_id": played, "type": "play"}
+        assert c.post("/v1/events", json={"events": [event]}).status_code == 202
+        after = c.get(f"/v1/users/{user}/recommendations", params={"k": 5}).json()
+        assert after["path"] == "personal" and after["fresh_plays"] == 1, after
+        assert not after["degraded"] and played not in {i["item_id"] for i in after["items"]}

@@ -262,3 +262,25 @@ def _valid_users(model: StagedRecommender, train: sp.csr_matrix) -> np.ndarray:
     users = np.flatnonzero(np.diff(inner_folds(train, model.holdout, 1, model.seed)[0][1].indptr))
     rng = np.random.default_rng(model.seed)
     return users[rng.random(len(users)) < model.valid_share]
+
+
+def test_the_published_similar_table_is_the_first_factor_generators_vector_search() -> None:
+    """A pipeline led by ALS publishes ALS's similar items, found the way ALS's own table is
+    (one exact search over its item vectors), not by a similar_items call per block."""
+    from segue.registry.similar import similar_table
+
+    x, friends, _ = _world(2)
+    model = StagedRecommender(generators=("als", "trending"), folds=1, **FAST)
+    model.fit(x, SideInfo(friends=friends))
+    als = model.gens.models["als"]
+    assert model._item_space is not None
+    np.testing.assert_array_equal(model._item_space(), als._item_space())
+    ours, theirs = similar_table(model, x), similar_table(als, x)
+    assert ours.ranked and np.array_equal(ours.items, theirs.items)
+    led_by_knn = StagedRecommender(generators=("trending", "itemknn"), folds=1, **FAST)
+    led_by_knn.fit(x, SideInfo(friends=friends))
+    assert led_by_knn._item_space is None  # item-kNN has no vectors: its own similar items
+    np.testing.assert_array_equal(
+        led_by_knn.similar_items([0, 1], 5),
+        led_by_knn.gens.models["itemknn"].similar_items([0, 1], 5),
+    )

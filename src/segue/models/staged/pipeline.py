@@ -20,7 +20,7 @@ ablation scores one fitted model three ways.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -311,12 +311,30 @@ class StagedRecommender(Recommender):
         return self.gens.models[active[best]].explain(user, item)
 
     def similar_items(self, items: Sequence[int] | np.ndarray, k: int = 10) -> np.ndarray:
+        source = self._similar_source()
+        if source is None:
+            return super().similar_items(items, k)
+        return source.similar_items(items, k)
+
+    def _similar_source(self) -> Recommender | None:
+        """The first generator that knows similar items: what the pipeline's are."""
+        self._fitted()
         for name in self.gens.active:
             try:
-                return self.gens.models[name].similar_items(items, k)
+                self.gens.models[name].similar_items(np.array([0]), 1)
             except SegueError:
                 continue
-        return super().similar_items(items, k)
+            return self.gens.models[name]
+        return None
+
+    @property
+    def _item_space(self) -> Callable[[], np.ndarray] | None:
+        """The item vectors of that generator when it is a factor model, so that the
+        published similar-items table is one exact vector search (as for ALS itself) rather
+        than a call per block of items: on the 1M world's 132,660 items, minutes against
+        most of an hour."""
+        source = self._similar_source() if self.ranker is not None else None
+        return getattr(source, "_item_space", None)
 
     # -- persistence ---------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:

@@ -88,7 +88,10 @@ def build(args: argparse.Namespace) -> None:
         read = time.perf_counter()
         print(f"read back in {read - loaded:.0f} s", flush=True)
         # with the similar-items table, as `segue train` and the daily flow publish it
-        train_models(data, [args.model], ROOT / "data" / "models", side=side, similar=True)
+        settings = {args.model: json.loads(args.params)} if args.params else None
+        train_models(
+            data, [args.model], ROOT / "data" / "models", side=side, params=settings, similar=True
+        )
         trained = time.perf_counter()
     print(
         f"sqlite world {args.users:,} users x {args.tracks:,} tracks x {args.events:,} events: "
@@ -529,6 +532,12 @@ def main() -> None:
     b.add_argument("--seed", type=int, default=7)
     b.add_argument("--pg", action="store_true", help="also load the world into PostgreSQL")
     b.add_argument("--keep", action="store_true", help="reuse the SQLite world, only train")
+    b.add_argument(
+        "--params",
+        default="",
+        help="the model's settings as JSON, e.g. the pipeline's generators at this scale: "
+        '\'{"generators": ["als", "itemknn", "content", "trending"], "folds": 2}\'',
+    )
     for p in (b, *(sub.add_parser(n) for n in ("load", "freshness", "ingest"))):
         p.add_argument("--model", default="als")
         if p is b:

@@ -112,6 +112,8 @@ class StagedRecommender(Recommender):
         self.refit = bool(refit)
         self.gens = Generators(self.generators, self.generator_params)
         self.ctx: FeatureContext | None = None
+        #: every training listener's 0/1 row, and the training matrix it was built from
+        self._played_rows: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
         self.ranker: Ranker | None = None
         #: The re-ranking weight in use (``rerank_weight``, or the one validation chose).
         self.chosen_rerank = 0.0
@@ -239,7 +241,7 @@ class StagedRecommender(Recommender):
         """Candidates and their features for known ``users`` or for ``history`` rows."""
         assert self.ctx is not None
         train = self._fitted()
-        played = (train != 0).astype(np.float32).tocsr()
+        played = self._played(train)
         if history is not None:
             cands = self.gens.retrieve(None, history, self.n_candidates, history=history, raw=train)
             return cands, pair_features(self.ctx, cands, history, None, played)
@@ -253,6 +255,15 @@ class StagedRecommender(Recommender):
             cands.rows = cands.rows + start
             chunks.append((cands, features))
         return _concat(chunks, self.n_candidates, len(self.gens.active))
+
+    def _played(self, train: sp.csr_matrix) -> sp.csr_matrix:
+        """``train`` as 0/1 rows, built once per training matrix: built per call it was two
+        thirds of a served request's time on the 1M-listener world (~35 of ~55 ms)."""
+        cached = self._played_rows
+        if cached is None or cached[0] is not train:
+            cached = (train, (train != 0).astype(np.float32).tocsr())
+            self._played_rows = cached
+        return cached[1]
 
     # -- scoring -------------------------------------------------------------------------
     def score(self, users: np.ndarray) -> np.ndarray:

@@ -17,6 +17,9 @@ import numpy as np
 
 from segue.errors import SegueError
 
+#: Rows under which prediction runs on one thread.
+SMALL_BATCH = 4096
+
 
 class Ranker:
     """A LambdaRank booster with named features; ``importance()`` gives each feature's gain."""
@@ -100,8 +103,11 @@ class Ranker:
             raise SegueError("ranker: not trained yet")
         if len(features) == 0:
             return np.zeros(0, dtype=np.float32)
+        # one listener's few hundred candidates (a served request): one thread, as waking
+        # OpenMP's pool costs more than it saves and the serving threads share two cores
+        threads = 1 if len(features) < SMALL_BATCH else self.params["num_threads"]
         return self.booster.predict(
-            features, num_iteration=self.best_iteration, num_threads=self.params["num_threads"]
+            features, num_iteration=self.best_iteration, num_threads=threads
         ).astype(np.float32)
 
     def importance(self) -> dict[str, float]:

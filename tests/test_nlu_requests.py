@@ -156,8 +156,9 @@ def test_a_service_no_streaming_service_is_called_is_a_name_and_is_linked(world)
 
 
 def test_a_playlist_the_listener_did_not_name_as_one_is_read_as_an_item(world) -> None:
-    """The listener says "play Tender Paradse": the tagger's guess of a playlist is not acted on when the
-    listener did not say "playlist"; the misspelt words link to the track."""
+    """The listener says "play Tender Paradse": the tagger's guess of a playlist is not
+    acted on when the listener did not say "playlist"; the misspelt words link to the
+    track."""
     track = next(
         i
         for i in world

@@ -261,6 +261,12 @@ def _phrase_first(phrase: Phrase, intent: str) -> bool:
     return phrase.action == "play" and intent not in keep
 
 
+def _call_field(kind: str) -> str:
+    """The play call's field for an item of ``kind``: its own for tracks, albums and
+    artists, ``item`` for every other kind (podcasts, audiobooks, ...)."""
+    return kind if kind in ("track", "album", "artist") else "item"
+
+
 def _slots(tagged: Tagged) -> list[Slot]:
     out = []
     for start, end, name in sorted(spans(tagged.tags)):
@@ -460,8 +466,7 @@ class _Builder:
             )
             if self.stray is not None and self.index is not None:
                 ref, chosen = self.any_ref("item", self.stray, None)
-                field = chosen.kind if chosen is not None else "track"
-                field = field if field in ("track", "album", "artist") else "item"
+                field = _call_field(chosen.kind if chosen is not None else "track")
                 if data.get(field) is None:
                     data[field] = ref
             named = ("track", "artist", "album", "item", "playlist")
@@ -564,8 +569,7 @@ class _Builder:
         if genre is not None and artist is None:
             self.entities.pop()  # a genre, not an item the catalog lacks
             return {"name": "playMusic", "source": "recommendations", "genre": genre}, None
-        kind = chosen.kind if chosen is not None else (phrase.kind or "track")
-        field = kind if kind in ("track", "album", "artist") else "item"
+        field = _call_field(chosen.kind if chosen is not None else (phrase.kind or "track"))
         if field == "artist" and "artist" in data:
             field = "item"
         data[field] = ref

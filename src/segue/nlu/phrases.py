@@ -200,10 +200,11 @@ def _strip_lead(text: str, leads: tuple[str, ...]) -> str:
 
 
 def _strip_tail(text: str, tails: tuple[str, ...]) -> str:
+    longest_first = sorted(tails, key=len, reverse=True)
     changed = True
     while changed:  # "X on spotify please"
         changed = False
-        for tail in sorted(tails, key=len, reverse=True):
+        for tail in longest_first:
             if text.endswith(" " + tail):
                 text, changed = text[: -len(tail) - 1], True
                 break

@@ -414,9 +414,9 @@ def similar_live(model: ServingModel, item_id: str, k: int) -> list[LiveItem]:
     """Items like ``item_id``: the table published with the version (a lookup), else the
     model's similarity, else co-listening cosine."""
     column = int(model.items.to_index([item_id])[0])
-    table = model.trained.similar
-    if table is not None and k <= table.items.shape[1]:  # as has_similar_row
-        ranked, scores = table.row(column, k)
+    if has_similar_row(model, k):
+        assert model.trained.similar is not None
+        ranked, scores = model.trained.similar.row(column, k)
     else:
         ranked, scores = _similar_now(model, column, k)
     return [

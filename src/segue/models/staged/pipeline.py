@@ -114,6 +114,8 @@ class StagedRecommender(Recommender):
         self.ctx: FeatureContext | None = None
         #: every training listener's 0/1 row, and the training matrix it was built from
         self._played_rows: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
+        #: the generators' dict and the one of them the similar items come from
+        self._similar_from: tuple[dict[str, Recommender], Recommender | None] | None = None
         self.ranker: Ranker | None = None
         #: The re-ranking weight in use (``rerank_weight``, or the one validation chose).
         self.chosen_rerank = 0.0
@@ -328,15 +330,21 @@ class StagedRecommender(Recommender):
         return source.similar_items(items, k)
 
     def _similar_source(self) -> Recommender | None:
-        """The first generator that knows similar items: what the pipeline's are."""
+        """The first generator that knows similar items: what the pipeline's are. Found
+        once per fitted (or loaded) set of generators, not on every call."""
         self._fitted()
-        for name in self.gens.active:
-            try:
-                self.gens.models[name].similar_items(np.array([0]), 1)
-            except SegueError:
-                continue
-            return self.gens.models[name]
-        return None
+        models = self.gens.models
+        if self._similar_from is None or self._similar_from[0] is not models:
+            source = None
+            for name in self.gens.active:
+                try:
+                    models[name].similar_items(np.array([0]), 1)
+                except SegueError:
+                    continue
+                source = models[name]
+                break
+            self._similar_from = (models, source)
+        return self._similar_from[1]
 
     @property
     def _item_space(self) -> Callable[[], np.ndarray] | None:

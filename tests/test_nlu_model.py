@@ -8,6 +8,8 @@ runs in seconds; the full model is measured by benchmarks/bench_nlu.py.
 from __future__ import annotations
 
 import datetime as dt
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -483,3 +485,69 @@ def test_learnt_transitions_change_the_decoded_path() -> None:
     with torch.no_grad():
         model.transitions[0, 1] = 1.0  # learnt: after "play", an artist is far more usual
     assert tagger.decode(words, intent, [tags])[0].tags == ("O", "B-artist")
+
+
+def test_symmetric_kl_matches_the_hand_computed_divergence() -> None:
+    from segue.nlu.train import _symmetric_kl
+
+    even = torch.tensor([[0.0, 0.0]])  # (1/2, 1/2)
+    skewed = torch.tensor([[float(torch.log(torch.tensor(3.0))), 0.0]])  # (3/4, 1/4)
+    # (KL(p||q) + KL(q||p)) / 2 = sum((p - q) * (log p - log q)) / 2
+    expected = 0.5 * (
+        -0.25 * (math.log(0.5) - math.log(0.75)) + 0.25 * (math.log(0.5) - math.log(0.25))
+    )
+    assert _symmetric_kl(even, skewed).item() == pytest.approx(expected, rel=1e-6)
+    assert _symmetric_kl(skewed, even).item() == pytest.approx(expected, rel=1e-6)
+    assert _symmetric_kl(skewed, skewed).item() == pytest.approx(0.0, abs=1e-7)
+    assert _symmetric_kl(even[:0], skewed[:0]).item() == 0.0
+
+
+def test_batch_twice_repeats_every_row_and_its_labels() -> None:
+    tokenizer = load_tokenizer(model_path())
+    batch = encode(tokenizer, [["play", "queen"], ["skip"]], tags=[[0, 1], [0]], intents=[1, 0])
+    doubled = batch.twice()
+    n = batch.input_ids.shape[0]
+    assert torch.equal(doubled.input_ids[:n], batch.input_ids)
+    assert torch.equal(doubled.input_ids[n:], batch.input_ids)
+    assert torch.equal(doubled.tag_labels[n:], batch.tag_labels)
+    assert doubled.intent_labels.tolist() == [1, 0, 1, 0]
+    assert doubled.first_token.shape == (2 * n, batch.first_token.shape[1])
+    assert doubled.n_words == [2, 1, 2, 1]
+
+
+def _dropout_disagreement(tagger: Tagger, data: list[Utterance]) -> float:
+    """Mean symmetric KL between two dropout passes over ``data``'s intents and word tags."""
+    from segue.nlu.train import _symmetric_kl
+
+    batch = encode(
+        tagger.tokenizer,
+        [u.words for u in data],
+        tags=[tagger.labels.tag_indices(u.tags) for u in data],
+    )
+    model = tagger.model.train()
+    torch.manual_seed(5)
+    with torch.no_grad():
+        (i1, t1), (i2, t2) = (model(batch.input_ids, batch.attention_mask) for _ in range(2))
+    words = batch.tag_labels != IGNORE
+    return float(_symmetric_kl(i1, i2) + _symmetric_kl(t1[words], t2[words]))
+
+
+def test_rdrop_makes_two_dropout_passes_agree() -> None:
+    """R-Drop's term is the divergence between two dropout passes; training with it weighted
+    heavily must leave the passes closer than the same run without it."""
+    data, valid = _toy(0, 10), _toy(1, 2)
+    config = TrainConfig(
+        epochs=8, batch_size=8, layers=1, threads=1, dropout=0.3, head_lr=3e-3, bf16=False
+    )
+    plain = train(data, valid, model_path(), config).tagger
+    agreeing = train(data, valid, model_path(), replace(config, rdrop=100.0)).tagger
+    assert agreeing.info["config"]["rdrop"] == 100.0
+    plain_gap = _dropout_disagreement(plain, data)
+    rdrop_gap = _dropout_disagreement(agreeing, data)
+    assert rdrop_gap < 0.8 * plain_gap, (rdrop_gap, plain_gap)
+
+
+def test_rdrop_weight_is_checked() -> None:
+    for bad in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(SegueError, match="rdrop"):
+            TrainConfig(rdrop=bad)

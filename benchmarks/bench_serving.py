@@ -257,11 +257,11 @@ async def _open_loop(
     }
 
 
-def _sample_users(n: int) -> list[str]:
+def _sample_users(n: int, model: str = "als") -> list[str]:
     """Known users (from the trained model's id map) and a share of unknown ones (cold start)."""
     from segue.dataset import IdMap
 
-    ids = IdMap.load(ROOT / "data" / "models" / "als" / "users.idmap").ids
+    ids = IdMap.load(ROOT / "data" / "models" / model / "users.idmap").ids
     rng = np.random.default_rng(0)
     known = [str(x) for x in rng.choice(ids, size=n, replace=False)]
     return known + [f"cold-{i}" for i in range(n // 20)]
@@ -276,11 +276,11 @@ def _metric(port: int, name: str) -> float:
     return 0.0
 
 
-def _sample_items(n: int) -> list[str]:
+def _sample_items(n: int, model: str = "als") -> list[str]:
     """Items the trained model knows (those ``/similar`` answers from its table)."""
     from segue.dataset import IdMap
 
-    ids = IdMap.load(ROOT / "data" / "models" / "als" / "items.idmap").ids
+    ids = IdMap.load(ROOT / "data" / "models" / model / "items.idmap").ids
     rng = np.random.default_rng(0)
     return [str(x) for x in rng.choice(ids, size=min(n, len(ids)), replace=False)]
 
@@ -299,7 +299,8 @@ def load(args: argparse.Namespace) -> None:
     one with it off, ``--rounds`` times, so that the two are compared under the same noise.
     ``--route similar`` asks for similar items of random catalog items instead."""
     route = ROUTES[args.route]
-    users = _sample_items(20_000) if args.route != "recommendations" else _sample_users(20_000)
+    sample = _sample_items if args.route != "recommendations" else _sample_users
+    users = sample(20_000, args.model)
     env = {"SEGUE_EXPLORE_SHARE": str(args.explore_share)}
     logs = {"on": ["true"], "off": ["false"], "both": ["true", "false"]}[args.exposure_log]
     print(
@@ -381,7 +382,7 @@ async def _freshness(port: int, users: list[str], trials: int) -> list[float]:
 
 def freshness(args: argparse.Namespace) -> None:
     prefix = f"bench-{uuid.uuid4().hex[:6]}:"
-    users = _sample_users(5_000)
+    users = _sample_users(5_000, args.model)
     random.Random(1).shuffle(users)
     users = [u for u in users if not u.startswith("cold-")]
     with server(args.mode, args.workers, args.port, args.model, prefix, not args.no_persist):

@@ -326,3 +326,29 @@ def test_lastfm_content_beats_random(lastfm_dir: Path) -> None:
         f"{model.described.sum()} items described"
     )
     assert ndcg > 20 * chance
+
+
+def test_one_profile_and_a_batch_of_profiles_score_alike() -> None:
+    """A request's profile is scored dimension-major, a batch's item-major in slices; both
+    must give every profile the cosines a plain dense product gives, labels and audio."""
+    rng = np.random.default_rng(5)
+    genres = ("rock", "jazz", "pop", "folk", "metal")
+    items = [
+        track(
+            f"t{i}",
+            genres=tuple(rng.choice(genres, 2, replace=False)),
+            audio=audio(float(rng.uniform(60, 180)), *rng.random(2)),
+        )
+        for i in range(60)
+    ]
+    plays = sp.csr_matrix((rng.random((40, 60)) < 0.1).astype(np.float32))
+    model = ContentRecommender().fit(plays, side_for(items))
+    profiles = model._profiles(plays)
+    vectors = np.hstack([model.sparse_vectors.toarray(), model.dense_vectors])
+    norms = np.linalg.norm(profiles, axis=1, keepdims=True)
+    expected = (profiles / np.where(norms > 0, norms, 1.0)) @ vectors.T
+    batch = model.score_profiles(profiles)  # 40 profiles: item-major, in slices
+    singles = np.vstack([model.score_profiles(p) for p in profiles])  # dimension-major
+    np.testing.assert_allclose(batch, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(singles, expected, rtol=1e-5, atol=1e-6)
+    assert batch.dtype == singles.dtype == np.float32 and batch.flags.c_contiguous

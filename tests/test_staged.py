@@ -284,3 +284,104 @@ def test_the_published_similar_table_is_the_first_factor_generators_vector_searc
         led_by_knn.similar_items([0, 1], 5),
         led_by_knn.gens.models["itemknn"].similar_items([0, 1], 5),
     )
+
+
+def test_pair_dot_equals_the_whole_catalog_product_read_at_the_pairs() -> None:
+    """Genre share and tag cosine read item rows only at the candidates; the values must be
+    those of the full (items × listeners) product they replaced, zero rows and repeats too."""
+    from segue.models.staged.features import _pair_dot
+
+    rng = np.random.default_rng(3)
+    item_rows = sp.random(500, 40, density=0.08, format="csr", random_state=4, dtype=np.float32)
+    profiles = rng.random((6, 40))
+    rows = rng.integers(0, 6, 300)
+    items = rng.integers(0, 500, 300)
+    items[:5] = np.flatnonzero(np.diff(item_rows.indptr) == 0)[:5]  # items with no entries
+    expected = (item_rows @ profiles.T)[items, rows]
+    got = _pair_dot(item_rows, items, profiles, rows)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert np.all(got[:5] == 0)
+    assert _pair_dot(item_rows, items[:0], profiles, rows[:0]).shape == (0,)
+
+
+def test_unseen_stats_match_the_statistics_of_each_rows_finite_unseen_scores() -> None:
+    """Lowest score, mean and std over unseen finite entries, whatever the row holds: plain
+    rows, a NaN, an infinity, every item seen; the seen entries end at -inf."""
+    from segue.models.staged.retrieval import _unseen_stats
+
+    rng = np.random.default_rng(8)
+    dense = rng.normal(3.0, 2.0, (5, 40)).astype(np.float32)
+    dense[1, 7] = np.nan
+    dense[2, 3] = np.inf
+    dense[4, :] = 1.5  # constant: std 1 by convention
+    mask = rng.random((5, 40)) < 0.2
+    mask[3, :] = True  # everything seen
+    seen = sp.csr_matrix(mask)
+    expected = []
+    for r in range(5):
+        kept = dense[r][~mask[r] & np.isfinite(dense[r])].astype(np.float64)
+        std = kept.std() if len(kept) else 0.0
+        expected.append(
+            (kept.min() if len(kept) else np.inf, kept.mean() if len(kept) else 0.0, std or 1.0)
+        )
+    rows = np.repeat(np.arange(5), np.diff(seen.indptr))
+    floor, mean, std = _unseen_stats(dense, rows, seen.indices)
+    np.testing.assert_allclose(floor, [e[0] for e in expected], rtol=1e-6)
+    np.testing.assert_allclose(mean, [e[1] for e in expected], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(std, [e[2] for e in expected], rtol=1e-4)
+    assert np.all(dense[mask] == -np.inf)
+
+
+def test_top_above_is_the_top_k_of_the_items_scored_above_the_floor() -> None:
+    """The same items, order and padding as ranking the whole row and dropping what sits at
+    the floor, for rows with few items above it (a tie across the rest), many, or none."""
+    from segue.models.base import top_k
+    from segue.models.staged.retrieval import _top_above
+
+    rng = np.random.default_rng(11)
+    dense = np.zeros((4, 300), dtype=np.float32)
+    dense[0, rng.choice(300, 7, replace=False)] = rng.random(7)  # 7 above a tie of zeros
+    dense[1] = rng.integers(0, 5, 300)  # many ties above the floor
+    dense[3, [5, 9]] = -np.inf  # seen items
+    floor = np.array([0.0, 0.0, 0.0, 0.0], dtype=np.float32)
+    n = 20
+    ids, values = _top_above(dense, floor, n)
+    full_ids, full_values = top_k(dense, n)
+    kept = full_values > floor[:, None]
+    assert np.array_equal(np.isfinite(values), kept)
+    assert np.array_equal(ids[kept], full_ids[kept])
+    assert np.array_equal(values[kept], full_values[kept])
+    assert kept[0].sum() == 7 and kept[1].sum() == n and not kept[2:].any()
+    assert np.all(ids[~kept] == 0)
+
+
+def test_batch_lists_rank_only_the_candidates_and_equal_the_dense_ranking(fitted) -> None:
+    """recommend() ranks a batch's candidates alone; the lists must be those of ranking every
+    listener's whole scored row: each stage, re-ranked or not, with filters, with lists the
+    candidates leave short (filled with unretrieved items by index), and with an extra
+    exclusion mask."""
+    from segue.models.base import Recommender
+    from segue.models.filters import Filters
+    from segue.models.staged.pipeline import STAGES, UNRETRIEVED
+
+    model, train, test, _, _ = fitted
+    stage, rerank = model.stage, model.chosen_rerank
+    block = np.arange(40, 100)
+    allowed = np.ones(train.shape[1], dtype=bool)
+    allowed[::7] = False
+    filtered = Filters(allowed=allowed)
+    filled = 0
+    try:
+        for model.stage in STAGES:
+            for model.chosen_rerank in (0.0, 0.2):
+                for filters in (None, filtered):
+                    for k, seen in ((10, train[block]), (150, train[block]), (150, test[block])):
+                        blocked = None if filters is None else np.flatnonzero(~allowed)
+                        ours = model._top_block(block, k, seen, filters, blocked)
+                        dense = Recommender._top_block(model, block, k, seen, filters, blocked)
+                        assert np.array_equal(ours[0], dense[0])
+                        np.testing.assert_allclose(ours[1], dense[1], rtol=1e-5, atol=1e-5)
+                        filled += int((ours[1] == UNRETRIEVED).sum())
+    finally:
+        model.stage, model.chosen_rerank = stage, rerank
+    assert filled > 0  # the short lists were exercised

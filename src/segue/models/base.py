@@ -357,12 +357,18 @@ def _rows(matrix: sp.csr_matrix | None, rows: np.ndarray) -> sp.csr_matrix | Non
 
 
 def _top_k_sparse(
-    scores: sp.csr_matrix, k: int, seen: sp.csr_matrix | None, allowed: np.ndarray | None
+    scores: sp.csr_matrix,
+    k: int,
+    seen: sp.csr_matrix | None,
+    allowed: np.ndarray | None,
+    unstored: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``top_k`` of non-negative sparse scores (unstored = 0), seen and disallowed at -inf.
+    """``top_k`` of sparse scores whose unstored entries score ``unstored`` and none lower,
+    seen and disallowed at -inf.
 
-    Positive entries rank by score, then index; a list they leave short is filled with the
-    lowest-index 0-score items (a dense ``top_k`` picks those tied zeros by ``argpartition``).
+    Entries above ``unstored`` rank by score, then index; a list they leave short is filled
+    with the lowest-index ``unstored`` items (a dense ``top_k`` picks those tied items by
+    ``argpartition``).
     """
     scores = scores.tocsr()
     scores.sum_duplicates()
@@ -370,7 +376,7 @@ def _top_k_sparse(
     rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(scores.indptr))
     cols = scores.indices.astype(np.int64)
     values = scores.data.astype(np.float32, copy=False)
-    keep = values > 0
+    keep = values > unstored
     if allowed is not None:
         keep &= allowed[cols]
     if seen is not None and seen.nnz:
@@ -396,7 +402,7 @@ def _top_k_sparse(
         head = candidates[: need + len(excluded)]
         zeros = head[~np.isin(head, excluded)][:need]
         items[r, have[r] : have[r] + len(zeros)] = zeros
-        out[r, have[r] : have[r] + len(zeros)] = 0.0
+        out[r, have[r] : have[r] + len(zeros)] = unstored
     return items, out
 
 

@@ -41,6 +41,11 @@ from segue.dataset.side import SideInfo
 from segue.errors import SegueError
 from segue.models.base import Reason, Recommender, top_k
 
+#: Profiles scored together by :meth:`ContentRecommender.score_profiles`.
+_PROFILE_SLICE = 16
+#: Up to this many profiles are scored dimension-major (requests), more item-major (batches).
+_ROW_MAJOR_AT_MOST = 4
+
 
 class ContentRecommender(Recommender):
     name = "content"
@@ -72,6 +77,7 @@ class ContentRecommender(Recommender):
         self.text_cache_dir = text_cache_dir
         #: item × term label block, already weighted and normalised with the dense block
         self.sparse_vectors: sp.csr_matrix = sp.csr_matrix((0, 0), dtype=np.float32)
+        self._by_dim_cache: tuple[sp.csr_matrix, tuple[sp.csr_matrix, np.ndarray]] | None = None
         #: item × (audio + text) block, same scaling
         self.dense_vectors: np.ndarray = np.zeros((0, 0), dtype=np.float32)
         #: the label vocabulary, one name per column of ``sparse_vectors``
@@ -194,11 +200,34 @@ class ContentRecommender(Recommender):
         norms = np.linalg.norm(profiles, axis=1)
         unit = profiles / np.where(norms > 0, norms, 1.0)[:, None]
         t = self.sparse_vectors.shape[1]
-        # item-major: CSR @ C-contiguous dense is scipy's fast kernel; one transpose at the end
-        item_major = np.asarray(self.sparse_vectors @ np.ascontiguousarray(unit[:, :t].T))
-        if self.dense_vectors.shape[1]:
-            item_major += self.dense_vectors @ unit[:, t:].T
-        return np.ascontiguousarray(item_major.T, dtype=np.float32)
+        if len(unit) <= _ROW_MAJOR_AT_MOST:  # a request: (profile × dims) @ (dims × items)
+            by_dim = self._by_dim()
+            out = np.asarray(unit[:, :t] @ by_dim[0], dtype=np.float32)
+            if self.dense_vectors.shape[1]:
+                out += unit[:, t:] @ by_dim[1]
+            return out
+        out = np.empty((len(unit), self.sparse_vectors.shape[0]), dtype=np.float32)
+        # item-major: CSR @ C-contiguous dense is scipy's fast kernel, then a transpose; in
+        # slices of profiles, whose item-major rows fit a cache line or two: transposing
+        # (items × 256) at once cost ~1.4 ms per listener of a batch on 132,660 items
+        for start in range(0, len(unit), _PROFILE_SLICE):
+            part = unit[start : start + _PROFILE_SLICE]
+            item_major = np.asarray(self.sparse_vectors @ np.ascontiguousarray(part[:, :t].T))
+            if self.dense_vectors.shape[1]:
+                item_major += self.dense_vectors @ part[:, t:].T
+            out[start : start + len(part)] = item_major.T
+        return out
+
+    def _by_dim(self) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The item vectors dimension-major (sparse part as CSR, dense part contiguous), made
+        once per fitted vectors: one profile scores against them in a third of the time the
+        item-major layout takes (0.2 against 0.6 ms for the sparse part on 132,660 items)."""
+        cached = self._by_dim_cache
+        if cached is None or cached[0] is not self.sparse_vectors:
+            by_dim = (self.sparse_vectors.T.tocsr(), np.ascontiguousarray(self.dense_vectors.T))
+            cached = (self.sparse_vectors, by_dim)
+            self._by_dim_cache = cached
+        return cached[1]
 
     def _profiles(self, rows: sp.csr_matrix) -> np.ndarray:
         """Unnormalised weighted sums of item vectors, one per row of ``rows``."""

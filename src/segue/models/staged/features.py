@@ -183,11 +183,11 @@ def pair_features(
     artist_of[has_artist] = item_artist.indices
     columns.append(np.where(has_artist, _gather(affinity, rows, artist_of), 0.0))
     genre_profile = np.asarray((played @ ctx.genres).todense()) / safe_n[:, None]
-    columns.append(_gather_dense(ctx.genres @ genre_profile.T, items, rows))
+    columns.append(_pair_dot(ctx.genres, items, genre_profile, rows))
     tag_profile = np.asarray((played @ ctx.tags).todense())
     norms = np.linalg.norm(tag_profile, axis=1, keepdims=True)
     tag_profile /= np.where(norms > 0, norms, 1.0)
-    columns.append(_gather_dense(ctx.tags @ tag_profile.T, items, rows))
+    columns.append(_pair_dot(ctx.tags, items, tag_profile, rows))
     if friend_rows is None:
         friends_played = np.zeros(len(rows))
     else:
@@ -227,6 +227,16 @@ def _gather(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.nda
     return np.asarray(matrix[rows, cols]).ravel()
 
 
-def _gather_dense(product: sp.spmatrix | np.ndarray, items: np.ndarray, rows: np.ndarray):
-    """``product[items[j], rows[j]]`` of an (items × block) product."""
-    return np.asarray(product)[items, rows]
+def _pair_dot(
+    item_rows: sp.csr_matrix, items: np.ndarray, profiles: np.ndarray, rows: np.ndarray
+) -> np.ndarray:
+    """``item_rows[items[j]] · profiles[rows[j]]`` for every pair j.
+
+    Only the candidates' rows are touched: the product of the whole catalog with the block's
+    profiles, then gathered, cost a served request ~catalog × tags work (132,660 items on
+    the 1M world) for the few hundred pairs it reads.
+    """
+    picked = item_rows[items]
+    pair = np.repeat(np.arange(len(items)), np.diff(picked.indptr))
+    values = picked.data * profiles[rows[pair], picked.indices]
+    return np.bincount(pair, weights=values, minlength=len(items))

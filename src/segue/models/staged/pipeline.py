@@ -301,9 +301,9 @@ class StagedRecommender(Recommender):
         assert self.ranker is not None and self.ctx is not None
         if self.stage == "retrieval":
             return cands.rows, cands.items, _rrf(cands)
-        scores = self.ranker.predict(features).astype(np.float32)
+        scores = self.ranker.predict(features)  # float64: the re-ranking orders by these
         if self.stage != "full" or self.chosen_rerank <= 0:
-            return cands.rows, cands.items, scores
+            return cands.rows, cands.items, scores.astype(np.float32)
         n_rows = seen.shape[0]
         lists, list_scores = _ranked_lists(cands, scores, n_rows, 2 * self.rerank_depth)
         target = genre_distribution(seen, self.ctx.genres)
@@ -321,7 +321,8 @@ class StagedRecommender(Recommender):
         moved = np.isin(cands.rows * n_items + cands.items, top_rows * n_items + top[placed])
         rows = np.concatenate([cands.rows[~moved], top_rows])
         items = np.concatenate([cands.items[~moved], top[placed]])
-        return rows, items, np.concatenate([scores[~moved], above.astype(np.float32)])
+        values = np.concatenate([scores[~moved], above]).astype(np.float32)
+        return rows, items, values
 
     def _top_block(
         self,

@@ -340,10 +340,9 @@ class StagedRecommender(Recommender):
         was, and hold :data:`UNRETRIEVED` as their score.
         """
         train = self._fitted()
-        own = train[block]
-        rows, items, values = self._candidate_scores(*self._features(block), own)
+        rows, items, values = self._candidate_scores(*self._features(block), train[block])
         # the listener's own plays stay out, as in score(), whatever the caller masks
-        played = (own != 0).astype(np.float32)
+        played = self._played(train)[block]
         masked = played if seen is None else played + (seen != 0).astype(np.float32)
         matrix = sp.csr_matrix((values, (rows, items)), shape=(len(block), train.shape[1]))
         allowed = None if filters is None else filters.allowed

@@ -305,28 +305,36 @@ def load(args: argparse.Namespace) -> None:
     logs = {"on": ["true"], "off": ["false"], "both": ["true", "false"]}[args.exposure_log]
     print(
         "| exposure log | mode | workers | target req/s | achieved | p50 ms | p90 ms | p99 ms "
-        "| errors | lists published |"
+        "| errors | lists published | CPU ms/request: server / client / Redis / machine |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for _ in range(args.rounds):
         for log_on in logs:
             prefix = f"bench-{uuid.uuid4().hex[:6]}:"
             run_env = {**env, "SEGUE_EXPOSURE_LOG": log_on}
             persist = not args.no_persist
-            with server(args.mode, args.workers, args.port, args.model, prefix, persist, run_env):
+            with server(
+                args.mode, args.workers, args.port, args.model, prefix, persist, run_env
+            ) as proc:
                 # warm-up, not counted: the first 20 s at full rate after a start measured p99
                 # 30-145 ms where later windows measured 9-11 ms (caches, connections, faults)
                 asyncio.run(_open_loop(args.port, users, 150, 20, args.connections, route))
                 for rate in [float(r) for r in args.rates.split(",")]:
+                    before = _cpu_split(proc.pid)
                     r = asyncio.run(
                         _open_loop(args.port, users, rate, args.duration, args.connections, route)
+                    )
+                    after = _cpu_split(proc.pid)
+                    n = int(rate * args.duration)  # requests sent, as _open_loop sends them
+                    cpu = " / ".join(
+                        f"{1000 * (after[key] - before[key]) / n:.2f}" for key in after
                     )
                     published = _metric(args.port, "segue_exposures_logged_total")
                     print(
                         f"| {'on' if log_on == 'true' else 'off'} | {args.mode} | "
                         f"{args.workers} | {rate:.0f} | {r['achieved']:.0f} | "
                         f"{r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['p99_ms']:.1f} | "
-                        f"{r['errors']} | {published:,.0f} |",
+                        f"{r['errors']} | {published:,.0f} | {cpu} |",
                         flush=True,
                     )
                     if r["p99_ms"] > 1000:
@@ -510,6 +518,40 @@ def _cpu_seconds() -> dict[str, float]:
         "workers": children.ru_utime + children.ru_stime,
         "redis": float(info["used_cpu_sys"]) + float(info["used_cpu_user"]),
         "machine": busy / os.sysconf("SC_CLK_TCK"),
+    }
+
+
+def _tree_cpu_seconds(root: int) -> float:
+    """CPU used so far by the live processes under ``root`` (the server and its workers)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(times.get(pid, 0.0) for pid in tree)
+
+
+def _cpu_split(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far: the server's processes, this load client, Redis, the machine."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "server": _tree_cpu_seconds(server_pid),
+        "client": own.ru_utime + own.ru_stime,
+        "redis": _cpu_seconds()["redis"],
+        "machine": _cpu_seconds()["machine"],
     }
 
 

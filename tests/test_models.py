@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from segue.errors import SegueError
-from segue.models.base import top_k
+from segue.models.base import take_rows, top_k
 from segue.models.itemknn import ItemKNNRecommender
 from segue.models.popularity import PopularityRecommender
 
@@ -178,5 +178,36 @@ def test_per_country_popularity_follows_the_listeners_country() -> None:
     scores = model.score(np.array([5]))[0]
     assert scores[1] == pytest.approx(0.2 * 2 / 5 + 0.8 * 1.0)
     assert model.explain(5, 1).code == "popular_in_your_country"
+    # per listener: no row shared by everyone (retrieval must score each listener)
+    assert model.shared_scores() is None
+    plain = PopularityRecommender(measure="weight").fit(x)
+    assert np.array_equal(plain.shared_scores(), plain.score(np.array([5]))[0])
     with pytest.raises(SegueError, match="demographics"):
         PopularityRecommender(country_weight=0.5).fit(x)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csr_unsorted"])
+def test_take_rows_is_scipys_row_indexing(fmt: str) -> None:
+    """Any rows in any order, repeated, negative, empty rows, a mask, none at all: the same
+    matrix as ``matrix[rows]``; out-of-range rows are an IndexError as in scipy."""
+    matrix = sp.random(40, 25, density=0.15, random_state=2, dtype=np.float32).tolil()
+    matrix[7] = 0  # an empty row
+    matrix = matrix.tocsr()
+    if fmt == "csr_unsorted":  # indices within a row kept in their stored order
+        matrix.indices[matrix.indptr[3] : matrix.indptr[4]] = matrix.indices[
+            matrix.indptr[3] : matrix.indptr[4]
+        ][::-1].copy()
+    cases = [np.array([3]), np.array([7]), np.array([5, 3, 3, 39, 7, 0]), np.array([-1, 2]),
+             np.zeros(0, np.int64), np.arange(40) % 3 == 0]  # fmt: skip
+    for rows in cases:
+        got, want = take_rows(matrix, rows), matrix[rows]
+        assert got.shape == want.shape and got.dtype == want.dtype
+        assert np.array_equal(got.indptr, want.indptr)
+        assert np.array_equal(got.indices, want.indices)
+        assert np.array_equal(got.data, want.data)
+    alone = take_rows(matrix, np.array([3]))
+    alone.data[:] = -5.0  # a copy: the model's matrix must not change through it
+    assert (matrix.data != -5.0).all()
+    for bad in (np.array([40]), np.array([-41])):
+        with pytest.raises(IndexError):
+            take_rows(matrix, bad)

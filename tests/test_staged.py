@@ -190,6 +190,12 @@ def test_embedding_generators_retrieve_through_the_ann_index_above_the_threshold
     keys_b = set(zip(b.rows.tolist(), b.items.tolist(), strict=True))
     assert len(keys_a & keys_b) >= 0.95 * len(keys_a)
     assert not (set(zip(*x[users].nonzero(), strict=True)) & keys_b)  # seen items masked
+    # a listener known by history rows (fresh plays) searches the index too, with the vector
+    # folded in from the history: their own rows retrieve what their trained vectors do
+    by_history = approx.retrieve(None, x[users], 30, history=x[users], raw=x)
+    assert np.isnan(by_history.zall).all() and np.isnan(b.zall).all()  # scored as ANN hits
+    keys_h = set(zip(by_history.rows.tolist(), by_history.items.tolist(), strict=True))
+    assert len(keys_h & keys_b) >= 0.9 * len(keys_b)
 
 
 def test_inner_folds_hold_out_disjoint_parts_of_each_listeners_items() -> None:
@@ -385,3 +391,39 @@ def test_batch_lists_rank_only_the_candidates_and_equal_the_dense_ranking(fitted
     finally:
         model.stage, model.chosen_rerank = stage, rerank
     assert filled > 0  # the short lists were exercised
+
+
+def test_a_shared_score_row_retrieves_what_scoring_every_listener_densely_does() -> None:
+    """Trending gives every listener the same row: ranked once, each listener's top, rank,
+    score and z-scores must be the dense path's, with ties (ordered by index), a listener
+    who has seen every item at the lowest score (the floor moves up to their lowest unseen
+    one), one who has seen everything."""
+    from segue.models.popularity import PopularityRecommender
+
+    rng = np.random.default_rng(5)
+    n_users, n_items = 30, 60
+    plays = sp.random(n_users, n_items, density=0.2, random_state=3, dtype=np.float32).tocsr()
+    plays.data = rng.integers(1, 4, len(plays.data)).astype(np.float32)
+    plays = plays.tolil()
+    plays[:, 50:] = 0
+    plays[:, 40:44] = 2.0  # four items tied
+    plays[0, 20:] = 1.0  # ten items (50-59) tied at the lowest score, all seen by listener 0
+    plays[2, 5:58] = 1.0  # listener 2 has seen all but a few
+    plays = plays.tocsr()
+    plays.eliminate_zeros()
+    users = np.arange(3, n_users)
+    shared = Generators(["trending"]).fit(plays, None)
+    assert isinstance(shared.models["trending"], PopularityRecommender)
+    dense = Generators(["trending"]).fit(plays, None)
+    dense._shared = {"trending": None}  # as if the model had no shared row
+    for block in (np.arange(n_users), users[:1], np.array([0]), np.array([0, 2])):
+        got = shared.retrieve(block, plays[block], 30)  # longer than listener 0's unseen
+        want = dense.retrieve(block, plays[block], 30)
+        assert np.array_equal(got.rows, want.rows) and np.array_equal(got.items, want.items)
+        assert np.array_equal(got.ranks, want.ranks)
+        np.testing.assert_array_equal(got.scores, want.scores)
+        np.testing.assert_allclose(got.zall, want.zall, rtol=1e-5, atol=1e-6)
+    one = shared.retrieve(np.array([0]), plays[[0]], 30)
+    assert 0 < len(one) < 20 and not np.isin(one.items, plays[0].indices).any()
+    everything = sp.csr_matrix(np.ones((1, n_items), dtype=np.float32))
+    assert len(shared.retrieve(np.array([1]), everything, 8)) == 0

@@ -39,7 +39,7 @@ import scipy.sparse as sp
 from segue.dataset.catalog import ItemCatalog
 from segue.dataset.side import SideInfo
 from segue.errors import SegueError
-from segue.models.base import Reason, Recommender, top_k
+from segue.models.base import Reason, Recommender, take_rows, top_k
 
 #: Profiles scored together by :meth:`ContentRecommender.score_profiles`.
 _PROFILE_SLICE = 16
@@ -149,7 +149,7 @@ class ContentRecommender(Recommender):
         return self.sparse_vectors.shape[1] + self.dense_vectors.shape[1]
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        rows = self._fitted()[np.asarray(users, dtype=np.int64)]
+        rows = take_rows(self._fitted(), users)
         return self.score_profiles(self._profiles(rows))
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:

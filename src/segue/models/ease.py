@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from segue.dataset.side import SideInfo
 from segue.errors import SegueError
-from segue.models.base import Reason, Recommender, top_k
+from segue.models.base import Reason, Recommender, take_rows, top_k
 
 
 class EASERecommender(Recommender):
@@ -74,7 +74,7 @@ class EASERecommender(Recommender):
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        return self._score_rows(self._fitted()[np.asarray(users)])
+        return self._score_rows(take_rows(self._fitted(), users))
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """Any listener's scores from their history row: EASE needs no per-user state."""

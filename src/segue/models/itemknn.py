@@ -15,7 +15,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.dataset.side import SideInfo
-from segue.models.base import Reason, Recommender, sparse_from_state, sparse_state, top_k
+from segue.models.base import (
+    Reason,
+    Recommender,
+    sparse_from_state,
+    sparse_state,
+    take_rows,
+    top_k,
+)
 
 #: Upper bound on the stored entries of one block of similarity rows before the top-N cut
 #: (cosine and co-counts together take ~24 bytes an entry while a block is worked on).
@@ -101,13 +108,13 @@ class ItemKNNRecommender(Recommender):
 
     def score(self, users: np.ndarray) -> np.ndarray:
         # score(u, i) = sum_j r(u, j) * sim(j, i)
-        return np.asarray((self._fitted()[users] @ self.similarity).todense())
+        return np.asarray((take_rows(self._fitted(), users) @ self.similarity).todense())
 
     def score_sparse(self, users: np.ndarray) -> sp.csr_matrix | None:
         """Sparse scores: a user's candidates are the neighbours of their items, few of all."""
         if not self._scores_nonnegative():
             return None
-        return (self._fitted()[users] @ self.similarity).tocsr()
+        return (take_rows(self._fitted(), users) @ self.similarity).tocsr()
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray((history.tocsr().astype(np.float32) @ self.similarity).todense())

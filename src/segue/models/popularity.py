@@ -81,6 +81,13 @@ class PopularityRecommender(Recommender):
             self.listeners / total, (history.shape[0], len(self.listeners))
         ).copy()
 
+    def shared_scores(self) -> np.ndarray | None:
+        """The global shares, when no per-country part moves them per listener."""
+        if self.country_weight > 0 and len(self.by_country):
+            return None
+        total = self.listeners.sum() or 1.0
+        return self.listeners / total
+
     def explain(self, user: int, item: int) -> Reason:
         if self.country_weight > 0 and self.user_country[user] >= 0:
             return Reason("popular_in_your_country")

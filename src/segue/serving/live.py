@@ -39,6 +39,7 @@ from segue.data.consent import Context, personalised
 from segue.data.model import User
 from segue.errors import SegueError
 from segue.models import Reason
+from segue.models.base import take_rows
 from segue.models.coldstart import NewItemPolicy, Onboarding
 from segue.models.filters import Filters
 from segue.online.state import BatchList, OnlineState, SessionState, StateUnavailable
@@ -158,7 +159,8 @@ def recommend_live(
         degraded.append(STATE_FALLBACK)
     if request.picks or request.pick_genres:
         onboarding = (list(request.picks), list(request.pick_genres))
-    base = model.train[row] if row >= 0 and model.train[row].nnz > 0 else None
+    base = take_rows(model.train, [row]) if row >= 0 else None
+    base = base if base is not None and base.nnz > 0 else None
     fresh = [i for i in recent if i in model.items]
     history = history_from_recent(fresh, model.items, base) if fresh else base
 

@@ -31,7 +31,7 @@ import scipy.sparse as sp
 from segue.dataset.side import SideInfo
 from segue.dataset.splits import inner_folds
 from segue.errors import SegueError
-from segue.models.base import Reason, Recommender, _top_k_sparse
+from segue.models.base import Reason, Recommender, _top_k_sparse, take_rows
 from segue.models.filters import Filters
 from segue.models.staged.features import FeatureContext, feature_names, pair_features
 from segue.models.staged.ranker import Ranker
@@ -252,9 +252,10 @@ class StagedRecommender(Recommender):
         chunks: list[tuple[Candidates, np.ndarray]] = []
         for start in range(0, len(users), self.block):
             block = users[start : start + self.block]
-            rows = train[block]
+            rows = take_rows(train, block)
             cands = self.gens.retrieve(block, rows, self.n_candidates)
-            features = pair_features(self.ctx, cands, rows, self.ctx.friends[block], played)
+            friends = take_rows(self.ctx.friends, block)
+            features = pair_features(self.ctx, cands, rows, friends, played)
             cands.rows = cands.rows + start
             chunks.append((cands, features))
         return _concat(chunks, self.n_candidates, len(self.gens.active))
@@ -271,7 +272,7 @@ class StagedRecommender(Recommender):
     # -- scoring -------------------------------------------------------------------------
     def score(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64)
-        return self._scores(*self._features(users), self._fitted()[users])
+        return self._scores(*self._features(users), take_rows(self._fitted(), users))
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """A listener outside the training data: generators' ``score_history`` → features →
@@ -340,9 +341,11 @@ class StagedRecommender(Recommender):
         was, and hold :data:`UNRETRIEVED` as their score.
         """
         train = self._fitted()
-        rows, items, values = self._candidate_scores(*self._features(block), train[block])
+        rows, items, values = self._candidate_scores(
+            *self._features(block), take_rows(train, block)
+        )
         # the listener's own plays stay out, as in score(), whatever the caller masks
-        played = self._played(train)[block]
+        played = take_rows(self._played(train), block)
         masked = played if seen is None else played + (seen != 0).astype(np.float32)
         matrix = sp.csr_matrix((values, (rows, items)), shape=(len(block), train.shape[1]))
         allowed = None if filters is None else filters.allowed

@@ -17,7 +17,7 @@ A generator that needs side information the data lacks (``content`` without a ca
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -27,6 +27,7 @@ import scipy.sparse as sp
 
 from segue.dataset import Binary, LogScale
 from segue.dataset.side import SideInfo
+from segue.dataset.weighting import ColumnStats, weigh_beside
 from segue.errors import SegueError
 from segue.models.base import Reason, Recommender, sparse_from_state, sparse_state, top_k
 from segue.models.popularity import PopularityRecommender
@@ -154,6 +155,9 @@ class Generators:
         self.exact_below = exact_below
         self.models: dict[str, Recommender] = {}
         self._indexes: dict[str, VectorIndex] = {}
+        self._shared: dict[str, _SharedRow | None] = {}
+        #: the raw training matrix and its column statistics (for :meth:`weighted`)
+        self._raw_stats: tuple[sp.csr_matrix, ColumnStats] | None = None
 
     @property
     def active(self) -> list[str]:
@@ -162,6 +166,7 @@ class Generators:
     def fit(self, raw: sp.csr_matrix, side: SideInfo | None) -> Self:
         self.models = {}
         self._indexes = {}
+        self._shared = {}
         for name in self.names:
             if not _usable(name, side):
                 continue
@@ -173,12 +178,16 @@ class Generators:
         return self
 
     def weighted(self, name: str, history: sp.csr_matrix, raw: sp.csr_matrix) -> sp.csr_matrix:
-        """History rows weighted as the generator's training matrix was: stacked under the
-        raw training matrix first, so that BM25's idf and length norm come from all listeners
-        (applied to a lone row, BM25 turns a newcomer's plays negative)."""
-        weighting = generator_spec(name).weighting
-        stacked = sp.vstack([raw, history], format="csr")
-        return weighting.apply(stacked)[raw.shape[0] :]
+        """History rows weighted as the generator's training matrix was: as if stacked under
+        the raw training matrix, so that BM25's idf and length norm come from all listeners
+        (applied to a lone row, BM25 turns a newcomer's plays negative). The raw matrix's
+        column statistics are kept per matrix: a listener with fresh plays is scored this
+        way on every request."""
+        cached = self._raw_stats
+        if cached is None or cached[0] is not raw:
+            cached = (raw, ColumnStats.of(raw))
+            self._raw_stats = cached
+        return weigh_beside(generator_spec(name).weighting, history, raw, cached[1])
 
     def _index(self, name: str) -> VectorIndex | None:
         """A faiss index when the generator is a dot product over a catalog large enough."""
@@ -189,6 +198,35 @@ class Generators:
         if name not in self._indexes:
             self._indexes[name] = VectorIndex(factors[1], exact_below=self.exact_below)
         return self._indexes[name]
+
+    def _query(
+        self,
+        name: str,
+        users: np.ndarray | None,
+        history: sp.csr_matrix | None,
+        raw: sp.csr_matrix | None,
+    ) -> np.ndarray | None:
+        """The user vectors to search the generator's vector index with (None: it has no
+        index here): trained listeners' own, or those folded in from history rows, so that
+        a listener with fresh plays is retrieved (and featured) as a trained one is."""
+        if self._index(name) is None:
+            return None
+        model = self.models[name]
+        if history is None:
+            assert users is not None
+            return model._dot_factors()[0][users]  # type: ignore[index]
+        fold_in = getattr(model, "fold_in", None)
+        if fold_in is None:
+            return None
+        assert raw is not None
+        return np.asarray(fold_in(self.weighted(name, history, raw)), dtype=np.float32)
+
+    def _shared_row(self, name: str) -> _SharedRow | None:
+        """The generator's one score row for every listener, ranked once (None: it has none)."""
+        if name not in self._shared:
+            row = self.models[name].shared_scores()
+            self._shared[name] = None if row is None else _SharedRow.of(row)
+        return self._shared[name]
 
     def retrieve(
         self,
@@ -208,16 +246,18 @@ class Generators:
         n_rows, n_items = seen.shape
         n = min(n, n_items)
         tops: list[tuple[np.ndarray, np.ndarray]] = []
-        dense_blocks: list[tuple[np.ndarray, _RowStats] | None] = []
+        #: per generator scoring every item: how to read a pair's score, and its row stats
+        dense_blocks: list[tuple[Callable[[np.ndarray, np.ndarray], np.ndarray], _RowStats] | None]
+        dense_blocks = []
         vectors: list[tuple[np.ndarray, np.ndarray] | None] = []
         seen_rows = np.repeat(np.arange(n_rows), np.diff(seen.indptr))
         for name in names:
             model = self.models[name]
-            index = self._index(name) if history is None else None
-            if index is not None:
-                assert users is not None
-                user_vectors, item_vectors = model._dot_factors()  # type: ignore[misc]
-                query = user_vectors[users]
+            query = self._query(name, users, history, raw)
+            if query is not None:
+                index = self._index(name)
+                assert index is not None
+                item_vectors = model._dot_factors()[1]  # type: ignore[index]
                 extra = int(np.diff(seen.indptr).max(initial=0))
                 ids, values = index.search(query, n, extra)
                 masked = _in_rows(seen, ids)
@@ -228,6 +268,13 @@ class Generators:
                 tops.append((ids, values))
                 dense_blocks.append(None)
                 vectors.append((query, item_vectors))
+                continue
+            shared = self._shared_row(name)
+            if shared is not None:
+                ids, values, stats = shared.top(seen, n)
+                tops.append((ids, values))
+                dense_blocks.append((lambda _rows, items, row=shared.scores: row[items], stats))
+                vectors.append(None)
                 continue
             if history is None:
                 assert users is not None
@@ -241,7 +288,7 @@ class Generators:
             stats = _unseen_stats(dense, seen_rows, seen.indices)  # also masks the seen
             ids, values = _top_above(dense, stats[0], n)
             tops.append((ids, values))
-            dense_blocks.append((dense, stats))
+            dense_blocks.append((lambda rows, items, block=dense: block[rows, items], stats))
             vectors.append(None)
         keys = np.unique(
             np.concatenate(
@@ -260,8 +307,8 @@ class Generators:
             zip(tops, dense_blocks, vectors, strict=True)
         ):
             if dense is not None:
-                scored, (_, mean, std) = dense
-                pair = scored[rows, items]
+                read, (_, mean, std) = dense
+                pair = read(rows, items)
                 zall[:, g] = np.where(np.isfinite(pair), (pair - mean[rows]) / std[rows], np.nan)
             else:
                 assert vec is not None
@@ -282,6 +329,7 @@ class Generators:
             name: generator_spec(name).cls.load(folder / f"generator-{name}") for name in active
         }
         self._indexes = {}
+        self._shared = {}
 
 
 #: Per row of a dense block: (lowest score, mean, standard deviation) over the unseen items.
@@ -338,6 +386,62 @@ def _top_above(dense: np.ndarray, floor: np.ndarray, n: int) -> tuple[np.ndarray
         ids[r, : best.shape[1]] = above[best[0]]
         values[r, : best.shape[1]] = best_values[0]
     return ids, values
+
+
+@dataclass
+class _SharedRow:
+    """A score row every listener shares (trending), with what each listener's top and row
+    statistics start from: the items best first (ties by index, as :func:`top_k`), and the
+    sums over the whole row. A listener's part is then their few seen items taken out, where
+    the dense path scored, masked, summed and ranked the whole catalog per request."""
+
+    scores: np.ndarray
+    order: np.ndarray
+    total: float
+    squares: float
+    lowest: float
+    n_lowest: int
+
+    @classmethod
+    def of(cls, row: np.ndarray) -> _SharedRow:
+        scores = np.asarray(row, dtype=np.float32)
+        if not np.isfinite(scores).all():
+            raise SegueError("a shared score row must be finite")
+        order = np.lexsort((np.arange(len(scores)), -scores))
+        wide = scores.astype(np.float64)
+        lowest = float(scores.min()) if len(scores) else 0.0
+        return cls(
+            scores, order, float(wide.sum()), float((wide**2).sum()), lowest,
+            int((scores == lowest).sum()),
+        )  # fmt: skip
+
+    def top(self, seen: sp.csr_matrix, n: int) -> tuple[np.ndarray, np.ndarray, _RowStats]:
+        """(ids, values, row stats) of each row of ``seen`` as :func:`_top_above` and
+        :func:`_unseen_stats` give them on the dense block."""
+        n_rows, n_items = seen.shape
+        seen_rows = np.repeat(np.arange(n_rows), np.diff(seen.indptr))
+        seen_values = self.scores[seen.indices].astype(np.float64)
+        total = self.total - np.bincount(seen_rows, weights=seen_values, minlength=n_rows)
+        squares = self.squares - np.bincount(seen_rows, weights=seen_values**2, minlength=n_rows)
+        count = n_items - np.bincount(seen_rows, minlength=n_rows).astype(np.float64)
+        ids = np.zeros((n_rows, n), dtype=np.int64)
+        values = np.full((n_rows, n), -np.inf, dtype=np.float32)
+        floor = np.full(n_rows, self.lowest, dtype=np.float32)
+        for r in range(n_rows):
+            own = seen.indices[seen.indptr[r] : seen.indptr[r + 1]]
+            if np.count_nonzero(self.scores[own] == self.lowest) >= self.n_lowest:
+                unseen = np.ones(n_items, dtype=bool)  # every lowest item seen: a rare row
+                unseen[own] = False
+                floor[r] = self.scores[unseen].min() if unseen.any() else np.inf
+            head = self.order[: n + len(own)]
+            head = head[~np.isin(head, own)]
+            head = head[self.scores[head] > floor[r]][:n]
+            ids[r, : len(head)] = head
+            values[r, : len(head)] = self.scores[head]
+        count = np.maximum(count, 1.0)
+        mean = total / count
+        var = np.maximum(squares / count - mean**2, 0.0)
+        return ids, values, (floor, mean, np.where(var > 0, np.sqrt(var), 1.0))
 
 
 def _in_rows(matrix: sp.csr_matrix, ids: np.ndarray) -> np.ndarray:

@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listeners", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    # as `segue serve` runs each worker (segue.api.server): one BLAS / OpenMP thread
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
     started = time.perf_counter()
     model = load_trained_at(args.model_dir, "pipeline").model
     print(f"loaded in {time.perf_counter() - started:.1f} s; generators {model.gens.active}")

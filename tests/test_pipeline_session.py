@@ -316,3 +316,60 @@ def test_top_ranks_exactly_like_adjusting_every_item(seed: int) -> None:
             items, adjusted = adjuster.top(scores, s, k)
             np.testing.assert_array_equal(items, expected[:k])
             np.testing.assert_allclose(adjusted, full[expected[:k]])
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_row_held_sparsely_ranks_as_its_dense_row(seed: int) -> None:
+    """top_sparse (a few candidates, every other item at one fill value, stored -inf
+    entries, excluded items) gives the items and adjusted scores of top() on the same row
+    made dense: with and without a session, k inside the candidates and beyond them."""
+    rng = np.random.default_rng(100 + seed)
+    n = len(ITEMS)
+    fill = -50.0
+    stored = np.sort(rng.choice(n, size=9, replace=False))
+    values = rng.normal(size=9).round(1)
+    values[:2] = -np.inf  # items the model masks itself (its listener's plays)
+    row = sp.csr_matrix((values, (np.zeros(9, np.int64), stored)), shape=(1, n))
+    excluded = np.zeros(n, dtype=bool)
+    excluded[rng.choice(n, size=3, replace=False)] = True
+    dense = np.full(n, fill)
+    dense[stored] = values
+    dense[excluded] = -np.inf
+    artists = sorted({r.artist_id for r in RECORDS})
+    session = SessionState(
+        "s",
+        0,
+        0,
+        skips_by_artist={artists[seed % len(artists)]: 1 + seed % 2},
+        skips_by_genre={},
+        likes_by_artist={artists[(seed + 3) % len(artists)]: 1},
+        likes_by_genre={GENRES[seed % 3]: seed % 2},
+    )
+    adjuster = SessionAdjuster(CATALOG)
+    for s in (None, session):
+        for k in (1, 3, 6, n):
+            got_items, got = adjuster.top_sparse(row, fill, excluded, s, k)
+            want_items, want = adjuster.top(dense, s, k)
+            np.testing.assert_array_equal(got_items, want_items)
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+
+
+def test_rerank_for_session_ranks_a_sparse_models_row_as_its_dense_scores(
+    itemknn: ItemKNNRecommender,
+) -> None:
+    """A model with score_sparse (item-kNN) is served from the sparse row; the list must be
+    the one its dense scores give, with a session, exclusions, and k past its candidates."""
+
+    class DenseOnly(ItemKNNRecommender):
+        def score_sparse(self, users: np.ndarray) -> None:
+            return None
+
+    dense_model = DenseOnly()
+    dense_model.__dict__.update(itemknn.__dict__)
+    session = _session(skips_by_genre={"jazz": 1}, likes_by_artist={"rock-artist2": 1})
+    for user in (0, 5, 30):
+        for k, exclude in ((K, [1, 2]), (len(ITEMS), None)):
+            want = rerank_for_session(dense_model, user, None, CATALOG, session, k, exclude)
+            got = rerank_for_session(itemknn, user, None, CATALOG, session, k, exclude)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=1e-6)

@@ -427,3 +427,16 @@ def test_a_shared_score_row_retrieves_what_scoring_every_listener_densely_does()
     assert 0 < len(one) < 20 and not np.isin(one.items, plays[0].indices).any()
     everything = sp.csr_matrix(np.ones((1, n_items), dtype=np.float32))
     assert len(shared.retrieve(np.array([1]), everything, 8)) == 0
+
+
+def test_the_sparse_scores_are_the_dense_scores_held_sparsely(fitted) -> None:
+    """score_sparse stores the candidates and the listener's plays (-inf); filled with the
+    unstored score it is score() exactly, so serving ranks the same list from it."""
+    model, train, _, _, _ = fitted
+    users = np.array([0, 7, 100, 301])
+    sparse = model.score_sparse(users)
+    dense = np.full(sparse.shape, model.unstored_score, dtype=np.float32)
+    coo = sparse.tocoo()
+    dense[coo.row, coo.col] = coo.data
+    np.testing.assert_array_equal(dense, model.score(users))
+    assert np.isneginf(dense[train[users].nonzero()]).all()

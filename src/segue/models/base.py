@@ -60,6 +60,8 @@ class Recommender(abc.ABC):
 
     #: Registry name, used by the CLI and in saved manifests.
     name: ClassVar[str]
+    #: What an entry :meth:`score_sparse` does not store scores.
+    unstored_score: ClassVar[float] = 0.0
 
     _train: sp.csr_matrix | None = None
 
@@ -149,9 +151,11 @@ class Recommender(abc.ABC):
     def score_sparse(self, users: np.ndarray) -> sp.csr_matrix | None:
         """Scores as a sparse matrix, for models whose candidates are few; None: use ``score``.
 
-        Only for scores that are never negative: an unstored entry means a score of 0.
-        ``recommend`` then ranks the stored entries and fills short lists with 0-score items in
-        index order, which is what a dense ranking does up to the order of tied zeros.
+        An unstored entry means a score of :attr:`unstored_score`, and no stored entry is
+        lower except -inf (an item the model masks itself). ``recommend`` then ranks the
+        stored entries and fills short lists with unstored items in index order, which is
+        what a dense ranking does up to the order of the tie; serving ranks the row the same
+        way (:meth:`~segue.serving.session.SessionAdjuster.top_sparse`).
         """
         return None
 
@@ -186,7 +190,7 @@ class Recommender(abc.ABC):
         sparse = self.score_sparse(block)
         if sparse is not None:
             allowed = None if filters is None else filters.allowed
-            return _top_k_sparse(sparse, k, seen, allowed)
+            return _top_k_sparse(sparse, k, seen, allowed, unstored=self.unstored_score)
         dense = self.score(block).astype(np.float32, copy=False)
         if seen is not None:
             rows = np.repeat(np.arange(len(block)), np.diff(seen.indptr))

@@ -173,11 +173,65 @@ class SessionAdjuster:
             kept = np.flatnonzero(np.isfinite(unmoved))
         candidates = np.concatenate([kept, moved])
         raw = scores[candidates].astype(np.float64)
-        adjusted = _squash((raw - mean) / std) if std > 0 else np.zeros(len(candidates))
+        return _ranked(candidates, raw, mean, std, delta, k)
+
+    def top_sparse(
+        self,
+        scores: sp.csr_matrix,
+        fill: float,
+        excluded: np.ndarray,
+        session: SessionState | None,
+        k: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`top` of a (1, n_items) row held sparsely: ``fill`` for every unstored item
+        (finite), stored -inf entries and the ``excluded`` items (a boolean mask) masked.
+
+        Why: a staged model scores a few hundred candidates, the rest of a 132,660-item row
+        at one value; ranking that row densely (copies, statistics, a partition) cost more
+        per request than its ranker. The statistics come from the candidates and the count
+        of the rest; when the top ``k`` would reach into the unstored items the dense row is
+        built and ranked as :meth:`top` ranks it, so the result is the same.
+        """
+        n = len(self.catalog)
+        if scores.shape != (1, n) or excluded.shape != (n,):
+            raise SegueError(
+                f"SessionAdjuster.top_sparse: expected a (1, {n}) row and a ({n},) mask, got "
+                f"{scores.shape} and {excluded.shape}"
+            )
+        if not scores.has_sorted_indices:  # a product's rows may come unsorted
+            scores = scores.sorted_indices()
+        items = scores.indices.astype(np.int64)
+        values = scores.data.astype(np.float64)
+        masked = excluded.copy()
+        masked[items[~np.isfinite(values)]] = True
+        count = n - int(np.count_nonzero(masked))
+        if k <= 0 or count == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        live = ~masked[items]
+        items, values = items[live], values[live]
+        n_fill = count - len(items)
+        mean = (fill * n_fill + values.sum()) / count
+        std = float(np.sqrt((n_fill * (fill - mean) ** 2 + ((values - mean) ** 2).sum()) / count))
+        delta = self.item_deltas(session) if session is not None and _counts(session) else None
+        moved = np.zeros(0, np.int64)
+        unmoved = np.ones(len(items), dtype=bool)
         if delta is not None:
-            adjusted = adjusted + delta[candidates]
-        order = np.lexsort((candidates, -adjusted))[:k]
-        return candidates[order].astype(np.int64), adjusted[order]
+            moved = np.flatnonzero((delta != 0) & ~masked)
+            unmoved = ~np.isin(items, moved)
+        kth = kth_largest(values[unmoved], k) if unmoved.sum() >= k else -np.inf
+        if not kth > fill:  # the top k reaches the unstored items: rank the dense row
+            dense = np.full(n, fill, dtype=np.float64)
+            dense[items] = values
+            dense[masked] = -np.inf
+            return self.top(dense, session, k)
+        kept = items[unmoved & (values >= kth)]
+        candidates = np.concatenate([kept, moved])
+        raw = np.full(len(candidates), fill, dtype=np.float64)
+        at = np.searchsorted(items, candidates)
+        found = at < len(items)
+        found[found] = items[at[found]] == candidates[found]
+        raw[found] = values[at[found]]
+        return _ranked(candidates, raw, mean, std, delta, k)
 
     def item_deltas(self, session: SessionState) -> np.ndarray:
         """The (n_items,) amount each item moves by in this session (0 for unaffected items)."""
@@ -219,6 +273,23 @@ class SessionAdjuster:
             if code is not None:
                 out[code] += self.like_boost * count
         return out
+
+
+def _ranked(
+    candidates: np.ndarray,
+    raw: np.ndarray,
+    mean: float,
+    std: float,
+    delta: np.ndarray | None,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The best ``k`` of ``candidates`` by adjusted score (raw standardised and squashed,
+    plus the session's ``delta``), ties by item index."""
+    adjusted = _squash((raw - mean) / std) if std > 0 else np.zeros(len(candidates))
+    if delta is not None:
+        adjusted = adjusted + delta[candidates]
+    order = np.lexsort((candidates, -adjusted))[:k]
+    return candidates[order].astype(np.int64), adjusted[order]
 
 
 def _counts(session: SessionState) -> bool:
@@ -306,6 +377,11 @@ def rerank_for_session(
         raw = model.score_history(history) if scores is None else scores
     elif user_row is not None:
         history = None
+        sparse = model.score_sparse(np.asarray([user_row], dtype=np.int64))
+        if sparse is not None and sparse.shape == (1, n):  # a model with few candidates
+            excluded = _excluded(exclude, n)
+            adjuster = adjuster or SessionAdjuster(catalog)
+            return adjuster.top_sparse(sparse.tocsr(), model.unstored_score, excluded, session, k)
         raw = model.score(np.asarray([user_row], dtype=np.int64))
     else:
         raise SegueError("rerank_for_session: give a history_row or a user_row to score")
@@ -327,6 +403,16 @@ def rerank_for_session(
         else:
             masked[_exclude_indices(exclude, n)] = -np.inf
     return (adjuster or SessionAdjuster(catalog)).top(masked, session, k)
+
+
+def _excluded(exclude: Sequence[int] | np.ndarray | None, n: int) -> np.ndarray:
+    """``exclude`` (item indices or a boolean mask) as a boolean mask over the n items."""
+    arr = np.asarray(exclude) if exclude is not None else np.zeros(0, np.int64)
+    if arr.dtype == bool and arr.shape == (n,):
+        return arr
+    mask = np.zeros(n, dtype=bool)
+    mask[_exclude_indices(arr, n)] = True
+    return mask
 
 
 def _exclude_indices(exclude: Sequence[int] | np.ndarray, n: int) -> np.ndarray:

@@ -52,6 +52,7 @@ _RERANK_GRID = (0.0, 0.02, 0.05, 0.1, 0.2)
 
 class StagedRecommender(Recommender):
     name = "pipeline"
+    unstored_score = UNRETRIEVED
 
     def __init__(
         self,
@@ -273,6 +274,23 @@ class StagedRecommender(Recommender):
     def score(self, users: np.ndarray) -> np.ndarray:
         users = np.asarray(users, dtype=np.int64)
         return self._scores(*self._features(users), take_rows(self._fitted(), users))
+
+    def score_sparse(self, users: np.ndarray) -> sp.csr_matrix:
+        """:meth:`score` as it is held: the candidates' scores, the listener's plays stored
+        at -inf, every other item :data:`UNRETRIEVED` (unstored)."""
+        users = np.asarray(users, dtype=np.int64)
+        train = self._fitted()
+        seen = take_rows(train, users)
+        rows, items, values = self._candidate_scores(*self._features(users), seen)
+        played = take_rows(self._played(train), users)
+        played_rows = np.repeat(np.arange(len(users)), np.diff(played.indptr))
+        return sp.csr_matrix(
+            (
+                np.concatenate([values, np.full(played.nnz, -np.inf, np.float32)]),
+                (np.concatenate([rows, played_rows]), np.concatenate([items, played.indices])),
+            ),
+            shape=(len(users), train.shape[1]),
+        )
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """A listener outside the training data: generators' ``score_history`` → features →

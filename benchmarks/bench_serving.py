@@ -294,6 +294,27 @@ ROUTES = {
 }
 
 
+async def _play_for(port: int, users: list[str], items: list[str], batch: int = 500) -> None:
+    """One play of a random catalog item per listener, through the API as clients send them,
+    so that these listeners' next lists are scored from fresh plays (the history path)."""
+    conn = await Connection.open(port)
+    rng = random.Random(1)
+    try:
+        for start in range(0, len(users), batch):
+            events = [
+                {"event_id": uuid.uuid4().hex, "user_id": user, "item_id": rng.choice(items),
+                 "type": "play"}
+                for user in users[start : start + batch]
+            ]  # fmt: skip
+            status, body = await conn.request(
+                "POST", "/v1/events", json.dumps({"events": events}).encode()
+            )
+            if status != 202:
+                raise SystemExit(f"posting plays failed: {status} {body[:200]!r}")
+    finally:
+        conn.close()
+
+
 def load(args: argparse.Namespace) -> None:
     """The load test; with ``--exposure-log both`` one server with the exposure log on, then
     one with it off, ``--rounds`` times, so that the two are compared under the same noise.
@@ -316,6 +337,11 @@ def load(args: argparse.Namespace) -> None:
             with server(
                 args.mode, args.workers, args.port, args.model, prefix, persist, run_env
             ) as proc:
+                if args.fresh > 0:  # a share of the known listeners played since training
+                    known = [u for u in users if not u.startswith("cold-")]
+                    fresh = known[: int(args.fresh * len(known))]
+                    asyncio.run(_play_for(args.port, fresh, _sample_items(5_000, args.model)))
+                    time.sleep(5)  # the event worker applies them to the online state
                 # warm-up, not counted: the first 20 s at full rate after a start measured p99
                 # 30-145 ms where later windows measured 9-11 ms (caches, connections, faults)
                 asyncio.run(_open_loop(args.port, users, 150, 20, args.connections, route))
@@ -601,6 +627,13 @@ def main() -> None:
             p.add_argument("--rounds", type=int, default=1, help="how often to alternate")
             p.add_argument("--route", choices=sorted(ROUTES), default="recommendations")
             p.add_argument("--explore-share", type=float, default=0.0, help="SEGUE_EXPLORE_SHARE")
+            p.add_argument(
+                "--fresh",
+                type=float,
+                default=0.0,
+                help="share of the known listeners given one play before the load (their "
+                "lists are then scored from fresh plays, as an active listener's are)",
+            )
         if p.prog.endswith(("load", "freshness")):
             p.add_argument("--no-persist", action="store_true", help="no worker in the API")
         if p.prog.endswith("freshness"):

@@ -440,3 +440,75 @@ def test_the_sparse_scores_are_the_dense_scores_held_sparsely(fitted) -> None:
     dense[coo.row, coo.col] = coo.data
     np.testing.assert_array_equal(dense, model.score(users))
     assert np.isneginf(dense[train[users].nonzero()]).all()
+
+
+def test_pair_features_match_their_definitions_computed_densely() -> None:
+    """Listener, item and pair features of a hand-made context against dense numpy: artist
+    affinity (share of the listener's items by the candidate's artist; 0 without an
+    artist), genre share, tag cosine, friends who played it and their share."""
+    from segue.models.staged.features import FeatureContext, feature_names, pair_features
+    from segue.models.staged.retrieval import Candidates
+
+    rng = np.random.default_rng(21)
+    n_users, n_items, n_artists, n_genres, n_tags = 6, 30, 5, 4, 7
+    plays = sp.random(n_users, n_items, density=0.25, random_state=5, dtype=np.float32).tocsr()
+    plays.data = np.ceil(plays.data * 4)
+    artist = rng.integers(-1, n_artists, n_items)  # -1: no artist
+    has = artist >= 0
+    artists = sp.csr_matrix(
+        (np.ones(has.sum(), np.float32), (np.flatnonzero(has), artist[has])),
+        shape=(n_items, n_artists),
+    )
+    genres = sp.csr_matrix((rng.random((n_items, n_genres)) < 0.3).astype(np.float32))
+    tags = rng.random((n_items, n_tags)).astype(np.float32) * (rng.random((n_items, n_tags)) < 0.4)
+    tags /= np.maximum(np.linalg.norm(tags, axis=1, keepdims=True), 1e-9)
+    friends = sp.csr_matrix((rng.random((n_users, n_users)) < 0.4).astype(np.float32))
+    played = (plays != 0).astype(np.float32).tocsr()
+    ctx = FeatureContext(
+        item_listeners=np.asarray(played.sum(axis=0)).ravel(),
+        item_plays=np.asarray(plays.sum(axis=0)).ravel(),
+        artist_listeners=np.zeros(n_items, np.float32),
+        n_tags=np.diff(sp.csr_matrix(tags).indptr).astype(np.float32),
+        age_days=np.full(n_items, np.nan, np.float32),
+        audio=np.zeros((n_items, 0), np.float32),
+        tags=sp.csr_matrix(tags),
+        genres=genres,
+        artists=artists,
+        friends=friends,
+    )
+    block = np.array([1, 4, 5])
+    rows = np.repeat(np.arange(3), 8)
+    items = np.concatenate([np.sort(rng.choice(n_items, 8, replace=False)) for _ in block])
+    cands = Candidates(
+        rows=rows,
+        items=items,
+        scores=rng.normal(size=(len(rows), 1)).astype(np.float32),
+        ranks=np.zeros((len(rows), 1), np.float32),
+        n=10,
+        zall=np.zeros((len(rows), 1), np.float32),
+    )
+    got = pair_features(ctx, cands, plays[block], friends[block], played)
+    names = feature_names(["g"], 0)
+    column = {name: got[:, j] for j, name in enumerate(names)}
+    p = played[block].toarray()
+    n_u = np.maximum(p.sum(axis=1), 1)
+    by_artist = p @ artists.toarray()  # listener × artist counts
+    affinity = np.where(has[items], by_artist[rows, np.maximum(artist[items], 0)] / n_u[rows], 0)
+    genre_share = ((p @ genres.toarray()) / n_u[:, None])[rows] * genres.toarray()[items]
+    profile = p @ tags
+    profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
+    friends_played = (friends[block].toarray() @ played.toarray())[rows, items]
+    n_friends = friends[block].toarray().sum(axis=1)
+    np.testing.assert_allclose(column["artist_affinity"], affinity, rtol=1e-6)
+    np.testing.assert_allclose(column["genre_share"], genre_share.sum(axis=1), rtol=1e-5)
+    cosine = (profile[rows] * tags[items]).sum(axis=1)
+    np.testing.assert_allclose(column["tag_cosine"], cosine, rtol=1e-5)
+    np.testing.assert_allclose(column["friends_played"], friends_played)
+    np.testing.assert_allclose(
+        column["friends_share"], friends_played / np.maximum(n_friends[rows], 1), rtol=1e-6
+    )
+    np.testing.assert_allclose(column["user_items"], p.sum(axis=1)[rows])
+    np.testing.assert_allclose(column["user_friends"], n_friends[rows])
+    assert column["artist_affinity"].max() > 0
+    assert (column["artist_affinity"][~has[items]] == 0).all()
+    assert column["friends_played"].max() > 0

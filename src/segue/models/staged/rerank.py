@@ -25,9 +25,22 @@ def genre_distribution(rows: sp.csr_matrix, item_genres: sp.csr_matrix) -> np.nd
     return mass / np.where(total > 0, total, 1.0)
 
 
+#: The last item × genre matrix and its shares: the same (the served model's) every request.
+_last_shares: tuple[sp.csr_matrix, sp.csr_matrix] | None = None
+
+
 def _item_shares(item_genres: sp.csr_matrix) -> sp.csr_matrix:
+    """Each item's unit spread over its genres; kept for the matrix it was made from, as a
+    served request calibrates against the same catalog every time (rebuilt per call, the
+    132,660-item shares cost 7 ms of a 12 ms request on the 1M world)."""
+    global _last_shares
+    cached = _last_shares
+    if cached is not None and cached[0] is item_genres:
+        return cached[1]
     counts = np.asarray(item_genres.sum(axis=1)).ravel()
-    return (sp.diags(1.0 / np.where(counts > 0, counts, 1.0)) @ item_genres).tocsr()
+    shares = (sp.diags(1.0 / np.where(counts > 0, counts, 1.0)) @ item_genres).tocsr()
+    _last_shares = (item_genres, shares)
+    return shares
 
 
 def calibrate(

@@ -361,6 +361,17 @@ def test_top_above_is_the_top_k_of_the_items_scored_above_the_floor() -> None:
     assert np.all(ids[~kept] == 0)
 
 
+def _dense_top(model, block, k, seen, filters) -> tuple[np.ndarray, np.ndarray]:
+    """The whole scored rows ranked, seen and disallowed items at -inf."""
+    from segue.models.base import top_k
+
+    dense = model.score(block).astype(np.float32)
+    dense[np.repeat(np.arange(len(block)), np.diff(seen.indptr)), seen.indices] = -np.inf
+    if filters is not None:
+        dense[:, ~filters.allowed] = -np.inf
+    return top_k(dense, k)
+
+
 def test_batch_lists_rank_only_the_candidates_and_equal_the_dense_ranking(fitted) -> None:
     """recommend() ranks a batch's candidates alone; the lists must be those of ranking every
     listener's whole scored row: each stage, re-ranked or not, with filters, with lists the
@@ -384,10 +395,13 @@ def test_batch_lists_rank_only_the_candidates_and_equal_the_dense_ranking(fitted
                     for k, seen in ((10, train[block]), (150, train[block]), (150, test[block])):
                         blocked = None if filters is None else np.flatnonzero(~allowed)
                         ours = model._top_block(block, k, seen, filters, blocked)
-                        dense = Recommender._top_block(model, block, k, seen, filters, blocked)
+                        dense = _dense_top(model, block, k, seen, filters)
                         assert np.array_equal(ours[0], dense[0])
                         np.testing.assert_allclose(ours[1], dense[1], rtol=1e-5, atol=1e-5)
                         filled += int((ours[1] == UNRETRIEVED).sum())
+                        # the base class's sparse path over score_sparse: the same lists
+                        sparse = Recommender._top_block(model, block, k, seen, filters, blocked)
+                        assert np.array_equal(sparse[0], dense[0])
     finally:
         model.stage, model.chosen_rerank = stage, rerank
     assert filled > 0  # the short lists were exercised

@@ -375,8 +375,8 @@ def _top_k_sparse(
     allowed: np.ndarray | None,
     unstored: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``top_k`` of sparse scores whose unstored entries score ``unstored`` and none lower,
-    seen and disallowed at -inf.
+    """``top_k`` of sparse scores whose unstored entries score ``unstored`` and none lower
+    but stored -inf entries; those, seen and disallowed items at -inf.
 
     Entries above ``unstored`` rank by score, then index; a list they leave short is filled
     with the lowest-index ``unstored`` items (a dense ``top_k`` picks those tied items by
@@ -388,6 +388,8 @@ def _top_k_sparse(
     rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(scores.indptr))
     cols = scores.indices.astype(np.int64)
     values = scores.data.astype(np.float32, copy=False)
+    masked = values == -np.inf  # items the model masks itself: never a fill either
+    masked_rows, masked_cols = rows[masked], cols[masked]
     keep = values > unstored
     if allowed is not None:
         keep &= allowed[cols]
@@ -409,7 +411,9 @@ def _top_k_sparse(
     candidates = np.arange(n_items) if allowed is None else np.flatnonzero(allowed)
     for r in np.flatnonzero(have < k):
         taken = items[r, : have[r]]
-        excluded = taken if seen is None else np.concatenate([taken, seen[r].indices])
+        excluded = np.concatenate([taken, masked_cols[masked_rows == r]])
+        if seen is not None:
+            excluded = np.concatenate([excluded, seen[r].indices])
         need = k - have[r]
         head = candidates[: need + len(excluded)]
         zeros = head[~np.isin(head, excluded)][:need]

@@ -373,3 +373,26 @@ def test_rerank_for_session_ranks_a_sparse_models_row_as_its_dense_scores(
             got = rerank_for_session(itemknn, user, None, CATALOG, session, k, exclude)
             np.testing.assert_array_equal(got[0], want[0])
             np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=1e-6)
+
+
+def test_a_history_scored_sparsely_ranks_as_its_dense_scores(
+    itemknn: ItemKNNRecommender,
+) -> None:
+    """A listener with fresh plays, scored by a model with score_history_sparse: the list
+    (own plays masked or, on radio, not) must be the dense scores' list."""
+
+    class SparseHistory(ItemKNNRecommender):
+        def score_history_sparse(self, history: sp.csr_matrix) -> sp.csr_matrix:
+            return sp.csr_matrix(self.score_history(history))  # zeros unstored
+
+    sparse_model = SparseHistory()
+    sparse_model.__dict__.update(itemknn.__dict__)
+    session = _session(skips_by_artist={"jazz-artist1": 1}, likes_by_genre={"pop": 1})
+    for user in (0, 25):
+        history = history_from_recent([_item_id("rock", 1)], ITEMS, TRAIN[user])
+        for k, exclude_seen in ((K, True), (len(ITEMS), True), (K, False)):
+            args = (None, history, CATALOG, session, k, [2])
+            want = rerank_for_session(itemknn, *args, exclude_seen=exclude_seen)
+            got = rerank_for_session(sparse_model, *args, exclude_seen=exclude_seen)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_allclose(got[1], want[1], rtol=1e-6, atol=1e-6)

@@ -454,6 +454,16 @@ def test_the_sparse_scores_are_the_dense_scores_held_sparsely(fitted) -> None:
     dense[coo.row, coo.col] = coo.data
     np.testing.assert_array_equal(dense, model.score(users))
     assert np.isneginf(dense[train[users].nonzero()]).all()
+    # a listener known by a history (fresh plays): the same, from score_history
+    history = train[users].tolil()
+    history[0, 3] = 2.0
+    history = history.tocsr()
+    sparse = model.score_history_sparse(history)
+    dense = np.full(sparse.shape, model.unstored_score, dtype=np.float32)
+    coo = sparse.tocoo()
+    dense[coo.row, coo.col] = coo.data
+    np.testing.assert_array_equal(dense, model.score_history(history))
+    assert np.isneginf(dense[0, 3])
 
 
 def test_pair_features_match_their_definitions_computed_densely() -> None:

@@ -159,6 +159,11 @@ class Recommender(abc.ABC):
         """
         return None
 
+    def score_history_sparse(self, history: sp.csr_matrix) -> sp.csr_matrix | None:
+        """:meth:`score_history` held as :meth:`score_sparse` holds :meth:`score`; None:
+        use ``score_history``."""
+        return None
+
     def shared_scores(self) -> np.ndarray | None:
         """The one (n_items,) score row every listener gets, when ``score`` and
         ``score_history`` do not depend on the listener; None otherwise.

@@ -374,6 +374,13 @@ def rerank_for_session(
                 f"rerank_for_session: history_row must have shape (1, {n}) for the catalog's "
                 f"{n} items, got {history.shape}"
             )
+        sparse = model.score_history_sparse(history) if scores is None else None
+        if sparse is not None and sparse.shape == (1, n):  # a model with few candidates
+            excluded = _excluded(exclude, n).copy()
+            if exclude_seen:
+                excluded[history.indices] = True
+            adjuster = adjuster or SessionAdjuster(catalog)
+            return adjuster.top_sparse(sparse.tocsr(), model.unstored_score, excluded, session, k)
         raw = model.score_history(history) if scores is None else scores
     elif user_row is not None:
         history = None

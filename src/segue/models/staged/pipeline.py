@@ -279,30 +279,42 @@ class StagedRecommender(Recommender):
         """:meth:`score` as it is held: the candidates' scores, the listener's plays stored
         at -inf, every other item :data:`UNRETRIEVED` (unstored)."""
         users = np.asarray(users, dtype=np.int64)
-        train = self._fitted()
-        seen = take_rows(train, users)
-        rows, items, values = self._candidate_scores(*self._features(users), seen)
-        played = take_rows(self._played(train), users)
-        played_rows = np.repeat(np.arange(len(users)), np.diff(played.indptr))
-        return sp.csr_matrix(
-            (
-                np.concatenate([values, np.full(played.nnz, -np.inf, np.float32)]),
-                (np.concatenate([rows, played_rows]), np.concatenate([items, played.indices])),
-            ),
-            shape=(len(users), train.shape[1]),
-        )
+        seen = take_rows(self._fitted(), users)
+        return self._sparse_scores(*self._features(users), seen)
 
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         """A listener outside the training data: generators' ``score_history`` → features →
         ranker (no friends in the model, so the friend features are 0)."""
+        rows = self._history_rows(history)
+        return self._scores(*self._features(None, rows), rows)
+
+    def score_history_sparse(self, history: sp.csr_matrix) -> sp.csr_matrix:
+        """:meth:`score_history` held as :meth:`score_sparse` holds :meth:`score`."""
+        rows = self._history_rows(history)
+        return self._sparse_scores(*self._features(None, rows), rows)
+
+    def _history_rows(self, history: sp.csr_matrix) -> sp.csr_matrix:
         n_items = self._fitted().shape[1]
         if not sp.issparse(history) or history.shape[1] != n_items:
             raise SegueError(
                 f"pipeline: a history must be a sparse (n, {n_items}) matrix, got "
                 f"{getattr(history, 'shape', type(history))}"
             )
-        rows = sp.csr_matrix(history, dtype=np.float32)
-        return self._scores(*self._features(None, rows), rows)
+        return sp.csr_matrix(history, dtype=np.float32)
+
+    def _sparse_scores(
+        self, cands: Candidates, features: np.ndarray, seen: sp.csr_matrix
+    ) -> sp.csr_matrix:
+        """The candidates' scores and ``seen``'s items at -inf, as a CSR of seen's shape."""
+        rows, items, values = self._candidate_scores(cands, features, seen)
+        seen_rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
+        return sp.csr_matrix(
+            (
+                np.concatenate([values, np.full(seen.nnz, -np.inf, np.float32)]),
+                (np.concatenate([rows, seen_rows]), np.concatenate([items, seen.indices])),
+            ),
+            shape=seen.shape,
+        )
 
     def _scores(self, cands: Candidates, features: np.ndarray, seen: sp.csr_matrix) -> np.ndarray:
         n_rows, n_items = seen.shape

@@ -11,6 +11,7 @@ calibration costs NDCG there.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -70,22 +71,43 @@ def calibrate(
         s = scores[r][valid].astype(np.float64)
         low, high = s.min(), s.max()
         rel = (s - low) / (high - low) if high > low else np.ones_like(s)
-        g = np.asarray(shares[cand].todense())
-        acc = np.zeros_like(p)
-        taken = np.zeros(len(cand), dtype=bool)
-        gained = 0.0
-        support = p > 0
-        for slot in range(min(k, len(cand))):
-            q = acc[None, :] + g  # every candidate added to the list so far
-            q_sum = q.sum(axis=1, keepdims=True)
-            q = q / np.where(q_sum > 0, q_sum, 1.0)
-            q = (1 - ALPHA) * q + ALPHA * p[None, :]
-            kl = (p[support] * np.log(p[support] / q[:, support])).sum(axis=1)
-            objective = (1 - weight) * (gained + rel) - weight * kl
-            objective[taken] = -np.inf
-            best = int(np.argmax(objective))
-            taken[best] = True
-            gained += rel[best]
-            acc += g[best]
-            out[r, slot] = cand[best]
+        g = np.asarray(shares[cand].todense(), dtype=np.float64)
+        chosen = _greedy(g, rel, p.astype(np.float64), float(weight), min(k, len(cand)))
+        out[r, : len(chosen)] = cand[chosen]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _greedy(g: np.ndarray, rel: np.ndarray, p: np.ndarray, weight: float, k: int) -> np.ndarray:
+    """Positions of the ``k`` candidates the greedy builder picks, in order: each slot takes
+    the candidate maximising ``(1 − λ)(gained + rel) − λ·KL(p ‖ q̃)`` of the list with it
+    added (the first on a tie). Compiled: as numpy over (candidates × genres) per slot, the
+    loop cost a served request ~0.5 ms of array calls for microseconds of arithmetic."""
+    n, n_genres = g.shape
+    acc = np.zeros(n_genres)
+    taken = np.zeros(n, dtype=np.bool_)
+    out = np.empty(k, dtype=np.int64)
+    gained = 0.0
+    for slot in range(k):
+        best, best_value = -1, -np.inf
+        for c in range(n):
+            if taken[c]:
+                continue
+            total = 0.0
+            for j in range(n_genres):
+                total += acc[j] + g[c, j]
+            norm = total if total > 0 else 1.0
+            kl = 0.0
+            for j in range(n_genres):
+                if p[j] > 0:
+                    q = (1 - ALPHA) * (acc[j] + g[c, j]) / norm + ALPHA * p[j]
+                    kl += p[j] * np.log(p[j] / q)
+            value = (1 - weight) * (gained + rel[c]) - weight * kl
+            if best < 0 or value > best_value:
+                best, best_value = c, value
+        taken[best] = True
+        gained += rel[best]
+        for j in range(n_genres):
+            acc[j] += g[best, j]
+        out[slot] = best
     return out

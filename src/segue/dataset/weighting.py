@@ -125,8 +125,26 @@ class LogScale:
         return _with_data(matrix, np.log1p(matrix.data.astype(np.float64) / self.eps))
 
 
+class _ColumnWeighting:
+    """A weighting that reads the whole matrix's column statistics (idf, mean row sum):
+    ``_weigh`` gets them, from the matrix itself or from the one new rows join."""
+
+    def apply(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        return self._weigh(matrix, *ColumnStats.of(matrix)._entries(matrix))
+
+    def apply_beside(self, rows: sp.csr_matrix, reference: ColumnStats) -> sp.csr_matrix:
+        """``rows`` weighed as the last rows of the matrix ``reference`` describes with them
+        stacked under it: see :func:`weigh_beside`."""
+        return self._weigh(rows, *reference._entries_beside(rows))
+
+    def _weigh(
+        self, matrix: sp.csr_matrix, n_rows: int, total: float, idf: np.ndarray
+    ) -> sp.csr_matrix:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class BM25:
+class BM25(_ColumnWeighting):
     """Okapi BM25 as ``implicit.nearest_neighbours.bm25_weight`` computes it on a user×item matrix.
 
     ``idf = log(N) - log1p(df_item)`` with N the number of rows (users, including users without
@@ -144,14 +162,6 @@ class BM25:
         if not 0.0 <= self.b <= 1.0:
             raise DatasetError(f"BM25 b must lie in [0, 1], got {self.b!r}")
 
-    def apply(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        return self._weigh(matrix, *ColumnStats.of(matrix)._entries(matrix))
-
-    def apply_beside(self, rows: sp.csr_matrix, reference: ColumnStats) -> sp.csr_matrix:
-        """``rows`` weighed as the last rows of the matrix ``reference`` describes with them
-        stacked under it: see :func:`weigh_beside`."""
-        return self._weigh(rows, *reference._entries_beside(rows))
-
     def _weigh(
         self, matrix: sp.csr_matrix, n_rows: int, total: float, idf: np.ndarray
     ) -> sp.csr_matrix:
@@ -168,18 +178,10 @@ class BM25:
 
 
 @dataclass(frozen=True)
-class TfIdf:
+class TfIdf(_ColumnWeighting):
     """``sqrt(value) * idf_item``, as ``implicit``'s ``tfidf_weight`` (N = number of users)."""
 
     name: ClassVar[str] = "tfidf"
-
-    def apply(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        return self._weigh(matrix, *ColumnStats.of(matrix)._entries(matrix))
-
-    def apply_beside(self, rows: sp.csr_matrix, reference: ColumnStats) -> sp.csr_matrix:
-        """``rows`` weighed as the last rows of the matrix ``reference`` describes with them
-        stacked under it: see :func:`weigh_beside`."""
-        return self._weigh(rows, *reference._entries_beside(rows))
 
     def _weigh(
         self, matrix: sp.csr_matrix, n_rows: int, total: float, idf: np.ndarray

@@ -352,3 +352,52 @@ def test_one_profile_and_a_batch_of_profiles_score_alike() -> None:
     np.testing.assert_allclose(batch, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(singles, expected, rtol=1e-5, atol=1e-6)
     assert batch.dtype == singles.dtype == np.float32 and batch.flags.c_contiguous
+
+
+def test_a_large_catalogs_content_candidates_come_from_a_vector_index(tmp_path: Path) -> None:
+    """The query space reproduces the scores (unit profile · item vectors); above the ANN
+    threshold the content generator searches an index and retrieves what exact scoring
+    does, scores its pairs as score() does, and retrieves nothing for a listener whose
+    plays say nothing (a zero profile), from a training row or from a history."""
+    from segue.models.staged.retrieval import Generators
+
+    rng = np.random.default_rng(9)
+    genres = ("rock", "jazz", "pop", "folk", "metal", "soul")
+    items = [
+        track(f"t{i}", genres=tuple(rng.choice(genres, 2, replace=False)),
+              audio=audio(float(rng.uniform(60, 180)), *rng.random(2)))
+        for i in range(150)
+    ] + [track(f"bare{i}") for i in range(10)]  # fmt: skip
+    plays = sp.csr_matrix((rng.random((30, 160)) < 0.08).astype(np.float32))
+    plays = sp.vstack([plays, sp.csr_matrix(([1.0], ([0], [155])), shape=(1, 160))]).tocsr()
+    side = side_for(items)
+    model = ContentRecommender().fit(plays, side)
+    query, vectors = model.query_space()
+    np.testing.assert_allclose(query(plays) @ vectors.T, model.score(np.arange(31)), atol=1e-5)
+    exact = Generators(("content",)).fit(plays, side)
+    indexed = Generators(("content",), exact_below=0).fit(plays, side)
+    users = np.arange(31)
+    a = exact.retrieve(users, plays[users], 20)
+    b = indexed.retrieve(users, plays[users], 20)
+    assert indexed._indexes and not exact._indexes
+    keys_a = set(zip(a.rows.tolist(), a.items.tolist(), strict=True))
+    keys_b = set(zip(b.rows.tolist(), b.items.tolist(), strict=True))
+    assert len(keys_a & keys_b) >= 0.9 * len(keys_a)
+    scored = indexed.models["content"].score(users)[b.rows, b.items]  # its own weighting
+    np.testing.assert_allclose(b.scores[:, 0], scored, rtol=1e-5, atol=1e-5)
+    assert np.isnan(b.zall).all() and 30 not in b.rows  # listener 30 played a bare track
+    by_history = indexed.retrieve(None, plays[users], 20, history=plays[users], raw=plays)
+    keys_h = set(zip(by_history.rows.tolist(), by_history.items.tolist(), strict=True))
+    # weighed as rows joining the matrix (its statistics shift a little): nearly the same
+    assert len(keys_h & keys_b) >= 0.9 * len(keys_b) and 30 not in by_history.rows
+    # saved and loaded, a model is served as it was trained: with the index where the fit
+    # used one, without where the model predates content's index (no record kept)
+    assert indexed.searched() == ["content"] and exact.searched() == []
+    folder = tmp_path / "generators"
+    indexed.save(folder)
+    for searched, zall_nan in ((["content"], True), (None, False)):
+        loaded = Generators(("content",), exact_below=0)
+        loaded.load(folder, ["content"], searched)
+        again = loaded.retrieve(users, plays[users], 20)
+        assert bool(np.isnan(again.zall).all()) == zall_nan
+        assert loaded.searched() == (["content"] if zall_nan else [])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -178,6 +178,12 @@ class Recommender(abc.ABC):
         ``recommend`` then ranks with ``implicit``'s fused multiply-and-select, which never
         holds a dense (users, items) block and uses every core.
         """
+        return None
+
+    def query_space(self) -> tuple[Callable[[sp.csr_matrix], np.ndarray], np.ndarray] | None:
+        """(query, item vectors) when the scores of rows of plays (weighted as the model's
+        training matrix) are the dot products of ``query(rows)`` with the item vectors,
+        which a retrieval stage can then search in a vector index; None otherwise."""
         return None
 
     def _top_block(

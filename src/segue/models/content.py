@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Self
 
 import numpy as np
@@ -41,6 +41,9 @@ from segue.dataset.side import SideInfo
 from segue.errors import SegueError
 from segue.models.base import Reason, Recommender, take_rows, top_k
 
+#: Widest item vectors :meth:`ContentRecommender.query_space` holds densely (labels + audio +
+#: text); wider label vocabularies keep the sparse scoring.
+_DENSE_AT_MOST = 512
 #: Profiles scored together by :meth:`ContentRecommender.score_profiles`.
 _PROFILE_SLICE = 16
 #: Up to this many profiles are scored dimension-major (requests), more item-major (batches).
@@ -78,6 +81,7 @@ class ContentRecommender(Recommender):
         #: item × term label block, already weighted and normalised with the dense block
         self.sparse_vectors: sp.csr_matrix = sp.csr_matrix((0, 0), dtype=np.float32)
         self._by_dim_cache: tuple[sp.csr_matrix, tuple[sp.csr_matrix, np.ndarray]] | None = None
+        self._space_cache: tuple[sp.csr_matrix, np.ndarray] | None = None
         #: item × (audio + text) block, same scaling
         self.dense_vectors: np.ndarray = np.zeros((0, 0), dtype=np.float32)
         #: the label vocabulary, one name per column of ``sparse_vectors``
@@ -217,6 +221,26 @@ class ContentRecommender(Recommender):
                 item_major += self.dense_vectors @ part[:, t:].T
             out[start : start + len(part)] = item_major.T
         return out
+
+    def query_space(self) -> tuple[Callable[[sp.csr_matrix], np.ndarray], np.ndarray] | None:
+        """Unit profiles against the item vectors (sparse and dense parts side by side):
+        a score is their dot product, so a large catalog is searched in a vector index.
+        None when the vectors are too wide to hold densely (thousands of tags)."""
+        self._fitted()
+        if self.dim > _DENSE_AT_MOST:
+            return None
+        cached = self._space_cache
+        if cached is None or cached[0] is not self.sparse_vectors:
+            vectors = np.hstack([self.sparse_vectors.toarray(), self.dense_vectors])
+            cached = (self.sparse_vectors, np.ascontiguousarray(vectors, dtype=np.float32))
+            self._space_cache = cached
+
+        def query(rows: sp.csr_matrix) -> np.ndarray:
+            profiles = self._profiles(rows)
+            norms = np.linalg.norm(profiles, axis=1, keepdims=True)
+            return (profiles / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+        return query, cached[1]
 
     def _by_dim(self) -> tuple[sp.csr_matrix, np.ndarray]:
         """The item vectors dimension-major (sparse part as CSR, dense part contiguous), made

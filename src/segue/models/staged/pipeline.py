@@ -435,6 +435,7 @@ class StagedRecommender(Recommender):
         assert self.ranker is not None
         return {
             "active": self.gens.active,
+            "searched": self.gens.searched(),
             "feature_names": self.ranker.feature_names,
             "chosen_rerank": self.chosen_rerank,
             "validation": self.validation,
@@ -453,7 +454,7 @@ class StagedRecommender(Recommender):
         self.ranker.save(folder / "ranker.txt")
 
     def _load_parts(self, folder: Path, meta: dict[str, Any]) -> None:
-        self.gens.load(folder, meta["active"])
+        self.gens.load(folder, meta["active"], meta.get("searched"))
         self.ranker = Ranker(meta["feature_names"])
         self.ranker.load(folder / "ranker.txt")
         self.chosen_rerank = float(meta["chosen_rerank"])

@@ -9,8 +9,10 @@ lowest score are left out: a generator has no opinion on them); :func:`retrieve`
 one candidate set per listener and keeps, for every candidate, every generator's score and its
 rank there (``n`` when the generator did not retrieve it), which the ranker reads as features.
 
-Generators whose scores are a dot product of user and item vectors retrieve through
-:class:`~segue.models.staged.ann.VectorIndex` (exact below its catalog size, ANN above).
+Generators whose scores are a dot product of user and item vectors (ALS's factors, the
+content model's unit profiles and item vectors: ``Recommender.query_space``) retrieve through
+:class:`~segue.models.staged.ann.VectorIndex` above its catalog size; below it they score
+exactly. A listener known by history rows searches with the vector folded in from them.
 A generator that needs side information the data lacks (``content`` without a catalog,
 ``friends`` without a friend graph) is left out at fit, and :attr:`Generators.active` says so.
 """
@@ -29,7 +31,14 @@ from segue.dataset import Binary, LogScale
 from segue.dataset.side import SideInfo
 from segue.dataset.weighting import ColumnStats, weigh_beside
 from segue.errors import SegueError
-from segue.models.base import Reason, Recommender, sparse_from_state, sparse_state, top_k
+from segue.models.base import (
+    Reason,
+    Recommender,
+    sparse_from_state,
+    sparse_state,
+    take_rows,
+    top_k,
+)
 from segue.models.popularity import PopularityRecommender
 from segue.models.specs import COMPONENTS, ModelSpec
 from segue.models.staged.ann import EXACT_BELOW, VectorIndex
@@ -155,6 +164,8 @@ class Generators:
         self.exact_below = exact_below
         self.models: dict[str, Recommender] = {}
         self._indexes: dict[str, VectorIndex] = {}
+        #: generators allowed an index (None: every one that can have one; see :meth:`load`)
+        self._searchable: set[str] | None = None
         self._shared: dict[str, _SharedRow | None] = {}
         #: the raw training matrix and its column statistics (for :meth:`weighted`)
         self._raw_stats: tuple[sp.csr_matrix, ColumnStats] | None = None
@@ -166,6 +177,7 @@ class Generators:
     def fit(self, raw: sp.csr_matrix, side: SideInfo | None) -> Self:
         self.models = {}
         self._indexes = {}
+        self._searchable = None
         self._shared = {}
         for name in self.names:
             if not _usable(name, side):
@@ -189,14 +201,38 @@ class Generators:
             self._raw_stats = cached
         return weigh_beside(generator_spec(name).weighting, history, raw, cached[1])
 
-    def _index(self, name: str) -> VectorIndex | None:
-        """A faiss index when the generator is a dot product over a catalog large enough."""
+    def _item_vectors(self, name: str) -> np.ndarray | None:
+        """The item vectors a generator's scores are dot products with, if any."""
         model = self.models[name]
         factors = model._dot_factors()
-        if factors is None or factors[1].shape[0] < self.exact_below:
-            return None
+        if factors is not None:
+            return factors[1]
+        space = model.query_space()
+        return None if space is None else space[1]
+
+    def searched(self) -> list[str]:
+        """The generators that retrieve through a vector index (a dot product over a catalog
+        at least ``exact_below`` items large); saved with the model, so that a model is
+        served as its ranker was trained, whatever later code would choose."""
+        return [
+            name
+            for name in self.active
+            if (self._searchable is None or name in self._searchable)
+            and self.models[name]._fitted().shape[1] >= self.exact_below
+            and self._item_vectors(name) is not None
+        ]
+
+    def _index(self, name: str) -> VectorIndex | None:
+        """A faiss index when the generator is a dot product over a catalog large enough."""
         if name not in self._indexes:
-            self._indexes[name] = VectorIndex(factors[1], exact_below=self.exact_below)
+            if self.models[name]._fitted().shape[1] < self.exact_below:
+                return None  # exact scoring: not even the item vectors are needed
+            if self._searchable is not None and name not in self._searchable:
+                return None  # trained without one (a model saved by earlier code)
+            vectors = self._item_vectors(name)
+            if vectors is None:
+                return None
+            self._indexes[name] = VectorIndex(vectors, exact_below=self.exact_below)
         return self._indexes[name]
 
     def _query(
@@ -212,14 +248,23 @@ class Generators:
         if self._index(name) is None:
             return None
         model = self.models[name]
+        factors = model._dot_factors()
+        if factors is not None and history is None:
+            assert users is not None
+            return factors[0][users]
+        if factors is not None:
+            fold_in = getattr(model, "fold_in", None)
+            if fold_in is None:
+                return None
+            assert raw is not None
+            return np.asarray(fold_in(self.weighted(name, history, raw)), dtype=np.float32)
+        space = model.query_space()
+        assert space is not None
         if history is None:
             assert users is not None
-            return model._dot_factors()[0][users]  # type: ignore[index]
-        fold_in = getattr(model, "fold_in", None)
-        if fold_in is None:
-            return None
+            return space[0](take_rows(model._fitted(), users))
         assert raw is not None
-        return np.asarray(fold_in(self.weighted(name, history, raw)), dtype=np.float32)
+        return space[0](self.weighted(name, history, raw))
 
     def _shared_row(self, name: str) -> _SharedRow | None:
         """The generator's one score row for every listener, ranked once (None: it has none)."""
@@ -257,10 +302,13 @@ class Generators:
             if query is not None:
                 index = self._index(name)
                 assert index is not None
-                item_vectors = model._dot_factors()[1]  # type: ignore[index]
+                item_vectors = self._item_vectors(name)
+                assert item_vectors is not None
                 extra = int(np.diff(seen.indptr).max(initial=0))
                 ids, values = index.search(query, n, extra)
                 masked = _in_rows(seen, ids)
+                # a zero query scores every item alike: no opinion, nothing retrieved
+                masked |= ~query.any(axis=1)[:, None]
                 values = np.where(masked, -np.inf, values)
                 order = np.argsort(-values, axis=1, kind="stable")[:, :n]
                 ids = np.take_along_axis(ids, order, 1)
@@ -324,10 +372,18 @@ class Generators:
         for name, model in self.models.items():
             model.save(folder / f"generator-{name}")
 
-    def load(self, folder: Path, active: Sequence[str]) -> None:
+    def load(
+        self, folder: Path, active: Sequence[str], searched: Sequence[str] | None = None
+    ) -> None:
+        """``searched``: the generators that retrieved through a vector index when the ranker
+        was trained (:meth:`searched`); None, from a model saved before it was recorded:
+        those with factors alone, as then."""
         self.models = {
             name: generator_spec(name).cls.load(folder / f"generator-{name}") for name in active
         }
+        if searched is None:
+            searched = [name for name in active if self.models[name]._dot_factors() is not None]
+        self._searchable = set(searched)
         self._indexes = {}
         self._shared = {}
 

@@ -31,8 +31,7 @@ import scipy.sparse as sp
 from segue.dataset.side import SideInfo
 from segue.dataset.splits import inner_folds
 from segue.errors import SegueError
-from segue.models.base import Reason, Recommender, _top_k_sparse, take_rows
-from segue.models.filters import Filters
+from segue.models.base import Reason, Recommender, take_rows
 from segue.models.staged.features import FeatureContext, feature_names, pair_features
 from segue.models.staged.ranker import Ranker
 from segue.models.staged.rerank import calibrate, genre_distribution
@@ -317,11 +316,10 @@ class StagedRecommender(Recommender):
         )
 
     def _scores(self, cands: Candidates, features: np.ndarray, seen: sp.csr_matrix) -> np.ndarray:
-        n_rows, n_items = seen.shape
-        dense = np.full((n_rows, n_items), UNRETRIEVED, dtype=np.float32)
-        dense[np.repeat(np.arange(n_rows), np.diff(seen.indptr)), seen.indices] = -np.inf
-        rows, items, values = self._candidate_scores(cands, features, seen)
-        dense[rows, items] = values
+        """:meth:`_sparse_scores` filled in: every unstored item at :data:`UNRETRIEVED`."""
+        held = self._sparse_scores(cands, features, seen).tocoo()
+        dense = np.full(seen.shape, UNRETRIEVED, dtype=np.float32)
+        dense[held.row, held.col] = held.data
         return dense
 
     def _candidate_scores(
@@ -354,32 +352,6 @@ class StagedRecommender(Recommender):
         items = np.concatenate([cands.items[~moved], top[placed]])
         values = np.concatenate([scores[~moved], above]).astype(np.float32)
         return rows, items, values
-
-    def _top_block(
-        self,
-        block: np.ndarray,
-        k: int,
-        seen: sp.csr_matrix | None,
-        filters: Filters | None,
-        blocked: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top k of a batch of listeners, ranking only their candidates.
-
-        The dense ranking it replaces sorted each listener's whole catalog row, nearly all of
-        it tied at :data:`UNRETRIEVED` (on the 1M world a third of the batch time). Lists the
-        candidates leave short are filled with unretrieved items in index order, as that tie
-        was, and hold :data:`UNRETRIEVED` as their score.
-        """
-        train = self._fitted()
-        rows, items, values = self._candidate_scores(
-            *self._features(block), take_rows(train, block)
-        )
-        # the listener's own plays stay out, as in score(), whatever the caller masks
-        played = take_rows(self._played(train), block)
-        masked = played if seen is None else played + (seen != 0).astype(np.float32)
-        matrix = sp.csr_matrix((values, (rows, items)), shape=(len(block), train.shape[1]))
-        allowed = None if filters is None else filters.allowed
-        return _top_k_sparse(matrix, k, masked.tocsr(), allowed, unstored=UNRETRIEVED)
 
     def feature_importance(self) -> dict[str, float]:
         """The ranker's total gain per feature, largest first."""

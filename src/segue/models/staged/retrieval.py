@@ -241,30 +241,32 @@ class Generators:
         users: np.ndarray | None,
         history: sp.csr_matrix | None,
         raw: sp.csr_matrix | None,
-    ) -> np.ndarray | None:
-        """The user vectors to search the generator's vector index with (None: it has no
-        index here): trained listeners' own, or those folded in from history rows, so that
-        a listener with fresh plays is retrieved (and featured) as a trained one is."""
-        if self._index(name) is None:
+    ) -> tuple[np.ndarray, VectorIndex] | None:
+        """The generator's vector index and the user vectors to search it with (None: it
+        has no index here): trained listeners' own, or those folded in from history rows, so
+        that a listener with fresh plays is retrieved (and featured) as a trained one is."""
+        index = self._index(name)
+        if index is None:
             return None
         model = self.models[name]
         factors = model._dot_factors()
         if factors is not None and history is None:
             assert users is not None
-            return factors[0][users]
+            return factors[0][users], index
         if factors is not None:
             fold_in = getattr(model, "fold_in", None)
             if fold_in is None:
                 return None
             assert raw is not None
-            return np.asarray(fold_in(self.weighted(name, history, raw)), dtype=np.float32)
+            query = fold_in(self.weighted(name, history, raw))
+            return np.asarray(query, dtype=np.float32), index
         space = model.query_space()
         assert space is not None
         if history is None:
             assert users is not None
-            return space[0](take_rows(model._fitted(), users))
+            return space[0](take_rows(model._fitted(), users)), index
         assert raw is not None
-        return space[0](self.weighted(name, history, raw))
+        return space[0](self.weighted(name, history, raw)), index
 
     def _shared_row(self, name: str) -> _SharedRow | None:
         """The generator's one score row for every listener, ranked once (None: it has none)."""
@@ -298,12 +300,9 @@ class Generators:
         seen_rows = np.repeat(np.arange(n_rows), np.diff(seen.indptr))
         for name in names:
             model = self.models[name]
-            query = self._query(name, users, history, raw)
-            if query is not None:
-                index = self._index(name)
-                assert index is not None
-                item_vectors = self._item_vectors(name)
-                assert item_vectors is not None
+            searched = self._query(name, users, history, raw)
+            if searched is not None:
+                query, index = searched
                 extra = int(np.diff(seen.indptr).max(initial=0))
                 ids, values = index.search(query, n, extra)
                 masked = _in_rows(seen, ids)
@@ -315,7 +314,7 @@ class Generators:
                 values = np.take_along_axis(values, order, 1)
                 tops.append((ids, values))
                 dense_blocks.append(None)
-                vectors.append((query, item_vectors))
+                vectors.append((query, index.vectors))
                 continue
             shared = self._shared_row(name)
             if shared is not None:
@@ -415,11 +414,17 @@ def _unseen_stats(dense: np.ndarray, seen_rows: np.ndarray, seen_cols: np.ndarra
         finite = dense[r][np.isfinite(dense[r])].astype(np.float64)
         total[r], squares[r], count[r] = finite.sum(), (finite**2).sum(), len(finite)
         floor[r] = finite.min() if len(finite) else np.inf
+    return (floor.astype(np.float32), *_mean_std(total, squares, count))
+
+
+def _mean_std(
+    total: np.ndarray, squares: np.ndarray, count: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row mean and standard deviation from sums (std 1 where it is 0)."""
     count = np.maximum(count, 1.0)
     mean = total / count
     var = np.maximum(squares / count - mean**2, 0.0)
-    std = np.where(var > 0, np.sqrt(var), 1.0)
-    return floor.astype(np.float32), mean, std
+    return mean, np.where(var > 0, np.sqrt(var), 1.0)
 
 
 def _top_above(dense: np.ndarray, floor: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -494,10 +499,7 @@ class _SharedRow:
             head = head[self.scores[head] > floor[r]][:n]
             ids[r, : len(head)] = head
             values[r, : len(head)] = self.scores[head]
-        count = np.maximum(count, 1.0)
-        mean = total / count
-        var = np.maximum(squares / count - mean**2, 0.0)
-        return ids, values, (floor, mean, np.where(var > 0, np.sqrt(var), 1.0))
+        return ids, values, (floor, *_mean_std(total, squares, count))
 
 
 def _in_rows(matrix: sp.csr_matrix, ids: np.ndarray) -> np.ndarray:

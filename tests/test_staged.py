@@ -292,24 +292,6 @@ def test_the_published_similar_table_is_the_first_factor_generators_vector_searc
     )
 
 
-def test_pair_dot_equals_the_whole_catalog_product_read_at_the_pairs() -> None:
-    """Genre share and tag cosine read item rows only at the candidates; the values must be
-    those of the full (items × listeners) product they replaced, zero rows and repeats too."""
-    from segue.models.staged.features import _pair_dot
-
-    rng = np.random.default_rng(3)
-    item_rows = sp.random(500, 40, density=0.08, format="csr", random_state=4, dtype=np.float32)
-    profiles = rng.random((6, 40))
-    rows = rng.integers(0, 6, 300)
-    items = rng.integers(0, 500, 300)
-    items[:5] = np.flatnonzero(np.diff(item_rows.indptr) == 0)[:5]  # items with no entries
-    expected = (item_rows @ profiles.T)[items, rows]
-    got = _pair_dot(item_rows, items, profiles, rows)
-    np.testing.assert_allclose(got, expected, rtol=1e-5)
-    assert np.all(got[:5] == 0)
-    assert _pair_dot(item_rows, items[:0], profiles, rows[:0]).shape == (0,)
-
-
 def test_unseen_stats_match_the_statistics_of_each_rows_finite_unseen_scores() -> None:
     """Lowest score, mean and std over unseen finite entries, whatever the row holds: plain
     rows, a NaN, an infinity, every item seen; the seen entries end at -inf."""
@@ -466,17 +448,17 @@ def test_the_sparse_scores_are_the_dense_scores_held_sparsely(fitted) -> None:
     assert np.isneginf(dense[0, 3])
 
 
-def test_pair_features_match_their_definitions_computed_densely() -> None:
-    """Listener, item and pair features of a hand-made context against dense numpy: artist
-    affinity (share of the listener's items by the candidate's artist; 0 without an
-    artist), genre share, tag cosine, friends who played it and their share."""
-    from segue.models.staged.features import FeatureContext, feature_names, pair_features
+def _feature_world(seed: int = 21):
+    """A hand-made feature context (artists, genres, TF-IDF tags, audio, ages, friends) and a
+    block's candidates from two generators, one of which cannot score some pairs (NaN)."""
+    from segue.models.staged.features import FeatureContext
     from segue.models.staged.retrieval import Candidates
 
-    rng = np.random.default_rng(21)
+    rng = np.random.default_rng(seed)
     n_users, n_items, n_artists, n_genres, n_tags = 6, 30, 5, 4, 7
-    plays = sp.random(n_users, n_items, density=0.25, random_state=5, dtype=np.float32).tocsr()
+    plays = sp.random(n_users, n_items, density=0.25, random_state=seed, dtype=np.float32).tocsr()
     plays.data = np.ceil(plays.data * 4)
+    plays.data[0] = 0.0  # a stored zero is not a play
     artist = rng.integers(-1, n_artists, n_items)  # -1: no artist
     has = artist >= 0
     artists = sp.csr_matrix(
@@ -488,13 +470,14 @@ def test_pair_features_match_their_definitions_computed_densely() -> None:
     tags /= np.maximum(np.linalg.norm(tags, axis=1, keepdims=True), 1e-9)
     friends = sp.csr_matrix((rng.random((n_users, n_users)) < 0.4).astype(np.float32))
     played = (plays != 0).astype(np.float32).tocsr()
+    age = np.where(rng.random(n_items) < 0.3, np.nan, rng.random(n_items) * 400)
     ctx = FeatureContext(
-        item_listeners=np.asarray(played.sum(axis=0)).ravel(),
-        item_plays=np.asarray(plays.sum(axis=0)).ravel(),
-        artist_listeners=np.zeros(n_items, np.float32),
+        item_listeners=np.asarray(played.sum(axis=0)).ravel().astype(np.float32),
+        item_plays=np.asarray(plays.sum(axis=0)).ravel().astype(np.float32),
+        artist_listeners=rng.integers(0, 50, n_items).astype(np.float32),
         n_tags=np.diff(sp.csr_matrix(tags).indptr).astype(np.float32),
-        age_days=np.full(n_items, np.nan, np.float32),
-        audio=np.zeros((n_items, 0), np.float32),
+        age_days=age.astype(np.float32),
+        audio=rng.random((n_items, 2)).astype(np.float32),
         tags=sp.csr_matrix(tags),
         genres=genres,
         artists=artists,
@@ -503,22 +486,73 @@ def test_pair_features_match_their_definitions_computed_densely() -> None:
     block = np.array([1, 4, 5])
     rows = np.repeat(np.arange(3), 8)
     items = np.concatenate([np.sort(rng.choice(n_items, 8, replace=False)) for _ in block])
+    scores = rng.normal(size=(len(rows), 2)).astype(np.float32)
+    scores[::3, 1] = np.nan
     cands = Candidates(
         rows=rows,
         items=items,
-        scores=rng.normal(size=(len(rows), 1)).astype(np.float32),
-        ranks=np.zeros((len(rows), 1), np.float32),
+        scores=scores,
+        ranks=rng.integers(0, 11, (len(rows), 2)).astype(np.float32),
         n=10,
-        zall=np.zeros((len(rows), 1), np.float32),
+        zall=rng.normal(size=(len(rows), 2)).astype(np.float32),
     )
+    return ctx, cands, plays, played, friends, block, artist, tags
+
+
+def test_pair_features_match_their_definitions_computed_densely() -> None:
+    """Every feature of a hand-made context against its definition in dense numpy: the
+    generators' scores standardised per listener (NaN stays NaN), ranks, how many retrieved
+    it, best rank, reciprocal-rank sum; activity, mainstreamness, artist diversity; item
+    popularity, age, audio; artist affinity (share of the listener's items by the
+    candidate's artist; 0 without an artist), genre share, tag cosine, friends who played it
+    and their share."""
+    from segue.models.staged.features import feature_names, pair_features
+
+    ctx, cands, plays, played, friends, block, artist, tags = _feature_world()
+    rows, items = cands.rows, cands.items
+    has = artist >= 0
     got = pair_features(ctx, cands, plays[block], friends[block], played)
-    names = feature_names(["g"], 0)
+    names = feature_names(["a", "b"], 2)
+    assert got.shape == (len(rows), len(names)) and got.dtype == np.float32
     column = {name: got[:, j] for j, name in enumerate(names)}
+    for g, name in enumerate(["a", "b"]):
+        score = cands.scores[:, g].astype(np.float64)
+        z = np.full(len(rows), np.nan)
+        for r in range(len(block)):
+            mine = (rows == r) & np.isfinite(score)
+            std = score[mine].std()
+            z[mine] = (score[mine] - score[mine].mean()) / (std if std > 0 else 1.0)
+        np.testing.assert_array_equal(column[f"{name}_score"], cands.scores[:, g])
+        np.testing.assert_allclose(column[f"{name}_z"], z, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(column[f"{name}_zall"], cands.zall[:, g])
+        np.testing.assert_array_equal(column[f"{name}_rank"], cands.ranks[:, g])
+    assert np.isnan(column["b_z"][::3]).all() and np.isfinite(column["a_z"]).all()
+    retrieved = cands.ranks < cands.n
+    np.testing.assert_array_equal(column["n_generators"], retrieved.sum(axis=1))
+    np.testing.assert_array_equal(column["best_rank"], cands.ranks.min(axis=1))
+    rrf = np.where(retrieved, 1 / (10 + cands.ranks.astype(np.float64)), 0).sum(axis=1)
+    np.testing.assert_allclose(column["rrf"], rrf, rtol=1e-6)
     p = played[block].toarray()
     n_u = np.maximum(p.sum(axis=1), 1)
-    by_artist = p @ artists.toarray()  # listener × artist counts
+    by_artist = p @ ctx.artists.toarray()  # listener × artist counts
+    np.testing.assert_allclose(column["user_items"], p.sum(axis=1)[rows])
+    np.testing.assert_allclose(
+        column["user_plays"], np.log1p(plays[block].toarray().sum(axis=1))[rows], rtol=1e-6
+    )
+    mainstream = (p @ np.log1p(ctx.item_listeners.astype(np.float64))) / n_u
+    np.testing.assert_allclose(column["user_mainstream"], mainstream[rows], rtol=1e-5)
+    diversity = (by_artist > 0).sum(axis=1) / n_u
+    np.testing.assert_allclose(column["user_artist_diversity"], diversity[rows], rtol=1e-6)
+    np.testing.assert_allclose(column["item_listeners"], np.log1p(ctx.item_listeners[items]))
+    np.testing.assert_allclose(column["item_plays"], np.log1p(ctx.item_plays[items]))
+    np.testing.assert_allclose(
+        column["artist_listeners"], np.log1p(ctx.artist_listeners[items]), rtol=1e-6
+    )
+    np.testing.assert_array_equal(column["item_tags"], ctx.n_tags[items])
+    np.testing.assert_array_equal(column["item_age_days"], ctx.age_days[items])
+    np.testing.assert_array_equal(column["audio_1"], ctx.audio[items, 1])
     affinity = np.where(has[items], by_artist[rows, np.maximum(artist[items], 0)] / n_u[rows], 0)
-    genre_share = ((p @ genres.toarray()) / n_u[:, None])[rows] * genres.toarray()[items]
+    genre_share = ((p @ ctx.genres.toarray()) / n_u[:, None])[rows] * ctx.genres.toarray()[items]
     profile = p @ tags
     profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
     friends_played = (friends[block].toarray() @ played.toarray())[rows, items]
@@ -531,11 +565,38 @@ def test_pair_features_match_their_definitions_computed_densely() -> None:
     np.testing.assert_allclose(
         column["friends_share"], friends_played / np.maximum(n_friends[rows], 1), rtol=1e-6
     )
-    np.testing.assert_allclose(column["user_items"], p.sum(axis=1)[rows])
     np.testing.assert_allclose(column["user_friends"], n_friends[rows])
     assert column["artist_affinity"].max() > 0
     assert (column["artist_affinity"][~has[items]] == 0).all()
     assert column["friends_played"].max() > 0
+    # a listener outside the friend graph: the friend features are 0, the rest unchanged
+    alone = pair_features(ctx, cands, plays[block], None, played)
+    friendly = [names.index(n) for n in ("user_friends", "friends_played", "friends_share")]
+    assert (alone[:, friendly] == 0).all()
+    rest = np.setdiff1d(np.arange(len(names)), friendly)
+    np.testing.assert_array_equal(alone[:, rest], got[:, rest])
+
+
+def test_pair_features_need_each_listeners_candidates_together() -> None:
+    """The compiled pass reads each listener's candidates as one run: unsorted rows are an
+    error, not silently wrong features; a listener without candidates is fine."""
+    from segue.errors import SegueError
+    from segue.models.staged.features import pair_features
+    from segue.models.staged.retrieval import Candidates
+
+    ctx, cands, plays, played, friends, block, _, _ = _feature_world()
+    shuffled = Candidates(cands.rows[::-1].copy(), cands.items, cands.scores, cands.ranks,
+                          cands.n, cands.zall)  # fmt: skip
+    with pytest.raises(SegueError, match="sorted"):
+        pair_features(ctx, shuffled, plays[block], friends[block], played)
+    middle_out = cands.rows != 1
+    fewer = Candidates(cands.rows[middle_out], cands.items[middle_out],
+                       cands.scores[middle_out], cands.ranks[middle_out], cands.n,
+                       cands.zall[middle_out])  # fmt: skip
+    got = pair_features(ctx, fewer, plays[block], friends[block], played)
+    full = pair_features(ctx, cands, plays[block], friends[block], played)
+    # the z-scores are per listener, so rows 0 and 2 keep every feature
+    np.testing.assert_array_equal(got, full[middle_out])
 
 
 def _calibrate_reference(items, scores, target, genres, weight, k) -> np.ndarray:

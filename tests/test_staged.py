@@ -425,6 +425,54 @@ def test_a_shared_score_row_retrieves_what_scoring_every_listener_densely_does()
     assert len(shared.retrieve(np.array([1]), everything, 8)) == 0
 
 
+@pytest.mark.parametrize("density", [0.08, 0.6])
+def test_sparse_scores_retrieve_what_the_filled_in_dense_rows_do(density: float) -> None:
+    """Item-kNN retrieves from its stored scores (a listener's neighbours): candidates,
+    ranks, scores and z-scores over every unseen item must be the dense path's, for trained
+    listeners and history rows; a sparse world leaves most items unstored (floor 0: not
+    retrieved), a dense one stores every unseen item (the floor is the lowest stored)."""
+    from segue.dataset.splits import inner_holdout
+
+    plays = sp.random(60, 25, density=density, random_state=7, dtype=np.float32).tocsr()
+    plays.data = np.ceil(plays.data * 3)
+    train, _ = inner_holdout(plays, 0.2, seed=2)
+    sparse = Generators(["itemknn", "trending"]).fit(train, None)
+    dense = Generators(["itemknn", "trending"]).fit(train, None)
+    knn = dense.models["itemknn"]
+    knn.score_sparse = lambda users: None  # as a model without sparse scores
+    knn.score_history_sparse = lambda history: None
+    users = np.arange(60)
+    history = sp.random(5, 25, density=0.2, random_state=8, dtype=np.float32).tolil()
+    history[4] = 0  # a listener with no plays: nothing stored, nothing retrieved by kNN
+    history = history.tocsr()
+    history.eliminate_zeros()
+    assert sparse.models["itemknn"].score_history_sparse(-history) is None  # could be < 0
+    lonely = np.array([4])
+    assert len(sparse.retrieve(None, history[lonely], 10, history=history[lonely], raw=train,
+                               only=["itemknn"])) == 0  # fmt: skip
+    for got, want in (
+        (sparse.retrieve(users, train[users], 10), dense.retrieve(users, train[users], 10)),
+        (
+            sparse.retrieve(None, history, 10, history=history, raw=train),
+            dense.retrieve(None, history, 10, history=history, raw=train),
+        ),
+    ):
+        assert np.array_equal(got.rows, want.rows) and np.array_equal(got.items, want.items)
+        assert np.array_equal(got.ranks, want.ranks)
+        np.testing.assert_array_equal(got.scores, want.scores)
+        np.testing.assert_allclose(got.zall, want.zall, rtol=1e-5, atol=1e-6)
+        retrieved = got.ranks[:, 0] < got.n
+        assert retrieved.any() and (got.scores[retrieved, 0] > 0).all()
+    from segue.models.staged.retrieval import _SparseRows
+
+    held = _SparseRows.of(sparse.models["itemknn"].score_sparse(users), train[users], 0.0)
+    # both floors are exercised: rows with unstored unseen items, and (dense) rows without
+    if density < 0.5:
+        assert (held.n_unstored > 0).any()
+    else:
+        assert (held.n_unstored == 0).all()
+
+
 def test_the_sparse_scores_are_the_dense_scores_held_sparsely(fitted) -> None:
     """score_sparse stores the candidates and the listener's plays (-inf); filled with the
     unstored score it is score() exactly, so serving ranks the same list from it."""

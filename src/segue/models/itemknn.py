@@ -119,6 +119,13 @@ class ItemKNNRecommender(Recommender):
     def score_history(self, history: sp.csr_matrix) -> np.ndarray:
         return np.asarray((history.tocsr().astype(np.float32) @ self.similarity).todense())
 
+    def score_history_sparse(self, history: sp.csr_matrix) -> sp.csr_matrix | None:
+        """:meth:`score_history` held sparsely, as :meth:`score_sparse` holds :meth:`score`."""
+        history = history.tocsr().astype(np.float32)
+        if not self._scores_nonnegative() or (history.nnz and history.data.min() < 0):
+            return None
+        return (history @ self.similarity).tocsr()
+
     def explain(self, user: int, item: int) -> Reason:
         row = self._fitted()[user]
         contributions = row.data * np.asarray(self.similarity[row.indices, item].todense()).ravel()

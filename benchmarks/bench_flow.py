@@ -9,6 +9,7 @@ chosen model's NDCG@10 and the batch rows. Record the figures in docs/benchmarks
         --synth-tracks 50000 --models als
     .venv/bin/python benchmarks/bench_flow.py --synth-events 10000000 --synth-users 100000 \
         --synth-tracks 50000 --models als --nba-impressions 400000
+    .venv/bin/python benchmarks/bench_flow.py --as-is --data-dir DIR --models pipeline
 
 With ``--nba-impressions N`` the world comes from ``segue nba simulate`` (N logged messages)
 and a click model is trained (``segue nba train``) before the flow, timed apart as the
@@ -33,6 +34,12 @@ LASTFM = ROOT.parent / "shared" / "datasets" / "lastfm-2k"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--lastfm", action="store_true", help="Ingest Last.fm 2K.")
+    parser.add_argument(
+        "--as-is",
+        action="store_true",
+        help="Ingest nothing: the --data-dir's store already holds the world (e.g. a copy of "
+        "bench_serving.py's 1M-user one, /tmp/segue-bench-serving/segue.sqlite).",
+    )
     parser.add_argument("--synth-events", type=int, default=0)
     parser.add_argument("--synth-users", type=int, default=20_000)
     parser.add_argument("--synth-tracks", type=int, default=20_000)
@@ -43,8 +50,10 @@ def main() -> None:
         "--nba-impressions", type=int, default=0, help="Simulate N messages, train a click model."
     )
     args = parser.parse_args()
-    if not args.lastfm and not args.synth_events:
-        parser.error("give --lastfm or --synth-events N")
+    if not args.lastfm and not args.synth_events and not args.as_is:
+        parser.error("give --lastfm, --synth-events N or --as-is")
+    if args.as_is and args.data_dir is None:
+        parser.error("--as-is reads the world of --data-dir's store; give --data-dir")
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="segue-bench-flow-")) / "data"
     flow = ["flow", "run", "--date", "2026-11-30", "--models", args.models,
             "--engine", args.engine]  # fmt: skip
@@ -66,6 +75,8 @@ def main() -> None:
             sys.exit("nba train failed")
         print(f"before the flow (simulate world + messages, train the click model): "
               f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+        flow += ["--ingest", "none"]
+    elif args.as_is:
         flow += ["--ingest", "none"]
     elif args.lastfm:
         flow += ["--ingest", "lastfm", "--lastfm-dir", str(LASTFM)]

@@ -323,6 +323,7 @@ class Generators:
                 dense_blocks.append((lambda _rows, items, row=shared.scores: row[items], stats))
                 vectors.append(None)
                 continue
+            assert history is None or raw is not None, "history rows are weighed beside raw"
             weighted = None if history is None else self.weighted(name, history, raw)
             if weighted is None:
                 assert users is not None
@@ -561,6 +562,7 @@ class _SparseRows:
         finite = np.isfinite(self.values)
         wide = np.where(finite, self.values, 0.0).astype(np.float64)
         rest = self.n_unstored.astype(np.float64)
+
         def summed(weights: np.ndarray) -> np.ndarray:  # float also for a block without any
             return np.bincount(rows, weights=weights, minlength=self.n_rows).astype(np.float64)
 

@@ -40,6 +40,7 @@ from segue.models.staged.retrieval import (
     Candidates,
     Generators,
     candidate_recall,
+    rank_pairs,
 )
 from segue.ranking import hit_matrix, ndcg_per_user
 
@@ -456,16 +457,7 @@ def _ranked_lists(
     cands: Candidates, scores: np.ndarray, n_rows: int, depth: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows, depth) candidates by score (ties by item), -1 / -inf where a row has fewer."""
-    order = np.lexsort((cands.items, -scores, cands.rows))
-    rows, items, values = cands.rows[order], cands.items[order], scores[order]
-    starts = np.searchsorted(rows, np.arange(n_rows))
-    position = np.arange(len(rows)) - starts[rows]
-    keep = position < depth
-    lists = np.full((n_rows, depth), -1, dtype=np.int64)
-    list_scores = np.full((n_rows, depth), -np.inf, dtype=np.float32)
-    lists[rows[keep], position[keep]] = items[keep]
-    list_scores[rows[keep], position[keep]] = values[keep]
-    return lists, list_scores
+    return rank_pairs(cands.rows, cands.items, scores, n_rows, depth)
 
 
 def _concat(

@@ -572,16 +572,29 @@ class _SparseRows:
         floor = np.where(self.n_unstored > 0, self.unstored, np.inf).astype(np.float32)
         np.minimum.at(floor, rows[finite], self.values[finite])
         above = self.values > floor[rows]
-        rows, items, values = rows[above], items[above], self.values[above]
-        order = np.lexsort((items, -values, rows))
-        rows, items, values = rows[order], items[order], values[order]
-        position = np.arange(len(rows)) - np.searchsorted(rows, rows)
-        keep = position < n
-        ids = np.zeros((self.n_rows, n), dtype=np.int64)
-        top = np.full((self.n_rows, n), -np.inf, dtype=np.float32)
-        ids[rows[keep], position[keep]] = items[keep]
-        top[rows[keep], position[keep]] = values[keep]
+        ids, top = rank_pairs(rows[above], items[above], self.values[above], self.n_rows, n, 0)
         return ids, top, (floor, *_mean_std(total, squares, count))
+
+
+def rank_pairs(
+    rows: np.ndarray,
+    items: np.ndarray,
+    values: np.ndarray,
+    n_rows: int,
+    depth: int,
+    pad: int = -1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n_rows, depth) items of (row, item, value) pairs per row, best value first (ties by
+    item), and their values as float32; rows with fewer pairs padded with ``pad`` at -inf."""
+    order = np.lexsort((items, -values, rows))
+    rows, items, values = rows[order], items[order], values[order]
+    position = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    keep = position < depth
+    ids = np.full((n_rows, depth), pad, dtype=np.int64)
+    top = np.full((n_rows, depth), -np.inf, dtype=np.float32)
+    ids[rows[keep], position[keep]] = items[keep]
+    top[rows[keep], position[keep]] = values[keep]
+    return ids, top
 
 
 def _in_rows(matrix: sp.csr_matrix, ids: np.ndarray) -> np.ndarray:

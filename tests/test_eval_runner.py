@@ -117,6 +117,43 @@ def test_metrics_match_a_popularity_ranking_built_by_hand(data: Interactions) ->
     assert evaluation.split_sizes[2] == split.sizes
 
 
+def test_a_user_cap_ranks_a_seeded_draw_of_the_held_out_users(data: Interactions) -> None:
+    log: list[dict] = []
+    evaluate(data, recorders(log, ["all"]), "random", seeds=[1])
+    everyone = log[0]["users"]
+    cap = len(everyone) // 3
+    evaluate(data, recorders(log, ["a", "b"]), "random", seeds=[1], max_users=cap)
+    evaluate(data, recorders(log, ["again"]), "random", seeds=[1], max_users=cap)
+    evaluate(data, recorders(log, ["other"]), "random", seeds=[2], max_users=cap)
+    drawn = log[1]["users"]
+    assert len(drawn) == cap and np.all(np.diff(drawn) > 0)  # distinct, in index order
+    assert np.isin(drawn, everyone).all()
+    np.testing.assert_array_equal(log[2]["users"], drawn)  # every candidate ranks the same ones
+    np.testing.assert_array_equal(log[3]["users"], drawn)  # and the seed fixes them
+    other_everyone = np.flatnonzero(random_split(data, (0.8, 0.1, 0.1), seed=2).test.user_counts())
+    assert np.isin(log[4]["users"], other_everyone).all()
+    assert not np.array_equal(log[4]["users"], drawn)
+    # the metrics are those of the drawn users alone, by hand as in the test above
+    capped = evaluate(data, registry_candidates(["popularity"]), "random", seeds=[1], k=5,
+                      max_users=cap)  # fmt: skip
+    split = random_split(data, (0.8, 0.1, 0.1), seed=1)
+    listeners = split.train.item_counts().astype(float)
+    masked = (split.train.binary_matrix() + split.valid.binary_matrix()).toarray() > 0
+    ranked = [np.argsort(-np.where(masked[u], -np.inf, listeners), kind="stable")[:5]
+              for u in drawn]  # fmt: skip
+    expected = ranking_scores(np.array(ranked), split.test.binary_matrix()[drawn], 5).mean()
+    assert capped.runs[0].metrics["users"] == cap
+    assert capped.runs[0].metrics["ndcg"] == pytest.approx(expected["ndcg"])
+    # a cap above the held-out users changes nothing
+    full = evaluate(data, registry_candidates(["popularity"]), "random", seeds=[1], k=5)
+    loose = evaluate(data, registry_candidates(["popularity"]), "random", seeds=[1], k=5,
+                     max_users=len(everyone))  # fmt: skip
+    np.testing.assert_equal(loose.runs[0].metrics, full.runs[0].metrics)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(SegueError, match="max_users"):
+            evaluate(data, registry_candidates(["popularity"]), "random", max_users=bad)
+
+
 def test_mean_and_std_are_over_seeds(data: Interactions) -> None:
     evaluation = evaluate(data, registry_candidates(["itemknn"]), "random", seeds=[0, 1, 2])
     values = [r.metrics["ndcg"] for r in evaluation.runs]

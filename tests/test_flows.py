@@ -44,7 +44,8 @@ def _segue(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def first_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("flow") / "data"
     done = _segue(data_dir, "flow", "run", "--date", "2026-11-30", "--ingest", "synthetic",
-                  "--models", "popularity,itemknn", "--k", "5", *TINY)  # fmt: skip
+                  "--models", "popularity,itemknn", "--k", "5", "--eval-users", "40",
+                  *TINY)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return data_dir
 
@@ -59,6 +60,7 @@ def test_the_flow_publishes_the_best_model_with_every_users_list(first_run: Path
     assert set(candidates) == {"popularity", "itemknn"}
     assert manifest["model_type"] == max(candidates, key=candidates.get)
     assert manifest["metrics"]["ndcg@10"] == pytest.approx(candidates[manifest["model_type"]])
+    assert manifest["metrics"]["users"] == 40  # --eval-users: a draw of the held-out users
     # the manifest's data block matches the store
     store = open_store(f"sqlite:///{first_run / 'segue.sqlite'}")
     log = store.interactions()
@@ -167,6 +169,8 @@ def test_a_past_date_uses_only_that_days_data(tmp_path: Path) -> None:
         parse_date("yesterday-ish")
     with pytest.raises(Exception, match="trains ALS only"):
         DayPlan(middle, ("itemknn",), engine="spark")
+    with pytest.raises(Exception, match="eval-users must be >= 0"):
+        DayPlan(middle, ("itemknn",), eval_users=-1)
 
 
 def test_the_flow_steps_get_the_settings_the_command_line_chose(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ PARAMETERS = (
     "synth_tracks",
     "synth_events",
     "seed",
+    "eval_users",
     "registry_name",
     "margin",
     "promote",
@@ -52,6 +53,10 @@ class DailyFlow(FlowSpec):
     synth_events = Parameter("synth-events", default=200_000, type=int)
     seed = Parameter("seed", help="Seed for the synthetic world and the split.", default=0,
                      type=int)  # fmt: skip
+    # the default is segue.batch.daily.EVAL_USERS (not imported here: steps import lazily)
+    eval_users = Parameter("eval-users", help="Held-out users the gate's metrics are taken "
+                           "over (a seeded draw); 0: every one.", default=100_000,
+                           type=int)  # fmt: skip
     registry_name = Parameter("registry-name", help="Registry entry to publish to.",
                               default="daily")  # fmt: skip
     margin = Parameter("margin", help="Tolerated relative drop of NDCG@10.", default=0.05,
@@ -71,7 +76,12 @@ class DailyFlow(FlowSpec):
         from segue.batch.daily import DayPlan, parse_date, parse_models
 
         return DayPlan(
-            parse_date(self.date), parse_models(self.models), self.engine, self.k, self.seed
+            parse_date(self.date),
+            parse_models(self.models),
+            self.engine,
+            self.k,
+            self.seed,
+            self.eval_users,
         )
 
     def _spark(self):

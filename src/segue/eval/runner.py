@@ -19,7 +19,7 @@ import functools
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -160,8 +160,14 @@ def evaluate(
     auc: bool = False,
     progress: ProgressFn = _silent,
     positive: Interactions | None = None,
+    max_users: int | None = None,
 ) -> Evaluation:
     """Run every candidate on each seed's split; see the module docstring.
+
+    ``max_users``: rank at most this many test users, drawn with the split's seed (all when
+    None). The daily flow's gate needs one figure, not every listener's: on a million
+    listeners ranking each held-out user costs more than the fit, and 100,000 of them give
+    NDCG@10 within about ±0.002 (95 %).
 
     ``positive``: the pairs that count as relevant in the test part (explicit ratings: those
     rated 4 or more); the others stay held out (not in training, not masked) but a model
@@ -181,6 +187,7 @@ def evaluate(
     if ks[0] < 1:
         raise SegueError(f"every cut-off in ks must be >= 1, got {ks}")
     labels = tuple(bucket_labels(buckets))
+    _check_max_users(max_users)
     fixed_vectors = item_vectors
     basis = "given vectors" if item_vectors is not None else None
     if fixed_vectors is None:
@@ -200,6 +207,7 @@ def evaluate(
         test = proto.holdout(split, "test")
         if positive is not None:
             test = only_positive(test, positive)
+        test = sample_users(test, max_users, seed)
         popularity = split.train.item_counts()
         vectors = fixed_vectors
         if vectors is None:
@@ -262,6 +270,24 @@ def evaluate(
         split_sizes=sizes,
         diversity_basis=basis,
     )
+
+
+def sample_users(holdout: Holdout, max_users: int | None, seed: int) -> Holdout:
+    """``holdout`` with at most ``max_users`` of its users, a uniform draw fixed by ``seed``
+    (kept in index order); the holdout itself when it has no more."""
+    _check_max_users(max_users)
+    if max_users is None or len(holdout.users) <= max_users:
+        return holdout
+    rng = np.random.default_rng(seed)
+    kept = np.sort(rng.choice(holdout.users, size=max_users, replace=False))
+    return replace(holdout, users=kept)
+
+
+def _check_max_users(max_users: int | None) -> None:
+    if max_users is not None and (
+        isinstance(max_users, bool) or not isinstance(max_users, int | np.integer) or max_users < 1
+    ):
+        raise SegueError(f"max_users must be an integer >= 1 (or None for all), got {max_users!r}")
 
 
 def _check_seeds(seeds: Sequence[int]) -> list[int]:

@@ -438,3 +438,33 @@ def test_the_api_answers_them_the_same(setup, tmp_path: Path) -> None:
         assert pages["nc-rock"]["tracks"] == pages["nc-jazz"]["tracks"]
         assert pages["nc-rock"]["skips_by_genre"] == {}
         assert pages["c-rock"]["skips_by_genre"] == {"rock": 3}
+
+
+def test_lists_and_mixes_scored_together_are_those_made_apart(setup, tmp_path: Path) -> None:
+    """The daily batch scores each listener once for their top list and their mixes'
+    candidates: both files must hold exactly what batch_recommend and batch_mixes write on
+    their own — kids' rule, listeners without consent (their context's list) and all."""
+    _, trained, side, _, _ = setup
+    from segue.batch.lists import batch_recommend
+    from segue.batch.publish import batch_lists_and_mixes, batch_mixes
+
+    apart, together = tmp_path / "apart", tmp_path / "together"
+    batch_recommend(trained, apart / "top.parquet", k=7, date=DAY, side=side)
+    batch_mixes(trained, apart / "mixes.parquet", DAY, side=side)
+    rows, mixes = batch_lists_and_mixes(
+        trained, together / "top.parquet", together / "mixes.parquet", DAY, k=7, side=side
+    )
+
+    def by_user(path: Path, key: list[str]) -> dict[str, list[dict]]:
+        table = pq.read_table(path).to_pandas().sort_values(["user_id", *key])
+        return {u: g.to_dict("records") for u, g in table.groupby("user_id")}
+
+    top = by_user(together / "top.parquet", ["rank"])
+    assert top == by_user(apart / "top.parquet", ["rank"])
+    assert rows == sum(len(v) for v in top.values())
+    assert {"kid", *NO_CONSENT} <= set(top)  # the ruled listeners are in it
+    assert top["nc-rock"] == [dict(r, user_id="nc-rock") for r in top["nc-jazz"]]
+    mixed = by_user(together / "mixes.parquet", ["mix", "position"])
+    assert mixed == by_user(apart / "mixes.parquet", ["mix", "position"])
+    assert mixes.rows == sum(len(v) for v in mixed.values()) > 0
+    assert not list(together.glob("*.tmp"))

@@ -211,3 +211,48 @@ def test_take_rows_is_scipys_row_indexing(fmt: str) -> None:
     for bad in (np.array([40]), np.array([-41])):
         with pytest.raises(IndexError):
             take_rows(matrix, bad)
+
+
+@pytest.mark.parametrize("name", ["als", "itemknn", "ease"])
+def test_lists_asked_together_equal_each_asked_alone(name: str) -> None:
+    """recommend_many scores a batch once for several (k, filters): by factors (ALS), sparse
+    (item-kNN) or dense (EASE); each list must be the one recommend gives alone, even when a
+    dense batch is shared (masking one list's items must not leak into the next)."""
+    from segue.models.filters import Filters
+    from segue.models.names import model_spec
+
+    rng = np.random.default_rng(4)
+    plays = sp.random(60, 90, density=0.12, random_state=5, format="csr", dtype=np.float32)
+    plays.data[:] = 1.0
+    model = model_spec(name).build().fit(plays)
+    scored = model._block_scores(np.arange(3))
+    held = [p for p in ("factors", "sparse", "dense") if getattr(scored, p) is not None]
+    path = {"als": "factors", "itemknn": "sparse", "ease": "dense"}[name]
+    assert held == [path]
+    tracks = rng.random(90) < 0.6
+    artist = rng.integers(0, 6, size=90)
+    wants = [
+        (5, None),
+        (20, Filters(allowed=tracks)),
+        (8, Filters(allowed=~tracks, artist=artist, max_per_artist=1)),
+        (90, None),
+    ]
+    users = rng.permutation(60)[:37]
+    exclude = sp.random(60, 90, density=0.2, random_state=6, format="csr")
+    for kwargs in ({}, {"exclude": exclude}, {"exclude_seen": False}):
+        together = model.recommend_many(users, wants, batch_size=16, **kwargs)
+        assert len(together) == len(wants)
+        for (k, filters), got in zip(wants, together, strict=True):
+            alone = model.recommend(users, k, filters=filters, batch_size=16, **kwargs)
+            np.testing.assert_array_equal(got.users, users)
+            np.testing.assert_array_equal(got.items, alone.items)
+            np.testing.assert_array_equal(got.scores, alone.scores)
+            listed = got.items[got.items >= 0]
+            if filters is not None:
+                assert filters.allowed[listed].all()
+    capped = together[2].items
+    for row in capped:  # one track per artist
+        row = row[row >= 0]
+        assert len(set(artist[row].tolist())) == len(row)
+    with pytest.raises(SegueError, match="filters cover 4 items"):
+        model.recommend_many(users, [(5, Filters(allowed=np.ones(4, dtype=bool)))])

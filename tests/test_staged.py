@@ -359,7 +359,7 @@ def test_batch_lists_rank_only_the_candidates_and_equal_the_dense_ranking(fitted
     listener's whole scored row: each stage, re-ranked or not, with filters, with lists the
     candidates leave short (filled with unretrieved items by index), and with an extra
     exclusion mask."""
-    from segue.models.base import Recommender
+    from segue.models.base import _top_of
     from segue.models.filters import Filters
     from segue.models.staged.pipeline import STAGES, UNRETRIEVED
 
@@ -376,14 +376,13 @@ def test_batch_lists_rank_only_the_candidates_and_equal_the_dense_ranking(fitted
                 for filters in (None, filtered):
                     for k, seen in ((10, train[block]), (150, train[block]), (150, test[block])):
                         blocked = None if filters is None else np.flatnonzero(~allowed)
-                        ours = model._top_block(block, k, seen, filters, blocked)
+                        scored = model._block_scores(block)
+                        assert scored.sparse is not None  # the pipeline scores sparsely
+                        ours = _top_of(scored, k, seen, filters, blocked, model.unstored_score)
                         dense = _dense_top(model, block, k, seen, filters)
                         assert np.array_equal(ours[0], dense[0])
                         np.testing.assert_allclose(ours[1], dense[1], rtol=1e-5, atol=1e-5)
                         filled += int((ours[1] == UNRETRIEVED).sum())
-                        # the base class's sparse path over score_sparse: the same lists
-                        sparse = Recommender._top_block(model, block, k, seen, filters, blocked)
-                        assert np.array_equal(sparse[0], dense[0])
     finally:
         model.stage, model.chosen_rerank = stage, rerank
     assert filled > 0  # the short lists were exercised

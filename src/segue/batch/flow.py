@@ -225,7 +225,14 @@ class DailyFlow(FlowSpec):
 
         from segue.batch.daily import batch_recommendations, load_candidate
         from segue.batch.lists import batch_path
-        from segue.batch.publish import MIX, NBA, batch_campaign, batch_mixes, output_path
+        from segue.batch.publish import (
+            MIX,
+            NBA,
+            batch_campaign,
+            batch_lists_and_mixes,
+            batch_mixes,
+            output_path,
+        )
         from segue.dataset.from_store import load_side_info
         from segue.store import open_store
 
@@ -240,10 +247,16 @@ class DailyFlow(FlowSpec):
         with open_store(settings.resolved_database_url) as store:
             # item attributes and the user table, read once for the kids rule and the mixes
             side = load_side_info(store, users=trained.users, items=trained.items, friends=False)
-            self.batch_rows = batch_recommendations(
-                trained, model_dir, plan, out, spark=self._spark(), side=side
-            )
-            self.mix_rows = batch_mixes(trained, mixes, plan.date, side=side).rows
+            if plan.engine == "in-process":  # each listener scored once for list and mixes
+                self.batch_rows, written = batch_lists_and_mixes(
+                    trained, out, mixes, plan.date, k=plan.k, side=side
+                )
+                self.mix_rows = written.rows
+            else:
+                self.batch_rows = batch_recommendations(
+                    trained, model_dir, plan, out, spark=self._spark(), side=side
+                )
+                self.mix_rows = batch_mixes(trained, mixes, plan.date, side=side).rows
             done = batch_campaign(
                 store, data_dir / "models", campaign, plan.date, campaign=self.registry_name
             )

@@ -60,41 +60,91 @@ def batch_recommend(
     With ``side`` (item attributes and the user table), kids profiles get no explicit items,
     as every face applies: the file is what downstream jobs and analysts take as the list.
     """
-    if k < 1:
-        raise SegueError(f"k must be >= 1, got {k}")
     train = trained.model._fitted()
     users = np.flatnonzero(np.diff(train.indptr) > 0)
     if rows is not None:
         users = np.intersect1d(users, rows)
-    kids, kids_filters = _kids_rule(side, len(trained.users))
-    context = _ContextLists(trained, side, k, kids_filters)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    written = 0
-    with pq.ParquetWriter(tmp, SCHEMA) as writer:
+    with ListWriter(trained, path, k=k, date=date, side=side) as lists:
         for start in range(0, len(users), block):
             progress("batch recommendations", start, len(users))
             chunk = users[start : start + block]
-            items, scores = _top(trained, chunk, k, kids[chunk], kids_filters)
-            context.replace(chunk, kids[chunk], items, scores)
-            keep = items >= 0
-            rows, ranks = np.nonzero(keep)
-            table = pa.table(
-                {
-                    "user_id": trained.users.ids[chunk[rows]],
-                    "rank": (ranks + 1).astype(np.int16),
-                    "item_id": trained.items.ids[items[keep]],
-                    "score": scores[keep].astype(np.float32),
-                    "model": np.full(len(rows), trained.name),
-                    "date": np.full(len(rows), np.datetime64(date, "D")),
-                },
-                schema=SCHEMA,
-            )
-            writer.write_table(table)
-            written += len(rows)
-    tmp.replace(path)  # readers see the old day's file or the complete new one
+            items = np.full((len(chunk), k), -1, dtype=np.int64)
+            scores = np.zeros((len(chunk), k), dtype=np.float32)
+            mine = lists.personal(chunk)  # the others get their context's list: not scored
+            if mine.any():
+                found = _top(trained, chunk[mine], k, lists.kids[chunk[mine]], lists.kids_filters)
+                items[mine, : found[0].shape[1]], scores[mine, : found[1].shape[1]] = found
+            lists.write(chunk, items, scores)
     progress("batch recommendations", len(users), len(users))
-    return written
+    return lists.written
+
+
+class ListWriter:
+    """Lists into one Parquet file (:data:`SCHEMA`), a block of users at a time, the rules
+    applied: a user without personalisation consent gets their context's list whatever is
+    given for them; kids profiles' lists are the caller's to ask with :attr:`kids_filters`.
+
+    A context manager: written to ``path.tmp`` and renamed on a clean exit, so readers see the
+    previous day's file or the complete new one; on an error the partial file is removed.
+    :func:`batch_recommend` writes with it, and so does the daily batch pass that scores each
+    listener once for both their list and their mixes
+    (:func:`segue.batch.publish.batch_lists_and_mixes`).
+    """
+
+    def __init__(
+        self, trained: TrainedModel, path: Path, *, k: int, date: dt.date, side: SideInfo | None
+    ) -> None:
+        if k < 1:
+            raise SegueError(f"k must be >= 1, got {k}")
+        self.trained, self.path, self.k = trained, Path(path), k
+        self.date = np.datetime64(date, "D")
+        self.kids, self.kids_filters = _kids_rule(side, len(trained.users))
+        self._context = _ContextLists(trained, side, k, self.kids_filters)
+        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self._writer: pq.ParquetWriter | None = None
+        self.written = 0
+
+    def __enter__(self) -> ListWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = pq.ParquetWriter(self._tmp, SCHEMA)
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        assert self._writer is not None
+        self._writer.close()
+        if kind is None:
+            self._tmp.replace(self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+    def filters(self, kids: bool) -> Filters | None:
+        """The filters a list is asked with: no explicit items for a kids profile."""
+        return self.kids_filters if kids else None
+
+    def personal(self, rows: np.ndarray) -> np.ndarray:
+        """Which of ``rows`` get the model's list (the rest: their context's)."""
+        return self._context.personal(rows)
+
+    def write(self, rows: np.ndarray, items: np.ndarray, scores: np.ndarray) -> None:
+        """The lists of ``rows`` (items best first, -1 padding; at most ``k`` each)."""
+        assert self._writer is not None, "use ListWriter as a context manager"
+        items, scores = items[:, : self.k].copy(), scores[:, : self.k].copy()
+        self._context.replace(rows, self.kids[rows], items, scores)
+        keep = items >= 0
+        at, ranks = np.nonzero(keep)
+        table = pa.table(
+            {
+                "user_id": self.trained.users.ids[rows[at]],
+                "rank": (ranks + 1).astype(np.int16),
+                "item_id": self.trained.items.ids[items[keep]],
+                "score": scores[keep].astype(np.float32),
+                "model": np.full(len(at), self.trained.name),
+                "date": np.full(len(at), self.date),
+            },
+            schema=SCHEMA,
+        )
+        self._writer.write_table(table)
+        self.written += len(at)
 
 
 def ruled_users(side: SideInfo | None) -> np.ndarray:
@@ -122,6 +172,11 @@ class _ContextLists:
         self.trained, self.side = trained, side
         self._cold: ColdStartRecommender | None = None
         self._lists: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
+
+    def personal(self, rows: np.ndarray) -> np.ndarray:
+        if self.consent is None:
+            return np.ones(len(rows), dtype=bool)
+        return np.asarray(self.consent[rows], dtype=bool)
 
     def replace(
         self, rows: np.ndarray, kids: np.ndarray, items: np.ndarray, scores: np.ndarray

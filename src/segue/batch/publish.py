@@ -39,11 +39,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from segue.batch.lifecycle import CAMPAIGN, MIXES, RECOMMENDATIONS
+from segue.batch.lists import ListWriter
 from segue.config import Settings
 from segue.data.consent import personalised
 from segue.dataset import SideInfo
 from segue.errors import SegueError
-from segue.jobs.products import MixBatchReport, ProductContext, mixes_for_all_users, product_context
+from segue.jobs.products import (
+    ListSink,
+    MixBatchReport,
+    ProductContext,
+    mixes_for_all_users,
+    product_context,
+)
 from segue.nba.artifacts import click_model_path
 from segue.nba.campaign import CampaignInputs, campaign_inputs
 from segue.online.state import BatchList, OnlineState, StateUnavailable
@@ -137,10 +144,12 @@ def batch_mixes(
     side: SideInfo | None = None,
     context: ProductContext | None = None,
     config: MixConfig = MixConfig(),
+    lists: ListSink | None = None,
     progress: Progress = no_progress,
 ) -> MixesWritten:
     """Every user's daily mixes for ``date`` as Parquet (:data:`MIX_SCHEMA`, one row per
     track in play order); the same mixes ``GET /v1/users/{id}/mixes`` computes for the day.
+    ``lists``: the top lists too, from the same scoring (see :func:`batch_lists_and_mixes`).
 
     Written to ``path.tmp`` and renamed: readers see the previous file or the complete one.
     """
@@ -151,13 +160,35 @@ def batch_mixes(
         with pq.ParquetWriter(tmp, MIX_SCHEMA) as writer:
             sink = _MixWriter(writer, ctx.pc, date)
             report = mixes_for_all_users(
-                store, trained, date, config=config, context=ctx, sink=sink, progress=progress
-            )
+                store, trained, date, config=config, context=ctx, sink=sink, lists=lists,
+                progress=progress,
+            )  # fmt: skip
             sink.flush()
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
     return MixesWritten(sink.rows, report)
+
+
+def batch_lists_and_mixes(
+    trained: TrainedModel,
+    lists_path: Path,
+    mixes_path: Path,
+    date: dt.date,
+    *,
+    k: int,
+    side: SideInfo,
+    config: MixConfig = MixConfig(),
+    progress: Progress = no_progress,
+) -> tuple[int, MixesWritten]:
+    """The day's top-``k`` lists (as :func:`segue.batch.lists.batch_recommend` writes them)
+    and mixes (as :func:`batch_mixes`), each listener scored once for both; returns (list
+    rows, mixes). On the 1M-listener world a staged model's scoring was half the batch step's
+    time when each file scored every listener again."""
+    with ListWriter(trained, lists_path, k=k, date=date, side=side) as lists:
+        mixes = batch_mixes(trained, mixes_path, date, side=side, config=config, lists=lists,
+                            progress=progress)  # fmt: skip
+    return lists.written, mixes
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -62,6 +63,17 @@ from segue.serving.session import SessionAdjuster, history_from_recent
 from segue.store import Store
 
 RECENT_PLAYS = 200
+
+
+class ListSink(Protocol):
+    """Where :func:`mixes_for_all_users` puts the top lists it scores alongside the mixes
+    (:class:`segue.batch.lists.ListWriter`): the lists' length and filters are the sink's."""
+
+    k: int
+
+    def filters(self, kids: bool) -> Filters | None: ...
+
+    def write(self, rows: np.ndarray, items: np.ndarray, scores: np.ndarray) -> None: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,6 +195,7 @@ def mixes_for_all_users(
     users: Sequence[int] | np.ndarray | None = None,
     batch_size: int = 2048,
     sink: Callable[[str, list[MixPlan]], None] | None = None,
+    lists: ListSink | None = None,
     progress: Progress = no_progress,
 ) -> MixBatchReport:
     """Every user's mixes for ``date``, in batches of rows; each user's plans go to ``sink``
@@ -195,6 +208,10 @@ def mixes_for_all_users(
     mixes of their context (country, kids), built once per context and the same for each.
     ``users``: model rows to do (default all); shards of rows can run in parallel processes.
     The store is only read when no ``context`` or ``side`` is given.
+
+    ``lists``: also every listener's top list (every kind) for the day's batch, from the same
+    scoring of each listener as their mixes' candidates (:meth:`Recommender.recommend_many`):
+    scoring is most of a staged model's cost, and the two together cost about one.
     """
     started = time.perf_counter()
     ctx = context or product_context(store, trained, side)
@@ -223,9 +240,20 @@ def mixes_for_all_users(
         candidates: dict[int, np.ndarray] = {}
         for flag in (False, True):
             chosen = block[known & (kids == flag)]
-            if len(chosen):
+            if not len(chosen):
+                continue
+            if lists is None:
                 recs = trained.model.recommend(chosen, config.n_candidates, filters=filters[flag])
-                candidates.update(zip(chosen.tolist(), recs.items, strict=True))
+            else:
+                top, recs = trained.model.recommend_many(
+                    chosen, [(lists.k, lists.filters(flag)), (config.n_candidates, filters[flag])]
+                )
+                lists.write(chosen, top.items, top.scores)
+            candidates.update(zip(chosen.tolist(), recs.items, strict=True))
+        if lists is not None:  # listeners with plays, no consent: their context's list
+            ruled = block[(nnz[block] > 0) & ~personal]
+            none = np.full((len(ruled), lists.k), -1, dtype=np.int64)
+            lists.write(ruled, none, np.zeros(none.shape, dtype=np.float32))
         for row, user_id, is_kid, is_known, is_personal in zip(
             block.tolist(), ids, kids.tolist(), known.tolist(), personal.tolist(), strict=True
         ):

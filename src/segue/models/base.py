@@ -115,38 +115,50 @@ class Recommender(abc.ABC):
         replaces that mask (evaluation masks train and validation items alike). ``filters``
         apply the business rules (kinds, explicit, allow/deny lists, per-artist cap).
         """
+        (recs,) = self.recommend_many(
+            users, [(k, filters)], exclude_seen=exclude_seen, exclude=exclude,
+            batch_size=batch_size,
+        )  # fmt: skip
+        return recs
+
+    def recommend_many(
+        self,
+        users: Sequence[int] | np.ndarray,
+        wants: Sequence[tuple[int, Filters | None]],
+        *,
+        exclude_seen: bool = True,
+        exclude: sp.csr_matrix | None = None,
+        batch_size: int = 512,
+    ) -> list[Recommendations]:
+        """:meth:`recommend` once per ``(k, filters)`` of ``wants``, the users scored once.
+
+        The daily batch wants each listener's list (every kind) and their mixes' candidates
+        (tracks only) from the same model: for a staged model scoring is nearly all the cost,
+        so asking for both at once halves it. Each result equals its own ``recommend``.
+        """
         train = self._fitted()
         mask = train if exclude is None else exclude.tocsr()
-        if filters is not None and len(filters.allowed) != train.shape[1]:
-            raise SegueError(
-                f"filters cover {len(filters.allowed)} items but the model has {train.shape[1]}"
-            )
-        capped = filters is not None and filters.max_per_artist is not None
-        final_k = min(k, train.shape[1])
+        for _, filters in wants:
+            if filters is not None and len(filters.allowed) != train.shape[1]:
+                raise SegueError(
+                    f"filters cover {len(filters.allowed)} items but the model has "
+                    f"{train.shape[1]}"
+                )
         users = np.asarray(users, dtype=np.int64)
         if len(users) and (users.min() < 0 or users.max() >= train.shape[0]):
             raise SegueError(f"user index out of range 0..{train.shape[0] - 1}")
-        k = min(max(4 * k, k + 50) if capped else k, train.shape[1])
-        items = np.full((len(users), k), -1, dtype=np.int64)
-        scores = np.full((len(users), k), -np.inf, dtype=np.float32)
-        blocked = None if filters is None else np.flatnonzero(~filters.allowed)
+        plans = [_ListPlan.of(k, filters, train.shape[1], len(users)) for k, filters in wants]
         for start in range(0, len(users), batch_size):
             block = users[start : start + batch_size]
             seen = mask[block] if exclude_seen else None
-            top, top_scores = self._top_block(block, k, seen, filters, blocked)
-            items[start : start + len(block)] = top
-            scores[start : start + len(block)] = top_scores
-        items[~np.isfinite(scores)] = -1
-        if capped:
-            assert filters is not None
-            positions = filters.cap_positions(items, final_k)
-            kept = positions >= 0
-            safe = np.where(kept, positions, 0)
-            items = np.where(kept, np.take_along_axis(items, safe, axis=1), -1)
-            scores = np.where(kept, np.take_along_axis(scores, safe, axis=1), -np.inf).astype(
-                np.float32
-            )
-        return Recommendations(users=users, items=items, scores=scores, model=self)
+            scored = self._block_scores(block)
+            for i, plan in enumerate(plans):
+                last = i == len(plans) - 1  # a dense batch may then be masked in place
+                top, top_scores = _top_of(scored, plan.k, seen, plan.filters, plan.blocked,
+                                          self.unstored_score, in_place=last)  # fmt: skip
+                plan.items[start : start + len(block)] = top
+                plan.scores[start : start + len(block)] = top_scores
+        return [Recommendations(users, *plan.finish(), model=self) for plan in plans]
 
     def score_sparse(self, users: np.ndarray) -> sp.csr_matrix | None:
         """Scores as a sparse matrix, for models whose candidates are few; None: use ``score``.
@@ -186,29 +198,16 @@ class Recommender(abc.ABC):
         which a retrieval stage can then search in a vector index; None otherwise."""
         return None
 
-    def _top_block(
-        self,
-        block: np.ndarray,
-        k: int,
-        seen: sp.csr_matrix | None,
-        filters: Filters | None,
-        blocked: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Top k of one batch of users, masked items at -inf: by factors, sparse, or dense."""
+    def _block_scores(self, block: np.ndarray) -> _Scored:
+        """One batch of users scored the cheapest way the model allows: by factors, sparse,
+        or dense (see :func:`_top_of`)."""
         factors = self._dot_factors()
         if factors is not None and factors[0].dtype == factors[1].dtype == np.float32:
-            return _top_k_factors(factors[0][block], factors[1], k, seen, blocked)
+            return _Scored(factors=(factors[0][block], factors[1]))
         sparse = self.score_sparse(block)
         if sparse is not None:
-            allowed = None if filters is None else filters.allowed
-            return _top_k_sparse(sparse, k, seen, allowed, unstored=self.unstored_score)
-        dense = self.score(block).astype(np.float32, copy=False)
-        if seen is not None:
-            rows = np.repeat(np.arange(len(block)), np.diff(seen.indptr))
-            dense[rows, seen.indices] = -np.inf
-        if filters is not None:
-            dense[:, ~filters.allowed] = -np.inf
-        return top_k(dense, k)
+            return _Scored(sparse=sparse)
+        return _Scored(dense=self.score(block).astype(np.float32, copy=False))
 
     def similar_items(self, items: Sequence[int] | np.ndarray, k: int = 10) -> np.ndarray:
         """Items most like each given item; by default by co-occurrence cosine."""
@@ -262,6 +261,79 @@ class Recommender(abc.ABC):
         if self._train is None:
             raise SegueError(f"model {self.name!r} is not fitted yet; call fit() first")
         return self._train
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """A batch of users' scores, held one of three ways (exactly one is set)."""
+
+    factors: tuple[np.ndarray, np.ndarray] | None = None
+    sparse: sp.csr_matrix | None = None
+    dense: np.ndarray | None = None
+
+
+def _top_of(
+    scored: _Scored,
+    k: int,
+    seen: sp.csr_matrix | None,
+    filters: Filters | None,
+    blocked: np.ndarray | None,
+    unstored: float,
+    *,
+    in_place: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top k of one scored batch, seen and filtered items at -inf; ``in_place``: a dense
+    batch is masked where it lies (no other list needs it), not copied — a copy of a block
+    of a large catalog's rows costs about what ranking it does."""
+    if scored.factors is not None:
+        return _top_k_factors(*scored.factors, k, seen, blocked)
+    if scored.sparse is not None:
+        allowed = None if filters is None else filters.allowed
+        return _top_k_sparse(scored.sparse, k, seen, allowed, unstored=unstored)
+    assert scored.dense is not None
+    dense = scored.dense if in_place else scored.dense.copy()
+    if seen is not None:
+        rows = np.repeat(np.arange(len(dense)), np.diff(seen.indptr))
+        dense[rows, seen.indices] = -np.inf
+    if filters is not None:
+        dense[:, ~filters.allowed] = -np.inf
+    return top_k(dense, k)
+
+
+@dataclass
+class _ListPlan:
+    """One wanted list of :meth:`Recommender.recommend_many`: its sizes, its filters and the
+    arrays the batches fill."""
+
+    k: int
+    final_k: int
+    filters: Filters | None
+    blocked: np.ndarray | None
+    items: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def of(cls, k: int, filters: Filters | None, n_items: int, n_users: int) -> _ListPlan:
+        capped = filters is not None and filters.max_per_artist is not None
+        final_k = min(k, n_items)
+        k = min(max(4 * k, k + 50) if capped else k, n_items)  # room for the artist cap
+        blocked = None if filters is None else np.flatnonzero(~filters.allowed)
+        items = np.full((n_users, k), -1, dtype=np.int64)
+        scores = np.full((n_users, k), -np.inf, dtype=np.float32)
+        return cls(k, final_k, filters, blocked, items, scores)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """(items, scores): -1 where no finite score, the artist cap applied."""
+        items, scores = self.items, self.scores
+        items[~np.isfinite(scores)] = -1
+        if self.filters is None or self.filters.max_per_artist is None:
+            return items, scores
+        positions = self.filters.cap_positions(items, self.final_k)
+        kept = positions >= 0
+        safe = np.where(kept, positions, 0)
+        items = np.where(kept, np.take_along_axis(items, safe, axis=1), -1)
+        scores = np.where(kept, np.take_along_axis(scores, safe, axis=1), -np.inf)
+        return items, scores.astype(np.float32)
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

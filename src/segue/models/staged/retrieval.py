@@ -338,7 +338,7 @@ class Generators:
                 vectors.append(None)
                 continue
             dense = model.score(users) if weighted is None else model.score_history(weighted)
-            # the scores are the caller's to change, as in Recommender._top_block: a copy of
+            # the scores are the caller's to change, as in segue.models.base._top_of: a copy of
             # a block's (256 × 132,660) rows cost more than scoring them
             dense = np.asarray(dense).astype(np.float32, copy=False)
             stats = _unseen_stats(dense, seen_rows, seen.indices)  # also masks the seen

@@ -468,3 +468,10 @@ def test_lists_and_mixes_scored_together_are_those_made_apart(setup, tmp_path: P
     assert mixed == by_user(apart / "mixes.parquet", ["mix", "position"])
     assert mixes.rows == sum(len(v) for v in mixed.values()) > 0
     assert not list(together.glob("*.tmp"))
+    # built in two worker processes, blocks of 3 listeners: the same files, in the same order
+    workers = tmp_path / "workers"
+    batch_lists_and_mixes(trained, workers / "top.parquet", workers / "mixes.parquet", DAY, k=7,
+                          side=side, workers=2, batch_size=3)  # fmt: skip
+    built_apart = pq.read_table(workers / "mixes.parquet")
+    assert built_apart.equals(pq.read_table(together / "mixes.parquet"))
+    assert by_user(workers / "top.parquet", ["rank"]) == top

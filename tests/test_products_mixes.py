@@ -149,3 +149,25 @@ def test_same_artist_cap_shapes_every_mix(setup) -> None:
     for mix in daily_mixes(store, trained, "main", DAY, config=config, context=ctx):
         artists = [t.artist for t in mix.tracks]
         assert np.max([artists.count(a) for a in set(artists)]) <= 2
+
+
+def test_a_failure_in_a_mix_worker_reaches_the_caller(setup) -> None:
+    """A block that cannot be built in a worker process raises where the batch runs (not a
+    hang, not a silent gap); nonsense worker counts are refused up front."""
+    _, _, ctx = setup
+    from segue.jobs.mix_builder import MixBuilder, MixJob
+
+    def builder(workers: int) -> MixBuilder:
+        return MixBuilder(ctx.pc, ctx.allowed_adult, ctx.allowed_kids, MixConfig(), DAY, workers)
+
+    good = MixJob("main", False, np.zeros(0, np.int64), np.zeros(0), np.arange(40))
+    broken = MixJob("x", False, np.array([10**9]), np.ones(1), np.arange(5))  # no such column
+    with builder(1) as pool:
+        assert [len(p) for p in pool.submit([good]).result()] == [
+            len(p) for p in builder(0).submit([good]).result()
+        ]
+        with pytest.raises(IndexError):
+            pool.submit([good, broken]).result()
+    for bad in (-1, 1.5, True):
+        with pytest.raises(SegueError, match="mix workers must be an integer >= 0"):
+            builder(bad)  # type: ignore[arg-type]

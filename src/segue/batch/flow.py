@@ -231,6 +231,7 @@ class DailyFlow(FlowSpec):
             batch_campaign,
             batch_lists_and_mixes,
             batch_mixes,
+            mix_workers,
             output_path,
         )
         from segue.dataset.from_store import load_side_info
@@ -249,7 +250,7 @@ class DailyFlow(FlowSpec):
             side = load_side_info(store, users=trained.users, items=trained.items, friends=False)
             if plan.engine == "in-process":  # each listener scored once for list and mixes
                 self.batch_rows, written = batch_lists_and_mixes(
-                    trained, out, mixes, plan.date, k=plan.k, side=side
+                    trained, out, mixes, plan.date, k=plan.k, side=side, workers=mix_workers()
                 )
                 self.mix_rows = written.rows
             else:

@@ -26,7 +26,9 @@ from __future__ import annotations
 import datetime as dt
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -41,6 +43,7 @@ from segue.dataset.from_store import load_side_info
 from segue.dataset.side import AGE_BANDS, GENDERS, UserTable
 from segue.errors import SegueError
 from segue.jobs.catalog import CatalogNames
+from segue.jobs.mix_builder import MixBuilder, MixJob
 from segue.jobs.recommend import recommend_for_user
 from segue.models.coldstart import ColdStartRecommender, Onboarding
 from segue.models.filters import Filters
@@ -196,6 +199,7 @@ def mixes_for_all_users(
     batch_size: int = 2048,
     sink: Callable[[str, list[MixPlan]], None] | None = None,
     lists: ListSink | None = None,
+    workers: int = 0,
     progress: Progress = no_progress,
 ) -> MixBatchReport:
     """Every user's mixes for ``date``, in batches of rows; each user's plans go to ``sink``
@@ -212,6 +216,9 @@ def mixes_for_all_users(
     ``lists``: also every listener's top list (every kind) for the day's batch, from the same
     scoring of each listener as their mixes' candidates (:meth:`Recommender.recommend_many`):
     scoring is most of a staged model's cost, and the two together cost about one.
+
+    ``workers``: processes that build the mixes while this one scores the next block
+    (:class:`segue.jobs.mix_builder.MixBuilder`); 0 builds here. The mixes are the same.
     """
     started = time.perf_counter()
     ctx = context or product_context(store, trained, side)
@@ -230,61 +237,83 @@ def mixes_for_all_users(
         else np.asarray(table.personalised, dtype=bool)
     )
     filters = {kids: Filters(ctx.allowed(kids)) for kids in (False, True)}
-    n_mixes = n_tracks = n_cold = 0
-    for start in range(0, len(rows), batch_size):
-        block = rows[start : start + batch_size]
-        ids = [str(x) for x in trained.users.to_ids(block)]
-        kids = table.kids_profile[block]
-        personal = consent[block]
-        known = (nnz[block] > 0) & personal
-        candidates: dict[int, np.ndarray] = {}
-        for flag in (False, True):
-            chosen = block[known & (kids == flag)]
-            if not len(chosen):
-                continue
-            if lists is None:
-                recs = trained.model.recommend(chosen, config.n_candidates, filters=filters[flag])
-            else:
-                top, recs = trained.model.recommend_many(
-                    chosen, [(lists.k, lists.filters(flag)), (config.n_candidates, filters[flag])]
-                )
-                lists.write(chosen, top.items, top.scores)
-            candidates.update(zip(chosen.tolist(), recs.items, strict=True))
-        if lists is not None:  # listeners with plays, no consent: their context's list
-            ruled = block[(nnz[block] > 0) & ~personal]
-            none = np.full((len(ruled), lists.k), -1, dtype=np.int64)
-            lists.write(ruled, none, np.zeros(none.shape, dtype=np.float32))
-        for row, user_id, is_kid, is_known, is_personal in zip(
-            block.tolist(), ids, kids.tolist(), known.tolist(), personal.tolist(), strict=True
-        ):
-            if not is_personal:
-                mixes = _editorial(cold, table, row, is_kid, filters[is_kid], config, date, ctx,
-                                   segments, editorial)  # fmt: skip
-                n_mixes += len(mixes)
-                n_tracks += sum(len(m.tracks) for m in mixes)
-                if sink is not None:
-                    sink(user_id, mixes)
-                continue
-            if is_known:
-                lo, hi = train.indptr[row], train.indptr[row + 1]
-                history_items, history_weights = train.indices[lo:hi], train.data[lo:hi]
-                user_candidates = candidates[row]
-            else:
-                n_cold += 1
-                history_items = history_weights = np.zeros(0)
-                user_candidates = _segment_candidates(
-                    cold, table, row, is_kid, filters[is_kid], config, segments
-                )
-            mixes = build_mixes(
-                user_id, date, history_items, history_weights, user_candidates, ctx.pc,
-                ctx.allowed(is_kid), config,
-            )  # fmt: skip
-            n_mixes += len(mixes)
-            n_tracks += sum(len(m.tracks) for m in mixes)
+    counted = {"mixes": 0, "tracks": 0}
+
+    Entries = list[tuple[str, list[MixPlan] | None]]  # (user, plans; None: being built)
+
+    def deliver(entries: Entries, built: list[list[MixPlan]]) -> None:
+        """Each user's plans to the sink in row order: the editorial ones were ready, the
+        others come from the builder in the order they were given."""
+        made = iter(built)
+        for user_id, ready in entries:
+            mixes = next(made) if ready is None else ready
+            counted["mixes"] += len(mixes)
+            counted["tracks"] += sum(len(m.tracks) for m in mixes)
             if sink is not None:
                 sink(user_id, mixes)
-        progress("mixes", min(start + batch_size, len(rows)), len(rows))
-    return MixBatchReport(len(rows), n_mixes, n_tracks, n_cold, time.perf_counter() - started)
+
+    n_cold = 0
+    builder = MixBuilder(ctx.pc, ctx.allowed_adult, ctx.allowed_kids, config, date, workers)
+    pending: deque[tuple[Entries, Future[list[list[MixPlan]]]]] = deque()
+    with builder:
+        for start in range(0, len(rows), batch_size):
+            block = rows[start : start + batch_size]
+            ids = [str(x) for x in trained.users.to_ids(block)]
+            kids = table.kids_profile[block]
+            personal = consent[block]
+            known = (nnz[block] > 0) & personal
+            candidates: dict[int, np.ndarray] = {}
+            for flag in (False, True):
+                chosen = block[known & (kids == flag)]
+                if not len(chosen):
+                    continue
+                if lists is None:
+                    recs = trained.model.recommend(
+                        chosen, config.n_candidates, filters=filters[flag]
+                    )
+                else:
+                    top, recs = trained.model.recommend_many(
+                        chosen,
+                        [(lists.k, lists.filters(flag)), (config.n_candidates, filters[flag])],
+                    )
+                    lists.write(chosen, top.items, top.scores)
+                candidates.update(zip(chosen.tolist(), recs.items, strict=True))
+            if lists is not None:  # listeners with plays, no consent: their context's list
+                ruled = block[(nnz[block] > 0) & ~personal]
+                none = np.full((len(ruled), lists.k), -1, dtype=np.int64)
+                lists.write(ruled, none, np.zeros(none.shape, dtype=np.float32))
+            entries: Entries = []
+            jobs: list[MixJob] = []
+            for row, user_id, is_kid, is_known, is_personal in zip(
+                block.tolist(), ids, kids.tolist(), known.tolist(), personal.tolist(), strict=True
+            ):
+                if not is_personal:
+                    ready = _editorial(cold, table, row, is_kid, filters[is_kid], config, date,
+                                       ctx, segments, editorial)  # fmt: skip
+                    entries.append((user_id, ready))
+                    continue
+                if is_known:
+                    lo, hi = train.indptr[row], train.indptr[row + 1]
+                    history = (train.indices[lo:hi], train.data[lo:hi])
+                    found = candidates[row]
+                else:
+                    n_cold += 1
+                    history = (np.zeros(0), np.zeros(0))
+                    found = _segment_candidates(cold, table, row, is_kid, filters[is_kid], config,
+                                                segments)  # fmt: skip
+                jobs.append(MixJob(user_id, is_kid, *history, found))
+                entries.append((user_id, None))
+            pending.append((entries, builder.submit(jobs)))
+            while len(pending) > builder.depth:
+                entries, future = pending.popleft()
+                deliver(entries, future.result())
+            progress("mixes", min(start + batch_size, len(rows)), len(rows))
+        while pending:
+            entries, future = pending.popleft()
+            deliver(entries, future.result())
+    return MixBatchReport(
+        len(rows), counted["mixes"], counted["tracks"], n_cold, time.perf_counter() - started
+    )
 
 
 def _editorial(

@@ -9,6 +9,7 @@ only small index arrays. The jobs layer caches one per trained model.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +27,7 @@ ACRONYMS = frozenset({"edm", "idm", "ebm", "uk", "us", "dnb", "dj", "mc", "lofi"
 _SPECIAL = {"lofi": "Lo-fi", "jpop": "J-pop", "kpop": "K-pop", "dnb": "DnB"}
 
 
+@functools.lru_cache(maxsize=4096)  # a catalog has few genres; the daily batch names millions
 def genre_label(name: str) -> str:
     """A genre as a title shows it: "r&b" -> "R&B", "indie rock" -> "Indie rock", "edm" ->
     "EDM", "k-pop" -> "K-pop"; a name that already has capitals ("Hip-Hop") is kept.

@@ -28,7 +28,9 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
+import numba
 import numpy as np
 from pydantic import BaseModel
 
@@ -244,16 +246,16 @@ def _fill(
     want_new = min(length - want_familiar, len(pool))
     if want_familiar + want_new < length:  # too few discoveries: more favourites
         want_familiar = min(length - want_new, len(cluster.items))
-    counts: dict[int, int] = {}
-    picked = _draw(cluster.items, np.log(cluster.weights), want_familiar, rng, pc, config, counts)
+    cap = _ArtistCap.empty(length)  # tracks per artist in this mix
+    picked = _draw(cluster.items, np.log(cluster.weights), want_familiar, rng, pc, config, cap)
     familiar = cluster.items[picked]
     want_new = min(length - len(familiar), len(pool))  # the artist cap may have cut favourites
     top = pool[: POOL_FACTOR * max(want_new, 1)]
-    new = top[_draw(top, -np.log1p(np.arange(len(top))), want_new, rng, pc, config, counts)]
+    new = top[_draw(top, -np.log1p(np.arange(len(top))), want_new, rng, pc, config, cap)]
     if len(new) < want_new:  # the artist cap bit: look further down the pool
         rest = pool[len(top) :]
         more = _draw(rest, -np.log1p(np.arange(len(rest))), want_new - len(new), rng, pc,
-                     config, counts)  # fmt: skip
+                     config, cap)  # fmt: skip
         new = np.concatenate([new, rest[more]])
     tracks = np.concatenate([familiar, new]).astype(np.int64)
     flags = np.concatenate([np.ones(len(familiar), bool), np.zeros(len(new), bool)])
@@ -265,6 +267,19 @@ def _fill(
     return tracks, flags, strength
 
 
+class _ArtistCap(NamedTuple):
+    """Tracks per artist so far in one mix: the artists met (at most one per track, so a mix's
+    length bounds them, whatever the catalog's size), their counts, and how many there are."""
+
+    artists: np.ndarray
+    counts: np.ndarray
+    used: np.ndarray  # shape (1,)
+
+    @classmethod
+    def empty(cls, length: int) -> _ArtistCap:
+        return cls(np.empty(length, np.int64), np.zeros(length, np.int64), np.zeros(1, np.int64))
+
+
 def _draw(
     items: np.ndarray,
     log_weights: np.ndarray,
@@ -272,27 +287,51 @@ def _draw(
     rng: np.random.Generator,
     pc: ProductCatalog,
     config: MixConfig,
-    counts: dict[int, int],
+    cap: _ArtistCap,
 ) -> np.ndarray:
     """Positions in ``items`` of up to ``k`` of them drawn without replacement (Gumbel top-k),
-    within the artist cap (``counts``: tracks per artist so far, updated)."""
+    within the artist cap (``cap``: the mix's counts so far, updated)."""
     if k <= 0 or len(items) == 0:
         return np.zeros(0, dtype=np.int64)
     keys = -(log_weights + rng.gumbel(size=len(items)))
-    artists = pc.catalog.artist[items]
-    chosen: list[int] = []
-    cap = config.max_per_artist
+    artists = pc.catalog.artist[items].astype(np.int64, copy=False)
+    chosen = np.empty(k, dtype=np.int64)
+    taken = 0
     for span in _ascending(keys, head=2 * k + 8):  # the cap rarely skips far
-        for position, artist in zip(span.tolist(), artists[span].tolist(), strict=True):
-            if artist >= 0:
-                seen = counts.get(artist, 0)
-                if seen >= cap:
-                    continue
-                counts[artist] = seen + 1
-            chosen.append(position)
-            if len(chosen) == k:
-                return np.asarray(chosen, dtype=np.int64)
-    return np.asarray(chosen, dtype=np.int64)
+        taken = _take_capped(span, artists, config.max_per_artist, *cap, chosen, taken)
+        if taken == k:
+            break
+    return chosen[:taken]
+
+
+@numba.njit(cache=True, nogil=True)
+def _take_capped(span, artists, cap, met, counts, used, chosen, taken):  # pragma: no cover
+    """Append to ``chosen`` the positions of ``span`` in order whose artist has fewer than
+    ``cap`` tracks so far (an unknown artist, < 0, always passes), until it is full; returns
+    how many it holds. Compiled (tested through :func:`build_mixes`): as a Python loop it was
+    40 % of the daily batch's mix building."""
+    for j in range(len(span)):
+        if taken == len(chosen):
+            break
+        position = span[j]
+        artist = artists[position]
+        if artist >= 0:
+            at = -1
+            for m in range(used[0]):
+                if met[m] == artist:
+                    at = m
+                    break
+            if at < 0:
+                at = used[0]
+                met[at] = artist
+                counts[at] = 0
+                used[0] += 1
+            if counts[at] >= cap:
+                continue
+            counts[at] += 1
+        chosen[taken] = position
+        taken += 1
+    return taken
 
 
 def _ascending(keys: np.ndarray, head: int) -> Iterator[np.ndarray]:

@@ -93,3 +93,24 @@ def kth_largest(values: np.ndarray, k: int) -> float:
             if len(passed) >= k:
                 return np.partition(passed, len(passed) - k)[len(passed) - k]
     return np.partition(values, n - k)[n - k]
+
+
+def rank_pairs(
+    rows: np.ndarray,
+    items: np.ndarray,
+    values: np.ndarray,
+    n_rows: int,
+    depth: int,
+    pad: int = -1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n_rows, depth) items of (row, item, value) pairs per row, best value first (ties by
+    item), and their values as float32; rows with fewer pairs padded with ``pad`` at -inf."""
+    order = np.lexsort((items, -values, rows))
+    rows, items, values = rows[order], items[order], values[order]
+    position = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    keep = position < depth
+    ids = np.full((n_rows, depth), pad, dtype=np.int64)
+    top = np.full((n_rows, depth), -np.inf, dtype=np.float32)
+    ids[rows[keep], position[keep]] = items[keep]
+    top[rows[keep], position[keep]] = values[keep]
+    return ids, top

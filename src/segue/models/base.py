@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.errors import SegueError
-from segue.ranking import kth_largest
+from segue.ranking import kth_largest, rank_pairs
 
 if TYPE_CHECKING:
     from segue.dataset.side import SideInfo
@@ -480,17 +480,8 @@ def _top_k_sparse(
         seen_rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(seen.indptr))
         seen_keys = np.unique(seen_rows * n_items + seen.indices)
         keep &= ~np.isin(rows * n_items + cols, seen_keys, assume_unique=False)
-    rows, cols, values = rows[keep], cols[keep], values[keep]
-    order = np.lexsort((cols, -values, rows))
-    rows, cols, values = rows[order], cols[order], values[order]
-    starts = np.searchsorted(rows, np.arange(n_rows))
-    rank = np.arange(len(rows)) - starts[rows]
-    top = rank < k
-    items = np.full((n_rows, k), -1, dtype=np.int64)
-    out = np.full((n_rows, k), -np.inf, dtype=np.float32)
-    items[rows[top], rank[top]] = cols[top]
-    out[rows[top], rank[top]] = values[top]
-    have = np.bincount(rows[top], minlength=n_rows)
+    items, out = rank_pairs(rows[keep], cols[keep], values[keep], n_rows, k)
+    have = (items >= 0).sum(axis=1)
     candidates = np.arange(n_items) if allowed is None else np.flatnonzero(allowed)
     for r in np.flatnonzero(have < k):
         taken = items[r, : have[r]]

@@ -40,9 +40,8 @@ from segue.models.staged.retrieval import (
     Candidates,
     Generators,
     candidate_recall,
-    rank_pairs,
 )
-from segue.ranking import hit_matrix, ndcg_per_user
+from segue.ranking import hit_matrix, ndcg_per_user, rank_pairs
 
 #: Score of an item no generator retrieved: below every candidate, above played items.
 UNRETRIEVED = -1.0e4

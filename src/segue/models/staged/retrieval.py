@@ -42,6 +42,7 @@ from segue.models.base import (
 from segue.models.popularity import PopularityRecommender
 from segue.models.specs import COMPONENTS, ModelSpec
 from segue.models.staged.ann import EXACT_BELOW, VectorIndex
+from segue.ranking import rank_pairs
 
 DEFAULT_GENERATORS: tuple[str, ...] = (
     "als", "ease", "itemknn", "userknn", "friends", "content", "trending"
@@ -574,27 +575,6 @@ class _SparseRows:
         above = self.values > floor[rows]
         ids, top = rank_pairs(rows[above], items[above], self.values[above], self.n_rows, n, 0)
         return ids, top, (floor, *_mean_std(total, squares, count))
-
-
-def rank_pairs(
-    rows: np.ndarray,
-    items: np.ndarray,
-    values: np.ndarray,
-    n_rows: int,
-    depth: int,
-    pad: int = -1,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(n_rows, depth) items of (row, item, value) pairs per row, best value first (ties by
-    item), and their values as float32; rows with fewer pairs padded with ``pad`` at -inf."""
-    order = np.lexsort((items, -values, rows))
-    rows, items, values = rows[order], items[order], values[order]
-    position = np.arange(len(rows)) - np.searchsorted(rows, rows)
-    keep = position < depth
-    ids = np.full((n_rows, depth), pad, dtype=np.int64)
-    top = np.full((n_rows, depth), -np.inf, dtype=np.float32)
-    ids[rows[keep], position[keep]] = items[keep]
-    top[rows[keep], position[keep]] = values[keep]
-    return ids, top
 
 
 def _in_rows(matrix: sp.csr_matrix, ids: np.ndarray) -> np.ndarray:

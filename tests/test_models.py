@@ -109,6 +109,39 @@ def test_top_k_orders_by_score_then_index() -> None:
     assert full[0].tolist() == [1, 4, 2, 0, 3]
 
 
+@pytest.mark.parametrize("order", ["grouped", "shuffled"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_ranked_pairs_are_each_rows_best_values_ties_by_item(order: str, dtype: type) -> None:
+    # grouped rows take the compiled per-row selection, shuffled ones the global sort: both
+    # must be each row's pairs sorted by (-value, item), cut at depth, padded
+    from segue.ranking import rank_pairs
+
+    rng = np.random.default_rng(5)
+    for trial in range(40):
+        n_rows, n_items = int(rng.integers(1, 30)), int(rng.integers(1, 400))
+        n = int(rng.integers(0, 3_000))
+        rows = np.sort(rng.integers(0, n_rows, n))
+        items = rng.integers(0, n_items, n)
+        values = rng.standard_normal(n).astype(dtype)
+        if trial % 2:  # many ties, some across the cut
+            values = np.round(values, 0).astype(dtype)
+        if trial % 5 == 0:
+            values[rng.random(n) < 0.2] = -np.inf  # finite values only take the fast path
+        if order == "shuffled":
+            shuffle = rng.permutation(n)
+            rows, items, values = rows[shuffle], items[shuffle], values[shuffle]
+        depth = int(rng.integers(1, 60))
+        ids, top = rank_pairs(rows, items, values, n_rows, depth, pad=-7)
+        assert ids.shape == top.shape == (n_rows, depth) and top.dtype == np.float32
+        for r in range(n_rows):
+            pairs = sorted(zip(-values[rows == r], items[rows == r], strict=True))[:depth]
+            want = [int(i) for _, i in pairs]
+            assert ids[r].tolist() == want + [-7] * (depth - len(want))
+            got = top[r, : len(want)]
+            assert got.tolist() == [float(np.float32(-v)) for v, _ in pairs]
+            assert np.isneginf(top[r, len(want) :]).all()
+
+
 @pytest.mark.parametrize("shape", ["plain", "ties", "mostly_masked"])
 def test_one_listener_top_k_and_kth_largest_match_a_full_sort(shape: str) -> None:
     # the request-time shortcut (a sampled threshold) must give exactly what sorting gives

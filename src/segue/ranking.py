@@ -6,6 +6,7 @@ Kept below every layer so that a model can tune itself on a held-out part of its
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -104,13 +105,63 @@ def rank_pairs(
     pad: int = -1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(n_rows, depth) items of (row, item, value) pairs per row, best value first (ties by
-    item), and their values as float32; rows with fewer pairs padded with ``pad`` at -inf."""
+    item), and their values as float32; rows with fewer pairs padded with ``pad`` at -inf.
+
+    Pairs grouped by row (a CSR matrix's order, as every caller has them) with finite values
+    are ranked row by row by a compiled top-``depth`` selection: a global three-key sort of a
+    block's pairs was a fifth of a staged model's batch scoring on the 1M world. Anything
+    else takes that sort; both give the same lists.
+    """
+    ids = np.full((n_rows, depth), pad, dtype=np.int64)
+    top = np.full((n_rows, depth), -np.inf, dtype=np.float32)
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0 or depth == 0:
+        return ids, top
+    grouped = bool(np.all(rows[1:] >= rows[:-1]))
+    if grouped and np.isfinite(values).all():
+        bounds = np.flatnonzero(np.diff(rows)) + 1
+        starts = np.concatenate(([0], bounds, [len(rows)])).astype(np.int64)
+        _rank_grouped(starts, rows, np.asarray(items, dtype=np.int64),
+                      np.asarray(values), ids, top)  # fmt: skip
+        return ids, top
     order = np.lexsort((items, -values, rows))
     rows, items, values = rows[order], items[order], values[order]
     position = np.arange(len(rows)) - np.searchsorted(rows, rows)
     keep = position < depth
-    ids = np.full((n_rows, depth), pad, dtype=np.int64)
-    top = np.full((n_rows, depth), -np.inf, dtype=np.float32)
     ids[rows[keep], position[keep]] = items[keep]
     top[rows[keep], position[keep]] = values[keep]
     return ids, top
+
+
+@numba.njit(cache=True, nogil=True)
+def _rank_grouped(
+    starts: np.ndarray,
+    rows: np.ndarray,
+    items: np.ndarray,
+    values: np.ndarray,
+    ids: np.ndarray,
+    top: np.ndarray,
+) -> None:
+    """Each group ``starts[g]:starts[g + 1]`` (one row's pairs) into ``ids``/``top``: the
+    ``depth`` best by value, ties by item. Only the pairs at or above the group's
+    ``depth``-th value are sorted, the ones tied with it cut by item."""
+    depth = ids.shape[1]
+    for g in range(len(starts) - 1):
+        lo, hi = starts[g], starts[g + 1]
+        row = rows[lo]
+        seg_values = values[lo:hi]
+        seg_items = items[lo:hi]
+        m = hi - lo
+        if m > depth:
+            cut = np.partition(seg_values.copy(), m - depth)[m - depth]
+            above = np.flatnonzero(seg_values > cut)
+            tied = np.flatnonzero(seg_values == cut)
+            tied = tied[np.argsort(seg_items[tied], kind="mergesort")][: depth - len(above)]
+            chosen = np.concatenate((above, tied))
+        else:
+            chosen = np.arange(m)
+        chosen = chosen[np.argsort(seg_items[chosen], kind="mergesort")]
+        chosen = chosen[np.argsort(-seg_values[chosen], kind="mergesort")]
+        for j in range(len(chosen)):
+            ids[row, j] = seg_items[chosen[j]]
+            top[row, j] = seg_values[chosen[j]]

@@ -13,7 +13,15 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from segue.batch.daily import DayPlan, load_snapshot, parse_date, snapshot_dataset
+from segue.batch.daily import (
+    DayPlan,
+    best_candidate,
+    joined_results,
+    load_snapshot,
+    parse_date,
+    snapshot_dataset,
+    training_jobs,
+)
 from segue.batch.lifecycle import RECOMMENDATIONS, load_production
 from segue.batch.runs import list_runs, run_steps
 from segue.config import Settings
@@ -123,7 +131,8 @@ def test_a_run_refused_by_the_gate_leaves_production_untouched(first_run: Path) 
     assert [s.name for s in failed] == ["start", "dataset", "train", "choose", "gate"]
     assert [s.status for s in failed] == ["ok"] * 4 + ["failed"]
     assert failed[-1].error is not None and "GateRefused: refused: ndcg@10" in failed[-1].error
-    assert all(s.tasks >= 1 for s in failed)
+    # one candidate: its gate metrics and its fit are two tasks of the train step
+    assert [s.tasks for s in failed] == [1, 1, 2, 1, 1]
     assert all(s.seconds is not None and s.seconds >= 0 for s in failed)
     done = run_steps(Settings(data_dir=first_run), runs[1].run_id)
     assert done[-1].name == "end" and {s.status for s in done} == {"ok"}
@@ -171,6 +180,35 @@ def test_a_past_date_uses_only_that_days_data(tmp_path: Path) -> None:
         DayPlan(middle, ("itemknn",), engine="spark")
     with pytest.raises(Exception, match="eval-users must be >= 0"):
         DayPlan(middle, ("itemknn",), eval_users=-1)
+
+
+def test_each_candidates_gate_metrics_and_fit_are_joined_before_the_choice() -> None:
+    plan = DayPlan(dt.date(2026, 11, 30), ("als", "itemknn"))
+    jobs = training_jobs(plan)
+    assert jobs == [("als", "gate"), ("als", "fit"), ("itemknn", "gate"), ("itemknn", "fit")]
+
+    def fit(name: str) -> dict:
+        order = plan.models.index(name)
+        return {"name": name, "role": "fit", "order": order, "model_dir": f"/m/{name}"}
+
+    def gate(name: str, ndcg: float) -> dict:
+        return {"name": name, "role": "gate", "metrics": {"ndcg@10": ndcg}}
+
+    # tasks finish in any order; the results come back in --models order, each whole
+    parts = [fit("itemknn"), gate("als", 0.2), gate("itemknn", 0.3), fit("als")]
+    results = joined_results(parts)
+    assert [r["name"] for r in results] == ["als", "itemknn"]
+    assert results[1] == {
+        "name": "itemknn", "order": 1, "model_dir": "/m/itemknn", "metrics": {"ndcg@10": 0.3}
+    }  # fmt: skip
+    assert best_candidate(results, "ndcg@10")["model_dir"] == "/m/itemknn"
+    # a candidate without metrics is never chosen by default, nor one never fitted
+    with pytest.raises(SegueError, match="'als': no gate result"):
+        joined_results([fit("als"), fit("itemknn"), gate("itemknn", 0.3)])
+    with pytest.raises(SegueError, match="'itemknn': no fit result"):
+        joined_results([fit("als"), gate("als", 0.2), gate("itemknn", 0.3)])
+    with pytest.raises(SegueError, match="two 'gate' results"):
+        joined_results([fit("als"), gate("als", 0.2), gate("als", 0.1)])
 
 
 def test_the_flow_steps_get_the_settings_the_command_line_chose(tmp_path: Path) -> None:

@@ -412,7 +412,9 @@ def runs(svc: ServicesDep) -> Runs:
 class StepOut(BaseModel):
     name: str
     status: str = Field(description="ok, failed or running")
-    tasks: int = Field(description="Tasks of the step (one per model where training fans out)")
+    tasks: int = Field(
+        description="Tasks of the step (two per model where training fans out: gate, fit)"
+    )
     started_at: str | None
     finished_at: str | None
     seconds: float | None

@@ -260,6 +260,40 @@ def batch_recommendations(
     return batch_recommend(trained, out, k=plan.k, date=plan.date, side=side)
 
 
+#: What the train step does for each candidate, each in a task of its own: its gate metrics on
+#: a held-out split, and its fit on all the day's data. Neither needs the other, and a fit
+#: keeps about one of two cores busy, so side by side the 1M world's train step took
+#: TRAIN_STEP_FIGURE.
+TRAINING_ROLES = ("gate", "fit")
+
+
+def training_jobs(plan: DayPlan) -> list[tuple[str, str]]:
+    """The train step's tasks: (candidate, role) for each candidate and each of
+    :data:`TRAINING_ROLES`."""
+    return [(name, role) for name in plan.models for role in TRAINING_ROLES]
+
+
+def joined_results(parts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One result per candidate from its tasks' parts (each has ``name`` and ``role``; a
+    "gate" part brings ``metrics``, a "fit" part the rest), in --models order.
+
+    A candidate missing a part is an error: the flow must never gate a model by metrics it
+    was not given, nor publish one that was not fitted.
+    """
+    joined: dict[str, dict[str, Any]] = {}
+    roles: dict[str, set[str]] = {}
+    for part in parts:
+        name, role = part["name"], part["role"]
+        if role in roles.setdefault(name, set()):
+            raise SegueError(f"candidate {name!r}: two {role!r} results")
+        roles[name].add(role)
+        joined.setdefault(name, {}).update({k: v for k, v in part.items() if k != "role"})
+    for name, have in roles.items():
+        if missing := set(TRAINING_ROLES) - have:
+            raise SegueError(f"candidate {name!r}: no {', '.join(sorted(missing))} result")
+    return sorted(joined.values(), key=lambda r: r["order"])
+
+
 def best_candidate(results: Sequence[dict[str, Any]], metric: str) -> dict[str, Any]:
     """The candidate with the highest ``metric`` (ties: the earlier one in --models)."""
     if not results:
@@ -275,9 +309,11 @@ __all__ = [
     "best_candidate",
     "evaluate_candidate",
     "ingest_source",
+    "joined_results",
     "load_snapshot",
     "parse_date",
     "parse_models",
     "snapshot_dataset",
     "train_candidate",
+    "training_jobs",
 ]

@@ -1,8 +1,8 @@
 """The daily batch run as a Metaflow flow.
 
     start (ingest; the last 30 days' online metrics from the exposure log) → dataset → train
-    (one branch per candidate: evaluate on a held-out split,
-    then fit on all data) → choose (best NDCG@10) → gate → batch (top-k, daily mixes and,
+    (two branches per candidate, side by side: evaluate on a held-out split; fit on all
+    data) → choose (best NDCG@10) → gate → batch (top-k, daily mixes and,
     with a click model, campaign inputs for every user, Parquet) → publish (registry version
     with those lists; load them into the store and the online state; promote) → end
 
@@ -134,18 +134,19 @@ class DailyFlow(FlowSpec):
         """Snapshot the interactions up to the end of the day for every later step."""
         from pathlib import Path
 
-        from segue.batch.daily import snapshot_dataset
+        from segue.batch.daily import snapshot_dataset, training_jobs
         from segue.store import open_store
 
         store = open_store(self._settings().resolved_database_url)
         self.snapshot = str(Path(self.work_dir) / "dataset.pkl")
         self.data_summary = snapshot_dataset(store, self._plan(), Path(self.snapshot))
-        self.candidates = list(self._plan().models)
-        self.next(self.train, foreach="candidates")
+        self.jobs = training_jobs(self._plan())
+        self.next(self.train, foreach="jobs")
 
     @step
     def train(self):
-        """One candidate: metrics on the held-out split, then a fit on all the data."""
+        """One candidate's gate metrics on a held-out split, or its fit on all the data: the
+        two run as separate tasks, side by side (``segue.batch.daily.TRAINING_ROLES``)."""
         from pathlib import Path
 
         from segue.batch.daily import evaluate_candidate, load_snapshot, train_candidate
@@ -153,7 +154,7 @@ class DailyFlow(FlowSpec):
         from segue.registry.tuned import load_tuned, with_hybrid
         from segue.store import open_store
 
-        name = self.input
+        name, role = self.input
         plan = self._plan()
         data = load_snapshot(Path(self.snapshot))
         side = load_side_info(open_store(self._settings().resolved_database_url), data)
@@ -162,35 +163,38 @@ class DailyFlow(FlowSpec):
         in_process = plan.engine == "in-process"
         entries = load_tuned(self._settings().data_dir) if in_process else {}
         params = with_hybrid({n: e["params"] for n, e in entries.items()}).get(name)
-        tuned = entries.get(name)
-        if tuned is None and params:  # a hybrid of tuned components: their entries
-            tuned = {"components": {c: entries[c] for c in params["component_params"]}}
-        metrics = evaluate_candidate(data, name, plan, side=side, spark=spark, params=params)
-        model_dir = Path(self.work_dir) / "models"
-        trained = train_candidate(
-            data, name, plan, model_dir, side=side, spark=spark, params=params
-        )
-        self.result = {
-            "name": name,
-            "order": plan.models.index(name),
-            "metrics": metrics,
-            "tuned": tuned,
-            "params": trained.model.params(),
-            "fit_seconds": trained.fit_seconds,
-            "model_dir": str(model_dir),
-        }
+        self.result = {"name": name, "role": role}
+        if role == "gate":
+            self.result["metrics"] = evaluate_candidate(
+                data, name, plan, side=side, spark=spark, params=params
+            )
+        else:
+            tuned = entries.get(name)
+            if tuned is None and params:  # a hybrid of tuned components: their entries
+                tuned = {"components": {c: entries[c] for c in params["component_params"]}}
+            model_dir = Path(self.work_dir) / "models"
+            trained = train_candidate(
+                data, name, plan, model_dir, side=side, spark=spark, params=params
+            )
+            self.result |= {
+                "order": plan.models.index(name),
+                "tuned": tuned,
+                "params": trained.model.params(),
+                "fit_seconds": trained.fit_seconds,
+                "model_dir": str(model_dir),
+            }
         self.next(self.choose)
 
     @step
     def choose(self, inputs):
         """The best candidate by the gate's metric."""
-        from segue.batch.daily import best_candidate
+        from segue.batch.daily import best_candidate, joined_results
         from segue.batch.lifecycle import KEY_METRIC
 
         self.merge_artifacts(
             inputs, include=["work_dir", "data_summary", "day", "store_url", "online"]
         )
-        self.results = [i.result for i in inputs]
+        self.results = joined_results([i.result for i in inputs])
         self.chosen = best_candidate(self.results, KEY_METRIC)
         self.next(self.gate)
 

@@ -154,7 +154,7 @@ def run_steps(settings: Settings, run_id: str, flow: str = FLOW_NAME) -> list[St
         raise SegueError(f"no run {run_id!r} of {flow}") from None
     steps = []
     for step in run:
-        tasks = list(step)  # a foreach step (one training per model) has several
+        tasks = list(step)  # a foreach step (training: two per model) has several
         starts = [t.created_at for t in tasks if t.created_at]
         ends = [getattr(t, "finished_at", None) for t in tasks]
         started = min(starts) if starts else None

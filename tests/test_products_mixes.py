@@ -171,3 +171,37 @@ def test_a_failure_in_a_mix_worker_reaches_the_caller(setup) -> None:
     for bad in (-1, 1.5, True):
         with pytest.raises(SegueError, match="mix workers must be an integer >= 0"):
             builder(bad)  # type: ignore[arg-type]
+
+
+def test_listeners_of_one_cold_segment_get_their_own_draws_from_shared_inputs(setup) -> None:
+    """The builder makes a cold segment's clusters and pools once and draws each listener's
+    mixes from them: each listener's plans are exactly what ``build_mixes`` makes for them
+    alone, listeners of one segment differ by their draws, kids keep their own catalog."""
+    _, _, ctx = setup
+    from segue.jobs.mix_builder import MixBuilder, MixJob
+    from segue.products.mixes import build_mixes
+
+    popular = np.argsort(-ctx.pc.popularity, kind="stable")[:60]
+    segments = [popular, popular[::-1].copy()]
+    none = (np.zeros(0, np.int64), np.zeros(0))
+    jobs = [
+        MixJob(f"new-{n}", kids, *none, segments[n % 2].copy())
+        for n, kids in zip(range(12), itertools.cycle([False, False, True]), strict=False)
+    ]
+    config = MixConfig(length=25)
+    builder = MixBuilder(ctx.pc, ctx.allowed_adult, ctx.allowed_kids, config, DAY)
+    built = builder.submit(jobs).result()
+    assert len(builder._setting.cold) == 4  # two segments × (kids, not)
+    for job, plans in zip(jobs, built, strict=True):
+        allowed = ctx.allowed_kids if job.kids else ctx.allowed_adult
+        alone = build_mixes(job.user_id, DAY, *none, job.candidates, ctx.pc, allowed, config)
+        assert plans and len(plans) == len(alone)
+        for got, want in zip(plans, alone, strict=True):
+            assert (got.title, got.description) == (want.title, want.description)
+            assert got.tracks.tolist() == want.tracks.tolist()
+            assert got.familiar.tolist() == want.familiar.tolist() and not got.familiar.any()
+        if job.kids:
+            assert ctx.allowed_kids[np.concatenate([p.tracks for p in plans])].all()
+    same_segment = [p[0].tracks.tolist() for j, p in zip(jobs, built, strict=True)
+                    if j.candidates[0] == popular[0] and not j.kids]  # fmt: skip
+    assert len(same_segment) >= 3 and len({tuple(t) for t in same_segment}) == len(same_segment)

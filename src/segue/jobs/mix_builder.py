@@ -6,7 +6,10 @@ mix time, on one core while the other idled. :class:`MixBuilder` takes a block o
 inputs (history, candidates, the kids flag) and returns their plans; with ``workers > 0`` the
 blocks go to that many processes (``forkserver``: no fork of a process whose model holds
 threads), each given the catalog arrays once, while the caller scores the next block.
-Plans come back in the order blocks were given, so files stay sorted by listener.
+Plans come back in the order blocks were given, so files stay sorted by listener. Listeners
+without history who share their cold segment's candidates share its clusters and discovery
+pools (:func:`segue.products.mixes.mix_inputs`, made once per process); only their draws are
+theirs (539 → 377 µs per such listener on the 1M world).
 
 The mixes are the same either way: each listener's draws come from their own (user, day)
 generator, whatever process builds them.
@@ -18,13 +21,13 @@ import datetime as dt
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from segue.errors import SegueError
 from segue.products.catalog_view import ProductCatalog
-from segue.products.mixes import MixConfig, MixPlan, build_mixes
+from segue.products.mixes import MixConfig, MixInputs, MixPlan, draw_mixes, mix_inputs
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,6 +42,11 @@ class MixJob:
     candidates: np.ndarray
 
 
+#: Cold segments' mix inputs kept per process; a world has a few hundred segments at most
+#: (country × age band × gender × kids), and the cache starts over past this.
+COLD_SEGMENTS = 4096
+
+
 @dataclass(frozen=True, eq=False)
 class _Setting:
     """What every block needs and is sent once per worker."""
@@ -48,15 +56,33 @@ class _Setting:
     allowed_kids: np.ndarray
     config: MixConfig
     date: dt.date
+    #: (kids, candidates' bytes) -> the clusters and pools of listeners without history who
+    #: share those candidates (their segment's): half the 1M world, whose mixes cost ~0.9 ms
+    #: each built from scratch; only the draws are each listener's own
+    cold: dict[tuple[bool, bytes], MixInputs] = field(default_factory=dict)
 
     def build(self, jobs: Sequence[MixJob]) -> list[list[MixPlan]]:
         plans = []
         for job in jobs:
             allowed = self.allowed_kids if job.kids else self.allowed_adult
             history = (job.history_items, job.history_weights)
-            plans.append(build_mixes(job.user_id, self.date, *history, job.candidates, self.pc,
-                                     allowed, self.config))  # fmt: skip
+            if len(job.history_items):
+                inputs = mix_inputs(*history, job.candidates, self.pc, allowed, self.config)
+            else:
+                inputs = self._cold(job, allowed)
+            plans.append(draw_mixes(job.user_id, self.date, inputs, self.pc, self.config))
         return plans
+
+    def _cold(self, job: MixJob, allowed: np.ndarray) -> MixInputs:
+        key = (job.kids, np.asarray(job.candidates, dtype=np.int64).tobytes())
+        inputs = self.cold.get(key)
+        if inputs is None:
+            if len(self.cold) >= COLD_SEGMENTS:
+                self.cold.clear()
+            empty = (job.history_items, job.history_weights)
+            inputs = mix_inputs(*empty, job.candidates, self.pc, allowed, self.config)
+            self.cold[key] = inputs
+        return inputs
 
 
 _WORKER_SETTING: _Setting | None = None

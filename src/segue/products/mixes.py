@@ -176,6 +176,17 @@ class MixPlan:
     familiar: np.ndarray
 
 
+@dataclass(frozen=True, eq=False)
+class MixInputs:
+    """What a listener's mixes are drawn from, before any draw: the taste clusters and, per
+    cluster, its discoveries in rank order. Listeners without history who share their cold
+    segment's candidates share these too (:class:`segue.jobs.mix_builder.MixBuilder` makes
+    them once per segment), so only the draws are theirs."""
+
+    clusters: list[TasteCluster]
+    pools: list[np.ndarray]
+
+
 def build_mixes(
     user_id: str,
     day: dt.date,
@@ -189,6 +200,19 @@ def build_mixes(
     """The user's mixes for ``day``; ``candidates``: the model's ranked item columns for the
     user (best first, -1 padding). A user without history gets mixes of discoveries only,
     clustered by the candidates' genres (cold start)."""
+    inputs = mix_inputs(history_items, history_weights, candidates, pc, allowed, config)
+    return draw_mixes(user_id, day, inputs, pc, config)
+
+
+def mix_inputs(
+    history_items: np.ndarray,
+    history_weights: np.ndarray,
+    candidates: np.ndarray,
+    pc: ProductCatalog,
+    allowed: np.ndarray,
+    config: MixConfig = MixConfig(),
+) -> MixInputs:
+    """The clusters and discovery pools of :func:`build_mixes`, which draws from them."""
     history_items = np.asarray(history_items, dtype=np.int64)
     candidates = np.asarray(candidates, dtype=np.int64)
     candidates = candidates[candidates >= 0]
@@ -204,10 +228,22 @@ def build_mixes(
     heard = np.zeros(len(pc), dtype=bool)
     heard[history_items] = True
     fresh = candidates[allowed[candidates] & pc.is_track[candidates] & ~heard[candidates]]
+    return MixInputs(clusters, [_pool(c, fresh, heard, pc, allowed) for c in clusters])
+
+
+def draw_mixes(
+    user_id: str,
+    day: dt.date,
+    inputs: MixInputs,
+    pc: ProductCatalog,
+    config: MixConfig = MixConfig(),
+) -> list[MixPlan]:
+    """The user's mixes for ``day`` from ``inputs``: their draws come from the (user, day)
+    generator, so the same inputs give each listener their own mixes."""
     rng = day_rng(user_id, day)
     mixes: list[MixPlan] = []
-    for cluster in clusters:
-        tracks, familiar, strength = _fill(cluster, fresh, heard, pc, allowed, config, rng)
+    for cluster, pool in zip(inputs.clusters, inputs.pools, strict=True):
+        tracks, familiar, strength = _fill(cluster, pool, pc, config, rng)
         if len(tracks) < MIN_LENGTH:
             continue
         order = flow_order(pc.catalog.artist[tracks], strength, pc.tempo[tracks], pc.energy[tracks])
@@ -222,20 +258,15 @@ def _cluster_mask(cluster: TasteCluster, pc: ProductCatalog, items: np.ndarray) 
     return (pc.genre[items] < 0) & (pc.catalog.artist[items] == cluster.code)
 
 
-def _fill(
+def _pool(
     cluster: TasteCluster,
     fresh: np.ndarray,
     heard: np.ndarray,
     pc: ProductCatalog,
     allowed: np.ndarray,
-    config: MixConfig,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(tracks, familiar flags, strength) for one cluster, before ordering; ``heard``: mask of
-    the user's history columns."""
-    length = config.length
-    want_familiar = min(round(length * config.familiar_share), len(cluster.items))
-    # discoveries: the model's candidates in the cluster, then the cluster's popular tracks
+) -> np.ndarray:
+    """The cluster's discoveries: the model's candidates in it, then (a genre's) popular
+    tracks; ``heard``: mask of the user's history columns."""
     pool = fresh[_cluster_mask(cluster, pc, fresh)]
     if cluster.kind == "genre":
         popular = pc.genre_pools[cluster.code]
@@ -243,6 +274,20 @@ def _fill(
         popular = popular[allowed[popular] & ~heard[popular]]
         heard[pool] = False  # (pool holds no heard item, so this restores the mask)
         pool = np.concatenate([pool, popular])
+    return pool
+
+
+def _fill(
+    cluster: TasteCluster,
+    pool: np.ndarray,
+    pc: ProductCatalog,
+    config: MixConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tracks, familiar flags, strength) for one cluster, before ordering; ``pool``: its
+    discoveries (:func:`_pool`)."""
+    length = config.length
+    want_familiar = min(round(length * config.familiar_share), len(cluster.items))
     want_new = min(length - want_familiar, len(pool))
     if want_familiar + want_new < length:  # too few discoveries: more favourites
         want_familiar = min(length - want_new, len(cluster.items))

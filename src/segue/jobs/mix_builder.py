@@ -57,30 +57,31 @@ class _Setting:
     config: MixConfig
     date: dt.date
     #: (kids, candidates' bytes) -> the clusters and pools of listeners without history who
-    #: share those candidates (their segment's): half the 1M world, whose mixes cost ~0.9 ms
-    #: each built from scratch; only the draws are each listener's own
+    #: share those candidates (their segment's): half the 1M world; only the draws are each
+    #: listener's own
     cold: dict[tuple[bool, bytes], MixInputs] = field(default_factory=dict)
 
     def build(self, jobs: Sequence[MixJob]) -> list[list[MixPlan]]:
         plans = []
         for job in jobs:
             allowed = self.allowed_kids if job.kids else self.allowed_adult
-            history = (job.history_items, job.history_weights)
             if len(job.history_items):
-                inputs = mix_inputs(*history, job.candidates, self.pc, allowed, self.config)
+                inputs = mix_inputs(job.history_items, job.history_weights, job.candidates,
+                                    self.pc, allowed, self.config)  # fmt: skip
             else:
                 inputs = self._cold(job, allowed)
             plans.append(draw_mixes(job.user_id, self.date, inputs, self.pc, self.config))
         return plans
 
     def _cold(self, job: MixJob, allowed: np.ndarray) -> MixInputs:
+        """The inputs of a listener without history: their segment's, made on first use."""
         key = (job.kids, np.asarray(job.candidates, dtype=np.int64).tobytes())
         inputs = self.cold.get(key)
         if inputs is None:
             if len(self.cold) >= COLD_SEGMENTS:
                 self.cold.clear()
-            empty = (job.history_items, job.history_weights)
-            inputs = mix_inputs(*empty, job.candidates, self.pc, allowed, self.config)
+            inputs = mix_inputs(job.history_items, job.history_weights, job.candidates,
+                                self.pc, allowed, self.config)  # fmt: skip
             self.cold[key] = inputs
         return inputs
 

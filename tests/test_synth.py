@@ -129,6 +129,7 @@ def test_every_numeric_parameter_is_range_checked() -> None:
         ("end_date", dt.date(2024, 1, 3)),
         ("start_date", "2024-13-01"),
         ("skip_ms_min", 40_000),
+        ("taste_drift", 1.5),
     ],
 )
 def test_bad_parameters_name_themselves(name: str, value: object) -> None:
@@ -384,6 +385,31 @@ def test_demographics_carry_taste_signal(
     mx = track_plays & (country[log.user] == "MX")
     de = track_plays & (country[log.user] == "DE")
     assert _genre_share(world, log, mx, latin) > _genre_share(world, log, de, latin)
+
+
+def test_taste_drifts_from_the_first_mixture_to_the_later_one_over_the_period() -> None:
+    """With ``taste_drift`` 1, a session's genre is drawn from (1 - t)·π + t·π' at the share
+    t of the period gone by: the listener's first mixture π explains the early plays and
+    the later one π' the late ones; responses after the period use the taste at its end.
+    Without drift there is no later taste."""
+    assert generate_world(SMALL).truth.population.later_genre_weights is None
+    params = dataclasses.replace(SMALL, taste_drift=1.0)
+    world = generate_world(params)
+    log = world.events()
+    pop, catalog = world.truth.population, world.truth.catalog
+    tracks = (log.item < params.n_tracks) & np.isin(log.type, [PLAY, SKIP]) & ~log.focus
+    genre, user = catalog.track_genre[log.item[tracks]], log.user[tracks]
+    gone = (log.ts_ms[tracks] - params.start_ms) / (params.end_ms - params.start_ms)
+    first, later = pop.genre_weights[user, genre], pop.later_genre_weights[user, genre]
+    early, late = gone < 0.25, gone >= 0.75
+    assert first[early].mean() > first[late].mean() + 0.15
+    assert later[late].mean() > later[early].mean() + 0.15
+    assert first[early].mean() > later[early].mean() and later[late].mean() > first[late].mean()
+    n = params.n_users
+    end = pop.latent + (pop.later_latent - pop.latent)  # all the way at drift 1
+    np.testing.assert_allclose(world.truth.user_latent, end, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(world.truth.user_latent, pop.latent)
+    assert world.truth.user_latent.shape == (n, params.latent_dim)
 
 
 # -- listening ---------------------------------------------------------------------------

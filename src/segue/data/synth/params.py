@@ -53,6 +53,7 @@ class SynthParams:
     demographic_strength: float = 1.0
     recency_boost: float = 1.5
     recency_days: float = 30.0
+    taste_drift: float = 0.0
     # -- users --------------------------------------------------------------------------
     kids_share: float = 0.02
     signup_during_share: float = 0.25
@@ -251,6 +252,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("demographic_strength", float, 0.0, 10.0),
     _Spec("recency_boost", float, 0.0, 20.0),
     _Spec("recency_days", float, 0.0, 3650.0, low_open=True),
+    _share("taste_drift"),
     _share("kids_share"),
     _share("signup_during_share"),
     _Spec("activity_sigma", float, 0.0, 4.0),

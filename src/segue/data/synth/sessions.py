@@ -356,7 +356,7 @@ class EventEngine:
         active = np.unique(users)
         favs = self.favourites(rng, active)
         plays = self.music_plays(rng, sess, np.arange(n), favs, np.searchsorted(active, users))
-        a = self._affinity(plays.user, plays.track)
+        a = self._affinity(plays.user, plays.track, sess.start[plays.session])
         mean, std = float(a.mean()), float(a.std())
         std = std if std > 1e-12 else 1.0
         skip, like = solve_intercepts(p, (a - mean) / std)
@@ -434,11 +434,12 @@ class EventEngine:
         p, pop = self.p, self.pop
         n = len(idx)
         su, start, focus = sess.user[idx], sess.start[idx], sess.focus[idx]
-        genres = row_categorical(pop.genre_weights[su], rng.random(n))
+        weights, latent = pop.taste_at(su, self.drift(start))
+        genres = row_categorical(weights, rng.random(n))
         length = rng.geometric(1 / p.session_length_mean, size=n)
         focus_length = rng.geometric(1 / p.focus_length_mean, size=n)
         cand, logit = self.shortlist.score(
-            rng, self.tracks, pop.latent[su], genres, start, pop.kids[su], p.shortlist_size
+            rng, self.tracks, latent, genres, start, pop.kids[su], p.shortlist_size
         )
         n_plays = np.where(focus, focus_length, length)
         local = np.repeat(np.arange(n), n_plays)
@@ -455,19 +456,28 @@ class EventEngine:
         track = np.where(replay & (fav >= 0), fav, track)
         return _Plays(session=idx[local], user=su[local], track=track, focus=in_focus)
 
-    def _affinity(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def drift(self, at_ms: np.ndarray) -> np.ndarray:
+        """How far taste has drifted at ``at_ms``: ``taste_drift`` times the share of the
+        period gone by (0 at its start)."""
+        p = self.p
+        gone = (np.asarray(at_ms, dtype=np.float64) - p.start_ms) / (p.end_ms - p.start_ms)
+        return p.taste_drift * np.clip(gone, 0.0, 1.0)
+
+    def _affinity(self, users: np.ndarray, items: np.ndarray, at_ms: np.ndarray) -> np.ndarray:
+        """u·v of each play with the listener's taste at the play's session start."""
         out = np.empty(len(users), dtype=np.float64)
         step = 262_144
         for lo in range(0, len(users), step):
-            u = np.take(self.pop.latent, users[lo : lo + step], axis=0)
+            chunk = users[lo : lo + step]
+            _, u = self.pop.taste_at(chunk, self.drift(at_ms[lo : lo + step]))
             v = np.take(self.catalog.latent, items[lo : lo + step], axis=0)
             out[lo : lo + step] = np.einsum("ij,ij->i", u, v)
         return out
 
-    def _z(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    def _z(self, users: np.ndarray, items: np.ndarray, at_ms: np.ndarray) -> np.ndarray:
         c = self.calibration
         assert c is not None
-        return (self._affinity(users, items) - c.affinity_mean) / c.affinity_std
+        return (self._affinity(users, items, at_ms) - c.affinity_mean) / c.affinity_std
 
     def _outcomes(
         self,
@@ -475,12 +485,14 @@ class EventEngine:
         users: np.ndarray,
         items: np.ndarray,
         focus: np.ndarray,
+        at_ms: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(skipped, ms_played, liked) of plays: the documented skip and like models."""
+        """(skipped, ms_played, liked) of plays (sessions starting at ``at_ms``): the
+        documented skip and like models."""
         p, c = self.p, self.calibration
         assert c is not None
         n = len(users)
-        z = self._z(users, items)
+        z = self._z(users, items, at_ms)
         skipped = ~focus & (rng.random(n) < expit(c.skip_intercept - p.skip_affinity * z))
         duration = self.catalog.duration_ms[items]
         skip_ms = np.minimum(duration, rng.integers(p.skip_ms_min, p.skip_ms_max, size=n))
@@ -510,7 +522,8 @@ class EventEngine:
     ) -> None:
         p = self.p
         n = len(plays.track)
-        skipped, ms, liked = self._outcomes(rng, plays.user, plays.track, plays.focus)
+        at = sess.start[plays.session]
+        skipped, ms, liked = self._outcomes(rng, plays.user, plays.track, plays.focus, at)
         ts = self._timeline(rng, plays.session, sess.start[plays.session], ms)
         kept = ~skipped & ~plays.focus
         rows.add(plays.session, plays.track, np.where(skipped, _SKIP, _PLAY), ts, ms, plays.focus)
@@ -592,7 +605,7 @@ class EventEngine:
         unreleased = self.catalog.release_ms[video] > start[local]  # only the fallback track
         local, video = local[~unreleased], video[~unreleased]
         focus = np.zeros(len(local), dtype=bool)
-        skipped, ms, liked = self._outcomes(rng, su[local], video, focus)
+        skipped, ms, liked = self._outcomes(rng, su[local], video, focus, start[local])
         listened = (self.catalog.duration_ms[video] * rng.uniform(0.5, 1.0, len(local))).astype(
             np.int64
         )

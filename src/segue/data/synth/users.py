@@ -43,7 +43,7 @@ SIGNUP_YEARS_BEFORE = 2.0
 #: Share of a user's friends drawn from their own country.
 SAME_COUNTRY_FRIENDS = 0.7
 _BATCH = 200_000
-_AGES, _GENDERS_S, _TASTE, _SIDE, _FRIENDS = range(5)
+_AGES, _GENDERS_S, _TASTE, _SIDE, _FRIENDS, _LATER_TASTE = range(6)
 
 
 @dataclass
@@ -73,9 +73,24 @@ class Population:
     feature_affinity: np.ndarray
     device: np.ndarray
     friend_pairs: np.ndarray
+    #: Where taste drifts (``taste_drift`` > 0): the mixture and latent taste it drifts to.
+    later_genre_weights: np.ndarray | None = None
+    later_latent: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def taste_at(self, users: np.ndarray, drift: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(genre mixture, latent taste) of ``users`` with ``drift`` ∈ [0, 1] of the way
+        from their first taste to their later one (a share per row; the first taste where
+        the world has no drift)."""
+        weights, latent = self.genre_weights[users], self.latent[users]
+        if self.later_genre_weights is None or self.later_latent is None:
+            return weights, latent
+        w = drift.astype(np.float32)[:, None]
+        weights = (1 - w) * weights + w * self.later_genre_weights[users]
+        latent = (1 - w) * latent + w * self.later_latent[users]
+        return weights, latent
 
 
 #: Size of the reference sample that estimates each genre's share of listening (demand).
@@ -139,6 +154,8 @@ def build_population(params: SynthParams, catalog: Catalog) -> Population:
     ids = user_ids(n)
     demo = _demographics(p, n)
     taste = _taste(p, catalog, demo)
+    if p.taste_drift > 0:
+        taste.update(_later_taste(p, catalog, demo))
     side = _side_interests(p, catalog, demo, taste)
     friends = _friendships(p, demo["country"], demo["kids"])
     return Population(ids=ids, **demo, **taste, **side, friend_pairs=friends)
@@ -219,23 +236,41 @@ def _genre_mixture(
 def _taste(p: SynthParams, catalog: Catalog, demo: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Genre mixture, latent taste u = Σ_favourites w_g·c_g + noise, and activity."""
     rng = _rng(p, _TASTE)
-    n, g, d = p.n_users, p.n_genres, p.latent_dim
-    favourites = np.full((n, 3), -1, dtype=np.int16)
-    weights = np.zeros((n, g), dtype=np.float32)
-    latent = np.empty((n, d), dtype=np.float32)
-    centroids = catalog.genre_centroids.astype(np.float64)
-    activity = np.exp(p.activity_sigma * rng.standard_normal(n))
-    for lo in range(0, n, _BATCH):
-        hi = min(n, lo + _BATCH)
-        favourites[lo:hi], mix, weights[lo:hi] = _genre_mixture(p, demo, rng, lo, hi)
-        noise = rng.standard_normal((hi - lo, d)) * (p.user_spread / np.sqrt(d))
-        latent[lo:hi] = mix @ centroids + noise
+    activity = np.exp(p.activity_sigma * rng.standard_normal(p.n_users))
+    favourites, weights, latent = _mixtures(p, catalog, demo, rng)
     return {
         "favourite_genres": favourites,
         "genre_weights": weights,
         "latent": latent,
         "activity": activity,
     }
+
+
+def _later_taste(
+    p: SynthParams, catalog: Catalog, demo: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The taste each listener drifts towards: a second mixture and latent drawn as the
+    first (from the same demographic preferences), from a random stream of its own so that
+    a world without drift is the same with or without this code."""
+    _, weights, latent = _mixtures(p, catalog, demo, _rng(p, _LATER_TASTE))
+    return {"later_genre_weights": weights, "later_latent": latent}
+
+
+def _mixtures(
+    p: SynthParams, catalog: Catalog, demo: dict[str, np.ndarray], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every user's (favourite genres, session-genre mixture, latent taste), in batches."""
+    n, g, d = p.n_users, p.n_genres, p.latent_dim
+    favourites = np.full((n, 3), -1, dtype=np.int16)
+    weights = np.zeros((n, g), dtype=np.float32)
+    latent = np.empty((n, d), dtype=np.float32)
+    centroids = catalog.genre_centroids.astype(np.float64)
+    for lo in range(0, n, _BATCH):
+        hi = min(n, lo + _BATCH)
+        favourites[lo:hi], mix, weights[lo:hi] = _genre_mixture(p, demo, rng, lo, hi)
+        noise = rng.standard_normal((hi - lo, d)) * (p.user_spread / np.sqrt(d))
+        latent[lo:hi] = mix @ centroids + noise
+    return favourites, weights, latent
 
 
 def _side_interests(

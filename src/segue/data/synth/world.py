@@ -34,7 +34,9 @@ class WorldTruth:
     """What generated the world, kept so that later code can simulate its users.
 
     ``user_latent``/``item_latent`` are rows by world position (``World.user_ids`` /
-    ``World.item_ids``); ``calibration`` holds the solved skip and like intercepts. The full
+    ``World.item_ids``); ``user_latent`` is the taste at the period's end, where later
+    responses (the simulator's) are drawn, which differs from the first only where taste
+    drifts; ``calibration`` holds the solved skip and like intercepts. The full
     catalog and population arrays are there too for anything the docs promise.
     """
 
@@ -224,7 +226,7 @@ def generate_world(
     report(4, 4)
     truth = WorldTruth(
         params=params,
-        user_latent=population.latent,
+        user_latent=_taste_at_end(params, population),
         item_latent=catalog.latent,
         item_popularity=catalog.popularity,
         catalog=catalog,
@@ -233,3 +235,11 @@ def generate_world(
         calibration=calibration,
     )
     return World(params, truth, engine)
+
+
+def _taste_at_end(params: SynthParams, population: Population) -> np.ndarray:
+    """Each listener's latent taste at the end of the period (``taste_drift`` of the way)."""
+    if population.later_latent is None:
+        return population.latent
+    n = len(population)
+    return population.taste_at(np.arange(n), np.full(n, params.taste_drift))[1]

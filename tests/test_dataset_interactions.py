@@ -121,6 +121,41 @@ def test_user_last_timestamp() -> None:
     assert small().user_last_ts().tolist() == [T0 + 5, T0 + 7, NO_TIMESTAMP]
 
 
+def test_pair_times_are_each_pairs_newest_event_in_days_in_the_matrixs_order() -> None:
+    data = small()
+    times, matrix = data.pair_times(), data.matrix()
+    assert times.dtype == np.float64 and times.shape == matrix.shape
+    np.testing.assert_array_equal(times.indptr, matrix.indptr)
+    np.testing.assert_array_equal(times.indices, matrix.indices)
+    expected = np.array([T0 + 5, T0 + 2, T0 + 7, T0 + 6]) / DAY
+    np.testing.assert_allclose(times.data, expected, rtol=0, atol=1e-9)
+
+
+def test_fit_on_gives_the_pairs_times_to_a_model_that_reads_them() -> None:
+    """The pipeline fitted through ``fit_on`` weighs each listener's plays by recency (the
+    newest weighs 1, one half-life older 0.5); a model that does not read times is fitted
+    on the matrix alone."""
+    from segue.models.base import fit_on
+    from segue.models.ease import EASERecommender
+    from segue.models.staged.pipeline import StagedRecommender
+
+    rows = [
+        (f"u{u}", f"i{(u + k) % 12}", "play", T0 + k * 30 * DAY, 1, False)
+        for u in range(40)
+        for k in range(6)
+    ]
+    data = Interactions.from_log(make_log(rows))
+    model = StagedRecommender(
+        generators=("itemknn",), n_estimators=5, min_child_samples=2, recency_days=30.0
+    )
+    fit_on(model, data, Counts())
+    assert model._recency is not None
+    ages = (data.user_last_ts()[data.pairs.user] - data.pairs.last_ts) / (30 * DAY)
+    np.testing.assert_allclose(model._recency.data, 0.5**ages, rtol=1e-5)
+    ease = fit_on(EASERecommender(), data, Binary())
+    np.testing.assert_array_equal(ease._fitted().toarray(), data.matrix(Binary()).toarray())
+
+
 def test_focus_mode_is_excluded_even_when_it_is_all_there_is() -> None:
     rows = [("u1", "i1", "play", T0, 5, True), ("u1", "i2", "like", T0, 1, True)]
     with pytest.raises(DatasetError, match="2 events, 2 of them Focus-Mode"):

@@ -529,6 +529,7 @@ def _feature_world(seed: int = 21):
         genres=genres,
         artists=artists,
         friends=friends,
+        item_recent=np.linspace(0.0, 5.0, n_items).astype(np.float32),
     )
     block = np.array([1, 4, 5])
     rows = np.repeat(np.arange(3), 8)
@@ -622,6 +623,161 @@ def test_pair_features_match_their_definitions_computed_densely() -> None:
     assert (alone[:, friendly] == 0).all()
     rest = np.setdiff1d(np.arange(len(names)), friendly)
     np.testing.assert_array_equal(alone[:, rest], got[:, rest])
+
+
+def test_recency_features_weigh_each_play_by_its_recency_and_are_nan_without_times() -> None:
+    """The recent artist and genre shares are the shares with each played item weighted by
+    its recency (a stored zero is not a play); the item's trending count is log1p of the
+    context's; without recency weights the two listener features are NaN and every other
+    feature is unchanged."""
+    from segue.models.staged.features import feature_names, pair_features
+
+    ctx, cands, plays, played, friends, block, artist, _ = _feature_world()
+    history = plays[block]
+    weights = np.random.default_rng(4).uniform(0.05, 1.0, history.nnz).astype(np.float32)
+    got = pair_features(ctx, cands, history, friends[block], played, weights)
+    names = feature_names(["a", "b"], 2)
+    column = {name: got[:, j] for j, name in enumerate(names)}
+    r = sp.csr_matrix((weights, history.indices, history.indptr), shape=history.shape)
+    r = r.multiply(history != 0).toarray()  # a stored zero is not a play
+    total = r.sum(axis=1)
+    rows, items = cands.rows, cands.items
+    by_artist = r @ ctx.artists.toarray()
+    has = artist[items] >= 0
+    expected_artist = np.where(has, by_artist[rows, np.maximum(artist[items], 0)], 0.0)
+    np.testing.assert_allclose(
+        column["recent_artist_share"], expected_artist / total[rows], rtol=1e-5
+    )
+    genre = ((r @ ctx.genres.toarray())[rows] * ctx.genres.toarray()[items]).sum(axis=1)
+    np.testing.assert_allclose(column["recent_genre_share"], genre / total[rows], rtol=1e-5)
+    np.testing.assert_allclose(column["item_recent_listeners"], np.log1p(ctx.item_recent[items]))
+    # weights that favour one listener's plays change that listener's shares only
+    assert not np.allclose(column["recent_genre_share"], column["genre_share"] / 1.0)
+    undated = pair_features(ctx, cands, history, friends[block], played)
+    recent = [names.index("recent_artist_share"), names.index("recent_genre_share")]
+    assert np.isnan(undated[:, recent]).all()
+    rest = np.setdiff1d(np.arange(len(names)), recent)
+    np.testing.assert_array_equal(undated[:, rest], got[:, rest])
+    with pytest.raises(SegueError, match="one recency weight per stored history entry"):
+        pair_features(ctx, cands, history, friends[block], played, weights[:-1])
+
+
+def test_listener_recency_is_the_half_life_weight_before_each_listeners_newest_play() -> None:
+    from segue.models.staged.features import listener_recency
+
+    days = sp.csr_matrix(np.array([[100.0, 0, 130.0, 70.0], [0, 0, 0, 0], [0, 5.0, 0, 0]]))
+    got = listener_recency(days, half_life_days=30.0)
+    np.testing.assert_allclose(got, [0.5, 1.0, 0.25, 1.0], rtol=1e-6)
+
+
+def test_temporal_inner_folds_hold_out_the_newest_items_and_train_on_older_ones() -> None:
+    """With pair times, fold k holds out each listener's k-th newest band of items and
+    trains only on items older than all of them: no fold trains on its own future."""
+    x, _, _ = _world()
+    rng = np.random.default_rng(3)
+    times = x.copy()
+    times.data = rng.uniform(1.0, 400.0, x.nnz)
+    folds = inner_folds(x, 0.25, 3, seed=5, times=times)
+    counts = np.diff(x.indptr)
+    n_out = np.where(counts >= 3, np.maximum(1, np.round(0.25 * counts)), 0)
+    held_before = sp.csr_matrix(x.shape, dtype=np.float32)
+    for k, (train, held) in enumerate(folds):
+        np.testing.assert_array_equal(np.diff(held.indptr), np.clip(counts - k * n_out, 0, n_out))
+        np.testing.assert_array_equal(
+            np.diff(train.indptr), np.maximum(counts - (k + 1) * n_out, 0)
+        )
+        assert held.multiply(held_before).nnz == 0 and held.multiply(train).nnz == 0
+        held_before = held_before + held
+        for u in np.flatnonzero(np.diff(held.indptr)):
+            when = times[u].toarray().ravel()
+            newest_trained = when[train[u].indices].max(initial=-np.inf)
+            assert newest_trained < when[held[u].indices].min()
+            # the band is the k-th newest: everything newer was held out by earlier folds
+            newer = when > when[held[u].indices].max()
+            assert np.asarray(held_before[u].toarray() != 0).ravel()[newer].all()
+    with pytest.raises(DatasetError, match="times: must hold exactly the stored pairs"):
+        inner_folds(x, 0.25, 3, seed=5, times=times[:, :-1])
+
+
+def test_a_recent_generator_learns_from_plays_weighted_by_their_recency() -> None:
+    """``<name>_recent`` is ``<name>`` fitted on each entry times its recency weight; it is
+    left out where no times are known, and an unknown base name is an error."""
+    x, _, _ = _world()
+    recency = x.copy()
+    recency.data = np.random.default_rng(2).uniform(0.1, 1.0, x.nnz).astype(np.float32)
+    gens = Generators(["ease", "ease_recent"])
+    gens.fit(x, None, recency)
+    assert gens.active == ["ease", "ease_recent"]
+    spec = model_spec("ease")
+    expected = spec.weighting.apply(x.multiply(recency).tocsr())
+    got = gens.models["ease_recent"]._fitted()
+    np.testing.assert_allclose(got.toarray(), expected.toarray(), rtol=1e-6)
+    assert not np.allclose(got.toarray(), gens.models["ease"]._fitted().toarray())
+    assert Generators(["ease", "ease_recent"]).fit(x, None).active == ["ease"]
+    with pytest.raises(SegueError, match="unknown generator 'nope_recent'"):
+        Generators(["nope_recent"])
+
+
+def _drifting_world() -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix, SideInfo]:
+    """(train, its pair times in days, test, side): each listener played a first group
+    early and moved to a second one (fewer plays, all later); the test holds more of the
+    second group. Groups are the catalog's genres."""
+    from segue.data.model import Item, ItemKind
+    from segue.dataset.catalog import ItemCatalog
+    from segue.dataset.idmap import IdMap
+
+    rng = np.random.default_rng(8)
+    n_groups, per_group, n_users = 8, 25, 400
+    rows, cols, days, test_rows, test_cols = [], [], [], [], []
+    for u in range(n_users):
+        first, second = rng.choice(n_groups, 2, replace=False)
+        old = rng.choice(per_group, 7, replace=False) + first * per_group
+        new = rng.choice(per_group, 9, replace=False) + second * per_group
+        for i in old:
+            rows.append(u), cols.append(i), days.append(rng.uniform(0, 120))
+        for i in new[:4]:
+            rows.append(u), cols.append(i), days.append(rng.uniform(160, 200))
+        test_rows += [u] * 5
+        test_cols += list(new[4:])
+    shape = (n_users, n_groups * per_group)
+    train = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
+    times = sp.csr_matrix((np.asarray(days) + 20_000.0, (rows, cols)), shape=shape)
+    test = sp.csr_matrix((np.ones(len(test_rows), np.float32), (test_rows, test_cols)), shape)
+    ids = IdMap([f"t{i}" for i in range(shape[1])])
+    records = [
+        Item(id=f"t{i}", kind=ItemKind.TRACK, title=f"track {i}", genres=(f"g{i // per_group}",))
+        for i in range(shape[1])
+    ]
+    return train, times, test, SideInfo(catalog=ItemCatalog.from_items(records, ids))
+
+
+def test_knowing_when_each_play_happened_follows_a_listener_whose_taste_moved(
+    tmp_path: Path,
+) -> None:
+    """The same pipeline with and without the pairs' times, on listeners who moved from one
+    genre to another: with them the recent genre share is its top feature and the new
+    genre comes first; without them it is NaN and the old genre's weight of plays wins.
+    Saved and loaded, the dated model (its recency weights, its recent generator) scores
+    the same."""
+    train, times, test, side = _drifting_world()
+    settings = {**FAST, "generators": ("itemknn", "trending", "itemknn_recent"), "n_candidates": 60}
+    blind = StagedRecommender(**settings).fit(train, side)
+    dated = StagedRecommender(**settings, inner_split="temporal", folds=2, recency_days=30.0)
+    dated.fit(train, side, pair_times=times)
+    users = np.arange(train.shape[0])
+    without = _ndcg(blind.score(users), train, test)
+    with_times = _ndcg(dated.score(users), train, test)
+    assert with_times > without + 0.1, (with_times, without)
+    assert next(iter(dated.feature_importance())) == "recent_genre_share"
+    assert blind.feature_importance()["recent_genre_share"] == 0
+    assert "itemknn_recent" in dated.gens.active and "itemknn_recent" not in blind.gens.active
+    dated.save(tmp_path / "dated")
+    loaded = StagedRecommender.load(tmp_path / "dated")
+    np.testing.assert_array_equal(loaded.score(users[:50]), dated.score(users[:50]))
+    with pytest.raises(SegueError, match="inner_split 'temporal' needs the pairs' times"):
+        StagedRecommender(**settings, inner_split="temporal").fit(train, side)
+    with pytest.raises(SegueError, match="pair_times: must hold exactly the stored pairs"):
+        StagedRecommender(**settings).fit(train, side, pair_times=times[:, :-1])
 
 
 def test_pair_features_need_each_listeners_candidates_together() -> None:

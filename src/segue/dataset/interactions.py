@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from segue.data.log import InteractionLog
 from segue.data.model import EVENT_CODES, EventType
 from segue.dataset.idmap import IdMap
-from segue.dataset.weighting import Binary, Counts, Recency, TimeDecay, Weighting
+from segue.dataset.weighting import MS_PER_DAY, Binary, Counts, Recency, TimeDecay, Weighting
 from segue.errors import DatasetError
 
 #: ``user_last_ts`` of a user without pairs.
@@ -218,6 +218,14 @@ class Interactions:
             return self.pairs.csr(weighting.pair_values(self.pairs.last_ts), self.shape)
         raw = self.pairs.csr(self.pairs.value, self.shape)
         return weighting.apply(raw)
+
+    def pair_times(self) -> sp.csr_matrix:
+        """User×item CSR (float64) of each pair's newest event in days since the epoch: the
+        pairs of :meth:`matrix`, in its order, for models that weigh plays by how recent
+        they are (``Recommender.uses_pair_times``)."""
+        days = self.pairs.last_ts.astype(np.float64) / MS_PER_DAY
+        csr = self.pairs.csr(np.ones(len(self.pairs), np.float32), self.shape)
+        return sp.csr_matrix((days, csr.indices, csr.indptr), shape=self.shape)
 
     def binary_matrix(self) -> sp.csr_matrix:
         """1 per positive pair: what ranking metrics and "exclude seen" need."""

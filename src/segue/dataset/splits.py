@@ -292,7 +292,11 @@ def inner_holdout(
 
 
 def inner_folds(
-    matrix: sp.csr_matrix, share: float, n_folds: int, seed: int
+    matrix: sp.csr_matrix,
+    share: float,
+    n_folds: int,
+    seed: int,
+    times: sp.csr_matrix | None = None,
 ) -> list[tuple[sp.csr_matrix, sp.csr_matrix]]:
     """``n_folds`` inner splits whose held-out parts are disjoint: fold k holds out the k-th
     round(share·n) (at least 1) of each user's items in one random order (users with at least
@@ -301,6 +305,10 @@ def inner_folds(
     More labelled pairs for a model that learns from its own held-out part (the staged
     ranker) without holding out more of any one fold's training matrix. A user with few
     items runs out of items before the last folds: those folds hold out nothing of theirs.
+
+    With ``times`` (each stored pair's time, the matrix's pattern) the order is newest
+    first and fold k trains only on the items older than the ones it holds out: each fold
+    is a cut in each user's time line, as a temporal test is, and never trains on its future.
     """
     if not 0 < share < 1:
         raise DatasetError(f"holdout must lie strictly between 0 and 1, got {share!r}")
@@ -313,7 +321,12 @@ def inner_folds(
     matrix = matrix.tocsr()
     counts = np.diff(matrix.indptr)
     rows = np.repeat(np.arange(matrix.shape[0]), counts)
-    order = np.lexsort((rng.random(len(rows)), rows))
+    noise = rng.random(len(rows))
+    if times is None:
+        order = np.lexsort((noise, rows))
+    else:
+        when = aligned_values(times, matrix, "times")
+        order = np.lexsort((noise, -when, rows))
     rank = np.empty(len(rows), dtype=np.int64)
     rank[order] = np.arange(len(rows)) - np.repeat(matrix.indptr[:-1], counts)
     n_out = np.where(counts >= 3, np.maximum(1, np.round(share * counts)), 0).astype(np.int64)
@@ -322,7 +335,18 @@ def inner_folds(
     folds = []
     for k in range(n_folds):
         out = (rank >= k * n_out[rows]) & (rank < (k + 1) * n_out[rows])
-        train = sp.csr_matrix((coo.data[~out], (coo.row[~out], coo.col[~out])), shape=shape)
+        kept = ~out if times is None else rank >= (k + 1) * n_out[rows]
+        train = sp.csr_matrix((coo.data[kept], (coo.row[kept], coo.col[kept])), shape=shape)
         held = sp.csr_matrix((np.ones(out.sum(), np.float32), (coo.row[out], coo.col[out])), shape)
         folds.append((train, held))
     return folds
+
+
+def aligned_values(values: sp.csr_matrix, matrix: sp.csr_matrix, what: str) -> np.ndarray:
+    """``values``' stored entries, one per stored entry of ``matrix`` in its order: both
+    must hold the same pairs (what ``Interactions.matrix`` and ``pair_times`` give)."""
+    values, matrix = values.tocsr(), matrix.tocsr()
+    same = values.shape == matrix.shape and np.array_equal(values.indptr, matrix.indptr)
+    if not same or not np.array_equal(values.indices, matrix.indices):
+        raise DatasetError(f"{what}: must hold exactly the stored pairs of the matrix")
+    return np.asarray(values.data)

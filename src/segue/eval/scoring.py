@@ -26,6 +26,7 @@ from segue.eval.beyond import (
 from segue.eval.metrics import auc_scores, catalog_coverage, novelty, ranking_scores
 from segue.eval.protocols import Holdout
 from segue.models import Recommender
+from segue.models.base import fit_on
 
 #: Builds an unfitted model; called with the (tuned) parameters as keyword arguments.
 Factory = Callable[..., Recommender]
@@ -66,9 +67,8 @@ def fit_and_rank(
 ) -> Ranked:
     """Fit on the holdout's train matrix under ``weighting``; top ``k`` over all items."""
     model = build(factory, params)
-    matrix = holdout.train.matrix(weighting)
     started = time.perf_counter()
-    model.fit(matrix, side)
+    fit_on(model, holdout.train, weighting, side)
     fitted = time.perf_counter()
     recs = model.recommend(holdout.users, k, exclude=holdout.exclude)
     done = time.perf_counter()

@@ -31,6 +31,7 @@ from segue.errors import SegueError
 from segue.eval.metrics import ranking_scores
 from segue.eval.protocols import make_protocol
 from segue.eval.tuning import TUNABLE, TuningData
+from segue.models.base import fit_on
 from segue.models.specs import component_spec
 
 #: ``trial -> params`` per model: the settings searched, and over what.
@@ -138,7 +139,6 @@ def search(
     if budget_s <= 0:
         raise SegueError(f"--budget-s must be positive, got {budget_s}")
     holdout = make_protocol("random").holdout_of(data.train, data.valid)
-    matrix = holdout.train.matrix(spec.weighting)
     relevant = holdout.relevant[holdout.users]
     chunks = np.array_split(np.arange(len(holdout.users)), CHUNKS)
     defaults = spec.factory().params()
@@ -150,7 +150,7 @@ def search(
     def objective(trial: optuna.Trial) -> float:
         params = space(trial)
         started = time.perf_counter()
-        model = spec.build(**params).fit(matrix, side)
+        model = fit_on(spec.build(**params), holdout.train, spec.weighting, side)
         total, count = 0.0, 0
         for step, rows in enumerate(chunks):
             if len(rows) == 0:

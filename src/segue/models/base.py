@@ -21,7 +21,9 @@ from segue.errors import SegueError
 from segue.ranking import kth_largest, rank_pairs
 
 if TYPE_CHECKING:
+    from segue.dataset.interactions import Interactions
     from segue.dataset.side import SideInfo
+    from segue.dataset.weighting import Weighting
     from segue.models.filters import Filters
 
 
@@ -62,6 +64,9 @@ class Recommender(abc.ABC):
     name: ClassVar[str]
     #: What an entry :meth:`score_sparse` does not store scores.
     unstored_score: ClassVar[float] = 0.0
+    #: Whether ``fit`` also reads when each pair was last played (``pair_times=``, the
+    #: matrix's pairs in days): :func:`fit_on` passes them to the models that do.
+    uses_pair_times: ClassVar[bool] = False
 
     _train: sp.csr_matrix | None = None
 
@@ -261,6 +266,20 @@ class Recommender(abc.ABC):
         if self._train is None:
             raise SegueError(f"model {self.name!r} is not fitted yet; call fit() first")
         return self._train
+
+
+def fit_on(
+    model: Recommender,
+    data: Interactions,
+    weighting: Weighting | None = None,
+    side: SideInfo | None = None,
+) -> Recommender:
+    """``model`` fitted on ``data`` under ``weighting``, with the pairs' times for a model
+    that reads them: the one way every trainer and evaluator fits a model on interactions."""
+    matrix = data.matrix(weighting)
+    if model.uses_pair_times:
+        return model.fit(matrix, side, pair_times=data.pair_times())  # type: ignore[call-arg]
+    return model.fit(matrix, side)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 from segue.dataset import IdMap, Interactions, SideInfo
 from segue.errors import SegueError
 from segue.models import Recommender
+from segue.models.base import fit_on
 from segue.models.names import model_spec
 from segue.progress import Progress, no_progress
 from segue.registry.similar import SimilarTable, similar_table
@@ -52,7 +53,7 @@ def train_models(
         progress("training", done, len(names))
         spec = model_spec(name)
         started = time.perf_counter()
-        model = spec.build(**(params or {}).get(name, {})).fit(data.matrix(spec.weighting), side)
+        model = fit_on(spec.build(**(params or {}).get(name, {})), data, spec.weighting, side)
         result = TrainedModel(name, model, data.users, data.items, time.perf_counter() - started)
         if model_dir is not None:
             save_trained(result, model_dir / name, similar=similar)

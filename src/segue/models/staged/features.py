@@ -14,6 +14,11 @@ Four groups, named in :func:`feature_names` order:
   share (how much of the listener's items share each of the candidate's genres), tag cosine
   (TF-IDF tag profile of the listener vs the candidate: content similarity to their plays),
   friends who played it and their share of the listener's friends.
+* **recency** (where the pairs' times are known, NaN elsewhere) — the artist and genre shares
+  again with each played item weighted by how recent it is in the listener's own time line
+  (``0.5 ** (days before their newest play / half-life)``): tastes drift, and what a listener
+  played lately says more about what comes next; and the item's listeners weighted by how
+  recently they played it (trending).
 
 Everything is computed from the matrix the generators were fitted on and from the side
 information captured at fit (:class:`FeatureContext`, saved with the model), so training
@@ -37,7 +42,10 @@ from segue.models.base import sparse_from_state, sparse_state
 from segue.models.staged.retrieval import Candidates
 
 _MS_PER_DAY = 86_400_000
+#: Half-life (days) of a listener's play in the item's "trending" count.
+TRENDING_HALF_LIFE_DAYS = 14.0
 _SPARSE = ("tags", "genres", "artists", "friends")
+_DENSE = ("item_listeners", "item_plays", "artist_listeners", "n_tags", "age_days", "item_recent")
 #: Tags used as genres (calibration, genre share) when the catalog has no genres.
 _TAG_GENRES = 50
 
@@ -56,6 +64,7 @@ class FeatureContext:
     genres: sp.csr_matrix  # item × genre, 0/1
     artists: sp.csr_matrix  # item × artist, one-hot (no row for items without an artist)
     friends: sp.csr_matrix  # user × user, 0/1
+    item_recent: np.ndarray  # listeners weighted by how recently they played; NaN: no times
 
     @functools.cached_property
     def artist_of(self) -> np.ndarray:
@@ -66,7 +75,10 @@ class FeatureContext:
         return out
 
     @classmethod
-    def build(cls, raw: sp.csr_matrix, side: SideInfo | None) -> FeatureContext:
+    def build(
+        cls, raw: sp.csr_matrix, side: SideInfo | None, times: np.ndarray | None = None
+    ) -> FeatureContext:
+        """``times``: each stored pair's time in days (``raw``'s order), when known."""
         n_users, n_items = raw.shape
         played = (raw != 0).astype(np.float32).tocsr()
         listeners = np.asarray(played.sum(axis=0)).ravel()
@@ -102,7 +114,14 @@ class FeatureContext:
         friends = None if side is None else side.friends
         if friends is None or friends.shape != (n_users, n_users):
             friends = sp.csr_matrix((n_users, n_users), dtype=np.float32)
+        if times is None:
+            item_recent = np.full(n_items, np.nan, dtype=np.float32)
+        else:
+            age = (times.max() - times) if len(times) else times
+            weight = np.exp2(-age / TRENDING_HALF_LIFE_DAYS)
+            item_recent = np.bincount(raw.indices, weight, minlength=n_items).astype(np.float32)
         return cls(
+            item_recent=item_recent,
             item_listeners=listeners.astype(np.float32),
             item_plays=plays.astype(np.float32),
             artist_listeners=per_item_artist.astype(np.float32),
@@ -117,7 +136,7 @@ class FeatureContext:
 
     def state(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
-        for key in ("item_listeners", "item_plays", "artist_listeners", "n_tags", "age_days"):
+        for key in _DENSE:
             out[f"ctx_{key}"] = getattr(self, key)
         out["ctx_audio"] = self.audio
         for key in _SPARSE:
@@ -126,8 +145,11 @@ class FeatureContext:
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> FeatureContext:
-        dense = ("item_listeners", "item_plays", "artist_listeners", "n_tags", "age_days", "audio")
-        values = {key: state[f"ctx_{key}"] for key in dense}
+        values = {key: state[f"ctx_{key}"] for key in (*_DENSE, "audio")}
+        if "ctx_item_recent" in state:
+            values["item_recent"] = state["ctx_item_recent"]
+        else:  # saved before the recency features: no times known
+            values["item_recent"] = np.full(len(values["item_listeners"]), np.nan, np.float32)
         values.update({key: sparse_from_state(state, f"ctx_{key}_") for key in _SPARSE})
         return cls(**values)
 
@@ -141,7 +163,22 @@ def feature_names(generators: Sequence[str], n_audio: int) -> list[str]:
     names += [f"audio_{j}" for j in range(n_audio)]
     names += ["artist_affinity", "genre_share", "tag_cosine", "friends_played",
               "friends_share"]  # fmt: skip
+    names += ["recent_artist_share", "recent_genre_share", "item_recent_listeners"]
     return names
+
+
+def listener_recency(times: sp.csr_matrix, half_life_days: float) -> np.ndarray:
+    """Each stored pair's weight ``0.5 ** (days before the listener's newest pair /
+    half_life_days)``, in the matrix's order: recency in the listener's own time line, so
+    that a listener who paused for a month weighs their last plays as fully as one who
+    played yesterday."""
+    times = times.tocsr()
+    counts = np.diff(times.indptr)
+    if times.nnz == 0:
+        return np.zeros(0, dtype=np.float32)
+    starts = times.indptr[:-1][counts > 0]
+    newest = np.repeat(np.maximum.reduceat(times.data, starts), counts[counts > 0])
+    return np.exp2(-(newest - times.data) / half_life_days).astype(np.float32)
 
 
 def pair_features(
@@ -150,11 +187,14 @@ def pair_features(
     history: sp.csr_matrix,
     friend_rows: sp.csr_matrix | None,
     played_matrix: sp.csr_matrix,
+    recency: np.ndarray | None = None,
 ) -> np.ndarray:
     """(pairs, features) float32, columns as :func:`feature_names`.
 
     ``history``: the block's raw rows; ``friend_rows``: the block's rows of the friend graph
-    (None for listeners outside it); ``played_matrix``: every training listener's 0/1 row.
+    (None for listeners outside it); ``played_matrix``: every training listener's 0/1 row;
+    ``recency``: each of ``history``'s stored entries' :func:`listener_recency` (None: the
+    times are not known, and the recency features are NaN).
 
     One compiled pass per listener (:func:`_fill`): as ~60 NumPy and SciPy calls over a
     served request's one listener and ~150 candidates, the features cost ~0.8 ms of a
@@ -173,6 +213,9 @@ def pair_features(
     else:
         friends = _csr_arrays(friend_rows)
     starts = np.searchsorted(rows, np.arange(n_rows + 1)).astype(np.int64)
+    history = history.tocsr()
+    if recency is not None and len(recency) != history.nnz:
+        raise SegueError("pair_features: one recency weight per stored history entry")
     _fill(
         out,
         starts,
@@ -196,6 +239,9 @@ def pair_features(
         ctx.genres.shape[1],
         *_csr_arrays(ctx.tags),
         ctx.tags.shape[1],
+        np.zeros(history.nnz, np.float32) if recency is None else recency.astype(np.float32),
+        recency is not None,
+        ctx.item_recent,
     )
     return out
 
@@ -223,13 +269,16 @@ def _fill(
     h_ptr, h_idx, h_val, f_ptr, f_idx, f_val, p_ptr, p_idx, p_val,
     item_listeners, item_plays, artist_listeners, n_tags, age_days, audio, artist_of, n_artists,
     g_ptr, g_idx, g_val, n_genres, t_ptr, t_idx, t_val, n_tag_columns,
+    recency, has_recency, item_recent,
 ):  # fmt: skip
     """Every pair's features, one listener (block row) at a time; see :func:`feature_names`."""
     n_rows = len(starts) - 1
     n_gen = scores.shape[1]
     n_audio = audio.shape[1]
     by_artist = np.zeros(n_artists)
+    recent_by_artist = np.zeros(n_artists)
     genre_profile = np.zeros(n_genres)
+    recent_genre_profile = np.zeros(n_genres)
     tag_profile = np.zeros(n_tag_columns)
     counted = np.zeros(n_tag_columns, np.int64)  # r + 1 once tag t is in row r's norm
     for r in range(n_rows):
@@ -268,7 +317,7 @@ def _fill(
         # the listener: their played items (stored non-zeros), and profiles over them
         # sums in float32, as the matrix products they replaced (the ranker's early stopping
         # on a small validation part turned on the last bit)
-        n_played, n_distinct = 0.0, 0.0
+        n_played, n_distinct, recent_total = 0.0, 0.0, 0.0
         plays, mainstream = np.float32(0.0), np.float32(0.0)
         for e in range(h_ptr[r], h_ptr[r + 1]):
             plays += np.float32(h_val[e])
@@ -276,14 +325,17 @@ def _fill(
                 continue
             i = h_idx[e]
             n_played += 1.0
+            recent_total += recency[e]
             mainstream += np.log1p(np.float32(item_listeners[i]))
             a = artist_of[i]
             if a >= 0:
                 if by_artist[a] == 0:
                     n_distinct += 1.0
                 by_artist[a] += 1.0
+                recent_by_artist[a] += recency[e]
             for x in range(g_ptr[i], g_ptr[i + 1]):
                 genre_profile[g_idx[x]] += g_val[x]
+                recent_genre_profile[g_idx[x]] += recency[e] * g_val[x]
             for x in range(t_ptr[i], t_ptr[i + 1]):
                 tag_profile[t_idx[x]] += t_val[x]
         safe_n = max(n_played, 1.0)
@@ -351,12 +403,24 @@ def _fill(
             played_by = cumulative[last] - cumulative[first]
             out[j, p + 3] = played_by
             out[j, p + 4] = played_by / max(n_friends, 1.0)
+            if has_recency and recent_total > 0:
+                out[j, p + 5] = recent_by_artist[a] / recent_total if a >= 0 else 0.0
+                recent_share = 0.0
+                for x in range(g_ptr[i], g_ptr[i + 1]):
+                    recent_share += g_val[x] * recent_genre_profile[g_idx[x]]
+                out[j, p + 6] = recent_share / recent_total
+            else:
+                out[j, p + 5] = np.nan
+                out[j, p + 6] = np.nan
+            out[j, p + 7] = np.log1p(item_recent[i])
         # back to zero for the next listener: only what this one touched
         for e in range(h_ptr[r], h_ptr[r + 1]):
             i = h_idx[e]
             if artist_of[i] >= 0:
                 by_artist[artist_of[i]] = 0.0
+                recent_by_artist[artist_of[i]] = 0.0
             for x in range(g_ptr[i], g_ptr[i + 1]):
                 genre_profile[g_idx[x]] = 0.0
+                recent_genre_profile[g_idx[x]] = 0.0
             for x in range(t_ptr[i], t_ptr[i + 1]):
                 tag_profile[t_idx[x]] = 0.0

@@ -29,10 +29,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.dataset.side import SideInfo
-from segue.dataset.splits import inner_folds
+from segue.dataset.splits import aligned_values, inner_folds
 from segue.errors import SegueError
 from segue.models.base import Reason, Recommender, take_rows
-from segue.models.staged.features import FeatureContext, feature_names, pair_features
+from segue.models.staged.features import (
+    FeatureContext,
+    feature_names,
+    listener_recency,
+    pair_features,
+)
 from segue.models.staged.ranker import Ranker
 from segue.models.staged.rerank import calibrate, genre_distribution
 from segue.models.staged.retrieval import (
@@ -46,12 +51,14 @@ from segue.ranking import hit_matrix, ndcg_per_user, rank_pairs
 #: Score of an item no generator retrieved: below every candidate, above played items.
 UNRETRIEVED = -1.0e4
 STAGES = ("retrieval", "ranker", "full")
+INNER_SPLITS = ("random", "temporal")
 _RERANK_GRID = (0.0, 0.02, 0.05, 0.1, 0.2)
 
 
 class StagedRecommender(Recommender):
     name = "pipeline"
     unstored_score = UNRETRIEVED
+    uses_pair_times = True
 
     def __init__(
         self,
@@ -73,13 +80,21 @@ class StagedRecommender(Recommender):
         seed: int = 0,
         generator_params: Mapping[str, Mapping[str, Any]] | None = None,
         refit: bool = True,
+        recency_days: float = 90.0,
+        inner_split: str = "random",
     ) -> None:
         """``folds``: how many disjoint inner held-out parts label the ranker's training
         pairs (at most 1/``holdout``; None: all of them, so every training pair is a label
         once); ``negatives``: the share of each group's negative
         candidates the ranker trains on (all positives are kept). ``refit`` false keeps the
         generators fitted on the last fold's inner-train part (they then match what the
-        ranker learnt from, at the cost of a tenth of the data)."""
+        ranker learnt from, at the cost of a tenth of the data).
+
+        Where ``fit`` is given the pairs' times: ``recency_days`` is the half-life of a play
+        in the listener's recency features; ``inner_split`` "temporal" makes each inner
+        fold a cut in each listener's time line (it holds out their newest items and trains
+        on the older ones), the shape of a temporal test, where "random" holds out items
+        at random as a random test does."""
         if n_candidates < 1:
             raise SegueError(f"pipeline: n_candidates must be >= 1, got {n_candidates!r}")
         if not 0 < holdout < 1 or not 0 < valid_share < 1:
@@ -91,6 +106,13 @@ class StagedRecommender(Recommender):
             raise SegueError(f"pipeline: negatives must lie in (0, 1], got {negatives!r}")
         if rerank_weight is not None and not 0 <= rerank_weight < 1:
             raise SegueError(f"pipeline: rerank_weight must lie in [0, 1), got {rerank_weight}")
+        if not np.isfinite(recency_days) or recency_days <= 0:
+            raise SegueError(f"pipeline: recency_days must be > 0, got {recency_days!r}")
+        if inner_split not in INNER_SPLITS:
+            raise SegueError(
+                f"pipeline: inner_split must be one of {', '.join(INNER_SPLITS)}, "
+                f"got {inner_split!r}"
+            )
         if stage not in STAGES:
             raise SegueError(f"pipeline: stage must be one of {', '.join(STAGES)}, got {stage!r}")
         self.generators = list(generators)
@@ -111,6 +133,11 @@ class StagedRecommender(Recommender):
         self.seed = int(seed)
         self.generator_params = {k: dict(v) for k, v in (generator_params or {}).items()}
         self.refit = bool(refit)
+        self.recency_days = float(recency_days)
+        self.inner_split = inner_split
+        #: each stored entry of the matrix in use, weighted by its recency in its listener's
+        #: time line (the matrix's structure); None where the pairs' times are not known
+        self._recency: sp.csr_matrix | None = None
         self.gens = Generators(self.generators, self.generator_params)
         self.ctx: FeatureContext | None = None
         #: every training listener's 0/1 row, and the training matrix it was built from
@@ -145,27 +172,62 @@ class StagedRecommender(Recommender):
             "seed": self.seed,
             "generator_params": self.generator_params,
             "refit": self.refit,
+            "recency_days": self.recency_days,
+            "inner_split": self.inner_split,
         }
 
     # -- fitting -------------------------------------------------------------------------
-    def fit(self, interactions: sp.csr_matrix, side: SideInfo | None = None) -> Self:
-        """``interactions`` holds raw values (counts); each generator applies its weighting."""
+    def fit(
+        self,
+        interactions: sp.csr_matrix,
+        side: SideInfo | None = None,
+        pair_times: sp.csr_matrix | None = None,
+    ) -> Self:
+        """``interactions`` holds raw values (counts); each generator applies its weighting.
+        ``pair_times``: when each pair was last played (days; ``Interactions.pair_times``),
+        for the recency features and the temporal inner split; without them those
+        features are NaN and the split is random."""
         raw = sp.csr_matrix(interactions, dtype=np.float32)
-        parts = self._training_parts(raw, side)
+        times = None
+        if pair_times is not None:
+            times = sp.csr_matrix(
+                (aligned_values(pair_times, raw, "pipeline: pair_times"), raw.indices, raw.indptr),
+                shape=raw.shape,
+            )
+        elif self.inner_split == "temporal":
+            raise SegueError("pipeline: inner_split 'temporal' needs the pairs' times")
+        parts = self._training_parts(raw, side, times)
         self._record_recall(parts["fit"])
         self._train_ranker(parts["fit"], parts["valid"])
         self._choose_rerank(parts["valid"])
         if not self.refit:
             return self
-        self.gens.fit(raw, side)
-        self.ctx = FeatureContext.build(raw, side)
-        self._train = raw
+        self._use_matrix(raw, side, times)
+        self.gens.fit(raw, side, self._recency)
         return self
 
-    def _training_parts(self, raw: sp.csr_matrix, side: SideInfo | None) -> dict[str, _Part]:
+    def _use_matrix(
+        self, matrix: sp.csr_matrix, side: SideInfo | None, times: sp.csr_matrix | None
+    ) -> None:
+        """The matrix the features read from now, its feature context and its recency."""
+        when = None if times is None else _values_at(times, matrix)
+        self.ctx = FeatureContext.build(matrix, side, when)
+        self._train = matrix
+        self._recency = None
+        if when is not None:
+            dated = sp.csr_matrix((when, matrix.indices, matrix.indptr), shape=matrix.shape)
+            weights = listener_recency(dated, self.recency_days)
+            self._recency = sp.csr_matrix(
+                (weights, matrix.indices, matrix.indptr), shape=matrix.shape
+            )
+
+    def _training_parts(
+        self, raw: sp.csr_matrix, side: SideInfo | None, times: sp.csr_matrix | None = None
+    ) -> dict[str, _Part]:
         """The ranker's stacked training ("fit") and validation ("valid") query groups, one
         per listener with held-out items and fold; generators fitted per fold's inner train."""
-        splits = inner_folds(raw, self.holdout, self.folds, self.seed)
+        temporal = times if self.inner_split == "temporal" else None
+        splits = inner_folds(raw, self.holdout, self.folds, self.seed, times=temporal)
         rng = np.random.default_rng(self.seed)
         users = np.flatnonzero(np.diff(splits[0][1].indptr) > 0)
         if len(users) > self.max_train_users:
@@ -173,9 +235,8 @@ class StagedRecommender(Recommender):
         in_valid = rng.random(len(users)) < self.valid_share
         pieces: dict[str, list[_Part]] = {"fit": [], "valid": []}
         for inner_train, inner_held in splits:
-            self.gens.fit(inner_train, side)
-            self.ctx = FeatureContext.build(inner_train, side)
-            self._train = inner_train
+            self._use_matrix(inner_train, side, times)
+            self.gens.fit(inner_train, side, self._recency)
             for label, group in (("fit", users[~in_valid]), ("valid", users[in_valid])):
                 group = group[np.diff(inner_held.indptr)[group] > 0]
                 cands, features = self._features(group)
@@ -247,7 +308,10 @@ class StagedRecommender(Recommender):
         played = self._played(train)
         if history is not None:
             cands = self.gens.retrieve(None, history, self.n_candidates, history=history, raw=train)
-            return cands, pair_features(self.ctx, cands, history, None, played)
+            # a history comes without times: where the model reads recency, all of it is
+            # recent (a new listener's plays are; a known one's fresh plays are too)
+            recency = None if self._recency is None else np.ones(history.nnz, np.float32)
+            return cands, pair_features(self.ctx, cands, history, None, played, recency)
         assert users is not None
         chunks: list[tuple[Candidates, np.ndarray]] = []
         for start in range(0, len(users), self.block):
@@ -255,7 +319,8 @@ class StagedRecommender(Recommender):
             rows = take_rows(train, block)
             cands = self.gens.retrieve(block, rows, self.n_candidates)
             friends = take_rows(self.ctx.friends, block)
-            features = pair_features(self.ctx, cands, rows, friends, played)
+            recency = None if self._recency is None else take_rows(self._recency, block).data
+            features = pair_features(self.ctx, cands, rows, friends, played, recency)
             cands.rows = cands.rows + start
             chunks.append((cands, features))
         return _concat(chunks, self.n_candidates, len(self.gens.active))
@@ -415,10 +480,19 @@ class StagedRecommender(Recommender):
 
     def _state(self) -> dict[str, np.ndarray]:
         assert self.ctx is not None
-        return self.ctx.state()
+        state = self.ctx.state()
+        if self._recency is not None:  # the training matrix's structure, saved beside it
+            state["recency"] = self._recency.data
+        return state
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         self.ctx = FeatureContext.from_state(state)
+        self._recency = None
+        if "recency" in state:
+            train = self._fitted()
+            self._recency = sp.csr_matrix(
+                (state["recency"], train.indices, train.indptr), shape=train.shape
+            )
 
     def _save_parts(self, folder: Path) -> None:
         assert self.ranker is not None
@@ -431,6 +505,23 @@ class StagedRecommender(Recommender):
         self.ranker.load(folder / "ranker.txt")
         self.chosen_rerank = float(meta["chosen_rerank"])
         self.validation = dict(meta["validation"])
+
+
+def _values_at(values: sp.csr_matrix, matrix: sp.csr_matrix) -> np.ndarray:
+    """``values``' entry at each stored entry of ``matrix`` (in its order), where
+    ``matrix`` holds a subset of ``values``' pairs (an inner fold of the training matrix)."""
+    n_items = values.shape[1]
+
+    def keys(m: sp.csr_matrix) -> np.ndarray:
+        rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+        return rows * n_items + m.indices
+
+    source = values.sorted_indices() if not values.has_sorted_indices else values
+    known, wanted = keys(source), keys(matrix)
+    at = np.minimum(np.searchsorted(known, wanted), max(len(known) - 1, 0))
+    if len(wanted) and not np.array_equal(known[at], wanted):
+        raise SegueError("pipeline: a pair of the matrix has no time")
+    return np.asarray(source.data)[at]
 
 
 def _ndcg(ranked: np.ndarray, relevant: sp.csr_matrix) -> float:
@@ -500,6 +591,8 @@ def _stack(parts: list[_Part]) -> _Part:
     chunks = []
     for part, offset in zip(parts, offsets, strict=False):
         c = part.cands
+        if len(c) == 0:  # a fold without listeners here has no feature columns either
+            continue
         chunks.append((Candidates(c.rows + offset, c.items, c.scores, c.ranks, c.n, c.zall),
                        part.features))  # fmt: skip
     first = parts[0]

@@ -104,18 +104,30 @@ OWN: dict[str, ModelSpec] = {
         lambda: PopularityRecommender(measure="weight"), LogScale(), PopularityRecommender
     ),
 }
+#: ``<generator>_recent``: the generator fitted on each play weighted by its recency in the
+#: listener's time line (where the pairs' times are known; left out elsewhere).
+RECENT_SUFFIX = "_recent"
+
+
 def generator_spec(name: str) -> ModelSpec:
     """The staged recommender's own generators first, then every hybrid component (which
-    includes the neural ``ncf`` and ``twotower``)."""
+    includes the neural ``ncf`` and ``twotower``); ``<name>_recent`` is ``<name>``'s."""
+    base = name[: -len(RECENT_SUFFIX)] if name.endswith(RECENT_SUFFIX) else name
     for table in (OWN, COMPONENTS):
-        if name in table:
-            return table[name]
+        if base in table:
+            return table[base]
     known = sorted({*OWN, *COMPONENTS})
-    raise SegueError(f"unknown generator {name!r}; available: {', '.join(known)}")
+    raise SegueError(
+        f"unknown generator {name!r}; available: {', '.join(known)} "
+        f"(each also as <name>{RECENT_SUFFIX})"
+    )
 
 
-def _usable(name: str, side: SideInfo | None) -> bool:
-    """Whether the data has what the generator needs (a catalog for content, friends)."""
+def _usable(name: str, side: SideInfo | None, dated: bool = False) -> bool:
+    """Whether the data has what the generator needs (a catalog for content, friends, the
+    pairs' times for a ``_recent`` one)."""
+    if name.endswith(RECENT_SUFFIX):
+        return dated and _usable(name[: -len(RECENT_SUFFIX)], side)
     if name == "content":
         return side is not None and side.catalog is not None and side.catalog.known.any()
     if name == "friends":
@@ -157,7 +169,7 @@ class Generators:
             raise SegueError("the staged recommender needs at least one generator")
         for name in names:
             generator_spec(name)
-            if name in ("hybrid", "pipeline"):
+            if name.removesuffix(RECENT_SUFFIX) in ("hybrid", "pipeline"):
                 raise SegueError(f"{name!r} cannot be a generator")
         self.names = list(dict.fromkeys(names))
         self.params = {k: dict(v) for k, v in (params or {}).items()}
@@ -175,17 +187,26 @@ class Generators:
     def active(self) -> list[str]:
         return [name for name in self.names if name in self.models]
 
-    def fit(self, raw: sp.csr_matrix, side: SideInfo | None) -> Self:
+    def fit(
+        self, raw: sp.csr_matrix, side: SideInfo | None, recency: sp.csr_matrix | None = None
+    ) -> Self:
+        """``recency``: each of ``raw``'s entries' weight by its recency (its structure), for
+        the ``_recent`` generators, which are left out without it."""
         self.models = {}
         self._indexes = {}
         self._searchable = None
         self._shared = {}
         for name in self.names:
-            if not _usable(name, side):
+            if not _usable(name, side, recency is not None):
                 continue
             spec = generator_spec(name)
             model = spec.build(**self.params.get(name, {}))
-            self.models[name] = model.fit(spec.weighting.apply(raw), side)
+            matrix = raw
+            if name.endswith(RECENT_SUFFIX):
+                assert recency is not None
+                weighted = raw.data * recency.data
+                matrix = sp.csr_matrix((weighted, raw.indices, raw.indptr), shape=raw.shape)
+            self.models[name] = model.fit(spec.weighting.apply(matrix), side)
         if not self.models:
             raise SegueError("none of the generators can run on this data")
         return self

@@ -660,6 +660,14 @@ def test_recency_features_weigh_each_play_by_its_recency_and_are_nan_without_tim
     np.testing.assert_array_equal(undated[:, rest], got[:, rest])
     with pytest.raises(SegueError, match="one recency weight per stored history entry"):
         pair_features(ctx, cands, history, friends[block], played, weights[:-1])
+    # a context saved before the trending count existed loads with it unknown
+    from segue.models.staged.features import FeatureContext
+
+    older = {k: v for k, v in ctx.state().items() if k != "ctx_item_recent"}
+    restored = FeatureContext.from_state(older)
+    assert np.isnan(restored.item_recent).all() and len(restored.item_recent) == len(ctx.n_tags)
+    again = FeatureContext.from_state(ctx.state())
+    np.testing.assert_array_equal(again.item_recent, ctx.item_recent)
 
 
 def test_listener_recency_is_the_half_life_weight_before_each_listeners_newest_play() -> None:

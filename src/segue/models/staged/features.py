@@ -145,11 +145,10 @@ class FeatureContext:
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> FeatureContext:
+        if "ctx_item_recent" not in state:  # saved before the recency features: no times
+            n_items = len(state["ctx_item_listeners"])
+            state = {**state, "ctx_item_recent": np.full(n_items, np.nan, np.float32)}
         values = {key: state[f"ctx_{key}"] for key in (*_DENSE, "audio")}
-        if "ctx_item_recent" in state:
-            values["item_recent"] = state["ctx_item_recent"]
-        else:  # saved before the recency features: no times known
-            values["item_recent"] = np.full(len(values["item_listeners"]), np.nan, np.float32)
         values.update({key: sparse_from_state(state, f"ctx_{key}_") for key in _SPARSE})
         return cls(**values)
 

@@ -6,8 +6,9 @@ streamed in constant memory and still be identical on every run.
 
 Per user and period: ``Poisson(session_rate)`` sessions on local days after signup (weekday
 weights), at local hours from the daily curve. Each session has a kind (music, podcast, video,
-audiobook), a surface and a device. Music sessions pick a genre from the user's mixture and
-play tracks chosen as in :mod:`segue.data.synth.choice`, with some slots replaced by a replay of
+audiobook), a surface and a device. Music sessions pick a genre from the user's mixture (as
+it is at the session's start, where taste drifts: ``SynthParams.taste_drift``) and play
+tracks chosen as in :mod:`segue.data.synth.choice`, with some slots replaced by a replay of
 a favourite; 3% of them are Focus-Mode sessions (one track on repeat). Every play is a skip
 or a (full or partial) play, and may bring a like, an add-to-playlist, a dislike or a follow.
 """
@@ -524,7 +525,7 @@ class EventEngine:
         n = len(plays.track)
         at = sess.start[plays.session]
         skipped, ms, liked = self._outcomes(rng, plays.user, plays.track, plays.focus, at)
-        ts = self._timeline(rng, plays.session, sess.start[plays.session], ms)
+        ts = self._timeline(rng, plays.session, at, ms)
         kept = ~skipped & ~plays.focus
         rows.add(plays.session, plays.track, np.where(skipped, _SKIP, _PLAY), ts, ms, plays.focus)
         like_ts = ts + np.maximum(1, (ms * rng.uniform(0.3, 1.0, size=n)).astype(np.int64))

@@ -786,6 +786,43 @@ def test_knowing_when_each_play_happened_follows_a_listener_whose_taste_moved(
         StagedRecommender(**settings, inner_split="temporal").fit(train, side)
     with pytest.raises(SegueError, match="pair_times: must hold exactly the stored pairs"):
         StagedRecommender(**settings).fit(train, side, pair_times=times[:, :-1])
+    _served_histories_keep_the_trained_recency(dated, train, side)
+
+
+def _served_histories_keep_the_trained_recency(
+    model: StagedRecommender, train: sp.csr_matrix, side: SideInfo
+) -> None:
+    """A served history is the listener's training row plus fresh plays: told whose row
+    it is, the pipeline keeps their trained plays' recency and counts the fresh ones as
+    newest; serving tells it."""
+    from segue.models.base import take_rows
+    from segue.serving.session import rerank_for_session
+
+    u = 7
+    fresh_item = int(np.setdiff1d(np.arange(train.shape[1]), train[u].indices)[0])
+    history = train[u] + sp.csr_matrix(([1.0], ([0], [fresh_item])), shape=(1, train.shape[1]))
+    history = sp.csr_matrix(history, dtype=np.float32)
+    weights = model._history_recency(history, np.array([u]))
+    stored = take_rows(model._recency, [u])
+    fresh_at = int(np.flatnonzero(history.indices == fresh_item)[0])
+    np.testing.assert_array_equal(np.delete(weights, fresh_at), stored.data)
+    assert weights[fresh_at] == 1.0 and stored.data.min() < 0.5
+    assert (model._history_recency(history, None) == 1.0).all()
+    told = model.score_history_sparse(history, known=np.array([u]))
+    untold = model.score_history_sparse(history)
+    assert (told != untold).nnz > 0
+    with pytest.raises(SegueError, match="1 known listeners for 2 history rows"):
+        model.score_history_sparse(sp.vstack([history, history]).tocsr(), known=np.array([u]))
+    items, _ = rerank_for_session(model, u, history, side.catalog, None, 10)
+
+    def top(scores: sp.csr_matrix) -> np.ndarray:
+        dense = np.full(train.shape[1], model.unstored_score, np.float64)
+        dense[scores.indices] = scores.data
+        dense[history.indices] = -np.inf
+        return np.lexsort((np.arange(len(dense)), -dense))[:10]
+
+    np.testing.assert_array_equal(items, top(told))
+    assert not np.array_equal(top(told), top(untold))  # so serving must say whose row it is
 
 
 def test_pair_features_need_each_listeners_candidates_together() -> None:

@@ -65,7 +65,9 @@ class Recommender(abc.ABC):
     #: What an entry :meth:`score_sparse` does not store scores.
     unstored_score: ClassVar[float] = 0.0
     #: Whether ``fit`` also reads when each pair was last played (``pair_times=``, the
-    #: matrix's pairs in days): :func:`fit_on` passes them to the models that do.
+    #: matrix's pairs in days): :func:`fit_on` passes them to the models that do. Such a
+    #: model's ``score_history_sparse`` also takes ``known=`` (each history row's training
+    #: listener, -1 for none), so that a served history keeps the recency it was fitted with.
     uses_pair_times: ClassVar[bool] = False
 
     _train: sp.csr_matrix | None = None

@@ -340,6 +340,17 @@ def history_from_recent(
     return row
 
 
+def _history_scores(
+    model: Recommender, history: sp.csr_matrix, user_row: int | None
+) -> sp.csr_matrix | None:
+    """``model.score_history_sparse(history)``, telling a model that weighs plays by their
+    recency whose training row the history extends (its trained plays keep their weights)."""
+    if model.uses_pair_times and user_row is not None and user_row >= 0:
+        known = np.array([user_row], dtype=np.int64)
+        return model.score_history_sparse(history, known=known)  # type: ignore[call-arg]
+    return model.score_history_sparse(history)
+
+
 def rerank_for_session(
     model: Recommender,
     user_row: int | None,
@@ -374,7 +385,7 @@ def rerank_for_session(
                 f"rerank_for_session: history_row must have shape (1, {n}) for the catalog's "
                 f"{n} items, got {history.shape}"
             )
-        sparse = model.score_history_sparse(history) if scores is None else None
+        sparse = _history_scores(model, history, user_row) if scores is None else None
         if sparse is not None and sparse.shape == (1, n):  # a model with few candidates
             excluded = _excluded(exclude, n).copy()
             if exclude_seen:

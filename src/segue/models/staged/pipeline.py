@@ -300,17 +300,19 @@ class StagedRecommender(Recommender):
         self.chosen_rerank = best
 
     def _features(
-        self, users: np.ndarray | None, history: sp.csr_matrix | None = None
+        self,
+        users: np.ndarray | None,
+        history: sp.csr_matrix | None = None,
+        known: np.ndarray | None = None,
     ) -> tuple[Candidates, np.ndarray]:
-        """Candidates and their features for known ``users`` or for ``history`` rows."""
+        """Candidates and their features for known ``users`` or for ``history`` rows (of the
+        training listeners ``known``, -1 for none, where given)."""
         assert self.ctx is not None
         train = self._fitted()
         played = self._played(train)
         if history is not None:
             cands = self.gens.retrieve(None, history, self.n_candidates, history=history, raw=train)
-            # a history comes without times: where the model reads recency, all of it is
-            # recent (a new listener's plays are; a known one's fresh plays are too)
-            recency = None if self._recency is None else np.ones(history.nnz, np.float32)
+            recency = self._history_recency(history, known)
             return cands, pair_features(self.ctx, cands, history, None, played, recency)
         assert users is not None
         chunks: list[tuple[Candidates, np.ndarray]] = []
@@ -324,6 +326,35 @@ class StagedRecommender(Recommender):
             cands.rows = cands.rows + start
             chunks.append((cands, features))
         return _concat(chunks, self.n_candidates, len(self.gens.active))
+
+    def _history_recency(
+        self, history: sp.csr_matrix, known: np.ndarray | None
+    ) -> np.ndarray | None:
+        """Each stored history entry's recency: a history comes without times, so its plays
+        are all recent (a new listener's are) but those of its training listener's, who keeps
+        the weights the model was fitted with; None where the model reads no recency."""
+        if self._recency is None:
+            return None
+        out = np.ones(history.nnz, np.float32)
+        if known is None:
+            return out
+        known = np.asarray(known, dtype=np.int64).reshape(-1)
+        if len(known) != history.shape[0]:
+            raise SegueError(
+                f"pipeline: {len(known)} known listeners for {history.shape[0]} history rows"
+            )
+        stored = self._recency
+        for r in np.flatnonzero(known >= 0):  # serving: one listener per request
+            lo, hi = history.indptr[r], history.indptr[r + 1]
+            u = known[r]
+            items = stored.indices[stored.indptr[u] : stored.indptr[u + 1]]  # sorted
+            if len(items) == 0 or hi == lo:
+                continue
+            pos = np.minimum(np.searchsorted(items, history.indices[lo:hi]), len(items) - 1)
+            found = items[pos] == history.indices[lo:hi]
+            weights = stored.data[stored.indptr[u] + pos]
+            out[lo:hi] = np.where(found, weights, out[lo:hi])
+        return out
 
     def _played(self, train: sp.csr_matrix) -> sp.csr_matrix:
         """``train`` as 0/1 rows, built once per training matrix: built per call it was two
@@ -352,10 +383,16 @@ class StagedRecommender(Recommender):
         rows = self._history_rows(history)
         return self._scores(*self._features(None, rows), rows)
 
-    def score_history_sparse(self, history: sp.csr_matrix) -> sp.csr_matrix:
-        """:meth:`score_history` held as :meth:`score_sparse` holds :meth:`score`."""
+    def score_history_sparse(
+        self, history: sp.csr_matrix, known: np.ndarray | None = None
+    ) -> sp.csr_matrix:
+        """:meth:`score_history` held as :meth:`score_sparse` holds :meth:`score`.
+
+        ``known``: each history row's training listener (-1: none), as serving knows when a
+        history is a listener's training row plus fresh plays: their trained plays keep the
+        recency they were fitted with, and only the plays beyond them count as the newest."""
         rows = self._history_rows(history)
-        return self._sparse_scores(*self._features(None, rows), rows)
+        return self._sparse_scores(*self._features(None, rows, known), rows)
 
     def _history_rows(self, history: sp.csr_matrix) -> sp.csr_matrix:
         n_items = self._fitted().shape[1]

@@ -548,6 +548,10 @@ def _values_at(values: sp.csr_matrix, matrix: sp.csr_matrix) -> np.ndarray:
     """``values``' entry at each stored entry of ``matrix`` (in its order), where
     ``matrix`` holds a subset of ``values``' pairs (an inner fold of the training matrix)."""
     n_items = values.shape[1]
+    if np.array_equal(values.indptr, matrix.indptr) and np.array_equal(
+        values.indices, matrix.indices
+    ):  # the same pairs (the whole training matrix): no lookup
+        return np.asarray(values.data)
 
     def keys(m: sp.csr_matrix) -> np.ndarray:
         rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))

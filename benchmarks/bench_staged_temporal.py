@@ -32,7 +32,14 @@ import time
 import numpy as np
 
 
-def build_world(seed: int, users: int, tracks: int, events_per_user: int, drift: float = 0.0):
+def build_world(
+    seed: int,
+    users: int,
+    tracks: int,
+    events_per_user: int,
+    drift: float = 0.0,
+    daypart_effect: float = 0.0,
+):
     """(interactions, side information) of one synthetic world, built without a store."""
     from segue.data.log import InteractionLog
     from segue.data.synth import SynthParams, generate_world
@@ -44,6 +51,7 @@ def build_world(seed: int, users: int, tracks: int, events_per_user: int, drift:
         n_tracks=tracks,
         n_events=events_per_user * users,
         taste_drift=drift,
+        daypart_effect=daypart_effect,
     )
     world = generate_world(params)
     log = InteractionLog.concat(list(world.iter_event_chunks(chunk_size=1_000_000)))
@@ -58,13 +66,26 @@ def build_world(seed: int, users: int, tracks: int, events_per_user: int, drift:
     return data, side
 
 
-def scores(model, holdout, k: int = 10) -> tuple[float, float]:
-    """(NDCG@k, recall@k) over the holdout's listeners."""
+def scores(model, users, relevant, exclude, dayparts=None, k: int = 10) -> tuple[float, float]:
+    """(NDCG@k, recall@k) over the requests: ``users`` (one per request), their relevant
+    items (request rows), the items masked (listener rows), their dayparts where the model
+    reads them."""
     from segue.eval.metrics import ranking_scores
 
-    rec = model.recommend(holdout.users, k, exclude=holdout.exclude)
-    result = ranking_scores(rec.items, holdout.relevant[holdout.users], k)
+    rec = model.recommend(users, k, exclude=exclude, dayparts=dayparts)
+    result = ranking_scores(rec.items, relevant, k)
     return float(result.ndcg.mean()), float(result.recall.mean())
+
+
+def daypart_requests(data, side, holdout):
+    """(users, dayparts, relevant, exclude) of one request per ranked listener and local
+    daypart of their held-out plays (each pair at its newest play), holding those plays."""
+    from segue.dataset.splits import daypart_queries, values_at
+
+    dayparts = side.users.pair_dayparts(data.pair_times())
+    parts = values_at(dayparts, holdout.relevant, "held-out pairs")
+    users, request, relevant = daypart_queries(holdout.users, holdout.relevant, parts)
+    return users, request, relevant, holdout.exclude
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.5,
         help="SynthParams.taste_drift: how far listeners' taste moves over the year (0: none)",
     )
+    parser.add_argument(
+        "--daypart-effect",
+        type=float,
+        default=0.5,
+        help="SynthParams.daypart_effect: how much the local daypart tilts a session's genre",
+    )
     parser.add_argument("--part", choices=("test", "valid"), default="test")
     parser.add_argument("--pipeline", default="{}", help="JSON: StagedRecommender settings")
     parser.add_argument("--no-hybrid", action="store_true", help="skip the hybrid (tuning)")
@@ -98,34 +125,39 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"{args.users:,} users × {args.tracks:,} tracks, ~{args.events_per_user} events/user, "
-        f"taste drift {args.taste_drift}, world seeds {seeds}, part {args.part}, "
+        f"taste drift {args.taste_drift}, daypart effect {args.daypart_effect}, "
+        f"world seeds {seeds}, part {args.part}, "
         f"pipeline {settings or 'defaults'}\n"
     )
     rows: dict[str, dict[str, list[float]]] = {}
     for seed in seeds:
         started = time.perf_counter()
-        data, side = build_world(
-            seed, args.users, args.tracks, args.events_per_user, args.taste_drift
-        )
+        data, side = build_world(seed, args.users, args.tracks, args.events_per_user,
+                                 args.taste_drift, args.daypart_effect)  # fmt: skip
         split = protocol.split(data, seed)
         holdout = protocol.holdout(split, args.part)
         train = holdout.train
+        users, dayparts, relevant, exclude = daypart_requests(data, side, holdout)
+        per_listener = (holdout.users, holdout.relevant[holdout.users], holdout.exclude)
         raw = train.matrix(Counts())  # both models fit on counts (the pipeline with times)
         built = time.perf_counter() - started
         line = [f"seed {seed}: world {built:.0f}s, {raw.nnz:,} train pairs, "
-                f"{len(holdout.users):,} listeners ranked"]  # fmt: skip
+                f"{len(holdout.users):,} listeners ranked in {len(users):,} requests"]  # fmt: skip
         models = {} if args.no_hybrid else {"hybrid": model_spec("hybrid").build()}
         models["pipeline"] = StagedRecommender(seed=seed, **settings)
         for name, model in models.items():
             t0 = time.perf_counter()
             fit_on(model, train, Counts(), side)
             fit_s = time.perf_counter() - t0
-            ndcg, recall = scores(model, holdout)
-            row = rows.setdefault(name, {"ndcg": [], "recall": [], "fit": []})
+            ndcg, recall = scores(model, users, relevant, exclude, dayparts)
+            blind, _ = scores(model, *per_listener)  # one list per listener, no context
+            row = rows.setdefault(name, {"ndcg": [], "recall": [], "fit": [], "blind": []})
             row["ndcg"].append(ndcg)
             row["recall"].append(recall)
             row["fit"].append(fit_s)
-            line.append(f"{name} NDCG@10 {ndcg:.4f} R@10 {recall:.4f} (fit {fit_s:.0f}s)")
+            row["blind"].append(blind)
+            line.append(f"{name} NDCG@10 {ndcg:.4f} R@10 {recall:.4f} per listener "
+                        f"{blind:.4f} (fit {fit_s:.0f}s)")  # fmt: skip
             if name == "pipeline":
                 top = list(model.feature_importance().items())[:10]
                 importance = ", ".join(f"{n} {g:.0f}" for n, g in top)
@@ -135,12 +167,14 @@ def main(argv: list[str] | None = None) -> int:
         print("; ".join(line), flush=True)
         print(f"  pipeline top features (gain): {importance}", flush=True)
 
-    print(f"\n| model | NDCG@10 per seed {seeds} | mean | recall@10 mean | fit s mean |")
-    print("|---|---|---|---|---|")
+    print(f"\n| model | NDCG@10 per request, seeds {seeds} | mean | recall@10 mean | "
+          "per listener (no context) mean | fit s mean |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     for name, row in rows.items():
         per_seed = ", ".join(f"{v:.4f}" for v in row["ndcg"])
         print(f"| {name} | {per_seed} | {np.mean(row['ndcg']):.4f} | "
-              f"{np.mean(row['recall']):.4f} | {np.mean(row['fit']):.0f} |")  # fmt: skip
+              f"{np.mean(row['recall']):.4f} | {np.mean(row['blind']):.4f} | "
+              f"{np.mean(row['fit']):.0f} |")  # fmt: skip
     if "hybrid" in rows:
         gains = np.array(rows["pipeline"]["ndcg"]) / np.array(rows["hybrid"]["ndcg"]) - 1
         mean_gain = np.mean(rows["pipeline"]["ndcg"]) / np.mean(rows["hybrid"]["ndcg"]) - 1

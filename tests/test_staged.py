@@ -802,12 +802,15 @@ def _served_histories_keep_the_trained_recency(
     fresh_item = int(np.setdiff1d(np.arange(train.shape[1]), train[u].indices)[0])
     history = train[u] + sp.csr_matrix(([1.0], ([0], [fresh_item])), shape=(1, train.shape[1]))
     history = sp.csr_matrix(history, dtype=np.float32)
-    weights = model._history_recency(history, np.array([u]))
+    from segue.models.staged.pipeline import _known_values
+
+    ones = np.ones(history.nnz)
+    weights = _known_values(history, np.array([u]), model._recency, ones)
     stored = take_rows(model._recency, [u])
     fresh_at = int(np.flatnonzero(history.indices == fresh_item)[0])
     np.testing.assert_array_equal(np.delete(weights, fresh_at), stored.data)
     assert weights[fresh_at] == 1.0 and stored.data.min() < 0.5
-    assert (model._history_recency(history, None) == 1.0).all()
+    assert (_known_values(history, None, model._recency, ones) == 1.0).all()
     told = model.score_history_sparse(history, known=np.array([u]))
     untold = model.score_history_sparse(history)
     assert (told != untold).nnz > 0
@@ -900,3 +903,252 @@ def test_calibration_follows_the_listeners_genre_mix_as_the_greedy_definition_do
         target /= np.maximum(target.sum(axis=1, keepdims=True), 1e-12)
         got = calibrate(cands, scores, target, many, weight, 10)
         assert np.array_equal(got, _calibrate_reference(cands, scores, target, many, weight, 10))
+
+
+def test_the_feature_context_keeps_release_ages_apart_from_the_plays_times() -> None:
+    """With the pairs' times known, items keep their age since release (one per item), and
+    the trending count weighs each listener by the half-life before the newest play."""
+    import datetime as dt
+
+    from segue.data.model import Item, ItemKind
+    from segue.dataset.catalog import ItemCatalog
+    from segue.dataset.idmap import IdMap
+    from segue.models.staged.features import TRENDING_HALF_LIFE_DAYS, FeatureContext
+
+    train, times, _, _ = _drifting_world()
+    n_items = train.shape[1]
+    released = [dt.date(2020, 1, 1) + dt.timedelta(days=3 * i) for i in range(n_items)]
+    records = [
+        Item(id=f"t{i}", kind=ItemKind.TRACK, title=f"track {i}", release_date=released[i])
+        for i in range(n_items)
+    ]
+    side = SideInfo(catalog=ItemCatalog.from_items(records, IdMap([r.id for r in records])))
+    undated = FeatureContext.build(train, side)
+    dated = FeatureContext.build(train, side, times.data)
+    expected_age = 3.0 * (n_items - 1 - np.arange(n_items))
+    np.testing.assert_allclose(undated.age_days, expected_age)
+    np.testing.assert_allclose(dated.age_days, expected_age)
+    since = times.data.max() - times.data
+    trending = np.bincount(times.indices, np.exp2(-since / TRENDING_HALF_LIFE_DAYS), n_items)
+    np.testing.assert_allclose(dated.item_recent, trending, rtol=1e-5)
+    assert np.isnan(undated.item_recent).all()
+
+
+def test_context_features_read_the_requests_daypart_and_are_nan_without_one() -> None:
+    """Given each row's request daypart and each played item's: the genre's and the item's
+    lift in that daypart (the genre lift averaged over the candidate's genres), the
+    listener's share of plays in it and their genre share over those plays, shrunk towards
+    their overall genre share; NaN for a row whose daypart is unknown, and every other
+    feature as without context. The lifts are the log of each daypart's share of a genre's
+    (an item's, shrunk) plays over its share of all plays."""
+    from segue.models.staged.features import (
+        ITEM_DAYPART_PRIOR,
+        USER_DAYPART_PRIOR,
+        daypart_lifts,
+        feature_names,
+        pair_features,
+    )
+
+    ctx, cands, plays, played, friends, block, _, _ = _feature_world()
+    rng = np.random.default_rng(5)
+    all_parts = rng.integers(0, 4, plays.nnz)
+    genre_lift, item_lift = daypart_lifts(plays, ctx.genres, all_parts)
+    by_item = np.zeros((plays.shape[1], 4))
+    np.add.at(by_item, (plays.indices, all_parts), 1.0)
+    share = (by_item.sum(axis=0) + 1) / (by_item.sum() + 4)
+    by_genre = ctx.genres.toarray().T @ by_item
+    np.testing.assert_allclose(
+        genre_lift,
+        np.log((by_genre + share) / (by_genre.sum(1, keepdims=True) + 1)) - np.log(share),
+        rtol=1e-5,
+    )
+    shrunk = by_item + ITEM_DAYPART_PRIOR * share
+    expected_items = np.log(shrunk / shrunk.sum(1, keepdims=True)) - np.log(share)
+    np.testing.assert_allclose(item_lift, expected_items, rtol=1e-5, atol=1e-6)
+    assert daypart_lifts(plays, ctx.genres, None)[1].shape == (plays.shape[1], 0)
+    ctx.genre_daypart, ctx.item_daypart = genre_lift, item_lift
+
+    history = plays[block]
+    entry = rng.integers(0, 4, history.nnz)
+    request = np.array([2, -1, 0])
+    got = pair_features(ctx, cands, history, friends[block], played, None, request, entry)
+    names = feature_names(["a", "b"], 2)
+    column = {name: got[:, j] for j, name in enumerate(names)}
+    rows, items = cands.rows, cands.items
+    d = request[rows]
+    known = d >= 0
+    genres = ctx.genres.toarray()
+    played_rows = (history != 0).toarray()
+    in_part = np.zeros(history.shape)
+    coo = history.tocoo()
+    mine = entry == request[coo.row]
+    in_part[coo.row[mine], coo.col[mine]] = 1.0
+    in_part *= played_rows
+    n_played = played_rows.sum(axis=1)
+    n_part = in_part.sum(axis=1)
+    weight = genres[items].sum(axis=1)
+    lift = (genres[items] * genre_lift[:, np.maximum(d, 0)].T).sum(axis=1)
+    expected = np.where(weight > 0, lift / np.maximum(weight, 1e-9), 0.0)
+    np.testing.assert_allclose(column["daypart_genre_lift"][known], expected[known], rtol=1e-5)
+    np.testing.assert_allclose(
+        column["item_daypart_lift"][known], item_lift[items, d][known], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        column["user_daypart_share"][known], (n_part / n_played)[rows][known], rtol=1e-6
+    )
+    overall = ((played_rows @ genres)[rows] * genres[items]).sum(axis=1) / n_played[rows]
+    in_daypart = ((in_part @ genres)[rows] * genres[items]).sum(axis=1)
+    shrunk_share = (in_daypart + USER_DAYPART_PRIOR * overall) / (n_part[rows] + USER_DAYPART_PRIOR)
+    np.testing.assert_allclose(
+        column["user_daypart_genre_share"][known], shrunk_share[known], rtol=1e-5
+    )
+    context = [names.index(n) for n in names[-4:]]
+    assert names[-4] == "daypart_genre_lift"
+    assert np.isnan(got[~known][:, context]).all() and known.any() and (~known).any()
+    plain = pair_features(ctx, cands, history, friends[block], played)
+    assert np.isnan(plain[:, context]).all()
+    rest = np.setdiff1d(np.arange(len(names)), context)
+    np.testing.assert_array_equal(plain[:, rest], got[:, rest])
+    with pytest.raises(SegueError, match="one request daypart per history row"):
+        pair_features(ctx, cands, history, friends[block], played, None, request[:2], entry)
+    with pytest.raises(SegueError, match="one daypart per stored history entry"):
+        pair_features(ctx, cands, history, friends[block], played, None, request, entry[:-1])
+    restored = type(ctx).from_state(ctx.state())
+    np.testing.assert_array_equal(restored.item_daypart, item_lift)
+    older = {k: v for k, v in ctx.state().items() if "daypart" not in k}
+    assert type(ctx).from_state(older).daypart_arrays[1].shape == (plays.shape[1], 0)
+
+
+def _daypart_world() -> tuple[sp.csr_matrix, sp.csr_matrix, SideInfo, dict[int, sp.csr_matrix]]:
+    """(train, pair times, side, test per daypart): each listener (in Berlin) plays one
+    genre in the morning and another in the evening, as many plays of each; the test holds
+    more of each genre, asked for in its daypart. Nothing but the time of day tells which
+    genre a request wants."""
+    import datetime as dt
+
+    from segue.data.model import Item, ItemKind, User
+    from segue.dataset.catalog import ItemCatalog
+    from segue.dataset.idmap import IdMap
+    from segue.dataset.side import UserTable
+
+    rng = np.random.default_rng(12)
+    n_groups, per_group, n_users = 8, 25, 360
+    morning = _days_at(dt.datetime(2024, 3, 4, 6, 0, tzinfo=dt.UTC))  # 07:00 in Berlin
+    evening = morning + 13 / 24  # 20:00
+    rows, cols, days = [], [], []
+    tests: dict[int, tuple[list[int], list[int]]] = {1: ([], []), 3: ([], [])}
+    for u in range(n_users):
+        groups = rng.choice(n_groups, 2, replace=False)
+        for group, at, part in zip(groups, (morning, evening), (1, 3), strict=True):
+            items = rng.choice(per_group, 11, replace=False) + group * per_group
+            for i in items[:7]:
+                rows.append(u), cols.append(i), days.append(at + rng.integers(0, 60))
+            tests[part][0].extend([u] * 4)
+            tests[part][1].extend(items[7:])
+    shape = (n_users, n_groups * per_group)
+    train = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
+    times = sp.csr_matrix((np.asarray(days, np.float64), (rows, cols)), shape=shape)
+    test = {
+        part: sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=shape)
+        for part, (r, c) in tests.items()
+    }
+    items = IdMap([f"t{i}" for i in range(shape[1])])
+    records = [
+        Item(id=f"t{i}", kind=ItemKind.TRACK, title=f"track {i}", genres=(f"g{i // per_group}",))
+        for i in range(shape[1])
+    ]
+    users = IdMap([f"u{u}" for u in range(n_users)])
+    joined = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
+    people = [User(id=f"u{u}", signup_at=joined, timezone="Europe/Berlin") for u in range(n_users)]
+    side = SideInfo(
+        catalog=ItemCatalog.from_items(records, items), users=UserTable.from_users(people, users)
+    )
+    return train, times, side, test
+
+
+def _days_at(when) -> float:
+    return when.timestamp() / 86_400
+
+
+def test_the_request_daypart_picks_the_genre_a_listener_plays_at_that_time(tmp_path: Path) -> None:
+    """Fitted with the pairs' times and the listeners' zones, the pipeline learns per
+    listener and daypart and reads the request's daypart: each listener's morning genre
+    comes first in the morning and their evening genre in the evening, where a request
+    without a daypart cannot tell them apart. ``recommend`` passes the dayparts on (a model
+    that reads none ranks the same with them); saved and loaded, it scores the same; a bad
+    daypart is a one-line error; a served history's trained plays keep their dayparts."""
+    from segue.models.base import take_rows
+    from segue.models.staged.pipeline import _known_values
+
+    train, times, side, test = _daypart_world()
+    model = StagedRecommender(**{**FAST, "generators": ("itemknn", "popularity")}, n_candidates=80)
+    model.fit(train, side, pair_times=times)
+    users = np.arange(train.shape[0])
+    by_part, blind = {}, {}
+    for part, relevant in test.items():
+        dayparts = np.full(len(users), part, np.int8)
+        by_part[part] = _ndcg(model.score(users, dayparts=dayparts), train, relevant)
+        blind[part] = _ndcg(model.score(users), train, relevant)
+        listed = model.recommend(users[:40], 10, dayparts=dayparts[:40]).items
+        held = model.score_sparse(users[:40], dayparts=dayparts[:40])
+        dense = np.full((40, train.shape[1]), model.unstored_score, np.float32)
+        coo = held.tocoo()
+        dense[coo.row, coo.col] = coo.data
+        dense[train[:40].toarray() > 0] = -np.inf
+        expected = np.argsort(-dense, axis=1, kind="stable")[:, :10]
+        np.testing.assert_array_equal(listed, expected)
+    assert min(by_part.values()) > 1.5 * max(blind.values()), (by_part, blind)
+    top = list(model.feature_importance())[:3]
+    assert {"user_daypart_genre_share", "user_daypart_share"} & set(top), top
+    model.save(tmp_path / "dayparts")
+    loaded = StagedRecommender.load(tmp_path / "dayparts")
+    morning = np.full(50, 1, np.int8)
+    np.testing.assert_array_equal(
+        loaded.score(users[:50], dayparts=morning), model.score(users[:50], dayparts=morning)
+    )
+    with pytest.raises(SegueError, match="a request daypart must be -1"):
+        model.score(users[:2], dayparts=np.array([1, 4]))
+    with pytest.raises(SegueError, match="1 request dayparts for 2 rows"):
+        model.score(users[:2], dayparts=np.array([1]))
+    hybrid = model_spec("hybrid").build().fit(train)
+    np.testing.assert_array_equal(
+        hybrid.recommend(users[:20], 5, dayparts=morning[:20]).items,
+        hybrid.recommend(users[:20], 5).items,
+    )
+    # serving: the request's daypart reaches the model, from the local time or the zone
+    import datetime as dt
+
+    from segue.data.model import User
+    from segue.serving.live import LiveRequest, _request_daypart
+    from segue.serving.session import rerank_for_session
+
+    def served(daypart: int) -> np.ndarray:
+        return rerank_for_session(model, 5, None, side.catalog, None, 10, daypart=daypart)[0]
+
+    def top(row: int, daypart: int) -> np.ndarray:
+        sparse = model.score_sparse(np.array([row]), dayparts=np.array([daypart]))
+        held = np.full(train.shape[1], model.unstored_score, np.float64)
+        held[sparse.indices] = sparse.data
+        held[train[row].indices] = -np.inf
+        return np.lexsort((np.arange(len(held)), -held))[:10]
+
+    np.testing.assert_array_equal(served(1), top(5, 1))
+    np.testing.assert_array_equal(served(3), top(5, 3))
+    assert not np.array_equal(served(1), served(3))
+    joined = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
+    berlin = User(id="u5", signup_at=joined, timezone="Europe/Berlin")
+    evening_utc = int(dt.datetime(2024, 7, 1, 18, 0, tzinfo=dt.UTC).timestamp() * 1000)
+    assert _request_daypart(LiveRequest(user_id="u5", now_ms=evening_utc), berlin) == 3
+    asked = LiveRequest(user_id="u5", now_ms=evening_utc, local_time=dt.datetime(2024, 7, 1, 8))
+    assert _request_daypart(asked, berlin) == 1  # the client's local time comes first
+    assert _request_daypart(LiveRequest(user_id="u5", now_ms=evening_utc), None) == -1
+    # a served history: the training row keeps its dayparts, a fresh play is played now
+    u = 3
+    fresh_item = int(np.setdiff1d(np.arange(train.shape[1]), train[u].indices)[0])
+    history = train[u] + sp.csr_matrix(([1.0], ([0], [fresh_item])), shape=(1, train.shape[1]))
+    history = sp.csr_matrix(history, dtype=np.float32)
+    now = np.full(history.nnz, 2, np.int8)
+    parts = _known_values(history, np.array([u]), model._dayparts, now)
+    fresh_at = int(np.flatnonzero(history.indices == fresh_item)[0])
+    np.testing.assert_array_equal(np.delete(parts, fresh_at), take_rows(model._dayparts, [u]).data)
+    assert parts[fresh_at] == 2 and set(np.delete(parts, fresh_at)) == {1, 3}

@@ -130,6 +130,8 @@ def test_every_numeric_parameter_is_range_checked() -> None:
         ("start_date", "2024-13-01"),
         ("skip_ms_min", 40_000),
         ("taste_drift", 1.5),
+        ("daypart_effect", -0.5),
+        ("daypart_effect", 6.0),
     ],
 )
 def test_bad_parameters_name_themselves(name: str, value: object) -> None:
@@ -410,6 +412,42 @@ def test_taste_drifts_from_the_first_mixture_to_the_later_one_over_the_period() 
     np.testing.assert_allclose(world.truth.user_latent, end, rtol=1e-6, atol=1e-6)
     assert not np.allclose(world.truth.user_latent, pop.latent)
     assert world.truth.user_latent.shape == (n, params.latent_dim)
+
+
+def test_the_daypart_tilts_each_sessions_genre_by_the_worlds_genre_daypart_weights() -> None:
+    """With ``daypart_effect`` on, a genre's share of the plays in each local daypart
+    (recovered from the events' UTC times and the listeners' zones, as the recommender
+    reads them) moves with its log-weight for that daypart; without it, it does not. The
+    plays' dayparts follow the world's hourly curve either way."""
+    from segue.data.dayparts import DAYPARTS, local_dayparts
+    from segue.data.synth.tables import TIMEZONES
+
+    assert generate_world(SMALL).truth.population.genre_daypart is None
+    params = dataclasses.replace(SMALL, n_events=150_000)
+    correlations = []
+    for effect in (0.0, 1.0):
+        world = generate_world(dataclasses.replace(params, daypart_effect=effect))
+        log, pop = world.events(), world.truth.population
+        tracks = (log.item < params.n_tracks) & np.isin(log.type, [PLAY, SKIP]) & ~log.focus
+        genre = world.truth.catalog.track_genre[log.item[tracks]]
+        user = log.user[tracks]
+        part = local_dayparts(log.ts_ms[tracks] / 86_400_000, pop.tz[user], TIMEZONES)
+        assert (part >= 0).all()
+        curve = HOURLY_PROFILE.reshape(len(DAYPARTS), -1).sum(axis=1)
+        shares = np.bincount(part, minlength=len(DAYPARTS)) / len(part)
+        np.testing.assert_allclose(shares, curve, atol=0.03)
+        counts = np.zeros((params.n_genres, len(DAYPARTS)))
+        np.add.at(counts, (genre, part), 1.0)
+        busy = counts.sum(axis=1) >= 400  # genres with enough plays to read a share from
+        lift = np.log((counts[busy] + 1) / (counts[busy].sum(axis=1, keepdims=True) + 4))
+        lift -= np.log(shares)  # the genre's share in the daypart over the daypart's share
+        weights = dataclasses.replace(params, daypart_effect=1.0)
+        tilt = generate_world(weights).truth.population.genre_daypart[busy]
+        assert tilt.shape[1] == len(DAYPARTS)
+        np.testing.assert_allclose(tilt.mean(axis=1), 0.0, atol=1e-6)
+        correlations.append(np.corrcoef(lift.ravel(), tilt.ravel())[0, 1])
+    without, with_effect = correlations
+    assert with_effect > 0.65 and abs(without) < 0.3, correlations
 
 
 # -- listening ---------------------------------------------------------------------------

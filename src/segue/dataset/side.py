@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from segue.data.dayparts import local_dayparts
 from segue.data.model import AgeBand, Gender, User
 from segue.dataset.catalog import ItemCatalog
 from segue.dataset.idmap import IdMap
@@ -33,6 +34,10 @@ class UserTable:
     kids_profile: np.ndarray
     #: ``User.consent_personalisation`` per row (None: everyone consents, e.g. built by hand)
     personalised: np.ndarray | None = None
+    #: each row's time zone, a code into ``timezones`` (-1 unknown; None: none known), for
+    #: the local daypart of their plays (:mod:`segue.data.dayparts`)
+    timezone: np.ndarray | None = None
+    timezones: tuple[str, ...] = ()
 
     @classmethod
     def from_users(cls, records: Iterable[User], users: IdMap) -> UserTable:
@@ -42,7 +47,9 @@ class UserTable:
         country = np.full(n, -1, dtype=np.int16)
         kids = np.zeros(n, dtype=bool)
         consent = np.ones(n, dtype=bool)
+        zone = np.full(n, -1, dtype=np.int16)
         vocab: dict[str, int] = {}
+        zones: dict[str, int] = {}
         records = list(records)
         rows = users.to_index([r.id for r in records], allow_unknown=True) if records else []
         for user, row in zip(records, rows, strict=True):
@@ -54,9 +61,23 @@ class UserTable:
                 gender[row] = GENDERS.index(user.gender.value)
             if user.country is not None:
                 country[row] = vocab.setdefault(user.country, len(vocab))
+            if user.timezone is not None:
+                zone[row] = zones.setdefault(user.timezone, len(zones))
             kids[row] = user.kids_profile
             consent[row] = user.consent_personalisation
-        return cls(users, age, gender, country, tuple(vocab), kids, consent)
+        return cls(users, age, gender, country, tuple(vocab), kids, consent, zone, tuple(zones))
+
+    def pair_dayparts(self, times: sp.csr_matrix) -> sp.csr_matrix | None:
+        """Each stored pair's local daypart at its time (``times``: user×item days since
+        the epoch, as ``Interactions.pair_times``; -1 where the listener's zone is unknown),
+        in ``times``' structure; None where no listener's time zone is known."""
+        zones = self.timezone
+        if zones is None or len(zones) != times.shape[0] or not (zones >= 0).any():
+            return None
+        times = times.tocsr()
+        rows = np.repeat(np.arange(times.shape[0]), np.diff(times.indptr))
+        parts = local_dayparts(times.data, zones[rows], self.timezones)
+        return sp.csr_matrix((parts, times.indices, times.indptr), shape=times.shape)
 
 
 def friend_matrix(links: Iterable[tuple[str, str]], users: IdMap) -> sp.csr_matrix:

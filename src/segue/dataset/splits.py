@@ -36,6 +36,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
+from segue.data.dayparts import DAYPARTS
 from segue.dataset.interactions import Interactions, ensure_interactions
 from segue.errors import DatasetError
 
@@ -350,3 +351,49 @@ def aligned_values(values: sp.csr_matrix, matrix: sp.csr_matrix, what: str) -> n
     if not same or not np.array_equal(values.indices, matrix.indices):
         raise DatasetError(f"{what}: must hold exactly the stored pairs of the matrix")
     return np.asarray(values.data)
+
+
+def values_at(values: sp.csr_matrix, matrix: sp.csr_matrix, what: str) -> np.ndarray:
+    """``values``' entry at each stored entry of ``matrix`` (in its order), where ``matrix``
+    holds a subset of ``values``' pairs (an inner fold of the training matrix, a test part
+    of the whole data)."""
+    n_items = values.shape[1]
+    if np.array_equal(values.indptr, matrix.indptr) and np.array_equal(
+        values.indices, matrix.indices
+    ):  # the same pairs (the whole training matrix): no lookup
+        return np.asarray(values.data)
+
+    def keys(m: sp.csr_matrix) -> np.ndarray:
+        rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+        return rows * n_items + m.indices
+
+    source = values.sorted_indices() if not values.has_sorted_indices else values
+    known, wanted = keys(source), keys(matrix)
+    at = np.minimum(np.searchsorted(known, wanted), max(len(known) - 1, 0))
+    if len(wanted) and not np.array_equal(known[at], wanted):
+        raise DatasetError(f"{what}: a pair of the matrix has no value")
+    return np.asarray(source.data)[at]
+
+
+def daypart_queries(
+    users: np.ndarray, relevant: sp.csr_matrix, parts: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None, sp.csr_matrix]:
+    """(listener, request daypart, relevant items) of each request: one per listener of
+    ``users`` and daypart of their ``relevant`` items (``parts``: each stored entry's
+    daypart, -1 unknown, in ``relevant``'s order), holding those items — what a listener
+    played in the morning is the answer to a morning's request. One request per listener
+    with all their items, daypart unknown (None), where ``parts`` is None. Requests are in
+    listener order."""
+    users = np.asarray(users, dtype=np.int64)
+    if parts is None:
+        return users, None, relevant[users]
+    width = len(DAYPARTS) + 1
+    by_part = sp.csr_matrix(
+        (np.asarray(parts, dtype=np.int64) + 1, relevant.indices, relevant.indptr),
+        shape=relevant.shape,
+    )[users]
+    rows = relevant[users]
+    owner = np.repeat(np.arange(len(users)), np.diff(rows.indptr))
+    queries, which = np.unique(owner * width + by_part.data, return_inverse=True)
+    out = sp.csr_matrix((rows.data, (which, rows.indices)), shape=(len(queries), rows.shape[1]))
+    return users[queries // width], (queries % width - 1).astype(np.int8), out

@@ -69,6 +69,10 @@ class Recommender(abc.ABC):
     #: model's ``score_history_sparse`` also takes ``known=`` (each history row's training
     #: listener, -1 for none), so that a served history keeps the recency it was fitted with.
     uses_pair_times: ClassVar[bool] = False
+    #: Whether scoring reads the request's context: ``score``, ``score_sparse`` and the
+    #: history scorers take ``dayparts=`` (each row's local daypart, an index into
+    #: :data:`segue.data.dayparts.DAYPARTS`, -1 unknown), which ``recommend`` passes on.
+    uses_context: ClassVar[bool] = False
 
     _train: sp.csr_matrix | None = None
 
@@ -115,16 +119,19 @@ class Recommender(abc.ABC):
         exclude: sp.csr_matrix | None = None,
         filters: Filters | None = None,
         batch_size: int = 512,
+        dayparts: np.ndarray | None = None,
     ) -> Recommendations:
         """Top ``k`` items per user.
 
         Items of the training matrix are removed unless ``exclude_seen`` is false; ``exclude``
         replaces that mask (evaluation masks train and validation items alike). ``filters``
         apply the business rules (kinds, explicit, allow/deny lists, per-artist cap).
+        ``dayparts``: each row's request context, for a model that reads it
+        (:attr:`uses_context`); the others rank the same whatever it is.
         """
         (recs,) = self.recommend_many(
             users, [(k, filters)], exclude_seen=exclude_seen, exclude=exclude,
-            batch_size=batch_size,
+            batch_size=batch_size, dayparts=dayparts,
         )  # fmt: skip
         return recs
 
@@ -136,6 +143,7 @@ class Recommender(abc.ABC):
         exclude_seen: bool = True,
         exclude: sp.csr_matrix | None = None,
         batch_size: int = 512,
+        dayparts: np.ndarray | None = None,
     ) -> list[Recommendations]:
         """:meth:`recommend` once per ``(k, filters)`` of ``wants``, the users scored once.
 
@@ -154,11 +162,14 @@ class Recommender(abc.ABC):
         users = np.asarray(users, dtype=np.int64)
         if len(users) and (users.min() < 0 or users.max() >= train.shape[0]):
             raise SegueError(f"user index out of range 0..{train.shape[0] - 1}")
+        if dayparts is not None and len(dayparts) != len(users):
+            raise SegueError(f"{len(dayparts)} request dayparts for {len(users)} users")
         plans = [_ListPlan.of(k, filters, train.shape[1], len(users)) for k, filters in wants]
         for start in range(0, len(users), batch_size):
             block = users[start : start + batch_size]
             seen = mask[block] if exclude_seen else None
-            scored = self._block_scores(block)
+            context = None if dayparts is None else dayparts[start : start + batch_size]
+            scored = self._block_scores(block, context)
             for i, plan in enumerate(plans):
                 last = i == len(plans) - 1  # a dense batch may then be masked in place
                 top, top_scores = _top_of(scored, plan.k, seen, plan.filters, plan.blocked,
@@ -205,16 +216,19 @@ class Recommender(abc.ABC):
         which a retrieval stage can then search in a vector index; None otherwise."""
         return None
 
-    def _block_scores(self, block: np.ndarray) -> _Scored:
+    def _block_scores(self, block: np.ndarray, dayparts: np.ndarray | None = None) -> _Scored:
         """One batch of users scored the cheapest way the model allows: by factors, sparse,
-        or dense (see :func:`_top_of`)."""
+        or dense (see :func:`_top_of`), in their requests' context where the model reads it."""
+        context: dict[str, Any] = {}
+        if dayparts is not None and self.uses_context:
+            context = {"dayparts": dayparts}
         factors = self._dot_factors()
         if factors is not None and factors[0].dtype == factors[1].dtype == np.float32:
             return _Scored(factors=(factors[0][block], factors[1]))
-        sparse = self.score_sparse(block)
+        sparse = self.score_sparse(block, **context)
         if sparse is not None:
             return _Scored(sparse=sparse)
-        return _Scored(dense=self.score(block).astype(np.float32, copy=False))
+        return _Scored(dense=self.score(block, **context).astype(np.float32, copy=False))
 
     def similar_items(self, items: Sequence[int] | np.ndarray, k: int = 10) -> np.ndarray:
         """Items most like each given item; by default by co-occurrence cosine."""

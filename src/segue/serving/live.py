@@ -5,7 +5,9 @@ The path a request takes (each step reads memory or the online state, nothing is
 1. **Who is asking.** A listener the served model was trained on has a history row; their
    plays since training come from the online state and are folded in (``score_history``:
    ALS solves the user's least-squares system anew, neighbour models add the rows), so a play
-   moves the list without a retrain. Everyone else (new listeners, users created after
+   moves the list without a retrain; a model that reads the context (the staged pipeline)
+   is told the request's daypart (the client's local time, else the listener's time zone
+   now). Everyone else (new listeners, users created after
    training) goes through :class:`~segue.models.coldstart.ColdStartRecommender` with their
    onboarding picks, demographics and first plays: recommendations from the first event.
 2. **The session.** Skips and likes of this session push artists and genres down or up
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -36,6 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.data.consent import Context, personalised
+from segue.data.dayparts import daypart_now, daypart_of_hour
 from segue.data.model import User
 from segue.errors import SegueError
 from segue.models import Reason
@@ -183,6 +187,7 @@ def recommend_live(
             adjuster=model.adjuster,
             exclude_seen=exclude_seen,
             scores=_folded_scores(model, state, uid, history) if fresh else None,
+            daypart=_request_daypart(request, user),
         )
         reasons = _personal_reasons(model, row, items, request.explain)
         path, weight = "personal", 1.0
@@ -245,6 +250,16 @@ def _folded_scores(
     with contextlib.suppress(StateUnavailable):
         state.set_vector(user_id, vector)
     return model.trained.model.score_vectors(vector)[0]
+
+
+def _request_daypart(request: LiveRequest, user: User | None) -> int:
+    """The request's local daypart: from the local time the client sends, else the
+    listener's time zone at the request's instant (now); unknown without either."""
+    if request.local_time is not None:
+        return int(daypart_of_hour(request.local_time.hour))
+    zone = user.timezone if user is not None else None
+    now_ms = request.now_ms if request.now_ms is not None else int(time.time() * 1000)
+    return daypart_now(zone, now_ms)
 
 
 def _live_state(

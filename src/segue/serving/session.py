@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from segue.data.dayparts import UNKNOWN
 from segue.dataset.catalog import ItemCatalog
 from segue.dataset.idmap import IdMap
 from segue.errors import SegueError
@@ -341,14 +342,22 @@ def history_from_recent(
 
 
 def _history_scores(
-    model: Recommender, history: sp.csr_matrix, user_row: int | None
+    model: Recommender, history: sp.csr_matrix, user_row: int | None, daypart: int
 ) -> sp.csr_matrix | None:
     """``model.score_history_sparse(history)``, telling a model that weighs plays by their
-    recency whose training row the history extends (its trained plays keep their weights)."""
+    recency whose training row the history extends (its trained plays keep their weights),
+    and a model that reads the context the request's daypart."""
+    extra: dict[str, np.ndarray] = _context(model, daypart)
     if model.uses_pair_times and user_row is not None and user_row >= 0:
-        known = np.array([user_row], dtype=np.int64)
-        return model.score_history_sparse(history, known=known)  # type: ignore[call-arg]
-    return model.score_history_sparse(history)
+        extra["known"] = np.array([user_row], dtype=np.int64)
+    return model.score_history_sparse(history, **extra)
+
+
+def _context(model: Recommender, daypart: int) -> dict[str, np.ndarray]:
+    """The request's context as the model's scorers take it (nothing for one without)."""
+    if not model.uses_context:
+        return {}
+    return {"dayparts": np.array([daypart], dtype=np.int8)}
 
 
 def rerank_for_session(
@@ -363,6 +372,7 @@ def rerank_for_session(
     adjuster: SessionAdjuster | None = None,
     exclude_seen: bool = True,
     scores: np.ndarray | None = None,
+    daypart: int = UNKNOWN,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top ``k`` (item indices, adjusted scores) for one user, best first.
 
@@ -374,6 +384,7 @@ def rerank_for_session(
     deterministic. ``adjuster`` defaults to a :class:`SessionAdjuster` with its defaults.
     ``scores``, if given, are the model's scores of ``history_row`` computed by the caller
     (e.g. from a fold-in vector it also stores), used instead of scoring it again.
+    ``daypart``: the listener's local daypart now, for a model that reads the context.
     """
     n = len(catalog)
     if k < 0:
@@ -385,22 +396,23 @@ def rerank_for_session(
                 f"rerank_for_session: history_row must have shape (1, {n}) for the catalog's "
                 f"{n} items, got {history.shape}"
             )
-        sparse = _history_scores(model, history, user_row) if scores is None else None
+        sparse = _history_scores(model, history, user_row, daypart) if scores is None else None
         if sparse is not None and sparse.shape == (1, n):  # a model with few candidates
             excluded = _excluded(exclude, n).copy()
             if exclude_seen:
                 excluded[history.indices] = True
             adjuster = adjuster or SessionAdjuster(catalog)
             return adjuster.top_sparse(sparse.tocsr(), model.unstored_score, excluded, session, k)
-        raw = model.score_history(history) if scores is None else scores
+        raw = model.score_history(history, **_context(model, daypart)) if scores is None else scores
     elif user_row is not None:
         history = None
-        sparse = model.score_sparse(np.asarray([user_row], dtype=np.int64))
+        one = np.asarray([user_row], dtype=np.int64)
+        sparse = model.score_sparse(one, **_context(model, daypart))
         if sparse is not None and sparse.shape == (1, n):  # a model with few candidates
             excluded = _excluded(exclude, n)
             adjuster = adjuster or SessionAdjuster(catalog)
             return adjuster.top_sparse(sparse.tocsr(), model.unstored_score, excluded, session, k)
-        raw = model.score(np.asarray([user_row], dtype=np.int64))
+        raw = model.score(one, **_context(model, daypart))
     else:
         raise SegueError("rerank_for_session: give a history_row or a user_row to score")
     raw = np.asarray(raw).reshape(-1)

@@ -54,6 +54,7 @@ class SynthParams:
     recency_boost: float = 1.5
     recency_days: float = 30.0
     taste_drift: float = 0.0
+    daypart_effect: float = 0.0
     # -- users --------------------------------------------------------------------------
     kids_share: float = 0.02
     signup_during_share: float = 0.25
@@ -253,6 +254,7 @@ _SPECS: tuple[_Spec, ...] = (
     _Spec("recency_boost", float, 0.0, 20.0),
     _Spec("recency_days", float, 0.0, 3650.0, low_open=True),
     _share("taste_drift"),
+    _Spec("daypart_effect", float, 0.0, 5.0),
     _share("kids_share"),
     _share("signup_during_share"),
     _Spec("activity_sigma", float, 0.0, 4.0),

@@ -7,7 +7,8 @@ streamed in constant memory and still be identical on every run.
 Per user and period: ``Poisson(session_rate)`` sessions on local days after signup (weekday
 weights), at local hours from the daily curve. Each session has a kind (music, podcast, video,
 audiobook), a surface and a device. Music sessions pick a genre from the user's mixture (as
-it is at the session's start, where taste drifts: ``SynthParams.taste_drift``) and play
+it is at the session's start, where taste drifts: ``SynthParams.taste_drift``; tilted
+towards the genres of the session's daypart, where ``SynthParams.daypart_effect`` says) and play
 tracks chosen as in :mod:`segue.data.synth.choice`, with some slots replaced by a replay of
 a favourite; 3% of them are Focus-Mode sessions (one track on repeat). Every play is a skip
 or a (full or partial) play, and may bring a like, an add-to-playlist, a dislike or a follow.
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from segue.data.dayparts import daypart_of_hour
 from segue.data.model import EVENT_CODES, EventType, ItemKind
 from segue.data.synth.catalog import Catalog
 from segue.data.synth.choice import (
@@ -247,6 +249,8 @@ class _Sessions:
     focus: np.ndarray
     surface: np.ndarray
     device: np.ndarray
+    #: each session's local start hour (0-23); None where not drawn (the calibration's)
+    hour: np.ndarray | None = None
 
 
 @dataclass
@@ -402,6 +406,7 @@ class EventEngine:
             focus=focus[idx],
             surface=surface[idx],
             device=device[idx].astype(np.uint8),
+            hour=hour[idx].astype(np.int8),
         )
 
     # -- music --------------------------------------------------------------------------
@@ -436,6 +441,9 @@ class EventEngine:
         n = len(idx)
         su, start, focus = sess.user[idx], sess.start[idx], sess.focus[idx]
         weights, latent = pop.taste_at(su, self.drift(start))
+        if pop.genre_daypart is not None and sess.hour is not None:
+            tilt = pop.genre_daypart[:, daypart_of_hour(sess.hour[idx])].T
+            weights = weights * np.exp(tilt)
         genres = row_categorical(weights, rng.random(n))
         length = rng.geometric(1 / p.session_length_mean, size=n)
         focus_length = rng.geometric(1 / p.focus_length_mean, size=n)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from segue.data.dayparts import DAYPARTS
 from segue.data.model import ItemKind
 from segue.data.synth.catalog import DAY_MS, Catalog
 from segue.data.synth.params import SynthParams
@@ -43,7 +44,7 @@ SIGNUP_YEARS_BEFORE = 2.0
 #: Share of a user's friends drawn from their own country.
 SAME_COUNTRY_FRIENDS = 0.7
 _BATCH = 200_000
-_AGES, _GENDERS_S, _TASTE, _SIDE, _FRIENDS, _LATER_TASTE = range(6)
+_AGES, _GENDERS_S, _TASTE, _SIDE, _FRIENDS, _LATER_TASTE, _DAYPART = range(7)
 
 
 @dataclass
@@ -76,6 +77,9 @@ class Population:
     #: Where taste drifts (``taste_drift`` > 0): the mixture and latent taste it drifts to.
     later_genre_weights: np.ndarray | None = None
     later_latent: np.ndarray | None = None
+    #: Where the daypart matters (``daypart_effect`` > 0): each genre's extra log-weight in
+    #: a session's genre choice per daypart of its local start, (n_genres, len(DAYPARTS)).
+    genre_daypart: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -156,6 +160,8 @@ def build_population(params: SynthParams, catalog: Catalog) -> Population:
     taste = _taste(p, catalog, demo)
     if p.taste_drift > 0:
         taste.update(_later_taste(p, catalog, demo))
+    if p.daypart_effect > 0:
+        taste["genre_daypart"] = _genre_daypart(p)
     side = _side_interests(p, catalog, demo, taste)
     friends = _friendships(p, demo["country"], demo["kids"])
     return Population(ids=ids, **demo, **taste, **side, friend_pairs=friends)
@@ -254,6 +260,15 @@ def _later_taste(
     a world without drift is the same with or without this code."""
     _, weights, latent = _mixtures(p, catalog, demo, _rng(p, _LATER_TASTE))
     return {"later_genre_weights": weights, "later_latent": latent}
+
+
+def _genre_daypart(p: SynthParams) -> np.ndarray:
+    """Each genre's log-weight per daypart, ``daypart_effect`` · N(0, 1) centred over the
+    dayparts (a genre is not more listened to overall, only at some times of the day), from
+    a random stream of its own so that a world without the effect is the same as before."""
+    rng = _rng(p, _DAYPART)
+    raw = rng.standard_normal((p.n_genres, len(DAYPARTS)))
+    return (p.daypart_effect * (raw - raw.mean(axis=1, keepdims=True))).astype(np.float32)
 
 
 def _mixtures(

@@ -19,6 +19,12 @@ Four groups, named in :func:`feature_names` order:
   (``0.5 ** (days before their newest play / half-life)``): tastes drift, and what a listener
   played lately says more about what comes next; and the item's listeners weighted by how
   recently they played it (trending).
+* **context** (where the request's daypart and the listeners' time zones are known, NaN
+  elsewhere; :mod:`segue.data.dayparts`) — how much more the candidate's genres and the
+  candidate itself are played in the request's daypart than at other times (log lift over
+  the daypart's share of all plays, the item's shrunk towards no lift), the listener's share
+  of their plays in that daypart, and their genre share again over those plays only: what
+  suits the morning is not what suits the night, for everyone and for each listener.
 
 Everything is computed from the matrix the generators were fitted on and from the side
 information captured at fit (:class:`FeatureContext`, saved with the model), so training
@@ -35,6 +41,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from segue.data.dayparts import DAYPARTS
 from segue.dataset.catalog import NO_RELEASE
 from segue.dataset.side import SideInfo
 from segue.errors import SegueError
@@ -46,6 +53,10 @@ _MS_PER_DAY = 86_400_000
 TRENDING_HALF_LIFE_DAYS = 14.0
 _SPARSE = ("tags", "genres", "artists", "friends")
 _DENSE = ("item_listeners", "item_plays", "artist_listeners", "n_tags", "age_days", "item_recent")
+#: Pseudo-plays, spread as all plays are over the dayparts, that shrink an item's lift.
+ITEM_DAYPART_PRIOR = 10.0
+#: Pseudo-plays that shrink a listener's genre share within a daypart towards their overall.
+USER_DAYPART_PRIOR = 2.0
 #: Tags used as genres (calibration, genre share) when the catalog has no genres.
 _TAG_GENRES = 50
 
@@ -65,6 +76,10 @@ class FeatureContext:
     artists: sp.csr_matrix  # item × artist, one-hot (no row for items without an artist)
     friends: sp.csr_matrix  # user × user, 0/1
     item_recent: np.ndarray  # listeners weighted by how recently they played; NaN: no times
+    #: log lift of each genre and each item per daypart, (n, len(DAYPARTS)); (n, 0) where
+    #: the pairs' dayparts are not known
+    genre_daypart: np.ndarray | None = None
+    item_daypart: np.ndarray | None = None
 
     @functools.cached_property
     def artist_of(self) -> np.ndarray:
@@ -76,9 +91,14 @@ class FeatureContext:
 
     @classmethod
     def build(
-        cls, raw: sp.csr_matrix, side: SideInfo | None, times: np.ndarray | None = None
+        cls,
+        raw: sp.csr_matrix,
+        side: SideInfo | None,
+        times: np.ndarray | None = None,
+        dayparts: np.ndarray | None = None,
     ) -> FeatureContext:
-        """``times``: each stored pair's time in days (``raw``'s order), when known."""
+        """``times``: each stored pair's time in days (``raw``'s order), when known;
+        ``dayparts``: each stored pair's local daypart (-1 unknown), when known."""
         n_users, n_items = raw.shape
         played = (raw != 0).astype(np.float32).tocsr()
         listeners = np.asarray(played.sum(axis=0)).ravel()
@@ -117,10 +137,13 @@ class FeatureContext:
         if times is None:
             item_recent = np.full(n_items, np.nan, dtype=np.float32)
         else:
-            age = (times.max() - times) if len(times) else times
-            weight = np.exp2(-age / TRENDING_HALF_LIFE_DAYS)
+            since = (times.max() - times) if len(times) else times
+            weight = np.exp2(-since / TRENDING_HALF_LIFE_DAYS)
             item_recent = np.bincount(raw.indices, weight, minlength=n_items).astype(np.float32)
+        genre_daypart, item_daypart = daypart_lifts(raw, genres, dayparts)
         return cls(
+            genre_daypart=genre_daypart,
+            item_daypart=item_daypart,
             item_recent=item_recent,
             item_listeners=listeners.astype(np.float32),
             item_plays=plays.astype(np.float32),
@@ -139,9 +162,22 @@ class FeatureContext:
         for key in _DENSE:
             out[f"ctx_{key}"] = getattr(self, key)
         out["ctx_audio"] = self.audio
+        out["ctx_genre_daypart"] = self.daypart_arrays[0]
+        out["ctx_item_daypart"] = self.daypart_arrays[1]
         for key in _SPARSE:
             out.update(sparse_state(getattr(self, key), f"ctx_{key}_"))
         return out
+
+    @property
+    def daypart_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(genre, item) daypart lifts, with zero columns where they are not known."""
+        g = self.genre_daypart
+        i = self.item_daypart
+        if g is None or i is None:
+            return np.zeros((self.genres.shape[1], 0), np.float32), np.zeros(
+                (len(self.n_tags), 0), np.float32
+            )
+        return g, i
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> FeatureContext:
@@ -149,6 +185,8 @@ class FeatureContext:
             n_items = len(state["ctx_item_listeners"])
             state = {**state, "ctx_item_recent": np.full(n_items, np.nan, np.float32)}
         values = {key: state[f"ctx_{key}"] for key in (*_DENSE, "audio")}
+        for key in ("genre_daypart", "item_daypart"):  # absent: saved before, unknown
+            values[key] = state.get(f"ctx_{key}")
         values.update({key: sparse_from_state(state, f"ctx_{key}_") for key in _SPARSE})
         return cls(**values)
 
@@ -163,7 +201,35 @@ def feature_names(generators: Sequence[str], n_audio: int) -> list[str]:
     names += ["artist_affinity", "genre_share", "tag_cosine", "friends_played",
               "friends_share"]  # fmt: skip
     names += ["recent_artist_share", "recent_genre_share", "item_recent_listeners"]
+    names += ["daypart_genre_lift", "item_daypart_lift", "user_daypart_share",
+              "user_daypart_genre_share"]  # fmt: skip
     return names
+
+
+def daypart_lifts(
+    raw: sp.csr_matrix, genres: sp.csr_matrix, dayparts: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(genre × daypart, item × daypart) log lifts: log(share of the genre's or the item's
+    plays in the daypart / the daypart's share of all plays), each stored pair counted once
+    at its daypart; an item's counts are shrunk by :data:`ITEM_DAYPART_PRIOR` pseudo-plays
+    spread as all plays are, so that a rarely played item has no lift. Zero columns where
+    the dayparts are not known."""
+    n_items, n_genres = raw.shape[1], genres.shape[1]
+    if dayparts is None or not (np.asarray(dayparts) >= 0).any():
+        return np.zeros((n_genres, 0), np.float32), np.zeros((n_items, 0), np.float32)
+    k = len(DAYPARTS)
+    dayparts = np.asarray(dayparts, dtype=np.int64)
+    known = dayparts >= 0
+    by_item = np.zeros((n_items, k))
+    np.add.at(by_item, (raw.indices[known], dayparts[known]), 1.0)
+    share = (by_item.sum(axis=0) + 1.0) / (by_item.sum() + k)
+    by_genre = np.asarray(genres.T @ by_item)
+    genre_lift = np.log((by_genre + share) / (by_genre.sum(axis=1, keepdims=True) + 1.0))
+    shrunk = by_item + ITEM_DAYPART_PRIOR * share
+    item_lift = np.log(shrunk / shrunk.sum(axis=1, keepdims=True))
+    return (genre_lift - np.log(share)).astype(np.float32), (
+        item_lift - np.log(share)
+    ).astype(np.float32)
 
 
 def listener_recency(times: sp.csr_matrix, half_life_days: float) -> np.ndarray:
@@ -187,13 +253,17 @@ def pair_features(
     friend_rows: sp.csr_matrix | None,
     played_matrix: sp.csr_matrix,
     recency: np.ndarray | None = None,
+    request_dayparts: np.ndarray | None = None,
+    entry_dayparts: np.ndarray | None = None,
 ) -> np.ndarray:
     """(pairs, features) float32, columns as :func:`feature_names`.
 
     ``history``: the block's raw rows; ``friend_rows``: the block's rows of the friend graph
     (None for listeners outside it); ``played_matrix``: every training listener's 0/1 row;
     ``recency``: each of ``history``'s stored entries' :func:`listener_recency` (None: the
-    times are not known, and the recency features are NaN).
+    times are not known, and the recency features are NaN); ``request_dayparts``: each block
+    row's request daypart and ``entry_dayparts`` each stored history entry's (-1 unknown;
+    None: all unknown, and the context features are NaN).
 
     One compiled pass per listener (:func:`_fill`): as ~60 NumPy and SciPy calls over a
     served request's one listener and ~150 candidates, the features cost ~0.8 ms of a
@@ -215,6 +285,17 @@ def pair_features(
     history = history.tocsr()
     if recency is not None and len(recency) != history.nnz:
         raise SegueError("pair_features: one recency weight per stored history entry")
+    requested = np.full(n_rows, -1, np.int64)
+    if request_dayparts is not None:
+        requested = np.asarray(request_dayparts, dtype=np.int64).reshape(-1)
+        if len(requested) != n_rows:
+            raise SegueError("pair_features: one request daypart per history row")
+    entries = np.full(history.nnz, -1, np.int64)
+    if entry_dayparts is not None:
+        entries = np.asarray(entry_dayparts, dtype=np.int64).reshape(-1)
+        if len(entries) != history.nnz:
+            raise SegueError("pair_features: one daypart per stored history entry")
+    genre_daypart, item_daypart = ctx.daypart_arrays
     _fill(
         out,
         starts,
@@ -241,6 +322,11 @@ def pair_features(
         np.zeros(history.nnz, np.float32) if recency is None else recency.astype(np.float32),
         recency is not None,
         ctx.item_recent,
+        requested,
+        entries,
+        genre_daypart,
+        item_daypart,
+        USER_DAYPART_PRIOR,
     )
     return out
 
@@ -269,6 +355,7 @@ def _fill(
     item_listeners, item_plays, artist_listeners, n_tags, age_days, audio, artist_of, n_artists,
     g_ptr, g_idx, g_val, n_genres, t_ptr, t_idx, t_val, n_tag_columns,
     recency, has_recency, item_recent,
+    requested, entry_daypart, genre_daypart, item_daypart, user_prior,
 ):  # fmt: skip
     """Every pair's features, one listener (block row) at a time; see :func:`feature_names`."""
     n_rows = len(starts) - 1
@@ -278,6 +365,8 @@ def _fill(
     recent_by_artist = np.zeros(n_artists)
     genre_profile = np.zeros(n_genres)
     recent_genre_profile = np.zeros(n_genres)
+    daypart_genre_profile = np.zeros(n_genres)
+    has_context = item_daypart.shape[1] > 0
     tag_profile = np.zeros(n_tag_columns)
     counted = np.zeros(n_tag_columns, np.int64)  # r + 1 once tag t is in row r's norm
     for r in range(n_rows):
@@ -316,7 +405,8 @@ def _fill(
         # the listener: their played items (stored non-zeros), and profiles over them
         # sums in float32, as the matrix products they replaced (the ranker's early stopping
         # on a small validation part turned on the last bit)
-        n_played, n_distinct, recent_total = 0.0, 0.0, 0.0
+        n_played, n_distinct, recent_total, n_daypart = 0.0, 0.0, 0.0, 0.0
+        d = requested[r] if has_context else -1
         plays, mainstream = np.float32(0.0), np.float32(0.0)
         for e in range(h_ptr[r], h_ptr[r + 1]):
             plays += np.float32(h_val[e])
@@ -332,9 +422,14 @@ def _fill(
                     n_distinct += 1.0
                 by_artist[a] += 1.0
                 recent_by_artist[a] += recency[e]
+            in_daypart = d >= 0 and entry_daypart[e] == d
+            if in_daypart:
+                n_daypart += 1.0
             for x in range(g_ptr[i], g_ptr[i + 1]):
                 genre_profile[g_idx[x]] += g_val[x]
                 recent_genre_profile[g_idx[x]] += recency[e] * g_val[x]
+                if in_daypart:
+                    daypart_genre_profile[g_idx[x]] += g_val[x]
             for x in range(t_ptr[i], t_ptr[i + 1]):
                 tag_profile[t_idx[x]] += t_val[x]
         safe_n = max(n_played, 1.0)
@@ -412,6 +507,20 @@ def _fill(
                 out[j, p + 5] = np.nan
                 out[j, p + 6] = np.nan
             out[j, p + 7] = np.log1p(item_recent[i])
+            if d >= 0:
+                lift, weight, in_part = 0.0, 0.0, 0.0
+                for x in range(g_ptr[i], g_ptr[i + 1]):
+                    lift += g_val[x] * genre_daypart[g_idx[x], d]
+                    weight += g_val[x]
+                    in_part += g_val[x] * daypart_genre_profile[g_idx[x]]
+                out[j, p + 8] = lift / weight if weight > 0 else 0.0
+                out[j, p + 9] = item_daypart[i, d]
+                out[j, p + 10] = n_daypart / safe_n
+                overall = share / safe_n
+                out[j, p + 11] = (in_part + user_prior * overall) / (n_daypart + user_prior)
+            else:
+                for q in range(8, 12):
+                    out[j, p + q] = np.nan
         # back to zero for the next listener: only what this one touched
         for e in range(h_ptr[r], h_ptr[r + 1]):
             i = h_idx[e]
@@ -421,5 +530,6 @@ def _fill(
             for x in range(g_ptr[i], g_ptr[i + 1]):
                 genre_profile[g_idx[x]] = 0.0
                 recent_genre_profile[g_idx[x]] = 0.0
+                daypart_genre_profile[g_idx[x]] = 0.0
             for x in range(t_ptr[i], t_ptr[i + 1]):
                 tag_profile[t_idx[x]] = 0.0

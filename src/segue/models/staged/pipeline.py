@@ -28,8 +28,9 @@ from typing import Any, Self
 import numpy as np
 import scipy.sparse as sp
 
+from segue.data.dayparts import DAYPARTS, UNKNOWN
 from segue.dataset.side import SideInfo
-from segue.dataset.splits import aligned_values, inner_folds
+from segue.dataset.splits import aligned_values, daypart_queries, inner_folds, values_at
 from segue.errors import SegueError
 from segue.models.base import Reason, Recommender, take_rows
 from segue.models.staged.features import (
@@ -53,12 +54,17 @@ UNRETRIEVED = -1.0e4
 STAGES = ("retrieval", "ranker", "full")
 INNER_SPLITS = ("random", "temporal")
 _RERANK_GRID = (0.0, 0.02, 0.05, 0.1, 0.2)
+#: Share of the ranker's daypart queries trained as if the daypart were unknown: a request
+#: can come without one (no time zone), and a ranker that never saw the context missing
+#: ranks such a request at random among its NaN branches (NDCG@10 halved when measured).
+UNKNOWN_CONTEXT_SHARE = 0.2
 
 
 class StagedRecommender(Recommender):
     name = "pipeline"
     unstored_score = UNRETRIEVED
     uses_pair_times = True
+    uses_context = True
 
     def __init__(
         self,
@@ -138,6 +144,9 @@ class StagedRecommender(Recommender):
         #: each stored entry of the matrix in use, weighted by its recency in its listener's
         #: time line (the matrix's structure); None where the pairs' times are not known
         self._recency: sp.csr_matrix | None = None
+        #: each stored entry's local daypart (-1 unknown; the matrix's structure); None where
+        #: the pairs' times or the listeners' time zones are not known
+        self._dayparts: sp.csr_matrix | None = None
         self.gens = Generators(self.generators, self.generator_params)
         self.ctx: FeatureContext | None = None
         #: every training listener's 0/1 row, and the training matrix it was built from
@@ -186,34 +195,48 @@ class StagedRecommender(Recommender):
         """``interactions`` holds raw values (counts); each generator applies its weighting.
         ``pair_times``: when each pair was last played (days; ``Interactions.pair_times``),
         for the recency features and the temporal inner split; without them those
-        features are NaN and the split is random."""
+        features are NaN and the split is random. With the times and the listeners' time
+        zones (``side.users``), each play's local daypart is known: the ranker then learns
+        from one query per listener and daypart of their held-out plays, and reads the
+        request's daypart (``dayparts=`` when scoring)."""
         raw = sp.csr_matrix(interactions, dtype=np.float32)
-        times = None
+        times = dayparts = None
         if pair_times is not None:
             times = sp.csr_matrix(
                 (aligned_values(pair_times, raw, "pipeline: pair_times"), raw.indices, raw.indptr),
                 shape=raw.shape,
             )
+            users = None if side is None else side.users
+            dayparts = None if users is None else users.pair_dayparts(times)
         elif self.inner_split == "temporal":
             raise SegueError("pipeline: inner_split 'temporal' needs the pairs' times")
-        parts = self._training_parts(raw, side, times)
+        parts = self._training_parts(raw, side, times, dayparts)
         self._record_recall(parts["fit"])
         self._train_ranker(parts["fit"], parts["valid"])
         self._choose_rerank(parts["valid"])
         if not self.refit:
             return self
-        self._use_matrix(raw, side, times)
+        self._use_matrix(raw, side, times, dayparts)
         self.gens.fit(raw, side, self._recency)
         return self
 
     def _use_matrix(
-        self, matrix: sp.csr_matrix, side: SideInfo | None, times: sp.csr_matrix | None
+        self,
+        matrix: sp.csr_matrix,
+        side: SideInfo | None,
+        times: sp.csr_matrix | None,
+        dayparts: sp.csr_matrix | None = None,
     ) -> None:
-        """The matrix the features read from now, its feature context and its recency."""
-        when = None if times is None else _values_at(times, matrix)
-        self.ctx = FeatureContext.build(matrix, side, when)
+        """The matrix the features read from now, its feature context, recency, dayparts."""
+        when = None if times is None else values_at(times, matrix, "pipeline: pair_times")
+        parts = None if dayparts is None else values_at(dayparts, matrix, "pipeline: dayparts")
+        self.ctx = FeatureContext.build(matrix, side, when, parts)
         self._train = matrix
-        self._recency = None
+        self._recency = self._dayparts = None
+        if parts is not None:
+            self._dayparts = sp.csr_matrix(
+                (parts, matrix.indices, matrix.indptr), shape=matrix.shape
+            )
         if when is not None:
             dated = sp.csr_matrix((when, matrix.indices, matrix.indptr), shape=matrix.shape)
             weights = listener_recency(dated, self.recency_days)
@@ -222,10 +245,15 @@ class StagedRecommender(Recommender):
             )
 
     def _training_parts(
-        self, raw: sp.csr_matrix, side: SideInfo | None, times: sp.csr_matrix | None = None
+        self,
+        raw: sp.csr_matrix,
+        side: SideInfo | None,
+        times: sp.csr_matrix | None = None,
+        dayparts: sp.csr_matrix | None = None,
     ) -> dict[str, _Part]:
         """The ranker's stacked training ("fit") and validation ("valid") query groups, one
-        per listener with held-out items and fold; generators fitted per fold's inner train."""
+        per listener with held-out items and fold (and per daypart of those items, where
+        known); generators fitted per fold's inner train."""
         temporal = times if self.inner_split == "temporal" else None
         splits = inner_folds(raw, self.holdout, self.folds, self.seed, times=temporal)
         rng = np.random.default_rng(self.seed)
@@ -235,12 +263,17 @@ class StagedRecommender(Recommender):
         in_valid = rng.random(len(users)) < self.valid_share
         pieces: dict[str, list[_Part]] = {"fit": [], "valid": []}
         for inner_train, inner_held in splits:
-            self._use_matrix(inner_train, side, times)
+            self._use_matrix(inner_train, side, times, dayparts)
             self.gens.fit(inner_train, side, self._recency)
+            held_parts = None
+            if dayparts is not None:
+                held_parts = values_at(dayparts, inner_held, "pipeline: dayparts")
             for label, group in (("fit", users[~in_valid]), ("valid", users[in_valid])):
                 group = group[np.diff(inner_held.indptr)[group] > 0]
-                cands, features = self._features(group)
-                relevant = inner_held[group]
+                group, request, relevant = daypart_queries(group, inner_held, held_parts)
+                if request is not None:
+                    request[rng.random(len(request)) < UNKNOWN_CONTEXT_SHARE] = UNKNOWN
+                cands, features = self._features(group, dayparts=request)
                 target = genre_distribution(inner_train[group], self.ctx.genres)
                 part = _Part(cands, features, _labels(cands, relevant), relevant, target)
                 pieces[label].append(part)
@@ -304,17 +337,25 @@ class StagedRecommender(Recommender):
         users: np.ndarray | None,
         history: sp.csr_matrix | None = None,
         known: np.ndarray | None = None,
+        dayparts: np.ndarray | None = None,
     ) -> tuple[Candidates, np.ndarray]:
         """Candidates and their features for known ``users`` or for ``history`` rows (of the
-        training listeners ``known``, -1 for none, where given)."""
+        training listeners ``known``, -1 for none, where given), each row's request in its
+        daypart (``dayparts``, -1 unknown, where given)."""
         assert self.ctx is not None
         train = self._fitted()
         played = self._played(train)
         if history is not None:
+            request = _request_dayparts(dayparts, history.shape[0])
             cands = self.gens.retrieve(None, history, self.n_candidates, history=history, raw=train)
-            recency = self._history_recency(history, known)
-            return cands, pair_features(self.ctx, cands, history, None, played, recency)
+            fresh = np.repeat(request, np.diff(history.indptr))  # a fresh play happens now
+            recency = _known_values(history, known, self._recency, np.ones(history.nnz))
+            entries = _known_values(history, known, self._dayparts, fresh)
+            return cands, pair_features(
+                self.ctx, cands, history, None, played, recency, request, entries
+            )
         assert users is not None
+        request = _request_dayparts(dayparts, len(users))
         chunks: list[tuple[Candidates, np.ndarray]] = []
         for start in range(0, len(users), self.block):
             block = users[start : start + self.block]
@@ -322,39 +363,12 @@ class StagedRecommender(Recommender):
             cands = self.gens.retrieve(block, rows, self.n_candidates)
             friends = take_rows(self.ctx.friends, block)
             recency = None if self._recency is None else take_rows(self._recency, block).data
-            features = pair_features(self.ctx, cands, rows, friends, played, recency)
+            entries = None if self._dayparts is None else take_rows(self._dayparts, block).data
+            features = pair_features(self.ctx, cands, rows, friends, played, recency,
+                                     request[start : start + self.block], entries)  # fmt: skip
             cands.rows = cands.rows + start
             chunks.append((cands, features))
         return _concat(chunks, self.n_candidates, len(self.gens.active))
-
-    def _history_recency(
-        self, history: sp.csr_matrix, known: np.ndarray | None
-    ) -> np.ndarray | None:
-        """Each stored history entry's recency: a history comes without times, so its plays
-        are all recent (a new listener's are) but those of its training listener's, who keeps
-        the weights the model was fitted with; None where the model reads no recency."""
-        if self._recency is None:
-            return None
-        out = np.ones(history.nnz, np.float32)
-        if known is None:
-            return out
-        known = np.asarray(known, dtype=np.int64).reshape(-1)
-        if len(known) != history.shape[0]:
-            raise SegueError(
-                f"pipeline: {len(known)} known listeners for {history.shape[0]} history rows"
-            )
-        stored = self._recency
-        for r in np.flatnonzero(known >= 0):  # serving: one listener per request
-            lo, hi = history.indptr[r], history.indptr[r + 1]
-            u = known[r]
-            items = stored.indices[stored.indptr[u] : stored.indptr[u + 1]]  # sorted
-            if len(items) == 0 or hi == lo:
-                continue
-            pos = np.minimum(np.searchsorted(items, history.indices[lo:hi]), len(items) - 1)
-            found = items[pos] == history.indices[lo:hi]
-            weights = stored.data[stored.indptr[u] + pos]
-            out[lo:hi] = np.where(found, weights, out[lo:hi])
-        return out
 
     def _played(self, train: sp.csr_matrix) -> sp.csr_matrix:
         """``train`` as 0/1 rows, built once per training matrix: built per call it was two
@@ -366,33 +380,41 @@ class StagedRecommender(Recommender):
         return cached[1]
 
     # -- scoring -------------------------------------------------------------------------
-    def score(self, users: np.ndarray) -> np.ndarray:
+    def score(self, users: np.ndarray, dayparts: np.ndarray | None = None) -> np.ndarray:
+        """``dayparts``: each row's request daypart (index into ``DAYPARTS``, -1 unknown)."""
         users = np.asarray(users, dtype=np.int64)
-        return self._scores(*self._features(users), take_rows(self._fitted(), users))
+        features = self._features(users, dayparts=dayparts)
+        return self._scores(*features, take_rows(self._fitted(), users))
 
-    def score_sparse(self, users: np.ndarray) -> sp.csr_matrix:
+    def score_sparse(self, users: np.ndarray, dayparts: np.ndarray | None = None) -> sp.csr_matrix:
         """:meth:`score` as it is held: the candidates' scores, the listener's plays stored
         at -inf, every other item :data:`UNRETRIEVED` (unstored)."""
         users = np.asarray(users, dtype=np.int64)
         seen = take_rows(self._fitted(), users)
-        return self._sparse_scores(*self._features(users), seen)
+        return self._sparse_scores(*self._features(users, dayparts=dayparts), seen)
 
-    def score_history(self, history: sp.csr_matrix) -> np.ndarray:
+    def score_history(
+        self, history: sp.csr_matrix, dayparts: np.ndarray | None = None
+    ) -> np.ndarray:
         """A listener outside the training data: generators' ``score_history`` → features →
         ranker (no friends in the model, so the friend features are 0)."""
         rows = self._history_rows(history)
-        return self._scores(*self._features(None, rows), rows)
+        return self._scores(*self._features(None, rows, dayparts=dayparts), rows)
 
     def score_history_sparse(
-        self, history: sp.csr_matrix, known: np.ndarray | None = None
+        self,
+        history: sp.csr_matrix,
+        known: np.ndarray | None = None,
+        dayparts: np.ndarray | None = None,
     ) -> sp.csr_matrix:
         """:meth:`score_history` held as :meth:`score_sparse` holds :meth:`score`.
 
         ``known``: each history row's training listener (-1: none), as serving knows when a
         history is a listener's training row plus fresh plays: their trained plays keep the
-        recency they were fitted with, and only the plays beyond them count as the newest."""
+        recency and daypart they were fitted with; the plays beyond them count as the
+        newest, played in the request's daypart."""
         rows = self._history_rows(history)
-        return self._sparse_scores(*self._features(None, rows, known), rows)
+        return self._sparse_scores(*self._features(None, rows, known, dayparts), rows)
 
     def _history_rows(self, history: sp.csr_matrix) -> sp.csr_matrix:
         n_items = self._fitted().shape[1]
@@ -520,15 +542,21 @@ class StagedRecommender(Recommender):
         state = self.ctx.state()
         if self._recency is not None:  # the training matrix's structure, saved beside it
             state["recency"] = self._recency.data
+        if self._dayparts is not None:
+            state["dayparts"] = self._dayparts.data
         return state
 
     def _restore(self, state: dict[str, np.ndarray]) -> None:
         self.ctx = FeatureContext.from_state(state)
-        self._recency = None
+        train = self._fitted()
+        self._recency = self._dayparts = None
         if "recency" in state:
-            train = self._fitted()
             self._recency = sp.csr_matrix(
                 (state["recency"], train.indices, train.indptr), shape=train.shape
+            )
+        if "dayparts" in state:
+            self._dayparts = sp.csr_matrix(
+                (state["dayparts"], train.indices, train.indptr), shape=train.shape
             )
 
     def _save_parts(self, folder: Path) -> None:
@@ -544,25 +572,54 @@ class StagedRecommender(Recommender):
         self.validation = dict(meta["validation"])
 
 
-def _values_at(values: sp.csr_matrix, matrix: sp.csr_matrix) -> np.ndarray:
-    """``values``' entry at each stored entry of ``matrix`` (in its order), where
-    ``matrix`` holds a subset of ``values``' pairs (an inner fold of the training matrix)."""
-    n_items = values.shape[1]
-    if np.array_equal(values.indptr, matrix.indptr) and np.array_equal(
-        values.indices, matrix.indices
-    ):  # the same pairs (the whole training matrix): no lookup
-        return np.asarray(values.data)
+def _request_dayparts(dayparts: np.ndarray | None, n_rows: int) -> np.ndarray:
+    """One request daypart per row (-1 unknown), checked: an edge of the model."""
+    if dayparts is None:
+        return np.full(n_rows, UNKNOWN, np.int8)
+    out = np.asarray(dayparts).reshape(-1)
+    if len(out) != n_rows:
+        raise SegueError(f"pipeline: {len(out)} request dayparts for {n_rows} rows")
+    if not np.issubdtype(out.dtype, np.integer) or (
+        len(out) and (out.min() < UNKNOWN or out.max() >= len(DAYPARTS))
+    ):
+        raise SegueError(
+            f"pipeline: a request daypart must be -1 (unknown) or an index into "
+            f"{', '.join(DAYPARTS)}"
+        )
+    return out.astype(np.int8)
 
-    def keys(m: sp.csr_matrix) -> np.ndarray:
-        rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-        return rows * n_items + m.indices
 
-    source = values.sorted_indices() if not values.has_sorted_indices else values
-    known, wanted = keys(source), keys(matrix)
-    at = np.minimum(np.searchsorted(known, wanted), max(len(known) - 1, 0))
-    if len(wanted) and not np.array_equal(known[at], wanted):
-        raise SegueError("pipeline: a pair of the matrix has no time")
-    return np.asarray(source.data)[at]
+def _known_values(
+    history: sp.csr_matrix,
+    known: np.ndarray | None,
+    stored: sp.csr_matrix | None,
+    fresh: np.ndarray,
+) -> np.ndarray | None:
+    """Each stored history entry's value of ``stored`` (recency, daypart): a history comes
+    without times, so its plays take ``fresh`` (recent, played now) but those its training
+    listener (``known``, -1 none) was fitted with, which keep their stored value; None where
+    the model stores none."""
+    if stored is None:
+        return None
+    out = np.array(fresh, dtype=stored.dtype)
+    if known is None:
+        return out
+    known = np.asarray(known, dtype=np.int64).reshape(-1)
+    if len(known) != history.shape[0]:
+        raise SegueError(
+            f"pipeline: {len(known)} known listeners for {history.shape[0]} history rows"
+        )
+    for r in np.flatnonzero(known >= 0):  # serving: one listener per request
+        lo, hi = history.indptr[r], history.indptr[r + 1]
+        u = known[r]
+        items = stored.indices[stored.indptr[u] : stored.indptr[u + 1]]  # sorted
+        if len(items) == 0 or hi == lo:
+            continue
+        pos = np.minimum(np.searchsorted(items, history.indices[lo:hi]), len(items) - 1)
+        found = items[pos] == history.indices[lo:hi]
+        values = stored.data[stored.indptr[u] + pos]
+        out[lo:hi] = np.where(found, values, out[lo:hi])
+    return out
 
 
 def _ndcg(ranked: np.ndarray, relevant: sp.csr_matrix) -> float:

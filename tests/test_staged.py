@@ -938,7 +938,8 @@ def test_context_features_read_the_requests_daypart_and_are_nan_without_one() ->
     """Given each row's request daypart and each played item's: the genre's and the item's
     lift in that daypart (the genre lift averaged over the candidate's genres), the
     listener's share of plays in it and their genre share over those plays, shrunk towards
-    their overall genre share; NaN for a row whose daypart is unknown, and every other
+    their overall genre share, and their genre share with each genre moved by its lift;
+    NaN for a row whose daypart is unknown, and every other
     feature as without context. The lifts are the log of each daypart's share of a genre's
     (an item's, shrunk) plays over its share of all plays."""
     from segue.models.staged.features import (
@@ -1002,8 +1003,12 @@ def test_context_features_read_the_requests_daypart_and_are_nan_without_one() ->
     np.testing.assert_allclose(
         column["user_daypart_genre_share"][known], shrunk_share[known], rtol=1e-5
     )
-    context = [names.index(n) for n in names[-4:]]
-    assert names[-4] == "daypart_genre_lift"
+    profile = played_rows @ genres  # the listener's plays per genre
+    moved = profile[rows] * np.exp(genre_lift[:, np.maximum(d, 0)].T)  # per candidate
+    tilted = (moved * genres[items]).sum(axis=1) / moved.sum(axis=1)
+    np.testing.assert_allclose(column["daypart_genre_share"][known], tilted[known], rtol=1e-5)
+    context = [names.index(n) for n in names[-5:]]
+    assert names[-5] == "daypart_genre_lift"
     assert np.isnan(got[~known][:, context]).all() and known.any() and (~known).any()
     plain = pair_features(ctx, cands, history, friends[block], played)
     assert np.isnan(plain[:, context]).all()
@@ -1152,3 +1157,34 @@ def test_the_request_daypart_picks_the_genre_a_listener_plays_at_that_time(tmp_p
     fresh_at = int(np.flatnonzero(history.indices == fresh_item)[0])
     np.testing.assert_array_equal(np.delete(parts, fresh_at), take_rows(model._dayparts, [u]).data)
     assert parts[fresh_at] == 2 and set(np.delete(parts, fresh_at)) == {1, 3}
+
+
+def test_a_ranker_saved_by_an_earlier_version_reads_its_own_columns(fitted, tmp_path: Path) -> None:
+    """A pipeline saved before the context features existed has a ranker that knows fewer
+    features than this version computes: loaded, it is given its own columns by name (and
+    a ranker that reads a feature no longer computed is a one-line error)."""
+    from segue.models.base import take_rows
+    from segue.models.staged.ranker import Ranker
+
+    model, train, _, _, _ = fitted
+    users = np.arange(80)
+    cands, features = model._features(users)
+    names = model.ranker.feature_names
+    older_names = [n for n in names if "daypart" not in n]
+    assert len(older_names) == len(names) - 5
+    columns = [names.index(n) for n in older_names]
+    labels = (np.random.default_rng(3).random(len(cands.rows)) < 0.2).astype(np.float32)
+    older = Ranker(older_names, n_estimators=10, min_child_samples=5)
+    older.fit(features[:, columns], labels, np.bincount(cands.rows))
+    model.save(tmp_path / "now")
+    copy = StagedRecommender.load(tmp_path / "now")
+    copy.ranker = older
+    copy.save(tmp_path / "older")
+    loaded = StagedRecommender.load(tmp_path / "older")
+    loaded.stage = "ranker"
+    _, _, scores = loaded._candidate_scores(cands, features, take_rows(train, users))
+    np.testing.assert_allclose(scores, older.predict(features[:, columns]), rtol=1e-6)
+    assert loaded.score_sparse(users[:5]).nnz > 0
+    loaded.ranker = Ranker([*older_names, "a_feature_from_elsewhere"])
+    with pytest.raises(SegueError, match="reads features this version does not compute"):
+        loaded._ranker_input(features)

@@ -23,8 +23,10 @@ Four groups, named in :func:`feature_names` order:
   elsewhere; :mod:`segue.data.dayparts`) — how much more the candidate's genres and the
   candidate itself are played in the request's daypart than at other times (log lift over
   the daypart's share of all plays, the item's shrunk towards no lift), the listener's share
-  of their plays in that daypart, and their genre share again over those plays only: what
-  suits the morning is not what suits the night, for everyone and for each listener.
+  of their plays in that daypart, their genre share again over those plays only (shrunk
+  towards all of them), and their genre share with each genre moved by its lift in the
+  daypart (share × exp(lift), renormalised over their genres): what suits the morning is
+  not what suits the night, for everyone and for each listener.
 
 Everything is computed from the matrix the generators were fitted on and from the side
 information captured at fit (:class:`FeatureContext`, saved with the model), so training
@@ -202,7 +204,7 @@ def feature_names(generators: Sequence[str], n_audio: int) -> list[str]:
               "friends_share"]  # fmt: skip
     names += ["recent_artist_share", "recent_genre_share", "item_recent_listeners"]
     names += ["daypart_genre_lift", "item_daypart_lift", "user_daypart_share",
-              "user_daypart_genre_share"]  # fmt: skip
+              "user_daypart_genre_share", "daypart_genre_share"]  # fmt: skip
     return names
 
 
@@ -444,6 +446,16 @@ def _fill(
                     counted[t] = r + 1
                     norm += tag_profile[t] * tag_profile[t]
         norm = np.sqrt(norm)
+        # the listener's genre mix moved to the request's daypart: each genre's share times
+        # its lift there, renormalised over the genres they play (all of it where unknown)
+        tilted = 0.0
+        if d >= 0:
+            for e in range(h_ptr[r], h_ptr[r + 1]):
+                if h_val[e] == 0:
+                    continue
+                i = h_idx[e]
+                for x in range(g_ptr[i], g_ptr[i + 1]):
+                    tilted += g_val[x] * np.exp(genre_daypart[g_idx[x], d])
         n_friends = 0.0
         for e in range(f_ptr[r], f_ptr[r + 1]):
             n_friends += f_val[e]
@@ -518,8 +530,13 @@ def _fill(
                 out[j, p + 10] = n_daypart / safe_n
                 overall = share / safe_n
                 out[j, p + 11] = (in_part + user_prior * overall) / (n_daypart + user_prior)
+                moved = 0.0
+                for x in range(g_ptr[i], g_ptr[i + 1]):
+                    g = g_idx[x]
+                    moved += g_val[x] * genre_profile[g] * np.exp(genre_daypart[g, d])
+                out[j, p + 12] = moved / tilted if tilted > 0 else 0.0
             else:
-                for q in range(8, 12):
+                for q in range(8, 13):
                     out[j, p + q] = np.nan
         # back to zero for the next listener: only what this one touched
         for e in range(h_ptr[r], h_ptr[r + 1]):

@@ -13,6 +13,11 @@ generators and the feature context on the whole matrix for serving. Scores: the 
 for candidates, the re-ranked top placed above them, a low constant for items no generator
 retrieved (``-inf`` for items already played).
 
+Where the pairs' times and the listeners' time zones are known, a query is one listener's
+held-out plays in one local daypart (:mod:`segue.data.dayparts`), and the ranker reads the
+daypart of the request (``dayparts=``; a share of the queries are trained without it, as a
+request may come without one).
+
 ``stage`` picks how far the pipeline goes when scoring — ``retrieval`` (candidates ordered
 by the generators' reciprocal-rank sum), ``ranker``, ``full`` — so that the benchmark's
 ablation scores one fitted model three ways.
@@ -154,6 +159,8 @@ class StagedRecommender(Recommender):
         #: the generators' dict and the one of them the similar items come from
         self._similar_from: tuple[dict[str, Recommender], Recommender | None] | None = None
         self.ranker: Ranker | None = None
+        #: the ranker's feature names and their columns among those computed (None: all)
+        self._columns: tuple[list[str], np.ndarray | None] | None = None
         #: The re-ranking weight in use (``rerank_weight``, or the one validation chose).
         self.chosen_rerank = 0.0
         #: Inner-validation figures: candidate recall per generator and union, NDCG@10 by stage.
@@ -454,7 +461,7 @@ class StagedRecommender(Recommender):
         assert self.ranker is not None and self.ctx is not None
         if self.stage == "retrieval":
             return cands.rows, cands.items, _rrf(cands)
-        scores = self.ranker.predict(features)  # float64: the re-ranking orders by these
+        scores = self.ranker.predict(self._ranker_input(features))  # the re-ranking orders by these
         if self.stage != "full" or self.chosen_rerank <= 0:
             return cands.rows, cands.items, scores.astype(np.float32)
         n_rows = seen.shape[0]
@@ -476,6 +483,29 @@ class StagedRecommender(Recommender):
         items = np.concatenate([cands.items[~moved], top[placed]])
         values = np.concatenate([scores[~moved], above]).astype(np.float32)
         return rows, items, values
+
+    def _ranker_input(self, features: np.ndarray) -> np.ndarray:
+        """The feature columns the ranker was trained on, by name: a model saved by an
+        earlier version reads fewer features than this one computes (the context features
+        came later), and must keep serving until the next training."""
+        assert self.ranker is not None and self.ctx is not None
+        names = self.ranker.feature_names
+        cached = self._columns
+        if cached is None or cached[0] is not names:
+            current = feature_names(self.gens.active, self.ctx.audio.shape[1])
+            columns = None
+            if names != current:
+                missing = [n for n in names if n not in current]
+                if missing:
+                    raise SegueError(
+                        "pipeline: the saved ranker reads features this version does not "
+                        f"compute: {', '.join(missing[:5])}"
+                    )
+                at = {n: j for j, n in enumerate(current)}
+                columns = np.array([at[n] for n in names], dtype=np.int64)
+            cached = (names, columns)
+            self._columns = cached
+        return features if cached[1] is None else features[:, cached[1]]
 
     def feature_importance(self) -> dict[str, float]:
         """The ranker's total gain per feature, largest first."""

@@ -1188,3 +1188,29 @@ def test_a_ranker_saved_by_an_earlier_version_reads_its_own_columns(fitted, tmp_
     loaded.ranker = Ranker([*older_names, "a_feature_from_elsewhere"])
     with pytest.raises(SegueError, match="reads features this version does not compute"):
         loaded._ranker_input(features)
+
+
+def test_a_folds_daypart_profile_leaves_out_the_days_of_its_held_out_plays() -> None:
+    """In an inner fold, a listener's plays on a day on which they have a held-out play
+    lose their daypart (their session-mates would tell the ranker what no future request
+    knows); other listeners' plays on that day, and the listener's other days, keep it."""
+    from segue.models.staged.pipeline import _apart_from_held_days
+
+    shape = (3, 6)
+    # listener 0 plays on days 100 and 101, listener 1 on day 100, listener 2 on 102
+    rows = [0, 0, 0, 0, 1, 1, 2]
+    cols = [0, 1, 2, 3, 0, 4, 5]
+    days = [100.2, 100.7, 101.1, 101.3, 100.5, 103.0, 102.4]
+    times = sp.csr_matrix((np.array(days), (rows, cols)), shape=shape)
+    train_at = [0, 2, 3, 5, 6]  # entries of times kept in the fold's training part
+    train = sp.csr_matrix(
+        (np.ones(5, np.float32), ([rows[i] for i in train_at], [cols[i] for i in train_at])),
+        shape=shape,
+    )
+    parts = sp.csr_matrix((np.array([1, 2, 2, 3, 0], np.int8), train.indices, train.indptr), shape)
+    held = sp.csr_matrix((np.ones(2, np.float32), ([0, 1], [1, 0])), shape=shape)  # day 100
+    apart = _apart_from_held_days(parts, times, held)
+    np.testing.assert_array_equal(apart.indices, parts.indices)
+    # listener 0's day-100 play (item 0) loses it; their day-101 plays keep theirs;
+    # listener 1's held-out play is on day 100 but their training play is on day 103
+    np.testing.assert_array_equal(apart.data, [-1, 2, 2, 3, 0])

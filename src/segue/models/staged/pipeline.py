@@ -273,8 +273,9 @@ class StagedRecommender(Recommender):
             self._use_matrix(inner_train, side, times, dayparts)
             self.gens.fit(inner_train, side, self._recency)
             held_parts = None
-            if dayparts is not None:
+            if dayparts is not None and times is not None and self._dayparts is not None:
                 held_parts = values_at(dayparts, inner_held, "pipeline: dayparts")
+                self._dayparts = _apart_from_held_days(self._dayparts, times, inner_held)
             for label, group in (("fit", users[~in_valid]), ("valid", users[in_valid])):
                 group = group[np.diff(inner_held.indptr)[group] > 0]
                 group, request, relevant = daypart_queries(group, inner_held, held_parts)
@@ -600,6 +601,25 @@ class StagedRecommender(Recommender):
         self.ranker.load(folder / "ranker.txt")
         self.chosen_rerank = float(meta["chosen_rerank"])
         self.validation = dict(meta["validation"])
+
+
+def _apart_from_held_days(
+    parts: sp.csr_matrix, times: sp.csr_matrix, held: sp.csr_matrix
+) -> sp.csr_matrix:
+    """``parts`` (an inner fold's training pairs' dayparts) with every pair played on a day
+    on which its listener has a held-out play set unknown. A held-out play's session-mates
+    (same listener, day, daypart and, mostly, genre) would otherwise sit in what the
+    listener's daypart profile reads, a hint no request for a future session has: measured
+    on seed 0's validation part of the synthetic world, the ranker then scored 0.180 on
+    its inner folds against 0.168 on the real held-out part."""
+    def keyed(matrix: sp.csr_matrix) -> np.ndarray:
+        day = np.floor(values_at(times, matrix, "pipeline: pair_times")).astype(np.int64)
+        rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+        return rows * (1 << 32) + day
+
+    data = np.array(parts.data, copy=True)
+    data[np.isin(keyed(parts), keyed(held))] = UNKNOWN
+    return sp.csr_matrix((data, parts.indices, parts.indptr), shape=parts.shape)
 
 
 def _request_dayparts(dayparts: np.ndarray | None, n_rows: int) -> np.ndarray:

@@ -447,7 +447,7 @@ def _fill(
                     norm += tag_profile[t] * tag_profile[t]
         norm = np.sqrt(norm)
         # the listener's genre mix moved to the request's daypart: each genre's share times
-        # its lift there, renormalised over the genres they play (all of it where unknown)
+        # exp(its lift there), renormalised over the genres they play
         tilted = 0.0
         if d >= 0:
             for e in range(h_ptr[r], h_ptr[r + 1]):

@@ -46,8 +46,9 @@ def test_instants_take_their_zones_offset_on_their_day_daylight_saving_included(
     zones = np.array([z for _, z, _ in instants])
     expected = [p for _, _, p in instants]
     np.testing.assert_array_equal(local_dayparts(days, zones, names), expected)
-    with_nan = local_dayparts(np.array([np.nan, days[0]]), np.array([0, 0]), names)
-    np.testing.assert_array_equal(with_nan, [UNKNOWN, 1])
+    no_time = np.array([np.nan, -1 / DAY_MS, np.iinfo(np.int64).min / DAY_MS, 1e12, days[0]])
+    marked = local_dayparts(no_time, np.zeros(len(no_time), np.int64), names)
+    np.testing.assert_array_equal(marked, [UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, 1])
     now = int(dt.datetime(2024, 7, 2, 2, 0, tzinfo=utc).timestamp() * 1000)
     assert daypart_now("America/New_York", now) == 3
     assert daypart_now("Europe/Berlin", now) == 0  # 04:00 in Berlin

@@ -18,6 +18,9 @@ DAYPARTS = ("night", "morning", "afternoon", "evening")  # local [0, 6), [6, 12)
 HOURS_PER_DAYPART = 24 // len(DAYPARTS)
 UNKNOWN = -1
 _MS_PER_DAY = 86_400_000
+#: Instants outside (the epoch, the last day a datetime holds) are unknown times: the stores'
+#: "no timestamp" markers (-1 ms, the smallest int64), never a listening hour.
+_LAST_DAY = (dt.date(9999, 12, 30) - dt.date(1970, 1, 1)).days
 
 
 def daypart_of_hour(hour: np.ndarray | int) -> np.ndarray:
@@ -28,11 +31,12 @@ def daypart_of_hour(hour: np.ndarray | int) -> np.ndarray:
 def local_dayparts(utc_days: np.ndarray, zones: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
     """The daypart of each instant (``utc_days``: days since the epoch, UTC, as
     ``Interactions.pair_times`` gives them) in its listener's zone (``zones``: an index into
-    ``names``, -1 unknown); :data:`UNKNOWN` where the zone or the instant is not known."""
+    ``names``, -1 unknown); :data:`UNKNOWN` where the zone or the instant is not known (not
+    finite, or a "no timestamp" marker outside the epoch and the year 9999)."""
     utc_days = np.asarray(utc_days, dtype=np.float64)
     zones = np.asarray(zones, dtype=np.int64)
     out = np.full(len(utc_days), UNKNOWN, dtype=np.int8)
-    known = (zones >= 0) & np.isfinite(utc_days)
+    known = (zones >= 0) & np.isfinite(utc_days) & (utc_days > 0) & (utc_days < _LAST_DAY)
     for z in np.unique(zones[known]):
         at = np.flatnonzero(known & (zones == z))
         day = np.floor(utc_days[at]).astype(np.int64)

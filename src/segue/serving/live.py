@@ -39,7 +39,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from segue.data.consent import Context, personalised
-from segue.data.dayparts import daypart_now, daypart_of_hour
+from segue.data.dayparts import UNKNOWN, daypart_now, daypart_of_hour
 from segue.data.model import User
 from segue.errors import SegueError
 from segue.models import Reason
@@ -176,6 +176,7 @@ def recommend_live(
         excluded = ~filters.allowed
         if exclude_seen:  # scored from the training row when nothing is fresh: mask it too
             excluded[base.indices] = True
+        reads_context = model.trained.model.uses_context  # the zone lookup only then
         items, scores = rerank_for_session(
             model.trained.model,
             row,
@@ -187,7 +188,7 @@ def recommend_live(
             adjuster=model.adjuster,
             exclude_seen=exclude_seen,
             scores=_folded_scores(model, state, uid, history) if fresh else None,
-            daypart=_request_daypart(request, user),
+            daypart=_request_daypart(request, user) if reads_context else UNKNOWN,
         )
         reasons = _personal_reasons(model, row, items, request.explain)
         path, weight = "personal", 1.0

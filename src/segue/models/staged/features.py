@@ -43,7 +43,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from segue.data.dayparts import DAYPARTS
+from segue.data.dayparts import DAYPARTS, UNKNOWN
 from segue.dataset.catalog import NO_RELEASE
 from segue.dataset.side import SideInfo
 from segue.errors import SegueError
@@ -222,8 +222,8 @@ def daypart_lifts(
     k = len(DAYPARTS)
     dayparts = np.asarray(dayparts, dtype=np.int64)
     known = dayparts >= 0
-    by_item = np.zeros((n_items, k))
-    np.add.at(by_item, (raw.indices[known], dayparts[known]), 1.0)
+    cells = raw.indices[known].astype(np.int64) * k + dayparts[known]
+    by_item = np.bincount(cells, minlength=n_items * k).reshape(n_items, k).astype(np.float64)
     share = (by_item.sum(axis=0) + 1.0) / (by_item.sum() + k)
     by_genre = np.asarray(genres.T @ by_item)
     genre_lift = np.log((by_genre + share) / (by_genre.sum(axis=1, keepdims=True) + 1.0))
@@ -287,12 +287,12 @@ def pair_features(
     history = history.tocsr()
     if recency is not None and len(recency) != history.nnz:
         raise SegueError("pair_features: one recency weight per stored history entry")
-    requested = np.full(n_rows, -1, np.int64)
+    requested = np.full(n_rows, UNKNOWN, np.int64)
     if request_dayparts is not None:
         requested = np.asarray(request_dayparts, dtype=np.int64).reshape(-1)
         if len(requested) != n_rows:
             raise SegueError("pair_features: one request daypart per history row")
-    entries = np.full(history.nnz, -1, np.int64)
+    entries = np.full(history.nnz, UNKNOWN, np.int64)
     if entry_dayparts is not None:
         entries = np.asarray(entry_dayparts, dtype=np.int64).reshape(-1)
         if len(entries) != history.nnz:

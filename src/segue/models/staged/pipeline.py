@@ -273,7 +273,8 @@ class StagedRecommender(Recommender):
             self._use_matrix(inner_train, side, times, dayparts)
             self.gens.fit(inner_train, side, self._recency)
             held_parts = None
-            if dayparts is not None and times is not None and self._dayparts is not None:
+            if dayparts is not None:  # then _use_matrix has set the fold's dayparts
+                assert times is not None and self._dayparts is not None
                 held_parts = values_at(dayparts, inner_held, "pipeline: dayparts")
                 self._dayparts = _apart_from_held_days(self._dayparts, times, inner_held)
             for label, group in (("fit", users[~in_valid]), ("valid", users[in_valid])):

@@ -115,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=("test", "valid"), default="test")
     parser.add_argument("--pipeline", default="{}", help="JSON: StagedRecommender settings")
     parser.add_argument("--no-hybrid", action="store_true", help="skip the hybrid (tuning)")
+    parser.add_argument(
+        "--also",
+        default="",
+        help="registered models to score beside them, comma-separated (e.g. genremix)",
+    )
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",") if s]
     settings = json.loads(args.pipeline)
@@ -144,10 +149,12 @@ def main(argv: list[str] | None = None) -> int:
         line = [f"seed {seed}: world {built:.0f}s, {raw.nnz:,} train pairs, "
                 f"{len(holdout.users):,} listeners ranked in {len(users):,} requests"]  # fmt: skip
         models = {} if args.no_hybrid else {"hybrid": model_spec("hybrid").build()}
+        for name in filter(None, args.also.split(",")):
+            models[name] = model_spec(name).build()
         models["pipeline"] = StagedRecommender(seed=seed, **settings)
         for name, model in models.items():
             t0 = time.perf_counter()
-            fit_on(model, train, Counts(), side)
+            fit_on(model, train, model_spec(name).weighting, side)  # hybrid, pipeline: counts
             fit_s = time.perf_counter() - t0
             ndcg, recall = scores(model, users, relevant, exclude, dayparts)
             blind, _ = scores(model, *per_listener)  # one list per listener, no context

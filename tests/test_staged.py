@@ -789,6 +789,28 @@ def test_knowing_when_each_play_happened_follows_a_listener_whose_taste_moved(
     _served_histories_keep_the_trained_recency(dated, train, side)
 
 
+def test_the_inner_split_follows_time_where_the_plays_are_dated() -> None:
+    """The default ("auto") learns from each listener's newest plays where the pairs' times
+    are given — the same model as the temporal split — and from random ones where they
+    are not; the two splits give different models on a world whose taste moves."""
+    train, times, _, side = _drifting_world()
+    settings = {**FAST, "generators": ("itemknn", "trending"), "n_candidates": 40, "folds": 2}
+    users = np.arange(60)
+
+    def scores(split: str, dated: bool) -> np.ndarray:
+        model = StagedRecommender(**settings, inner_split=split)
+        model.fit(train, side, pair_times=times if dated else None)
+        return model.score(users)
+
+    auto_dated = scores("auto", True)
+    np.testing.assert_array_equal(auto_dated, scores("temporal", True))
+    assert not np.array_equal(auto_dated, scores("random", True))
+    np.testing.assert_array_equal(scores("auto", False), scores("random", False))
+    assert StagedRecommender().inner_split == "auto"
+    with pytest.raises(SegueError, match="inner_split must be one of auto, random, temporal"):
+        StagedRecommender(inner_split="newest")
+
+
 def _served_histories_keep_the_trained_recency(
     model: StagedRecommender, train: sp.csr_matrix, side: SideInfo
 ) -> None:

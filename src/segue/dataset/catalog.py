@@ -23,6 +23,8 @@ KINDS: tuple[ItemKind, ...] = tuple(ItemKind)
 KIND_CODES: dict[str, int] = {k.value: i for i, k in enumerate(KINDS)}
 AUDIO_FIELDS: tuple[str, ...] = tuple(AudioFeatures.model_fields)
 NO_RELEASE = np.iinfo(np.int64).min
+#: Tags used as genres (:meth:`ItemCatalog.genre_matrix`) when the catalog has no genres.
+TAG_GENRES = 50
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,16 @@ class ItemCatalog:
         used = np.asarray(matrix.sum(axis=0)).ravel()
         order = sorted(range(len(names)), key=lambda j: (-used[j], names[j]))
         return [names[j] for j in order[:limit]]
+
+    def genre_matrix(self) -> sp.csr_matrix:
+        """Item × genre indicators (float32): the catalog's genres, or its ``TAG_GENRES`` most
+        used tags where it has none (Last.fm 2K tags artists; it has no genres), so that
+        everything reading "the item's genres" reads the same ones."""
+        if self.genre_names or self.tags.shape[1] == 0:
+            return self.genres.tocsr().astype(np.float32)
+        used = np.asarray((self.tags != 0).sum(axis=0)).ravel()
+        top = np.sort(np.argsort(-used, kind="stable")[:TAG_GENRES])
+        return (self.tags[:, top] != 0).astype(np.float32).tocsr()
 
     def _genre_labels(self) -> tuple[sp.csr_matrix, tuple[str, ...]]:
         if self.genre_names or not self.tag_names:

@@ -15,6 +15,7 @@ from segue.errors import SegueError
 from segue.models.base import Recommender
 from segue.models.content import ContentRecommender
 from segue.models.ease import EASERecommender
+from segue.models.genremix import GenreMixRecommender
 from segue.models.itemknn import ItemKNNRecommender
 from segue.models.mf import ALSRecommender, BPRRecommender
 from segue.models.ncf import NCFRecommender
@@ -56,6 +57,7 @@ COMPONENTS: dict[str, ModelSpec] = {
     "bpr": ModelSpec(BPRRecommender, Binary(), BPRRecommender),
     "ease": ModelSpec(EASERecommender, BM25(k1=1.2, b=0.75), EASERecommender),
     "content": ModelSpec(ContentRecommender, BM25(), ContentRecommender),
+    "genremix": ModelSpec(GenreMixRecommender, Binary(), GenreMixRecommender),
     "ncf": ModelSpec(NCFRecommender, Binary(), NCFRecommender),
     "twotower": ModelSpec(TwoTowerRecommender, Binary(), TwoTowerRecommender),
 }

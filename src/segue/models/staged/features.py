@@ -59,8 +59,6 @@ _DENSE = ("item_listeners", "item_plays", "artist_listeners", "n_tags", "age_day
 ITEM_DAYPART_PRIOR = 10.0
 #: Pseudo-plays that shrink a listener's genre share within a daypart towards their overall.
 USER_DAYPART_PRIOR = 2.0
-#: Tags used as genres (calibration, genre share) when the catalog has no genres.
-_TAG_GENRES = 50
 
 
 @dataclass
@@ -109,7 +107,7 @@ class FeatureContext:
         if catalog is not None and len(catalog) == n_items:
             tags = sp.hstack([catalog.tags, catalog.genres]).tocsr().astype(np.float32)
             tags.data[:] = 1.0
-            genres = _genre_matrix(catalog.genres, catalog.tags, bool(catalog.genre_names))
+            genres = catalog.genre_matrix()
             has = catalog.artist >= 0
             artists = sp.csr_matrix(
                 (np.ones(has.sum(), np.float32), (np.flatnonzero(has), catalog.artist[has])),
@@ -331,16 +329,6 @@ def pair_features(
         USER_DAYPART_PRIOR,
     )
     return out
-
-
-def _genre_matrix(genres: sp.csr_matrix, tags: sp.csr_matrix, has_genres: bool) -> sp.csr_matrix:
-    """The catalog's genres, or its ``_TAG_GENRES`` most used tags where it has no genres
-    (Last.fm 2K), as the catalog's own genre lookups do."""
-    if has_genres or tags.shape[1] == 0:
-        return genres.tocsr().astype(np.float32)
-    used = np.asarray((tags != 0).sum(axis=0)).ravel()
-    top = np.sort(np.argsort(-used, kind="stable")[:_TAG_GENRES])
-    return (tags[:, top] != 0).astype(np.float32).tocsr()
 
 
 def _csr_arrays(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -45,7 +45,7 @@ from segue.models.staged.ann import EXACT_BELOW, VectorIndex
 from segue.ranking import rank_pairs
 
 DEFAULT_GENERATORS: tuple[str, ...] = (
-    "als", "ease", "itemknn", "userknn", "friends", "content", "trending"
+    "als", "ease", "itemknn", "userknn", "friends", "content", "trending", "genremix"
 )  # fmt: skip
 
 
@@ -124,11 +124,12 @@ def generator_spec(name: str) -> ModelSpec:
 
 
 def _usable(name: str, side: SideInfo | None, dated: bool = False) -> bool:
-    """Whether the data has what the generator needs (a catalog for content, friends, the
+    """Whether the data has what the generator needs (a catalog for content and genremix
+    (without one, genremix is popularity), friends, the
     pairs' times for a ``_recent`` one)."""
     if name.endswith(RECENT_SUFFIX):
         return dated and _usable(name[: -len(RECENT_SUFFIX)], side)
-    if name == "content":
+    if name in ("content", "genremix"):
         return side is not None and side.catalog is not None and side.catalog.known.any()
     if name == "friends":
         return side is not None and side.friends is not None and side.friends.nnz > 0

@@ -126,10 +126,24 @@ def test_saved_and_loaded_it_scores_the_same(tmp_path: Path) -> None:
     assert loaded.recommend(users, 2).items.tolist() == top.items.tolist()
 
 
+def test_only_the_most_carried_genres_are_kept_and_an_empty_matrix_scores_evenly() -> None:
+    """With one genre kept, rock (carried by a, b, c) stays and jazz-only d, e join the
+    no-genre f; a matrix without plays gives every genre the same weight, not NaN."""
+    model = GenreMixRecommender(max_genres=1).fit(sp.csr_matrix(PLAYS), SIDE)
+    assert model.genres.shape == (6, 2)
+    np.testing.assert_allclose(model.genres.toarray()[:, 1], [0, 0, 0, 1, 1, 1])
+    empty = GenreMixRecommender().fit(sp.csr_matrix((2, 6), dtype=np.float32), SIDE)
+    np.testing.assert_allclose(empty.overall, 1 / 3)
+    assert np.isfinite(empty.score(np.array([0, 1]))).all()
+
+
 def test_bad_settings_and_a_mismatched_catalog_say_what_is_wrong() -> None:
     for prior in (0.0, -1.0, float("nan")):
         with pytest.raises(SegueError, match="prior must be a positive number"):
             GenreMixRecommender(prior=prior)
+    for most in (0, 2.5):
+        with pytest.raises(SegueError, match="max_genres must be a whole number"):
+            GenreMixRecommender(max_genres=most)
     with pytest.raises(SegueError, match="catalog describes 6 items but the matrix has 4"):
         GenreMixRecommender().fit(sp.csr_matrix(PLAYS[:, :4]), SIDE)
 

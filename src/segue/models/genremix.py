@@ -40,17 +40,25 @@ class GenreMixRecommender(Recommender):
 
     name = "genremix"
 
-    def __init__(self, prior: float = 2.0) -> None:
+    def __init__(self, prior: float = 2.0, max_genres: int = 256) -> None:
+        """``max_genres``: the most carried labels kept (the rest count as no genre), so
+        that a catalog with thousands of micro-genres does not make the dense item × genre
+        table as large as the catalog times them."""
         if not (np.isfinite(prior) and prior > 0):
             raise SegueError(f"genremix: prior must be a positive number of items, not {prior!r}")
+        if not isinstance(max_genres, int | np.integer) or max_genres < 1:
+            raise SegueError(
+                f"genremix: max_genres must be a whole number >= 1, not {max_genres!r}"
+            )
         self.prior = float(prior)
+        self.max_genres = int(max_genres)
         self.genres = sp.csr_matrix((0, 0), dtype=np.float32)  # item × genre, rows sum to 1
         self.overall = np.zeros(0, dtype=np.float32)  # everyone's genre mix
         self.user_mix = np.zeros((0, 0), dtype=np.float32)
         self.item_share = np.zeros((0, 0), dtype=np.float32)  # P(i | g), item × genre
 
-    def params(self) -> dict[str, float]:
-        return {"prior": self.prior}
+    def params(self) -> dict[str, float | int]:
+        return {"prior": self.prior, "max_genres": self.max_genres}
 
     def fit(self, interactions: sp.csr_matrix, side: SideInfo | None = None) -> Self:
         train = interactions.tocsr().astype(np.float32)
@@ -67,11 +75,13 @@ class GenreMixRecommender(Recommender):
             if catalog is not None
             else sp.csr_matrix((n_items, 0), dtype=np.float32)
         )
-        self.genres = _genre_weights(labels)
+        self.genres = _genre_weights(_most_carried(labels, self.max_genres))
         listeners = np.asarray((train != 0).sum(axis=0), dtype=np.float64).ravel()
         per_genre = self.genres.multiply(listeners[:, None]).tocsc()
         totals = np.asarray(per_genre.sum(axis=0)).ravel()
-        self.overall = (totals / max(totals.sum(), 1e-12)).astype(np.float32)
+        if totals.sum() <= 0:  # nobody played anything: every genre alike
+            totals = np.ones_like(totals)
+        self.overall = (totals / totals.sum()).astype(np.float32)
         self.item_share = np.asarray(
             per_genre.multiply(1.0 / np.maximum(totals, 1e-12)[None, :]).todense(),
             dtype=np.float32,
@@ -126,6 +136,15 @@ class GenreMixRecommender(Recommender):
         self.overall = state["overall"]
         self.user_mix = state["user_mix"]
         self.item_share = state["item_share"]
+
+
+def _most_carried(labels: sp.csr_matrix, most: int) -> sp.csr_matrix:
+    """The ``most`` labels carried by the most items (all of them when there are fewer)."""
+    labels = sp.csr_matrix(labels)
+    if labels.shape[1] <= most:
+        return labels
+    carried = np.asarray((labels != 0).sum(axis=0)).ravel()
+    return labels[:, np.sort(np.argsort(-carried, kind="stable")[:most])]
 
 
 def _genre_weights(labels: sp.csr_matrix) -> sp.csr_matrix:

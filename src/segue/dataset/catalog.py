@@ -146,20 +146,29 @@ class ItemCatalog:
         order = sorted(range(len(names)), key=lambda j: (-used[j], names[j]))
         return [names[j] for j in order[:limit]]
 
-    def genre_matrix(self) -> sp.csr_matrix:
+    def genre_matrix(self, limit: int | None = None) -> sp.csr_matrix:
         """Item × genre indicators (float32): the catalog's genres, or its ``TAG_GENRES`` most
         used tags where it has none (Last.fm 2K tags artists; it has no genres), so that
-        everything reading "the item's genres" reads the same ones."""
+        everything reading "the item's genres" reads the same ones; ``limit``: at most that
+        many, the most used."""
         if self.genre_names or self.tags.shape[1] == 0:
-            return self.genres.tocsr().astype(np.float32)
-        used = np.asarray((self.tags != 0).sum(axis=0)).ravel()
-        top = np.sort(np.argsort(-used, kind="stable")[:TAG_GENRES])
-        return (self.tags[:, top] != 0).astype(np.float32).tocsr()
+            return _most_used(self.genres, limit)
+        return _most_used(self.tags, TAG_GENRES if limit is None else min(limit, TAG_GENRES))
 
     def _genre_labels(self) -> tuple[sp.csr_matrix, tuple[str, ...]]:
         if self.genre_names or not self.tag_names:
             return self.genres, self.genre_names
         return self.tags, self.tag_names
+
+
+def _most_used(labels: sp.csr_matrix, limit: int | None) -> sp.csr_matrix:
+    """0/1 float32 columns of ``labels``: the ``limit`` carried by the most items (ties by
+    column order), in column order; all of them without a limit."""
+    labels = (labels.tocsr() != 0).astype(np.float32)
+    if limit is None or labels.shape[1] <= limit:
+        return labels
+    used = np.asarray(labels.sum(axis=0)).ravel()
+    return labels[:, np.sort(np.argsort(-used, kind="stable")[:limit])]
 
 
 def _indicator(rows: list[int], cols: list[int], n_rows: int, n_cols: int) -> sp.csr_matrix:

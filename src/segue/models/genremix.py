@@ -71,11 +71,11 @@ class GenreMixRecommender(Recommender):
                 f"{n_items}; build both from the same item map"
             )
         labels = (
-            catalog.genre_matrix()
+            catalog.genre_matrix(limit=self.max_genres)
             if catalog is not None
             else sp.csr_matrix((n_items, 0), dtype=np.float32)
         )
-        self.genres = _genre_weights(_most_carried(labels, self.max_genres))
+        self.genres = _genre_weights(labels)
         listeners = np.asarray((train != 0).sum(axis=0), dtype=np.float64).ravel()
         per_genre = self.genres.multiply(listeners[:, None]).tocsc()
         totals = np.asarray(per_genre.sum(axis=0)).ravel()
@@ -121,7 +121,8 @@ class GenreMixRecommender(Recommender):
         return top
 
     def explain(self, user: int, item: int) -> Reason:
-        return Reason("matches_your_taste", value=float(self.score(np.array([user]))[0, item]))
+        value = float(self.user_mix[user] @ self.item_share[item])  # one pair, not a row
+        return Reason("matches_your_taste", value=value)
 
     def _state(self) -> dict[str, np.ndarray]:
         return {
@@ -138,15 +139,6 @@ class GenreMixRecommender(Recommender):
         self.item_share = state["item_share"]
 
 
-def _most_carried(labels: sp.csr_matrix, most: int) -> sp.csr_matrix:
-    """The ``most`` labels carried by the most items (all of them when there are fewer)."""
-    labels = sp.csr_matrix(labels)
-    if labels.shape[1] <= most:
-        return labels
-    carried = np.asarray((labels != 0).sum(axis=0)).ravel()
-    return labels[:, np.sort(np.argsort(-carried, kind="stable")[:most])]
-
-
 def _genre_weights(labels: sp.csr_matrix) -> sp.csr_matrix:
     """Each item's weight in each genre, rows summing to 1, with a last column for the items
     that have no label (so every item belongs somewhere).
@@ -157,7 +149,7 @@ def _genre_weights(labels: sp.csr_matrix) -> sp.csr_matrix:
     Split evenly instead, an indie-rock play would count half towards all of rock (on the
     synthetic world's tuning part: NDCG@10 0.161 split evenly, 0.170 by specificity, 0.172
     with the world's true genre of each track)."""
-    labels = (sp.csr_matrix(labels) != 0).astype(np.float64).tocsr()
+    labels = sp.csr_matrix(labels, dtype=np.float64)  # 0/1 (ItemCatalog.genre_matrix)
     carried = np.asarray(labels.sum(axis=0)).ravel()
     labels = labels.multiply(1.0 / np.maximum(carried, 1.0)[None, :]).tocsr()
     per_item = np.asarray(labels.sum(axis=1)).ravel()
